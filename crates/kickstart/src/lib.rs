@@ -1,0 +1,1 @@
+//! Anaconda kickstart, F40 syntax.

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every test suite of the workspace. The kickstart corpus test finds the
+# reference validator through HVNODE_KSVALIDATOR (set here from the venv that
+# tests/deps.sh made).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+: "${HVNODE_CACHE:=$HOME/.cache/hvnode}"
+: "${HVNODE_VENV:=$HVNODE_CACHE/venv}"
+export HVNODE_KSVALIDATOR="${HVNODE_KSVALIDATOR:-$HVNODE_VENV/bin/ksvalidator}"
+# The corpus test must not silently skip in CI: it fails when the oracle is missing.
+export HVNODE_REQUIRE_ORACLE=1
+
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --locked --no-fail-fast
+    # nextest does not run doctests.
+    cargo test --workspace --locked --doc
+else
+    cargo test --workspace --locked --no-fail-fast
+fi
