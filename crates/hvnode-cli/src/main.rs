@@ -1,1 +1,51 @@
-fn main() {}
+//! `hvnode`: the build-host command line.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use hvnode_cli::ks;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hvnode",
+    version,
+    about = "hvnode build-host tools: kickstarts, node images"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Top,
+}
+
+#[derive(Debug, Subcommand)]
+enum Top {
+    /// Kickstart files: validate, render, show the install plan.
+    #[command(subcommand)]
+    Ks(KsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KsCommand {
+    /// Check kickstarts against the F40 syntax and hvnode's node rules.
+    /// Exit 0 when every file is valid (warnings allowed), 1 when any is not.
+    Validate(ks::ValidateArgs),
+    /// Print a kickstart in canonical form (includes resolved).
+    Render(ks::RenderArgs),
+    /// Show what the installer would do with a kickstart.
+    Plan(ks::PlanArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Top::Ks(KsCommand::Validate(a)) => ks::validate(&a),
+        Top::Ks(KsCommand::Render(a)) => ks::render(&a),
+        Top::Ks(KsCommand::Plan(a)) => ks::plan(&a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hvnode: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

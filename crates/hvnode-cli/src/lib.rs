@@ -1,0 +1,3 @@
+//! The subcommands of `hvnode`, callable from tests.
+
+pub mod ks;

@@ -1,0 +1,438 @@
+//! The node-install view of a kickstart: the questions hvnode's installer
+//! asks, answered from the parsed commands, plus warnings where a kickstart
+//! is valid Anaconda syntax but makes no sense for a node.
+
+use serde::Serialize;
+
+use crate::addon::{RegisterAddon, parse_engine};
+use crate::commands::{
+    AutopartType, BootProto, Command, Liveimg, Logvol, Partition, RebootAction, Volgroup,
+};
+use crate::diag::{Diagnostics, Loc};
+use crate::model::Kickstart;
+
+/// Where the node image comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "from", rename_all = "kebab-case")]
+pub enum ImageSource {
+    /// `liveimg --url=…`.
+    Url {
+        url: String,
+        checksum: Option<String>,
+        proxy: Option<String>,
+        noverifyssl: bool,
+    },
+    /// No `liveimg`: the squashfs on the medium the installer booted from.
+    InstallMedium,
+}
+
+/// Which disks the installer may touch and what it clears.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Disks {
+    /// `ignoredisk --only-use`: only these (empty: every disk not ignored).
+    pub only_use: Vec<String>,
+    /// `ignoredisk --drives`: never these.
+    pub ignore: Vec<String>,
+    /// `clearpart`: what to remove first.
+    pub clear: Clear,
+    /// `clearpart --drives`.
+    pub clear_drives: Vec<String>,
+    /// `clearpart --initlabel` / `zerombr`: new partition tables without asking.
+    pub initlabel: bool,
+    pub zerombr: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Clear {
+    /// No `clearpart`, or `clearpart --none`.
+    #[default]
+    Nothing,
+    /// `--linux`: Linux partitions only.
+    Linux,
+    /// `--all`.
+    All,
+    /// `--list=…`.
+    List,
+}
+
+/// How the disks are laid out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "layout", rename_all = "kebab-case")]
+pub enum Layout {
+    /// No storage commands: the administrator chooses on the console.
+    Interactive,
+    /// `autopart`.
+    Auto {
+        scheme: AutopartType,
+        fstype: Option<String>,
+        encrypted: bool,
+        nohome: bool,
+        noswap: bool,
+    },
+    /// `part` / `volgroup` / `logvol` (and `reqpart`).
+    Manual {
+        reqpart: bool,
+        partitions: Vec<Partition>,
+        volgroups: Vec<Volgroup>,
+        logvols: Vec<Logvol>,
+    },
+}
+
+/// One network device to configure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetDevice {
+    pub device: Option<String>,
+    pub bootproto: BootProto,
+    pub ip: Option<String>,
+    pub netmask: Option<String>,
+    pub gateway: Option<String>,
+    pub nameservers: Vec<String>,
+    pub bond_members: Vec<String>,
+    pub bond_options: Option<String>,
+    pub vlan_id: Option<String>,
+    pub interface_name: Option<String>,
+    pub onboot: bool,
+    pub activate: bool,
+}
+
+/// The registration the node performs at first boot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Registration {
+    pub engine_host: String,
+    pub engine_port: u16,
+    pub fingerprint: Option<String>,
+    pub node_name: Option<String>,
+    pub node_address: Option<String>,
+    pub ssh_user: Option<String>,
+    pub ssh_port: Option<i64>,
+}
+
+/// A user account to create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Account {
+    pub name: String,
+    pub groups: Vec<String>,
+    pub has_password: bool,
+    pub locked: bool,
+    pub ssh_keys: usize,
+}
+
+/// Everything the installer needs to know, from one kickstart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodePlan {
+    pub image: ImageSource,
+    pub disks: Disks,
+    pub layout: Layout,
+    pub bootloader_append: Option<String>,
+    pub hostname: Option<String>,
+    pub network: Vec<NetDevice>,
+    pub root_password: bool,
+    pub root_locked: bool,
+    pub root_ssh_keys: usize,
+    pub users: Vec<Account>,
+    pub timezone: Option<String>,
+    pub lang: Option<String>,
+    pub selinux: &'static str,
+    pub services_enabled: Vec<String>,
+    pub services_disabled: Vec<String>,
+    pub registration: Option<Registration>,
+    /// False when the installer must stop for the administrator.
+    pub unattended: bool,
+    pub finish: Option<RebootAction>,
+    pub pre_scripts: usize,
+    pub post_scripts: usize,
+}
+
+/// The plan, and node-level warnings.
+pub fn plan(ks: &Kickstart) -> (NodePlan, Diagnostics) {
+    let mut d = Diagnostics::default();
+    let mut liveimg: Option<(&Loc, &Liveimg)> = None;
+    let mut disks = Disks::default();
+    let mut auto = None;
+    let mut reqpart = false;
+    let (mut partitions, mut volgroups, mut logvols) = (Vec::new(), Vec::new(), Vec::new());
+    let mut p = NodePlan {
+        image: ImageSource::InstallMedium,
+        disks: Disks::default(),
+        layout: Layout::Interactive,
+        bootloader_append: None,
+        hostname: None,
+        network: Vec::new(),
+        root_password: false,
+        root_locked: false,
+        root_ssh_keys: 0,
+        users: Vec::new(),
+        timezone: None,
+        lang: None,
+        selinux: "enforcing",
+        services_enabled: Vec::new(),
+        services_disabled: Vec::new(),
+        registration: None,
+        unattended: false,
+        finish: None,
+        pre_scripts: 0,
+        post_scripts: 0,
+    };
+    let mut keys: Vec<(String, usize)> = Vec::new();
+    let mut mode_cmdline = false;
+    for (loc, c) in ks.commands() {
+        match c {
+            Command::Liveimg(l) => liveimg = Some((loc, l)),
+            Command::Autopart(a) => {
+                if !matches!(a.scheme(), AutopartType::Thinp | AutopartType::Btrfs) {
+                    d.warning(
+                        loc,
+                        format!(
+                            "autopart --type={}: hvnode's layered root (updates and rollback) needs --type=thinp or --type=btrfs",
+                            crate::commands::value::KsEnum::as_word(&a.scheme())
+                        ),
+                    );
+                }
+                auto = Some(Layout::Auto {
+                    scheme: a.scheme(),
+                    fstype: a.fstype.clone(),
+                    encrypted: a.encrypted,
+                    nohome: a.nohome,
+                    noswap: a.noswap,
+                });
+            }
+            Command::Clearpart(cp) => {
+                disks.clear = if cp.all {
+                    Clear::All
+                } else if cp.linux {
+                    Clear::Linux
+                } else if !cp.list.is_empty() {
+                    Clear::List
+                } else {
+                    Clear::Nothing
+                };
+                disks.clear_drives = cp.drives.clone();
+                disks.initlabel |= cp.initlabel;
+            }
+            Command::Zerombr(_) => disks.zerombr = true,
+            Command::Ignoredisk(i) => {
+                disks.only_use = i.only_use.clone();
+                disks.ignore = i.drives.clone();
+            }
+            Command::Reqpart(_) => reqpart = true,
+            Command::Partition(x) => partitions.push(x.clone()),
+            Command::Volgroup(x) => volgroups.push(x.clone()),
+            Command::Logvol(x) => logvols.push(x.clone()),
+            Command::Bootloader(b) => p.bootloader_append = b.append.clone(),
+            Command::Network(n) => {
+                if n.hostname.is_some() {
+                    p.hostname = n.hostname.clone();
+                }
+                if n.device.is_none()
+                    && n.hostname.is_some()
+                    && n.ip.is_none()
+                    && n.bootproto.is_none()
+                {
+                    continue;
+                }
+                p.network.push(NetDevice {
+                    device: n.device.clone(),
+                    bootproto: n.bootproto.unwrap_or(BootProto::Dhcp),
+                    ip: n.ip.clone(),
+                    netmask: n.netmask.clone(),
+                    gateway: n.gateway.clone(),
+                    nameservers: crate::commands::value::comma_split(
+                        n.nameserver.as_deref().unwrap_or_default(),
+                    ),
+                    bond_members: crate::commands::value::comma_split(
+                        n.bondslaves.as_deref().unwrap_or_default(),
+                    ),
+                    bond_options: n.bondopts.clone(),
+                    vlan_id: n.vlanid.clone(),
+                    interface_name: n.interfacename.clone(),
+                    onboot: n.onboot.unwrap_or(true),
+                    activate: n.activate,
+                });
+            }
+            Command::Rootpw(r) => {
+                p.root_password = r.password.is_some();
+                p.root_locked = r.lock;
+            }
+            Command::User(u) => p.users.push(Account {
+                name: u.name.clone(),
+                groups: u.groups.clone(),
+                has_password: u.password.is_some(),
+                locked: u.lock,
+                ssh_keys: 0,
+            }),
+            Command::Sshkey(k) => match keys.iter_mut().find(|(u, _)| *u == k.username) {
+                Some((_, n)) => *n += 1,
+                None => keys.push((k.username.clone(), 1)),
+            },
+            Command::Timezone(t) => p.timezone = t.timezone.first().cloned(),
+            Command::Lang(l) => p.lang = Some(l.lang.clone()),
+            Command::Selinux(s) => {
+                let mode = if s.disabled {
+                    "disabled"
+                } else if s.permissive {
+                    "permissive"
+                } else {
+                    "enforcing"
+                };
+                if mode != "enforcing" {
+                    d.warning(
+                        loc,
+                        format!("selinux: {mode} leaves virtual machines without sVirt confinement; hvnode is built for enforcing"),
+                    );
+                }
+                p.selinux = mode;
+            }
+            Command::Services(s) => {
+                p.services_enabled.extend(s.enabled.0.iter().cloned());
+                p.services_disabled.extend(s.disabled.0.iter().cloned());
+                for critical in ["libvirtd", "sshd", "hvnode-agent"] {
+                    if s.disabled.0.iter().any(|x| x == critical) {
+                        d.warning(
+                            loc,
+                            format!("services: disabling {critical} leaves the node unmanageable"),
+                        );
+                    }
+                }
+            }
+            Command::DisplayMode(m) => {
+                mode_cmdline = m.mode == crate::commands::DisplayKind::Cmdline;
+            }
+            Command::Reboot(r) => p.finish = Some(r.action),
+            Command::Firstboot(f) if f.enable || f.reconfig => {
+                d.warning(
+                    loc,
+                    "firstboot: hvnode has no first-boot setup tool; this does nothing",
+                );
+            }
+            Command::Ignored(i)
+                if matches!(
+                    i.name.as_str(),
+                    "url"
+                        | "cdrom"
+                        | "harddrive"
+                        | "nfs"
+                        | "repo"
+                        | "ostreesetup"
+                        | "ostreecontainer"
+                ) =>
+            {
+                d.warning(
+                    loc,
+                    format!("{}: a node is installed from its image (liveimg), not from packages or trees", i.name),
+                );
+            }
+            _ => {}
+        }
+    }
+    for (user, n) in keys {
+        if user == "root" {
+            p.root_ssh_keys += n;
+        } else if let Some(a) = p.users.iter_mut().find(|a| a.name == user) {
+            a.ssh_keys += n;
+        }
+    }
+    let has_storage = auto.is_some() || !partitions.is_empty() || !logvols.is_empty() || reqpart;
+    p.layout = match auto {
+        Some(a) => a,
+        None if has_storage => {
+            if !logvols.is_empty() && !logvols.iter().any(|l| l.thinpool) {
+                if let Some(l) = ks.commands().find(|(_, c)| matches!(c, Command::Logvol(_))) {
+                    d.warning(
+                        l.0,
+                        "no logvol --thinpool: hvnode's layered root needs the root LV in an LVM thin pool",
+                    );
+                }
+            }
+            if !partitions.iter().any(|x| x.mntpoint == "/")
+                && !logvols.iter().any(|x| x.mntpoint == "/")
+            {
+                if let Some((l, _)) = ks
+                    .commands()
+                    .find(|(_, c)| matches!(c, Command::Partition(_) | Command::Logvol(_)))
+                {
+                    d.warning(l, "the layout has no / mount point");
+                }
+            }
+            Layout::Manual {
+                reqpart,
+                partitions,
+                volgroups,
+                logvols,
+            }
+        }
+        None => Layout::Interactive,
+    };
+    match liveimg {
+        Some((loc, l)) => {
+            p.image = ImageSource::Url {
+                url: l.url.clone(),
+                checksum: l.checksum.clone(),
+                proxy: l.proxy.clone(),
+                noverifyssl: l.noverifyssl,
+            };
+            if let Some((ploc, _)) = ks.packages().next() {
+                d.warning(
+                    ploc,
+                    "%packages does nothing with liveimg: the node image is installed as built",
+                );
+            }
+            if l.checksum.is_none() && !l.url.starts_with("file://") {
+                d.warning(
+                    loc,
+                    "liveimg without --checksum: the image is not verified before it is written",
+                );
+            }
+        }
+        None => {
+            let loc = ks
+                .items
+                .first()
+                .map(|i| i.loc.clone())
+                .unwrap_or_else(|| Loc::new("", 1));
+            d.warning(
+                &loc,
+                "no liveimg: the installer will use the image on its boot medium",
+            );
+        }
+    }
+    p.disks = disks;
+    p.pre_scripts = ks
+        .scripts()
+        .filter(|(_, s)| s.header.kind != crate::sections::ScriptKind::Post)
+        .count();
+    p.post_scripts = ks
+        .scripts()
+        .filter(|(_, s)| s.header.kind == crate::sections::ScriptKind::Post)
+        .count();
+    if let Some((_, r)) = ks.register_addon() {
+        p.registration = registration(r);
+    }
+    p.unattended = mode_cmdline
+        || (!matches!(p.layout, Layout::Interactive)
+            && (p.root_password || p.root_locked || !p.users.is_empty()));
+    if !p.root_password
+        && p.root_ssh_keys == 0
+        && p.users.is_empty()
+        && !matches!(p.layout, Layout::Interactive)
+    {
+        if let Some(first) = ks.items.first() {
+            d.warning(&first.loc, "no root password, no SSH key and no user: nobody will be able to log in to the node or its console");
+        }
+    }
+
+    (p, d)
+}
+
+fn registration(r: &RegisterAddon) -> Option<Registration> {
+    let e = parse_engine(&r.engine).ok()?;
+    Some(Registration {
+        engine_host: e.host,
+        engine_port: e.port,
+        fingerprint: r.fingerprint.clone(),
+        node_name: r.node_name.clone(),
+        node_address: r.node_address.clone(),
+        ssh_user: r.ssh_user.clone(),
+        ssh_port: r.ssh_port,
+    })
+}
