@@ -313,7 +313,7 @@ impl Client {
                     ..
                 }) => Error::HostMismatch {
                     expected: self.engine.host.clone(),
-                    presented: presented.clone(),
+                    presented: presented.iter().map(|n| plain_name(n)).collect(),
                 },
                 rustls::Error::InvalidCertificate(detail) => Error::Untrusted {
                     engine,
@@ -334,6 +334,16 @@ impl Client {
         };
         Error::Unreachable { engine, reason }
     }
+}
+
+/// `DnsName("a.example")` or `IpAddress(192.0.2.1)`, as the TLS layer reports the names
+/// in a certificate, becomes `a.example` or `192.0.2.1`.
+fn plain_name(name: &str) -> String {
+    let inner = name
+        .split_once('(')
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .unwrap_or(name);
+    inner.trim_matches('"').to_string()
 }
 
 fn rustls_error(error: &ureq::Error) -> Option<&rustls::Error> {
@@ -446,6 +456,16 @@ mod tests {
              &sshKeyFingerprint=SHA256%3Aa%2Bb%2Fc%3D&vdsPort=54321"
         );
         assert!(!url.contains("&port="));
+    }
+
+    #[test]
+    fn certificate_names_are_shown_plainly() {
+        assert_eq!(
+            plain_name("DnsName(\"engine.example.com\")"),
+            "engine.example.com"
+        );
+        assert_eq!(plain_name("IpAddress(192.0.2.1)"), "192.0.2.1");
+        assert_eq!(plain_name("other"), "other");
     }
 
     #[test]
