@@ -46,7 +46,11 @@ impl EngineAddr {
     pub fn new(host: &str, port: u16) -> Result<Self> {
         let host = host.trim().trim_start_matches('[').trim_end_matches(']');
         let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':' | '_');
-        if host.is_empty() || !host.chars().all(plain) {
+        let ipv6 = host.contains(':');
+        if host.is_empty()
+            || !host.chars().all(plain)
+            || (ipv6 && host.parse::<std::net::Ipv6Addr>().is_err())
+        {
             return Err(Error::BadEngineAddress(host.to_string()));
         }
         Ok(Self {
@@ -433,6 +437,7 @@ mod tests {
         ] {
             assert!(bad.parse::<EngineAddr>().is_err(), "{bad:?}");
         }
+        assert!(EngineAddr::new("engine:8443", 443).is_err());
         let v6: EngineAddr = "[::1]:8443".parse().unwrap();
         assert_eq!(v6.to_string(), "[::1]:8443");
     }
