@@ -9,7 +9,7 @@ set -euo pipefail
 PYKICKSTART_VERSION=3.78
 
 # Debian packages the tests use. Only the missing ones are installed.
-APT_PACKAGES=(python3 python3-venv)
+APT_PACKAGES=(python3 python3-venv openssh-server openssh-client)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
