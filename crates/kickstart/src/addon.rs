@@ -1,8 +1,11 @@
 //! `%addon org_hvnode_register`: zero-touch registration with an oVirt
 //! engine, written into the installed node's configuration.
 
-use crate::commands::{Check, ks_command};
-use crate::options::Finding;
+use crate::commands::{Check, Syntax, ks_command};
+use crate::diag::{Diagnostics, Loc, Severity};
+use crate::model::Kickstart;
+use crate::options::{self, Finding};
+use crate::sections::RawSection;
 
 /// The addon's name as written after `%addon`.
 pub const REGISTER_ADDON: &str = "org_hvnode_register";
@@ -124,6 +127,40 @@ impl Check for RegisterAddon {
             )));
         }
     }
+}
+
+/// Reads the `%addon org_hvnode_register` section (the last one wins),
+/// reporting its problems at its header line.
+pub fn read(ks: &Kickstart, d: &mut Diagnostics) -> Option<RegisterAddon> {
+    let mut found = None;
+    for (loc, raw) in ks.addons(REGISTER_ADDON) {
+        found = read_one(loc, raw, d);
+    }
+    found
+}
+
+fn read_one(loc: &Loc, raw: &RawSection, d: &mut Diagnostics) -> Option<RegisterAddon> {
+    let words = raw.words.get(1..).unwrap_or_default();
+    let (parsed, mut f) = options::parse(REGISTER_ADDON, &RegisterAddon::spec(), words);
+    let addon = RegisterAddon::from_parsed(REGISTER_ADDON, &parsed, &mut f);
+    let syntax_ok = !f.iter().any(|f| f.severity == Severity::Error);
+    if syntax_ok {
+        addon.check(&mut f);
+    }
+    if raw
+        .body
+        .iter()
+        .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+    {
+        f.push(Finding::warning(format!(
+            "{REGISTER_ADDON}: the section body is ignored; settings go on the %addon line"
+        )));
+    }
+    let ok = !f.iter().any(|f| f.severity == Severity::Error);
+    for x in f {
+        d.push(loc, x.severity, x.message);
+    }
+    ok.then_some(addon)
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 
 use serde::Serialize;
 
-use crate::addon::RegisterAddon;
 use crate::commands::Command;
 use crate::diag::Loc;
 use crate::sections::{Certificate, Packages, RawSection, Script};
@@ -33,9 +32,8 @@ pub enum Item {
     Script(Script),
     Packages(Packages),
     Certificate(Certificate),
-    /// `%addon org_hvnode_register`, understood.
-    Register(RegisterAddon),
-    /// Other `%addon` sections and `%anaconda`, kept verbatim.
+    /// `%addon` sections and `%anaconda`, kept verbatim (hvnode's own
+    /// `org_hvnode_register` addon is read by [`crate::node`]).
     Raw(RawSection),
 }
 
@@ -67,9 +65,13 @@ impl Kickstart {
         })
     }
 
-    pub fn register_addon(&self) -> Option<(&Loc, &RegisterAddon)> {
-        self.items.iter().rev().find_map(|i| match &i.value {
-            Item::Register(r) => Some((&i.loc, r)),
+    /// The `%addon NAME` sections with that name.
+    pub fn addons<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> impl Iterator<Item = (&'a Loc, &'a RawSection)> + 'a {
+        self.items.iter().filter_map(move |i| match &i.value {
+            Item::Raw(r) if r.addon_name() == Some(name) => Some((&i.loc, r)),
             _ => None,
         })
     }

@@ -405,8 +405,8 @@ pub fn plan(ks: &Kickstart) -> (NodePlan, Diagnostics) {
         .scripts()
         .filter(|(_, s)| s.header.kind == crate::sections::ScriptKind::Post)
         .count();
-    if let Some((_, r)) = ks.register_addon() {
-        p.registration = registration(r);
+    if let Some(r) = crate::addon::read(ks, &mut d) {
+        p.registration = registration(&r);
     }
     p.unattended = mode_cmdline
         || (!matches!(p.layout, Layout::Interactive)

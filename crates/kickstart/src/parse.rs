@@ -4,7 +4,6 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use crate::addon::{REGISTER_ADDON, RegisterAddon};
 use crate::commands::{self, Check, Command, Syntax, other};
 use crate::diag::{Diagnostics, Loc, suggest};
 use crate::lex;
@@ -219,8 +218,12 @@ impl<'d> Parser<'d> {
                 None => return,
             },
         };
+        // pykickstart keeps (and so compares) only commands that parsed.
+        let parsed_cleanly = !findings
+            .iter()
+            .any(|f| f.severity == crate::diag::Severity::Error);
         self.report(loc, findings);
-        if let Some((what, key)) = duplicate_key(&cmd) {
+        if let Some((what, key)) = duplicate_key(&cmd).filter(|_| parsed_cleanly) {
             match self.defined.get(&format!("{what}\0{key}")) {
                 Some(first) => {
                     let msg = format!("{what} {key:?} is already defined at line {}", first.line);
@@ -261,26 +264,6 @@ impl<'d> Parser<'d> {
                     header,
                     body: s.body,
                 })
-            }
-            "%addon" if s.words.first().map(String::as_str) == Some(REGISTER_ADDON) => {
-                let mut f = Vec::new();
-                let (parsed, pf) =
-                    options::parse(REGISTER_ADDON, &RegisterAddon::spec(), &s.words[1..]);
-                f.extend(pf);
-                let addon = RegisterAddon::from_parsed(REGISTER_ADDON, &parsed, &mut f);
-                if !f.iter().any(|f| f.severity == crate::diag::Severity::Error) {
-                    addon.check(&mut f);
-                }
-                if s.body
-                    .iter()
-                    .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-                {
-                    f.push(Finding::warning(format!(
-                        "{REGISTER_ADDON}: the body is ignored; settings go on the %addon line"
-                    )));
-                }
-                self.report(&loc, f);
-                Item::Register(addon)
             }
             "%addon" | "%anaconda" => {
                 if s.name == "%addon" && s.words.is_empty() {

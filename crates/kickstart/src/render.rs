@@ -47,12 +47,6 @@ pub fn render(ks: &Kickstart) -> String {
                 line(&mut out, "%certificate", &c.header.to_words());
                 body(&mut out, &c.body);
             }
-            Item::Register(r) => {
-                let mut words = vec![crate::addon::REGISTER_ADDON.to_string()];
-                words.extend(r.to_words());
-                line(&mut out, "%addon", &words);
-                body(&mut out, &[]);
-            }
             Item::Raw(r) => {
                 line(&mut out, &r.section, &r.words);
                 body(&mut out, &r.body);

@@ -116,6 +116,12 @@ pub fn flatten_text(
         top_file: Arc::from(path.display().to_string()),
         ..Flattened::default()
     };
+    if text.trim().is_empty() {
+        diags.error(
+            &Loc::new(path.display().to_string(), 1),
+            "the kickstart is empty",
+        );
+    }
     let mut stack = vec![path.to_path_buf()];
     read_into(path, text, loader, diags, &mut stack, &mut out);
     out
