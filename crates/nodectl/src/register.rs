@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use registration::{
     Confirmation, EngineAddr, Fingerprint, RegisterOptions, RegisterOutcome, RegistrationState,
-    StateFile, Sysroot, Trust,
+    StateFile, Sysroot, Trust, ZeroTouchEnd,
 };
 use serde::Serialize;
 
@@ -18,11 +18,21 @@ use crate::output::{print_json, utc};
 #[derive(Debug, Args)]
 pub struct RegisterArgs {
     /// Show the registration state instead of registering.
-    #[arg(long, conflicts_with_all = ["engine_fqdn", "fingerprint"])]
+    #[arg(long, conflicts_with_all = ["engine_fqdn", "fingerprint", "zero_touch"])]
     status: bool,
 
+    /// Register with the engine named by the kernel arguments hvnode.engine= and
+    /// hvnode.engine_fingerprint=, or by /etc/hvnode/registration.conf (written from the
+    /// kickstart), retrying with backoff until it succeeds (hvnode-register.service).
+    #[arg(long, conflicts_with_all = ["engine_fqdn", "fingerprint", "node_name", "node_address"])]
+    zero_touch: bool,
+
     /// The engine's fully qualified name (or address), as its certificate names it.
-    #[arg(long, value_name = "HOST", required_unless_present = "status")]
+    #[arg(
+        long,
+        value_name = "HOST",
+        required_unless_present_any = ["status", "zero_touch"]
+    )]
     engine_fqdn: Option<String>,
 
     /// The engine's HTTPS port.
@@ -77,6 +87,9 @@ pub fn run(args: &RegisterArgs) -> Result<()> {
     let sysroot = Sysroot::new(&args.sysroot);
     if args.status {
         return status(&sysroot, args.json);
+    }
+    if args.zero_touch {
+        return zero_touch(&sysroot, args);
     }
     let host = args.engine_fqdn.as_deref().unwrap_or_default();
     if host.matches(':').count() == 1 {
@@ -151,6 +164,43 @@ fn current_state(sysroot: &Sysroot) -> Result<StateFile> {
     let mut file = registration::load_state(sysroot)?;
     file.status = registration::refresh_managed(sysroot, file.status);
     Ok(file)
+}
+
+/// `--zero-touch`: register with the configured engine, waiting between attempts.
+fn zero_touch(sysroot: &Sysroot, args: &RegisterArgs) -> Result<()> {
+    let Some(config) =
+        registration::zero_touch_config(sysroot).context("reading the zero-touch settings")?
+    else {
+        eprintln!(
+            "No engine configured (kernel argument hvnode.engine= or {}); nothing to do.",
+            registration::ZERO_TOUCH_CONFIG_PATH
+        );
+        return status(sysroot, args.json);
+    };
+    let source = serde_json::to_string(&config.source).unwrap_or_default();
+    eprintln!(
+        "Zero-touch registration with engine {} (from {})…",
+        config.engine,
+        source.trim_matches('"')
+    );
+    let mut wait = |delay: Duration, error: &registration::Error| {
+        eprintln!(
+            "Attempt failed: {error}. Next attempt in {} s.",
+            delay.as_secs()
+        );
+        std::thread::sleep(delay);
+        true
+    };
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    let end = registration::register_until_done(sysroot, &config, timeout, &mut wait)
+        .with_context(|| format!("registering with engine {}", config.engine))?;
+    if let ZeroTouchEnd::AwaitingConfirmation(_) = end {
+        eprintln!(
+            "No CA fingerprint configured: the engine's CA waits for an administrator to \
+             confirm it (nodectl register on a terminal, or the console)."
+        );
+    }
+    status(sysroot, args.json)
 }
 
 fn status(sysroot: &Sysroot, json: bool) -> Result<()> {

@@ -379,3 +379,61 @@ fn asks_on_a_terminal() {
         assert_eq!(node.exists("/var/lib/hvnode/registration.json"), registered);
     }
 }
+
+#[test]
+fn zero_touch_from_kernel_arguments_retries_until_registered() {
+    let engine = TestEngine::builder()
+        .faults(Faults {
+            drop_connections: 1,
+            ..Faults::default()
+        })
+        .start();
+    let node = Node::new();
+    node.put(
+        "/proc/cmdline",
+        &format!(
+            "BOOT_IMAGE=/vmlinuz quiet hvnode.engine=127.0.0.1:{} hvnode.engine_fingerprint={}\n",
+            engine.port(),
+            engine.ca_sha256_base64()
+        ),
+    );
+    let out = node.nodectl(&["--zero-touch", "--json", "--timeout", "5"]);
+    let stdout = ok(&out);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("from kernel-command-line"), "{stderr}");
+    assert!(
+        stderr.contains("Attempt failed: cannot reach the engine"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Next attempt in 1 s."), "{stderr}");
+    let json: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["kind"], "Registration");
+    assert_eq!(json["status"]["state"], "registered");
+}
+
+#[test]
+fn zero_touch_from_the_installed_config_without_fingerprint_awaits_confirmation() {
+    let engine = TestEngine::start();
+    let node = Node::new();
+    node.put(
+        "/etc/hvnode/registration.conf",
+        &format!("# from the kickstart\nengine=127.0.0.1:{}\n", engine.port()),
+    );
+    let out = node.nodectl(&["--zero-touch", "--timeout", "5"]);
+    let stdout = ok(&out);
+    assert!(
+        stdout.contains("state:    awaiting-confirmation"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&engine.ca_sha256_hex()), "{stdout}");
+    assert!(text(&out.stderr).contains("waits for an administrator"));
+}
+
+#[test]
+fn zero_touch_without_configuration_does_nothing() {
+    let node = Node::new();
+    let out = node.nodectl(&["--zero-touch"]);
+    let stdout = ok(&out);
+    assert!(text(&out.stderr).contains("nothing to do"));
+    assert!(stdout.contains("state:    unregistered"), "{stdout}");
+}

@@ -48,6 +48,7 @@ impl EngineAddr {
         let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':' | '_');
         let ipv6 = host.contains(':');
         if host.is_empty()
+            || port == 0
             || !host.chars().all(plain)
             || (ipv6 && host.parse::<std::net::Ipv6Addr>().is_err())
         {
@@ -438,6 +439,7 @@ mod tests {
             assert!(bad.parse::<EngineAddr>().is_err(), "{bad:?}");
         }
         assert!(EngineAddr::new("engine:8443", 443).is_err());
+        assert!(EngineAddr::new("engine", 0).is_err());
         let v6: EngineAddr = "[::1]:8443".parse().unwrap();
         assert_eq!(v6.to_string(), "[::1]:8443");
     }

@@ -27,6 +27,7 @@ mod sshkey;
 mod state;
 mod sysroot;
 mod uniqueid;
+mod zerotouch;
 
 pub use backoff::{BACKOFF_CAP, BACKOFF_FLOOR, backoff_delay, random_jitter};
 pub use client::{Client, DEFAULT_TIMEOUT, EngineAddr, FetchedCa, RegisterParams};
@@ -43,6 +44,10 @@ pub use state::{
 };
 pub use sysroot::Sysroot;
 pub use uniqueid::{IdSource, UniqueId, is_bogus_uuid, unique_id};
+pub use zerotouch::{
+    ZERO_TOUCH_CONFIG_PATH, ZeroTouch, ZeroTouchEnd, ZeroTouchSource, fetch_trust,
+    register_until_done, zero_touch_config,
+};
 
 /// A `Result` whose error is this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,287 @@
+//! Zero-touch registration: the engine named on the kernel command line or by the
+//! kickstart, registered at boot and retried with capped backoff until it succeeds,
+//! across reboots.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::fsutil::read_optional;
+use crate::{
+    BACKOFF_CAP, BACKOFF_FLOOR, Client, EngineAddr, Error, ErrorKind, Fingerprint, RegisterOptions,
+    RegistrationState, Result, Sysroot, Trust, backoff_delay, load_state, now_unix, random_jitter,
+    refresh_managed, register, save_state,
+};
+
+/// The installed node's zero-touch configuration, written by the installer from
+/// `%addon org_hvnode_register`: `key=value` lines, `#` comments.
+pub const ZERO_TOUCH_CONFIG_PATH: &str = "/etc/hvnode/registration.conf";
+const CMDLINE_PATH: &str = "/proc/cmdline";
+
+/// Where the zero-touch settings came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ZeroTouchSource {
+    /// `hvnode.engine=` on the kernel command line.
+    KernelCommandLine,
+    /// [`ZERO_TOUCH_CONFIG_PATH`].
+    ConfigFile,
+}
+
+/// What zero-touch registration registers with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZeroTouch {
+    /// The engine.
+    pub engine: EngineAddr,
+    /// The engine CA's fingerprint; without it the node waits for an administrator.
+    pub fingerprint: Option<Fingerprint>,
+    /// Display name in the engine.
+    pub node_name: Option<String>,
+    /// Address the engine reaches the node at.
+    pub node_address: Option<String>,
+    /// Where these came from.
+    pub source: ZeroTouchSource,
+}
+
+/// Reads the zero-touch settings: kernel arguments `hvnode.engine=FQDN[:PORT]`,
+/// `hvnode.engine_fingerprint=FP` (and `hvnode.node_name=`, `hvnode.node_address=`)
+/// win over the configuration file's `engine=`, `engine_fingerprint=`, `node_name=`,
+/// `node_address=`. `None` when neither names an engine.
+pub fn zero_touch_config(sysroot: &Sysroot) -> Result<Option<ZeroTouch>> {
+    let cmdline = read_optional(&sysroot.path(CMDLINE_PATH))?.unwrap_or_default();
+    let from_kernel: Vec<(String, String)> = cmdline
+        .split_whitespace()
+        .filter_map(|arg| arg.strip_prefix("hvnode."))
+        .filter_map(|arg| arg.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+        .collect();
+    if from_kernel.iter().any(|(k, _)| k == "engine") {
+        return settings(&from_kernel, ZeroTouchSource::KernelCommandLine).map(Some);
+    }
+    let path = sysroot.path(ZERO_TOUCH_CONFIG_PATH);
+    let Some(text) = read_optional(&path)? else {
+        return Ok(None);
+    };
+    let from_file: Vec<(String, String)> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').to_string()))
+        .collect();
+    if !from_file.iter().any(|(k, _)| k == "engine") {
+        return Ok(None);
+    }
+    settings(&from_file, ZeroTouchSource::ConfigFile).map(Some)
+}
+
+fn settings(pairs: &[(String, String)], source: ZeroTouchSource) -> Result<ZeroTouch> {
+    // The last setting of a key wins, as with repeated kernel arguments.
+    let get = |key: &str| {
+        pairs
+            .iter()
+            .rev()
+            .find(|(k, v)| k == key && !v.is_empty())
+            .map(|(_, v)| v.clone())
+    };
+    let engine: EngineAddr = get("engine").unwrap_or_default().parse()?;
+    let fingerprint = get("engine_fingerprint").map(|f| f.parse()).transpose()?;
+    Ok(ZeroTouch {
+        engine,
+        fingerprint,
+        node_name: get("node_name"),
+        node_address: get("node_address"),
+        source,
+    })
+}
+
+/// How a zero-touch run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ZeroTouchEnd {
+    /// Registered (or managed) with the configured engine.
+    Registered(RegistrationState),
+    /// No fingerprint was configured: the CA was fetched and waits for an administrator.
+    AwaitingConfirmation(RegistrationState),
+}
+
+/// Registers with `config.engine` until it succeeds, waiting between attempts with
+/// capped exponential backoff and jitter. `wait` sleeps for the given time and returns
+/// `false` to stop (the caller then gets the last error).
+///
+/// A node already registered with that engine returns at once. A wait recorded before a
+/// reboot is honoured. Without a fingerprint, the CA is fetched and the node is left
+/// awaiting an administrator's confirmation, unless a CA was confirmed before.
+pub fn register_until_done(
+    sysroot: &Sysroot,
+    config: &ZeroTouch,
+    timeout: Duration,
+    wait: &mut dyn FnMut(Duration, &Error) -> bool,
+) -> Result<ZeroTouchEnd> {
+    let mut options = RegisterOptions::new(config.engine.clone());
+    options.node_name = config.node_name.clone();
+    options.node_address = config.node_address.clone();
+    options.timeout = timeout;
+
+    let mut local_attempts = 0u32;
+    loop {
+        let state = refresh_managed(sysroot, load_state(sysroot)?.status);
+        if state.registration().is_some() && state.engine() == Some(&config.engine) {
+            return Ok(ZeroTouchEnd::Registered(state));
+        }
+        let confirmed = state.engine() == Some(&config.engine) && state.confirmed_ca().is_some();
+        let result = match (config.fingerprint, confirmed) {
+            (Some(fp), _) => register(sysroot, &options, Trust::Fingerprint(fp)).map(|o| o.state),
+            (None, true) => register(sysroot, &options, Trust::Confirmed).map(|o| o.state),
+            (None, false) => match await_confirmation(sysroot, &options) {
+                Ok(state) => return Ok(ZeroTouchEnd::AwaitingConfirmation(state)),
+                Err(e) => Err(e),
+            },
+        };
+        let error = match result {
+            Ok(state) => return Ok(ZeroTouchEnd::Registered(state)),
+            Err(e) if e.kind() == ErrorKind::BadInput => return Err(e),
+            Err(e) => e,
+        };
+        local_attempts = local_attempts.saturating_add(1);
+        let delay = next_wait(sysroot, local_attempts)?;
+        if !wait(delay, &error) {
+            return Err(error);
+        }
+    }
+}
+
+/// The wait before the next attempt: until the `next_retry_at` the failed attempt
+/// recorded, or, where nothing was recorded (a mismatch stores nothing), the backoff
+/// for `local_attempts`.
+fn next_wait(sysroot: &Sysroot, local_attempts: u32) -> Result<Duration> {
+    let recorded = match load_state(sysroot)?.status {
+        RegistrationState::Failed { next_retry_at, .. } => Some(Duration::from_secs(
+            next_retry_at.saturating_sub(now_unix()),
+        )),
+        _ => None,
+    };
+    let delay = recorded.unwrap_or_else(|| backoff_delay(local_attempts, random_jitter()));
+    Ok(delay.clamp(BACKOFF_FLOOR, BACKOFF_CAP))
+}
+
+/// Fetches the CA and leaves the node awaiting an administrator's confirmation.
+fn await_confirmation(sysroot: &Sysroot, options: &RegisterOptions) -> Result<RegistrationState> {
+    let ca = Client::unverified(&options.engine, options.timeout).get_pki_trust()?;
+    let state = RegistrationState::AwaitingConfirmation {
+        engine: options.engine.clone(),
+        ca: ca.fingerprints,
+        previous_ca: None,
+        since: now_unix(),
+    };
+    save_state(sysroot, &state)?;
+    Ok(state)
+}
+
+/// Fetches the engine's CA without trusting it and records `trust-fetched` with its
+/// fingerprints, for a console that shows them before anyone confirms.
+pub fn fetch_trust(
+    sysroot: &Sysroot,
+    engine: &EngineAddr,
+    timeout: Duration,
+) -> Result<crate::FetchedCa> {
+    let ca = Client::unverified(engine, timeout).get_pki_trust()?;
+    save_state(
+        sysroot,
+        &RegistrationState::TrustFetched {
+            engine: engine.clone(),
+            ca: ca.fingerprints.clone(),
+            fetched_at: now_unix(),
+        },
+    )?;
+    Ok(ca)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+
+    fn scratch() -> (tempfile::TempDir, Sysroot) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Sysroot::new(dir.path());
+        (dir, root)
+    }
+
+    fn put(root: &Sysroot, path: &str, text: &str) {
+        let p = root.path(path);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    }
+
+    #[test]
+    fn nothing_configured() {
+        let (_d, root) = scratch();
+        assert_eq!(zero_touch_config(&root).unwrap(), None);
+        put(
+            &root,
+            CMDLINE_PATH,
+            "BOOT_IMAGE=/vmlinuz root=live:CDLABEL=x quiet\n",
+        );
+        put(&root, ZERO_TOUCH_CONFIG_PATH, "# nothing\n");
+        assert_eq!(zero_touch_config(&root).unwrap(), None);
+    }
+
+    #[test]
+    fn kernel_arguments_win_over_the_file() {
+        let (_d, root) = scratch();
+        let fp = format!("SHA256:{}", "ab".repeat(32));
+        put(
+            &root,
+            CMDLINE_PATH,
+            &format!(
+                "quiet hvnode.engine=Engine.example.com:8443 hvnode.engine_fingerprint={fp} hvnode.node_name=n1\n"
+            ),
+        );
+        put(&root, ZERO_TOUCH_CONFIG_PATH, "engine=other.example.com\n");
+        let config = zero_touch_config(&root).unwrap().unwrap();
+        assert_eq!(
+            config.engine,
+            EngineAddr::new("engine.example.com", 8443).unwrap()
+        );
+        assert_eq!(config.fingerprint, Some(Fingerprint::Sha256([0xab; 32])));
+        assert_eq!(config.node_name.as_deref(), Some("n1"));
+        assert_eq!(config.source, ZeroTouchSource::KernelCommandLine);
+    }
+
+    #[test]
+    fn config_file_as_the_installer_writes_it() {
+        let (_d, root) = scratch();
+        put(
+            &root,
+            ZERO_TOUCH_CONFIG_PATH,
+            "# from %addon org_hvnode_register\nengine = engine.example.com\n\
+             engine_fingerprint=\"ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef:01\"\n\
+             node_address=192.0.2.10\n",
+        );
+        let config = zero_touch_config(&root).unwrap().unwrap();
+        assert_eq!(config.engine.port, 443);
+        assert!(matches!(config.fingerprint, Some(Fingerprint::Sha1(_))));
+        assert_eq!(config.node_address.as_deref(), Some("192.0.2.10"));
+        assert_eq!(config.source, ZeroTouchSource::ConfigFile);
+    }
+
+    #[test]
+    fn malformed_settings_are_errors() {
+        let (_d, root) = scratch();
+        put(&root, CMDLINE_PATH, "hvnode.engine=engine:notaport\n");
+        assert!(matches!(
+            zero_touch_config(&root),
+            Err(Error::BadEngineAddress(_))
+        ));
+        put(
+            &root,
+            CMDLINE_PATH,
+            "hvnode.engine=engine hvnode.engine_fingerprint=SHA256:xyz\n",
+        );
+        assert!(matches!(
+            zero_touch_config(&root),
+            Err(Error::BadFingerprint { .. })
+        ));
+    }
+}
