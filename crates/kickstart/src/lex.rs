@@ -90,8 +90,10 @@ pub fn split(line: &str, comments: bool) -> Result<Vec<String>, LexError> {
     }
 }
 
+/// Characters that need no quoting: shlex splits only on blanks, quotes,
+/// backslashes and `#`.
 fn is_safe(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "@%+=:,./-_".contains(c)
+    !c.is_whitespace() && !c.is_control() && !"'\"\\#".contains(c)
 }
 
 /// Quotes a word so that [`split`] gives it back unchanged.

@@ -25,6 +25,8 @@ impl<T: PartialEq> PartialEq for Located<T> {
 impl<T: Eq> Eq for Located<T> {}
 
 /// One top-level item of a kickstart.
+// A kickstart has tens of items: boxing commands would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Item {

@@ -19,6 +19,8 @@ ks_enum! {
     }
 }
 
+// The enum comes from `ks_enum!`, which cannot mark a default variant.
+#[allow(clippy::derivable_impls)]
 impl Default for ScriptKind {
     fn default() -> Self {
         ScriptKind::Post

@@ -8,6 +8,8 @@
 //! `tests/run-tests.sh`) or on `PATH`. Without it the test is skipped with a
 //! message, unless `HVNODE_REQUIRE_ORACLE=1` (as in CI), when it fails.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;

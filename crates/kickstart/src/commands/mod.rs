@@ -205,6 +205,14 @@ macro_rules! commands {
             [$(<$variant as Syntax>::NAMES),+].into_iter().flatten().copied()
         }
 
+        /// The option syntax of the typed command written as `name`.
+        pub fn typed_spec(name: &str) -> Option<CommandSpec> {
+            $(if <$variant as Syntax>::NAMES.contains(&name) {
+                return Some(<$variant as Syntax>::spec());
+            })+
+            None
+        }
+
         /// For the typed command written as `name`: all names of that
         /// command and the commands it conflicts with.
         pub fn typed_group(name: &str) -> Option<(&'static [&'static str], &'static [&'static str])> {

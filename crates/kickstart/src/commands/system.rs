@@ -348,6 +348,8 @@ ks_enum! {
     pub enum DisplayKind { Text = "text", Graphical = "graphical", Cmdline = "cmdline" }
 }
 
+// The enum comes from `ks_enum!`, which cannot mark a default variant.
+#[allow(clippy::derivable_impls)]
 impl Default for DisplayKind {
     fn default() -> Self {
         DisplayKind::Text
@@ -390,6 +392,8 @@ ks_enum! {
     pub enum RebootAction { Reboot = "reboot", Poweroff = "poweroff", Halt = "halt", Shutdown = "shutdown" }
 }
 
+// The enum comes from `ks_enum!`, which cannot mark a default variant.
+#[allow(clippy::derivable_impls)]
 impl Default for RebootAction {
     fn default() -> Self {
         RebootAction::Reboot
