@@ -354,6 +354,59 @@ mod tests {
         assert_eq!(mode(&dir.join("authorized_keys")), 0o600);
     }
 
+    /// A sysroot with SELinux "enabled" and a stand-in `restorecon` that records its
+    /// arguments, or fails when `fail` is set.
+    fn selinux_scratch(fail: bool) -> (tempfile::TempDir, Sysroot, SshUser, PathBuf) {
+        use std::os::unix::fs::MetadataExt;
+        let (dir, root, mut user) = scratch_with_user(0);
+        let me = fs::metadata(dir.path()).unwrap();
+        (user.uid, user.gid) = (me.uid(), me.gid());
+        fs::create_dir_all(root.path("/sys/fs/selinux")).unwrap();
+        fs::write(root.path("/sys/fs/selinux/enforce"), "1").unwrap();
+        let log = dir.path().join("restorecon.log");
+        let script = if fail {
+            "#!/bin/sh\necho \"restorecon: no policy loaded\" >&2\nexit 255\n".to_string()
+        } else {
+            format!("#!/bin/sh\necho \"$@\" > {}\n", log.display())
+        };
+        let program = root.path("/usr/sbin/restorecon");
+        fs::create_dir_all(program.parent().unwrap()).unwrap();
+        fs::write(&program, script).unwrap();
+        fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
+        (dir, root, user, log)
+    }
+
+    #[test]
+    fn restores_the_selinux_label_when_enabled() {
+        let (_d, root, user, log) = selinux_scratch(false);
+        let key = SshPublicKey::parse_line(&ed25519_line(3, "ovirt-engine")).unwrap();
+        let change = install_authorized_key(&root, &user, &key).unwrap();
+        assert!(change.relabelled);
+        let args = fs::read_to_string(log).unwrap();
+        assert_eq!(
+            args.trim(),
+            format!("-R {}", root.path("/home/admin/.ssh").display())
+        );
+    }
+
+    #[test]
+    fn a_failing_restorecon_names_its_command_line_and_stderr() {
+        let (_d, root, user, _log) = selinux_scratch(true);
+        let key = SshPublicKey::parse_line(&ed25519_line(3, "ovirt-engine")).unwrap();
+        let err = install_authorized_key(&root, &user, &key)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("restorecon -R"), "{err}");
+        assert!(err.contains("no policy loaded"), "{err}");
+    }
+
+    #[test]
+    fn no_relabel_without_selinux() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Sysroot::new(dir.path());
+        assert!(!restore_selinux_label(&root, dir.path()).unwrap());
+    }
+
     #[test]
     fn a_key_with_options_or_another_comment_counts_as_present() {
         let key = SshPublicKey::parse_line(&ed25519_line(3, "ovirt-engine")).unwrap();
