@@ -12,9 +12,9 @@ export HVNODE_KSVALIDATOR="${HVNODE_KSVALIDATOR:-$HVNODE_VENV/bin/ksvalidator}"
 export HVNODE_REQUIRE_ORACLE=1
 
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --locked --no-fail-fast
+    cargo nextest run --workspace --no-fail-fast
     # nextest does not run doctests.
-    cargo test --workspace --locked --doc
+    cargo test --workspace --doc
 else
-    cargo test --workspace --locked --no-fail-fast
+    cargo test --workspace --no-fail-fast
 fi
