@@ -108,7 +108,8 @@ impl FromStr for EngineAddr {
 /// The engine's CA certificate as fetched, before anyone trusts it.
 #[derive(Debug, Clone)]
 pub struct FetchedCa {
-    /// The certificate, PEM.
+    /// The certificate alone, PEM (anything else the answer held is dropped, so that
+    /// only the certificate whose fingerprint was confirmed is ever stored).
     pub pem: String,
     /// The certificate, DER.
     pub der: Vec<u8>,
@@ -123,11 +124,24 @@ impl FetchedCa {
             .map_err(|e| Error::BadCa(format!("{e}; it began with {:?}", excerpt(text))))?;
         let der = der.as_ref().to_vec();
         Ok(Self {
-            pem: text.to_string(),
+            pem: pem_certificate(&der),
             fingerprints: CaFingerprints::of_der(&der),
             der,
         })
     }
+}
+
+/// `der` as a PEM certificate with 64-character lines.
+fn pem_certificate(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in encoded.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
 }
 
 /// What `register` tells the engine about the node.
@@ -490,6 +504,15 @@ mod tests {
         ] {
             assert_eq!(engine_message(body), message);
         }
+    }
+
+    #[test]
+    fn only_the_first_certificate_is_kept() {
+        let one = pem_certificate(b"first certificate bytes");
+        let two = pem_certificate(b"second certificate bytes");
+        let fetched = FetchedCa::from_pem(&format!("junk before\n{one}{two}")).unwrap();
+        assert_eq!(fetched.der, b"first certificate bytes");
+        assert_eq!(fetched.pem, one);
     }
 
     #[test]

@@ -51,6 +51,10 @@ fn commands_answer_as_the_contract_says() {
     assert_eq!(status, 200);
     assert_eq!(ctype, "application/x-x509-ca-cert");
     assert_eq!(body, engine.ca_pem());
+    assert!(
+        body.lines().any(|l| l.len() == 76),
+        "76-character lines: {body}"
+    );
 
     let (status, _, body) = get(&engine, &format!("{REG}?version=1&command=get-ssh-trust"));
     assert_eq!(status, 200);

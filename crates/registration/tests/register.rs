@@ -10,7 +10,7 @@ use registration::{
     CA_PATH, EngineAddr, Error, Fingerprint, MANAGED_CERT_PATH, RegisterOptions, RegistrationState,
     STATE_PATH, Sysroot, Trust, load_state, refresh_managed, register,
 };
-use test_engine::{Faults, TestEngine};
+use test_engine::{Faults, TestEngine, pem_body};
 
 const DMI_UUID: &str = "4C4C4544-0042-3510-8052-B4C04F4A4D32";
 const HOST_KEY: &str =
@@ -112,8 +112,8 @@ fn full_registration_sends_what_the_contract_asks() {
     assert_eq!(host.param("sshKeyFingerprint"), Some(expected_fp.as_str()));
 
     assert_eq!(
-        fs::read_to_string(root.path(CA_PATH)).unwrap(),
-        engine.ca_pem()
+        pem_body(&fs::read_to_string(root.path(CA_PATH)).unwrap()),
+        pem_body(&engine.ca_pem())
     );
     assert_eq!(authorized_keys(&root), format!("{}\n", engine.ssh_key()));
     assert_eq!(
@@ -303,8 +303,8 @@ fn changed_ca_needs_a_new_confirmation() {
     register(&root, &options(&engine), Trust::Ask(&mut ask)).unwrap();
     assert_eq!(saw_previous, Some(old));
     assert_eq!(
-        fs::read_to_string(root.path(CA_PATH)).unwrap(),
-        engine.ca_pem()
+        pem_body(&fs::read_to_string(root.path(CA_PATH)).unwrap()),
+        pem_body(&engine.ca_pem())
     );
 }
 

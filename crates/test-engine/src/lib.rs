@@ -205,7 +205,7 @@ impl TestEngine {
         self.addr.port()
     }
 
-    /// The CA certificate, PEM.
+    /// The CA certificate, PEM, as served (76-character lines).
     pub fn ca_pem(&self) -> String {
         lock(&self.shared).ca.pem()
     }
@@ -314,6 +314,15 @@ fn rand_byte() -> u8 {
         .fill(&mut b)
         .expect("random bytes");
     b[0]
+}
+
+/// The base64 body of a PEM text, without its armour lines and line breaks: two PEM
+/// texts of the same certificate have the same body whatever their line length.
+pub fn pem_body(pem: &str) -> String {
+    pem.lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with("-----"))
+        .collect()
 }
 
 pub(crate) fn hex(bytes: &[u8], sep: &str) -> String {

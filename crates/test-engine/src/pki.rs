@@ -40,9 +40,18 @@ impl Ca {
         Self { key, cert }
     }
 
-    /// The CA certificate as PEM (base64 in 64-character lines).
+    /// The CA certificate as PEM the way the engine serves it: base64 in 76-character
+    /// lines.
     pub(crate) fn pem(&self) -> String {
-        self.cert.pem()
+        use base64::Engine as _;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(self.cert.der());
+        let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+        for line in encoded.as_bytes().chunks(76) {
+            pem.push_str(&String::from_utf8_lossy(line));
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+        pem
     }
 
     /// The CA certificate as DER.
