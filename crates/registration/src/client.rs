@@ -216,6 +216,9 @@ impl Client {
             .tls_config(tls)
             .http_status_as_error(false)
             .https_only(true)
+            // The node talks to its engine directly; a proxy from the environment
+            // would see the unverified CA fetch and could answer it.
+            .proxy(None)
             .max_redirects(0)
             .timeout_global(Some(timeout))
             .user_agent(concat!("hvnode-registration/", env!("CARGO_PKG_VERSION")))

@@ -16,6 +16,7 @@ fn agent(engine: &TestEngine) -> ureq::Agent {
     ureq::Agent::config_builder()
         .tls_config(tls)
         .http_status_as_error(false)
+        .proxy(None)
         .build()
         .new_agent()
 }

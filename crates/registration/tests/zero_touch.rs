@@ -124,3 +124,25 @@ fn stopping_hands_back_the_last_error_and_a_mismatch_stores_nothing() {
     assert_eq!(calls, 3);
     assert!(!root.path(STATE_PATH).exists());
 }
+
+#[test]
+fn fetch_trust_records_the_fingerprints_for_a_console() {
+    let engine = TestEngine::start();
+    let (_d, root) = scratch();
+    let addr = EngineAddr::new(&engine.host(), engine.port()).unwrap();
+    let ca = registration::fetch_trust(&root, &addr, TIMEOUT).unwrap();
+    assert_eq!(ca.fingerprints.sha1, engine.ca_sha1_colon());
+    match load_state(&root).unwrap().status {
+        RegistrationState::TrustFetched {
+            engine: e, ca: f, ..
+        } => {
+            assert_eq!(e, addr);
+            assert_eq!(f.sha256, engine.ca_sha256_hex());
+        }
+        other => panic!("expected trust-fetched, got {other:?}"),
+    }
+    assert!(
+        !root.path(registration::CA_PATH).exists(),
+        "nothing trusted yet"
+    );
+}
