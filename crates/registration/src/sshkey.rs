@@ -408,6 +408,23 @@ mod tests {
     }
 
     #[test]
+    fn files_are_owned_by_the_ssh_user() {
+        use std::os::unix::fs::MetadataExt;
+        let probe = tempfile::tempdir().unwrap();
+        if fs::metadata(probe.path()).unwrap().uid() != 0 {
+            eprintln!("skipped: changing owners needs root");
+            return;
+        }
+        let (_d, root, user) = scratch_with_user(4242);
+        let key = SshPublicKey::parse_line(&ed25519_line(3, "ovirt-engine")).unwrap();
+        install_authorized_key(&root, &user, &key).unwrap();
+        for path in ["/home/admin/.ssh", "/home/admin/.ssh/authorized_keys"] {
+            let meta = fs::metadata(root.path(path)).unwrap();
+            assert_eq!((meta.uid(), meta.gid()), (4242, 4242), "{path}");
+        }
+    }
+
+    #[test]
     fn a_key_with_options_or_another_comment_counts_as_present() {
         let key = SshPublicKey::parse_line(&ed25519_line(3, "ovirt-engine")).unwrap();
         let other_comment = ed25519_line(3, "renamed");
