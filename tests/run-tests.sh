@@ -12,9 +12,10 @@ export HVNODE_KSVALIDATOR="${HVNODE_KSVALIDATOR:-$HVNODE_VENV/bin/ksvalidator}"
 export HVNODE_REQUIRE_ORACLE=1
 
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --no-fail-fast
-    # nextest does not run doctests.
+    # nextest does not run doctests: run them first, so that the last line
+    # printed is nextest's summary of the whole run.
     cargo test --workspace --doc
+    cargo nextest run --workspace --no-fail-fast
 else
     cargo test --workspace --no-fail-fast
 fi
