@@ -227,6 +227,22 @@ fn certificate_for_another_name_is_a_plain_host_mismatch() {
 }
 
 #[test]
+fn later_requests_are_verified_against_the_confirmed_ca() {
+    // An impostor serves its own CA; the administrator confirms that CA's fingerprint
+    // by mistake; the engine's real certificate is then not signed by it.
+    let engine = TestEngine::start();
+    let decoy = engine.serve_decoy_ca();
+    let (_d, root) = scratch();
+    let trust = Trust::Fingerprint(decoy.parse().unwrap());
+    let err = register(&root, &options(&engine), trust).unwrap_err();
+    assert!(matches!(err, Error::Untrusted { .. }), "{err}");
+    assert!(err.to_string().contains("did not sign"), "{err}");
+    assert!(!exists(&root, CA_PATH));
+    assert!(!exists(&root, "/root/.ssh"));
+    assert_eq!(engine.commands(), ["get-pki-trust"]);
+}
+
+#[test]
 fn unreachable_engine_is_recorded_with_attempts_then_recovers() {
     let engine = TestEngine::builder()
         .faults(Faults {

@@ -168,10 +168,7 @@ fn host_register(request: &RecordedRequest, shared: &Shared) -> Result<Response,
         .ok_or("command parameter is missing")?;
     match command {
         "get-version" => Ok(Response::ok("text/plain", "1")),
-        "get-pki-trust" => Ok(Response::ok(
-            "application/x-x509-ca-cert",
-            lock(shared).ca.pem(),
-        )),
+        "get-pki-trust" => Ok(ca_response(shared)),
         "get-ssh-trust" => Ok(ssh_key_response(shared)),
         "register" => register(request, shared),
         _ => Err("Invalid command".into()),
@@ -180,13 +177,16 @@ fn host_register(request: &RecordedRequest, shared: &Shared) -> Result<Response,
 
 fn pki_resource(request: &RecordedRequest, shared: &Shared) -> Result<Response, String> {
     match (request.param("resource"), request.param("format")) {
-        (Some("ca-certificate"), Some("X509-PEM-CA")) => Ok(Response::ok(
-            "application/x-x509-ca-cert",
-            lock(shared).ca.pem(),
-        )),
+        (Some("ca-certificate"), Some("X509-PEM-CA")) => Ok(ca_response(shared)),
         (Some("engine-certificate"), Some("OPENSSH-PUBKEY")) => Ok(ssh_key_response(shared)),
         _ => Err("Invalid resource or format".into()),
     }
+}
+
+fn ca_response(shared: &Shared) -> Response {
+    let state = lock(shared);
+    let ca = state.decoy_ca.as_ref().unwrap_or(&state.ca);
+    Response::ok("application/x-x509-ca-cert", ca.pem())
 }
 
 fn ssh_key_response(shared: &Shared) -> Response {

@@ -94,6 +94,9 @@ impl RegisteredHost {
 #[derive(Debug)]
 pub(crate) struct State {
     pub(crate) ca: Ca,
+    /// A CA served by get-pki-trust instead of the one that signed the server
+    /// certificate, as an impostor between node and engine would.
+    pub(crate) decoy_ca: Option<Ca>,
     ca_generation: u32,
     pub(crate) names: Vec<String>,
     pub(crate) tls: Arc<ServerConfig>,
@@ -146,6 +149,7 @@ impl EngineBuilder {
         let tls = ca.server_config(&self.names);
         let state = State {
             ca,
+            decoy_ca: None,
             ca_generation: 1,
             tls,
             names: self.names,
@@ -253,6 +257,16 @@ impl TestEngine {
         state.ca_generation += 1;
         state.ca = Ca::new(state.ca_generation);
         state.tls = state.ca.server_config(&state.names);
+    }
+
+    /// Serves another CA from `get-pki-trust` than the one that signed the server
+    /// certificate (an impostor in the middle); returns that CA's SHA-256 fingerprint
+    /// as `SHA256:` and hex.
+    pub fn serve_decoy_ca(&self) -> String {
+        let decoy = Ca::new(1000);
+        let fingerprint = format!("SHA256:{}", hex(&Sha256::digest(decoy.der()), ""));
+        lock(&self.shared).decoy_ca = Some(decoy);
+        fingerprint
     }
 
     /// Serves a certificate, signed by the same CA, for `names` instead.
