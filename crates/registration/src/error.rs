@@ -126,6 +126,13 @@ pub enum Error {
     #[error("the engine's CA fingerprint was not accepted; nothing was stored")]
     Declined,
 
+    /// Another registration is running on this node.
+    #[error(
+        "another registration is running on this node (the boot-time service or another \
+         nodectl); wait for it to end or check nodectl register --status"
+    )]
+    Busy,
+
     /// The engine's CA answer is not a PEM certificate.
     #[error("the engine's CA answer is not a PEM certificate: {0}")]
     BadCa(String),
@@ -194,6 +201,8 @@ pub enum ErrorKind {
     UnexpectedAnswer,
     /// [`Error::NotAnSshKey`]
     NotAnSshKey,
+    /// [`Error::Busy`]
+    Busy,
     /// [`Error::FingerprintMismatch`]
     FingerprintMismatch,
     /// [`Error::BadFingerprint`] and [`Error::BadEngineAddress`]
@@ -223,6 +232,7 @@ impl Error {
             Self::EngineRejected { .. } => ErrorKind::EngineRejected,
             Self::UnexpectedAnswer { .. } | Self::BadCa(_) => ErrorKind::UnexpectedAnswer,
             Self::NotAnSshKey { .. } => ErrorKind::NotAnSshKey,
+            Self::Busy => ErrorKind::Busy,
             Self::FingerprintMismatch { .. } => ErrorKind::FingerprintMismatch,
             Self::BadFingerprint { .. } | Self::BadEngineAddress(_) => ErrorKind::BadInput,
             Self::ConfirmationRequired | Self::Declined => ErrorKind::NotConfirmed,
@@ -236,7 +246,10 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         matches!(
             self.kind(),
-            ErrorKind::Unreachable | ErrorKind::EngineRejected | ErrorKind::UnexpectedAnswer
+            ErrorKind::Unreachable
+                | ErrorKind::EngineRejected
+                | ErrorKind::UnexpectedAnswer
+                | ErrorKind::Busy
         )
     }
 }

@@ -15,6 +15,10 @@ use crate::{
     random_jitter, refresh_managed, save_state, unique_id,
 };
 
+/// Held while a registration runs, so that the boot-time service and an administrator
+/// do not register at the same time.
+pub const LOCK_PATH: &str = "/run/hvnode/registration.lock";
+
 /// What to register and where.
 #[derive(Debug, Clone)]
 pub struct RegisterOptions {
@@ -112,6 +116,23 @@ pub fn register(
     options: &RegisterOptions,
     trust: Trust<'_>,
 ) -> Result<RegisterOutcome> {
+    let lock_path = sysroot.path(LOCK_PATH);
+    if let Some(dir) = lock_path.parent() {
+        crate::fsutil::create_dir_all(dir)?;
+    }
+    let lock_file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::io("opening", &lock_path, e))?;
+    let mut lock = fd_lock::RwLock::new(lock_file);
+    let _guard = match lock.try_write() {
+        Ok(guard) => guard,
+        Err(e) if e.kind() == IoKind::WouldBlock => return Err(Error::Busy),
+        Err(e) => return Err(Error::io("locking", &lock_path, e)),
+    };
+
     let state_path = sysroot.path(STATE_PATH);
     let previous_file = read_optional(&state_path)?;
     let previous = crate::load_state(sysroot)?.status;

@@ -34,7 +34,7 @@ pub use client::{Client, DEFAULT_TIMEOUT, EngineAddr, FetchedCa, RegisterParams}
 pub use command::{CommandError, run_capture};
 pub use error::{Error, ErrorKind};
 pub use fingerprint::{CaFingerprints, Fingerprint};
-pub use flow::{Confirmation, RegisterOptions, RegisterOutcome, Trust, register};
+pub use flow::{Confirmation, LOCK_PATH, RegisterOptions, RegisterOutcome, Trust, register};
 pub use sshkey::{
     AuthorizedKeyChange, SshPublicKey, SshUser, host_key_fingerprint, install_authorized_key,
 };

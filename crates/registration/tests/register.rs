@@ -382,3 +382,18 @@ fn managed_once_the_host_certificate_is_deployed() {
     assert_eq!(state.name(), "managed");
     assert!(Path::new(&root.path(STATE_PATH)).exists());
 }
+
+#[test]
+fn a_second_registration_at_the_same_time_is_refused() {
+    let engine = TestEngine::start();
+    let (_d, root) = scratch();
+    let lock_path = root.path(registration::LOCK_PATH);
+    fs::create_dir_all(lock_path.parent().unwrap()).unwrap();
+    let mut held = fd_lock::RwLock::new(fs::File::create(&lock_path).unwrap());
+    let guard = held.write().unwrap();
+    let err = register(&root, &options(&engine), fingerprint(&engine)).unwrap_err();
+    assert!(matches!(err, Error::Busy), "{err}");
+    assert!(engine.requests().is_empty());
+    drop(guard);
+    register(&root, &options(&engine), fingerprint(&engine)).unwrap();
+}
