@@ -316,6 +316,7 @@ fn duplicate_key(cmd: &Command) -> Option<(&'static str, String)> {
         Command::User(u) => ("user", u.name.clone()),
         Command::Group(g) => ("group", g.name.clone()),
         Command::Sshkey(k) => ("ssh key for user", k.username.clone()),
+        Command::Ignored(i) => return i.identity.clone(),
         _ => return None,
     })
 }

@@ -12,6 +12,10 @@ use crate::options::{self, Arity, CommandSpec, Finding, NArgs, OptSpec, PosSpec}
 pub struct IgnoredCommand {
     pub name: String,
     pub words: Vec<String>,
+    /// What makes two of these the same thing (`repo` name, `raid` device,
+    /// `btrfs` mount point), for duplicate detection; derived from `words`.
+    #[serde(skip)]
+    pub identity: Option<(&'static str, String)>,
 }
 
 /// The syntax of an ignored command, compactly: options are `--flag`,
@@ -362,9 +366,18 @@ pub fn parse_ignored(
     findings: &mut Vec<Finding>,
 ) -> Option<IgnoredCommand> {
     let (_, c) = compiled().iter().find(|(i, _)| i.names.contains(&name))?;
+    let mut identity = None;
     if !c.free_form {
         let (parsed, f) = options::parse(name, &c.spec, words);
+        let syntax_ok = !f.iter().any(|f| f.severity == crate::diag::Severity::Error);
         findings.extend(f);
+        if syntax_ok {
+            let view = View {
+                spec: &c.spec,
+                parsed: &parsed,
+            };
+            identity = semantics(name, &view, findings);
+        }
         for (index, o) in c.spec.options.iter().enumerate() {
             if !c.ints[index] {
                 continue;
@@ -385,5 +398,129 @@ pub fn parse_ignored(
     Some(IgnoredCommand {
         name: name.to_string(),
         words: words.to_vec(),
+        identity,
     })
+}
+
+/// Read access to an ignored command's parsed options by name.
+struct View<'a> {
+    spec: &'a CommandSpec,
+    parsed: &'a options::Parsed,
+}
+
+impl View<'_> {
+    fn opt(&self, name: &str) -> Option<&str> {
+        let i = self
+            .spec
+            .options
+            .iter()
+            .position(|o| o.names.contains(&name))?;
+        let given = self.parsed.given(i)?;
+        Some(given.last().and_then(|v| v.as_deref()).unwrap_or_default())
+    }
+    fn has(&self, name: &str) -> bool {
+        self.opt(name).is_some()
+    }
+    fn pos(&self, i: usize) -> &[String] {
+        self.parsed
+            .positionals
+            .get(i)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+}
+
+/// The checks pykickstart makes on commands hvnode otherwise ignores;
+/// returns the command's identity for duplicate detection.
+fn semantics(name: &str, v: &View<'_>, f: &mut Vec<Finding>) -> Option<(&'static str, String)> {
+    let mut err = |m: String| f.push(Finding::error(format!("{name}: {m}")));
+    match name {
+        "url" => {
+            let given: Vec<&str> = ["--mirrorlist", "--url", "--metalink"]
+                .into_iter()
+                .filter(|o| v.has(o))
+                .collect();
+            match given.len() {
+                0 => err("give one of --url, --mirrorlist or --metalink".into()),
+                1 => {}
+                _ => err(format!("only one of {} may be given", given.join(", "))),
+            }
+            None
+        }
+        "repo" => {
+            let given: Vec<&str> = ["--mirrorlist", "--baseurl", "--metalink"]
+                .into_iter()
+                .filter(|o| v.has(o))
+                .collect();
+            if given.len() > 1 {
+                err(format!("only one of {} may be given", given.join(", ")));
+            }
+            v.opt("--name").map(|n| ("repo", n.to_string()))
+        }
+        "mount" => {
+            let mntpoint = v.pos(1).first().map(String::as_str).unwrap_or_default();
+            if !mntpoint.starts_with('/') && !mntpoint.eq_ignore_ascii_case("none") {
+                err(format!(
+                    "invalid mount point {mntpoint:?} (an absolute path or none)"
+                ));
+            }
+            if v.has("--mkfsoptions") && !v.has("--reformat") {
+                err("--mkfsoptions needs --reformat".into());
+            }
+            None
+        }
+        "raid" => {
+            let preexisting = v.has("--useexisting") || v.has("--noformat");
+            let members = v.pos(1);
+            let device = v.opt("--device").unwrap_or_default();
+            let device = device.strip_prefix("md").unwrap_or(device).to_string();
+            if let Some(level) = v.opt("--level") {
+                let l = level.to_ascii_uppercase();
+                let l = l.strip_prefix("RAID").unwrap_or(&l);
+                if !["0", "1", "4", "5", "6", "10"].contains(&l) {
+                    err(format!("invalid RAID level {level:?}"));
+                }
+            }
+            if members.is_empty() && !preexisting {
+                err("give the member partitions (raid.ID)".into());
+            } else if !members.is_empty() && preexisting {
+                err("members cannot be given for an existing RAID device".into());
+            }
+            if !preexisting && !v.has("--level") {
+                err("a new RAID device needs --level".into());
+            }
+            if preexisting && device.is_empty() {
+                err("an existing RAID device needs --device".into());
+            }
+            Some(("RAID device", device))
+        }
+        "btrfs" => {
+            let mntpoint = v.pos(0).first().cloned().unwrap_or_default();
+            let devices = v.pos(1);
+            let subvol = v.has("--subvol");
+            if devices.is_empty() && !subvol {
+                err("give the member partitions, or --subvol".into());
+            }
+            if subvol && devices.is_empty() {
+                err("--subvol needs its parent volume".into());
+            }
+            if subvol && v.opt("--name").unwrap_or_default().is_empty() {
+                err("--subvol needs --name".into());
+            }
+            for o in ["--data", "--metadata"] {
+                if let Some(level) = v.opt(o) {
+                    let l = level.to_ascii_lowercase();
+                    if !["raid0", "0", "raid1", "1", "raid10", "10", "single"].contains(&l.as_str())
+                    {
+                        err(format!("{o}: invalid btrfs level {level:?}"));
+                    }
+                }
+            }
+            if (v.has("--noformat") || v.has("--useexisting")) && v.has("--mkfsoptions") {
+                err("--mkfsoptions has no effect with --noformat or --useexisting".into());
+            }
+            Some(("btrfs volume with mount point", mntpoint))
+        }
+        _ => None,
+    }
 }
