@@ -2,26 +2,48 @@
 # Installs what the test suites need, idempotently: Debian packages that are
 # missing, and a Python venv with the reference kickstart validator
 # (pykickstart, the oracle of the kickstart corpus test).
+#
+# A suite with needs of its own adds a script to tests/deps.d/: each is
+# sourced here, after the apt helpers below are defined, in name order.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 : "${HVNODE_CACHE:=$HOME/.cache/hvnode}"
 : "${HVNODE_VENV:=$HVNODE_CACHE/venv}"
+export HVNODE_CACHE HVNODE_VENV
 PYKICKSTART_VERSION=3.78
 
 # Debian packages the tests use. Only the missing ones are installed.
 APT_PACKAGES=(python3 python3-venv openssh-server openssh-client)
 
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
+# need_apt PKG...: queue Debian packages for installation.
+need_apt() { APT_PACKAGES+=("$@"); }
+
+APT_UPDATED=""
+# apt_install_missing: installs the queued packages that are not installed.
+apt_install_missing() {
+    local missing=() p
+    for p in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    ((${#missing[@]})) || return 0
     echo "deps: installing ${missing[*]}" >&2
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO=sudo
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    if [ -z "$APT_UPDATED" ]; then
+        $sudo apt-get update -qq
+        APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+for f in tests/deps.d/*.sh; do
+    case "$f" in *.post.sh) continue ;; esac
+    [ -e "$f" ] || continue
+    # shellcheck source=/dev/null
+    . "$f"
+done
+apt_install_missing
 
 stamp="$HVNODE_VENV/.pykickstart-$PYKICKSTART_VERSION"
 if [ ! -e "$stamp" ]; then
@@ -32,3 +54,11 @@ if [ ! -e "$stamp" ]; then
     "$HVNODE_VENV/bin/pip" install -q --disable-pip-version-check "pykickstart==$PYKICKSTART_VERSION"
     touch "$stamp"
 fi
+
+# Steps that need the packages above (npm installs, services) go in
+# tests/deps.d/*.post.sh, run last.
+for f in tests/deps.d/*.post.sh; do
+    [ -e "$f" ] || continue
+    # shellcheck source=/dev/null
+    . "$f"
+done
