@@ -320,7 +320,10 @@ fn managed_once_the_engine_deployed_its_certificate() {
     let engine = TestEngine::start();
     let node = Node::new();
     ok(&node.register(&engine, &["--fingerprint", &engine.ca_sha256_hex()]));
-    node.put("/etc/pki/vdsm/certs/vdsmcert.pem", &engine.ca_pem());
+    node.put(
+        "/etc/pki/vdsm/certs/vdsmcert.pem",
+        &engine.issue_host_certificate("node1.example.com"),
+    );
     assert_eq!(node.status_json()["status"]["state"], "managed");
     let human = ok(&node.nodectl(&["--status"]));
     assert!(human.contains("managed by engine 127.0.0.1:"), "{human}");

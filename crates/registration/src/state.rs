@@ -262,11 +262,14 @@ pub fn save_state(sysroot: &Sysroot, status: &RegistrationState) -> Result<State
     Ok(file)
 }
 
-/// `registered` becomes `managed` once the engine's host deploy has left its CA-signed
-/// host certificate on the node; other states are returned as they are.
+/// `registered` becomes `managed` once the engine's host deploy has left a host
+/// certificate signed by the engine CA confirmed for this registration; other states
+/// are returned as they are.
 pub fn refresh_managed(sysroot: &Sysroot, status: RegistrationState) -> RegistrationState {
     match status {
-        RegistrationState::Registered(registration) if host_certificate_present(sysroot) => {
+        RegistrationState::Registered(registration)
+            if host_certificate_signed_by(sysroot, &registration.ca) =>
+        {
             RegistrationState::Managed {
                 registration,
                 managed_since: now_unix(),
@@ -276,8 +279,45 @@ pub fn refresh_managed(sysroot: &Sysroot, status: RegistrationState) -> Registra
     }
 }
 
-fn host_certificate_present(sysroot: &Sysroot) -> bool {
-    CertificateDer::from_pem_file(sysroot.path(MANAGED_CERT_PATH)).is_ok()
+/// Whether `MANAGED_CERT_PATH` holds a certificate, valid now, that chains to the CA
+/// stored at `CA_PATH`, and that CA is the one with fingerprints `ca`. A certificate
+/// left by an earlier engine does not count.
+fn host_certificate_signed_by(sysroot: &Sysroot, ca: &CaFingerprints) -> bool {
+    let Ok(ca_der) = CertificateDer::from_pem_file(sysroot.path(CA_PATH)) else {
+        return false;
+    };
+    if CaFingerprints::of_der(&ca_der) != *ca {
+        return false;
+    }
+    let Ok(host_der) = CertificateDer::from_pem_file(sysroot.path(MANAGED_CERT_PATH)) else {
+        return false;
+    };
+    let (Ok(anchor), Ok(host)) = (
+        webpki::anchor_from_trusted_cert(&ca_der),
+        webpki::EndEntityCert::try_from(&host_der),
+    ) else {
+        return false;
+    };
+    let anchors = [anchor];
+    let now = rustls_pki_types::UnixTime::now();
+    // VDSM uses its certificate as a TLS server and as a client.
+    [
+        webpki::KeyUsage::server_auth(),
+        webpki::KeyUsage::client_auth(),
+    ]
+    .into_iter()
+    .any(|usage| {
+        host.verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &anchors,
+            &[],
+            now,
+            usage,
+            None,
+            None,
+        )
+        .is_ok()
+    })
 }
 
 #[cfg(test)]
@@ -385,20 +425,17 @@ mod tests {
     }
 
     #[test]
-    fn registered_becomes_managed_when_the_host_certificate_appears() {
+    fn no_or_unusable_host_certificate_is_not_managed() {
         let dir = tempfile::tempdir().unwrap();
         let root = Sysroot::new(dir.path());
         let registered = RegistrationState::Registered(registration());
         assert_eq!(refresh_managed(&root, registered.clone()), registered);
         std::fs::create_dir_all(root.path("/etc/pki/vdsm/certs")).unwrap();
         std::fs::write(root.path(MANAGED_CERT_PATH), "garbage").unwrap();
-        assert_eq!(
-            refresh_managed(&root, registered.clone()).name(),
-            "registered"
-        );
+        assert_eq!(refresh_managed(&root, registered.clone()), registered);
         let pem = "-----BEGIN CERTIFICATE-----\nMIIBAA==\n-----END CERTIFICATE-----\n";
         std::fs::write(root.path(MANAGED_CERT_PATH), pem).unwrap();
-        assert_eq!(refresh_managed(&root, registered).name(), "managed");
+        assert_eq!(refresh_managed(&root, registered.clone()), registered);
         assert_eq!(
             refresh_managed(&root, RegistrationState::Unregistered),
             RegistrationState::Unregistered

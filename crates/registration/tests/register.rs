@@ -370,16 +370,25 @@ fn unknown_ssh_user_fails_before_anything_is_written() {
 }
 
 #[test]
-fn managed_once_the_host_certificate_is_deployed() {
+fn managed_once_the_engine_deployed_a_host_certificate_it_signed() {
     let engine = TestEngine::start();
     let (_d, root) = scratch();
     register(&root, &options(&engine), fingerprint(&engine)).unwrap();
     let cert = root.path(MANAGED_CERT_PATH);
     fs::create_dir_all(cert.parent().unwrap()).unwrap();
-    // Any certificate will do for the test: the engine CA's own.
+    let status = || refresh_managed(&root, load_state(&root).unwrap().status);
+
+    // The CA itself is no host certificate.
     fs::write(&cert, engine.ca_pem()).unwrap();
-    let state = refresh_managed(&root, load_state(&root).unwrap().status);
-    assert_eq!(state.name(), "managed");
+    assert_eq!(status().name(), "registered");
+
+    // A host certificate from another CA (an earlier engine) does not count.
+    let other = TestEngine::start();
+    fs::write(&cert, other.issue_host_certificate("node1.example.com")).unwrap();
+    assert_eq!(status().name(), "registered");
+
+    fs::write(&cert, engine.issue_host_certificate("node1.example.com")).unwrap();
+    assert_eq!(status().name(), "managed");
     assert!(Path::new(&root.path(STATE_PATH)).exists());
 }
 

@@ -259,6 +259,12 @@ impl TestEngine {
         state.tls = state.ca.server_config(&state.names);
     }
 
+    /// A host certificate for `name` signed by the engine's CA, PEM: what the engine's
+    /// host deploy leaves in `/etc/pki/vdsm/certs/vdsmcert.pem`.
+    pub fn issue_host_certificate(&self, name: &str) -> String {
+        lock(&self.shared).ca.host_certificate(name)
+    }
+
     /// Serves another CA from `get-pki-trust` than the one that signed the server
     /// certificate (an impostor in the middle); returns that CA's SHA-256 fingerprint
     /// as `SHA256:` and hex.

@@ -59,6 +59,25 @@ impl Ca {
         self.cert.der().to_vec()
     }
 
+    /// A host certificate for `name` signed by this CA, PEM, as the engine's host deploy
+    /// leaves it on a node (server and client use).
+    pub(crate) fn host_certificate(&self, name: &str) -> String {
+        let key = KeyPair::generate().expect("generating the host key");
+        let mut params =
+            CertificateParams::new(vec![name.to_string()]).expect("host name is valid");
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, name);
+        params.distinguished_name = dn;
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params
+            .signed_by(&key, &self.cert, &self.key)
+            .expect("signing the host certificate")
+            .pem()
+    }
+
     /// A TLS server configuration presenting a certificate for `names` signed by this CA.
     pub(crate) fn server_config(&self, names: &[String]) -> Arc<ServerConfig> {
         let key = KeyPair::generate().expect("generating the server key");
