@@ -158,12 +158,10 @@ pub fn run(args: &RegisterArgs) -> Result<()> {
     }
 }
 
-/// The persisted state, with `registered` promoted to `managed` once the engine's host
-/// certificate is there.
+/// The persisted state, with `registered` promoted (and saved) as `managed` once the
+/// engine's host certificate is there.
 fn current_state(sysroot: &Sysroot) -> Result<StateFile> {
-    let mut file = registration::load_state(sysroot)?;
-    file.status = registration::refresh_managed(sysroot, file.status);
-    Ok(file)
+    Ok(registration::current_state(sysroot)?)
 }
 
 /// `--zero-touch`: register with the configured engine, waiting between attempts.

@@ -40,7 +40,7 @@ pub use sshkey::{
 };
 pub use state::{
     API_VERSION, CA_PATH, MANAGED_CERT_PATH, Registration, RegistrationState, STATE_PATH,
-    StateFile, load_state, now_unix, refresh_managed, save_state,
+    StateFile, current_state, load_state, now_unix, refresh_managed, save_state,
 };
 pub use sysroot::Sysroot;
 pub use uniqueid::{IdSource, UniqueId, is_bogus_uuid, unique_id};

@@ -262,6 +262,18 @@ pub fn save_state(sysroot: &Sysroot, status: &RegistrationState) -> Result<State
     Ok(file)
 }
 
+/// The persisted state, brought up to date: `registered` becomes `managed` once the
+/// engine's host certificate is there, and that change is saved (when the sysroot is
+/// writable: a read-only tree still gets the up-to-date state back).
+pub fn current_state(sysroot: &Sysroot) -> Result<StateFile> {
+    let file = load_state(sysroot)?;
+    let status = refresh_managed(sysroot, file.status.clone());
+    if status == file.status {
+        return Ok(file);
+    }
+    Ok(save_state(sysroot, &status).unwrap_or_else(|_| StateFile::new(status)))
+}
+
 /// `registered` becomes `managed` once the engine's host deploy has left a host
 /// certificate signed by the engine CA confirmed for this registration; other states
 /// are returned as they are.
@@ -422,6 +434,15 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(load_state(&root), Err(Error::BadState { .. })));
+    }
+
+    #[test]
+    fn current_state_of_a_fresh_node_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Sysroot::new(dir.path());
+        let file = current_state(&root).unwrap();
+        assert_eq!(file.status, RegistrationState::Unregistered);
+        assert!(!root.path(STATE_PATH).exists());
     }
 
     #[test]

@@ -9,8 +9,8 @@ use serde::Serialize;
 use crate::fsutil::read_optional;
 use crate::{
     BACKOFF_CAP, BACKOFF_FLOOR, Client, EngineAddr, Error, ErrorKind, Fingerprint, RegisterOptions,
-    RegistrationState, Result, Sysroot, Trust, backoff_delay, load_state, now_unix, random_jitter,
-    refresh_managed, register, save_state,
+    RegistrationState, Result, Sysroot, Trust, backoff_delay, current_state, load_state, now_unix,
+    random_jitter, register, save_state,
 };
 
 /// The installed node's zero-touch configuration, written by the installer from
@@ -124,7 +124,7 @@ pub fn register_until_done(
 
     let mut local_attempts = 0u32;
     loop {
-        let state = refresh_managed(sysroot, load_state(sysroot)?.status);
+        let state = current_state(sysroot)?.status;
         if state.registration().is_some() && state.engine() == Some(&config.engine) {
             return Ok(ZeroTouchEnd::Registered(state));
         }

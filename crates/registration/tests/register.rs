@@ -389,6 +389,13 @@ fn managed_once_the_engine_deployed_a_host_certificate_it_signed() {
 
     fs::write(&cert, engine.issue_host_certificate("node1.example.com")).unwrap();
     assert_eq!(status().name(), "managed");
+    // Saved once seen, so the time it became managed stays put.
+    let first = registration::current_state(&root).unwrap();
+    assert_eq!(load_state(&root).unwrap().status, first.status);
+    assert_eq!(
+        registration::current_state(&root).unwrap().status,
+        first.status
+    );
     assert!(Path::new(&root.path(STATE_PATH)).exists());
 }
 
