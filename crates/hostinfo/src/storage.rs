@@ -1,0 +1,363 @@
+//! Block devices (`lsblk -J`), mounted filesystems and LVM thin pools (`lvs`).
+
+use std::path::Path;
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::{CommandError, run_json};
+use crate::{Error, read_to_string};
+
+/// Usage above which a thin pool's data or metadata is a warning (RHVH's health check).
+pub const THIN_POOL_WARN_PERCENT: f64 = 80.0;
+
+/// One block device and its children, as `lsblk -J` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct BlockDevice {
+    pub name: String,
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default, deserialize_with = "size_or_string")]
+    pub size: u64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub fstype: Option<String>,
+    /// Newer lsblk prints `mountpoints` (a list with nulls), older `mountpoint`.
+    #[serde(default)]
+    pub mountpoints: Vec<Option<String>>,
+    #[serde(default)]
+    pub mountpoint: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub children: Vec<BlockDevice>,
+}
+
+impl BlockDevice {
+    /// Where this device is mounted, nulls dropped.
+    pub fn mounts(&self) -> Vec<&str> {
+        self.mountpoints
+            .iter()
+            .flatten()
+            .chain(self.mountpoint.iter())
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+fn size_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Number(u64),
+        Text(String),
+        Null(()),
+    }
+    Ok(match Size::deserialize(d)? {
+        Size::Number(n) => n,
+        Size::Text(s) => s.trim().parse().unwrap_or(0),
+        Size::Null(()) => 0,
+    })
+}
+
+#[derive(Deserialize)]
+struct LsblkOutput {
+    blockdevices: Vec<BlockDevice>,
+}
+
+/// Parses `lsblk -J -b` output.
+pub fn parse_lsblk(json: &str) -> Result<Vec<BlockDevice>, serde_json::Error> {
+    Ok(serde_json::from_str::<LsblkOutput>(json)?.blockdevices)
+}
+
+/// Lists block devices with `lsblk`.
+pub fn block_devices() -> Result<Vec<BlockDevice>, CommandError> {
+    let out: LsblkOutput = run_json(Command::new("lsblk").args([
+        "-J",
+        "-b",
+        "-o",
+        "NAME,PATH,SIZE,TYPE,FSTYPE,MOUNTPOINTS,MODEL",
+    ]))?;
+    Ok(out.blockdevices)
+}
+
+/// A mounted filesystem and how full it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Filesystem {
+    pub source: String,
+    pub target: String,
+    pub fstype: String,
+    pub size: u64,
+    pub used: u64,
+    pub available: u64,
+}
+
+impl Filesystem {
+    /// Used space as a percentage of what a user can have (as `df` shows it).
+    pub fn used_percent(&self) -> f64 {
+        let usable = self.used + self.available;
+        if usable == 0 {
+            0.0
+        } else {
+            self.used as f64 * 100.0 / usable as f64
+        }
+    }
+}
+
+/// Filesystem types that hold no user data and are left out of the list.
+const PSEUDO_FS: &[&str] = &[
+    "proc",
+    "sysfs",
+    "devtmpfs",
+    "devpts",
+    "cgroup",
+    "cgroup2",
+    "securityfs",
+    "pstore",
+    "debugfs",
+    "tracefs",
+    "mqueue",
+    "hugetlbfs",
+    "configfs",
+    "fusectl",
+    "bpf",
+    "autofs",
+    "binfmt_misc",
+    "selinuxfs",
+    "rpc_pipefs",
+    "nsfs",
+    "efivarfs",
+    "ramfs",
+];
+
+/// Parses `/proc/self/mounts` into (source, target, fstype), pseudo filesystems and
+/// repeated mounts of the same target left out. Octal escapes (`\040`) are decoded.
+pub fn parse_mounts(text: &str) -> Vec<(String, String, String)> {
+    let mut seen = std::collections::HashSet::new();
+    text.lines()
+        .filter_map(|line| {
+            let mut f = line.split_whitespace();
+            let (source, target, fstype) = (f.next()?, f.next()?, f.next()?);
+            if PSEUDO_FS.contains(&fstype) {
+                return None;
+            }
+            let target = unescape_mount(target);
+            seen.insert(target.clone())
+                .then(|| (unescape_mount(source), target, fstype.to_string()))
+        })
+        .collect()
+}
+
+fn unescape_mount(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && i + 4 <= bytes.len() {
+            let digits = std::str::from_utf8(&bytes[i + 1..i + 4]).ok();
+            if let Some(v) = digits.and_then(|d| u8::from_str_radix(d, 8).ok()) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Mounted filesystems with their usage (`statvfs`); ones that cannot be queried
+/// (a stale network mount) are left out.
+pub fn filesystems() -> Result<Vec<Filesystem>, Error> {
+    let mounts = parse_mounts(&read_to_string(Path::new("/proc/self/mounts"))?);
+    Ok(mounts
+        .into_iter()
+        .filter_map(|(source, target, fstype)| {
+            let st = nix::sys::statvfs::statvfs(target.as_str()).ok()?;
+            let frag = st.fragment_size();
+            let size = st.blocks() * frag;
+            let available = st.blocks_available() * frag;
+            let used = size.saturating_sub(st.blocks_free() * frag);
+            (size > 0).then_some(Filesystem {
+                source,
+                target,
+                fstype,
+                size,
+                used,
+                available,
+            })
+        })
+        .collect())
+}
+
+/// An LVM thin pool and how full its data and metadata are.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ThinPool {
+    pub vg: String,
+    pub name: String,
+    pub size: u64,
+    pub data_percent: f64,
+    pub metadata_percent: f64,
+}
+
+impl ThinPool {
+    /// Whether data or metadata usage reached [`THIN_POOL_WARN_PERCENT`].
+    pub fn warning(&self) -> bool {
+        self.data_percent >= THIN_POOL_WARN_PERCENT
+            || self.metadata_percent >= THIN_POOL_WARN_PERCENT
+    }
+}
+
+#[derive(Deserialize)]
+struct LvsOutput {
+    report: Vec<LvsReport>,
+}
+
+#[derive(Deserialize)]
+struct LvsReport {
+    #[serde(default)]
+    lv: Vec<LvsRow>,
+}
+
+#[derive(Deserialize)]
+struct LvsRow {
+    lv_name: String,
+    vg_name: String,
+    lv_attr: String,
+    #[serde(default)]
+    lv_size: String,
+    #[serde(default)]
+    data_percent: String,
+    #[serde(default)]
+    metadata_percent: String,
+}
+
+/// The arguments for `lvs` that [`parse_lvs`] understands.
+pub const LVS_ARGS: &[&str] = &[
+    "--reportformat",
+    "json",
+    "--units",
+    "b",
+    "--nosuffix",
+    "-o",
+    "lv_name,vg_name,lv_attr,lv_size,data_percent,metadata_percent",
+];
+
+/// Parses `lvs --reportformat json` output, keeping thin pools (attribute `t…`).
+pub fn parse_lvs(json: &str) -> Result<Vec<ThinPool>, serde_json::Error> {
+    let out: LvsOutput = serde_json::from_str(json)?;
+    let pct = |s: &str| s.trim().parse::<f64>().unwrap_or(0.0);
+    Ok(out
+        .report
+        .into_iter()
+        .flat_map(|r| r.lv)
+        .filter(|lv| lv.lv_attr.starts_with('t'))
+        .map(|lv| ThinPool {
+            size: lv.lv_size.trim().parse().unwrap_or(0),
+            data_percent: pct(&lv.data_percent),
+            metadata_percent: pct(&lv.metadata_percent),
+            vg: lv.vg_name,
+            name: lv.lv_name,
+        })
+        .collect())
+}
+
+/// Lists thin pools with `lvs`. A host without LVM tools has none.
+pub fn thin_pools() -> Result<Vec<ThinPool>, CommandError> {
+    #[derive(Deserialize)]
+    #[serde(transparent)]
+    struct Raw(serde_json::Value);
+    let raw: Raw = match run_json(Command::new("lvs").args(LVS_ARGS)) {
+        Ok(raw) => raw,
+        Err(e) if e.not_found => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    parse_lvs(&raw.0.to_string()).map_err(|e| CommandError {
+        command_line: format!("lvs {}", LVS_ARGS.join(" ")),
+        what: format!("printed an unexpected report: {e}"),
+        stderr: String::new(),
+        not_found: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lsblk_of_a_virtual_machine() {
+        let devs = parse_lsblk(include_str!("../tests/fixtures/lsblk-vm.json")).unwrap();
+        let vda = devs.iter().find(|d| d.name == "vda").unwrap();
+        assert_eq!(vda.size, 274_877_906_944);
+        assert_eq!(vda.kind, "disk");
+        assert_eq!(vda.mounts(), ["/"]);
+        let zram = devs.iter().find(|d| d.name == "zram0").unwrap();
+        assert!(zram.mounts().is_empty());
+    }
+
+    #[test]
+    fn lsblk_of_an_installed_node_with_lvm_children() {
+        let devs = parse_lsblk(include_str!("../tests/fixtures/lsblk-node.json")).unwrap();
+        assert_eq!(devs.len(), 2);
+        let sda = &devs[0];
+        assert_eq!(sda.children.len(), 3);
+        let pv = &sda.children[2];
+        assert_eq!(pv.fstype.as_deref(), Some("LVM2_member"));
+        let root = pv
+            .children
+            .iter()
+            .find(|c| c.mounts() == ["/"])
+            .expect("a mounted root LV");
+        assert_eq!(root.kind, "lvm");
+        assert_eq!(devs[1].kind, "rom");
+    }
+
+    #[test]
+    fn lsblk_old_style_mountpoint_and_string_sizes() {
+        let json =
+            r#"{"blockdevices":[{"name":"sdb","size":"1024","type":"disk","mountpoint":"/data"}]}"#;
+        let devs = parse_lsblk(json).unwrap();
+        assert_eq!(devs[0].size, 1024);
+        assert_eq!(devs[0].mounts(), ["/data"]);
+        assert!(parse_lsblk("{}").is_err());
+    }
+
+    #[test]
+    fn lvs_thin_pools_and_the_warning_threshold() {
+        let pools = parse_lvs(include_str!("../tests/fixtures/lvs-thinpool.json")).unwrap();
+        assert_eq!(pools.len(), 1, "only the thin pool, not its thin volumes");
+        let p = &pools[0];
+        assert_eq!((p.vg.as_str(), p.name.as_str()), ("hvnode", "pool00"));
+        assert_eq!(p.size, 53_687_091_200);
+        assert_eq!(p.data_percent, 83.12);
+        assert_eq!(p.metadata_percent, 4.7);
+        assert!(p.warning());
+        for (data, meta, warn) in [(79.99, 0.0, false), (80.0, 0.0, true), (1.0, 80.5, true)] {
+            let p = ThinPool {
+                data_percent: data,
+                metadata_percent: meta,
+                ..p.clone()
+            };
+            assert_eq!(p.warning(), warn, "{data} {meta}");
+        }
+    }
+
+    #[test]
+    fn mounts_skip_pseudo_filesystems_and_decode_escapes() {
+        let text = "proc /proc proc rw 0 0\n/dev/vda / ext4 rw 0 0\n\
+                    /dev/vdb /mnt/my\\040disk xfs rw 0 0\ntmpfs /run tmpfs rw 0 0\n\
+                    /dev/vda / ext4 rw 0 0\n";
+        let m = parse_mounts(text);
+        let targets: Vec<_> = m.iter().map(|(_, t, _)| t.as_str()).collect();
+        assert_eq!(targets, ["/", "/mnt/my disk", "/run"]);
+    }
+
+    #[test]
+    fn filesystems_of_this_host_include_root() {
+        let fs = filesystems().unwrap();
+        let root = fs.iter().find(|f| f.target == "/").expect("/ is mounted");
+        assert!(root.size > 0 && root.used_percent() > 0.0 && root.used_percent() <= 100.0);
+    }
+}
