@@ -108,9 +108,12 @@ pub enum ZeroTouchEnd {
 /// capped exponential backoff and jitter. `wait` sleeps for the given time and returns
 /// `false` to stop (the caller then gets the last error).
 ///
-/// A node already registered with that engine returns at once. A wait recorded before a
-/// reboot is honoured. Without a fingerprint, the CA is fetched and the node is left
-/// awaiting an administrator's confirmation, unless a CA was confirmed before.
+/// A node already registered, with this or any engine, returns at once: a registration
+/// an administrator made by hand wins over the boot-time settings. The attempt count
+/// carries over reboots (the backoff goes on growing); the first attempt after boot is
+/// made at once, as the network may just have come up. Without a fingerprint, the CA
+/// is fetched and the node is left awaiting an administrator's confirmation, unless a
+/// CA was confirmed before.
 pub fn register_until_done(
     sysroot: &Sysroot,
     config: &ZeroTouch,
@@ -125,7 +128,7 @@ pub fn register_until_done(
     let mut local_attempts = 0u32;
     loop {
         let state = current_state(sysroot)?.status;
-        if state.registration().is_some() && state.engine() == Some(&config.engine) {
+        if state.registration().is_some() {
             return Ok(ZeroTouchEnd::Registered(state));
         }
         let confirmed = state.engine() == Some(&config.engine) && state.confirmed_ca().is_some();

@@ -146,3 +146,26 @@ fn fetch_trust_records_the_fingerprints_for_a_console() {
         "nothing trusted yet"
     );
 }
+
+#[test]
+fn a_registration_made_by_hand_wins_over_the_boot_settings() {
+    let by_hand = TestEngine::start();
+    let configured = TestEngine::start();
+    let (_d, root) = scratch();
+    let fp: Fingerprint = by_hand.ca_sha256_hex().parse().unwrap();
+    let mut never = |_: Duration, e: &Error| panic!("no wait expected: {e}");
+    register_until_done(&root, &config(&by_hand, Some(fp)), TIMEOUT, &mut never).unwrap();
+    let other: Fingerprint = configured.ca_sha256_hex().parse().unwrap();
+    let end = register_until_done(
+        &root,
+        &config(&configured, Some(other)),
+        TIMEOUT,
+        &mut never,
+    )
+    .unwrap();
+    match end {
+        ZeroTouchEnd::Registered(state) => assert_eq!(state.engine().unwrap().port, by_hand.port()),
+        other => panic!("expected registered, got {other:?}"),
+    }
+    assert!(configured.requests().is_empty());
+}
