@@ -315,25 +315,17 @@ impl Drop for TestEngine {
 
 /// A syntactically valid Ed25519 public key with random key bytes.
 fn generated_ssh_key() -> String {
+    let mut key = [0u8; 32];
+    rustls::crypto::ring::default_provider()
+        .secure_random
+        .fill(&mut key)
+        .expect("random bytes");
     let mut blob = Vec::new();
     blob.extend_from_slice(&11u32.to_be_bytes());
     blob.extend_from_slice(b"ssh-ed25519");
     blob.extend_from_slice(&32u32.to_be_bytes());
-    let mut seed = [0u8; 32];
-    for (i, byte) in seed.iter_mut().enumerate() {
-        *byte = u8::try_from(i).unwrap_or(0) ^ rand_byte();
-    }
-    blob.extend_from_slice(&seed);
+    blob.extend_from_slice(&key);
     format!("ssh-ed25519 {} ovirt-engine", STANDARD.encode(blob))
-}
-
-fn rand_byte() -> u8 {
-    let mut b = [0u8; 1];
-    rustls::crypto::ring::default_provider()
-        .secure_random
-        .fill(&mut b)
-        .expect("random bytes");
-    b[0]
 }
 
 /// The base64 body of a PEM text, without its armour lines and line breaks: two PEM
