@@ -337,9 +337,9 @@ impl Client {
                     expected: self.engine.host.clone(),
                     presented: presented.iter().map(|n| plain_name(n)).collect(),
                 },
-                rustls::Error::InvalidCertificate(detail) => Error::Untrusted {
+                rustls::Error::InvalidCertificate(problem) => Error::Untrusted {
                     engine,
-                    detail: format!("{detail:?}"),
+                    detail: certificate_problem(problem),
                 },
                 other => Error::Unreachable {
                     engine,
@@ -366,6 +366,22 @@ fn plain_name(name: &str) -> String {
         .and_then(|(_, rest)| rest.strip_suffix(')'))
         .unwrap_or(name);
     inner.trim_matches('"').to_string()
+}
+
+/// A certificate problem in words.
+fn certificate_problem(problem: &CertificateError) -> String {
+    match problem {
+        CertificateError::UnknownIssuer | CertificateError::BadSignature => {
+            "the engine CA confirmed for this node did not sign it".into()
+        }
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            "it has expired".into()
+        }
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            "it is not valid yet (check the node's clock)".into()
+        }
+        other => format!("{other:?}"),
+    }
 }
 
 fn rustls_error(error: &ureq::Error) -> Option<&rustls::Error> {

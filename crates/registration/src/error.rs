@@ -35,11 +35,8 @@ pub enum Error {
         presented: Vec<String>,
     },
 
-    /// The engine's TLS certificate is not signed by the CA the node trusts.
-    #[error(
-        "the engine at {engine} presented a certificate that the trusted engine CA did not \
-         sign ({detail})"
-    )]
+    /// The engine's TLS certificate does not check out against the CA the node trusts.
+    #[error("the engine at {engine} presented a certificate this node cannot trust: {detail}")]
     Untrusted {
         /// `host:port` of the engine.
         engine: String,

@@ -236,7 +236,11 @@ fn later_requests_are_verified_against_the_confirmed_ca() {
     let trust = Trust::Fingerprint(decoy.parse().unwrap());
     let err = register(&root, &options(&engine), trust).unwrap_err();
     assert!(matches!(err, Error::Untrusted { .. }), "{err}");
-    assert!(err.to_string().contains("did not sign"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("the engine CA confirmed for this node did not sign it"),
+        "{err}"
+    );
     assert!(!exists(&root, CA_PATH));
     assert!(!exists(&root, "/root/.ssh"));
     assert_eq!(engine.commands(), ["get-pki-trust"]);
