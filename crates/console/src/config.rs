@@ -1,0 +1,54 @@
+//! The console's settings, as the agent reads them from `/etc/hvnode/agent.toml`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Where and how the console serves.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address and port to listen on (Cockpit's port, 9090, by default).
+    pub listen: SocketAddr,
+    /// The libvirt connection the virtual machine pages use.
+    pub libvirt_uri: String,
+    /// Where the agent keeps its state.
+    pub state_dir: PathBuf,
+    /// TLS certificates: the highest-named `*.cert` wins; a self-signed one is made
+    /// here on first start when there is none.
+    pub certs_dir: PathBuf,
+    /// Groups whose members (besides root) may log in.
+    pub admin_groups: Vec<String>,
+    /// Serve plain HTTP instead of TLS (only for tests on loopback).
+    pub insecure_http: bool,
+    /// PAM service used for logins (`/etc/pam.d/<name>`).
+    pub pam_service: String,
+    /// A session without activity for this many seconds is logged out.
+    pub idle_timeout_secs: u64,
+    /// Where the SSH host keys are (only `*.pub` files are read).
+    pub ssh_dir: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 9090)),
+            libvirt_uri: "qemu:///system".into(),
+            state_dir: "/var/lib/hvnode".into(),
+            certs_dir: "/etc/hvnode/ws-certs.d".into(),
+            admin_groups: vec!["sudo".into(), "wheel".into()],
+            insecure_http: false,
+            pam_service: "hvnode".into(),
+            idle_timeout_secs: 15 * 60,
+            ssh_dir: "/etc/ssh".into(),
+        }
+    }
+}
+
+impl Config {
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs.max(1))
+    }
+}

@@ -1,0 +1,106 @@
+//! The node's local web console: server-rendered pages (axum + askama) with a little of
+//! our own JavaScript for the live parts, and the same data as JSON under `/api/v1`.
+//!
+//! Security model, in short: TLS always (a self-signed certificate is generated on
+//! first start unless the administrator provides one), PAM login for root and members
+//! of the admin groups, an `HttpOnly; Secure; SameSite=Strict` session cookie with an
+//! idle timeout, a CSRF token on every state change, an `Origin` check on state changes,
+//! streams and WebSockets, throttled failed logins, strict security headers on every
+//! response and size-limited bodies.
+
+pub mod api;
+pub mod app;
+pub mod assets;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod journal;
+pub mod login;
+pub mod metrics;
+pub mod pages;
+pub mod server;
+pub mod services;
+pub mod session;
+pub mod terminal;
+pub mod tls;
+pub mod views;
+pub mod vms;
+
+use std::future::Future;
+use std::sync::Arc;
+
+pub use app::{AppState, Shared, router};
+pub use config::Config;
+pub use metrics::{Metrics, spawn_sampler};
+
+/// A console that failed to start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("listening on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("TLS certificate: {0}")]
+    Tls(#[from] tls::TlsError),
+}
+
+/// A console bound to its address, ready to serve.
+#[derive(Debug)]
+pub struct Console {
+    pub state: Shared,
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    /// The certificate in use, if serving TLS.
+    pub certificate: Option<std::path::PathBuf>,
+}
+
+impl Console {
+    /// Binds the listening socket and loads (or generates) the TLS certificate.
+    pub async fn bind(config: Config, metrics: Arc<Metrics>) -> Result<Self, StartError> {
+        let (tls, certificate) = if config.insecure_http {
+            (None, None)
+        } else {
+            let hostname = nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let (c, path) = tls::server_config(&config.certs_dir, &hostname)?;
+            (Some(c), Some(path))
+        };
+        let listener = server::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        Ok(Self {
+            state: AppState::new(config, metrics),
+            listener,
+            tls,
+            certificate,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, expiring idle sessions once a minute.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+        let state = self.state.clone();
+        let expiry = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let idle = state.config.idle_timeout();
+                if let Ok(mut s) = state.sessions.lock() {
+                    s.expire(idle);
+                }
+            }
+        });
+        let router = router(self.state.clone());
+        server::serve(self.listener, router, self.tls, shutdown).await;
+        expiry.abort();
+    }
+}

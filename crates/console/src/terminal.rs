@@ -1,0 +1,152 @@
+//! The terminal page: a login shell on a pty, carried over a WebSocket to xterm.js.
+//!
+//! Binary frames carry bytes both ways; a text frame from the browser is a control
+//! message, `{"resize":[rows, cols]}`. The shell runs as the logged-in user through
+//! `systemd-run` or `runuser -l`, so it gets that user's groups, home and environment;
+//! it is ended when the socket closes or the session is logged out.
+
+use std::time::Duration;
+
+use askama::Template;
+use axum::Extension;
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::app::{Authed, CSP, Shared};
+use crate::pages::{PageCtx, render};
+
+#[derive(Template)]
+#[template(path = "terminal.html")]
+struct TerminalPage {
+    page: PageCtx,
+}
+
+/// `GET /terminal`. xterm.js's renderer sets inline styles, so this page (and only
+/// this one) allows them; scripts stay restricted to our own files.
+pub async fn page(Extension(authed): Extension<Authed>) -> Response {
+    let mut resp = render(&TerminalPage {
+        page: PageCtx::new(&authed, "/terminal"),
+    })
+    .into_response();
+    let csp = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'");
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        resp.headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    resp
+}
+
+/// `GET /terminal/socket` (WebSocket; the Origin was checked by the session layer).
+pub async fn socket(
+    State(state): State<Shared>,
+    Extension(authed): Extension<Authed>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    ws.max_message_size(64 * 1024)
+        .on_upgrade(move |socket| async move {
+            if let Err(e) = run(socket, &state, &authed).await {
+                tracing::warn!(user = %authed.session.user, "terminal: {e}");
+            }
+        })
+}
+
+#[derive(Deserialize)]
+struct Control {
+    resize: Option<(u16, u16)>,
+}
+
+/// The program that gives `user` a login shell.
+///
+/// Under systemd the shell runs in a transient unit of its own (`systemd-run --pty`),
+/// outside the agent's sandbox, so the agent's unit can be hardened without limiting
+/// what an administrator does in the terminal. Elsewhere `runuser -l` starts it.
+pub fn shell_command(user: &str) -> Option<pty_process::Command> {
+    let find = |names: &[&'static str]| {
+        names
+            .iter()
+            .copied()
+            .find(|p| std::path::Path::new(p).exists())
+    };
+    let under_systemd = std::path::Path::new("/run/systemd/system").is_dir()
+        && std::env::var_os("INVOCATION_ID").is_some();
+    let systemd_run = find(&["/usr/bin/systemd-run", "/bin/systemd-run"]);
+    let runuser = find(&["/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser"]);
+    let cmd = match (under_systemd, systemd_run, runuser) {
+        (true, Some(run), _) => {
+            let account = nix::unistd::User::from_name(user).ok().flatten()?;
+            let shell = account.shell.to_string_lossy().into_owned();
+            pty_process::Command::new(run).args([
+                "--quiet".to_string(),
+                "--pty".to_string(),
+                "--collect".to_string(),
+                "--service-type=exec".to_string(),
+                format!("--uid={user}"),
+                "--property=WorkingDirectory=~".to_string(),
+                "--setenv=TERM=xterm-256color".to_string(),
+                "--".to_string(),
+                shell,
+                "-l".to_string(),
+            ])
+        }
+        (_, _, Some(r)) => pty_process::Command::new(r).args(["-l", "--", user]),
+        _ if user == "root" => pty_process::Command::new("/bin/sh").arg("-l"),
+        _ => return None,
+    };
+    Some(cmd.env("TERM", "xterm-256color").kill_on_drop(true))
+}
+
+async fn run(mut socket: WebSocket, state: &Shared, authed: &Authed) -> Result<(), String> {
+    let user = &authed.session.user;
+    let (pty, pts) = pty_process::open().map_err(|e| format!("opening a pty: {e}"))?;
+    pty.resize(pty_process::Size::new(24, 80))
+        .map_err(|e| format!("sizing the pty: {e}"))?;
+    let cmd = shell_command(user).ok_or("neither systemd-run nor runuser can start a shell")?;
+    let mut child = cmd
+        .spawn(pts)
+        .map_err(|e| format!("starting a shell: {e}"))?;
+    tracing::info!(user = %user, "terminal opened");
+    let (mut reader, mut writer) = pty.into_split();
+    let mut buf = vec![0u8; 8192];
+    let mut check = tokio::time::interval(Duration::from_secs(5));
+    let idle = state.config.idle_timeout();
+    loop {
+        tokio::select! {
+            n = reader.read(&mut buf) => {
+                // EIO once the shell has exited and the pty is closed.
+                let n = match n { Ok(0) | Err(_) => break, Ok(n) => n };
+                if socket.send(Message::Binary(buf[..n].to_vec().into())).await.is_err() {
+                    break;
+                }
+            }
+            msg = socket.recv() => {
+                match msg {
+                    Some(Ok(Message::Binary(b))) => {
+                        if writer.write_all(&b).await.is_err() { break; }
+                    }
+                    Some(Ok(Message::Text(t))) => {
+                        if let Ok(Control { resize: Some((rows, cols)) }) = serde_json::from_str(&t) {
+                            let _ = writer.resize(pty_process::Size::new(rows.clamp(2, 500), cols.clamp(2, 1000)));
+                        }
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    _ => break,
+                }
+            }
+            _ = check.tick() => {
+                let alive = state.sessions.lock().ok()
+                    .and_then(|mut s| s.get(&authed.token, idle, false)).is_some();
+                if !alive { break; }
+            }
+            _ = child.wait() => break,
+        }
+    }
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    let _ = socket.send(Message::Close(None)).await;
+    tracing::info!(user = %user, "terminal closed");
+    Ok(())
+}

@@ -1,0 +1,425 @@
+//! Data gathered for a page and its JSON twin, shaped once for both.
+
+use serde::Serialize;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::journal::{self, Entry, LogQuery};
+use crate::metrics::human_bytes;
+use crate::pages::ServiceFilter;
+use crate::services::{self, Unit, UnitAction};
+use crate::vms::SecModel;
+
+/// One line of the health summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub ok: bool,
+    pub text: String,
+}
+
+/// Everything the overview shows except the graphs.
+#[derive(Debug, Serialize)]
+pub struct Overview {
+    pub info: hostinfo::SystemInfo,
+    pub health: Vec<Check>,
+    pub host_keys: Vec<hostinfo::HostKey>,
+    pub sessions: usize,
+}
+
+/// Health checks a hypervisor admin looks at first.
+pub fn health(
+    info: &hostinfo::SystemInfo,
+    selinux: &hostinfo::Selinux,
+    pools: &Result<Vec<hostinfo::ThinPool>, String>,
+    filesystems: &[hostinfo::Filesystem],
+) -> Vec<Check> {
+    let mut checks = Vec::new();
+    checks.push(Check {
+        ok: selinux.mode == "enforcing",
+        text: format!("SELinux is {}", selinux.mode),
+    });
+    match pools {
+        Ok(pools) if pools.is_empty() => {}
+        Ok(pools) => {
+            for p in pools {
+                checks.push(Check {
+                    ok: !p.warning(),
+                    text: format!(
+                        "thin pool {}/{}: data {:.1} %, metadata {:.1} %",
+                        p.vg, p.name, p.data_percent, p.metadata_percent
+                    ),
+                });
+            }
+        }
+        Err(e) => checks.push(Check {
+            ok: false,
+            text: format!("thin pools unknown: {e}"),
+        }),
+    }
+    for f in filesystems.iter().filter(|f| f.used_percent() >= 90.0) {
+        checks.push(Check {
+            ok: false,
+            text: format!("{} is {:.0} % full", f.target, f.used_percent()),
+        });
+    }
+    let mem_free = 100.0 - info.memory.used() as f64 * 100.0 / info.memory.total.max(1) as f64;
+    checks.push(Check {
+        ok: mem_free >= 10.0,
+        text: format!("{mem_free:.0} % of memory available"),
+    });
+    checks.push(Check {
+        ok: info.cpu.hardware_virtualisation(),
+        text: if info.cpu.hardware_virtualisation() {
+            "hardware virtualisation available".into()
+        } else {
+            "no hardware virtualisation (vmx/svm): guests are emulated".into()
+        },
+    });
+    checks
+}
+
+/// Gathers the overview (blocking).
+pub fn overview(state: &AppState) -> Result<Overview, ApiError> {
+    let info = hostinfo::system_info()?;
+    let selinux = hostinfo::selinux();
+    let pools = hostinfo::thin_pools().map_err(|e| e.to_string());
+    let filesystems = hostinfo::filesystems().unwrap_or_default();
+    Ok(Overview {
+        health: health(&info, &selinux, &pools, &filesystems),
+        host_keys: hostinfo::host_key_fingerprints(&state.config.ssh_dir),
+        sessions: state.session_count(),
+        info,
+    })
+}
+
+/// Serializes a part that may have failed as its value or as `{"error": "..."}`.
+fn value_or_error<T: Serialize, S: serde::Serializer>(
+    r: &Result<T, String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match r {
+        Ok(v) => v.serialize(s),
+        Err(e) => serde_json::json!({ "error": e }).serialize(s),
+    }
+}
+
+/// Storage facts, each part with its own error.
+#[derive(Debug, Serialize)]
+pub struct Storage {
+    #[serde(serialize_with = "value_or_error")]
+    pub thin_pools: Result<Vec<hostinfo::ThinPool>, String>,
+    #[serde(serialize_with = "value_or_error")]
+    pub filesystems: Result<Vec<hostinfo::Filesystem>, String>,
+    #[serde(serialize_with = "value_or_error")]
+    pub block_devices: Result<Vec<hostinfo::BlockDevice>, String>,
+}
+
+/// Gathers storage facts (blocking).
+pub fn storage() -> Storage {
+    Storage {
+        thin_pools: hostinfo::thin_pools().map_err(|e| e.to_string()),
+        filesystems: hostinfo::filesystems().map_err(|e| e.to_string()),
+        block_devices: hostinfo::block_devices().map_err(|e| e.to_string()),
+    }
+}
+
+#[derive(Debug)]
+pub struct PoolRow {
+    pub vg: String,
+    pub name: String,
+    pub size: String,
+    pub data_percent: f64,
+    pub metadata_percent: f64,
+    pub warning: bool,
+}
+
+impl From<&hostinfo::ThinPool> for PoolRow {
+    fn from(p: &hostinfo::ThinPool) -> Self {
+        Self {
+            vg: p.vg.clone(),
+            name: p.name.clone(),
+            size: human_bytes(p.size as f64),
+            data_percent: p.data_percent,
+            metadata_percent: p.metadata_percent,
+            warning: p.warning(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct FsRow {
+    pub target: String,
+    pub source: String,
+    pub fstype: String,
+    pub size: String,
+    pub used_percent: f64,
+}
+
+impl From<&hostinfo::Filesystem> for FsRow {
+    fn from(f: &hostinfo::Filesystem) -> Self {
+        Self {
+            target: f.target.clone(),
+            source: f.source.clone(),
+            fstype: f.fstype.clone(),
+            size: human_bytes(f.size as f64),
+            used_percent: f.used_percent(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct DiskRow {
+    pub depth: usize,
+    pub name: String,
+    pub kind: String,
+    pub size: String,
+    pub fstype: String,
+    pub mounts: String,
+    pub model: String,
+}
+
+/// Flattens the device tree, children after their parent.
+pub fn disk_rows(devs: &[hostinfo::BlockDevice]) -> Vec<DiskRow> {
+    fn walk(devs: &[hostinfo::BlockDevice], depth: usize, out: &mut Vec<DiskRow>) {
+        for d in devs {
+            out.push(DiskRow {
+                depth: depth.min(3),
+                name: d.name.clone(),
+                kind: d.kind.clone(),
+                size: human_bytes(d.size as f64),
+                fstype: d.fstype.clone().unwrap_or_default(),
+                mounts: d.mounts().join(", "),
+                model: d.model.clone().unwrap_or_default(),
+            });
+            walk(&d.children, depth + 1, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(devs, 0, &mut out);
+    out
+}
+
+#[derive(Debug)]
+pub struct IfRow {
+    pub name: String,
+    pub state: String,
+    pub addresses: String,
+    pub mac: String,
+    pub mtu: u32,
+    pub rx: String,
+    pub tx: String,
+    pub errors: u64,
+}
+
+impl From<&hostinfo::Interface> for IfRow {
+    fn from(i: &hostinfo::Interface) -> Self {
+        let c = i.counters.as_ref();
+        Self {
+            name: i.name.clone(),
+            state: i.state.clone(),
+            addresses: i.addresses.join(", "),
+            mac: i.mac.clone(),
+            mtu: i.mtu,
+            rx: human_bytes(c.map_or(0, |c| c.rx_bytes) as f64),
+            tx: human_bytes(c.map_or(0, |c| c.tx_bytes) as f64),
+            errors: c.map_or(0, |c| c.rx_errors + c.tx_errors),
+        }
+    }
+}
+
+/// One row of the logs table.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogRow {
+    pub time: String,
+    pub priority: u8,
+    pub priority_name: &'static str,
+    pub source: String,
+    pub message: String,
+}
+
+impl From<&Entry> for LogRow {
+    fn from(e: &Entry) -> Self {
+        Self {
+            time: format_time_us(e.time_us),
+            priority: e.priority,
+            priority_name: journal::priority_name(e.priority),
+            source: if e.unit.is_empty() {
+                e.identifier.clone()
+            } else {
+                format!("{} ({})", e.identifier, e.unit)
+            },
+            message: e.message.clone(),
+        }
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS` in UTC from microseconds since the epoch.
+pub fn format_time_us(us: u64) -> String {
+    let secs = us / 1_000_000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (proleptic Gregorian).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The query string that reproduces `q` (for the follow stream).
+pub fn log_query_string(q: &LogQuery) -> String {
+    let mut pairs: Vec<(&str, String)> = Vec::new();
+    if let Some(p) = q.priority {
+        pairs.push(("priority", p.to_string()));
+    }
+    if let Some(u) = q.unit.as_deref().filter(|u| !u.is_empty()) {
+        pairs.push(("unit", u.to_string()));
+    }
+    if let Some(g) = q.grep.as_deref().filter(|g| !g.is_empty()) {
+        pairs.push(("grep", g.to_string()));
+    }
+    serde_urlencoded::to_string(pairs).unwrap_or_default()
+}
+
+/// Percent-encodes one path segment.
+pub fn path_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Keeps the units that match the filter text and state.
+pub fn filter_units(units: Vec<Unit>, q: &ServiceFilter) -> Vec<Unit> {
+    let text = q.filter.to_lowercase();
+    units
+        .into_iter()
+        .filter(|u| {
+            text.is_empty()
+                || u.unit.to_lowercase().contains(&text)
+                || u.description.to_lowercase().contains(&text)
+        })
+        .filter(|u| q.state.is_empty() || u.active == q.state)
+        .collect()
+}
+
+/// Validates and runs a unit action.
+pub async fn unit_action(unit: String, action: &str) -> Result<(), ApiError> {
+    let action: UnitAction = action.parse().map_err(ApiError::BadRequest)?;
+    if !services::valid_unit_name(&unit) {
+        return Err(ApiError::BadRequest(format!("not a unit name: {unit:?}")));
+    }
+    tokio::task::spawn_blocking(move || services::act(&unit, action))
+        .await
+        .map_err(|e| ApiError::Failed(e.to_string()))?
+        .map_err(ApiError::from)
+}
+
+/// The node page's facts.
+#[derive(Debug, Serialize)]
+pub struct Node {
+    pub image: String,
+    pub os: String,
+    pub kernel: String,
+    pub selinux: hostinfo::Selinux,
+    pub libvirt_uri: String,
+    #[serde(serialize_with = "value_or_error")]
+    pub security_models: Result<Vec<SecModel>, String>,
+    pub registration: String,
+}
+
+/// Gathers the node page (blocking).
+pub fn node(state: &AppState) -> Result<Node, ApiError> {
+    let info = hostinfo::system_info()?;
+    let registration = std::fs::read_to_string(state.config.state_dir.join("registration.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| {
+            let s = v.get("state")?;
+            Some(
+                s.as_str()
+                    .map(str::to_string)
+                    .or_else(|| s.get("state").and_then(|x| x.as_str()).map(str::to_string))
+                    .unwrap_or_else(|| s.to_string()),
+            )
+        })
+        .map(|s| format!("Registration state: {s}"))
+        .unwrap_or_else(|| "Not registered with an engine (see nodectl register).".into());
+    Ok(Node {
+        image: info
+            .image_nvr
+            .unwrap_or_else(|| "not an hvnode image".into()),
+        os: info.os,
+        kernel: info.kernel,
+        selinux: hostinfo::selinux(),
+        libvirt_uri: state.libvirt.uri().to_string(),
+        security_models: state.libvirt.security_models().map_err(|e| e.to_string()),
+        registration,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_formatting() {
+        assert_eq!(format_time_us(0), "1970-01-01 00:00:00");
+        assert_eq!(format_time_us(1_764_100_000_000_000), "2025-11-25 19:46:40");
+        assert_eq!(format_time_us(951_782_400_000_000), "2000-02-29 00:00:00");
+    }
+
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(path_segment("vm 1/x"), "vm%201%2Fx");
+        assert_eq!(path_segment("ok-name_1.2"), "ok-name_1.2");
+    }
+
+    #[test]
+    fn log_query_round_trip() {
+        let q = LogQuery {
+            priority: Some(3),
+            unit: Some("a b".into()),
+            grep: None,
+            lines: None,
+        };
+        assert_eq!(log_query_string(&q), "priority=3&unit=a+b");
+    }
+
+    #[test]
+    fn unit_filter() {
+        let u = |n: &str, a: &str| Unit {
+            unit: n.into(),
+            load: "loaded".into(),
+            active: a.into(),
+            sub: String::new(),
+            description: "Desc".into(),
+            enabled: String::new(),
+        };
+        let all = vec![u("ssh.service", "active"), u("libvirtd.service", "failed")];
+        let q = ServiceFilter {
+            filter: "LIBVIRT".into(),
+            state: String::new(),
+        };
+        assert_eq!(filter_units(all.clone(), &q).len(), 1);
+        let q = ServiceFilter {
+            filter: String::new(),
+            state: "active".into(),
+        };
+        assert_eq!(filter_units(all, &q)[0].unit, "ssh.service");
+    }
+}

@@ -1,0 +1,399 @@
+//! Virtual machines through libvirt (the `virt` crate), with each VM's sVirt labels
+//! read from its live domain XML.
+//!
+//! libvirt's C API blocks, so every call here runs on a blocking thread. The connection
+//! is opened on first use and again after libvirtd went away, so the page recovers by
+//! itself when the daemon returns.
+
+use std::str::FromStr;
+use std::sync::Mutex;
+
+use serde::Serialize;
+use virt::connect::Connect;
+use virt::domain::Domain;
+use virt::error::ErrorNumber;
+use virt::sys;
+
+/// A libvirt failure the console tells apart.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum VirtError {
+    #[error("libvirt at {uri} is not reachable: {message}")]
+    Unavailable { uri: String, message: String },
+    #[error("no virtual machine named {0:?}")]
+    NoSuchVm(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// One sVirt label of a domain (`<seclabel>` in the live XML).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecLabel {
+    /// `selinux`, `apparmor`, `dac`.
+    pub model: String,
+    /// `dynamic`, `static` or `none`.
+    pub kind: String,
+    /// The process label, e.g. `system_u:system_r:svirt_t:s0:c12,c345`.
+    pub label: Option<String>,
+    /// The label of the VM's disk images, e.g. `…:svirt_image_t:s0:c12,c345`.
+    pub image_label: Option<String>,
+}
+
+/// Parses the `<seclabel>` elements directly under `<domain>`.
+pub fn parse_seclabels(xml: &str) -> Result<Vec<SecLabel>, roxmltree::Error> {
+    let doc = roxmltree::Document::parse(xml)?;
+    let child_text = |n: roxmltree::Node, name: &str| {
+        n.children()
+            .find(|c| c.has_tag_name(name))
+            .and_then(|c| c.text())
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+    };
+    Ok(doc
+        .root_element()
+        .children()
+        .filter(|n| n.has_tag_name("seclabel"))
+        .map(|n| SecLabel {
+            model: n.attribute("model").unwrap_or("").to_string(),
+            kind: n.attribute("type").unwrap_or("").to_string(),
+            label: child_text(n, "label"),
+            image_label: child_text(n, "imagelabel"),
+        })
+        .collect())
+}
+
+/// A security model the hypervisor offers (`<secmodel>` in the capabilities).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecModel {
+    pub model: String,
+    pub doi: String,
+}
+
+/// Parses `<host><secmodel>` of libvirt's capabilities XML.
+pub fn parse_secmodels(xml: &str) -> Result<Vec<SecModel>, roxmltree::Error> {
+    let doc = roxmltree::Document::parse(xml)?;
+    let text = |n: roxmltree::Node, name: &str| {
+        n.children()
+            .find(|c| c.has_tag_name(name))
+            .and_then(|c| c.text())
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
+    Ok(doc
+        .descendants()
+        .filter(|n| n.has_tag_name("secmodel"))
+        .filter(|n| n.parent().is_some_and(|p| p.has_tag_name("host")))
+        .map(|n| SecModel {
+            model: text(n, "model"),
+            doi: text(n, "doi"),
+        })
+        .filter(|m| !m.model.is_empty())
+        .collect())
+}
+
+/// What the VM page shows of one domain.
+#[derive(Debug, Clone, Serialize)]
+pub struct Vm {
+    pub name: String,
+    pub uuid: String,
+    pub state: &'static str,
+    pub running: bool,
+    pub vcpus: u32,
+    pub memory_kib: u64,
+    pub max_memory_kib: u64,
+    pub autostart: bool,
+    pub persistent: bool,
+    pub seclabels: Vec<SecLabel>,
+}
+
+fn state_name(state: sys::virDomainState) -> &'static str {
+    match state {
+        sys::VIR_DOMAIN_RUNNING => "running",
+        sys::VIR_DOMAIN_BLOCKED => "blocked",
+        sys::VIR_DOMAIN_PAUSED => "paused",
+        sys::VIR_DOMAIN_SHUTDOWN => "shutting down",
+        sys::VIR_DOMAIN_SHUTOFF => "shut off",
+        sys::VIR_DOMAIN_CRASHED => "crashed",
+        sys::VIR_DOMAIN_PMSUSPENDED => "suspended",
+        _ => "unknown",
+    }
+}
+
+/// What an administrator can do to a VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VmAction {
+    Start,
+    Shutdown,
+    ForceOff,
+    Reboot,
+}
+
+impl VmAction {
+    pub const ALL: [VmAction; 4] = [Self::Start, Self::Shutdown, Self::ForceOff, Self::Reboot];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::Shutdown => "shutdown",
+            Self::ForceOff => "force-off",
+            Self::Reboot => "reboot",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Start => "Start",
+            Self::Shutdown => "Shut down",
+            Self::ForceOff => "Force off",
+            Self::Reboot => "Reboot",
+        }
+    }
+}
+
+impl FromStr for VmAction {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| format!("unknown action {s:?} (start, shutdown, force-off, reboot)"))
+    }
+}
+
+/// A lazily opened, self-healing libvirt connection.
+#[derive(Debug)]
+pub struct Libvirt {
+    uri: String,
+    conn: Mutex<Option<Connect>>,
+}
+
+fn is_connection_error(e: &virt::error::Error) -> bool {
+    matches!(
+        e.code(),
+        ErrorNumber::SystemError
+            | ErrorNumber::Rpc
+            | ErrorNumber::NoConnect
+            | ErrorNumber::InvalidConn
+            | ErrorNumber::AuthFailed
+    )
+}
+
+impl Libvirt {
+    pub fn new(uri: &str) -> Self {
+        // libvirt prints every error to stderr unless told not to; ours go to the log.
+        virt::error::clear_error_callback();
+        Self {
+            uri: uri.to_string(),
+            conn: Mutex::new(None),
+        }
+    }
+
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    fn unavailable(&self, message: String) -> VirtError {
+        VirtError::Unavailable {
+            uri: self.uri.clone(),
+            message,
+        }
+    }
+
+    /// Runs `f` on the connection, opening it first if needed; a connection-level
+    /// failure closes it so that the next call reconnects.
+    fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&Connect) -> Result<T, VirtError>,
+    ) -> Result<T, VirtError> {
+        let mut guard = self
+            .conn
+            .lock()
+            .map_err(|_| VirtError::Failed("libvirt connection lock poisoned".into()))?;
+        if let Some(conn) = guard.as_ref() {
+            if !conn.is_alive().unwrap_or(false) {
+                if let Some(mut old) = guard.take() {
+                    let _ = old.close();
+                }
+            }
+        }
+        if guard.is_none() {
+            let conn = Connect::open(Some(&self.uri))
+                .map_err(|e| self.unavailable(e.message().to_string()))?;
+            tracing::info!(uri = %self.uri, "connected to libvirt");
+            *guard = Some(conn);
+        }
+        let conn = guard
+            .as_ref()
+            .ok_or_else(|| self.unavailable("not connected".into()))?;
+        let result = f(conn);
+        if let Err(VirtError::Unavailable { .. }) = &result {
+            if let Some(mut old) = guard.take() {
+                let _ = old.close();
+            }
+        }
+        result
+    }
+
+    fn classify(&self, e: virt::error::Error, name: &str) -> VirtError {
+        if e.code() == ErrorNumber::NoDomain {
+            VirtError::NoSuchVm(name.to_string())
+        } else if is_connection_error(&e) {
+            self.unavailable(e.message().to_string())
+        } else {
+            VirtError::Failed(e.message().to_string())
+        }
+    }
+
+    fn describe(&self, dom: &Domain) -> Result<Vm, VirtError> {
+        let name = dom.get_name().map_err(|e| self.classify(e, ""))?;
+        let err = |e| self.classify(e, &name);
+        let info = dom.get_info().map_err(err)?;
+        let xml = dom.get_xml_desc(0).map_err(err)?;
+        let seclabels = parse_seclabels(&xml)
+            .map_err(|e| VirtError::Failed(format!("domain XML of {name}: {e}")))?;
+        Ok(Vm {
+            uuid: dom.get_uuid_string().map_err(err)?,
+            state: state_name(info.state),
+            running: info.state == sys::VIR_DOMAIN_RUNNING,
+            vcpus: info.nr_virt_cpu,
+            memory_kib: info.memory,
+            max_memory_kib: info.max_mem,
+            autostart: dom.get_autostart().unwrap_or(false),
+            persistent: dom.is_persistent().unwrap_or(false),
+            seclabels,
+            name,
+        })
+    }
+
+    /// All domains, running or defined, sorted by name.
+    pub fn list(&self) -> Result<Vec<Vm>, VirtError> {
+        self.with_conn(|conn| {
+            let doms = conn.list_all_domains(0).map_err(|e| self.classify(e, ""))?;
+            let mut vms = doms
+                .iter()
+                .map(|d| self.describe(d))
+                .collect::<Result<Vec<_>, _>>()?;
+            vms.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(vms)
+        })
+    }
+
+    /// One domain by name.
+    pub fn get(&self, name: &str) -> Result<Vm, VirtError> {
+        self.with_conn(|conn| {
+            let dom = Domain::lookup_by_name(conn, name).map_err(|e| self.classify(e, name))?;
+            self.describe(&dom)
+        })
+    }
+
+    /// Starts, shuts down, forces off or reboots a domain; returns its new state.
+    pub fn act(&self, name: &str, action: VmAction) -> Result<Vm, VirtError> {
+        self.with_conn(|conn| {
+            let dom = Domain::lookup_by_name(conn, name).map_err(|e| self.classify(e, name))?;
+            let err = |e| self.classify(e, name);
+            match action {
+                VmAction::Start => dom.create().map(drop).map_err(err)?,
+                VmAction::Shutdown => dom.shutdown().map(drop).map_err(err)?,
+                VmAction::ForceOff => dom.destroy().map_err(err)?,
+                VmAction::Reboot => dom.reboot(0).map_err(err)?,
+            }
+            tracing::info!(
+                vm = name,
+                action = action.as_str(),
+                "virtual machine action"
+            );
+            self.describe(&dom)
+        })
+    }
+
+    /// The security models libvirt offers (`selinux`, `dac`).
+    pub fn security_models(&self) -> Result<Vec<SecModel>, VirtError> {
+        self.with_conn(|conn| {
+            let caps = conn.get_capabilities().map_err(|e| self.classify(e, ""))?;
+            parse_secmodels(&caps).map_err(|e| VirtError::Failed(format!("capabilities XML: {e}")))
+        })
+    }
+}
+
+impl Drop for Libvirt {
+    fn drop(&mut self) {
+        if let Ok(mut guard) = self.conn.lock() {
+            if let Some(mut conn) = guard.take() {
+                let _ = conn.close();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SVIRT_DOMAIN: &str = r#"<domain type='kvm' id='3'>
+  <name>tiny</name>
+  <devices><disk type='file'><seclabel model='dac' relabel='no'/></disk></devices>
+  <seclabel type='dynamic' model='selinux' relabel='yes'>
+    <label>system_u:system_r:svirt_t:s0:c112,c877</label>
+    <imagelabel>system_u:object_r:svirt_image_t:s0:c112,c877</imagelabel>
+  </seclabel>
+  <seclabel type='dynamic' model='dac' relabel='yes'>
+    <label>+64055:+64055</label>
+    <imagelabel>+64055:+64055</imagelabel>
+  </seclabel>
+</domain>"#;
+
+    #[test]
+    fn seclabels_of_a_running_svirt_guest() {
+        let labels = parse_seclabels(SVIRT_DOMAIN).unwrap();
+        assert_eq!(
+            labels.len(),
+            2,
+            "the disk's own seclabel is not the domain's"
+        );
+        assert_eq!(labels[0].model, "selinux");
+        assert_eq!(labels[0].kind, "dynamic");
+        assert_eq!(
+            labels[0].label.as_deref(),
+            Some("system_u:system_r:svirt_t:s0:c112,c877")
+        );
+        assert_eq!(
+            labels[0].image_label.as_deref(),
+            Some("system_u:object_r:svirt_image_t:s0:c112,c877")
+        );
+        assert_eq!(labels[1].model, "dac");
+    }
+
+    #[test]
+    fn no_seclabel_and_broken_xml() {
+        assert!(
+            parse_seclabels("<domain><name>x</name></domain>")
+                .unwrap()
+                .is_empty()
+        );
+        let none =
+            parse_seclabels("<domain><seclabel type='none' model='none'/></domain>").unwrap();
+        assert_eq!(none[0].kind, "none");
+        assert_eq!(none[0].label, None);
+        assert!(parse_seclabels("<domain>").is_err());
+    }
+
+    #[test]
+    fn secmodels_from_capabilities() {
+        let caps = "<capabilities><host><uuid>x</uuid>\
+            <secmodel><model>selinux</model><doi>0</doi></secmodel>\
+            <secmodel><model>dac</model><doi>0</doi></secmodel></host>\
+            <guest><secmodel><model>ignored</model></secmodel></guest></capabilities>";
+        let m = parse_secmodels(caps).unwrap();
+        let names: Vec<_> = m.iter().map(|m| m.model.as_str()).collect();
+        assert_eq!(names, ["selinux", "dac"]);
+    }
+
+    #[test]
+    fn actions_parse_and_print() {
+        for a in VmAction::ALL {
+            assert_eq!(a.as_str().parse::<VmAction>(), Ok(a));
+        }
+        assert!("explode".parse::<VmAction>().is_err());
+    }
+}

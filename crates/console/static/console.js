@@ -1,0 +1,160 @@
+// Live parts of the console: graphs, the VM list, following the journal.
+// No framework; every value from the server is inserted as text, never as HTML.
+"use strict";
+
+(function () {
+  const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content || "";
+  const background = { headers: { "X-Hvnode-Background": "1" }, credentials: "same-origin" };
+  const WIDTH = 300, HEIGHT = 100;
+
+  function units(n) {
+    const u = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let i = 0;
+    while (n >= 1024 && i + 1 < u.length) { n /= 1024; i++; }
+    return (i === 0 ? n.toFixed(0) : n.toFixed(1)) + " " + u[i];
+  }
+
+  function niceMax(values) {
+    const m = Math.max(0, ...values);
+    let top = 1024;
+    while (top < m) top *= 2;
+    return top;
+  }
+
+  function points(values, max) {
+    if (!(max > 0)) max = 1;
+    const offset = Math.max(0, WIDTH - values.length);
+    return values.map((v, i) => {
+      const y = HEIGHT - Math.min(Math.max(v, 0), max) / max * HEIGHT;
+      return (offset + i) + "," + y.toFixed(1);
+    }).join(" ");
+  }
+
+  function graphs() {
+    const root = document.getElementById("graphs");
+    if (!root) return;
+    let history = [];
+    const draw = () => {
+      const last = history[history.length - 1];
+      if (!last) return;
+      for (const g of root.querySelectorAll(".graph")) {
+        const keys = g.dataset.keys.split(",");
+        const scale = g.dataset.scale;
+        const series = keys.map(k => history.map(p => p[k]));
+        let max = 100;
+        if (scale === "memory") max = Math.max(...history.map(p => p.mem_total));
+        if (scale === "rate") max = niceMax(series.flat());
+        g.querySelectorAll("polyline").forEach((pl, i) => pl.setAttribute("points", points(series[i] || [], max)));
+        const now = g.querySelector(".now");
+        if (scale === "percent") now.textContent = last.cpu_percent.toFixed(0) + " %";
+        if (scale === "memory") now.textContent = units(last.mem_used) + " of " + units(last.mem_total);
+        if (scale === "rate") {
+          const [a, b] = keys.map(k => units(last[k]) + "/s");
+          now.textContent = (keys[0].startsWith("net") ? "↓ " + a + " ↑ " + b : "r " + a + " w " + b);
+        }
+      }
+      root.dataset.updated = String(last.t);
+    };
+    fetch("/api/v1/metrics", background).then(r => r.json()).then(j => {
+      history = j.data || [];
+      draw();
+      const es = new EventSource("/api/v1/metrics/stream");
+      es.addEventListener("point", ev => {
+        history.push(JSON.parse(ev.data));
+        if (history.length > WIDTH) history.shift();
+        draw();
+      });
+    });
+  }
+
+  function cell(text, cls) {
+    const td = document.createElement("td");
+    if (cls) td.className = cls;
+    td.textContent = text;
+    return td;
+  }
+
+  function vmRow(vm, actions) {
+    const tr = document.createElement("tr");
+    tr.dataset.vm = vm.name;
+    tr.append(cell(vm.name, "name"));
+    const st = cell(vm.state, "state");
+    st.dataset.state = vm.state;
+    tr.append(st, cell(String(vm.vcpus)), cell(Math.floor(vm.memory_kib / 1024) + " MiB"),
+      cell(vm.autostart ? "yes" : "no"));
+    const sv = cell("", "svirt");
+    if (vm.seclabels.length === 0) {
+      const s = document.createElement("span"); s.className = "muted"; s.textContent = "none"; sv.append(s);
+    }
+    for (const l of vm.seclabels) {
+      const d = document.createElement("div");
+      const b = document.createElement("b"); b.textContent = l.model;
+      d.append(b, " (" + l.kind + ")");
+      for (const [prefix, v] of [["", l.label], ["image ", l.image_label]]) {
+        if (!v) continue;
+        const s = document.createElement("span"); s.className = "mono"; s.textContent = prefix + v;
+        d.append(document.createElement("br"), s);
+      }
+      sv.append(d);
+    }
+    tr.append(sv);
+    const act = cell("", "actions");
+    for (const [name, label] of actions) {
+      if ((name === "start") === vm.running) continue;
+      const f = document.createElement("form");
+      f.method = "post";
+      f.action = "/vms/" + encodeURIComponent(vm.name) + "/" + name;
+      const i = document.createElement("input");
+      i.type = "hidden"; i.name = "csrf"; i.value = csrf();
+      const b = document.createElement("button");
+      b.type = "submit"; b.className = "action-" + name; b.textContent = label;
+      f.append(i, b);
+      act.append(f);
+    }
+    tr.append(act);
+    return tr;
+  }
+
+  function vms() {
+    const body = document.getElementById("vm-rows");
+    if (!body) return;
+    const err = document.getElementById("vm-error");
+    const actions = [["start", "Start"], ["shutdown", "Shut down"], ["force-off", "Force off"], ["reboot", "Reboot"]];
+    const poll = async () => {
+      try {
+        const r = await fetch("/api/v1/vms", background);
+        const j = await r.json();
+        if (r.status === 401) { location.href = "/login"; return; }
+        if (!r.ok) { err.textContent = j.error; err.hidden = false; return; }
+        err.hidden = true;
+        body.replaceChildren(...j.data.items.map(vm => vmRow(vm, actions)));
+        body.dataset.updated = String(Date.now());
+      } catch (e) {
+        err.textContent = "The console is not reachable."; err.hidden = false;
+      }
+    };
+    setInterval(poll, 2000);
+  }
+
+  function follow() {
+    const btn = document.getElementById("follow");
+    const rows = document.getElementById("log-rows");
+    if (!btn || !rows) return;
+    let es = null;
+    btn.addEventListener("click", () => {
+      if (es) { es.close(); es = null; btn.classList.remove("active-follow"); btn.textContent = "Follow"; return; }
+      es = new EventSource("/api/v1/logs/stream?" + btn.dataset.query);
+      btn.classList.add("active-follow"); btn.textContent = "Stop following";
+      es.addEventListener("entry", ev => {
+        const e = JSON.parse(ev.data);
+        const tr = document.createElement("tr");
+        tr.className = "prio-" + e.priority;
+        tr.append(cell(e.time, "mono"), cell(e.priority_name), cell(e.source), cell(e.message, "msg"));
+        rows.prepend(tr);
+        while (rows.children.length > 2000) rows.lastChild.remove();
+      });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => { graphs(); vms(); follow(); });
+})();
