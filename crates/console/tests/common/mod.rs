@@ -1,0 +1,336 @@
+//! A console on loopback for integration tests, an HTTP client, and a real local user
+//! with a PAM service for login tests. Everything listens on 127.0.0.1 only.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use console::{AppState, Config, Console, Metrics};
+use ureq::Agent;
+
+pub const TEST_URI: &str = "test:///default";
+
+/// A running console; stops when dropped.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    pub tls: bool,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _dirs: tempfile::TempDir,
+}
+
+impl Server {
+    /// Plain HTTP on loopback, libvirt's test driver, the given tweaks.
+    pub fn start(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::start_with(true, tweak)
+    }
+
+    pub fn start_tls(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::start_with(false, tweak)
+    }
+
+    fn start_with(insecure: bool, tweak: impl FnOnce(&mut Config)) -> Self {
+        let dirs = tempfile::tempdir().unwrap();
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            libvirt_uri: TEST_URI.into(),
+            state_dir: dirs.path().join("state"),
+            certs_dir: dirs.path().join("ws-certs.d"),
+            insecure_http: insecure,
+            ..Config::default()
+        };
+        tweak(&mut config);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let metrics = Arc::new(Metrics::default());
+                let sampler = console::spawn_sampler(metrics.clone());
+                let c = Console::bind(config, metrics).await.unwrap();
+                tx.send((c.local_addr().unwrap(), c.state.clone())).unwrap();
+                c.serve(async move {
+                    let _ = stop_rx.await;
+                })
+                .await;
+                sampler.abort();
+            });
+        });
+        let (addr, state) = rx.recv().unwrap();
+        Self {
+            addr,
+            state,
+            tls: !insecure,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+            _dirs: dirs,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}{path}", self.addr)
+    }
+
+    pub fn origin(&self) -> String {
+        self.url("")
+    }
+
+    /// A session made directly in the store (for tests that are not about PAM).
+    pub fn session(&self, user: &str) -> Session {
+        let (token, csrf) = self.state.sessions.lock().unwrap().create(user).unwrap();
+        Session {
+            cookie: format!("hvnode-session={token}"),
+            csrf,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A logged-in client's cookie and CSRF token.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub cookie: String,
+    pub csrf: String,
+}
+
+/// An HTTP client that reports every status as a response and follows no redirect.
+pub fn client() -> Agent {
+    Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .disable_verification(true)
+                .build(),
+        )
+        .build()
+        .into()
+}
+
+/// A response reduced to what tests look at.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: ureq::http::HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+fn reply(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+    let mut r = r.unwrap();
+    Reply {
+        status: r.status().as_u16(),
+        headers: r.headers().clone(),
+        body: r.body_mut().read_to_string().unwrap_or_default(),
+    }
+}
+
+pub fn get(url: &str, session: Option<&Session>, headers: &[(&str, &str)]) -> Reply {
+    let mut req = client().get(url);
+    if let Some(s) = session {
+        req = req.header("Cookie", &s.cookie);
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    reply(req.call())
+}
+
+pub fn post_form(
+    url: &str,
+    session: Option<&Session>,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Reply {
+    let mut req = client()
+        .post(url)
+        .header("Content-Type", "application/x-www-form-urlencoded");
+    if let Some(s) = session {
+        req = req.header("Cookie", &s.cookie);
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    reply(req.send(body))
+}
+
+/// Percent-encodes a form value.
+pub fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The session cookie (`name=value`) of a login response.
+pub fn session_cookie(r: &Reply) -> Option<String> {
+    r.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("hvnode-session=") && !v.starts_with("hvnode-session=;"))
+        .map(|v| v.split(';').next().unwrap_or("").to_string())
+}
+
+/// Logs in through the form and returns the session with its CSRF token.
+pub fn login(server: &Server, user: &str, password: &str) -> Result<Session, Reply> {
+    let r = post_form(
+        &server.url("/login"),
+        None,
+        &[],
+        &format!("username={}&password={}", enc(user), enc(password)),
+    );
+    let Some(cookie) = session_cookie(&r).filter(|_| r.status == 303) else {
+        return Err(r);
+    };
+    let s = get(
+        &server.url("/api/v1/session"),
+        Some(&Session {
+            cookie: cookie.clone(),
+            csrf: String::new(),
+        }),
+        &[],
+    );
+    assert_eq!(s.status, 200, "{}", s.body);
+    let csrf = s.json()["data"]["csrf"].as_str().unwrap().to_string();
+    Ok(Session { cookie, csrf })
+}
+
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test creates a local user and a PAM service: run it as root (CI does)"
+    );
+}
+
+/// Runs an account tool, retrying while another test holds the passwd lock.
+fn run(cmd: &mut Command) {
+    let mut last = String::new();
+    for _ in 0..50 {
+        let out = cmd.output().unwrap();
+        if out.status.success() {
+            return;
+        }
+        last = String::from_utf8_lossy(&out.stderr).into_owned();
+        if !last.contains("lock") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("{cmd:?}: {last}");
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A PAM service file for the tests, a copy of the one shipped in the image; removed
+/// when dropped.
+pub struct PamService {
+    pub name: String,
+    path: PathBuf,
+}
+
+impl PamService {
+    pub fn install() -> Self {
+        require_root();
+        let shipped =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../image/files/etc/pam.d/hvnode");
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!("hvnode-test-{}-{n}", std::process::id());
+        let path = PathBuf::from("/etc/pam.d").join(&name);
+        std::fs::copy(&shipped, &path).unwrap();
+        Self { name, path }
+    }
+}
+
+impl Drop for PamService {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A real local account with a password; deleted (with its home) when dropped.
+pub struct TestUser {
+    pub name: String,
+    pub password: String,
+    group: Option<String>,
+}
+
+impl TestUser {
+    /// Creates a user, in `group` if given (the group is created for the test).
+    pub fn create(group: Option<&str>) -> Self {
+        require_root();
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!("hvt{}x{n}", std::process::id());
+        let group = group.map(|g| {
+            let g = format!("{g}{}x{n}", std::process::id());
+            run(Command::new("groupadd").arg(&g));
+            g
+        });
+        let mut cmd = Command::new("useradd");
+        cmd.args(["-m", "-s", "/bin/bash"]);
+        if let Some(g) = &group {
+            cmd.args(["-G", g]);
+        }
+        run(cmd.arg(&name));
+        let password = format!("Pw-{}-{n}!x", std::process::id());
+        let hash = Command::new("openssl")
+            .args(["passwd", "-6", &password])
+            .output()
+            .unwrap();
+        assert!(hash.status.success(), "openssl passwd -6");
+        let hash = String::from_utf8(hash.stdout).unwrap();
+        run(Command::new("usermod").args(["-p", hash.trim(), &name]));
+        Self {
+            name,
+            password,
+            group,
+        }
+    }
+
+    pub fn group(&self) -> &str {
+        self.group.as_deref().unwrap()
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").args(["-r", &self.name]).output();
+        if let Some(g) = &self.group {
+            let _ = Command::new("groupdel").arg(g).output();
+        }
+    }
+}

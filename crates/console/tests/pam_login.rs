@@ -1,0 +1,134 @@
+//! Logins through real PAM with real local accounts created for the test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{PamService, Server, TestUser, get, login, post_form, session_cookie};
+
+#[test]
+fn admin_group_member_logs_in_with_the_right_cookie_and_out_again() {
+    let pam = PamService::install();
+    let user = TestUser::create(Some("hvadm"));
+    let group = user.group().to_string();
+    let server = Server::start(|c| {
+        c.pam_service = pam.name.clone();
+        c.admin_groups = vec![group];
+    });
+    let r = post_form(
+        &server.url("/login"),
+        None,
+        &[],
+        &format!(
+            "username={}&password={}",
+            user.name,
+            common::enc(&user.password)
+        ),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.header("location"), Some("/"));
+    let set_cookie = r.header("set-cookie").unwrap();
+    for flag in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
+        assert!(set_cookie.contains(flag), "{set_cookie}");
+    }
+    let s = login(&server, &user.name, &user.password).unwrap();
+    let page = get(&server.url("/"), Some(&s), &[]);
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains(&user.name), "the user is shown");
+
+    // Logging out ends the session for good.
+    let out = post_form(
+        &server.url("/logout"),
+        Some(&s),
+        &[],
+        &format!("csrf={}", s.csrf),
+    );
+    assert_eq!(out.status, 303);
+    assert_eq!(out.header("location"), Some("/login"));
+    assert!(out.header("set-cookie").unwrap().contains("Max-Age=0"));
+    assert_eq!(
+        get(&server.url("/api/v1/overview"), Some(&s), &[]).status,
+        401
+    );
+    assert_eq!(get(&server.url("/"), Some(&s), &[]).status, 303);
+}
+
+#[test]
+fn wrong_password_unknown_user_and_non_admin_are_refused() {
+    let pam = PamService::install();
+    let user = TestUser::create(None);
+    let server = Server::start(|c| {
+        c.pam_service = pam.name.clone();
+        c.admin_groups = vec!["sudo".into(), "wheel".into()];
+    });
+    for (name, password, why) in [
+        (user.name.as_str(), "wrong-password", "wrong password"),
+        ("no-such-user-hv", "whatever", "unknown user"),
+    ] {
+        let r = login(&server, name, password).unwrap_err();
+        assert_eq!(r.status, 401, "{why}");
+        assert!(
+            r.body.contains("Wrong user name or password"),
+            "{why}: {}",
+            r.body
+        );
+        assert!(session_cookie(&r).is_none());
+    }
+    // The right password of an account outside the admin groups is not enough.
+    let r = login(&server, &user.name, &user.password).unwrap_err();
+    assert_eq!(r.status, 401);
+    assert!(r.body.contains("may not administer"), "{}", r.body);
+}
+
+#[test]
+fn failed_logins_are_throttled_with_retry_after() {
+    let pam = PamService::install();
+    let user = TestUser::create(Some("hvthr"));
+    let group = user.group().to_string();
+    let server = Server::start(|c| {
+        c.pam_service = pam.name.clone();
+        c.admin_groups = vec![group];
+    });
+    for _ in 0..console::session::PER_CLIENT {
+        let r = login(&server, &user.name, "wrong").unwrap_err();
+        assert_eq!(r.status, 401);
+    }
+    // Now even the right password is refused until the window has passed.
+    let r = login(&server, &user.name, &user.password).unwrap_err();
+    assert_eq!(r.status, 429, "{}", r.body);
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+}
+
+#[test]
+fn idle_sessions_expire() {
+    let pam = PamService::install();
+    let server = Server::start(|c| {
+        c.pam_service = pam.name.clone();
+        c.idle_timeout_secs = 1;
+    });
+    let s = server.session("root");
+    assert_eq!(
+        get(&server.url("/api/v1/session"), Some(&s), &[]).status,
+        200
+    );
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    assert_eq!(
+        get(&server.url("/api/v1/session"), Some(&s), &[]).status,
+        401
+    );
+}
+
+#[test]
+fn broken_pam_service_is_a_clear_error_not_a_login() {
+    let server = Server::start(|c| c.pam_service = "hvnode-does-not-exist".into());
+    let r = login(&server, "root", "x").unwrap_err();
+    // Linux-PAM falls back to /etc/pam.d/other, which denies: either way, no session.
+    assert!(
+        r.status == 401 || r.status == 503,
+        "{} {}",
+        r.status,
+        r.body
+    );
+    assert!(session_cookie(&r).is_none());
+}
