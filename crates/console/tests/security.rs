@@ -1,0 +1,230 @@
+//! Walks every route the router declares (read from `src/app.rs`, so a new route cannot
+//! be forgotten here) and checks the session, CSRF and Origin rules and the headers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{Reply, Server, get, post_form};
+
+/// (method, path) of every `.route(...)` in the router, path parameters filled in.
+fn routes() -> Vec<(String, String)> {
+    let src = include_str!("../src/app.rs");
+    let mut out = Vec::new();
+    let starts: Vec<usize> = src.match_indices(".route(").map(|(i, _)| i).collect();
+    for (n, start) in starts.iter().enumerate() {
+        let end = starts.get(n + 1).copied().unwrap_or(src.len());
+        let call = &src[*start..end];
+        let call = &call[..call
+            .find(".fallback(")
+            .or(call.find(".merge("))
+            .unwrap_or(call.len())];
+        let path = &call[call.find('"').unwrap() + 1..];
+        let path = &path[..path.find('"').unwrap()];
+        let path = path
+            .replace("{name}", "test")
+            .replace("{action}", "start")
+            .replace("{unit}", "ssh.service")
+            .replace("{file}", "console.css");
+        for (needle, method) in [("get(", "GET"), ("post(", "POST")] {
+            if call.contains(needle) {
+                out.push((method.to_string(), path.clone()));
+            }
+        }
+    }
+    assert!(out.len() >= 25, "the router has more routes than {out:?}");
+    out
+}
+
+const PUBLIC: &[(&str, &str)] = &[
+    ("GET", "/login"),
+    ("POST", "/login"),
+    ("GET", "/static/console.css"),
+];
+
+fn assert_headers(r: &Reply, what: &str, tls: bool) {
+    let csp = r
+        .header("content-security-policy")
+        .unwrap_or_else(|| panic!("{what}: no CSP"));
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("script-src 'self' 'unsafe-inline'"),
+        "{what}: {csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"), "{what}: {csp}");
+    assert_eq!(r.header("x-frame-options"), Some("DENY"), "{what}");
+    assert_eq!(
+        r.header("x-content-type-options"),
+        Some("nosniff"),
+        "{what}"
+    );
+    assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "{what}");
+    if tls {
+        assert!(
+            r.header("strict-transport-security").is_some(),
+            "{what}: no HSTS"
+        );
+    }
+}
+
+fn request(
+    server: &Server,
+    method: &str,
+    path: &str,
+    session: Option<&common::Session>,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Reply {
+    let url = server.url(path);
+    match method {
+        "GET" => get(&url, session, headers),
+        _ => post_form(&url, session, headers, body),
+    }
+}
+
+#[test]
+fn without_a_session_only_login_and_static_files_answer() {
+    let server = Server::start_tls(|_| {});
+    let mut walked = 0;
+    for (method, path) in routes() {
+        let what = format!("{method} {path}");
+        let r = request(&server, &method, &path, None, &[], "username=&password=");
+        assert_headers(&r, &what, true);
+        if PUBLIC.contains(&(method.as_str(), path.as_str())) {
+            assert!(r.status == 200 || r.status == 401, "{what}: {}", r.status);
+            continue;
+        }
+        if method == "GET" && !path.starts_with("/api/") {
+            assert_eq!(r.status, 303, "{what}");
+            assert_eq!(r.header("location"), Some("/login"), "{what}");
+        } else {
+            assert_eq!(r.status, 401, "{what}: {}", r.body);
+            assert!(r.json()["error"].is_string(), "{what}");
+        }
+        walked += 1;
+    }
+    assert!(walked >= 25, "{walked}");
+    // Unknown paths are no exception.
+    let r = get(&server.url("/no/such/page"), None, &[]);
+    assert_eq!(r.status, 303);
+    let r = get(&server.url("/api/v1/nothing"), None, &[]);
+    assert_eq!(r.status, 401);
+    // A forged cookie is no session either.
+    let forged = common::Session {
+        cookie: "hvnode-session=forged".into(),
+        csrf: String::new(),
+    };
+    assert_eq!(
+        get(&server.url("/api/v1/vms"), Some(&forged), &[]).status,
+        401
+    );
+}
+
+#[test]
+fn state_changes_need_the_csrf_token_and_a_matching_origin() {
+    let server = Server::start(|_| {});
+    let s = server.session("root");
+    let other = server.session("root");
+    let posts: Vec<_> = routes()
+        .into_iter()
+        .filter(|(m, p)| m == "POST" && p != "/login")
+        .collect();
+    assert!(posts.len() >= 5, "{posts:?}");
+    for (method, path) in &posts {
+        let what = format!("{method} {path}");
+        // No token at all.
+        let r = request(&server, method, path, Some(&s), &[], "confirm=yes");
+        assert_eq!(r.status, 403, "{what} without token: {}", r.body);
+        assert_headers(&r, &what, false);
+        // Another session's token.
+        let body = format!("csrf={}&confirm=yes", other.csrf);
+        let r = request(&server, method, path, Some(&s), &[], &body);
+        assert_eq!(r.status, 403, "{what} with a foreign token");
+        // The right token in the header, but from a foreign page.
+        let r = request(
+            &server,
+            method,
+            path,
+            Some(&s),
+            &[
+                ("X-CSRF-Token", &s.csrf),
+                ("Origin", "https://evil.example"),
+            ],
+            "",
+        );
+        assert_eq!(r.status, 403, "{what} from a foreign origin");
+        // A wrong token in the header.
+        let r = request(
+            &server,
+            method,
+            path,
+            Some(&s),
+            &[("X-CSRF-Token", "nope")],
+            "",
+        );
+        assert_eq!(r.status, 403, "{what} with a wrong header token");
+    }
+    // The session survived all of that and a correct request passes the checks.
+    let r = post_form(
+        &server.url("/api/v1/vms/test/reboot"),
+        Some(&s),
+        &[("X-CSRF-Token", &s.csrf), ("Origin", &server.origin())],
+        "",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[test]
+fn streams_and_websockets_refuse_foreign_origins() {
+    let server = Server::start(|_| {});
+    let s = server.session("root");
+    for path in ["/api/v1/metrics/stream", "/api/v1/logs/stream"] {
+        let r = get(
+            &server.url(path),
+            Some(&s),
+            &[("Origin", "https://evil.example")],
+        );
+        assert_eq!(r.status, 403, "{path}");
+    }
+    let r = get(
+        &server.url("/terminal/socket"),
+        Some(&s),
+        &[
+            ("Origin", "http://evil.example"),
+            ("Connection", "Upgrade"),
+            ("Upgrade", "websocket"),
+            ("Sec-WebSocket-Version", "13"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ],
+    );
+    assert_eq!(r.status, 403);
+    // A foreign login form is refused too (login CSRF).
+    let r = post_form(
+        &server.url("/login"),
+        None,
+        &[("Origin", "https://evil.example")],
+        "username=root&password=x",
+    );
+    assert_eq!(r.status, 403);
+}
+
+#[test]
+fn authenticated_pages_carry_the_headers_and_no_private_key() {
+    let server = Server::start_tls(|_| {});
+    let s = server.session("root");
+    for (method, path) in routes()
+        .into_iter()
+        .filter(|(m, p)| m == "GET" && !p.ends_with("/stream") && !p.ends_with("/socket"))
+    {
+        let r = get(&server.url(&path), Some(&s), &[]);
+        assert_headers(&r, &format!("{method} {path}"), true);
+        assert!(
+            !r.body.contains("PRIVATE KEY"),
+            "{path} shows a private key"
+        );
+        assert!(
+            r.status < 500 || r.status == 502 || r.status == 503,
+            "{path}: {}",
+            r.status
+        );
+    }
+}
