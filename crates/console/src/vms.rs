@@ -218,6 +218,9 @@ impl Libvirt {
             }
         }
         if guard.is_none() {
+            if self.uri.contains('\0') {
+                return Err(self.unavailable("the URI contains a NUL byte".into()));
+            }
             let conn = Connect::open(Some(&self.uri))
                 .map_err(|e| self.unavailable(e.message().to_string()))?;
             tracing::info!(uri = %self.uri, "connected to libvirt");
@@ -281,6 +284,7 @@ impl Libvirt {
 
     /// One domain by name.
     pub fn get(&self, name: &str) -> Result<Vm, VirtError> {
+        check_name(name)?;
         self.with_conn(|conn| {
             let dom = Domain::lookup_by_name(conn, name).map_err(|e| self.classify(e, name))?;
             self.describe(&dom)
@@ -289,6 +293,7 @@ impl Libvirt {
 
     /// Starts, shuts down, forces off or reboots a domain; returns its new state.
     pub fn act(&self, name: &str, action: VmAction) -> Result<Vm, VirtError> {
+        check_name(name)?;
         self.with_conn(|conn| {
             let dom = Domain::lookup_by_name(conn, name).map_err(|e| self.classify(e, name))?;
             let err = |e| self.classify(e, name);
@@ -313,6 +318,15 @@ impl Libvirt {
             let caps = conn.get_capabilities().map_err(|e| self.classify(e, ""))?;
             parse_secmodels(&caps).map_err(|e| VirtError::Failed(format!("capabilities XML: {e}")))
         })
+    }
+}
+
+/// The `virt` crate panics on names with a NUL byte; no domain can have one.
+fn check_name(name: &str) -> Result<(), VirtError> {
+    if name.contains('\0') {
+        Err(VirtError::NoSuchVm(name.to_string()))
+    } else {
+        Ok(())
     }
 }
 

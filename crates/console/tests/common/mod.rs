@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use console::{AppState, Config, Console, Metrics};
 use ureq::Agent;
 
-pub const TEST_URI: &str = "test:///default";
+/// libvirt's test driver with two domains ("test" with a static sVirt label, "idle"),
+/// private to each server so that tests running at once do not share VM state.
+pub const TEST_NODE_XML: &str = include_str!("../fixtures/test-node.xml");
 
 /// A running console; stops when dropped.
 pub struct Server {
@@ -36,9 +38,11 @@ impl Server {
 
     fn start_with(insecure: bool, tweak: impl FnOnce(&mut Config)) -> Self {
         let dirs = tempfile::tempdir().unwrap();
+        let node = dirs.path().join("test-node.xml");
+        std::fs::write(&node, TEST_NODE_XML).unwrap();
         let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
-            libvirt_uri: TEST_URI.into(),
+            libvirt_uri: format!("test://{}", node.display()),
             state_dir: dirs.path().join("state"),
             certs_dir: dirs.path().join("ws-certs.d"),
             insecure_http: insecure,

@@ -1,0 +1,210 @@
+//! The virtual machine pages and API against libvirt's test driver (in-process, from
+//! `fixtures/test-node.xml`: "test" with a static sVirt label and "idle", both running).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{Server, get, post_form};
+
+fn state_of(server: &Server, s: &common::Session, name: &str) -> String {
+    let r = get(&server.url(&format!("/api/v1/vms/{name}")), Some(s), &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["data"]["state"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn list_shows_the_test_domain_with_its_facts() {
+    let server = Server::start(|_| {});
+    let s = server.session("root");
+    let r = get(&server.url("/api/v1/vms"), Some(&s), &[]);
+    assert_eq!(r.status, 200);
+    let j = r.json();
+    assert_eq!(j["apiVersion"], "hvnode.console/v1");
+    assert!(j["data"]["uri"].as_str().unwrap().starts_with("test://"));
+    let items = j["data"]["items"].as_array().unwrap();
+    let names: Vec<_> = items.iter().map(|v| v["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["idle", "test"], "sorted by name");
+    let vm = &items[1];
+    assert_eq!(vm["state"], "running");
+    assert_eq!(vm["vcpus"], 2);
+    assert_eq!(vm["memory_kib"], 2_097_152);
+    // The sVirt label comes from the live domain XML.
+    let label = &vm["seclabels"][0];
+    assert_eq!(label["model"], "selinux");
+    assert_eq!(label["kind"], "static");
+    assert_eq!(label["label"], "system_u:system_r:svirt_t:s0:c12,c345");
+    assert_eq!(items[0]["seclabels"].as_array().unwrap().len(), 0);
+    let page = get(&server.url("/vms"), Some(&s), &[]);
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains(r#"<tr data-vm="test">"#),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("system_u:system_r:svirt_t:s0:c12,c345"));
+    assert!(page.body.contains("action-force-off"));
+    assert!(
+        !page.body.contains("action-start"),
+        "running VMs offer no start"
+    );
+}
+
+#[test]
+fn api_actions_change_the_state() {
+    let server = Server::start(|_| {});
+    let s = server.session("root");
+    let csrf = [("X-CSRF-Token", s.csrf.as_str())];
+    let act = |a: &str| {
+        post_form(
+            &server.url(&format!("/api/v1/vms/test/{a}")),
+            Some(&s),
+            &csrf,
+            "",
+        )
+    };
+    let r = act("force-off");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["data"]["state"], "shut off");
+    assert_eq!(state_of(&server, &s, "test"), "shut off");
+    let r = act("start");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(state_of(&server, &s, "test"), "running");
+    // Starting a running domain is libvirt's refusal, reported, not a crash.
+    let r = act("start");
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert!(
+        r.json()["error"].as_str().unwrap().contains("running"),
+        "{}",
+        r.body
+    );
+    assert_eq!(act("reboot").status, 200);
+    assert_eq!(act("shutdown").status, 200);
+    assert_eq!(state_of(&server, &s, "test"), "shut off");
+    assert_eq!(act("start").status, 200);
+}
+
+#[test]
+fn page_actions_ask_for_confirmation_first() {
+    let server = Server::start(|_| {});
+    let s = server.session("root");
+    let url = server.url("/vms/test/force-off");
+    let r = post_form(&url, Some(&s), &[], &format!("csrf={}", s.csrf));
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body.contains("Force off virtual machine “test”?"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains(r#"name="confirm" value="yes""#));
+    assert_eq!(
+        state_of(&server, &s, "test"),
+        "running",
+        "nothing happened yet"
+    );
+    let r = post_form(&url, Some(&s), &[], &format!("csrf={}&confirm=yes", s.csrf));
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location"), Some("/vms"));
+    assert_eq!(state_of(&server, &s, "test"), "shut off");
+    let page = get(&server.url("/vms"), Some(&s), &[]);
+    assert!(page.body.contains("action-start"));
+}
+
+#[test]
+fn unknown_vms_and_actions_and_malformed_bodies() {
+    let server = Server::start(|_| {});
+    let s = server.session("root");
+    let csrf = [("X-CSRF-Token", s.csrf.as_str())];
+    let r = get(&server.url("/api/v1/vms/no-such-vm"), Some(&s), &[]);
+    assert_eq!(r.status, 404);
+    assert!(r.json()["error"].as_str().unwrap().contains("no-such-vm"));
+    let r = post_form(
+        &server.url("/api/v1/vms/no-such-vm/start"),
+        Some(&s),
+        &csrf,
+        "",
+    );
+    assert_eq!(r.status, 404);
+    let r = post_form(&server.url("/api/v1/vms/test/explode"), Some(&s), &csrf, "");
+    assert_eq!(r.status, 400);
+    let weird = format!("/api/v1/vms/{}", common::enc("../../etc/passwd\u{0}x"));
+    assert_eq!(get(&server.url(&weird), Some(&s), &[]).status, 404);
+    // Page forms: unknown VM is a 404 page, a malformed body a 400 page.
+    let r = post_form(
+        &server.url("/vms/no-such-vm/reboot"),
+        Some(&s),
+        &[],
+        &format!("csrf={}", s.csrf),
+    );
+    assert_eq!(r.status, 404);
+    assert!(r.body.contains("no virtual machine named"), "{}", r.body);
+    let r = post_form(
+        &server.url("/vms/test/reboot"),
+        Some(&s),
+        &[],
+        &format!("csrf={}&confirm=%ZZ&confirm=1", s.csrf),
+    );
+    assert!(
+        r.status == 400 || r.status == 403,
+        "{}: {}",
+        r.status,
+        r.body
+    );
+    // Bodies over the limit are refused before anything reads them.
+    let big = format!("csrf={}&pad={}", s.csrf, "x".repeat(200 * 1024));
+    let r = post_form(&server.url("/vms/test/reboot"), Some(&s), &[], &big);
+    assert_eq!(r.status, 413);
+}
+
+#[test]
+fn libvirt_down_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("libvirt-sock");
+    let uri = format!("qemu+unix:///system?socket={}", socket.display());
+    let server = Server::start(|c| c.libvirt_uri = uri.clone());
+    let s = server.session("root");
+    let r = get(&server.url("/api/v1/vms"), Some(&s), &[]);
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("not reachable")
+    );
+    let page = get(&server.url("/vms"), Some(&s), &[]);
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("is not reachable"), "{}", page.body);
+    // The node page shows the same failure in place of the security models.
+    let node = get(&server.url("/api/v1/node"), Some(&s), &[]);
+    assert_eq!(node.status, 200);
+    assert!(node.json()["data"]["security_models"]["error"].is_string());
+}
+
+#[test]
+fn the_vm_page_recovers_when_libvirt_comes_back() {
+    // The test driver reads its node file on connect: missing, it fails like a daemon
+    // that is down; once the file is there the next request connects by itself.
+    let dir = tempfile::tempdir().unwrap();
+    let node = dir.path().join("node.xml");
+    let uri = format!("test://{}", node.display());
+    let server = Server::start(|c| c.libvirt_uri = uri.clone());
+    let s = server.session("root");
+    assert_eq!(get(&server.url("/api/v1/vms"), Some(&s), &[]).status, 503);
+    std::fs::write(&node, common::TEST_NODE_XML).unwrap();
+    let r = get(&server.url("/api/v1/vms"), Some(&s), &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["data"]["items"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn node_page_names_the_security_model() {
+    let server = Server::start(|_| {});
+    let s = server.session("root");
+    let r = get(&server.url("/api/v1/node"), Some(&s), &[]);
+    assert_eq!(r.status, 200);
+    let models = &r.json()["data"]["security_models"];
+    assert_eq!(models[0]["model"], "testSecurity", "{models}");
+    let page = get(&server.url("/node"), Some(&s), &[]);
+    assert!(page.body.contains("testSecurity"));
+    assert!(page.body.contains("selinux-mode"));
+}
