@@ -1,0 +1,222 @@
+//! Every page with real host data, the live metrics, input validation, and TLS.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::time::Duration;
+
+use common::{Server, get, post_form};
+
+#[test]
+fn every_page_renders_with_the_navigation() {
+    let server = Server::start(|_| {});
+    let s = server.session("root");
+    for (path, must) in [
+        ("/", "SSH host keys"),
+        ("/vms", "sVirt label"),
+        ("/services", "Filter"),
+        ("/logs", "Priority"),
+        ("/storage", "LVM thin pools"),
+        ("/networking", "Interface"),
+        ("/node", "SELinux"),
+        ("/terminal", "id=\"terminal\""),
+    ] {
+        let r = get(&server.url(path), Some(&s), &[]);
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        assert!(r.body.contains(must), "{path} lacks {must:?}");
+        assert!(
+            r.body.contains(r#"aria-current="page""#),
+            "{path}: nav marks the page"
+        );
+        assert!(
+            r.body
+                .contains(&format!(r#"<meta name="csrf-token" content="{}">"#, s.csrf))
+        );
+        assert!(!r.body.contains("<script>"), "{path}: no inline script");
+        assert!(!r.body.contains(" onclick="), "{path}: no inline handlers");
+    }
+}
+
+#[test]
+fn overview_shows_this_host() {
+    let server = Server::start(|_| {});
+    let s = server.session("root");
+    let r = get(&server.url("/api/v1/overview"), Some(&s), &[]);
+    assert_eq!(r.status, 200);
+    let d = &r.json()["data"];
+    let hostname = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    assert_eq!(d["info"]["hostname"], hostname.as_str());
+    assert!(d["info"]["cpu"]["count"].as_u64().unwrap() >= 1);
+    assert!(d["info"]["memory"]["total"].as_u64().unwrap() > 0);
+    assert!(
+        d["health"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["text"].as_str().unwrap().contains("SELinux"))
+    );
+    // Host key fingerprints only, in ssh-keygen's format.
+    for k in d["host_keys"].as_array().unwrap() {
+        assert!(k["fingerprint"].as_str().unwrap().starts_with("SHA256:"));
+    }
+    let page = get(&server.url("/"), Some(&s), &[]);
+    assert!(page.body.contains(&hostname));
+    assert_eq!(
+        page.body.matches("<polyline").count(),
+        6,
+        "cpu, memory, 2 network, 2 disk"
+    );
+}
+
+#[test]
+fn the_sampler_fills_the_history_and_streams_points() {
+    let server = Server::start(|_| {});
+    let s = server.session("root");
+    std::thread::sleep(Duration::from_millis(2600));
+    let r = get(&server.url("/api/v1/metrics"), Some(&s), &[]);
+    let points = r.json()["data"].as_array().unwrap().clone();
+    assert!(
+        points.len() >= 1,
+        "one point a second after the first: {points:?}"
+    );
+    let p = &points[0];
+    assert!(p["mem_total"].as_u64().unwrap() > 0);
+    assert!((0.0..=100.0).contains(&p["cpu_percent"].as_f64().unwrap()));
+    // The stream delivers the next point as a server-sent event.
+    let mut resp = common::client()
+        .get(&server.url("/api/v1/metrics/stream"))
+        .header("Cookie", &s.cookie)
+        .header("Origin", &server.origin())
+        .call()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        resp.headers().get("content-type").unwrap(),
+        "text/event-stream"
+    );
+    let mut lines = BufReader::new(resp.body_mut().as_reader()).lines();
+    let mut saw_event = false;
+    for _ in 0..20 {
+        let line = lines.next().unwrap().unwrap();
+        if line == "event: point" {
+            saw_event = true;
+        }
+        if saw_event && line.starts_with("data: ") {
+            let v: serde_json::Value = serde_json::from_str(&line[6..]).unwrap();
+            assert!(v["t"].as_u64().unwrap() > 1_700_000_000);
+            return;
+        }
+    }
+    panic!("no point streamed");
+}
+
+#[test]
+fn malformed_input_is_a_400_with_a_message() {
+    let server = Server::start(|_| {});
+    let s = server.session("root");
+    for path in [
+        "/api/v1/logs?priority=9",
+        "/api/v1/logs?priority=high",
+        "/api/v1/logs?unit=--all",
+        "/api/v1/logs?lines=-1",
+        "/logs?priority=99",
+    ] {
+        let r = get(&server.url(path), Some(&s), &[]);
+        assert_eq!(r.status, 400, "{path}: {}", r.body);
+    }
+    let csrf = [("X-CSRF-Token", s.csrf.as_str())];
+    for path in [
+        "/api/v1/services/--now/start",
+        "/api/v1/services/ssh.service/mask",
+        "/api/v1/services/a%20b.service/stop",
+    ] {
+        let r = post_form(&server.url(path), Some(&s), &csrf, "");
+        assert_eq!(r.status, 400, "{path}: {}", r.body);
+        assert!(r.json()["error"].is_string());
+    }
+    let r = post_form(&server.url("/login"), None, &[], "username=root");
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = post_form(&server.url("/login"), None, &[], "nothing=here");
+    assert_eq!(r.status, 400);
+    let r = post_form(&server.url("/login"), None, &[], &"x".repeat(100 * 1024));
+    assert_eq!(r.status, 413);
+}
+
+#[test]
+fn storage_network_and_logs_answer_with_data_or_the_failing_command() {
+    let server = Server::start(|_| {});
+    let s = server.session("root");
+    let r = get(&server.url("/api/v1/storage"), Some(&s), &[]);
+    assert_eq!(r.status, 200);
+    let d = &r.json()["data"];
+    let fs = d["filesystems"].as_array().unwrap();
+    assert!(fs.iter().any(|f| f["target"] == "/"), "{fs:?}");
+    assert!(d["block_devices"].is_array(), "{}", d["block_devices"]);
+    // lvs may be missing or find no device-mapper: then it is an array or says why.
+    assert!(d["thin_pools"].is_array() || d["thin_pools"]["error"].is_string());
+    let r = get(&server.url("/api/v1/network"), Some(&s), &[]);
+    assert_eq!(r.status, 200);
+    let items = r.json()["data"]["items"].as_array().unwrap().clone();
+    assert!(
+        items
+            .iter()
+            .any(|i| i["name"] == "lo" && i["addresses"][0] == "127.0.0.1/8")
+    );
+    let page = get(&server.url("/networking"), Some(&s), &[]);
+    assert!(page.body.contains("127.0.0.1/8"));
+    // Without systemd or a journal the pages say which command failed.
+    for path in ["/services", "/logs"] {
+        let r = get(&server.url(path), Some(&s), &[]);
+        assert_eq!(r.status, 200);
+        assert!(r.body.contains("<table"), "{path}");
+    }
+    let r = get(&server.url("/api/v1/services"), Some(&s), &[]);
+    assert!(r.status == 200 || r.status == 502, "{}", r.body);
+    if r.status == 502 {
+        assert!(
+            r.json()["error"].as_str().unwrap().contains("systemctl"),
+            "{}",
+            r.body
+        );
+    }
+}
+
+#[test]
+fn tls_with_a_generated_certificate_and_hsts() {
+    let server = Server::start_tls(|_| {});
+    let r = get(&server.url("/login"), None, &[]);
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("strict-transport-security")
+            .unwrap()
+            .contains("max-age=")
+    );
+    assert!(r.body.contains(r#"name="username""#) && r.body.contains(r#"name="password""#));
+    // Plain HTTP to the TLS port gets no page.
+    let plain = format!("http://{}/login", server.addr);
+    assert!(common::client().get(&plain).call().is_err());
+}
+
+#[test]
+fn static_files_and_xterm_are_bundled() {
+    let server = Server::start(|_| {});
+    let r = get(&server.url("/static/console.js"), None, &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(get(&server.url("/static/nope.js"), None, &[]).status, 404);
+    assert_eq!(
+        get(&server.url("/static/..%2Fsrc%2Flib.rs"), None, &[]).status,
+        404
+    );
+    let x = get(&server.url("/static/xterm.js"), None, &[]);
+    assert_eq!(x.status, 200);
+    assert!(
+        console::assets::XTERM_BUNDLED && x.body.len() > 100_000,
+        "xterm.js from npm is not bundled: run tests/deps.sh, then rebuild"
+    );
+}

@@ -1,0 +1,116 @@
+//! The terminal: a real login shell on a pty behind the WebSocket.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Server;
+use tungstenite::client::IntoClientRequest;
+use tungstenite::{Message, connect};
+
+fn open(
+    server: &Server,
+    s: &common::Session,
+    origin: &str,
+) -> Result<
+    tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
+    tungstenite::Error,
+> {
+    let mut req = format!("ws://{}/terminal/socket", server.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("Cookie", s.cookie.parse().unwrap());
+    req.headers_mut().insert("Origin", origin.parse().unwrap());
+    connect(req).map(|(ws, _)| ws)
+}
+
+fn read_until(
+    ws: &mut tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
+    needle: &str,
+) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = String::new();
+    while Instant::now() < deadline {
+        match ws.read() {
+            Ok(Message::Binary(b)) => seen.push_str(&String::from_utf8_lossy(&b)),
+            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(_) => {}
+        }
+        if seen.contains(needle) {
+            return seen;
+        }
+    }
+    panic!("{needle:?} never appeared in {seen:?}");
+}
+
+#[test]
+fn a_command_runs_in_a_login_shell_and_the_size_follows_the_browser() {
+    common::require_root();
+    let server = Server::start(|_| {});
+    let s = server.session("root");
+    let mut ws = open(&server, &s, &server.origin()).unwrap();
+    ws.send(Message::Text(r#"{"resize":[40,132]}"#.into()))
+        .unwrap();
+    ws.send(Message::Binary(
+        b"echo hv-$((40+2)) $(id -un); stty size\n".to_vec().into(),
+    ))
+    .unwrap();
+    let out = read_until(&mut ws, "40 132");
+    assert!(out.contains("hv-42 root"), "{out}");
+    ws.send(Message::Binary(b"exit\n".to_vec().into())).unwrap();
+    // The socket closes when the shell ends.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match ws.read() {
+            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(_) => assert!(Instant::now() < deadline, "socket still open"),
+        }
+    }
+}
+
+#[test]
+fn a_shell_runs_as_the_logged_in_user() {
+    let _pam = common::PamService::install();
+    let user = common::TestUser::create(None);
+    let server = Server::start(|_| {});
+    let s = server.session(&user.name);
+    let mut ws = open(&server, &s, &server.origin()).unwrap();
+    ws.send(Message::Binary(
+        b"echo me=$(id -un) home=$HOME\n".to_vec().into(),
+    ))
+    .unwrap();
+    let out = read_until(
+        &mut ws,
+        &format!("me={} home=/home/{}", user.name, user.name),
+    );
+    assert!(!out.contains("me=root"));
+}
+
+#[test]
+fn logout_ends_the_shell_and_foreign_pages_cannot_open_one() {
+    common::require_root();
+    let server = Server::start(|_| {});
+    let s = server.session("root");
+    assert!(open(&server, &s, "http://evil.example").is_err());
+    let mut ws = open(&server, &s, &server.origin()).unwrap();
+    ws.send(Message::Binary(b"echo ready\n".to_vec().into()))
+        .unwrap();
+    read_until(&mut ws, "ready");
+    let r = common::post_form(
+        &server.url("/logout"),
+        Some(&s),
+        &[],
+        &format!("csrf={}", s.csrf),
+    );
+    assert_eq!(r.status, 303);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match ws.read() {
+            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(_) => assert!(Instant::now() < deadline, "shell outlived the session"),
+        }
+    }
+}
