@@ -1,6 +1,6 @@
 //! The terminal: a real login shell on a pty behind the WebSocket.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::result_large_err)]
 
 mod common;
 

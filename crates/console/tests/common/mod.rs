@@ -1,7 +1,12 @@
 //! A console on loopback for integration tests, an HTTP client, and a real local user
 //! with a PAM service for login tests. Everything listens on 127.0.0.1 only.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::result_large_err
+)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
