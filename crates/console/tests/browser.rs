@@ -1,0 +1,56 @@
+//! Real headless Chromium (Debian's) driven by playwright-core through a console served
+//! over TLS with a real PAM login. Screenshots are kept in
+//! `$CARGO_TARGET_TMPDIR/console-screenshots/`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::{PamService, Server, TestUser};
+
+#[test]
+fn an_administrator_works_through_the_console_in_chromium() {
+    let web = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("web");
+    assert!(
+        web.join("node_modules/playwright-core").is_dir(),
+        "playwright-core is not installed: run tests/deps.sh"
+    );
+    assert!(
+        PathBuf::from("/usr/bin/chromium").exists(),
+        "Debian's chromium is not installed: run tests/deps.sh"
+    );
+    let pam = PamService::install();
+    let user = TestUser::create(Some("hvweb"));
+    let group = user.group().to_string();
+    let server = Server::start_tls(|c| {
+        c.pam_service = pam.name.clone();
+        c.admin_groups = vec![group];
+    });
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new("node")
+        .arg(web.join("browser/console.mjs"))
+        .current_dir(&web)
+        .env("HV_URL", server.origin())
+        .env("HV_USER", &user.name)
+        .env("HV_PASSWORD", &user.password)
+        .env("HV_SHOTS", &shots)
+        .env("HV_PROFILE", profile.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success() && stdout.contains("browser: all steps passed"),
+        "{stdout}\n{stderr}\nscreenshots in {}",
+        shots.display()
+    );
+    for name in ["login", "overview", "vm-confirm", "vms", "terminal"] {
+        assert!(shots.join(format!("{name}.png")).exists(), "{name}.png");
+    }
+}

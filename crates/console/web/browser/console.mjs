@@ -1,0 +1,121 @@
+// Drives Debian's headless Chromium through the console like an administrator:
+// log in, watch the graphs move, force off and start a VM with confirmation, see the
+// list update without a reload, run a command in the terminal, log out.
+// Run by tests/browser.rs, which starts the console and passes:
+//   HV_URL, HV_USER, HV_PASSWORD, HV_SHOTS (directory for screenshots), HV_PROFILE.
+import { chromium } from "playwright-core";
+
+const { HV_URL, HV_USER, HV_PASSWORD, HV_SHOTS, HV_PROFILE } = process.env;
+const fail = (msg) => { throw new Error(msg); };
+const step = (msg) => console.log("step: " + msg);
+
+const context = await chromium.launchPersistentContext(HV_PROFILE, {
+  executablePath: "/usr/bin/chromium",
+  headless: true,
+  ignoreHTTPSErrors: true,
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  viewport: { width: 1280, height: 860 },
+});
+const page = context.pages()[0] || await context.newPage();
+const problems = [];
+page.on("console", (m) => { if (m.type() === "error") problems.push(m.text()); });
+page.on("pageerror", (e) => problems.push(String(e)));
+// Polls a function in the page (page.waitForFunction would need 'unsafe-eval', which
+// the console's CSP rightly refuses).
+async function until(fn, arg, what, timeout = 15000) {
+  const deadline = Date.now() + timeout;
+  while (Date.now() < deadline) {
+    if (await page.evaluate(fn, arg)) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  fail("timed out waiting for " + what);
+}
+const shot = (name) => page.screenshot({ path: `${HV_SHOTS}/${name}.png`, fullPage: true });
+
+try {
+  step("login");
+  await page.goto(HV_URL + "/");
+  if (!page.url().endsWith("/login")) fail("not sent to the login page: " + page.url());
+  await page.fill("#username", HV_USER);
+  await page.fill("#password", "wrong password");
+  await page.click("#login-button");
+  await page.waitForSelector("#login-error");
+  await page.fill("#password", HV_PASSWORD);
+  await shot("login");
+  await page.click("#login-button");
+  await page.waitForURL(HV_URL + "/");
+  const cookies = await context.cookies();
+  const c = cookies.find((x) => x.name === "hvnode-session") || fail("no session cookie");
+  if (!c.httpOnly || !c.secure || c.sameSite !== "Strict") fail("cookie flags: " + JSON.stringify(c));
+  if (await page.evaluate(() => document.cookie.includes("hvnode-session"))) fail("cookie readable by script");
+
+  step("graphs move");
+  await until(() => Number(document.getElementById("graphs").dataset.updated || 0) > 0, null, "the first graph update");
+  const before = await page.$eval("#graph-cpu polyline", (p) => p.getAttribute("points"));
+  const t0 = await page.$eval("#graphs", (g) => Number(g.dataset.updated));
+  await until((t) => Number(document.getElementById("graphs").dataset.updated) >= t + 2, t0, "two more points");
+  const after = await page.$eval("#graph-cpu polyline", (p) => p.getAttribute("points"));
+  if (before === after) fail("the CPU graph did not change");
+  await shot("overview");
+
+  step("virtual machines");
+  await page.click('nav a[href="/vms"]');
+  await page.waitForSelector('tr[data-vm="test"] [data-state="running"]');
+  const label = await page.textContent('tr[data-vm="test"] .svirt');
+  if (!label.includes("svirt_t")) fail("no sVirt label shown: " + label);
+  await page.click('tr[data-vm="test"] button.action-force-off');
+  await page.waitForSelector("#confirm");
+  if (!(await page.textContent("main")).includes("Force off virtual machine")) fail("no confirmation");
+  await shot("vm-confirm");
+  await page.click("#confirm");
+  await page.waitForURL(HV_URL + "/vms");
+  await page.waitForSelector('tr[data-vm="test"] [data-state="shut off"]');
+  await page.click('tr[data-vm="test"] button.action-start');
+  await page.click("#confirm");
+  await page.waitForSelector('tr[data-vm="test"] [data-state="running"]');
+
+  step("VM list updates without a reload");
+  await page.evaluate(() => { window.__sameDocument = true; });
+  const status = await page.evaluate(async () => {
+    const csrf = document.querySelector('meta[name="csrf-token"]').content;
+    const r = await fetch("/api/v1/vms/idle/force-off", { method: "POST", headers: { "X-CSRF-Token": csrf } });
+    return r.status;
+  });
+  if (status !== 200) fail("API force-off answered " + status);
+  await page.waitForSelector('tr[data-vm="idle"] [data-state="shut off"]', { timeout: 10000 });
+  if (!(await page.evaluate(() => window.__sameDocument === true))) fail("the page was reloaded");
+  await shot("vms");
+
+  step("other pages");
+  for (const href of ["/services", "/logs", "/storage", "/networking", "/node"]) {
+    await page.click(`nav a[href="${href}"]`);
+    await page.waitForSelector(`nav a[href="${href}"].active`);
+  }
+  await shot("storage-node");
+
+  step("terminal");
+  await page.click('nav a[href="/terminal"]');
+  await page.waitForSelector('#terminal[data-connected="1"]', { timeout: 15000 });
+  await page.click("#terminal");
+  await page.keyboard.type("echo hv-$((6*7)) $(id -un)\n");
+  await until((u) => document.querySelector("#terminal .xterm-rows")?.textContent.includes("hv-42 " + u), HV_USER, "the command's output");
+  await shot("terminal");
+
+  step("logout");
+  await page.click("#logout");
+  await page.waitForURL(HV_URL + "/login");
+  await page.goto(HV_URL + "/vms");
+  if (!page.url().endsWith("/login")) fail("still logged in after logout");
+
+  const csp = problems.filter((p) => /Content Security Policy|Refused to/.test(p));
+  if (csp.length) fail("CSP violations: " + csp.join(" | "));
+  console.log("browser: all steps passed");
+} catch (e) {
+  await shot("failure").catch(() => {});
+  console.error("browser: " + (e.stack || e));
+  console.error("page errors: " + JSON.stringify(problems));
+  process.exitCode = 1;
+} finally {
+  await context.close();
+}
