@@ -33,6 +33,7 @@ test: deps fmt-check clippy unit
 fuzz:
 	tests/fuzz.sh $(FUZZ_SECONDS)
 
-image:
-	@echo "make image: the image builder is not written yet (it arrives with the image-builder issue)." >&2
-	@exit 1
+## Build the node image into out/ (needs root: mmdebstrap, chroot, loop-free ext4/squashfs).
+image: deps
+	$(CARGO) build --release --workspace
+	$(CARGO_TARGET_DIR)/release/hvnode build image/hvnode.toml --out out

@@ -1,3 +1,4 @@
 //! The subcommands of `hvnode`, callable from tests.
 
+pub mod build;
 pub mod ks;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use hvnode_cli::ks;
+use hvnode_cli::{build, ks};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -21,6 +21,9 @@ enum Top {
     /// Kickstart files: validate, render, show the install plan.
     #[command(subcommand)]
     Ks(KsCommand),
+    /// Build the node image from a recipe: squashfs, ISO, PXE tree, update
+    /// bundle, manifest and checksums (needs root).
+    Build(build::BuildArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
         Top::Ks(KsCommand::Validate(a)) => ks::validate(&a),
         Top::Ks(KsCommand::Render(a)) => ks::render(&a),
         Top::Ks(KsCommand::Plan(a)) => ks::plan(&a),
+        Top::Build(a) => build::build(&a),
     };
     match result {
         Ok(code) => code,

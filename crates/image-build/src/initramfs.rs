@@ -1,0 +1,84 @@
+//! The initramfs: dracut, generic (not host-only), with the modules a live
+//! boot needs (dmsquash-live, livenet) and those an installed node needs
+//! (lvm, btrfs).
+
+use std::fs;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use command::CommandExt;
+
+use crate::recipe::Recipe;
+use crate::rootfs::{Chroot, Root};
+
+/// The kernel version installed in the image (one is expected).
+pub fn kernel_version(root: &Root) -> Result<String> {
+    let mut versions: Vec<String> = fs::read_dir(root.join("/usr/lib/modules"))
+        .context("listing the image's kernel modules")?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|v| root.join(&format!("/boot/vmlinuz-{v}")).exists())
+        .collect();
+    versions.sort();
+    match versions.as_slice() {
+        [] => bail!("the image has no kernel: add linux-image-amd64 to packages.include"),
+        [.., last] => Ok(last.clone()),
+    }
+}
+
+/// dracut's configuration for the image.
+pub fn dracut_conf(recipe: &Recipe) -> String {
+    let mut s = String::from(
+        "# hvnode: a generic initramfs that boots the live image and installed nodes.\nhostonly=\"no\"\nreproducible=\"yes\"\ncompress=\"zstd\"\n",
+    );
+    if !recipe.initramfs.modules.is_empty() {
+        s.push_str(&format!(
+            "add_dracutmodules+=\" {} \"\n",
+            recipe.initramfs.modules.join(" ")
+        ));
+    }
+    if !recipe.initramfs.omit.is_empty() {
+        s.push_str(&format!(
+            "omit_dracutmodules+=\" {} \"\n",
+            recipe.initramfs.omit.join(" ")
+        ));
+    }
+    s
+}
+
+/// Builds `/boot/initrd.img-KVER` in the image; returns its path on the host.
+pub fn build(root: &Root, recipe: &Recipe, log: &std::path::Path, epoch: i64) -> Result<PathBuf> {
+    let kver = kernel_version(root)?;
+    root.write(
+        "/etc/dracut.conf.d/90-hvnode.conf",
+        dracut_conf(recipe).as_bytes(),
+        0o644,
+    )?;
+    let initrd = format!("/boot/initrd.img-{kver}");
+    let chroot = Chroot::enter(root)?;
+    chroot
+        .command("dracut")
+        .env("SOURCE_DATE_EPOCH", epoch.to_string())
+        .args(["--force", "--no-hostonly", "--kver", &kver, &initrd])
+        .run_logged(log)
+        .context("building the initramfs with dracut")?;
+    Ok(root.join(&initrd))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conf_lists_modules() {
+        let r = Recipe::parse(
+            std::path::Path::new("r.toml"),
+            "name = \"n\"\nversion = \"1\"\nrelease = \"1\"\n[base]\nsuite = \"bookworm\"\n[packages]\ninclude = [\"x\"]\n[initramfs]\nmodules = [\"dmsquash-live\", \"lvm\"]\nomit = [\"plymouth\"]\n",
+        )
+        .unwrap();
+        let c = dracut_conf(&r);
+        assert!(c.contains("hostonly=\"no\""));
+        assert!(c.contains("add_dracutmodules+=\" dmsquash-live lvm \""));
+        assert!(c.contains("omit_dracutmodules+=\" plymouth \""));
+    }
+}

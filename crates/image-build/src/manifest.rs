@@ -1,0 +1,207 @@
+//! `manifest.json` (packages, artifacts, recipe hash, build epoch),
+//! `SHA256SUMS`, and the update bundle.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use command::CommandExt;
+use serde::Serialize;
+
+use crate::assemble::partial_name;
+use crate::cache::file_sha256;
+use crate::rootfs::Root;
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PackageEntry {
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Artifact {
+    /// Relative to the output directory.
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub nvr: String,
+    pub kernel: String,
+    pub build_epoch: i64,
+    pub recipe_sha256: String,
+    pub packages: Vec<PackageEntry>,
+    pub artifacts: Vec<Artifact>,
+}
+
+/// Parses `dpkg-query -W -f '${Package}\t${Version}\t${Architecture}\n'`.
+pub fn parse_packages(text: &str) -> Vec<PackageEntry> {
+    let mut v: Vec<PackageEntry> = text
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split('\t');
+            Some(PackageEntry {
+                name: f.next()?.to_string(),
+                version: f.next()?.to_string(),
+                architecture: f.next()?.to_string(),
+            })
+        })
+        .filter(|p| !p.name.is_empty())
+        .collect();
+    v.sort_by(|a, b| a.name.cmp(&b.name));
+    v
+}
+
+/// The packages installed in the image.
+pub fn packages(root: &Root) -> Result<Vec<PackageEntry>> {
+    let out = Command::new("dpkg-query")
+        .arg(format!(
+            "--admindir={}",
+            root.join("/var/lib/dpkg").display()
+        ))
+        .args(["-W", "-f", "${Package}\\t${Version}\\t${Architecture}\\n"])
+        .run_capture()
+        .context("listing the image's packages")?;
+    Ok(parse_packages(&out))
+}
+
+/// Size and sha256 of each file (relative to `out`).
+pub fn artifacts(out: &Path, files: &[PathBuf]) -> Result<Vec<Artifact>> {
+    files
+        .iter()
+        .map(|f| {
+            let meta = fs::metadata(f).with_context(|| format!("reading {}", f.display()))?;
+            Ok(Artifact {
+                path: f.strip_prefix(out).unwrap_or(f).display().to_string(),
+                size: meta.len(),
+                sha256: file_sha256(f)?,
+            })
+        })
+        .collect()
+}
+
+/// `SHA256SUMS` in the format `sha256sum -c` reads.
+pub fn sha256sums(artifacts: &[Artifact]) -> String {
+    artifacts
+        .iter()
+        .map(|a| format!("{}  {}\n", a.sha256, a.path))
+        .collect()
+}
+
+/// Writes `path` via a temporary name.
+pub fn write_atomic(path: &Path, content: &[u8]) -> Result<()> {
+    let partial = partial_name(path);
+    fs::write(&partial, content).with_context(|| format!("writing {}", partial.display()))?;
+    fs::rename(&partial, path)
+        .with_context(|| format!("renaming {} to {}", partial.display(), path.display()))
+}
+
+#[derive(Debug, Serialize)]
+pub struct BundleMetadata {
+    pub nvr: String,
+    pub kernel: String,
+    pub build_epoch: i64,
+    pub squashfs: String,
+    pub squashfs_size: u64,
+    pub squashfs_sha256: String,
+}
+
+/// `NVR.update.tar`: the squashfs, `metadata.json` and `SHA256SUMS`, with
+/// fixed owners and times so that the same inputs give the same bytes.
+pub fn update_bundle(out: &Path, squashfs: &Path, meta: &BundleMetadata, epoch: i64) -> Result<()> {
+    let partial = partial_name(out);
+    let file =
+        fs::File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
+    let mut tar = tar::Builder::new(file);
+    let header = |size: u64| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(size);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(u64::try_from(epoch).unwrap_or(0));
+        h.set_entry_type(tar::EntryType::Regular);
+        h
+    };
+    let metadata = format!("{}\n", serde_json::to_string_pretty(meta)?);
+    let sums = format!("{}  {}\n", meta.squashfs_sha256, meta.squashfs);
+    let mut h = header(metadata.len() as u64);
+    tar.append_data(&mut h, "metadata.json", metadata.as_bytes())?;
+    let mut h = header(fs::metadata(squashfs)?.len());
+    tar.append_data(&mut h, &meta.squashfs, fs::File::open(squashfs)?)?;
+    let mut h = header(sums.len() as u64);
+    tar.append_data(&mut h, "SHA256SUMS", sums.as_bytes())?;
+    tar.into_inner()?.sync_all()?;
+    fs::rename(&partial, out)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packages_parse_and_sort() {
+        let p = parse_packages("zlib1g\t1:1.2.13\tamd64\nbash\t5.2.15-2\tamd64\n\n");
+        assert_eq!(p[0].name, "bash");
+        assert_eq!(p[1].version, "1:1.2.13");
+    }
+
+    #[test]
+    fn sums_are_what_sha256sum_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.img");
+        fs::write(&f, "hello\n").unwrap();
+        let a = artifacts(dir.path(), &[f]).unwrap();
+        let sums = sha256sums(&a);
+        assert_eq!(
+            sums,
+            "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03  a.img\n"
+        );
+        write_atomic(&dir.path().join("SHA256SUMS"), sums.as_bytes()).unwrap();
+        let ok = Command::new("sha256sum")
+            .args(["-c", "SHA256SUMS"])
+            .current_dir(dir.path())
+            .run();
+        assert!(ok.is_ok(), "{ok:?}");
+    }
+
+    #[test]
+    fn bundle_is_reproducible() {
+        let dir = tempfile::tempdir().unwrap();
+        let sq = dir.path().join("x.squashfs.img");
+        fs::write(&sq, vec![7u8; 4096]).unwrap();
+        let meta = BundleMetadata {
+            nvr: "x".into(),
+            kernel: "6.1".into(),
+            build_epoch: 1,
+            squashfs: "x.squashfs.img".into(),
+            squashfs_size: 4096,
+            squashfs_sha256: file_sha256(&sq).unwrap(),
+        };
+        let a = dir.path().join("a.tar");
+        let b = dir.path().join("b.tar");
+        update_bundle(&a, &sq, &meta, 1_700_000_000).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        update_bundle(&b, &sq, &meta, 1_700_000_000).unwrap();
+        assert_eq!(file_sha256(&a).unwrap(), file_sha256(&b).unwrap());
+        let list = Command::new("tar")
+            .arg("-tvf")
+            .arg(&a)
+            .run_capture()
+            .unwrap();
+        assert!(
+            list.contains("metadata.json")
+                && list.contains("x.squashfs.img")
+                && list.contains("SHA256SUMS"),
+            "{list}"
+        );
+    }
+}
