@@ -1,6 +1,7 @@
 # After apt: the npm packages the console bundles (xterm.js, read by
-# crates/console/build.rs) and its browser tests use (playwright-core).
-# Re-run only when the lock file changed since the last install.
+# crates/console/build.rs) and its browser tests use (playwright-core), and a running
+# libvirtd for the qemu:///system test (no systemd here to start it).
+# Re-run npm only when the lock file changed since the last install.
 console_web=crates/console/web
 if [ ! -e "$console_web/node_modules/.package-lock.json" ] ||
     [ "$console_web/package-lock.json" -nt "$console_web/node_modules/.package-lock.json" ]; then
@@ -8,3 +9,15 @@ if [ ! -e "$console_web/node_modules/.package-lock.json" ] ||
     (cd "$console_web" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 unset console_web
+if [ "$(id -u)" -eq 0 ] && command -v libvirtd >/dev/null 2>&1; then
+    mkdir -p /var/log/libvirt
+    pgrep -x virtlogd >/dev/null || virtlogd -d
+    if ! pgrep -x libvirtd >/dev/null; then
+        echo "deps: starting libvirtd" >&2
+        libvirtd -d
+        for _ in $(seq 50); do
+            [ -S /run/libvirt/libvirt-sock ] && break
+            sleep 0.1
+        done
+    fi
+fi

@@ -4,6 +4,9 @@ need_apt pkg-config libvirt-dev libpam0g-dev libclang-dev
 # Run time: lsblk (util-linux), ip (iproute2), runuser for the terminal, passwd for the
 # PAM test user (openssl hashes its password), libvirt's client library with its test driver.
 need_apt util-linux iproute2 passwd openssl libvirt0
+# The real path: libvirtd and qemu (TCG) for the qemu:///system test (pgrep from
+# procps tells whether libvirtd already runs).
+need_apt libvirt-daemon-system qemu-system-x86 procps
 # The browser tests: Debian's headless Chromium driven by playwright-core from npm.
 need_apt chromium
 # npm for xterm.js and playwright-core; a Node.js from elsewhere brings its own npm.
