@@ -83,6 +83,20 @@ fn tree(root: u32) -> Vec<u32> {
     all
 }
 
+/// Proportional set size in KiB: shared library pages divided among their users.
+fn pss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Pss:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn tree_pss_mib(root: u32) -> f64 {
+    tree(root).into_iter().map(pss_kib).sum::<u64>() as f64 / 1024.0
+}
+
 fn tree_rss_mib(root: u32) -> f64 {
     tree(root).into_iter().map(rss_kib).sum::<u64>() as f64 / 1024.0
 }
@@ -278,6 +292,7 @@ fn agent(user: &User, dir: &Path) {
     );
     std::thread::sleep(Duration::from_millis(500));
     let one = rss_kib(pid) as f64 / 1024.0;
+    let one_pss = pss_kib(pid) as f64 / 1024.0;
     for _ in 0..EXTRA_SESSIONS {
         let s = login(()).unwrap_or_default();
         http(
@@ -302,7 +317,7 @@ fn agent(user: &User, dir: &Path) {
     let after = rss_kib(pid) as f64 / 1024.0;
     println!("hvnode-agent (release build, plain HTTP on loopback)");
     println!("  RSS idle, no session                 {idle_rss:8.1} MiB");
-    println!("  RSS with one logged-in session       {one:8.1} MiB");
+    println!("  RSS with one logged-in session       {one:8.1} MiB (PSS {one_pss:.1} MiB)");
     println!(
         "  RSS per extra session ({EXTRA_SESSIONS} more)       {:8.1} KiB",
         (more - one) * 1024.0 / EXTRA_SESSIONS as f64
@@ -374,6 +389,7 @@ fn cockpit(user: &User) {
     };
     std::thread::sleep(Duration::from_secs(2));
     let one = tree_rss_mib(pid);
+    let one_pss = tree_pss_mib(pid);
     for _ in 0..3 {
         let _ = login();
     }
@@ -386,7 +402,9 @@ fn cockpit(user: &User) {
     );
     println!("Cockpit ({ws} --no-tls, with cockpit-session and cockpit-bridge)");
     println!("  RSS idle, no session                 {idle:8.1} MiB");
-    println!("  RSS with one logged-in session       {one:8.1} MiB (ws + session + bridge)");
+    println!(
+        "  RSS with one logged-in session       {one:8.1} MiB (PSS {one_pss:.1} MiB; ws + session + bridge)"
+    );
     println!(
         "  RSS per extra session (3 more)       {:8.1} KiB",
         (more - one) * 1024.0 / 3.0

@@ -37,6 +37,8 @@ pub struct AppState {
     pub libvirt: Arc<Libvirt>,
     /// Whether the console is served over TLS (cookies and HSTS depend on it).
     pub tls: bool,
+    /// Slow host facts shared by overview requests.
+    pub facts: crate::views::FactsCache,
 }
 
 pub type Shared = Arc<AppState>;
@@ -51,6 +53,7 @@ impl AppState {
             throttle: Mutex::new(Throttle::default()),
             metrics,
             libvirt,
+            facts: crate::views::FactsCache::default(),
         })
     }
 

@@ -1,5 +1,8 @@
 //! Data gathered for a page and its JSON twin, shaped once for both.
 
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use serde::Serialize;
 
 use crate::app::AppState;
@@ -78,15 +81,57 @@ pub fn health(
     checks
 }
 
+/// How long the overview reuses facts that take a program run to learn.
+pub const SLOW_FACTS_TTL: Duration = Duration::from_secs(10);
+
+/// Facts the overview shows that cost a program run (`lvs`) or many files to read:
+/// learned at most every [`SLOW_FACTS_TTL`] and only while someone looks, so that an
+/// idle agent runs nothing and a busy overview stays fast.
+#[derive(Debug, Clone)]
+pub struct SlowFacts {
+    pub selinux: hostinfo::Selinux,
+    pub pools: Result<Vec<hostinfo::ThinPool>, String>,
+    pub filesystems: Vec<hostinfo::Filesystem>,
+    pub host_keys: Vec<hostinfo::HostKey>,
+}
+
+/// The last [`SlowFacts`] and when they were learned.
+#[derive(Debug, Default)]
+pub struct FactsCache {
+    last: Mutex<Option<(Instant, Arc<SlowFacts>)>>,
+}
+
+impl FactsCache {
+    /// Cached facts, or fresh ones when they are older than the TTL. One caller
+    /// refreshes while the others wait for its result (blocking).
+    pub fn get(&self, ssh_dir: &std::path::Path) -> Arc<SlowFacts> {
+        let mut last = match self.last.lock() {
+            Ok(l) => l,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some((at, facts)) = last.as_ref() {
+            if at.elapsed() < SLOW_FACTS_TTL {
+                return facts.clone();
+            }
+        }
+        let facts = Arc::new(SlowFacts {
+            selinux: hostinfo::selinux(),
+            pools: hostinfo::thin_pools().map_err(|e| e.to_string()),
+            filesystems: hostinfo::filesystems().unwrap_or_default(),
+            host_keys: hostinfo::host_key_fingerprints(ssh_dir),
+        });
+        *last = Some((Instant::now(), facts.clone()));
+        facts
+    }
+}
+
 /// Gathers the overview (blocking).
 pub fn overview(state: &AppState) -> Result<Overview, ApiError> {
     let info = hostinfo::system_info()?;
-    let selinux = hostinfo::selinux();
-    let pools = hostinfo::thin_pools().map_err(|e| e.to_string());
-    let filesystems = hostinfo::filesystems().unwrap_or_default();
+    let slow = state.facts.get(&state.config.ssh_dir);
     Ok(Overview {
-        health: health(&info, &selinux, &pools, &filesystems),
-        host_keys: hostinfo::host_key_fingerprints(&state.config.ssh_dir),
+        health: health(&info, &slow.selinux, &slow.pools, &slow.filesystems),
+        host_keys: slow.host_keys.clone(),
         sessions: state.session_count(),
         info,
     })
