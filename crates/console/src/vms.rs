@@ -166,6 +166,10 @@ impl FromStr for VmAction {
 pub struct Libvirt {
     uri: String,
     conn: Mutex<Option<Connect>>,
+    /// The security models of the current connection: asking libvirtd for its
+    /// capabilities can take seconds (it may probe qemu), and they do not change
+    /// while it runs.
+    models: Mutex<Option<Vec<SecModel>>>,
 }
 
 fn is_connection_error(e: &virt::error::Error) -> bool {
@@ -186,6 +190,7 @@ impl Libvirt {
         Self {
             uri: uri.to_string(),
             conn: Mutex::new(None),
+            models: Mutex::new(None),
         }
     }
 
@@ -224,6 +229,9 @@ impl Libvirt {
             let conn = Connect::open(Some(&self.uri))
                 .map_err(|e| self.unavailable(e.message().to_string()))?;
             tracing::info!(uri = %self.uri, "connected to libvirt");
+            if let Ok(mut m) = self.models.lock() {
+                *m = None;
+            }
             *guard = Some(conn);
         }
         let conn = guard
@@ -315,8 +323,16 @@ impl Libvirt {
     /// The security models libvirt offers (`selinux`, `dac`).
     pub fn security_models(&self) -> Result<Vec<SecModel>, VirtError> {
         self.with_conn(|conn| {
+            if let Some(m) = self.models.lock().ok().and_then(|m| m.clone()) {
+                return Ok(m);
+            }
             let caps = conn.get_capabilities().map_err(|e| self.classify(e, ""))?;
-            parse_secmodels(&caps).map_err(|e| VirtError::Failed(format!("capabilities XML: {e}")))
+            let models = parse_secmodels(&caps)
+                .map_err(|e| VirtError::Failed(format!("capabilities XML: {e}")))?;
+            if let Ok(mut m) = self.models.lock() {
+                *m = Some(models.clone());
+            }
+            Ok(models)
         })
     }
 }
