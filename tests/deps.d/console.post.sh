@@ -1,6 +1,7 @@
 # After apt: the npm packages the console bundles (xterm.js, read by
 # crates/console/build.rs) and its browser tests use (playwright-core), and a running
-# libvirtd for the qemu:///system test (no systemd here to start it).
+# libvirtd for the qemu:///system test and a journald for the logs tests (no systemd
+# here to start them).
 # Re-run npm only when the lock file changed since the last install.
 console_web=crates/console/web
 if [ ! -e "$console_web/node_modules/.package-lock.json" ] ||
@@ -20,4 +21,12 @@ if [ "$(id -u)" -eq 0 ] && command -v libvirtd >/dev/null 2>&1; then
             sleep 0.1
         done
     fi
+fi
+if [ "$(id -u)" -eq 0 ] && [ ! -S /run/systemd/journal/socket ] && [ -x /lib/systemd/systemd-journald ]; then
+    echo "deps: starting systemd-journald" >&2
+    /lib/systemd/systemd-journald >/dev/null 2>&1 &
+    for _ in $(seq 50); do
+        [ -S /run/systemd/journal/socket ] && break
+        sleep 0.1
+    done
 fi

@@ -7,6 +7,8 @@ need_apt util-linux iproute2 passwd openssl libvirt0
 # The real path: libvirtd and qemu (TCG) for the qemu:///system test (pgrep from
 # procps tells whether libvirtd already runs).
 need_apt libvirt-daemon-system qemu-system-x86 procps
+# The journal for the logs tests: journalctl and a journald started without systemd.
+need_apt systemd
 # The browser tests: Debian's headless Chromium driven by playwright-core from npm.
 need_apt chromium
 # npm for xterm.js and playwright-core; a Node.js from elsewhere brings its own npm.
