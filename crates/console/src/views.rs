@@ -11,7 +11,7 @@ use crate::journal::{self, Entry, LogQuery};
 use crate::metrics::human_bytes;
 use crate::pages::ServiceFilter;
 use crate::services::{self, Unit, UnitAction};
-use crate::vms::SecModel;
+use crate::vms::{Libvirt, SecModel};
 
 /// One line of the health summary.
 #[derive(Debug, Clone, Serialize)]
@@ -30,12 +30,8 @@ pub struct Overview {
 }
 
 /// Health checks a hypervisor admin looks at first.
-pub fn health(
-    info: &hostinfo::SystemInfo,
-    selinux: &hostinfo::Selinux,
-    pools: &Result<Vec<hostinfo::ThinPool>, String>,
-    filesystems: &[hostinfo::Filesystem],
-) -> Vec<Check> {
+pub fn health(info: &hostinfo::SystemInfo, slow: &SlowFacts) -> Vec<Check> {
+    let (selinux, pools, filesystems) = (&slow.selinux, &slow.pools, &slow.filesystems);
     let mut checks = Vec::new();
     checks.push(Check {
         ok: selinux.mode == "enforcing",
@@ -70,6 +66,39 @@ pub fn health(
         ok: mem_free >= 10.0,
         text: format!("{mem_free:.0} % of memory available"),
     });
+    checks.push(match &slow.libvirt {
+        Ok(models) if models.iter().any(|m| m.model == "selinux") => Check {
+            ok: true,
+            text: "libvirt confines guests with sVirt (selinux)".into(),
+        },
+        Ok(models) => Check {
+            ok: false,
+            text: format!(
+                "libvirt security driver: {}; guests are not confined by sVirt",
+                if models.is_empty() {
+                    "none".to_string()
+                } else {
+                    models
+                        .iter()
+                        .map(|m| m.model.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            ),
+        },
+        Err(e) => Check {
+            ok: false,
+            text: e.clone(),
+        },
+    });
+    checks.push(Check {
+        ok: slow.kvm,
+        text: if slow.kvm {
+            "/dev/kvm is available".into()
+        } else {
+            "/dev/kvm is missing: qemu runs guests under TCG emulation".into()
+        },
+    });
     checks.push(Check {
         ok: info.cpu.hardware_virtualisation(),
         text: if info.cpu.hardware_virtualisation() {
@@ -93,6 +122,9 @@ pub struct SlowFacts {
     pub pools: Result<Vec<hostinfo::ThinPool>, String>,
     pub filesystems: Vec<hostinfo::Filesystem>,
     pub host_keys: Vec<hostinfo::HostKey>,
+    /// libvirt's security models, or why libvirt could not be asked.
+    pub libvirt: Result<Vec<SecModel>, String>,
+    pub kvm: bool,
 }
 
 /// The last [`SlowFacts`] and when they were learned.
@@ -104,7 +136,7 @@ pub struct FactsCache {
 impl FactsCache {
     /// Cached facts, or fresh ones when they are older than the TTL. One caller
     /// refreshes while the others wait for its result (blocking).
-    pub fn get(&self, ssh_dir: &std::path::Path) -> Arc<SlowFacts> {
+    pub fn get(&self, ssh_dir: &std::path::Path, libvirt: &Libvirt) -> Arc<SlowFacts> {
         let mut last = match self.last.lock() {
             Ok(l) => l,
             Err(poisoned) => poisoned.into_inner(),
@@ -119,6 +151,8 @@ impl FactsCache {
             pools: hostinfo::thin_pools().map_err(|e| e.to_string()),
             filesystems: hostinfo::filesystems().unwrap_or_default(),
             host_keys: hostinfo::host_key_fingerprints(ssh_dir),
+            libvirt: libvirt.security_models().map_err(|e| e.to_string()),
+            kvm: std::path::Path::new("/dev/kvm").exists(),
         });
         *last = Some((Instant::now(), facts.clone()));
         facts
@@ -128,9 +162,9 @@ impl FactsCache {
 /// Gathers the overview (blocking).
 pub fn overview(state: &AppState) -> Result<Overview, ApiError> {
     let info = hostinfo::system_info()?;
-    let slow = state.facts.get(&state.config.ssh_dir);
+    let slow = state.facts.get(&state.config.ssh_dir, &state.libvirt);
     Ok(Overview {
-        health: health(&info, &slow.selinux, &slow.pools, &slow.filesystems),
+        health: health(&info, &slow),
         host_keys: slow.host_keys.clone(),
         sessions: state.session_count(),
         info,
@@ -420,6 +454,70 @@ pub fn node(state: &AppState) -> Result<Node, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn info() -> hostinfo::SystemInfo {
+        hostinfo::SystemInfo {
+            hostname: "node1".into(),
+            os: "Debian".into(),
+            image_nvr: None,
+            kernel: "6.1".into(),
+            uptime_secs: 60,
+            cpu: hostinfo::CpuInfo {
+                model: "x".into(),
+                count: 4,
+                virt_flags: vec!["vmx".into()],
+            },
+            memory: hostinfo::MemInfo {
+                total: 100,
+                available: 50,
+                ..Default::default()
+            },
+            load: hostinfo::LoadAvg::default(),
+        }
+    }
+
+    fn slow(mode: &str, models: &[&str], data_percent: f64) -> SlowFacts {
+        SlowFacts {
+            selinux: hostinfo::Selinux {
+                mode: mode.into(),
+                configured_mode: None,
+                policy: None,
+            },
+            pools: Ok(vec![hostinfo::ThinPool {
+                vg: "hvnode".into(),
+                name: "pool00".into(),
+                size: 1,
+                data_percent,
+                metadata_percent: 1.0,
+            }]),
+            filesystems: Vec::new(),
+            host_keys: Vec::new(),
+            libvirt: Ok(models
+                .iter()
+                .map(|m| SecModel {
+                    model: (*m).into(),
+                    doi: "0".into(),
+                })
+                .collect()),
+            kvm: true,
+        }
+    }
+
+    #[test]
+    fn a_healthy_node_and_an_unhealthy_one() {
+        let good = health(&info(), &slow("enforcing", &["selinux", "dac"], 12.0));
+        assert!(good.iter().all(|c| c.ok), "{good:?}");
+        let bad = health(&info(), &slow("permissive", &["dac"], 85.0));
+        let failing: Vec<_> = bad
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| c.text.as_str())
+            .collect();
+        assert_eq!(failing.len(), 3, "{failing:?}");
+        assert!(failing[0].contains("SELinux is permissive"));
+        assert!(failing[1].contains("pool00: data 85.0 %"));
+        assert!(failing[2].contains("not confined by sVirt"));
+    }
 
     #[test]
     fn time_formatting() {
