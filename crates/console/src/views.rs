@@ -421,23 +421,34 @@ pub struct Node {
     pub registration: String,
 }
 
+/// One line about the node's registration, from the state file `nodectl register`
+/// keeps (`{"apiVersion", "kind": "Registration", "status": {"state", "engine"}}`).
+pub fn registration_summary(state_file: Option<&str>) -> String {
+    let Some(text) = state_file else {
+        return "Not registered with an engine (see nodectl register).".into();
+    };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
+        return "The registration state file cannot be read.".into();
+    };
+    let status = &v["status"];
+    let name = status["state"].as_str().unwrap_or("unknown");
+    match (
+        status["engine"]["host"].as_str(),
+        status["engine"]["port"].as_u64(),
+    ) {
+        (Some(host), Some(port)) => format!("Registration state: {name} (engine {host}:{port})"),
+        _ => format!("Registration state: {name}"),
+    }
+}
+
 /// Gathers the node page (blocking).
 pub fn node(state: &AppState) -> Result<Node, ApiError> {
     let info = hostinfo::system_info()?;
-    let registration = std::fs::read_to_string(state.config.state_dir.join("registration.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| {
-            let s = v.get("state")?;
-            Some(
-                s.as_str()
-                    .map(str::to_string)
-                    .or_else(|| s.get("state").and_then(|x| x.as_str()).map(str::to_string))
-                    .unwrap_or_else(|| s.to_string()),
-            )
-        })
-        .map(|s| format!("Registration state: {s}"))
-        .unwrap_or_else(|| "Not registered with an engine (see nodectl register).".into());
+    let registration = registration_summary(
+        std::fs::read_to_string(state.config.state_dir.join("registration.json"))
+            .ok()
+            .as_deref(),
+    );
     Ok(Node {
         image: info
             .image_nvr
@@ -517,6 +528,23 @@ mod tests {
         assert!(failing[0].contains("SELinux is permissive"));
         assert!(failing[1].contains("pool00: data 85.0 %"));
         assert!(failing[2].contains("not confined by sVirt"));
+    }
+
+    #[test]
+    fn registration_lines() {
+        let file = r#"{"apiVersion":"hvnode.registration/v1","kind":"Registration","updatedAt":1,
+            "status":{"state":"registered","engine":{"host":"engine.example","port":443}}}"#;
+        assert_eq!(
+            registration_summary(Some(file)),
+            "Registration state: registered (engine engine.example:443)"
+        );
+        let file = r#"{"status":{"state":"unregistered"}}"#;
+        assert_eq!(
+            registration_summary(Some(file)),
+            "Registration state: unregistered"
+        );
+        assert!(registration_summary(None).starts_with("Not registered"));
+        assert!(registration_summary(Some("{")).contains("cannot be read"));
     }
 
     #[test]
