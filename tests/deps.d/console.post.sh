@@ -22,9 +22,11 @@ if [ "$(id -u)" -eq 0 ] && command -v libvirtd >/dev/null 2>&1; then
         done
     fi
 fi
-if [ "$(id -u)" -eq 0 ] && [ ! -S /run/systemd/journal/socket ] && [ -x /lib/systemd/systemd-journald ]; then
+# A socket left behind by a journald that was stopped does not count: look for the process.
+if [ "$(id -u)" -eq 0 ] && ! pgrep -x systemd-journal >/dev/null && [ -x /lib/systemd/systemd-journald ]; then
     echo "deps: starting systemd-journald" >&2
     /lib/systemd/systemd-journald >/dev/null 2>&1 &
+    sleep 0.2
     for _ in $(seq 50); do
         [ -S /run/systemd/journal/socket ] && break
         sleep 0.1
