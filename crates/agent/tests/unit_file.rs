@@ -1,0 +1,47 @@
+//! The shipped unit file: systemd parses it without a complaint, and it keeps the
+//! promises the agent relies on (notify with watchdog, restart on failure).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn unit() -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../systemd/hvnode-agent.service");
+    std::fs::read_to_string(path).unwrap()
+}
+
+#[test]
+fn systemd_accepts_every_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // Point ExecStart at the built binary: verify checks that it exists.
+    let text = unit().replace(
+        "ExecStart=/usr/bin/hvnode-agent",
+        &format!("ExecStart={}", env!("CARGO_BIN_EXE_hvnode-agent")),
+    );
+    let file = dir.path().join("hvnode-agent.service");
+    std::fs::write(&file, text).unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&file)
+        .output()
+        .expect("systemd-analyze (package systemd, installed by tests/deps.sh)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.trim().is_empty(), "systemd complains: {stderr}");
+}
+
+#[test]
+fn notify_watchdog_restart_and_the_binary() {
+    let text = unit();
+    for line in [
+        "Type=notify",
+        "ExecStart=/usr/bin/hvnode-agent",
+        "Restart=on-failure",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line}");
+    }
+    assert!(text.lines().any(|l| l.starts_with("WatchdogSec=")));
+}
