@@ -131,19 +131,31 @@ pub struct SlowFacts {
 #[derive(Debug, Default)]
 pub struct FactsCache {
     last: Mutex<Option<(Instant, Arc<SlowFacts>)>>,
+    refreshing: std::sync::atomic::AtomicBool,
 }
 
 impl FactsCache {
-    /// Cached facts, or fresh ones when they are older than the TTL. One caller
-    /// refreshes while the others wait for its result (blocking).
+    /// The cached facts. When they are older than the TTL, one caller learns them
+    /// afresh while the others go on with the old ones; only the very first callers
+    /// wait (blocking).
     pub fn get(&self, ssh_dir: &std::path::Path, libvirt: &Libvirt) -> Arc<SlowFacts> {
-        let mut last = match self.last.lock() {
-            Ok(l) => l,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if let Some((at, facts)) = last.as_ref() {
-            if at.elapsed() < SLOW_FACTS_TTL {
+        use std::sync::atomic::Ordering;
+        let cached = self.lock().clone();
+        if let Some((at, facts)) = &cached {
+            let fresh = at.elapsed() < SLOW_FACTS_TTL;
+            if fresh || self.refreshing.swap(true, Ordering::AcqRel) {
                 return facts.clone();
+            }
+        } else if self.refreshing.swap(true, Ordering::AcqRel) {
+            // Someone else learns them for the first time: wait for that.
+            loop {
+                std::thread::sleep(Duration::from_millis(5));
+                if let Some((_, facts)) = self.lock().as_ref() {
+                    return facts.clone();
+                }
+                if !self.refreshing.load(Ordering::Acquire) {
+                    break;
+                }
             }
         }
         let facts = Arc::new(SlowFacts {
@@ -154,8 +166,16 @@ impl FactsCache {
             libvirt: libvirt.security_models().map_err(|e| e.to_string()),
             kvm: std::path::Path::new("/dev/kvm").exists(),
         });
-        *last = Some((Instant::now(), facts.clone()));
+        *self.lock() = Some((Instant::now(), facts.clone()));
+        self.refreshing.store(false, Ordering::Release);
         facts
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Arc<SlowFacts>)>> {
+        match self.last.lock() {
+            Ok(l) => l,
+            Err(poisoned) => poisoned.into_inner(),
+        }
     }
 }
 
@@ -528,6 +548,26 @@ mod tests {
         assert!(failing[0].contains("SELinux is permissive"));
         assert!(failing[1].contains("pool00: data 85.0 %"));
         assert!(failing[2].contains("not confined by sVirt"));
+    }
+
+    #[test]
+    fn slow_facts_are_learned_once_and_shared() {
+        let cache = Arc::new(FactsCache::default());
+        let libvirt = Arc::new(Libvirt::new("test:///default"));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (c, l) = (cache.clone(), libvirt.clone());
+                std::thread::spawn(move || c.get(std::path::Path::new("/etc/ssh"), &l))
+            })
+            .collect();
+        let got: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert!(
+            got.iter().all(|f| Arc::ptr_eq(f, &got[0])),
+            "one refresh for all"
+        );
+        let again = cache.get(std::path::Path::new("/etc/ssh"), &libvirt);
+        assert!(Arc::ptr_eq(&again, &got[0]), "reused within the TTL");
+        assert_eq!(again.libvirt.as_ref().unwrap()[0].model, "testSecurity");
     }
 
     #[test]
