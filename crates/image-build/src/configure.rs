@@ -110,12 +110,16 @@ pub fn configure(root: &Root, recipe: &Recipe, units: &[String], epoch: i64) -> 
                 v
             })
             .unwrap_or_default();
+        // Installing modules rebuilds the policy (booleans included); with
+        // none to install, rebuild it explicitly.
         let mut c = chroot.command("semodule");
         c.arg("-n");
+        if modules.is_empty() {
+            c.arg("-B");
+        }
         for m in &modules {
             c.arg("-i").arg(format!("/usr/share/hvnode/selinux/{m}"));
         }
-        c.arg("-B");
         c.run()
             .context("building the image's SELinux policy (semodule -B)")?;
     }

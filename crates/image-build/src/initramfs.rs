@@ -11,6 +11,19 @@ use command::CommandExt;
 use crate::recipe::Recipe;
 use crate::rootfs::{Chroot, Root};
 
+/// Directories of `image/files/` whose contents can end up in the
+/// initramfs; a change elsewhere does not rebuild it.
+pub const INPUT_DIRS: &[&str] = &[
+    "etc/dracut.conf.d",
+    "usr/lib/dracut",
+    "etc/modprobe.d",
+    "usr/lib/modprobe.d",
+    "etc/udev",
+    "usr/lib/udev",
+    "etc/systemd/network",
+    "etc/cmdline.d",
+];
+
 /// The kernel version installed in the image (one is expected).
 pub fn kernel_version(root: &Root) -> Result<String> {
     let mut versions: Vec<String> = fs::read_dir(root.join("/usr/lib/modules"))

@@ -226,7 +226,11 @@ pub fn build(opts: &Options) -> Result<Report> {
     let mut key = Key::new("initramfs");
     key.add("base", base_key.as_bytes())
         .add("dracut.conf", initramfs::dracut_conf(&recipe).as_bytes());
-    cache::add_tree(&mut key, "files", &payload.files_dir)?;
+    // Only files dracut reads go into the key: an agent-only change keeps
+    // the cached initramfs.
+    for dir in initramfs::INPUT_DIRS {
+        cache::add_tree(&mut key, dir, &payload.files_dir.join(dir))?;
+    }
     let initrd_key = key.hex();
     let initrd_in_image = root.join(&format!("/boot/initrd.img-{kver}"));
     match cache

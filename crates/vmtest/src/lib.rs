@@ -1,0 +1,245 @@
+//! Boots hvnode images in qemu (TCG: these machines have no hardware
+//! virtualisation) and drives the guest's serial console like an admin at a
+//! terminal would: wait for text, type a command, read what it printed.
+//!
+//! Every network peer stays on the build host: the guest reaches it only
+//! through qemu's user-mode network (the host is 10.0.2.2 from inside).
+
+pub mod console;
+pub mod http;
+
+use std::fs;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+pub use console::Console;
+
+/// Firmware the guest boots with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Firmware {
+    /// SeaBIOS (qemu's default).
+    Bios,
+    /// OVMF.
+    Uefi,
+}
+
+/// What the guest boots from.
+#[derive(Debug, Clone)]
+pub enum Boot {
+    /// The ISO as a CD.
+    Cdrom(PathBuf),
+    /// The ISO written to a USB disk.
+    Usb(PathBuf),
+    /// The network: qemu's TFTP serves `dir`, iPXE runs `bootfile`.
+    Pxe { dir: PathBuf, bootfile: String },
+    /// The first virtio disk.
+    Disk,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub firmware: Firmware,
+    pub boot: Boot,
+    pub memory_mib: u32,
+    pub cpus: u32,
+    /// Extra virtio disks (qcow2 or raw), in order.
+    pub disks: Vec<PathBuf>,
+}
+
+impl Config {
+    pub fn new(firmware: Firmware, boot: Boot) -> Self {
+        Config {
+            firmware,
+            boot,
+            memory_mib: 3072,
+            cpus: 2,
+            disks: Vec::new(),
+        }
+    }
+}
+
+/// A running guest; dropping it kills qemu.
+#[derive(Debug)]
+pub struct Vm {
+    child: Child,
+    pub console: Console,
+    pub started: Instant,
+    _dir: tempfile::TempDir,
+}
+
+/// OVMF's code and variable templates, as Debian installs them.
+fn ovmf() -> Result<(PathBuf, PathBuf)> {
+    for (code, vars) in [
+        (
+            "/usr/share/OVMF/OVMF_CODE_4M.fd",
+            "/usr/share/OVMF/OVMF_VARS_4M.fd",
+        ),
+        (
+            "/usr/share/OVMF/OVMF_CODE.fd",
+            "/usr/share/OVMF/OVMF_VARS.fd",
+        ),
+    ] {
+        if Path::new(code).is_file() && Path::new(vars).is_file() {
+            return Ok((code.into(), vars.into()));
+        }
+    }
+    bail!("OVMF is not installed (apt-get install ovmf; `make deps` does)")
+}
+
+impl Vm {
+    /// Starts qemu; the serial console log is copied to `log`.
+    pub fn start(cfg: &Config, log: &Path) -> Result<Vm> {
+        let dir = tempfile::tempdir()?;
+        let sock = dir.path().join("serial.sock");
+        let mut c = Command::new("qemu-system-x86_64");
+        c.args(["-machine", "q35", "-accel", "tcg", "-cpu", "max"])
+            .args([
+                "-m",
+                &cfg.memory_mib.to_string(),
+                "-smp",
+                &cfg.cpus.to_string(),
+            ])
+            .args(["-display", "none", "-no-reboot", "-monitor", "none"])
+            .arg("-chardev")
+            .arg(format!(
+                "socket,id=serial0,path={},server=on,wait=on",
+                sock.display()
+            ))
+            .args(["-serial", "chardev:serial0"])
+            .args(["-device", "virtio-rng-pci"]);
+        if cfg.firmware == Firmware::Uefi {
+            let (code, vars) = ovmf()?;
+            let my_vars = dir.path().join("OVMF_VARS.fd");
+            fs::copy(&vars, &my_vars)?;
+            c.arg("-drive")
+                .arg(format!(
+                    "if=pflash,format=raw,unit=0,readonly=on,file={}",
+                    code.display()
+                ))
+                .arg("-drive")
+                .arg(format!(
+                    "if=pflash,format=raw,unit=1,file={}",
+                    my_vars.display()
+                ));
+        }
+        let mut netdev = "user,id=net0".to_string();
+        match &cfg.boot {
+            Boot::Cdrom(iso) => {
+                c.arg("-drive")
+                    .arg(format!(
+                        "if=none,id=cd0,media=cdrom,readonly=on,file={}",
+                        iso.display()
+                    ))
+                    .args(["-device", "ide-cd,drive=cd0,bootindex=0"]);
+            }
+            Boot::Usb(iso) => {
+                c.args(["-device", "qemu-xhci,id=xhci"])
+                    .arg("-drive")
+                    .arg(format!(
+                        "if=none,id=usb0,format=raw,readonly=on,file={}",
+                        iso.display()
+                    ))
+                    .args(["-device", "usb-storage,bus=xhci.0,drive=usb0,bootindex=0"]);
+            }
+            Boot::Pxe { dir, bootfile } => {
+                netdev.push_str(&format!(",tftp={},bootfile={bootfile}", dir.display()));
+            }
+            Boot::Disk => {}
+        }
+        let net_boot = if matches!(cfg.boot, Boot::Pxe { .. }) {
+            ",bootindex=0"
+        } else {
+            ""
+        };
+        c.arg("-netdev").arg(netdev).arg("-device").arg(format!(
+            "virtio-net-pci,netdev=net0,romfile={}{net_boot}",
+            ipxe_rom(cfg.firmware)
+        ));
+        for (i, d) in cfg.disks.iter().enumerate() {
+            let fmt = if d.extension().is_some_and(|e| e == "qcow2") {
+                "qcow2"
+            } else {
+                "raw"
+            };
+            let boot = if i == 0 && matches!(cfg.boot, Boot::Disk) {
+                ",bootindex=0"
+            } else {
+                ""
+            };
+            c.arg("-drive")
+                .arg(format!(
+                    "if=none,id=disk{i},format={fmt},file={}",
+                    d.display()
+                ))
+                .arg("-device")
+                .arg(format!("virtio-blk-pci,drive=disk{i}{boot}"));
+        }
+        let qemu_log = fs::File::create(log.with_extension("qemu.log"))?;
+        tracing::info!(command = %command::command_line(&c), "starting qemu");
+        let mut child = c
+            .stdin(Stdio::null())
+            .stdout(qemu_log.try_clone()?)
+            .stderr(qemu_log)
+            .spawn()
+            .context("starting qemu-system-x86_64 (apt-get install qemu-system-x86)")?;
+        // qemu creates the socket, then waits for us before running the guest.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let stream = loop {
+            match UnixStream::connect(&sock) {
+                Ok(s) => break s,
+                Err(_) if Instant::now() < deadline => {
+                    if let Some(status) = child.try_wait()? {
+                        bail!(
+                            "qemu exited at once ({status}); see {}",
+                            log.with_extension("qemu.log").display()
+                        );
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => bail!("qemu's serial socket never appeared: {e}"),
+            }
+        };
+        Ok(Vm {
+            child,
+            console: Console::new(stream, log)?,
+            started: Instant::now(),
+            _dir: dir,
+        })
+    }
+
+    /// Seconds since qemu started.
+    pub fn uptime(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    /// Waits for qemu to exit (after a poweroff in the guest).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        bail!("the guest did not power off within {} s", timeout.as_secs())
+    }
+}
+
+/// qemu's iPXE option ROM for virtio-net (BIOS or EFI build).
+fn ipxe_rom(fw: Firmware) -> &'static str {
+    match fw {
+        Firmware::Bios => "/usr/lib/ipxe/qemu/pxe-virtio.rom",
+        Firmware::Uefi => "/usr/lib/ipxe/qemu/efi-virtio.rom",
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
