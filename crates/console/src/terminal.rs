@@ -73,30 +73,55 @@ pub fn shell_command(user: &str) -> Option<pty_process::Command> {
     };
     let under_systemd = std::path::Path::new("/run/systemd/system").is_dir()
         && std::env::var_os("INVOCATION_ID").is_some();
-    let systemd_run = find(&["/usr/bin/systemd-run", "/bin/systemd-run"]);
-    let runuser = find(&["/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser"]);
-    let cmd = match (under_systemd, systemd_run, runuser) {
-        (true, Some(run), _) => {
-            let account = nix::unistd::User::from_name(user).ok().flatten()?;
-            let shell = account.shell.to_string_lossy().into_owned();
-            pty_process::Command::new(run).args([
-                "--quiet".to_string(),
-                "--pty".to_string(),
-                "--collect".to_string(),
-                "--service-type=exec".to_string(),
-                format!("--uid={user}"),
-                "--property=WorkingDirectory=~".to_string(),
-                "--setenv=TERM=xterm-256color".to_string(),
-                "--".to_string(),
-                shell,
-                "-l".to_string(),
-            ])
-        }
-        (_, _, Some(r)) => pty_process::Command::new(r).args(["-l", "--", user]),
-        _ if user == "root" => pty_process::Command::new("/bin/sh").arg("-l"),
-        _ => return None,
-    };
-    Some(cmd.env("TERM", "xterm-256color").kill_on_drop(true))
+    let shell = nix::unistd::User::from_name(user)
+        .ok()
+        .flatten()
+        .map(|u| u.shell.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "/bin/sh".into());
+    let argv = shell_argv(
+        user,
+        &shell,
+        under_systemd,
+        find(&["/usr/bin/systemd-run", "/bin/systemd-run"]),
+        find(&["/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser"]),
+    )?;
+    let (program, args) = argv.split_first()?;
+    Some(
+        pty_process::Command::new(program)
+            .args(args)
+            .env("TERM", "xterm-256color")
+            .kill_on_drop(true),
+    )
+}
+
+/// The command line of [`shell_command`], decided from what the host offers.
+pub fn shell_argv(
+    user: &str,
+    shell: &str,
+    under_systemd: bool,
+    systemd_run: Option<&str>,
+    runuser: Option<&str>,
+) -> Option<Vec<String>> {
+    let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    match (under_systemd, systemd_run, runuser) {
+        (true, Some(run), _) => Some(v(&[
+            run,
+            "--quiet",
+            "--pty",
+            "--collect",
+            "--service-type=exec",
+            &format!("--uid={user}"),
+            "--property=WorkingDirectory=~",
+            "--setenv=TERM=xterm-256color",
+            "--",
+            shell,
+            "-l",
+        ])),
+        (_, _, Some(r)) => Some(v(&[r, "-l", "--", user])),
+        _ if user == "root" => Some(v(&["/bin/sh", "-l"])),
+        _ => None,
+    }
 }
 
 async fn run(mut socket: WebSocket, state: &Shared, authed: &Authed) -> Result<(), String> {
@@ -149,4 +174,42 @@ async fn run(mut socket: WebSocket, state: &Shared, authed: &Authed) -> Result<(
     let _ = socket.send(Message::Close(None)).await;
     tracing::info!(user = %user, "terminal closed");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn under_systemd_the_shell_gets_a_unit_of_its_own() {
+        let argv = shell_argv(
+            "ops",
+            "/bin/bash",
+            true,
+            Some("/usr/bin/systemd-run"),
+            Some("/usr/sbin/runuser"),
+        )
+        .unwrap();
+        assert_eq!(argv[0], "/usr/bin/systemd-run");
+        assert!(argv.contains(&"--pty".to_string()));
+        assert!(argv.contains(&"--uid=ops".to_string()));
+        assert_eq!(&argv[argv.len() - 3..], ["--", "/bin/bash", "-l"]);
+    }
+
+    #[test]
+    fn elsewhere_runuser_or_nothing() {
+        let argv = shell_argv(
+            "ops",
+            "/bin/bash",
+            false,
+            Some("/usr/bin/systemd-run"),
+            Some("/sbin/runuser"),
+        );
+        assert_eq!(argv.unwrap(), ["/sbin/runuser", "-l", "--", "ops"]);
+        assert_eq!(
+            shell_argv("root", "/bin/bash", false, None, None).unwrap(),
+            ["/bin/sh", "-l"]
+        );
+        assert!(shell_argv("ops", "/bin/bash", true, None, None).is_none());
+    }
 }
