@@ -47,6 +47,8 @@ pub async fn serve(
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
             match acceptor {
+                // Plain HTTP on the TLS port (someone typed http://): send it to https.
+                Some(_) if !starts_with_tls(&stream).await => redirect_to_https(stream, peer).await,
                 Some(acceptor) => {
                     let tls =
                         tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
@@ -59,6 +61,55 @@ pub async fn serve(
                 None => connection(TokioIo::new(stream), peer, router).await,
             }
         });
+    }
+}
+
+/// Whether the client's first byte is a TLS handshake record (0x16).
+async fn starts_with_tls(stream: &tokio::net::TcpStream) -> bool {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
+        Ok(Ok(1)) => first[0] == 0x16,
+        // Closed or silent: let the TLS acceptor deal with it.
+        _ => true,
+    }
+}
+
+/// Answers every request of a plain-HTTP connection with a redirect to the same
+/// path over https on the same host and port.
+async fn redirect_to_https(stream: tokio::net::TcpStream, peer: SocketAddr) {
+    let service = hyper::service::service_fn(|req: hyper::Request<Incoming>| async move {
+        let host = req
+            .headers()
+            .get(hyper::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+            .unwrap_or("localhost")
+            .to_string();
+        let path = req
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        let resp = hyper::Response::builder()
+            .status(hyper::StatusCode::MOVED_PERMANENTLY)
+            .header(hyper::header::LOCATION, format!("https://{host}{path}"))
+            .header(hyper::header::CONTENT_LENGTH, "0")
+            .header(hyper::header::CONTENT_SECURITY_POLICY, crate::app::CSP)
+            .header(hyper::header::X_FRAME_OPTIONS, "DENY")
+            .header(hyper::header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+            .header(hyper::header::REFERRER_POLICY, "no-referrer")
+            .body(String::new());
+        resp.map_err(|e| std::io::Error::other(e.to_string()))
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HANDSHAKE_TIMEOUT);
+    if let Err(e) = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+    {
+        tracing::debug!(%peer, "plain HTTP on the TLS port: {e}");
     }
 }
 

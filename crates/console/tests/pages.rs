@@ -194,9 +194,15 @@ fn tls_with_a_generated_certificate_and_hsts() {
             .contains("max-age=")
     );
     assert!(r.body.contains(r#"name="username""#) && r.body.contains(r#"name="password""#));
-    // Plain HTTP to the TLS port gets no page.
-    let plain = format!("http://{}/login", server.addr);
-    assert!(common::client().get(&plain).call().is_err());
+    // Plain HTTP to the TLS port is sent to https, path kept, and gets no page.
+    let plain = get(&format!("http://{}/vms?x=1", server.addr), None, &[]);
+    assert_eq!(plain.status, 301);
+    assert_eq!(
+        plain.header("location"),
+        Some(format!("https://{}/vms?x=1", server.addr).as_str())
+    );
+    assert!(plain.body.is_empty());
+    assert_eq!(plain.header("x-frame-options"), Some("DENY"));
 }
 
 #[test]
