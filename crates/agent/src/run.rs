@@ -178,6 +178,23 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_configuration_spells_out_the_defaults() {
+        let shipped = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../image/files/etc/hvnode/agent.toml");
+        let c = load_config(&shipped).unwrap();
+        let d = Config::default();
+        assert_eq!(c.listen, d.listen);
+        assert_eq!(c.libvirt_uri, d.libvirt_uri);
+        assert_eq!(c.state_dir, d.state_dir);
+        assert_eq!(c.certs_dir, d.certs_dir);
+        assert_eq!(c.admin_groups, d.admin_groups);
+        assert_eq!(c.pam_service, d.pam_service);
+        assert_eq!(c.idle_timeout_secs, d.idle_timeout_secs);
+        assert_eq!(c.ssh_dir, d.ssh_dir);
+        assert!(!c.insecure_http);
+    }
+
+    #[test]
     fn unknown_keys_and_missing_explicit_file_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("agent.toml");
