@@ -184,6 +184,37 @@ fn storage_network_and_logs_answer_with_data_or_the_failing_command() {
 }
 
 #[test]
+fn a_failing_unit_action_names_the_command_and_what_it_said() {
+    let server = Server::start(|_| {});
+    let s = server.session("root");
+    let csrf = [("X-CSRF-Token", s.csrf.as_str())];
+    // No such unit exists: systemctl fails with or without a running systemd.
+    let unit = "hvnode-test-no-such-unit.service";
+    let r = post_form(
+        &server.url(&format!("/api/v1/services/{unit}/restart")),
+        Some(&s),
+        &csrf,
+        "",
+    );
+    assert_eq!(r.status, 502, "{}", r.body);
+    let err = r.json()["error"].as_str().unwrap().to_string();
+    assert!(
+        err.contains(&format!("systemctl restart --no-ask-password -- {unit}")),
+        "{err}"
+    );
+    // The page form shows the same failure inside the console's frame.
+    let r = post_form(
+        &server.url(&format!("/services/{unit}/stop")),
+        Some(&s),
+        &[],
+        &format!("csrf={}", s.csrf),
+    );
+    assert_eq!(r.status, 502);
+    assert!(r.body.contains("systemctl stop"), "{}", r.body);
+    assert!(r.body.contains(r#"class="sidebar""#));
+}
+
+#[test]
 fn tls_with_a_generated_certificate_and_hsts() {
     let server = Server::start_tls(|_| {});
     let r = get(&server.url("/login"), None, &[]);
