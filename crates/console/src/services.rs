@@ -67,6 +67,17 @@ pub fn list_units() -> Result<Vec<Unit>, CommandError> {
     })
 }
 
+/// Names of the units systemd reports as failed.
+pub fn failed_units() -> Result<Vec<String>, CommandError> {
+    let units: Vec<Unit> = run_json(Command::new("systemctl").args([
+        "list-units",
+        "--failed",
+        "--no-pager",
+        "--output=json",
+    ]))?;
+    Ok(units.into_iter().map(|u| u.unit).collect())
+}
+
 /// What can be done to a unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnitAction {

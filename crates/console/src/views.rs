@@ -91,6 +91,20 @@ pub fn health(info: &hostinfo::SystemInfo, slow: &SlowFacts) -> Vec<Check> {
             text: e.clone(),
         },
     });
+    checks.push(match &slow.failed_units {
+        Ok(units) if units.is_empty() => Check {
+            ok: true,
+            text: "no failed systemd units".into(),
+        },
+        Ok(units) => Check {
+            ok: false,
+            text: format!("failed units: {}", units.join(", ")),
+        },
+        Err(e) => Check {
+            ok: false,
+            text: format!("systemd cannot be asked: {e}"),
+        },
+    });
     checks.push(Check {
         ok: slow.kvm,
         text: if slow.kvm {
@@ -125,6 +139,8 @@ pub struct SlowFacts {
     /// libvirt's security models, or why libvirt could not be asked.
     pub libvirt: Result<Vec<SecModel>, String>,
     pub kvm: bool,
+    /// Units systemd reports as failed, or why it could not be asked.
+    pub failed_units: Result<Vec<String>, String>,
 }
 
 /// The last [`SlowFacts`] and when they were learned.
@@ -165,6 +181,7 @@ impl FactsCache {
             host_keys: hostinfo::host_key_fingerprints(ssh_dir),
             libvirt: libvirt.security_models().map_err(|e| e.to_string()),
             kvm: std::path::Path::new("/dev/kvm").exists(),
+            failed_units: services::failed_units().map_err(|e| e.to_string()),
         });
         *self.lock() = Some((Instant::now(), facts.clone()));
         self.refreshing.store(false, Ordering::Release);
@@ -531,6 +548,7 @@ mod tests {
                 })
                 .collect()),
             kvm: true,
+            failed_units: Ok(Vec::new()),
         }
     }
 
