@@ -1,9 +1,9 @@
 //! The console's TLS certificate: the administrator's if there is one, otherwise a
 //! self-signed one generated on first start.
 //!
-//! The certificates directory holds `NAME.cert` files, each with a PEM certificate
-//! chain and either the private key in the same file or in `NAME.key` beside it. The
-//! highest file name wins, so an administrator's `50-admin.cert` takes precedence over
+//! The certificates directory holds `NAME.cert` (or `NAME.crt`) files, each with a PEM
+//! certificate chain and either the private key in the same file or in `NAME.key`
+//! beside it. The highest file name wins, so an administrator's `50-admin.cert` takes precedence over
 //! the generated `0-self-signed.cert`. Keys are written with mode 0600.
 
 use std::fs;
@@ -40,7 +40,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TlsError + '_ {
     }
 }
 
-/// The `*.cert` file that wins: the highest file name.
+/// The `*.cert` or `*.crt` file that wins: the highest file name.
 pub fn chosen_certificate(dir: &Path) -> Result<Option<PathBuf>, TlsError> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
@@ -50,7 +50,7 @@ pub fn chosen_certificate(dir: &Path) -> Result<Option<PathBuf>, TlsError> {
     let mut certs: Vec<PathBuf> = entries
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "cert") && p.is_file())
+        .filter(|p| p.extension().is_some_and(|x| x == "cert" || x == "crt") && p.is_file())
         .collect();
     certs.sort();
     Ok(certs.pop())
@@ -166,6 +166,23 @@ mod tests {
         fs::write(dir.path().join("50-admin.cert"), combined).unwrap();
         let (_, path) = server_config(dir.path(), "node1").unwrap();
         assert_eq!(path, dir.path().join("50-admin.cert"));
+    }
+
+    #[test]
+    fn a_crt_with_its_key_beside_it_counts_too() {
+        let dir = tempfile::tempdir().unwrap();
+        generate_self_signed(dir.path(), vec!["a".into()]).unwrap();
+        let admin = rcgen::generate_simple_self_signed(vec!["node.example".into()]).unwrap();
+        fs::write(dir.path().join("10-node.crt"), admin.cert.pem()).unwrap();
+        fs::write(
+            dir.path().join("10-node.key"),
+            admin.key_pair.serialize_pem(),
+        )
+        .unwrap();
+        let (_, path) = server_config(dir.path(), "node1").unwrap();
+        assert_eq!(path, dir.path().join("10-node.crt"));
+        let (chain, _) = load(&path).unwrap();
+        assert_eq!(chain.len(), 1);
     }
 
     #[test]
