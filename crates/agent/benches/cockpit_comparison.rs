@@ -283,7 +283,7 @@ fn agent(user: &User, dir: &Path) {
                 body.len()
             ),
         );
-        cookie(&resp, "hvnode-session")
+        cookie(&resp, "__Host-hvnode-session")
     };
     let Some(session) = login(()) else {
         println!("hvnode-agent: login failed; is the PAM stack usable?");

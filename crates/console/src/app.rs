@@ -289,7 +289,7 @@ mod tests {
 
     #[test]
     fn cookie_is_found_among_others() {
-        let h = headers(&[("cookie", "a=1; hvnode-session=abc; b=2")]);
+        let h = headers(&[("cookie", "a=1; __Host-hvnode-session=abc; b=2")]);
         assert_eq!(session_cookie(&h).as_deref(), Some("abc"));
         assert_eq!(session_cookie(&headers(&[("cookie", "x=y")])), None);
     }

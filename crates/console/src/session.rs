@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-/// The session cookie's name.
-pub const COOKIE: &str = "hvnode-session";
+/// The session cookie's name. The `__Host-` prefix makes browsers accept it only when
+/// it is `Secure`, has `Path=/` and no `Domain`, so no other site or subdomain can set it.
+pub const COOKIE: &str = "__Host-hvnode-session";
 
 /// 32 random bytes, URL-safe base64.
 pub fn random_token() -> String {

@@ -110,7 +110,7 @@ fn without_a_session_only_login_and_static_files_answer() {
     assert_eq!(r.status, 401);
     // A forged cookie is no session either.
     let forged = common::Session {
-        cookie: "hvnode-session=forged".into(),
+        cookie: "__Host-hvnode-session=forged".into(),
         csrf: String::new(),
     };
     assert_eq!(

@@ -98,7 +98,7 @@ impl Server {
     pub fn session(&self, user: &str) -> Session {
         let (token, csrf) = self.state.sessions.lock().unwrap().create(user).unwrap();
         Session {
-            cookie: format!("hvnode-session={token}"),
+            cookie: format!("{}={token}", console::session::COOKIE),
             csrf,
         }
     }
@@ -211,7 +211,10 @@ pub fn session_cookie(r: &Reply) -> Option<String> {
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("hvnode-session=") && !v.starts_with("hvnode-session=;"))
+        .find(|v| {
+            v.starts_with(&format!("{}=", console::session::COOKIE))
+                && !v.starts_with(&format!("{}=;", console::session::COOKIE))
+        })
         .map(|v| v.split(';').next().unwrap_or("").to_string())
 }
 

@@ -46,9 +46,9 @@ try {
   await page.click("#login-button");
   await page.waitForURL(HV_URL + "/");
   const cookies = await context.cookies();
-  const c = cookies.find((x) => x.name === "hvnode-session") || fail("no session cookie");
+  const c = cookies.find((x) => x.name === "__Host-hvnode-session") || fail("no session cookie");
   if (!c.httpOnly || !c.secure || c.sameSite !== "Strict") fail("cookie flags: " + JSON.stringify(c));
-  if (await page.evaluate(() => document.cookie.includes("hvnode-session"))) fail("cookie readable by script");
+  if (await page.evaluate(() => document.cookie.includes("__Host-hvnode-session"))) fail("cookie readable by script");
 
   step("graphs move");
   await until(() => Number(document.getElementById("graphs").dataset.updated || 0) > 0, null, "the first graph update");
