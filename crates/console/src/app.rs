@@ -145,6 +145,10 @@ async fn security_headers(State(state): State<Shared>, req: Request, next: Next)
         header::HeaderName::from_static("cross-origin-opener-policy"),
         "same-origin",
     );
+    set(
+        header::HeaderName::from_static("permissions-policy"),
+        "camera=(), microphone=(), geolocation=(), usb=(), payment=()",
+    );
     if !is_static {
         set(header::CACHE_CONTROL, "no-store");
     }

@@ -58,6 +58,7 @@ fn assert_headers(r: &Reply, what: &str, tls: bool) {
         "{what}"
     );
     assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "{what}");
+    assert!(r.header("permissions-policy").is_some(), "{what}");
     if tls {
         assert!(
             r.header("strict-transport-security").is_some(),
