@@ -229,3 +229,61 @@ fn authenticated_pages_carry_the_headers_and_no_private_key() {
         );
     }
 }
+
+#[test]
+fn hostile_inputs_never_crash_the_server() {
+    let server = Server::start(|_| {});
+    let s = server.session("root");
+    let long = "a".repeat(4000);
+    let names = [
+        "",
+        "%00",
+        "%2e%2e",
+        "..",
+        "%FF%FE",
+        "%F0%9F%98%80",
+        "a%0Ab",
+        "-rf",
+        "'",
+        "%22%3E%3Cscript%3E",
+        &long,
+    ];
+    let csrf = [("X-CSRF-Token", s.csrf.as_str())];
+    for name in names {
+        for path in [
+            format!("/api/v1/vms/{name}"),
+            format!("/api/v1/vms/{name}/start"),
+            format!("/api/v1/vms/test/{name}"),
+            format!("/api/v1/services/{name}/stop"),
+            format!("/vms/{name}/reboot"),
+            format!("/static/{name}"),
+            format!("/api/v1/logs?unit={name}&grep={name}&priority={name}"),
+            format!("/api/v1/services?filter={name}&state={name}"),
+        ] {
+            let url = server.url(&path);
+            for r in [
+                get(&url, Some(&s), &[]),
+                post_form(&url, Some(&s), &csrf, name),
+            ] {
+                assert!(
+                    r.status != 500 && r.status < 600,
+                    "{path}: {} {}",
+                    r.status,
+                    r.body
+                );
+                assert!(r.header("content-security-policy").is_some(), "{path}");
+                let html = r
+                    .header("content-type")
+                    .is_some_and(|c| c.starts_with("text/html"));
+                assert!(
+                    !(html && r.body.contains("<script>")),
+                    "{path} reflects markup"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        get(&server.url("/api/v1/session"), Some(&s), &[]).status,
+        200
+    );
+}
