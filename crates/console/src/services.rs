@@ -121,10 +121,26 @@ impl FromStr for UnitAction {
 /// Whether `name` is a unit name systemd would accept (and cannot be read as an
 /// option by systemctl).
 pub fn valid_unit_name(name: &str) -> bool {
-    !name.is_empty()
+    const TYPES: &[&str] = &[
+        "service",
+        "socket",
+        "target",
+        "device",
+        "mount",
+        "automount",
+        "swap",
+        "timer",
+        "path",
+        "slice",
+        "scope",
+    ];
+    let typed = name
+        .rsplit_once('.')
+        .is_some_and(|(stem, kind)| !stem.is_empty() && TYPES.contains(&kind));
+    typed
         && name.len() <= 256
         && !name.starts_with('-')
-        && name.contains('.')
+        && !name.starts_with('.')
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b":-_.\\@".contains(&b))
@@ -166,6 +182,10 @@ mod tests {
             ("-x.service", false),
             ("a b.service", false),
             ("noext", false),
+            ("..", false),
+            (".service", false),
+            ("x.exe", false),
+            ("sshd.socket", true),
             ("", false),
         ] {
             assert_eq!(valid_unit_name(name), ok, "{name}");
