@@ -226,10 +226,17 @@ pub async fn storage() -> Result<Response, ApiError> {
     Ok(ok("Storage", to_value(&s)))
 }
 
-/// `GET /api/v1/network`.
-pub async fn network() -> Result<Response, ApiError> {
+/// `GET /api/v1/network`: interfaces, and each one's traffic at the last sample.
+pub async fn network(State(state): State<Shared>) -> Result<Response, ApiError> {
     let i = blocking(|| hostinfo::interfaces().map_err(ApiError::from)).await?;
-    Ok(ok("InterfaceList", json!({ "items": i })))
+    let rates: serde_json::Map<String, serde_json::Value> = i
+        .iter()
+        .filter_map(|i| {
+            let (rx, tx) = state.metrics.interface_rate(&i.name)?;
+            Some((i.name.clone(), json!({ "rx_bps": rx, "tx_bps": tx })))
+        })
+        .collect();
+    Ok(ok("InterfaceList", json!({ "items": i, "rates": rates })))
 }
 
 /// `GET /api/v1/node`.

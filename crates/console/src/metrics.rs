@@ -29,6 +29,8 @@ pub struct Point {
 pub struct Metrics {
     history: Mutex<VecDeque<Point>>,
     live: broadcast::Sender<Point>,
+    /// Each interface's received and sent bytes per second at the last sample.
+    interfaces: Mutex<Vec<(String, f64, f64)>>,
 }
 
 impl Default for Metrics {
@@ -36,11 +38,26 @@ impl Default for Metrics {
         Self {
             history: Mutex::new(VecDeque::with_capacity(HISTORY)),
             live: broadcast::channel(16).0,
+            interfaces: Mutex::new(Vec::new()),
         }
     }
 }
 
 impl Metrics {
+    pub fn set_interface_rates(&self, rates: Vec<(String, f64, f64)>) {
+        if let Ok(mut i) = self.interfaces.lock() {
+            *i = rates;
+        }
+    }
+
+    /// Received and sent bytes per second of `name` at the last sample.
+    pub fn interface_rate(&self, name: &str) -> Option<(f64, f64)> {
+        let i = self.interfaces.lock().ok()?;
+        i.iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, rx, tx)| (*rx, *tx))
+    }
+
     pub fn push(&self, p: Point) {
         if let Ok(mut h) = self.history.lock() {
             if h.len() == HISTORY {
@@ -97,6 +114,7 @@ pub fn spawn_sampler(metrics: Arc<Metrics>) -> tokio::task::JoinHandle<()> {
             if let Some((then, before)) = &last {
                 let secs = now.duration_since(*then).as_secs_f64();
                 let r = hostinfo::rates(before, &counters, secs);
+                metrics.set_interface_rates(hostinfo::interface_rates(before, &counters, secs));
                 metrics.push(Point {
                     t: now_unix(),
                     cpu_percent: r.cpu_percent,

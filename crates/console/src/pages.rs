@@ -505,11 +505,19 @@ struct NetworkingPage {
 }
 
 /// `GET /networking`.
-pub async fn networking(Extension(authed): Extension<Authed>) -> Response {
+pub async fn networking(
+    State(state): State<Shared>,
+    Extension(authed): Extension<Authed>,
+) -> Response {
     let page = PageCtx::new(&authed, "/networking");
     let r = tokio::task::spawn_blocking(hostinfo::interfaces).await;
     let (interfaces, error) = match r {
-        Ok(Ok(i)) => (i.iter().map(views::IfRow::from).collect(), None),
+        Ok(Ok(i)) => (
+            i.iter()
+                .map(|i| views::IfRow::new(i, &state.metrics))
+                .collect(),
+            None,
+        ),
         Ok(Err(e)) => (Vec::new(), Some(e.to_string())),
         Err(e) => (Vec::new(), Some(e.to_string())),
     };

@@ -325,12 +325,19 @@ pub struct IfRow {
     pub rx: String,
     pub tx: String,
     pub errors: u64,
+    /// Current traffic, e.g. "↓ 1.2 KiB/s ↑ 300 B/s", from the sampler's last tick.
+    pub rate: String,
 }
 
-impl From<&hostinfo::Interface> for IfRow {
-    fn from(i: &hostinfo::Interface) -> Self {
+impl IfRow {
+    pub fn new(i: &hostinfo::Interface, metrics: &crate::metrics::Metrics) -> Self {
         let c = i.counters.as_ref();
+        let rate = metrics
+            .interface_rate(&i.name)
+            .map(|(rx, tx)| format!("↓ {}/s ↑ {}/s", human_bytes(rx), human_bytes(tx)))
+            .unwrap_or_default();
         Self {
+            rate,
             name: i.name.clone(),
             state: i.state.clone(),
             addresses: i.addresses.join(", "),

@@ -84,6 +84,15 @@ fn the_sampler_fills_the_history_and_streams_points() {
     let p = &points[0];
     assert!(p["mem_total"].as_u64().unwrap() > 0);
     assert!((0.0..=100.0).contains(&p["cpu_percent"].as_f64().unwrap()));
+    // Each interface's current traffic comes from the same sampler.
+    let net = get(&server.url("/api/v1/network"), Some(&s), &[]);
+    assert!(
+        net.json()["data"]["rates"]["lo"]["rx_bps"].is_number(),
+        "{}",
+        net.body
+    );
+    let page = get(&server.url("/networking"), Some(&s), &[]);
+    assert!(page.body.contains("↓ ") && page.body.contains("/s ↑ "));
     // The stream delivers the next point as a server-sent event.
     let mut resp = common::client()
         .get(&server.url("/api/v1/metrics/stream"))

@@ -124,9 +124,11 @@ pub struct Counters {
     pub net_tx: u64,
     pub disk_read: u64,
     pub disk_write: u64,
+    /// Every interface's own counters, loopback included.
+    pub interfaces: Vec<NetCounters>,
 }
 
-/// Reads [`Counters`] from `/proc`. The loopback interface is not counted.
+/// Reads [`Counters`] from `/proc`. The loopback interface is not in the totals.
 pub fn read_counters() -> Result<Counters, Error> {
     let cpu = parse_proc_stat(&read_to_string(Path::new("/proc/stat"))?).unwrap_or_default();
     let net = parse_net_dev(&read_to_string(Path::new("/proc/net/dev"))?);
@@ -138,7 +140,25 @@ pub fn read_counters() -> Result<Counters, Error> {
         net_tx: external().map(|n| n.tx_bytes).sum(),
         disk_read: disks.iter().map(|d| d.read_bytes).sum(),
         disk_write: disks.iter().map(|d| d.write_bytes).sum(),
+        interfaces: net,
     })
+}
+
+/// Received and sent bytes per second of each interface between two readings.
+pub fn interface_rates(before: &Counters, after: &Counters, secs: f64) -> Vec<(String, f64, f64)> {
+    let secs = if secs > 0.0 { secs } else { 1.0 };
+    after
+        .interfaces
+        .iter()
+        .filter_map(|a| {
+            let b = before.interfaces.iter().find(|b| b.name == a.name)?;
+            Some((
+                a.name.clone(),
+                a.rx_bytes.saturating_sub(b.rx_bytes) as f64 / secs,
+                a.tx_bytes.saturating_sub(b.tx_bytes) as f64 / secs,
+            ))
+        })
+        .collect()
 }
 
 /// Rates between two readings `secs` seconds apart: one point of the live graphs.
@@ -225,6 +245,15 @@ mod tests {
 
     #[test]
     fn rates_between_readings() {
+        let nic = |name: &str, rx, tx| NetCounters {
+            name: name.into(),
+            rx_bytes: rx,
+            rx_packets: 0,
+            rx_errors: 0,
+            tx_bytes: tx,
+            tx_packets: 0,
+            tx_errors: 0,
+        };
         let a = Counters {
             cpu: CpuTimes {
                 busy: 100,
@@ -234,6 +263,7 @@ mod tests {
             net_tx: 0,
             disk_read: 0,
             disk_write: 4096,
+            interfaces: vec![nic("eth0", 1000, 0)],
         };
         let b = Counters {
             cpu: CpuTimes {
@@ -244,6 +274,8 @@ mod tests {
             net_tx: 10,
             disk_read: 0,
             disk_write: 0,
+            // eth1 appeared between the readings: no rate yet.
+            interfaces: vec![nic("eth0", 3000, 10), nic("eth1", 5, 5)],
         };
         let r = rates(&a, &b, 2.0);
         assert_eq!(r.cpu_percent, 25.0);
@@ -254,5 +286,9 @@ mod tests {
             "a counter going backwards is not negative"
         );
         assert_eq!(rates(&a, &a, 0.0).cpu_percent, 0.0);
+        assert_eq!(
+            interface_rates(&a, &b, 2.0),
+            [("eth0".to_string(), 1000.0, 5.0)]
+        );
     }
 }

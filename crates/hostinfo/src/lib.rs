@@ -15,7 +15,7 @@ pub mod system;
 use std::path::{Path, PathBuf};
 
 pub use command::{CommandError, run, run_json};
-pub use counters::{Counters, Rates, rates, read_counters};
+pub use counters::{Counters, Rates, interface_rates, rates, read_counters};
 pub use network::{Interface, interfaces};
 pub use security::{HostKey, Selinux, host_key_fingerprints, selinux};
 pub use storage::{
