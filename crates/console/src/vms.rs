@@ -104,6 +104,21 @@ pub struct Vm {
     pub autostart: bool,
     pub persistent: bool,
     pub seclabels: Vec<SecLabel>,
+    /// Busy share of the VM's vCPUs since the previous look at it (none the first
+    /// time, or when it is not running).
+    pub cpu_percent: Option<f64>,
+}
+
+/// CPU use between two readings of a domain's CPU time, as a share of its vCPUs.
+pub fn cpu_percent(
+    before_ns: u64,
+    after_ns: u64,
+    elapsed: std::time::Duration,
+    vcpus: u32,
+) -> Option<f64> {
+    let wall = elapsed.as_nanos() as f64 * f64::from(vcpus.max(1));
+    (wall > 0.0 && after_ns >= before_ns)
+        .then(|| ((after_ns - before_ns) as f64 * 100.0 / wall).min(100.0))
 }
 
 fn state_name(state: sys::virDomainState) -> &'static str {
@@ -170,6 +185,8 @@ pub struct Libvirt {
     /// capabilities can take seconds (it may probe qemu), and they do not change
     /// while it runs.
     models: Mutex<Option<Vec<SecModel>>>,
+    /// The last CPU time seen per domain UUID, for [`Vm::cpu_percent`].
+    cpu_seen: Mutex<std::collections::HashMap<String, (std::time::Instant, u64)>>,
 }
 
 fn is_connection_error(e: &virt::error::Error) -> bool {
@@ -191,6 +208,7 @@ impl Libvirt {
             uri: uri.to_string(),
             conn: Mutex::new(None),
             models: Mutex::new(None),
+            cpu_seen: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -263,10 +281,28 @@ impl Libvirt {
         let xml = dom.get_xml_desc(0).map_err(err)?;
         let seclabels = parse_seclabels(&xml)
             .map_err(|e| VirtError::Failed(format!("domain XML of {name}: {e}")))?;
+        let uuid = dom.get_uuid_string().map_err(err)?;
+        let running = info.state == sys::VIR_DOMAIN_RUNNING;
+        let now = std::time::Instant::now();
+        let cpu_percent = self.cpu_seen.lock().ok().and_then(|mut seen| {
+            let before = seen.insert(uuid.clone(), (now, info.cpu_time));
+            let (then, ns) = before?;
+            running
+                .then(|| {
+                    cpu_percent(
+                        ns,
+                        info.cpu_time,
+                        now.duration_since(then),
+                        info.nr_virt_cpu,
+                    )
+                })
+                .flatten()
+        });
         Ok(Vm {
-            uuid: dom.get_uuid_string().map_err(err)?,
+            uuid,
+            cpu_percent,
             state: state_name(info.state),
-            running: info.state == sys::VIR_DOMAIN_RUNNING,
+            running,
             vcpus: info.nr_virt_cpu,
             memory_kib: info.memory,
             max_memory_kib: info.max_mem,
@@ -417,6 +453,16 @@ mod tests {
         let m = parse_secmodels(caps).unwrap();
         let names: Vec<_> = m.iter().map(|m| m.model.as_str()).collect();
         assert_eq!(names, ["selinux", "dac"]);
+    }
+
+    #[test]
+    fn cpu_share_of_the_vcpus() {
+        let sec = std::time::Duration::from_secs(1);
+        assert_eq!(cpu_percent(0, 500_000_000, sec, 1), Some(50.0));
+        assert_eq!(cpu_percent(0, 500_000_000, sec, 2), Some(25.0));
+        assert_eq!(cpu_percent(0, 5_000_000_000, sec, 1), Some(100.0), "capped");
+        assert_eq!(cpu_percent(10, 5, sec, 1), None, "restarted guest");
+        assert_eq!(cpu_percent(0, 1, std::time::Duration::ZERO, 1), None);
     }
 
     #[test]

@@ -80,7 +80,8 @@
     tr.append(cell(vm.name, "name"));
     const st = cell(vm.state, "state");
     st.dataset.state = vm.state;
-    tr.append(st, cell(String(vm.vcpus)), cell(Math.floor(vm.memory_kib / 1024) + " MiB"),
+    const cpu = vm.cpu_percent === null || vm.cpu_percent === undefined ? "" : vm.cpu_percent.toFixed(0) + " %";
+    tr.append(st, cell(cpu, "cpu"), cell(String(vm.vcpus)), cell(Math.floor(vm.memory_kib / 1024) + " MiB"),
       cell(vm.autostart ? "yes" : "no"));
     const sv = cell("", "svirt");
     if (vm.seclabels.length === 0) {

@@ -69,6 +69,15 @@ fn the_console_starts_and_stops_a_tcg_guest() {
     let labels = vm["seclabels"].as_array().unwrap();
     assert!(!labels.is_empty(), "{vm}");
     assert!(labels.iter().all(|l| l["label"].is_string()), "{vm}");
+    // A second look a moment later knows how busy the guest's vCPU is.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let r = get(&api(""), Some(&s), &[]);
+    let cpu = r.json()["data"]["cpu_percent"].as_f64();
+    assert!(
+        cpu.is_some_and(|c| (0.0..=100.0).contains(&c)),
+        "{}",
+        r.body
+    );
     let page = get(&server.url("/vms"), Some(&s), &[]);
     assert!(page.body.contains(&guest.name));
     let first = labels[0]["label"].as_str().unwrap();

@@ -35,6 +35,10 @@ fn list_shows_the_test_domain_with_its_facts() {
     assert_eq!(label["kind"], "static");
     assert_eq!(label["label"], "system_u:system_r:svirt_t:s0:c12,c345");
     assert_eq!(items[0]["seclabels"].as_array().unwrap().len(), 0);
+    assert!(
+        vm["cpu_percent"].is_null(),
+        "nothing to compare with at the first look"
+    );
     let page = get(&server.url("/vms"), Some(&s), &[]);
     assert_eq!(page.status, 200);
     assert!(
