@@ -262,6 +262,8 @@ fn agent(user: &User, dir: &Path) {
         .args(["--state-dir", dir.join("state").to_str().unwrap()])
         .args(["--pam-service", pam.file_name().unwrap().to_str().unwrap()])
         .env("RUST_LOG", "warn")
+        // As systemd/hvnode-agent.service sets it.
+        .env("MALLOC_ARENA_MAX", "2")
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
