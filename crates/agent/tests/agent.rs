@@ -154,3 +154,87 @@ fn a_port_in_use_is_reported() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
 }
+
+/// SHA-256 fingerprint of a PEM certificate, as openssl prints it.
+fn fingerprint(pem: &[u8]) -> String {
+    let mut child = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), pem).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn an_administrators_certificate_wins_over_the_generated_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    // An administrator's certificate and key, made with openssl.
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args(["-subj", "/CN=node1.example", "-days", "30"])
+        .arg("-keyout")
+        .arg(certs.join("50-admin.key"))
+        .arg("-out")
+        .arg(certs.join("50-admin.cert"))
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let config = dir.path().join("agent.toml");
+    std::fs::write(&config, "").unwrap();
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_hvnode-agent"))
+        .args(["--config", config.to_str().unwrap()])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--state-dir", dir.path().join("state").to_str().unwrap()])
+        .args(["--certs-dir", certs.to_str().unwrap()])
+        .args(["--libvirt-uri", "test:///default"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _agent = Agent(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "agent did not listen");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let served = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-showcerts",
+        ])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&served.stdout);
+    let begin = text
+        .find("-----BEGIN CERTIFICATE-----")
+        .expect("a certificate was served");
+    let end = text.find("-----END CERTIFICATE-----").unwrap() + "-----END CERTIFICATE-----".len();
+    let admin = std::fs::read(certs.join("50-admin.cert")).unwrap();
+    assert_eq!(
+        fingerprint(text[begin..end].as_bytes()),
+        fingerprint(&admin)
+    );
+    assert!(
+        !certs.join("0-self-signed.cert").exists(),
+        "nothing generated"
+    );
+}
