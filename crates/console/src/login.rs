@@ -95,7 +95,12 @@ pub async fn submit(
     let result =
         tokio::task::spawn_blocking(move || authenticate(&service, &user, &password, &groups))
             .await
-            .unwrap_or_else(|e| Err(AuthError::Pam("hvnode".into(), e.to_string())));
+            .unwrap_or_else(|e| {
+                Err(AuthError::Pam(
+                    state.config.pam_service.clone(),
+                    e.to_string(),
+                ))
+            });
     let user = creds.username;
     match result {
         Ok(()) => {
