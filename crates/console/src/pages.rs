@@ -105,6 +105,8 @@ pub struct Graph {
     pub series: Vec<String>,
     pub now: String,
     pub legend: &'static str,
+    /// What the top of the graph stands for.
+    pub top: String,
 }
 
 /// The four graphs of the overview from the sampler's history.
@@ -130,6 +132,7 @@ pub fn graphs(history: &[Point]) -> Vec<Graph> {
             series: vec![polyline(&cpu, 100.0)],
             now: format!("{:.0} %", last.cpu_percent),
             legend: "busy, % of all processors",
+            top: "100 %".into(),
         },
         Graph {
             id: "memory",
@@ -143,6 +146,7 @@ pub fn graphs(history: &[Point]) -> Vec<Graph> {
                 human_bytes(last.mem_total as f64)
             ),
             legend: "in use",
+            top: human_bytes(mem_max),
         },
         Graph {
             id: "network",
@@ -156,6 +160,7 @@ pub fn graphs(history: &[Point]) -> Vec<Graph> {
                 human_bytes(last.net_tx_bps)
             ),
             legend: "received (solid), sent (dashed)",
+            top: format!("{}/s", human_bytes(net_max)),
         },
         Graph {
             id: "disk",
@@ -169,6 +174,7 @@ pub fn graphs(history: &[Point]) -> Vec<Graph> {
                 human_bytes(last.disk_write_bps)
             ),
             legend: "read (solid), written (dashed)",
+            top: format!("{}/s", human_bytes(disk_max)),
         },
     ]
 }
@@ -610,6 +616,8 @@ mod tests {
         assert_eq!(g.len(), 4);
         assert_eq!(g[0].series[0], "297,50.0 298,50.0 299,50.0");
         assert_eq!(g[1].now, "1.0 GiB of 2.0 GiB");
+        assert_eq!(g[1].top, "2.0 GiB");
+        assert_eq!(g[2].top, "2.0 KiB/s");
         assert_eq!(g[2].series.len(), 2);
         for gr in &g {
             for key in gr.keys.split(',') {

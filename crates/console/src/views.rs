@@ -181,7 +181,13 @@ impl FactsCache {
             host_keys: hostinfo::host_key_fingerprints(ssh_dir),
             libvirt: libvirt.security_models().map_err(|e| e.to_string()),
             kvm: std::path::Path::new("/dev/kvm").exists(),
-            failed_units: services::failed_units().map_err(|e| e.to_string()),
+            // The health line keeps only what systemctl said last, not the command line.
+            failed_units: services::failed_units().map_err(|e| {
+                e.stderr
+                    .lines()
+                    .last()
+                    .map_or_else(|| e.what.clone(), str::to_string)
+            }),
         });
         *self.lock() = Some((Instant::now(), facts.clone()));
         self.refreshing.store(false, Ordering::Release);

@@ -45,6 +45,9 @@
         if (scale === "memory") max = Math.max(...history.map(p => p.mem_total));
         if (scale === "rate") max = niceMax(series.flat());
         g.querySelectorAll("polyline").forEach((pl, i) => pl.setAttribute("points", points(series[i] || [], max)));
+        const top = g.querySelector(".top");
+        if (top && scale === "rate") top.textContent = units(max) + "/s";
+        if (top && scale === "memory") top.textContent = units(max);
         const now = g.querySelector(".now");
         if (scale === "percent") now.textContent = last.cpu_percent.toFixed(0) + " %";
         if (scale === "memory") now.textContent = units(last.mem_used) + " of " + units(last.mem_total);
