@@ -180,7 +180,12 @@ impl FactsCache {
             filesystems: hostinfo::filesystems().unwrap_or_default(),
             host_keys: hostinfo::host_key_fingerprints(ssh_dir),
             libvirt: libvirt.security_models().map_err(|e| e.to_string()),
-            kvm: std::path::Path::new("/dev/kvm").exists(),
+            // Opening it proves the device is there and the kvm module answers.
+            kvm: std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/kvm")
+                .is_ok(),
             // The health line keeps only what systemctl said last, not the command line.
             failed_units: services::failed_units().map_err(|e| {
                 e.stderr
