@@ -1,8 +1,10 @@
 // Drives Debian's headless Chromium through the console like an administrator:
 // log in, watch the graphs move, force off and start a VM with confirmation, see the
-// list update without a reload, run a command in the terminal, log out.
+// list update without a reload, follow the journal, run a command in the terminal,
+// log out.
 // Run by tests/browser.rs, which starts the console and passes:
 //   HV_URL, HV_USER, HV_PASSWORD, HV_SHOTS (directory for screenshots), HV_PROFILE.
+import { execFileSync } from "node:child_process";
 import { chromium } from "playwright-core";
 
 const { HV_URL, HV_USER, HV_PASSWORD, HV_SHOTS, HV_PROFILE } = process.env;
@@ -93,6 +95,15 @@ try {
     await page.waitForSelector(`nav a[href="${href}"].active`);
   }
   await shot("storage-node");
+
+  step("logs follow");
+  const marker = "hv-browser-" + process.pid;
+  await page.goto(HV_URL + "/logs?grep=" + marker);
+  await page.click("#follow");
+  await new Promise((r) => setTimeout(r, 700));
+  execFileSync("systemd-cat", ["-t", "hvnode-browser", "-p", "warning"], { input: marker + " followed\n" });
+  await until((m) => document.getElementById("log-rows").textContent.includes(m + " followed"), marker, "the followed entry");
+  await shot("logs");
 
   step("terminal");
   await page.click('nav a[href="/terminal"]');
