@@ -132,6 +132,8 @@
         if (!r.ok) { err.textContent = j.error; err.hidden = false; return; }
         err.hidden = true;
         body.replaceChildren(...j.data.items.map(vm => vmRow(vm, actions)));
+        const none = document.getElementById("no-vms");
+        if (none) none.hidden = j.data.items.length > 0;
         body.dataset.updated = String(Date.now());
       } catch (e) {
         err.textContent = "The console is not reachable."; err.hidden = false;
@@ -155,6 +157,7 @@
         tr.className = "prio-" + e.priority;
         tr.append(cell(e.time, "mono"), cell(e.priority_name), cell(e.source), cell(e.message, "msg"));
         rows.prepend(tr);
+        document.getElementById("no-entries")?.remove();
         while (rows.children.length > 2000) rows.lastChild.remove();
       });
     });
