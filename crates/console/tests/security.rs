@@ -287,3 +287,29 @@ fn hostile_inputs_never_crash_the_server() {
         200
     );
 }
+
+#[test]
+fn only_a_persons_requests_keep_a_session_alive() {
+    let server = Server::start(|c| c.idle_timeout_secs = 2);
+    let person = server.session("root");
+    let poller = server.session("root");
+    let background = [("X-Hvnode-Background", "1")];
+    // 3.2 s of activity: the person clicks, the open page only polls.
+    for _ in 0..8 {
+        assert_eq!(
+            get(&server.url("/api/v1/vms"), Some(&person), &[]).status,
+            200
+        );
+        let _ = get(&server.url("/api/v1/vms"), Some(&poller), &background);
+        std::thread::sleep(std::time::Duration::from_millis(400));
+    }
+    assert_eq!(
+        get(&server.url("/api/v1/session"), Some(&person), &[]).status,
+        200
+    );
+    assert_eq!(
+        get(&server.url("/api/v1/session"), Some(&poller), &[]).status,
+        401,
+        "polling alone does not keep a session"
+    );
+}
