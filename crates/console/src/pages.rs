@@ -388,12 +388,40 @@ pub async fn services(
     render(&t).into_response()
 }
 
-/// `POST /services/{unit}/{action}`.
+/// `POST /services/{unit}/{action}`: stopping, restarting or disabling a unit asks
+/// for confirmation first.
 pub async fn service_action(
     Extension(authed): Extension<Authed>,
     Path((unit, action)): Path<(String, String)>,
+    body: Bytes,
 ) -> Response {
     let page = PageCtx::new(&authed, "/services");
+    let confirm = match confirmed(&body) {
+        Ok(c) => c,
+        Err(e) => return error_page(page, &e, "/services"),
+    };
+    let disruptive = matches!(action.as_str(), "stop" | "restart" | "disable");
+    if disruptive && !confirm && services::valid_unit_name(&unit) {
+        let warning = if unit == "hvnode-agent.service" {
+            " This console runs in that service: the page goes away with it."
+        } else if matches!(unit.as_str(), "ssh.service" | "sshd.service") {
+            " Remote shells depend on it."
+        } else {
+            ""
+        };
+        let t = ConfirmPage {
+            question: format!("{} the unit {unit}?{warning}", capitalised(&action)),
+            action: format!("/services/{}/{action}", views::path_segment(&unit)),
+            button: match action.as_str() {
+                "stop" => "Stop",
+                "restart" => "Restart",
+                _ => "Disable",
+            },
+            back: "/services",
+            page,
+        };
+        return render(&t).into_response();
+    }
     match views::unit_action(unit, &action).await {
         Ok(()) => Redirect::to("/services").into_response(),
         Err(e) => error_page(page, &e, "/services"),
@@ -577,6 +605,13 @@ pub async fn node(State(state): State<Shared>, Extension(authed): Extension<Auth
         registration: n.registration.clone(),
     })
     .into_response()
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
 }
 
 fn split<T>(r: Result<Vec<T>, String>) -> (Vec<T>, Option<String>) {

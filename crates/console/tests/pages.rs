@@ -211,13 +211,17 @@ fn a_failing_unit_action_names_the_command_and_what_it_said() {
         err.contains(&format!("systemctl restart --no-ask-password -- {unit}")),
         "{err}"
     );
-    // The page form shows the same failure inside the console's frame.
-    let r = post_form(
-        &server.url(&format!("/services/{unit}/stop")),
-        Some(&s),
-        &[],
-        &format!("csrf={}", s.csrf),
+    // The page asks before stopping; once confirmed it shows the same failure inside
+    // the console's frame.
+    let url = server.url(&format!("/services/{unit}/stop"));
+    let r = post_form(&url, Some(&s), &[], &format!("csrf={}", s.csrf));
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body.contains(&format!("Stop the unit {unit}?")),
+        "{}",
+        r.body
     );
+    let r = post_form(&url, Some(&s), &[], &format!("csrf={}&confirm=yes", s.csrf));
     assert_eq!(r.status, 502);
     assert!(r.body.contains("systemctl stop"), "{}", r.body);
     assert!(r.body.contains(r#"class="sidebar""#));
