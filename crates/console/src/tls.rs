@@ -58,7 +58,10 @@ pub fn chosen_certificate(dir: &Path) -> Result<Option<PathBuf>, TlsError> {
 
 /// Writes a new self-signed certificate for `names` into `dir`.
 pub fn generate_self_signed(dir: &Path, names: Vec<String>) -> Result<PathBuf, TlsError> {
-    fs::create_dir_all(dir).map_err(io(dir))?;
+    // Only root needs to look into the directory that holds private keys.
+    std::os::unix::fs::DirBuilderExt::mode(fs::DirBuilder::new().recursive(true), 0o700)
+        .create(dir)
+        .map_err(io(dir))?;
     let certified = rcgen::generate_simple_self_signed(names)?;
     let key_path = dir.join(format!("{SELF_SIGNED}.key"));
     let cert_path = dir.join(format!("{SELF_SIGNED}.cert"));
@@ -151,6 +154,8 @@ mod tests {
         let key = certs.join("0-self-signed.key");
         let mode = fs::metadata(&key).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+        let mode = fs::metadata(&certs).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "a directory made here is private");
         let first = fs::read(&path).unwrap();
         let (_, again) = server_config(&certs, "node1").unwrap();
         assert_eq!(again, path);
