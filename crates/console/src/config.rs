@@ -10,7 +10,8 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Address and port to listen on (Cockpit's port, 9090, by default).
+    /// Address and port to listen on: Cockpit's port, 9090, on every IPv6 and IPv4
+    /// address by default (`[::]` falls back to `0.0.0.0` where IPv6 is off).
     pub listen: SocketAddr,
     /// The libvirt connection the virtual machine pages use.
     pub libvirt_uri: String,
@@ -34,7 +35,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            listen: SocketAddr::from(([0, 0, 0, 0], 9090)),
+            listen: SocketAddr::from(([0u16; 8], 9090)),
             libvirt_uri: "qemu:///system".into(),
             state_dir: "/var/lib/hvnode".into(),
             certs_dir: "/etc/hvnode/ws-certs.d".into(),

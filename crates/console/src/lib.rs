@@ -67,12 +67,19 @@ impl Console {
             let (c, path) = tls::server_config(&config.certs_dir, &hostname)?;
             (Some(c), Some(path))
         };
-        let listener = server::bind(config.listen)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: config.listen,
-                source,
-            })?;
+        let listener = match server::bind(config.listen).await {
+            // `[::]` on a host with IPv6 switched off: all IPv4 addresses instead.
+            Err(e) if config.listen.ip().is_unspecified() && config.listen.is_ipv6() => {
+                let v4 = std::net::SocketAddr::from(([0, 0, 0, 0], config.listen.port()));
+                tracing::info!("IPv6 unavailable ({e}); listening on {v4}");
+                server::bind(v4).await
+            }
+            other => other,
+        }
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
         Ok(Self {
             state: AppState::new(config, metrics),
             listener,
