@@ -1,21 +1,31 @@
 #!/usr/bin/env bash
-# Runs every test suite of the workspace. The kickstart corpus test finds the
-# reference validator through HVNODE_KSVALIDATOR (set here from the venv that
-# tests/deps.sh made).
+# Runs every test suite of the workspace:
+#   1. doc tests;
+#   2. the node image, built as `make image` builds it (stage timings printed);
+#   3. every test with nextest: unit and integration tests, the kickstart
+#      corpus against pykickstart, the VM boots of the image (CD on SeaBIOS
+#      and OVMF, USB, PXE) and a second build that must be byte-identical.
+# The last line printed is nextest's summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 : "${HVNODE_CACHE:=$HOME/.cache/hvnode}"
 : "${HVNODE_VENV:=$HVNODE_CACHE/venv}"
+: "${CARGO_TARGET_DIR:=$HVNODE_CACHE/target}"
+export HVNODE_CACHE CARGO_TARGET_DIR
 export HVNODE_KSVALIDATOR="${HVNODE_KSVALIDATOR:-$HVNODE_VENV/bin/ksvalidator}"
-# The corpus test must not silently skip in CI: it fails when the oracle is missing.
-export HVNODE_REQUIRE_ORACLE=1
+# In CI the slow suites must run, not skip.
+export HVNODE_REQUIRE_ORACLE=1 HVNODE_REQUIRE_IMAGE=1
+
+cargo test --workspace --doc
+
+echo "== building the node image" >&2
+cargo build --release --workspace
+export HVNODE_IMAGE_DIR="$HVNODE_CACHE/out"
+"$CARGO_TARGET_DIR/release/hvnode" build image/hvnode.toml --out "$HVNODE_IMAGE_DIR"
 
 if cargo nextest --version >/dev/null 2>&1; then
-    # nextest does not run doctests: run them first, so that the last line
-    # printed is nextest's summary of the whole run.
-    cargo test --workspace --doc
     cargo nextest run --workspace --no-fail-fast
 else
-    cargo test --workspace --no-fail-fast
+    cargo test --workspace --no-fail-fast -- --test-threads=1
 fi

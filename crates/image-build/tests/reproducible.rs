@@ -1,0 +1,65 @@
+//! Two builds of the same recipe from the same package cache give
+//! byte-identical artifacts. The first build is the one in
+//! `HVNODE_IMAGE_DIR` (made by `tests/run-tests.sh`); this test builds
+//! again with every stage cache ignored and compares the checksums.
+//! Skipped without `HVNODE_IMAGE_DIR`, unless `HVNODE_REQUIRE_IMAGE=1`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+fn checksums(dir: &Path) -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap();
+    text.lines()
+        .filter_map(|l| l.split_once("  "))
+        .map(|(sum, path)| (path.to_string(), sum.to_string()))
+        .collect()
+}
+
+#[test]
+fn reproducible_rebuild_gives_identical_artifacts() {
+    let Some(first) = std::env::var_os("HVNODE_IMAGE_DIR").map(PathBuf::from) else {
+        assert!(
+            std::env::var("HVNODE_REQUIRE_IMAGE").as_deref() != Ok("1"),
+            "HVNODE_IMAGE_DIR is not set"
+        );
+        eprintln!("SKIPPED: HVNODE_IMAGE_DIR not set (build the image with `make image`)");
+        return;
+    };
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap();
+    let cache = std::env::var_os("HVNODE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/hvnode"));
+    let second = cache.join("repro-out");
+    let _ = std::fs::remove_dir_all(&second);
+    let report = image_build::build(&image_build::Options {
+        recipe: workspace.join("image/hvnode.toml"),
+        out: second.clone(),
+        cache_dir: cache.join("image"),
+        workspace,
+        rebuild: true,
+        epoch: None,
+    })
+    .unwrap();
+    for (stage, secs) in &report.stages {
+        eprintln!("rebuild: {stage} {secs:.1} s");
+    }
+    let a = checksums(&first);
+    let b = checksums(&second);
+    let differ: Vec<&String> = a.keys().filter(|k| a.get(*k) != b.get(*k)).collect();
+    assert_eq!(
+        a.keys().collect::<Vec<_>>(),
+        b.keys().collect::<Vec<_>>(),
+        "same artifacts"
+    );
+    assert!(
+        differ.is_empty(),
+        "artifacts that differ between two builds: {differ:?}"
+    );
+    eprintln!("reproducible: {} artifacts identical", a.len());
+    std::fs::remove_dir_all(&second).unwrap();
+}
