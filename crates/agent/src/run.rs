@@ -76,6 +76,12 @@ pub fn apply_flags(mut config: Config, args: &Args) -> Config {
 
 pub fn run(args: Args) -> Result<()> {
     let config = apply_flags(load_config(&args.config)?, &args);
+    if !running_as_root() {
+        tracing::warn!(
+            "not running as root: PAM can check only this user's own password, and \
+             unit actions, lvs and terminals for other users will fail"
+        );
+    }
     if config.insecure_http && !config.listen.ip().is_loopback() {
         tracing::warn!(listen = %config.listen, "serving plain HTTP on a non-loopback address");
     }
@@ -125,6 +131,17 @@ async fn serve(config: Config) -> Result<()> {
         w.abort();
     }
     Ok(())
+}
+
+/// Whether the effective user is root (from `/proc/self/status`).
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("Uid:"))?.to_string();
+            line.split_whitespace().nth(2).map(|euid| euid == "0")
+        })
+        .unwrap_or(false)
 }
 
 /// Pings systemd's watchdog at half its interval, when one is set.
