@@ -178,7 +178,7 @@ struct User {
 }
 impl Drop for User {
     fn drop(&mut self) {
-        let _ = Command::new("userdel").args(["-r", &self.name]).output();
+        let _ = Command::new("userdel").args(["-r", "-f", &self.name]).output();
     }
 }
 

@@ -340,7 +340,8 @@ impl TestUser {
 
 impl Drop for TestUser {
     fn drop(&mut self) {
-        let _ = Command::new("userdel").args(["-r", &self.name]).output();
+        // -f: a shell of the user's may still be on its way out.
+        let _ = Command::new("userdel").args(["-r", "-f", &self.name]).output();
         if let Some(g) = &self.group {
             let _ = Command::new("groupdel").arg(g).output();
         }
