@@ -178,7 +178,9 @@ struct User {
 }
 impl Drop for User {
     fn drop(&mut self) {
-        let _ = Command::new("userdel").args(["-r", "-f", &self.name]).output();
+        let _ = Command::new("userdel")
+            .args(["-r", "-f", &self.name])
+            .output();
     }
 }
 

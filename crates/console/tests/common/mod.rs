@@ -341,7 +341,9 @@ impl TestUser {
 impl Drop for TestUser {
     fn drop(&mut self) {
         // -f: a shell of the user's may still be on its way out.
-        let _ = Command::new("userdel").args(["-r", "-f", &self.name]).output();
+        let _ = Command::new("userdel")
+            .args(["-r", "-f", &self.name])
+            .output();
         if let Some(g) = &self.group {
             let _ = Command::new("groupdel").arg(g).output();
         }
