@@ -174,9 +174,7 @@ pub fn build(opts: &Options) -> Result<Report> {
     let bootstrapper = Mmdebstrap::new(opts.cache_dir.join("debs"));
     // The base's own time stamp follows the recipe, not the whole tree, so
     // that commits elsewhere do not invalidate the cached base.
-    let base_epoch = opts
-        .epoch
-        .unwrap_or_else(|| recipe_epoch(&opts.recipe).unwrap_or(epoch));
+    let base_epoch = recipe_epoch(&opts.recipe).unwrap_or(epoch);
     let mut key = Key::new("bootstrap");
     bootstrapper.key(&recipe, &mut key)?;
     key.add("epoch", base_epoch.to_string().as_bytes());

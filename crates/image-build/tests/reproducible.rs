@@ -34,6 +34,12 @@ fn reproducible_rebuild_gives_identical_artifacts() {
     let cache = std::env::var_os("HVNODE_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/hvnode"));
+    // The same time stamp as the first build (commits may have come since).
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(first.join("manifest.json")).unwrap()).unwrap();
+    let epoch = manifest["buildEpoch"]
+        .as_i64()
+        .expect("buildEpoch in manifest.json");
     let second = cache.join("repro-out");
     let _ = std::fs::remove_dir_all(&second);
     let report = image_build::build(&image_build::Options {
@@ -42,7 +48,7 @@ fn reproducible_rebuild_gives_identical_artifacts() {
         cache_dir: cache.join("image"),
         workspace,
         rebuild: true,
-        epoch: None,
+        epoch: Some(epoch),
     })
     .unwrap();
     for (stage, secs) in &report.stages {

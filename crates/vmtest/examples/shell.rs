@@ -26,6 +26,7 @@ fn main() -> anyhow::Result<()> {
     vm.console
         .expect("root@hvnode:~#", Duration::from_secs(400))?;
     println!("prompt after {:.0} s", vm.uptime());
+    vm.console.prepare_shell()?;
     for cmd in args {
         let (rc, out) = vm.console.run(&cmd, Duration::from_secs(120))?;
         println!("$ {cmd}  [rc={rc}]\n{out}");

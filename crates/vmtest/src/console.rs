@@ -14,8 +14,37 @@ pub struct Console {
     stream: UnixStream,
     /// Everything read and not yet consumed by an expect.
     pending: String,
+    /// Bytes held back: an incomplete UTF-8 character or escape sequence
+    /// at the end of the last read.
+    carry: Vec<u8>,
     log: File,
     counter: u32,
+}
+
+/// Splits `bytes` into the text that is complete and what must wait for
+/// the next read (a cut UTF-8 character or escape sequence).
+fn complete_prefix(bytes: &[u8]) -> (String, Vec<u8>) {
+    let (valid, rest) = match std::str::from_utf8(bytes) {
+        Ok(s) => (s.to_string(), Vec::new()),
+        Err(e) if e.error_len().is_none() => (
+            String::from_utf8_lossy(&bytes[..e.valid_up_to()]).into_owned(),
+            bytes[e.valid_up_to()..].to_vec(),
+        ),
+        Err(_) => (String::from_utf8_lossy(bytes).into_owned(), Vec::new()),
+    };
+    if let Some(i) = valid.rfind('\u{1b}') {
+        let tail = &valid[i + 1..];
+        let finished = match tail.strip_prefix('[') {
+            Some(t) => t.chars().any(|c| c.is_ascii_alphabetic() || c == '~'),
+            None => !tail.is_empty(),
+        };
+        if !finished && tail.len() < 32 {
+            let mut carry = valid.as_bytes()[i..].to_vec();
+            carry.extend(rest);
+            return (valid[..i].to_string(), carry);
+        }
+    }
+    (valid, rest)
 }
 
 /// Drops terminal escape sequences (bracketed paste, colours) from text.
@@ -47,6 +76,7 @@ impl Console {
         Ok(Console {
             stream,
             pending: String::new(),
+            carry: Vec::new(),
             log: File::create(log).with_context(|| format!("creating {}", log.display()))?,
             counter: 0,
         })
@@ -58,8 +88,10 @@ impl Console {
             Ok(0) => bail!("the guest's console closed (qemu exited)"),
             Ok(n) => {
                 self.log.write_all(&buf[..n])?;
-                self.pending
-                    .push_str(&strip_escapes(&String::from_utf8_lossy(&buf[..n])));
+                self.carry.extend_from_slice(&buf[..n]);
+                let (text, carry) = complete_prefix(&self.carry);
+                self.carry = carry;
+                self.pending.push_str(&strip_escapes(&text));
                 Ok(true)
             }
             Err(e)
@@ -108,23 +140,33 @@ impl Console {
         Ok(())
     }
 
-    /// Runs a shell command at a root prompt; returns its exit status and
-    /// output (stdout and stderr as the terminal showed them).
+    /// Makes the shell at the prompt quiet for [`Console::run`]: no echo of
+    /// typed lines, no prompt, no bracketed-paste sequences.
+    pub fn prepare_shell(&mut self) -> Result<()> {
+        self.send("stty -echo; bind 'set enable-bracketed-paste off' 2>/dev/null; PS1=''; PS2=''; unset PROMPT_COMMAND; export SYSTEMD_PAGER= PAGER=cat\n")?;
+        self.counter += 1;
+        let n = self.counter;
+        self.send(&format!("echo \"@@ready\"\"{n}@@\"\n"))?;
+        self.expect(&format!("@@ready{n}@@"), Duration::from_secs(60))?;
+        Ok(())
+    }
+
+    /// Runs a shell command at a prepared root shell (see
+    /// [`Console::prepare_shell`]); returns its exit status and output
+    /// (stdout and stderr as the terminal showed them).
     pub fn run(&mut self, cmd: &str, timeout: Duration) -> Result<(i32, String)> {
         self.counter += 1;
         let n = self.counter;
-        // The marker is assembled by the shell, so the echo of the typed
-        // line does not match it.
-        self.send(&format!("{cmd}; echo \"@@{n}\"\"@@rc=$?@@\"\n"))?;
-        let out = self.expect(&format!("@@{n}@@rc="), timeout)?;
+        // Markers are assembled by the shell, so an echo of the typed line
+        // could never match them.
+        self.send(&format!(
+            "echo \"@@begin\"\"{n}@@\"; {cmd}; echo \"@@end\"\"{n}@@rc=$?@@\"\n"
+        ))?;
+        self.expect(&format!("@@begin{n}@@\n"), timeout)?;
+        let out = self.expect(&format!("@@end{n}@@rc="), timeout)?;
         let rc_text = self.expect("@@", Duration::from_secs(10))?;
         let rc = rc_text.trim_end_matches("@@").trim().parse().unwrap_or(-1);
-        // Drop the echoed command line.
-        let body = match out.find('\n') {
-            Some(i) => out[i + 1..].to_string(),
-            None => String::new(),
-        };
-        let body = body.trim_end_matches(&format!("@@{n}@@rc=")).to_string();
+        let body = out.trim_end_matches(&format!("@@end{n}@@rc=")).to_string();
         Ok((rc, body))
     }
 
@@ -141,6 +183,16 @@ impl Console {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cut_sequences_wait_for_the_next_read() {
+        let (t, c) = complete_prefix(b"abc\x1b[?20");
+        assert_eq!((t.as_str(), c.as_slice()), ("abc", &b"\x1b[?20"[..]));
+        let (t, c) = complete_prefix(b"x\xc3");
+        assert_eq!((t.as_str(), c.as_slice()), ("x", &b"\xc3"[..]));
+        let (t, c) = complete_prefix(b"ok\x1b[0m");
+        assert_eq!((t.as_str(), c.len()), ("ok\x1b[0m", 0));
+    }
 
     #[test]
     fn escapes_are_stripped() {

@@ -59,6 +59,7 @@ fn boot_and_check(name: &str, cfg: Config, img: &Image) {
         .unwrap_or_else(|e| panic!("{name}: no root prompt ({e}); serial log {}", log.display()));
     let prompt = vm.uptime();
     let c = &mut vm.console;
+    c.prepare_shell().unwrap();
     // Let boot finish (services may still be starting at the prompt).
     let state = c.run("systemctl is-system-running --wait", BOOT).unwrap().1;
     let ready = vm.uptime();
