@@ -101,18 +101,7 @@ pub fn iso(
     fs::create_dir_all(tree.join("boot/grub"))?;
     fs::write(tree.join("boot/grub/grub.cfg"), iso_grub_cfg(recipe))?;
     // Same times on every file, for reproducible ISOs.
-    Command::new("find")
-        .arg(&tree)
-        .args([
-            "-exec",
-            "touch",
-            "-h",
-            "-d",
-            &format!("@{epoch}"),
-            "{}",
-            "+",
-        ])
-        .run()?;
+    crate::rootfs::set_times(&tree, epoch, false)?;
     let partial = partial_name(out);
     Command::new("grub-mkrescue")
         .arg("-o")

@@ -77,26 +77,25 @@ impl Root {
         Ok(count)
     }
 
-    /// Sets every timestamp in the tree no later than `epoch` to `epoch`
-    /// (reproducible images), without following symlinks.
+    /// Sets every time stamp in the tree that is later than `epoch` to
+    /// `epoch` (reproducible images), without following symlinks.
     pub fn clamp_mtimes(&self, epoch: i64) -> Result<()> {
-        Command::new("find")
-            .arg(&self.path)
-            .args([
-                "-xdev",
-                "-newermt",
-                &format!("@{epoch}"),
-                "-exec",
-                "touch",
-                "-h",
-                "-d",
-                &format!("@{epoch}"),
-                "{}",
-                "+",
-            ])
-            .run()
-            .context("clamping timestamps to SOURCE_DATE_EPOCH")
+        set_times(&self.path, epoch, true)
     }
+}
+
+/// Sets the time stamps under `dir` to `epoch`: all of them, or with
+/// `only_later` those later than `epoch`. Symlinks are not followed.
+pub fn set_times(dir: &Path, epoch: i64, only_later: bool) -> Result<()> {
+    let stamp = format!("@{epoch}");
+    let mut c = Command::new("find");
+    c.arg(dir).arg("-xdev");
+    if only_later {
+        c.args(["-newermt", &stamp]);
+    }
+    c.args(["-exec", "touch", "-h", "-d", &stamp, "{}", "+"])
+        .run()
+        .context("setting time stamps to SOURCE_DATE_EPOCH")
 }
 
 /// Unpacks a root tarball (as mmdebstrap writes it) into `dest`.
