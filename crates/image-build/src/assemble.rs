@@ -125,9 +125,10 @@ pub fn partial_name(p: &Path) -> PathBuf {
 /// The PXE tree: kernel, initrd, squashfs and boot configurations for
 /// pxelinux (BIOS), grub (UEFI) and iPXE.
 pub fn pxe(recipe: &Recipe, boot: &BootFiles, out_dir: &Path) -> Result<()> {
-    let url = &recipe.outputs.pxe_root_url;
+    let base = recipe.outputs.pxe_base_url.trim_end_matches('/');
+    let url = format!("{base}/squashfs.img");
     let net = "rd.neednet=1 ip=dhcp";
-    let ipxe_args = format!("{} {net}", live_args(recipe, url));
+    let ipxe_args = format!("{} {net}", live_args(recipe, &url));
     let grub_args = format!(
         "{} {net}",
         live_args(
@@ -150,7 +151,7 @@ pub fn pxe(recipe: &Recipe, boot: &BootFiles, out_dir: &Path) -> Result<()> {
     fs::write(
         partial.join("boot.ipxe"),
         format!(
-            "#!ipxe\n# hvnode {nvr}: iPXE boot script. The kernel and initrd come from where this\n# script came from; the root image from the URL in root=live:.\nkernel vmlinuz {ipxe_args}\ninitrd initrd.img\nboot\n"
+            "#!ipxe\n# hvnode {nvr}: iPXE boot script. Kernel, initramfs and root image come over\n# HTTP from {base}/ (this folder served there).\nkernel {base}/vmlinuz {ipxe_args}\ninitrd {base}/initrd.img\nboot\n"
         ),
     )?;
     fs::write(
@@ -169,7 +170,7 @@ pub fn pxe(recipe: &Recipe, boot: &BootFiles, out_dir: &Path) -> Result<()> {
     fs::write(
         partial.join("README.txt"),
         format!(
-            "hvnode {nvr}: PXE tree\n\nServe this folder over TFTP (vmlinuz, initrd.img and the boot files) and\nsquashfs.img over HTTP at the URL in root=live: (now {url}).\n\nKernel arguments:\n  root=live:URL      where the root image is (HTTP, HTTPS, FTP or TFTP)\n  rd.live.image      boot it as a live image\n  rd.neednet=1 ip=dhcp  bring the network up in the initramfs\n  {}\n  inst.ks=URL        add to install with that kickstart\n  hvnode.engine=FQDN[:PORT] hvnode.engine_fingerprint=FP  zero-touch registration\n",
+            "hvnode {nvr}: PXE tree\n\nServe this folder over HTTP at {base}/ and over TFTP. iPXE (boot.ipxe)\nfetches everything over HTTP; grub (grub.cfg) and pxelinux\n(pxelinux.cfg/default) load vmlinuz and initrd.img over TFTP. The root\nimage always comes over HTTP: root=live:{url}\n\nKernel arguments:\n  root=live:URL      where the root image is (HTTP, HTTPS, FTP or TFTP)\n  rd.live.image      boot it as a live image\n  rd.neednet=1 ip=dhcp  bring the network up in the initramfs\n  {}\n  inst.ks=URL        add to install with that kickstart\n  hvnode.engine=FQDN[:PORT] hvnode.engine_fingerprint=FP  zero-touch registration\n",
             recipe.kernel.args.join(" ")
         ),
     )?;
@@ -230,7 +231,8 @@ mod tests {
         }
         let ipxe = fs::read_to_string(out.join("boot.ipxe")).unwrap();
         assert!(ipxe.starts_with("#!ipxe\n"));
-        assert!(ipxe.contains("root=live:http://${next-server}/hvnode/squashfs.img rd.live.image security=selinux rd.neednet=1 ip=dhcp"));
+        assert!(ipxe.contains("kernel http://${next-server}/hvnode/vmlinuz root=live:http://${next-server}/hvnode/squashfs.img rd.live.image security=selinux rd.neednet=1 ip=dhcp"));
+        assert!(ipxe.contains("initrd http://${next-server}/hvnode/initrd.img"));
         let grub = fs::read_to_string(out.join("grub.cfg")).unwrap();
         assert!(grub.contains("${net_default_server}"));
         assert!(!partial_name(&out).exists());

@@ -164,8 +164,9 @@ pub struct Outputs {
     pub update_bundle: bool,
     #[serde(default = "default_label")]
     pub iso_label: String,
+    /// URL the PXE tree is served at over HTTP (`${next-server}` allowed).
     #[serde(default = "default_pxe_url")]
-    pub pxe_root_url: String,
+    pub pxe_base_url: String,
 }
 
 fn yes() -> bool {
@@ -177,7 +178,7 @@ fn default_label() -> String {
 }
 
 fn default_pxe_url() -> String {
-    "http://${next-server}/hvnode/squashfs.img".into()
+    "http://${next-server}/hvnode".into()
 }
 
 impl Default for Outputs {
@@ -187,7 +188,7 @@ impl Default for Outputs {
             pxe: true,
             update_bundle: true,
             iso_label: default_label(),
-            pxe_root_url: default_pxe_url(),
+            pxe_base_url: default_pxe_url(),
         }
     }
 }
@@ -326,12 +327,12 @@ include = ["systemd-sysv", "linux-image-amd64"]
     #[test]
     fn unknown_keys_and_bad_values_name_the_line() {
         let e = err(&GOOD.replace("[packages]", "[packages]\ninclued = []"));
-        assert!(e.starts_with("r.toml:9: unknown field `inclued`"), "{e}");
+        assert!(e.starts_with("r.toml:8: unknown field `inclued`"), "{e}");
         let e = err(&GOOD.replace("suite = \"bookworm\"", "suite = 12"));
         assert!(e.starts_with("r.toml:6: invalid type"), "{e}");
         let e = err(&GOOD.replace("\"linux-image-amd64\"", "\"Linux Image\""));
         assert!(
-            e.contains("r.toml:9: packages.include: \"Linux Image\""),
+            e.contains("r.toml:8: packages.include: \"Linux Image\""),
             "{e}"
         );
         let e = err(&GOOD.replace("name = \"hvnode\"", "name = \"hv node\""));
