@@ -155,10 +155,11 @@ impl Vm {
         } else {
             ""
         };
-        c.arg("-netdev").arg(netdev).arg("-device").arg(format!(
-            "virtio-net-pci,netdev=net0,romfile={}{net_boot}",
-            ipxe_rom(cfg.firmware)
-        ));
+        // qemu's own iPXE ROM for the NIC (BIOS and EFI drivers in one).
+        c.arg("-netdev")
+            .arg(netdev)
+            .arg("-device")
+            .arg(format!("virtio-net-pci,netdev=net0{net_boot}"));
         for (i, d) in cfg.disks.iter().enumerate() {
             let fmt = if d.extension().is_some_and(|e| e == "qcow2") {
                 "qcow2"
@@ -226,14 +227,6 @@ impl Vm {
             std::thread::sleep(Duration::from_millis(200));
         }
         bail!("the guest did not power off within {} s", timeout.as_secs())
-    }
-}
-
-/// qemu's iPXE option ROM for virtio-net (BIOS or EFI build).
-fn ipxe_rom(fw: Firmware) -> &'static str {
-    match fw {
-        Firmware::Bios => "/usr/lib/ipxe/qemu/pxe-virtio.rom",
-        Firmware::Uefi => "/usr/lib/ipxe/qemu/efi-virtio.rom",
     }
 }
 
