@@ -143,7 +143,9 @@ impl Console {
     /// Makes the shell at the prompt quiet for [`Console::run`]: no echo of
     /// typed lines, no prompt, no bracketed-paste sequences.
     pub fn prepare_shell(&mut self) -> Result<()> {
-        self.send("stty -echo; bind 'set enable-bracketed-paste off' 2>/dev/null; PS1=''; PS2=''; unset PROMPT_COMMAND; export SYSTEMD_PAGER= PAGER=cat\n")?;
+        // Kernel messages on the console would land in the middle of
+        // command output: keep them in the journal only.
+        self.send("dmesg -n 1 2>/dev/null; stty -echo; bind 'set enable-bracketed-paste off' 2>/dev/null; PS1=''; PS2=''; unset PROMPT_COMMAND; export SYSTEMD_PAGER= PAGER=cat\n")?;
         self.counter += 1;
         let n = self.counter;
         self.send(&format!("echo \"@@ready\"\"{n}@@\"\n"))?;
