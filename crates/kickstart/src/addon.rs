@@ -1,10 +1,10 @@
 //! `%addon org_hvnode_register`: zero-touch registration with an oVirt
 //! engine, written into the installed node's configuration.
 
-use crate::commands::{Check, Syntax, ks_command};
+use crate::commands::{Check, ks_command};
 use crate::diag::{Diagnostics, Loc, Severity};
 use crate::model::Kickstart;
-use crate::options::{self, Finding};
+use crate::options::Finding;
 use crate::sections::RawSection;
 
 /// The addon's name as written after `%addon`.
@@ -141,12 +141,7 @@ pub fn read(ks: &Kickstart, d: &mut Diagnostics) -> Option<RegisterAddon> {
 
 fn read_one(loc: &Loc, raw: &RawSection, d: &mut Diagnostics) -> Option<RegisterAddon> {
     let words = raw.words.get(1..).unwrap_or_default();
-    let (parsed, mut f) = options::parse(REGISTER_ADDON, &RegisterAddon::spec(), words);
-    let addon = RegisterAddon::from_parsed(REGISTER_ADDON, &parsed, &mut f);
-    let syntax_ok = !f.iter().any(|f| f.severity == Severity::Error);
-    if syntax_ok {
-        addon.check(&mut f);
-    }
+    let (addon, mut f) = crate::commands::parse_as::<RegisterAddon>(REGISTER_ADDON, words);
     if raw
         .body
         .iter()

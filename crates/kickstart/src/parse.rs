@@ -8,7 +8,7 @@ use crate::commands::{self, Check, Command, Syntax, other};
 use crate::diag::{Diagnostics, Loc, suggest};
 use crate::lex;
 use crate::model::{Item, Kickstart, Located};
-use crate::options::{self, Finding};
+use crate::options::Finding;
 use crate::sections::{
     self, Certificate, CertificateHeader, Packages, PackagesHeader, RawSection, Script,
     ScriptHeader,
@@ -293,11 +293,7 @@ impl<'d> Parser<'d> {
 
     /// Parses a section header's options.
     fn header<H: Syntax + Check>(&mut self, s: &OpenSection) -> H {
-        let (parsed, mut f) = options::parse(&s.name, &H::spec(), &s.words);
-        let h = H::from_parsed(&s.name, &parsed, &mut f);
-        if !f.iter().any(|f| f.severity == crate::diag::Severity::Error) {
-            h.check(&mut f);
-        }
+        let (h, f) = commands::parse_as::<H>(&s.name, &s.words);
         self.report(&s.loc, f);
         h
     }

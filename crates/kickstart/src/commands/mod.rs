@@ -61,6 +61,19 @@ pub fn normpath(p: &str) -> String {
     format!("{lead}{}", parts.join("/"))
 }
 
+/// Parses `words` as the command (or section header) `name` of type `T`:
+/// syntax, then normalisation, then the meaning checks, which run only when
+/// the syntax was right.
+pub fn parse_as<T: Syntax + Check>(name: &str, words: &[String]) -> (T, Vec<Finding>) {
+    let (parsed, mut f) = options::parse(name, &T::spec(), words);
+    let mut value = T::from_parsed(name, &parsed, &mut f);
+    value.normalize();
+    if !f.iter().any(|f| f.severity == crate::diag::Severity::Error) {
+        value.check(&mut f);
+    }
+    (value, f)
+}
+
 /// Reads one option field, turning a bad value into a finding.
 pub fn read_opt<T: OptValue>(
     command: &str,
@@ -225,13 +238,7 @@ macro_rules! commands {
         /// Parses a typed command; `None` when `name` is not one.
         pub fn parse_typed(name: &str, words: &[String], findings: &mut Vec<Finding>) -> Option<Command> {
             $(if <$variant as Syntax>::NAMES.contains(&name) {
-                let (parsed, mut f) = options::parse(name, &<$variant as Syntax>::spec(), words);
-                let mut cmd = <$variant as Syntax>::from_parsed(name, &parsed, &mut f);
-                Check::normalize(&mut cmd);
-                // Meaning is checked only when the syntax was right.
-                if !f.iter().any(|f| f.severity == $crate::diag::Severity::Error) {
-                    Check::check(&cmd, &mut f);
-                }
+                let (cmd, f) = parse_as::<$variant>(name, words);
                 findings.extend(f);
                 return Some(Command::$variant(cmd));
             })+
