@@ -41,12 +41,12 @@ serial --unit=0 --speed=115200
 terminal_input console serial
 terminal_output console serial
 
-menuentry "Install hvnode {nvr}" --id install {{
-    linux /boot/vmlinuz {live} inst.ks=cdrom:/ks/interactive-defaults.ks hvnode.install
+menuentry "Install hvnode {nvr}" --id install --hotkey=i {{
+    linux /boot/vmlinuz {live} hvnode.install
     initrd /boot/initrd.img
 }}
 
-menuentry "Start hvnode {nvr} live" --id live {{
+menuentry "Start hvnode {nvr} live" --id live --hotkey=l {{
     linux /boot/vmlinuz {live}
     initrd /boot/initrd.img
 }}

@@ -1,0 +1,75 @@
+//! The writable-root layer store of an installed node (what RHVH calls
+//! imgbased): each image version is a read-only **base** named by its NVR
+//! (`hvnode-1.0-0.20261125.0`), the node runs from a writable **layer**
+//! snapshot of it (`hvnode-1.0-0.20261125.0+1`), and the data that must
+//! survive updates lives on separate volumes (`/var`, `/var/log`, …).
+//!
+//! Two backends share one [`Store`] trait: LVM thin volumes
+//! ([`lvm::LvmStore`], `autopart --type=thinp`, the default) and btrfs
+//! subvolumes ([`btrfs::BtrfsStore`], `autopart --type=btrfs`). Boot entries
+//! (one per layer, kernel and initramfs under `/boot/<layer>/`) are written
+//! by [`boot`]; the mount table by [`fstab`].
+
+pub mod boot;
+pub mod btrfs;
+pub mod fstab;
+pub mod lvm;
+pub mod nvr;
+pub mod volumes;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+pub use nvr::{LayerName, Nvr};
+
+/// What a store holds: bases, and the layers made from them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Inventory {
+    pub bases: Vec<Nvr>,
+    pub layers: Vec<LayerName>,
+}
+
+impl Inventory {
+    /// The newest layer of the newest base.
+    pub fn latest_layer(&self) -> Option<&LayerName> {
+        self.layers.iter().max()
+    }
+}
+
+/// How the kernel finds a layer's root file system.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RootArgs {
+    /// Kernel arguments: `root=…` and what the initramfs needs to reach it.
+    pub args: Vec<String>,
+    /// The device (or `UUID=…`) and options for the layer's fstab entry.
+    pub fstab_source: String,
+    pub fstab_type: String,
+    pub fstab_options: String,
+}
+
+/// A layer store. Every operation either completes or leaves nothing
+/// behind: a base is written under a temporary name and renamed when whole.
+pub trait Store {
+    /// The bases and layers present.
+    fn inventory(&self) -> anyhow::Result<Inventory>;
+    /// Adds the read-only base `nvr` from `image`: an ext4 file-system image
+    /// (`LiveOS/rootfs.img`) for LVM, or a directory tree for btrfs.
+    fn add_base(&self, nvr: &Nvr, image: &Path) -> anyhow::Result<()>;
+    /// Adds the next writable layer of `base` and returns its name.
+    fn add_layer(&self, base: &Nvr) -> anyhow::Result<LayerName>;
+    /// Removes a layer (never the one the system runs from: callers check).
+    fn remove_layer(&self, layer: &LayerName) -> anyhow::Result<()>;
+    /// Removes a base that has no layers left.
+    fn remove_base(&self, base: &Nvr) -> anyhow::Result<()>;
+    /// Mounts `layer` read-write at `at`.
+    fn mount_layer(&self, layer: &LayerName, at: &Path) -> anyhow::Result<()>;
+    /// The kernel arguments and fstab entry that make `layer` the root.
+    fn root_args(&self, layer: &LayerName) -> anyhow::Result<RootArgs>;
+}
+
+/// Where a mount point lives under a target root (`/var/log` under
+/// `/mnt/sysroot` is `/mnt/sysroot/var/log`).
+pub fn under(root: &Path, mountpoint: &str) -> PathBuf {
+    root.join(mountpoint.trim_start_matches('/'))
+}

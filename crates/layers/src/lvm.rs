@@ -1,0 +1,365 @@
+//! The LVM thin backend: one volume group holds a thin pool; every base,
+//! layer and separate volume is a thin volume in it, found by its tag
+//! (`hvnode:base`, `hvnode:layer`, `hvnode:volume`), as imgbased tags its
+//! volumes. Bases are read-only and skipped at activation; layers are
+//! thin snapshots of their base.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use command::CommandExt;
+use serde::Deserialize;
+
+use crate::nvr::{LayerName, Nvr};
+use crate::{Inventory, RootArgs, Store};
+
+pub const TAG_BASE: &str = "hvnode:base";
+pub const TAG_LAYER: &str = "hvnode:layer";
+pub const TAG_VOLUME: &str = "hvnode:volume";
+pub const TAG_POOL: &str = "hvnode:pool";
+const TAG_PARTIAL: &str = "hvnode:partial";
+
+/// The default names of the volume group and its pool.
+pub const DEFAULT_VG: &str = "hvnode";
+pub const DEFAULT_POOL: &str = "pool00";
+
+/// A thin-LVM layer store.
+#[derive(Debug, Clone)]
+pub struct LvmStore {
+    pub vg: String,
+    pub pool: String,
+    /// Virtual size of a new base (and so of its layers), in bytes.
+    pub root_bytes: u64,
+}
+
+/// One row of `lvs --reportformat json`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct Lv {
+    pub lv_name: String,
+    #[serde(default)]
+    pub lv_tags: String,
+    #[serde(default)]
+    pub origin: String,
+    #[serde(default)]
+    pub lv_attr: String,
+    #[serde(default)]
+    pub lv_size: String,
+    #[serde(default)]
+    pub data_percent: String,
+    #[serde(default)]
+    pub metadata_percent: String,
+}
+
+impl Lv {
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.lv_tags.split(',').any(|t| t == tag)
+    }
+}
+
+#[derive(Deserialize)]
+struct Report {
+    report: Vec<ReportLvs>,
+}
+
+#[derive(Deserialize)]
+struct ReportLvs {
+    #[serde(default)]
+    lv: Vec<Lv>,
+}
+
+/// Parses `lvs --reportformat json` output.
+pub fn parse_lvs(json: &str) -> Result<Vec<Lv>> {
+    let r: Report = serde_json::from_str(json).context("reading the output of lvs")?;
+    Ok(r.report.into_iter().flat_map(|r| r.lv).collect())
+}
+
+/// Bases and layers among `lvs`, by tag; volumes without a valid name are
+/// ignored (an admin's own volumes in the group are not ours).
+pub fn inventory_of(lvs: &[Lv]) -> Inventory {
+    let mut bases: Vec<Nvr> = lvs
+        .iter()
+        .filter(|l| l.has_tag(TAG_BASE))
+        .filter_map(|l| l.lv_name.parse().ok())
+        .collect();
+    let mut layers: Vec<LayerName> = lvs
+        .iter()
+        .filter(|l| l.has_tag(TAG_LAYER))
+        .filter_map(|l| l.lv_name.parse().ok())
+        .collect();
+    bases.sort();
+    layers.sort();
+    Inventory { bases, layers }
+}
+
+fn lvm(sub: &str) -> Command {
+    let mut c = Command::new("lvm");
+    c.arg(sub);
+    c
+}
+
+impl LvmStore {
+    pub fn new(vg: &str, pool: &str) -> Self {
+        LvmStore {
+            vg: vg.into(),
+            pool: pool.into(),
+            root_bytes: crate::volumes::ROOT_MIN,
+        }
+    }
+
+    /// `/dev/VG/NAME`.
+    pub fn device(&self, lv: &str) -> PathBuf {
+        PathBuf::from(format!("/dev/{}/{lv}", self.vg))
+    }
+
+    /// Makes the volume group on `pvs` and a thin pool over `pool_percent`
+    /// of it (the rest stays free for metadata growth, as RHVH leaves it).
+    pub fn create(vg: &str, pool: &str, pvs: &[PathBuf], pool_percent: u64) -> Result<Self> {
+        for pv in pvs {
+            lvm("pvcreate")
+                .args(["-y", "-ff"])
+                .arg(pv)
+                .run()
+                .with_context(|| format!("making {} an LVM physical volume", pv.display()))?;
+        }
+        lvm("vgcreate")
+            .args(["-y", vg])
+            .args(pvs)
+            .run()
+            .with_context(|| format!("creating the volume group {vg}"))?;
+        lvm("lvcreate")
+            .args(["-y", "--type", "thin-pool", "--zero", "n"])
+            .arg(format!("-l{pool_percent}%VG"))
+            .args(["--addtag", TAG_POOL, "-n", pool, vg])
+            .run()
+            .with_context(|| format!("creating the thin pool {vg}/{pool}"))?;
+        Ok(LvmStore::new(vg, pool))
+    }
+
+    /// Every volume of the group.
+    pub fn lvs(&self) -> Result<Vec<Lv>> {
+        let out = lvm("lvs")
+            .args(["--reportformat", "json", "--units", "b", "--nosuffix"])
+            .args([
+                "-o",
+                "lv_name,lv_tags,origin,lv_attr,lv_size,data_percent,metadata_percent",
+            ])
+            .arg(&self.vg)
+            .run_capture()
+            .with_context(|| format!("listing the volumes of {}", self.vg))?;
+        parse_lvs(&out)
+    }
+
+    /// Adds a separate thin volume, tagged, and returns its device.
+    pub fn add_volume(&self, name: &str, bytes: u64) -> Result<PathBuf> {
+        lvm("lvcreate")
+            .args(["-y", "-T"])
+            .arg(format!("{}/{}", self.vg, self.pool))
+            .arg(format!("-V{}b", bytes / 512 * 512))
+            .args(["--addtag", TAG_VOLUME, "-n", name])
+            .run()
+            .with_context(|| format!("creating the thin volume {}/{name}", self.vg))?;
+        Ok(self.device(name))
+    }
+
+    fn remove(&self, lv: &str) -> Result<()> {
+        lvm("lvremove")
+            .args(["-y", "-f"])
+            .arg(format!("{}/{lv}", self.vg))
+            .run()
+            .with_context(|| format!("removing {}/{lv}", self.vg))?;
+        Ok(())
+    }
+
+    fn write_base(&self, partial: &str, image: &Path) -> Result<()> {
+        let dev = self.device(partial);
+        Command::new("dd")
+            .arg(format!("if={}", image.display()))
+            .arg(format!("of={}", dev.display()))
+            .args(["bs=4M", "conv=sparse,fsync", "status=none"])
+            .run()
+            .with_context(|| {
+                format!("writing the image {} to {}", image.display(), dev.display())
+            })?;
+        Command::new("e2fsck")
+            .args(["-f", "-p"])
+            .arg(&dev)
+            .run()
+            .with_context(|| format!("checking the written image on {}", dev.display()))?;
+        Command::new("resize2fs")
+            .arg(&dev)
+            .run()
+            .with_context(|| format!("growing the image's file system on {}", dev.display()))?;
+        // The live image has no journal (it is read-only there); an
+        // installed root needs one.
+        Command::new("tune2fs")
+            .args(["-O", "has_journal"])
+            .arg(&dev)
+            .run()
+            .with_context(|| format!("adding a journal to {}", dev.display()))?;
+        Ok(())
+    }
+}
+
+impl Store for LvmStore {
+    fn inventory(&self) -> Result<Inventory> {
+        Ok(inventory_of(&self.lvs()?))
+    }
+
+    fn add_base(&self, nvr: &Nvr, image: &Path) -> Result<()> {
+        let name = nvr.to_string();
+        let lvs = self.lvs()?;
+        if lvs.iter().any(|l| l.lv_name == name) {
+            bail!("{}/{name} exists already: this image is installed", self.vg);
+        }
+        let image_bytes = std::fs::metadata(image)
+            .with_context(|| format!("reading the size of {}", image.display()))?
+            .len();
+        let size = self.root_bytes.max(image_bytes);
+        let partial = format!("{name}.partial");
+        if lvs.iter().any(|l| l.lv_name == partial) {
+            self.remove(&partial)?;
+        }
+        lvm("lvcreate")
+            .args(["-y", "-T"])
+            .arg(format!("{}/{}", self.vg, self.pool))
+            .arg(format!("-V{}b", size.div_ceil(512) * 512))
+            .args(["--addtag", TAG_PARTIAL, "-n", &partial])
+            .run()
+            .with_context(|| format!("creating the base volume {}/{partial}", self.vg))?;
+        if let Err(e) = self.write_base(&partial, image) {
+            // Never leave half a base.
+            let _ = self.remove(&partial);
+            return Err(e);
+        }
+        lvm("lvrename")
+            .args([&self.vg, &partial, &name])
+            .run()
+            .with_context(|| format!("naming the base {}/{name}", self.vg))?;
+        lvm("lvchange")
+            .args(["--deltag", TAG_PARTIAL, "--addtag", TAG_BASE])
+            .args(["--permission", "r", "--setactivationskip", "y"])
+            .arg(format!("{}/{name}", self.vg))
+            .run()
+            .with_context(|| format!("making the base {}/{name} read-only", self.vg))?;
+        Ok(())
+    }
+
+    fn add_layer(&self, base: &Nvr) -> Result<LayerName> {
+        let inv = self.inventory()?;
+        if !inv.bases.contains(base) {
+            bail!("there is no base {base} in {}", self.vg);
+        }
+        let layer = inv
+            .layers
+            .iter()
+            .filter(|l| &l.base == base)
+            .max()
+            .map(LayerName::next)
+            .unwrap_or_else(|| LayerName::first(base));
+        lvm("lvcreate")
+            .args(["-y", "-s", "--setactivationskip", "n", "--permission", "rw"])
+            .args(["--addtag", TAG_LAYER, "-n", &layer.to_string()])
+            .arg(format!("{}/{base}", self.vg))
+            .run()
+            .with_context(|| format!("creating the layer {}/{layer}", self.vg))?;
+        lvm("lvchange")
+            .arg("-ay")
+            .arg(format!("{}/{layer}", self.vg))
+            .run()
+            .with_context(|| format!("activating the layer {}/{layer}", self.vg))?;
+        Ok(layer)
+    }
+
+    fn remove_layer(&self, layer: &LayerName) -> Result<()> {
+        self.remove(&layer.to_string())
+    }
+
+    fn remove_base(&self, base: &Nvr) -> Result<()> {
+        let inv = self.inventory()?;
+        if inv.layers.iter().any(|l| &l.base == base) {
+            bail!("the base {base} still has layers: remove them first");
+        }
+        self.remove(&base.to_string())
+    }
+
+    fn mount_layer(&self, layer: &LayerName, at: &Path) -> Result<()> {
+        std::fs::create_dir_all(at)?;
+        Command::new("mount")
+            .args(["-t", "ext4", "-o", "discard"])
+            .arg(self.device(&layer.to_string()))
+            .arg(at)
+            .run()
+            .with_context(|| format!("mounting the layer {layer} at {}", at.display()))?;
+        Ok(())
+    }
+
+    fn root_args(&self, layer: &LayerName) -> Result<RootArgs> {
+        let dev = self.device(&layer.to_string());
+        Ok(RootArgs {
+            args: vec![
+                format!("root={}", dev.display()),
+                format!("rd.lvm.lv={}/{layer}", self.vg),
+                "ro".into(),
+            ],
+            fstab_source: dev.display().to_string(),
+            fstab_type: "ext4".into(),
+            fstab_options: "defaults,discard".into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LVS: &str = r#"{
+      "report": [
+          {
+              "lv": [
+                  {"lv_name":"hvnode-1.0-0.20261125.0", "lv_tags":"hvnode:base", "origin":"", "lv_attr":"Vri---tz-k", "lv_size":"6442450944", "data_percent":"", "metadata_percent":""},
+                  {"lv_name":"hvnode-1.0-0.20261125.0+1", "lv_tags":"hvnode:layer", "origin":"hvnode-1.0-0.20261125.0", "lv_attr":"Vwi-aotz--", "lv_size":"6442450944", "data_percent":"20.31", "metadata_percent":""},
+                  {"lv_name":"pool00", "lv_tags":"hvnode:pool", "origin":"", "lv_attr":"twi-aotz--", "lv_size":"47064334336", "data_percent":"4.52", "metadata_percent":"11.85"},
+                  {"lv_name":"var", "lv_tags":"hvnode:volume", "origin":"", "lv_attr":"Vwi-aotz--", "lv_size":"5368709120", "data_percent":"3.10", "metadata_percent":""},
+                  {"lv_name":"scratch", "lv_tags":"", "origin":"", "lv_attr":"-wi-a-----", "lv_size":"1073741824", "data_percent":"", "metadata_percent":""}
+              ]
+          }
+      ]
+  }"#;
+
+    #[test]
+    fn inventory_comes_from_tags() {
+        let lvs = parse_lvs(LVS).unwrap();
+        assert_eq!(lvs.len(), 5);
+        let inv = inventory_of(&lvs);
+        assert_eq!(inv.bases.len(), 1);
+        assert_eq!(inv.layers.len(), 1);
+        assert_eq!(
+            inv.latest_layer().unwrap().to_string(),
+            "hvnode-1.0-0.20261125.0+1"
+        );
+        assert!(lvs[2].has_tag(TAG_POOL) && !lvs[2].has_tag(TAG_BASE));
+    }
+
+    #[test]
+    fn root_arguments_name_the_layer_volume() {
+        let s = LvmStore::new("hvnode", "pool00");
+        let l: LayerName = "hvnode-1.0-0.20261125.0+1".parse().unwrap();
+        let r = s.root_args(&l).unwrap();
+        assert_eq!(
+            r.args,
+            [
+                "root=/dev/hvnode/hvnode-1.0-0.20261125.0+1",
+                "rd.lvm.lv=hvnode/hvnode-1.0-0.20261125.0+1",
+                "ro"
+            ]
+        );
+        assert_eq!(r.fstab_options, "defaults,discard");
+    }
+
+    #[test]
+    fn garbage_from_lvs_is_an_error_naming_lvs() {
+        let e = parse_lvs("not json").unwrap_err();
+        assert!(format!("{e:#}").contains("lvs"));
+    }
+}
