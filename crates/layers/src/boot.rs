@@ -198,23 +198,21 @@ mod tests {
     fn kernels_land_in_the_layer_folder() {
         let d = tempfile::tempdir().unwrap();
         let (k, i) = (d.path().join("k"), d.path().join("i"));
-        std::fs::write(&k, b"kernel").unwrap();
-        std::fs::write(&i, b"initrd").unwrap();
+        fs::write(&k, b"kernel").unwrap();
+        fs::write(&i, b"initrd").unwrap();
         let boot = d.path().join("boot");
         let l: LayerName = "hvnode-1.0-1+1".parse().unwrap();
         install_kernel(&boot, &l, &k, &i).unwrap();
         assert_eq!(
-            std::fs::read(boot.join("hvnode-1.0-1+1/vmlinuz")).unwrap(),
+            fs::read(boot.join("hvnode-1.0-1+1/vmlinuz")).unwrap(),
             b"kernel"
         );
         assert_eq!(
-            std::fs::read(boot.join("hvnode-1.0-1+1/initrd.img")).unwrap(),
+            fs::read(boot.join("hvnode-1.0-1+1/initrd.img")).unwrap(),
             b"initrd"
         );
         assert_eq!(
-            std::fs::read_dir(boot.join("hvnode-1.0-1+1"))
-                .unwrap()
-                .count(),
+            fs::read_dir(boot.join("hvnode-1.0-1+1")).unwrap().count(),
             2
         );
     }

@@ -161,7 +161,7 @@ fn bases_layers_and_boot_entries_on_btrfs() {
     assert_eq!(l1.to_string(), "hvnode-1.0-0.20261125.0+1");
     assert_eq!(l2, l1.next());
     let inv = store.inventory().unwrap();
-    assert_eq!(inv.bases, [nvr.clone()]);
+    assert_eq!(inv.bases, std::slice::from_ref(&nvr));
     assert_eq!(inv.layers, [l1.clone(), l2.clone()]);
     assert_eq!(inv.latest_layer(), Some(&l2));
 
