@@ -21,6 +21,9 @@ pub struct ImageIdentity {
     pub release: String,
     pub nvr: String,
     pub build_epoch: i64,
+    /// The recipe's kernel arguments; the installer boots installed layers
+    /// with them.
+    pub kernel_args: Vec<String>,
 }
 
 /// Sets `key = value` in a config file of `key = value` lines, replacing an
@@ -148,6 +151,7 @@ pub fn configure(root: &Root, recipe: &Recipe, units: &[String], epoch: i64) -> 
         release: recipe.release.clone(),
         nvr,
         build_epoch: epoch,
+        kernel_args: recipe.kernel.args.clone(),
     };
     root.write(
         "/usr/lib/hvnode/image.json",

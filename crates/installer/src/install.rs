@@ -1,0 +1,593 @@
+//! The install, step by step. [`run`] checks everything before the first
+//! write; [`Writer`] carries out the plan and, on failure, unmounts what it
+//! mounted and wipes the partition table it wrote.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use command::CommandExt;
+use kickstart::commands::RebootAction;
+use kickstart::node::{self, NodePlan};
+use kickstart::sections::ScriptKind;
+use kickstart::source::FsLoader;
+use kickstart::{Kickstart, Severity, parse_file};
+use layers::boot::{self, BootEntry};
+use layers::btrfs::BtrfsStore;
+use layers::fstab::{self, Entry};
+use layers::lvm::{DEFAULT_POOL, DEFAULT_VG, LvmStore};
+use layers::volumes::POOL_RESERVE_PERCENT;
+use layers::{LayerName, Store, under};
+
+use crate::disks::{self, human};
+use crate::payload::{self, Opened, Verified};
+use crate::storage::{self, Scheme, StoragePlan, partition_path};
+use crate::{Log, interactive, scripts, source, target};
+
+/// How the installer was started.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub kickstart: Option<PathBuf>,
+    pub from_boot: bool,
+    pub dry_run: bool,
+    pub work: PathBuf,
+}
+
+/// The label of the medium the live system booted from (`CDLABEL=` or
+/// `LABEL=` in `root=live:`), which the installer never writes to.
+pub fn boot_medium_label(cmdline: &str) -> Option<String> {
+    cmdline.split_whitespace().find_map(|a| {
+        let v = a.strip_prefix("root=live:")?;
+        v.strip_prefix("CDLABEL=")
+            .or_else(|| v.strip_prefix("LABEL="))
+            .map(String::from)
+    })
+}
+
+fn memory_bytes() -> u64 {
+    fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(4 << 30)
+}
+
+/// Parses and checks the kickstart; errors name file and line.
+pub fn load_kickstart(path: &Path, log: &Log) -> Result<(Kickstart, NodePlan)> {
+    let parse = parse_file(path, &FsLoader);
+    for d in parse.diagnostics.iter() {
+        log.line(&d.to_string());
+    }
+    if !parse.is_valid() {
+        bail!(
+            "{} is not a valid kickstart: fix the errors above (`hvnode ks validate` checks a kickstart before an install)",
+            path.display()
+        );
+    }
+    let (plan, diags) = node::plan(&parse.kickstart);
+    for d in diags.iter() {
+        log.line(&d.to_string());
+    }
+    if diags.iter().any(|d| d.severity == Severity::Error) {
+        bail!(
+            "{} cannot install a node: fix the errors above",
+            path.display()
+        );
+    }
+    Ok((parse.kickstart, plan))
+}
+
+/// Runs an install (or a dry run) from start to end.
+pub fn run(opts: &Options) -> Result<()> {
+    fs::create_dir_all(&opts.work)
+        .with_context(|| format!("creating the work folder {}", opts.work.display()))?;
+    let log = Log::create(&opts.work.join("install.log"))?;
+    let cmdline = fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let ks_path = match &opts.kickstart {
+        Some(p) => p.clone(),
+        None if opts.from_boot => {
+            let loc = source::locate(&cmdline)?;
+            log.line(&format!("kickstart: {loc}"));
+            source::fetch(&loc, &opts.work.join("ks"))?
+        }
+        None => bail!("give the kickstart (--kickstart FILE) or --from-boot"),
+    };
+    log.line(&format!("reading the kickstart {}", ks_path.display()));
+    let (ks, mut plan) = load_kickstart(&ks_path, &log)?;
+
+    scripts::run(&ks, ScriptKind::Pre, None, &log)?;
+    let all = disks::list()?;
+    let medium = boot_medium_label(&cmdline);
+    let mut answers = interactive::Answers::default();
+    if !plan.unattended && !opts.dry_run {
+        answers = interactive::ask(&plan, &all, medium.as_deref())?;
+        answers.apply(&mut plan);
+    }
+    let chosen_disk = answers.disk.clone();
+    let storage = storage::plan(
+        &plan.layout,
+        &plan.disks,
+        &all,
+        medium.as_deref(),
+        memory_bytes(),
+        chosen_disk.as_deref(),
+    )?;
+    log.line("checking the image (sha256) before writing anything");
+    let mut progress = |done: u64, total: Option<u64>| match total {
+        Some(t) if t > 0 => log.line(&format!(
+            "  image: {} of {} ({}%)",
+            human(done),
+            human(t),
+            done * 100 / t
+        )),
+        _ => log.line(&format!("  image: {}", human(done))),
+    };
+    let verified = payload::fetch_and_verify(&plan.image, &opts.work, &mut progress)?;
+    log.line(&format!("image sha256 {}", verified.sha256));
+    println!("\nThe plan:\n{storage}");
+    log.raw(&format!("{storage}\n"));
+    if opts.dry_run {
+        log.line("dry run: nothing was written");
+        return Ok(());
+    }
+    if !plan.unattended && !interactive::confirm(&storage)? {
+        bail!("not confirmed: nothing was written");
+    }
+    let mut w = Writer {
+        storage: &storage,
+        work: opts.work.clone(),
+        log: &log,
+        mounts: Vec::new(),
+        wrote: false,
+        step: "starting",
+    };
+    let result = w.install(&ks, &plan, &verified, &answers);
+    match result {
+        Ok(()) => {
+            w.unmount_all();
+            log.line("hvnode is installed");
+            finish(&plan, opts)
+        }
+        Err(e) => {
+            let step = w.step;
+            log.line(&format!("FAILED while {step}: {e:#}"));
+            if w.wrote {
+                w.unmount_all();
+                w.scrap();
+            }
+            let _ = scripts::run(&ks, ScriptKind::OnError, None, &log);
+            Err(e.context(format!(
+                "the install stopped while {step}{}; the log is {}",
+                if w.wrote {
+                    format!(
+                        " ({} was wiped so that it does not boot half an install)",
+                        storage.disk.path.display()
+                    )
+                } else {
+                    " (nothing was written to any disk)".to_string()
+                },
+                log.path().display()
+            )))
+        }
+    }
+}
+
+fn finish(plan: &NodePlan, opts: &Options) -> Result<()> {
+    if !opts.from_boot {
+        return Ok(());
+    }
+    let verb = match plan.finish {
+        Some(RebootAction::Poweroff) | Some(RebootAction::Shutdown) => "poweroff",
+        Some(RebootAction::Halt) => "halt",
+        Some(RebootAction::Reboot) => "reboot",
+        None if plan.unattended => return Ok(()),
+        None => {
+            interactive::pause(
+                "Installed. Remove the install medium, then press Enter to reboot.",
+            )?;
+            "reboot"
+        }
+    };
+    Command::new("systemctl")
+        .args(["--no-block", verb])
+        .run()
+        .with_context(|| format!("asking systemd to {verb}"))?;
+    Ok(())
+}
+
+/// Carries out a storage plan.
+struct Writer<'a> {
+    storage: &'a StoragePlan,
+    work: PathBuf,
+    log: &'a Log,
+    /// Mounted paths, innermost last.
+    mounts: Vec<PathBuf>,
+    /// Whether anything was written to the disk.
+    wrote: bool,
+    step: &'static str,
+}
+
+impl Writer<'_> {
+    fn mount(&mut self, args: &[&str], dev: &Path, at: &Path) -> Result<()> {
+        fs::create_dir_all(at).with_context(|| format!("creating {}", at.display()))?;
+        Command::new("mount")
+            .args(args)
+            .arg(dev)
+            .arg(at)
+            .run()
+            .with_context(|| format!("mounting {} at {}", dev.display(), at.display()))?;
+        self.mounts.push(at.to_path_buf());
+        Ok(())
+    }
+
+    fn unmount_all(&mut self) {
+        while let Some(m) = self.mounts.pop() {
+            if let Err(e) = Command::new("umount").arg(&m).run() {
+                self.log.line(&format!("warning: {e}"));
+                let _ = Command::new("umount").arg("-l").arg(&m).run();
+            }
+        }
+        let _ = Command::new("sync").run();
+    }
+
+    /// After a failure: no half install may boot.
+    fn scrap(&self) {
+        let disk = &self.storage.disk;
+        let _ = Command::new("lvm")
+            .args(["vgchange", "-an", DEFAULT_VG])
+            .run();
+        for n in 1..=4 {
+            let _ = Command::new("wipefs")
+                .arg("-a")
+                .arg(partition_path(&disk.path, n))
+                .run();
+        }
+        if let Err(e) = Command::new("sgdisk")
+            .arg("--zap-all")
+            .arg(&disk.path)
+            .run()
+        {
+            self.log.line(&format!(
+                "warning: could not wipe {}: {e}",
+                disk.path.display()
+            ));
+        }
+    }
+
+    fn install(
+        &mut self,
+        ks: &Kickstart,
+        plan: &NodePlan,
+        verified: &Verified,
+        answers: &interactive::Answers,
+    ) -> Result<()> {
+        let s = self.storage;
+        let disk = &s.disk;
+        let log = self.log;
+        let devlog = self.work.join("commands.log");
+        self.step = "clearing the disk";
+        log.line(&format!("clearing {}", disk.describe()));
+        self.wrote = true;
+        if s.wipe || !disk.children.is_empty() {
+            storage::clear_disk(disk, &devlog)?;
+        }
+        self.step = "partitioning";
+        log.line("partitioning");
+        storage::partition(s, &devlog)?;
+        let p = |n| partition_path(&disk.path, n);
+        storage::mkfs("vfat", &["-F", "32", "-n", "EFI"], &p(2), &devlog)?;
+        storage::mkfs("ext4", &["-q", "-F", "-L", "boot"], &p(3), &devlog)?;
+
+        self.step = "opening the image";
+        let opened = Opened::open(&verified.path, &self.work)?;
+        let (nvr, image_args) = opened.identity()?;
+        log.line(&format!("image {nvr}"));
+
+        let sysroot = self.work.join("sysroot");
+        let top = self.work.join("top");
+        self.step = "writing the image base";
+        let store: Box<dyn Store> = match s.scheme {
+            Scheme::Thinp => {
+                log.line(&format!(
+                    "volume group {DEFAULT_VG}, thin pool {DEFAULT_POOL} ({})",
+                    human(s.pool_bytes)
+                ));
+                let mut st = LvmStore::create(
+                    DEFAULT_VG,
+                    DEFAULT_POOL,
+                    &[p(4)],
+                    100 - POOL_RESERVE_PERCENT,
+                )?;
+                st.root_bytes = s.root_bytes;
+                log.line(&format!("writing the base {nvr}"));
+                st.add_base(&nvr, &opened.rootfs_img)?;
+                Box::new(st)
+            }
+            Scheme::Btrfs => {
+                storage::mkfs("btrfs", &["-q", "-f", "-L", "hvnode"], &p(4), &devlog)?;
+                self.mount(&["-t", "btrfs", "-o", "subvolid=5"], &p(4), &top)?;
+                let st = BtrfsStore::open(&top, &p(4))?;
+                log.line(&format!("copying the base {nvr}"));
+                st.add_base(&nvr, &opened.tree)?;
+                Box::new(st)
+            }
+        };
+        self.step = "making the writable layer";
+        let layer = store.add_layer(&nvr)?;
+        log.line(&format!("layer {layer}"));
+        store.mount_layer(&layer, &sysroot)?;
+        self.mounts.push(sysroot.clone());
+
+        self.step = "making the separate volumes";
+        let mut fstab_entries = Vec::new();
+        let root = store.root_args(&layer)?;
+        fstab_entries.push(Entry {
+            source: root.fstab_source.clone(),
+            target: "/".into(),
+            fstype: root.fstab_type.clone(),
+            options: root.fstab_options.clone(),
+            pass: if s.scheme == Scheme::Thinp { 1 } else { 0 },
+        });
+        let staging = self.work.join("staging");
+        for v in &s.volumes {
+            log.line(&format!("volume {} ({})", v.mountpoint, human(v.bytes)));
+            match s.scheme {
+                Scheme::Thinp => {
+                    let lvm = LvmStore::new(DEFAULT_VG, DEFAULT_POOL);
+                    let dev = lvm.add_volume(v.name, v.bytes)?;
+                    if v.mountpoint == "swap" {
+                        Command::new("mkswap")
+                            .args(["-L", "swap"])
+                            .arg(&dev)
+                            .run_logged(&devlog)
+                            .context("making the swap volume")?;
+                        fstab_entries.push(Entry {
+                            source: dev.display().to_string(),
+                            target: "none".into(),
+                            fstype: "swap".into(),
+                            options: "defaults,discard".into(),
+                            pass: 0,
+                        });
+                        continue;
+                    }
+                    storage::mkfs("ext4", &["-q", "-F", "-L", v.name], &dev, &devlog)?;
+                    self.mount(&["-t", "ext4"], &dev, &staging)?;
+                    migrate(&under(&sysroot, v.mountpoint), &staging)?;
+                    self.unmount_last()?;
+                    self.mount(
+                        &["-t", "ext4", "-o", "discard"],
+                        &dev,
+                        &under(&sysroot, v.mountpoint),
+                    )?;
+                    fstab_entries.push(Entry {
+                        source: dev.display().to_string(),
+                        target: v.mountpoint.into(),
+                        fstype: "ext4".into(),
+                        options: "defaults,discard".into(),
+                        pass: 2,
+                    });
+                }
+                Scheme::Btrfs => {
+                    let bt = BtrfsStore::open(&top, &p(4))?;
+                    let subvol = bt.add_volume(v.name)?;
+                    let uuid = bt.uuid()?;
+                    let (mp, opts) = if v.mountpoint == "swap" {
+                        ("/swap", format!("subvol={subvol}"))
+                    } else {
+                        (v.mountpoint, format!("subvol={subvol},discard=async"))
+                    };
+                    if v.mountpoint != "swap" {
+                        migrate(&under(&sysroot, mp), &top.join(&subvol))?;
+                    }
+                    self.mount(&["-t", "btrfs", "-o", &opts], &p(4), &under(&sysroot, mp))?;
+                    fstab_entries.push(Entry {
+                        source: format!("UUID={uuid}"),
+                        target: mp.into(),
+                        fstype: "btrfs".into(),
+                        options: opts,
+                        pass: 0,
+                    });
+                    if v.mountpoint == "swap" {
+                        Command::new("btrfs")
+                            .args(["filesystem", "mkswapfile", "--size"])
+                            .arg(format!("{}m", v.bytes >> 20))
+                            .arg(under(&sysroot, "/swap/swapfile"))
+                            .run_logged(&devlog)
+                            .context("making the swap file")?;
+                        fstab_entries.push(Entry {
+                            source: "/swap/swapfile".into(),
+                            target: "none".into(),
+                            fstype: "swap".into(),
+                            options: "defaults".into(),
+                            pass: 0,
+                        });
+                    }
+                }
+            }
+        }
+
+        self.step = "installing the kernel";
+        let boot_dir = under(&sysroot, "/boot");
+        self.mount(&["-t", "ext4"], &p(3), &boot_dir)?;
+        let efi_dir = under(&sysroot, "/boot/efi");
+        self.mount(&["-t", "vfat", "-o", "umask=0077"], &p(2), &efi_dir)?;
+        let (kernel, initrd) = payload::kernel_of(&opened.tree)?;
+        boot::install_kernel(&boot_dir, &layer, &kernel, &initrd)?;
+        let boot_uuid = fs_uuid(&p(3))?;
+        fstab_entries.push(Entry {
+            source: format!("UUID={boot_uuid}"),
+            target: "/boot".into(),
+            fstype: "ext4".into(),
+            options: "defaults,discard".into(),
+            pass: 2,
+        });
+        fstab_entries.push(Entry {
+            source: format!("UUID={}", fs_uuid(&p(2))?),
+            target: "/boot/efi".into(),
+            fstype: "vfat".into(),
+            options: "umask=0077,shortname=winnt".into(),
+            pass: 2,
+        });
+        // Entries sorted so parents mount first.
+        fstab_entries.sort_by_key(|e| (e.fstype == "swap", e.target.clone()));
+        fs::write(sysroot.join("etc/fstab"), fstab::render(&fstab_entries))
+            .context("writing the installed system's /etc/fstab")?;
+
+        self.step = "configuring the installed system";
+        target::configure(&sysroot, ks, plan, log)?;
+        if let Some(pw) = &answers.root_password {
+            target::set_password(&sysroot, "root", pw, false, log)?;
+        }
+        relabel(&sysroot, &devlog)?;
+
+        self.step = "running %post scripts";
+        self.bind_system(&sysroot)?;
+        scripts::run(ks, ScriptKind::Post, Some(&sysroot), log)?;
+        self.unmount_system(&sysroot);
+
+        self.step = "installing the boot loaders";
+        let mut args = root.args.clone();
+        args.extend(image_args);
+        if let Some(extra) = &plan.bootloader_append {
+            args.extend(extra.split_whitespace().map(String::from));
+        }
+        dedup_console(&mut args);
+        let entry = BootEntry {
+            layer: layer.clone(),
+            args,
+        };
+        boot::write_grub_cfg(&boot_dir, &boot_uuid, std::slice::from_ref(&entry))?;
+        boot::set_default(&boot_dir, &layer)?;
+        boot::install_grub(&disk.path, &boot_dir, &efi_dir, &devlog)?;
+        log.line(&format!(
+            "boot entry {}: {}",
+            entry.title(),
+            entry.args.join(" ")
+        ));
+
+        self.step = "keeping the install log";
+        let logdir = under(&sysroot, "/var/log/hvnode");
+        fs::create_dir_all(&logdir)?;
+        log.line(&format!(
+            "done; log kept in /var/log/hvnode/install.log of {layer}"
+        ));
+        fs::copy(log.path(), logdir.join("install.log")).context("copying the install log")?;
+        if let Ok(text) = fs::read(&devlog) {
+            fs::write(logdir.join("install-commands.log"), text)?;
+        }
+        drop(opened);
+        let _: &LayerName = &layer;
+        Ok(())
+    }
+
+    fn unmount_last(&mut self) -> Result<()> {
+        if let Some(m) = self.mounts.pop() {
+            Command::new("umount")
+                .arg(&m)
+                .run()
+                .with_context(|| format!("unmounting {}", m.display()))?;
+        }
+        Ok(())
+    }
+
+    fn bind_system(&mut self, root: &Path) -> Result<()> {
+        self.mount(&["-t", "proc"], Path::new("proc"), &root.join("proc"))?;
+        self.mount(&["-t", "sysfs"], Path::new("sysfs"), &root.join("sys"))?;
+        self.mount(&["--bind"], Path::new("/dev"), &root.join("dev"))?;
+        self.mount(&["-t", "tmpfs"], Path::new("tmpfs"), &root.join("run"))?;
+        Ok(())
+    }
+
+    fn unmount_system(&mut self, root: &Path) {
+        for d in ["run", "dev", "sys", "proc"] {
+            let p = root.join(d);
+            if let Some(i) = self.mounts.iter().rposition(|m| m == &p) {
+                self.mounts.remove(i);
+                let _ = Command::new("umount").arg(&p).run();
+            }
+        }
+    }
+}
+
+/// Copies what the layer has under a mount point onto the new volume
+/// (owners, modes, times and SELinux labels kept, the top folder's too).
+fn migrate(from: &Path, to: &Path) -> Result<()> {
+    if !from.exists() {
+        fs::create_dir_all(from)?;
+        return Ok(());
+    }
+    Command::new("cp")
+        .args(["-a", "--preserve=all", "--no-target-directory"])
+        .arg(from)
+        .arg(to)
+        .run()
+        .with_context(|| format!("copying {} to its new volume", from.display()))?;
+    Ok(())
+}
+
+fn fs_uuid(dev: &Path) -> Result<String> {
+    let out = Command::new("blkid")
+        .args(["-s", "UUID", "-o", "value"])
+        .arg(dev)
+        .run_capture()
+        .with_context(|| format!("reading the UUID of {}", dev.display()))?;
+    Ok(out.trim().to_string())
+}
+
+/// Labels what the installer wrote with the installed system's own policy.
+fn relabel(root: &Path, log: &Path) -> Result<()> {
+    let fc = root.join("etc/selinux/default/contexts/files/file_contexts");
+    if !fc.is_file() {
+        return Ok(());
+    }
+    let targets: Vec<PathBuf> = ["etc", "root", "home", "var", "tmp", "boot"]
+        .iter()
+        .map(|d| root.join(d))
+        .filter(|p| p.exists())
+        .collect();
+    Command::new("setfiles")
+        .arg("-F")
+        .arg("-r")
+        .arg(root)
+        .arg(&fc)
+        .args(&targets)
+        .run_logged(log)
+        .context("labelling the installed system (setfiles)")?;
+    Ok(())
+}
+
+/// Keeps one of each `console=` value (the image's and the kickstart's
+/// bootloader --append often both name the serial console).
+fn dedup_console(args: &mut Vec<String>) {
+    let mut seen = std::collections::HashSet::new();
+    args.retain(|a| !a.starts_with("console=") || seen.insert(a.clone()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_boot_medium_is_known_by_its_label() {
+        assert_eq!(
+            boot_medium_label("BOOT_IMAGE=/boot/vmlinuz root=live:CDLABEL=HVNODE rd.live.image"),
+            Some("HVNODE".into())
+        );
+        assert_eq!(boot_medium_label("root=/dev/hvnode/x ro"), None);
+    }
+
+    #[test]
+    fn console_arguments_are_not_repeated() {
+        let mut a: Vec<String> = ["ro", "console=tty0", "console=ttyS0,115200", "console=tty0"]
+            .map(String::from)
+            .to_vec();
+        dedup_console(&mut a);
+        assert_eq!(a, ["ro", "console=tty0", "console=ttyS0,115200"]);
+    }
+}

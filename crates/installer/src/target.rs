@@ -1,0 +1,446 @@
+//! The installed system's configuration from the kickstart: host name,
+//! network (systemd-networkd, as the image uses), accounts and SSH keys,
+//! time zone and NTP, language, keyboard, SELinux mode, services, and the
+//! registration the node performs at first boot.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+use command::CommandExt;
+use kickstart::Kickstart;
+use kickstart::commands::{BootProto, Command as Ks};
+use kickstart::node::{NetDevice, NodePlan};
+
+use crate::Log;
+
+fn write(root: &Path, path: &str, text: &str, mode: u32) -> Result<()> {
+    let p = layers::under(root, path);
+    if let Some(d) = p.parent() {
+        fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    layers::boot::write_atomic(&p, text.as_bytes())?;
+    fs::set_permissions(&p, fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting the mode of {}", p.display()))?;
+    Ok(())
+}
+
+/// `255.255.255.0` → 24.
+pub fn prefix_len(netmask: &str) -> Result<u32> {
+    if let Ok(n) = netmask.parse::<u32>()
+        && n <= 32
+    {
+        return Ok(n);
+    }
+    let ip: std::net::Ipv4Addr = netmask
+        .parse()
+        .with_context(|| format!("network --netmask={netmask} is not a netmask"))?;
+    let bits = u32::from(ip);
+    if bits.leading_ones() + bits.trailing_zeros() != 32 {
+        bail!("network --netmask={netmask} is not a contiguous netmask");
+    }
+    Ok(bits.leading_ones())
+}
+
+/// systemd-networkd files for one `network` line: (file name, contents).
+pub fn networkd_files(n: &NetDevice, index: usize) -> Result<Vec<(String, String)>> {
+    let mut files = Vec::new();
+    let dev = n.device.clone().unwrap_or_else(|| "link".into());
+    let mut iface = n.interface_name.clone().unwrap_or_else(|| dev.clone());
+    let mut network = String::from("[Match]\n");
+    if !n.bond_members.is_empty() {
+        let mut netdev = format!("[NetDev]\nName={dev}\nKind=bond\n\n[Bond]\n");
+        for opt in n.bond_options.iter().flat_map(|o| o.split([',', ';'])) {
+            if let Some((k, v)) = opt.split_once('=') {
+                let key = match k.trim() {
+                    "mode" => "Mode",
+                    "miimon" => "MIIMonitorSec",
+                    "lacp_rate" => "LACPTransmitRate",
+                    "xmit_hash_policy" => "TransmitHashPolicy",
+                    other => bail!("network --bondopts: {other} is not supported"),
+                };
+                let v = if key == "MIIMonitorSec" {
+                    format!("{}ms", v.trim())
+                } else {
+                    v.trim().to_string()
+                };
+                let _ = writeln!(netdev, "{key}={v}");
+            }
+        }
+        files.push((format!("10-hvnode-{dev}.netdev"), netdev));
+        for m in &n.bond_members {
+            files.push((
+                format!("10-hvnode-{m}.network"),
+                format!("[Match]\nName={m}\n\n[Network]\nBond={dev}\n"),
+            ));
+        }
+    }
+    if let Some(vlan) = &n.vlan_id {
+        let name = n
+            .interface_name
+            .clone()
+            .unwrap_or_else(|| format!("{dev}.{vlan}"));
+        files.push((
+            format!("10-hvnode-{name}.netdev"),
+            format!("[NetDev]\nName={name}\nKind=vlan\n\n[VLAN]\nId={vlan}\n"),
+        ));
+        files.push((
+            format!("11-hvnode-{dev}-vlan.network"),
+            format!("[Match]\nName={dev}\n\n[Network]\nVLAN={name}\n"),
+        ));
+        iface = name;
+    }
+    if iface == "link" {
+        network.push_str("Type=ether\n");
+    } else {
+        let _ = writeln!(network, "Name={iface}");
+    }
+    network.push_str("\n[Network]\n");
+    match n.bootproto {
+        BootProto::Static => {
+            let (Some(ip), Some(mask)) = (&n.ip, &n.netmask) else {
+                bail!("network --bootproto=static needs --ip and --netmask");
+            };
+            let _ = writeln!(network, "Address={ip}/{}", prefix_len(mask)?);
+            if let Some(gw) = &n.gateway {
+                let _ = writeln!(network, "Gateway={gw}");
+            }
+        }
+        _ => network.push_str("DHCP=yes\n"),
+    }
+    for ns in &n.nameservers {
+        let _ = writeln!(network, "DNS={ns}");
+    }
+    files.push((format!("20-hvnode-{index}-{iface}.network"), network));
+    Ok(files)
+}
+
+fn chroot_cmd(root: &Path, program: &str) -> Command {
+    let mut c = Command::new(program);
+    c.arg("-R").arg(root);
+    c
+}
+
+pub fn set_password(
+    root: &Path,
+    user: &str,
+    password: &str,
+    crypted: bool,
+    log: &Log,
+) -> Result<()> {
+    let mut c = chroot_cmd(root, "chpasswd");
+    if crypted {
+        c.arg("-e");
+    }
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting chpasswd")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        writeln!(stdin, "{user}:{password}").context("giving chpasswd the password")?;
+    }
+    let out = child.wait_with_output().context("waiting for chpasswd")?;
+    if !out.status.success() {
+        bail!(
+            "setting the password of {user}: chpasswd failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    log.line(&format!("password of {user} set"));
+    Ok(())
+}
+
+/// `uid:gid:home` of `user` in the target's passwd.
+fn passwd_entry(root: &Path, user: &str) -> Result<(u32, u32, String)> {
+    let text =
+        fs::read_to_string(root.join("etc/passwd")).context("reading the target's /etc/passwd")?;
+    for l in text.lines() {
+        let f: Vec<&str> = l.split(':').collect();
+        if f.len() >= 6 && f[0] == user {
+            return Ok((f[2].parse()?, f[3].parse()?, f[5].to_string()));
+        }
+    }
+    bail!("sshkey --username={user}: there is no such user (add a user line)")
+}
+
+fn add_ssh_key(root: &Path, user: &str, key: &str) -> Result<()> {
+    let (uid, gid, home) = passwd_entry(root, user)?;
+    let dir = layers::under(root, &home).join(".ssh");
+    fs::create_dir_all(&dir)?;
+    let file = dir.join("authorized_keys");
+    let mut text = fs::read_to_string(&file).unwrap_or_default();
+    text.push_str(key.trim());
+    text.push('\n');
+    fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o600))?;
+    std::os::unix::fs::chown(&dir, Some(uid), Some(gid))?;
+    std::os::unix::fs::chown(&file, Some(uid), Some(gid))?;
+    Ok(())
+}
+
+/// Applies the kickstart to the installed system mounted at `root`.
+pub fn configure(root: &Path, ks: &Kickstart, plan: &NodePlan, log: &Log) -> Result<()> {
+    let hostname = plan.hostname.clone().unwrap_or_else(|| "hvnode".into());
+    write(root, "/etc/hostname", &format!("{hostname}\n"), 0o644)?;
+    let short = hostname.split('.').next().unwrap_or(&hostname);
+    write(
+        root,
+        "/etc/hosts",
+        &format!(
+            "127.0.0.1\tlocalhost\n127.0.1.1\t{hostname} {short}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+        ),
+        0o644,
+    )?;
+    if !plan.network.is_empty() {
+        // The kickstart's network replaces the image's DHCP-on-every-NIC default.
+        let _ = fs::remove_file(root.join("etc/systemd/network/80-hvnode-dhcp.network"));
+        for (i, n) in plan.network.iter().enumerate() {
+            for (name, text) in networkd_files(n, i)? {
+                write(root, &format!("/etc/systemd/network/{name}"), &text, 0o644)?;
+            }
+        }
+    }
+    if let Some(tz) = &plan.timezone {
+        let zone = root.join("usr/share/zoneinfo").join(tz);
+        if !zone.exists() {
+            bail!("timezone {tz}: no such time zone in the image");
+        }
+        let lt = root.join("etc/localtime");
+        let _ = fs::remove_file(&lt);
+        std::os::unix::fs::symlink(format!("/usr/share/zoneinfo/{tz}"), &lt)?;
+        write(root, "/etc/timezone", &format!("{tz}\n"), 0o644)?;
+    }
+    if let Some(lang) = &plan.lang {
+        write(
+            root,
+            "/etc/default/locale",
+            &format!("LANG={lang}\n"),
+            0o644,
+        )?;
+    }
+    let selinux = fs::read_to_string(root.join("etc/selinux/config")).unwrap_or_default();
+    let mut out = String::new();
+    for l in selinux.lines() {
+        if l.starts_with("SELINUX=") {
+            let _ = writeln!(out, "SELINUX={}", plan.selinux);
+        } else {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    if !out.contains("SELINUX=") {
+        let _ = writeln!(out, "SELINUX={}", plan.selinux);
+    }
+    write(root, "/etc/selinux/config", &out, 0o644)?;
+
+    for (_, c) in ks.commands() {
+        match c {
+            Ks::Group(g) => {
+                let mut cmd = chroot_cmd(root, "groupadd");
+                if let Some(gid) = g.gid {
+                    cmd.args(["-g", &gid.to_string()]);
+                }
+                cmd.arg(&g.name)
+                    .run()
+                    .with_context(|| format!("adding the group {}", g.name))?;
+            }
+            Ks::User(u) => {
+                let mut cmd = chroot_cmd(root, "useradd");
+                cmd.arg("-m");
+                if let Some(uid) = u.uid {
+                    cmd.args(["-u", &uid.to_string()]);
+                }
+                if let Some(s) = &u.shell {
+                    cmd.args(["-s", s]);
+                }
+                if let Some(h) = &u.homedir {
+                    cmd.args(["-d", h]);
+                }
+                if let Some(g) = &u.gecos {
+                    cmd.args(["-c", g]);
+                }
+                let groups: Vec<String> = u
+                    .groups
+                    .iter()
+                    .map(|g| g.split('(').next().unwrap_or(g).to_string())
+                    .collect();
+                if !groups.is_empty() {
+                    cmd.args(["-G", &groups.join(",")]);
+                }
+                cmd.arg(&u.name)
+                    .run()
+                    .with_context(|| format!("adding the user {}", u.name))?;
+                if let Some(pw) = &u.password {
+                    set_password(root, &u.name, pw, u.iscrypted, log)?;
+                }
+                if u.lock {
+                    chroot_cmd(root, "usermod").args(["-L", &u.name]).run()?;
+                }
+                log.line(&format!("user {} added", u.name));
+            }
+            _ => {}
+        }
+    }
+    for (_, c) in ks.commands() {
+        match c {
+            Ks::Rootpw(r) => {
+                if let Some(pw) = &r.password {
+                    set_password(root, "root", pw, r.iscrypted, log)?;
+                }
+                if r.lock {
+                    chroot_cmd(root, "usermod")
+                        .args(["-L", "root"])
+                        .run()
+                        .context("locking root's password")?;
+                    log.line("root's password locked");
+                }
+            }
+            Ks::Sshkey(k) => {
+                add_ssh_key(root, &k.username, &k.key)?;
+                log.line(&format!("SSH key added for {}", k.username));
+            }
+            Ks::Keyboard(k) => {
+                let layout = k
+                    .xlayouts
+                    .first()
+                    .cloned()
+                    .or_else(|| k.vckeymap.clone())
+                    .or_else(|| k.kbd.first().cloned())
+                    .unwrap_or_else(|| "us".into());
+                write(
+                    root,
+                    "/etc/default/keyboard",
+                    &format!(
+                        "XKBMODEL=\"pc105\"\nXKBLAYOUT=\"{layout}\"\nXKBVARIANT=\"\"\nXKBOPTIONS=\"\"\n"
+                    ),
+                    0o644,
+                )?;
+            }
+            Ks::Timesource(t) => {
+                let line = if let Some(s) = &t.ntp_server {
+                    format!("server {s} iburst{}\n", if t.nts { " nts" } else { "" })
+                } else if let Some(p) = &t.ntp_pool {
+                    format!("pool {p} iburst{}\n", if t.nts { " nts" } else { "" })
+                } else {
+                    continue;
+                };
+                let p = "/etc/chrony/sources.d/hvnode-kickstart.sources";
+                let mut text = fs::read_to_string(layers::under(root, p)).unwrap_or_default();
+                text.push_str(&line);
+                write(root, p, &text, 0o644)?;
+            }
+            _ => {}
+        }
+    }
+    for (verb, units) in [
+        ("enable", &plan.services_enabled),
+        ("disable", &plan.services_disabled),
+    ] {
+        if units.is_empty() {
+            continue;
+        }
+        Command::new("systemctl")
+            .arg(format!("--root={}", root.display()))
+            .arg(verb)
+            .args(units)
+            .run()
+            .with_context(|| format!("services --{verb}d={}", units.join(",")))?;
+    }
+    if let Some(r) = &plan.registration {
+        let mut text = String::from(
+            "# Written by hvnode-install from the kickstart's %addon org_hvnode_register.\n\
+             # hvnode-register.service registers the node with this engine at boot.\n",
+        );
+        let _ = writeln!(text, "engine={}:{}", r.engine_host, r.engine_port);
+        if let Some(fp) = &r.fingerprint {
+            let _ = writeln!(text, "engine_fingerprint={fp}");
+        }
+        if let Some(n) = &r.node_name {
+            let _ = writeln!(text, "node_name={n}");
+        }
+        if let Some(a) = &r.node_address {
+            let _ = writeln!(text, "node_address={a}");
+        }
+        write(root, "/etc/hvnode/registration.conf", &text, 0o600)?;
+        log.line(&format!("registration with {} configured", r.engine_host));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dev(bootproto: BootProto) -> NetDevice {
+        NetDevice {
+            device: Some("ens3".into()),
+            bootproto,
+            ip: Some("192.0.2.10".into()),
+            netmask: Some("255.255.255.0".into()),
+            gateway: Some("192.0.2.1".into()),
+            nameservers: vec!["192.0.2.53".into()],
+            bond_members: vec![],
+            bond_options: None,
+            vlan_id: None,
+            interface_name: None,
+            onboot: true,
+            activate: true,
+        }
+    }
+
+    #[test]
+    fn static_and_dhcp_become_networkd_files() {
+        let f = networkd_files(&dev(BootProto::Static), 0).unwrap();
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].0, "20-hvnode-0-ens3.network");
+        assert!(f[0].1.contains("Name=ens3\n"));
+        assert!(
+            f[0].1
+                .contains("Address=192.0.2.10/24\nGateway=192.0.2.1\nDNS=192.0.2.53\n")
+        );
+        let mut d = dev(BootProto::Dhcp);
+        d.device = None;
+        let f = networkd_files(&d, 1).unwrap();
+        assert!(f[0].1.contains("Type=ether") && f[0].1.contains("DHCP=yes"));
+    }
+
+    #[test]
+    fn a_vlan_over_a_bond_is_three_layers_of_files() {
+        let mut d = dev(BootProto::Static);
+        d.device = Some("bond0".into());
+        d.bond_members = vec!["ens3".into(), "ens4".into()];
+        d.bond_options = Some("mode=802.3ad,miimon=100".into());
+        d.vlan_id = Some("20".into());
+        let f = networkd_files(&d, 0).unwrap();
+        let names: Vec<&str> = f.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "10-hvnode-bond0.netdev",
+                "10-hvnode-ens3.network",
+                "10-hvnode-ens4.network",
+                "10-hvnode-bond0.20.netdev",
+                "11-hvnode-bond0-vlan.network",
+                "20-hvnode-0-bond0.20.network"
+            ]
+        );
+        assert!(f[0].1.contains("Mode=802.3ad\nMIIMonitorSec=100ms\n"));
+        assert!(f[3].1.contains("Kind=vlan\n\n[VLAN]\nId=20"));
+        assert!(f[5].1.contains("Name=bond0.20\n"));
+    }
+
+    #[test]
+    fn netmasks_become_prefixes() {
+        assert_eq!(prefix_len("255.255.255.0").unwrap(), 24);
+        assert_eq!(prefix_len("255.255.240.0").unwrap(), 20);
+        assert_eq!(prefix_len("16").unwrap(), 16);
+        assert!(prefix_len("255.0.255.0").is_err());
+    }
+}
