@@ -135,6 +135,51 @@ impl Console {
         }
     }
 
+    /// Waits until one of `needles` appears; returns its index and
+    /// everything up to and including it.
+    pub fn expect_any(&mut self, needles: &[&str], timeout: Duration) -> Result<(usize, String)> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let first = needles
+                .iter()
+                .enumerate()
+                .filter_map(|(i, n)| self.pending.find(n).map(|at| (at, i)))
+                .min();
+            if let Some((at, i)) = first {
+                let end = at + needles[i].len();
+                let got: String = self.pending[..end].to_string();
+                self.pending.drain(..end);
+                return Ok((i, got));
+            }
+            if Instant::now() >= deadline {
+                let tail: String = self
+                    .pending
+                    .chars()
+                    .rev()
+                    .take(1500)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                bail!(
+                    "waited {} s for any of {needles:?} on the serial console; last output:\n{tail}",
+                    timeout.as_secs()
+                );
+            }
+            self.fill()?;
+        }
+    }
+
+    /// Logs in at a `login:` prompt.
+    pub fn login(&mut self, user: &str, password: &str, timeout: Duration) -> Result<()> {
+        self.expect("login:", timeout)?;
+        self.send(&format!("{user}\n"))?;
+        self.expect("Password:", Duration::from_secs(120))?;
+        self.send(&format!("{password}\n"))?;
+        self.expect(":~#", Duration::from_secs(300))?;
+        Ok(())
+    }
+
     pub fn send(&mut self, text: &str) -> Result<()> {
         self.stream.write_all(text.as_bytes())?;
         Ok(())

@@ -62,6 +62,44 @@ impl Config {
     }
 }
 
+/// Makes a small FAT disk image labelled `OEMDRV` holding `ks.cfg`: where
+/// Anaconda (and hvnode-install) look for a kickstart when the kernel
+/// command line names none.
+pub fn oemdrv_disk(kickstart: &str, path: &Path) -> Result<()> {
+    use command::CommandExt;
+    let dir = tempfile::tempdir()?;
+    let ks = dir.path().join("ks.cfg");
+    fs::write(&ks, kickstart)?;
+    let _ = fs::remove_file(path);
+    Command::new("mkfs.vfat")
+        .args(["-C", "-n", "OEMDRV"])
+        .arg(path)
+        .arg("4096")
+        .run()
+        .context("making the OEMDRV disk (apt-get install dosfstools)")?;
+    Command::new("mcopy")
+        .arg("-i")
+        .arg(path)
+        .arg(&ks)
+        .arg("::ks.cfg")
+        .run()
+        .context("copying ks.cfg onto the OEMDRV disk (apt-get install mtools)")?;
+    Ok(())
+}
+
+/// Creates an empty qcow2 disk of `gib` GiB (sparse: it grows as written).
+pub fn blank_disk(path: &Path, gib: u64) -> Result<()> {
+    use command::CommandExt;
+    let _ = fs::remove_file(path);
+    Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(path)
+        .arg(format!("{gib}G"))
+        .run()
+        .context("making a disk image (apt-get install qemu-utils)")?;
+    Ok(())
+}
+
 /// A running guest; dropping it kills qemu.
 #[derive(Debug)]
 pub struct Vm {

@@ -53,8 +53,16 @@ fn log_path(name: &str) -> PathBuf {
 /// Boots, then checks the node from inside.
 fn boot_and_check(name: &str, cfg: Config, img: &Image) {
     let log = log_path(name);
+    let menu = matches!(cfg.boot, Boot::Cdrom(_) | Boot::Usb(_));
     let mut vm = Vm::start(&cfg, &log).unwrap();
     let c = &mut vm.console;
+    if menu {
+        // The ISO's default entry installs; pick "Start hvnode live" by
+        // its hotkey, as an admin would.
+        c.expect("Start hvnode", BOOT)
+            .unwrap_or_else(|e| panic!("{name}: no boot menu ({e}); serial log {}", log.display()));
+        c.send("l").unwrap();
+    }
     c.expect("root@hvnode:~#", BOOT)
         .unwrap_or_else(|e| panic!("{name}: no root prompt ({e}); serial log {}", log.display()));
     let prompt = vm.uptime();
