@@ -15,6 +15,7 @@ pub mod btrfs;
 pub mod fstab;
 pub mod lvm;
 pub mod nvr;
+pub mod status;
 pub mod volumes;
 
 use std::path::{Path, PathBuf};

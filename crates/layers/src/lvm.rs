@@ -9,7 +9,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use command::CommandExt;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::nvr::{LayerName, Nvr};
 use crate::{Inventory, RootArgs, Store};
@@ -34,7 +34,7 @@ pub struct LvmStore {
 }
 
 /// One row of `lvs --reportformat json`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 pub struct Lv {
     pub lv_name: String,
     #[serde(default)]

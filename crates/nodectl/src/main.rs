@@ -1,5 +1,6 @@
 //! `nodectl`: the node administrator's command line.
 
+mod layout;
 mod output;
 mod register;
 
@@ -19,15 +20,34 @@ struct Cli {
 enum Command {
     /// Register this node with an oVirt / RHV engine, or show the registration state.
     Register(register::RegisterArgs),
+    /// The image, its layers, the boot entries and the current layer.
+    Info {
+        /// JSON output (oVirt nodectl's key names where they overlap).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the node's health: boot entries, volumes, thin pool, SELinux, services.
+    Check {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the login message (image, layer, health, console URL).
+    Motd,
+    /// Write the console URL into the login banner (/etc/issue.d/hvnode.issue).
+    GenerateBanner,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Register(args) => register::run(&args),
+        Command::Register(args) => register::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Info { json } => layout::info(json),
+        Command::Check { json } => layout::check(json),
+        Command::Motd => layout::motd(),
+        Command::GenerateBanner => layout::generate_banner(std::path::Path::new("/")),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("nodectl: error: {err:#}");
             ExitCode::FAILURE

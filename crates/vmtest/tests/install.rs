@@ -242,6 +242,14 @@ fn boot_installed(dir: &Path, name: &str, firmware: Firmware, target: &Path, img
     if firmware == Firmware::Uefi {
         c.check("test -d /sys/firmware/efi", CMD).unwrap();
     }
+    let (rc, report) = c.run("nodectl check", CMD).unwrap();
+    eprintln!("{name}: nodectl check\n{report}");
+    assert_eq!(rc, 0, "{name}: nodectl check failed:\n{report}");
+    let info = c.check("nodectl info --json", CMD).unwrap();
+    assert!(
+        info.contains(&format!("\"current_layer\": \"{layer}\"")),
+        "{name}: {info}"
+    );
     let avcs = c.run("dmesg | grep 'avc:  denied'", CMD).unwrap().1;
     let count = avcs.lines().filter(|l| l.contains("avc:")).count();
     eprintln!("{name}: {count} AVC denials since boot");
@@ -395,6 +403,9 @@ fn failures_stop_cleanly_and_btrfs_reinstall_boots() {
         .unwrap();
     assert!(ro.contains("ro=true"), "the base is read-only: {ro}");
     assert_eq!(c.check("getenforce", CMD).unwrap().trim(), "Enforcing");
+    let (rc, report) = c.run("nodectl check", CMD).unwrap();
+    eprintln!("btrfs-bios: nodectl check\n{report}");
+    assert_eq!(rc, 0, "btrfs: nodectl check failed:\n{report}");
     let avcs = c.run("dmesg | grep 'avc:  denied'", CMD).unwrap().1;
     let count = avcs.lines().filter(|l| l.contains("avc:")).count();
     eprintln!("btrfs-bios: {count} AVC denials since boot");

@@ -1,0 +1,699 @@
+//! What an installed node's layout looks like (`nodectl info`) and whether
+//! it is healthy (`nodectl check`). Facts are gathered from the running
+//! system by [`gather`]; [`info`] and [`check`] only read them, so they are
+//! tested on recorded facts.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use command::CommandExt;
+use serde::{Deserialize, Serialize};
+
+use crate::boot::read_env;
+use crate::lvm::{DEFAULT_VG, Lv, TAG_POOL, TAG_VOLUME, inventory_of, parse_lvs};
+use crate::volumes::VOLUMES;
+use crate::{Inventory, LayerName};
+
+/// A menu entry read back from grub.cfg.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GrubEntry {
+    pub id: String,
+    pub title: String,
+    pub kernel: String,
+    pub initrd: String,
+    pub args: String,
+}
+
+/// Reads the entries of a grub.cfg hvnode wrote.
+pub fn parse_grub_cfg(text: &str) -> Vec<GrubEntry> {
+    let mut out = Vec::new();
+    let mut cur: Option<GrubEntry> = None;
+    for line in text.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("menuentry ") {
+            let title = rest.split('"').nth(1).unwrap_or("").to_string();
+            let id = rest
+                .split_whitespace()
+                .skip_while(|w| *w != "--id")
+                .nth(1)
+                .unwrap_or("")
+                .to_string();
+            cur = Some(GrubEntry {
+                id,
+                title,
+                kernel: String::new(),
+                initrd: String::new(),
+                args: String::new(),
+            });
+        } else if let Some(e) = cur.as_mut() {
+            if let Some(rest) = line.strip_prefix("linux ") {
+                let (k, a) = rest.split_once(' ').unwrap_or((rest, ""));
+                e.kernel = k.to_string();
+                e.args = a.to_string();
+            } else if let Some(rest) = line.strip_prefix("initrd ") {
+                e.initrd = rest.trim().to_string();
+            } else if line == "}" {
+                out.extend(cur.take());
+            }
+        }
+    }
+    out
+}
+
+/// One mounted file system (`findmnt --json`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Mount {
+    pub target: String,
+    pub source: String,
+    pub fstype: String,
+    pub options: String,
+}
+
+#[derive(Deserialize)]
+struct Findmnt {
+    filesystems: Vec<Mount>,
+}
+
+/// Parses `findmnt --json --list -o TARGET,SOURCE,FSTYPE,OPTIONS`.
+pub fn parse_findmnt(json: &str) -> Result<Vec<Mount>> {
+    let f: Findmnt = serde_json::from_str(json).context("reading the output of findmnt")?;
+    Ok(f.filesystems)
+}
+
+/// The layer a kernel command line boots.
+pub fn layer_from_cmdline(cmdline: &str) -> Option<LayerName> {
+    cmdline.split_whitespace().find_map(|a| {
+        let v = a
+            .strip_prefix("rootflags=subvol=")
+            .and_then(|s| s.trim_start_matches('/').strip_prefix("hvnode/layers/"))
+            .or_else(|| {
+                a.strip_prefix("root=/dev/")
+                    .and_then(|s| s.split_once('/').map(|(_, lv)| lv))
+            })?;
+        v.parse().ok()
+    })
+}
+
+/// Everything `info` and `check` look at.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Facts {
+    /// `lvm` or `btrfs` (or empty when no store was found).
+    pub backend: String,
+    pub lvs: Vec<Lv>,
+    pub inventory: Option<Inventory>,
+    pub current_layer: Option<LayerName>,
+    pub mounts: Vec<Mount>,
+    pub boot_entries: Vec<GrubEntry>,
+    pub grubenv: Vec<(String, String)>,
+    /// Files present under /boot, relative (`hvnode-1.0-1+1/vmlinuz`).
+    pub boot_files: Vec<String>,
+    pub selinux: String,
+    /// unit → ActiveState.
+    pub units: BTreeMap<String, String>,
+    /// Used share of / on btrfs, in percent.
+    pub btrfs_used_percent: Option<f64>,
+}
+
+/// The image's identity, if this is an hvnode system.
+pub fn image_nvr() -> Option<String> {
+    let text = fs::read_to_string("/usr/lib/hvnode/image.json").ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["nvr"].as_str().map(String::from)
+}
+
+fn run_out(c: &mut Command) -> Option<String> {
+    c.run_capture().ok()
+}
+
+/// Reads the running system. Missing pieces are recorded as missing (and
+/// `check` reports them); only a failure to run a needed tool is an error.
+pub fn gather(boot: &Path) -> Result<Facts> {
+    let mut f = Facts::default();
+    let cmdline = fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    f.current_layer = layer_from_cmdline(&cmdline);
+    let mounts = Command::new("findmnt")
+        .args(["--json", "--list", "-o", "TARGET,SOURCE,FSTYPE,OPTIONS"])
+        .run_capture()
+        .context("listing mounts")?;
+    f.mounts = parse_findmnt(&mounts)?;
+    let root_fs = f
+        .mounts
+        .iter()
+        .find(|m| m.target == "/")
+        .map(|m| m.fstype.clone())
+        .unwrap_or_default();
+    if root_fs == "btrfs" {
+        f.backend = "btrfs".into();
+        f.inventory = btrfs_inventory(&f.mounts);
+        f.btrfs_used_percent = used_percent("/").ok();
+    } else if let Some(out) = run_out(
+        Command::new("lvm")
+            .arg("lvs")
+            .args(["--reportformat", "json", "--units", "b", "--nosuffix"])
+            .args([
+                "-o",
+                "lv_name,lv_tags,origin,lv_attr,lv_size,data_percent,metadata_percent",
+            ])
+            .arg(DEFAULT_VG),
+    ) {
+        f.backend = "lvm".into();
+        f.lvs = parse_lvs(&out)?;
+        f.inventory = Some(inventory_of(&f.lvs));
+    }
+    if let Ok(text) = fs::read_to_string(boot.join("grub/grub.cfg")) {
+        f.boot_entries = parse_grub_cfg(&text);
+    }
+    f.grubenv = read_env(boot).unwrap_or_default();
+    for e in &f.boot_entries {
+        for p in [&e.kernel, &e.initrd] {
+            if boot.join(p.trim_start_matches('/')).is_file() {
+                f.boot_files.push(p.trim_start_matches('/').to_string());
+            }
+        }
+    }
+    f.selinux = run_out(&mut Command::new("getenforce"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|| "Disabled".into());
+    for u in ["libvirtd.service", "hvnode-agent.service"] {
+        let state = Command::new("systemctl")
+            .args(["show", "-p", "ActiveState", "--value", u])
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        f.units.insert(u.into(), state);
+    }
+    Ok(f)
+}
+
+/// Bases and layers of the btrfs store (`btrfs subvolume list` shows every
+/// subvolume of the file system, whichever one is mounted).
+fn btrfs_inventory(mounts: &[Mount]) -> Option<Inventory> {
+    mounts.iter().find(|m| m.target == "/")?;
+    let out = run_out(Command::new("btrfs").args(["subvolume", "list", "/"]))?;
+    let mut bases = Vec::new();
+    let mut layers = Vec::new();
+    for l in out.lines() {
+        let Some(path) = l.split(" path ").nth(1) else {
+            continue;
+        };
+        let path = path.trim().trim_start_matches("<FS_TREE>/");
+        if let Some(n) = path.strip_prefix("hvnode/bases/") {
+            bases.extend(n.parse().ok());
+        } else if let Some(n) = path.strip_prefix("hvnode/layers/") {
+            layers.extend(n.parse().ok());
+        }
+    }
+    bases.sort();
+    layers.sort();
+    Some(Inventory { bases, layers })
+}
+
+fn used_percent(path: &str) -> Result<f64> {
+    let out = Command::new("df")
+        .args(["--output=pcent", path])
+        .run_capture()
+        .context("measuring /")?;
+    let p = out
+        .lines()
+        .nth(1)
+        .map(|l| l.trim().trim_end_matches('%').to_string())
+        .unwrap_or_default();
+    Ok(p.parse().unwrap_or(0.0))
+}
+
+/// `nodectl info`, with oVirt nodectl's key names.
+#[derive(Debug, Clone, Serialize)]
+pub struct Info {
+    pub image: Option<String>,
+    pub backend: String,
+    /// base → its layers.
+    pub layers: BTreeMap<String, Vec<String>>,
+    pub bootloader: Bootloader,
+    pub current_layer: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Bootloader {
+    pub default: Option<String>,
+    pub next: Option<String>,
+    pub entries: BTreeMap<String, GrubEntry>,
+}
+
+pub fn info(f: &Facts, image: Option<String>) -> Info {
+    let mut layers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if let Some(inv) = &f.inventory {
+        for b in &inv.bases {
+            layers.entry(b.to_string()).or_default();
+        }
+        for l in &inv.layers {
+            layers
+                .entry(l.base.to_string())
+                .or_default()
+                .push(l.to_string());
+        }
+    }
+    let env = |k: &str| {
+        f.grubenv
+            .iter()
+            .find(|(key, v)| key == k && !v.is_empty())
+            .map(|(_, v)| v.clone())
+    };
+    Info {
+        image,
+        backend: f.backend.clone(),
+        layers,
+        bootloader: Bootloader {
+            default: env("saved_entry"),
+            next: env("next_entry"),
+            entries: f
+                .boot_entries
+                .iter()
+                .map(|e| (e.id.clone(), e.clone()))
+                .collect(),
+        },
+        current_layer: f.current_layer.as_ref().map(|l| l.to_string()),
+    }
+}
+
+/// The verdict of one check, or of a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Failed,
+}
+
+/// One check with its explanation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    pub name: String,
+    pub status: Status,
+    pub detail: String,
+}
+
+/// A group of checks (oVirt nodectl's sections).
+#[derive(Debug, Clone, Serialize)]
+pub struct Group {
+    pub name: String,
+    pub status: Status,
+    pub checks: Vec<Item>,
+}
+
+/// `nodectl check`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub status: Status,
+    pub groups: Vec<Group>,
+}
+
+fn item(name: &str, ok: bool, detail: impl Into<String>) -> Item {
+    Item {
+        name: name.into(),
+        status: if ok { Status::Ok } else { Status::Failed },
+        detail: detail.into(),
+    }
+}
+
+fn group(name: &str, checks: Vec<Item>) -> Group {
+    let ok = checks.iter().all(|c| c.status == Status::Ok);
+    Group {
+        name: name.into(),
+        status: if ok { Status::Ok } else { Status::Failed },
+        checks,
+    }
+}
+
+/// Thin pool use (data, metadata) above this is a failure, as RHVH warns.
+pub const THIN_LIMIT_PERCENT: f64 = 80.0;
+
+pub fn check(f: &Facts) -> Report {
+    let mut groups = Vec::new();
+    let inv = f.inventory.clone().unwrap_or(Inventory {
+        bases: vec![],
+        layers: vec![],
+    });
+    // Boot loader.
+    let ids: Vec<&str> = f.boot_entries.iter().map(|e| e.id.as_str()).collect();
+    let missing: Vec<String> = inv
+        .layers
+        .iter()
+        .map(|l| l.to_string())
+        .filter(|l| !ids.contains(&l.as_str()))
+        .collect();
+    let broken: Vec<&str> = f
+        .boot_entries
+        .iter()
+        .filter(|e| {
+            [&e.kernel, &e.initrd].iter().any(|p| {
+                !f.boot_files
+                    .contains(&p.trim_start_matches('/').to_string())
+            })
+        })
+        .map(|e| e.id.as_str())
+        .collect();
+    let default = f
+        .grubenv
+        .iter()
+        .find(|(k, _)| k == "saved_entry")
+        .map(|(_, v)| v.clone());
+    groups.push(group(
+        "Bootloader",
+        vec![
+            item(
+                "Layer boot entries",
+                !inv.layers.is_empty() && missing.is_empty(),
+                if inv.layers.is_empty() {
+                    "no layers found".to_string()
+                } else if missing.is_empty() {
+                    format!("{} layers, each with an entry", inv.layers.len())
+                } else {
+                    format!("no boot entry for {}", missing.join(", "))
+                },
+            ),
+            item(
+                "Valid boot entries",
+                !f.boot_entries.is_empty() && broken.is_empty(),
+                if broken.is_empty() {
+                    format!(
+                        "{} entries, kernels and initramfs present",
+                        f.boot_entries.len()
+                    )
+                } else {
+                    format!("kernel or initramfs missing for {}", broken.join(", "))
+                },
+            ),
+            item(
+                "Default entry",
+                default.as_deref().is_some_and(|d| ids.contains(&d)),
+                default.clone().unwrap_or_else(|| "none set".into()),
+            ),
+        ],
+    ));
+    // Mount points.
+    let find = |t: &str| f.mounts.iter().find(|m| m.target == t);
+    let root = find("/");
+    let var = find("/var");
+    let separate_var = match (root, var) {
+        (Some(r), Some(v)) => r.source != v.source || r.options != v.options,
+        _ => false,
+    };
+    let no_discard: Vec<&str> = std::iter::once("/")
+        .chain(
+            VOLUMES
+                .iter()
+                .filter(|v| !v.is_swap())
+                .map(|v| v.mountpoint),
+        )
+        .filter(|t| find(t).is_some_and(|m| !m.options.contains("discard")))
+        .collect();
+    groups.push(group(
+        "Mount points",
+        vec![
+            item(
+                "Separate /var",
+                separate_var,
+                var.map(|v| v.source.clone())
+                    .unwrap_or_else(|| "/var is not mounted".into()),
+            ),
+            item(
+                "Discard is used",
+                no_discard.is_empty() && root.is_some(),
+                if no_discard.is_empty() {
+                    "on / and every separate volume".to_string()
+                } else {
+                    format!("mounted without discard: {}", no_discard.join(", "))
+                },
+            ),
+        ],
+    ));
+    // Storage.
+    if f.backend == "btrfs" {
+        let used = f.btrfs_used_percent.unwrap_or(0.0);
+        groups.push(group(
+            "Storage (btrfs)",
+            vec![
+                item(
+                    "Layers",
+                    !inv.bases.is_empty() && !inv.layers.is_empty(),
+                    format!("{} bases, {} layers", inv.bases.len(), inv.layers.len()),
+                ),
+                item(
+                    "Space",
+                    used < THIN_LIMIT_PERCENT,
+                    format!("{used:.0}% used (limit {THIN_LIMIT_PERCENT:.0}%)"),
+                ),
+            ],
+        ));
+    } else {
+        let pool = f.lvs.iter().find(|l| l.has_tag(TAG_POOL));
+        let vols: Vec<&str> = f
+            .lvs
+            .iter()
+            .filter(|l| l.has_tag(TAG_VOLUME))
+            .map(|l| l.lv_name.as_str())
+            .collect();
+        let missing_vols: Vec<&str> = VOLUMES
+            .iter()
+            .map(|v| v.name)
+            .filter(|n| !vols.contains(n))
+            .collect();
+        groups.push(group(
+            "Basic storage",
+            vec![
+                item(
+                    "Initialized VG",
+                    !f.lvs.is_empty(),
+                    if f.lvs.is_empty() {
+                        format!("volume group {DEFAULT_VG} not found")
+                    } else {
+                        DEFAULT_VG.to_string()
+                    },
+                ),
+                item(
+                    "Initialized Thin Pool",
+                    pool.is_some(),
+                    pool.map(|p| p.lv_name.clone())
+                        .unwrap_or_else(|| "no thin pool tagged hvnode:pool".into()),
+                ),
+                item(
+                    "Initialized LVs",
+                    missing_vols.is_empty() && !inv.bases.is_empty() && !inv.layers.is_empty(),
+                    if missing_vols.is_empty() {
+                        format!(
+                            "{} bases, {} layers, {} volumes",
+                            inv.bases.len(),
+                            inv.layers.len(),
+                            vols.len()
+                        )
+                    } else {
+                        format!("missing: {}", missing_vols.join(", "))
+                    },
+                ),
+            ],
+        ));
+        let pct = |s: &str| s.parse::<f64>().unwrap_or(0.0);
+        let (data, meta) = pool
+            .map(|p| (pct(&p.data_percent), pct(&p.metadata_percent)))
+            .unwrap_or((0.0, 0.0));
+        groups.push(group(
+            "Thin storage",
+            vec![
+                item(
+                    "Thin pool data",
+                    pool.is_some() && data < THIN_LIMIT_PERCENT,
+                    format!("{data:.1}% used (limit {THIN_LIMIT_PERCENT:.0}%)"),
+                ),
+                item(
+                    "Thin pool metadata",
+                    pool.is_some() && meta < THIN_LIMIT_PERCENT,
+                    format!("{meta:.1}% used (limit {THIN_LIMIT_PERCENT:.0}%)"),
+                ),
+            ],
+        ));
+    }
+    groups.push(group(
+        "SELinux",
+        vec![item(
+            "Enforcing",
+            f.selinux == "Enforcing",
+            f.selinux.clone(),
+        )],
+    ));
+    groups.push(group(
+        "Services",
+        f.units
+            .iter()
+            .map(|(u, s)| item(u, s == "active", s.clone()))
+            .collect(),
+    ));
+    let ok = groups.iter().all(|g| g.status == Status::Ok);
+    Report {
+        status: if ok { Status::Ok } else { Status::Failed },
+        groups,
+    }
+}
+
+/// Human text of a report, as oVirt's nodectl prints it.
+pub fn render_report(r: &Report) -> String {
+    let word = |s: Status| match s {
+        Status::Ok => "OK",
+        Status::Failed => "FAILED",
+    };
+    let mut s = format!("Status: {}\n", word(r.status));
+    for g in &r.groups {
+        s.push_str(&format!("{} ... {}\n", g.name, word(g.status)));
+        for c in &g.checks {
+            s.push_str(&format!(
+                "  {} ... {} ({})\n",
+                c.name,
+                word(c.status),
+                c.detail
+            ));
+        }
+    }
+    s
+}
+
+/// Where the boot partition is mounted on an installed node.
+pub fn boot_dir() -> PathBuf {
+    PathBuf::from("/boot")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lvm::{TAG_BASE, TAG_LAYER};
+
+    const CFG: &str = "set timeout=5\nmenuentry \"hvnode 1.0 (1+1)\" --id hvnode-1.0-1+1 {\n    linux /hvnode-1.0-1+1/vmlinuz root=/dev/hvnode/hvnode-1.0-1+1 ro\n    initrd /hvnode-1.0-1+1/initrd.img\n}\n";
+
+    fn lv(name: &str, tag: &str, data: &str, meta: &str) -> Lv {
+        Lv {
+            lv_name: name.into(),
+            lv_tags: tag.into(),
+            origin: String::new(),
+            lv_attr: String::new(),
+            lv_size: String::new(),
+            data_percent: data.into(),
+            metadata_percent: meta.into(),
+        }
+    }
+
+    fn mount(t: &str, src: &str, opts: &str) -> Mount {
+        Mount {
+            target: t.into(),
+            source: src.into(),
+            fstype: "ext4".into(),
+            options: opts.into(),
+        }
+    }
+
+    fn healthy() -> Facts {
+        let mut lvs = vec![
+            lv("pool00", TAG_POOL, "12.5", "8.0"),
+            lv("hvnode-1.0-1", TAG_BASE, "", ""),
+            lv("hvnode-1.0-1+1", TAG_LAYER, "", ""),
+        ];
+        lvs.extend(VOLUMES.iter().map(|v| lv(v.name, TAG_VOLUME, "", "")));
+        let mut mounts = vec![mount(
+            "/",
+            "/dev/mapper/hvnode-hvnode--1.0--1+1",
+            "rw,discard",
+        )];
+        mounts.extend(VOLUMES.iter().filter(|v| !v.is_swap()).map(|v| {
+            mount(
+                v.mountpoint,
+                &format!("/dev/mapper/hvnode-{}", v.name),
+                "rw,discard",
+            )
+        }));
+        Facts {
+            backend: "lvm".into(),
+            inventory: Some(inventory_of(&lvs)),
+            lvs,
+            current_layer: Some("hvnode-1.0-1+1".parse().unwrap()),
+            mounts,
+            boot_entries: parse_grub_cfg(CFG),
+            grubenv: vec![("saved_entry".into(), "hvnode-1.0-1+1".into())],
+            boot_files: vec![
+                "hvnode-1.0-1+1/vmlinuz".into(),
+                "hvnode-1.0-1+1/initrd.img".into(),
+            ],
+            selinux: "Enforcing".into(),
+            units: [("libvirtd.service".to_string(), "active".to_string())].into(),
+            btrfs_used_percent: None,
+        }
+    }
+
+    #[test]
+    fn grub_entries_read_back() {
+        let e = parse_grub_cfg(CFG);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].id, "hvnode-1.0-1+1");
+        assert_eq!(e[0].kernel, "/hvnode-1.0-1+1/vmlinuz");
+        assert_eq!(e[0].args, "root=/dev/hvnode/hvnode-1.0-1+1 ro");
+    }
+
+    #[test]
+    fn the_current_layer_comes_from_the_command_line() {
+        assert_eq!(
+            layer_from_cmdline("BOOT_IMAGE=/x root=/dev/hvnode/hvnode-1.0-1+1 ro")
+                .unwrap()
+                .to_string(),
+            "hvnode-1.0-1+1"
+        );
+        assert_eq!(
+            layer_from_cmdline("root=UUID=x rootflags=subvol=hvnode/layers/hvnode-1.0-1+2 ro")
+                .unwrap()
+                .number,
+            2
+        );
+        assert!(layer_from_cmdline("root=live:CDLABEL=HVNODE").is_none());
+    }
+
+    #[test]
+    fn a_healthy_node_checks_ok() {
+        let r = check(&healthy());
+        assert_eq!(r.status, Status::Ok, "{}", render_report(&r));
+        let text = render_report(&r);
+        assert!(text.starts_with("Status: OK\n"));
+        assert!(text.contains("  Separate /var ... OK"));
+        let i = info(&healthy(), Some("hvnode-1.0-1".into()));
+        assert_eq!(i.layers["hvnode-1.0-1"], ["hvnode-1.0-1+1"]);
+        assert_eq!(i.bootloader.default.as_deref(), Some("hvnode-1.0-1+1"));
+    }
+
+    #[test]
+    fn each_fault_fails_its_check() {
+        type Breaker = fn(&mut Facts);
+        let cases: [(&str, Breaker); 7] = [
+            ("Layer boot entries", |f| f.boot_entries.clear()),
+            ("Valid boot entries", |f| {
+                f.boot_files.pop().map(|_| ()).unwrap_or(())
+            }),
+            ("Separate /var", |f| f.mounts.retain(|m| m.target != "/var")),
+            ("Discard is used", |f| f.mounts[2].options = "rw".into()),
+            ("Thin pool data", |f| f.lvs[0].data_percent = "91.0".into()),
+            ("Initialized LVs", |f| {
+                f.lvs.retain(|l| l.lv_name != "var_log")
+            }),
+            ("Enforcing", |f| f.selinux = "Permissive".into()),
+        ];
+        for (name, breaker) in cases {
+            let mut f = healthy();
+            breaker(&mut f);
+            let r = check(&f);
+            assert_eq!(r.status, Status::Failed, "{name}");
+            let failed: Vec<&str> = r
+                .groups
+                .iter()
+                .flat_map(|g| &g.checks)
+                .filter(|c| c.status == Status::Failed)
+                .map(|c| c.name.as_str())
+                .collect();
+            assert!(failed.contains(&name), "{name}: {failed:?}");
+        }
+    }
+}

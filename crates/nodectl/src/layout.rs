@@ -1,0 +1,139 @@
+//! `nodectl info`, `check`, `motd` and `generate-banner`: the installed
+//! node's layers, boot entries and health.
+
+use std::fs;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use layers::status::{self, Status};
+
+use crate::output::print_json;
+
+/// `nodectl info`.
+pub fn info(json: bool) -> Result<ExitCode> {
+    let facts = status::gather(&status::boot_dir())?;
+    let info = status::info(&facts, status::image_nvr());
+    if json {
+        print_json("NodeInfo", &info)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("image: {}", info.image.as_deref().unwrap_or("unknown"));
+    println!(
+        "layer store: {}",
+        if info.backend.is_empty() {
+            "none found (not an installed node?)"
+        } else {
+            &info.backend
+        }
+    );
+    println!("layers:");
+    for (base, layers) in &info.layers {
+        println!("  {base}");
+        for l in layers {
+            let mark = if info.current_layer.as_deref() == Some(l) {
+                " (current)"
+            } else {
+                ""
+            };
+            println!("    {l}{mark}");
+        }
+    }
+    println!("bootloader:");
+    println!(
+        "  default: {}",
+        info.bootloader.default.as_deref().unwrap_or("none")
+    );
+    if let Some(n) = &info.bootloader.next {
+        println!("  next boot only: {n}");
+    }
+    for (id, e) in &info.bootloader.entries {
+        println!("  {id}:");
+        println!("    title: {}", e.title);
+        println!("    kernel: {}", e.kernel);
+        println!("    args: {}", e.args);
+    }
+    println!(
+        "current layer: {}",
+        info.current_layer
+            .as_deref()
+            .unwrap_or("unknown (live system?)")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `nodectl check`: exit status 1 when anything failed.
+pub fn check(json: bool) -> Result<ExitCode> {
+    let facts = status::gather(&status::boot_dir())?;
+    let report = status::check(&facts);
+    if json {
+        print_json("NodeCheck", &report)?;
+    } else {
+        print!("{}", status::render_report(&report));
+    }
+    Ok(if report.status == Status::Ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `nodectl motd`: the text shown at login.
+pub fn motd() -> Result<ExitCode> {
+    let facts = status::gather(&status::boot_dir())?;
+    let report = status::check(&facts);
+    println!();
+    println!(
+        "  hvnode {}{}",
+        status::image_nvr().unwrap_or_else(|| "node".into()),
+        facts
+            .current_layer
+            .map(|l| format!(", layer {l}"))
+            .unwrap_or_default()
+    );
+    match report.status {
+        Status::Ok => println!("  node status: OK"),
+        Status::Failed => {
+            println!("  node status: DEGRADED");
+            println!("  Please check the status manually using `nodectl check`");
+        }
+    }
+    println!("  Web console: https://{}:9090/", host_name());
+    println!();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn host_name() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// The login banner: agetty replaces `\4` with the node's IPv4 address.
+pub fn banner_text() -> String {
+    "hvnode web console: https://\\4:9090/ (or https://\\n:9090/)\n\n".to_string()
+}
+
+/// `nodectl generate-banner`: writes the console URL into the login
+/// banner (`/etc/issue.d/hvnode.issue`, read by agetty).
+pub fn generate_banner(root: &Path) -> Result<ExitCode> {
+    let dir = root.join("etc/issue.d");
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("hvnode.issue");
+    layers::boot::write_atomic(&path, banner_text().as_bytes())?;
+    println!("wrote {}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_banner_lands_in_issue_d() {
+        let d = tempfile::tempdir().unwrap();
+        generate_banner(d.path()).unwrap();
+        let text = fs::read_to_string(d.path().join("etc/issue.d/hvnode.issue")).unwrap();
+        assert!(text.contains("https://\\4:9090/"));
+    }
+}
