@@ -181,11 +181,20 @@ impl LvmStore {
             .with_context(|| {
                 format!("writing the image {} to {}", image.display(), dev.display())
             })?;
-        Command::new("e2fsck")
+        // e2fsck exits 1 when it corrected something, which is fine here.
+        let fsck = Command::new("e2fsck")
             .args(["-f", "-p"])
             .arg(&dev)
-            .run()
-            .with_context(|| format!("checking the written image on {}", dev.display()))?;
+            .output()
+            .context("running e2fsck")?;
+        if !matches!(fsck.status.code(), Some(0 | 1)) {
+            bail!(
+                "checking the written image on {}: e2fsck -f -p failed ({}): {}",
+                dev.display(),
+                fsck.status,
+                String::from_utf8_lossy(&fsck.stderr).trim()
+            );
+        }
         Command::new("resize2fs")
             .arg(&dev)
             .run()
@@ -236,12 +245,19 @@ impl Store for LvmStore {
             .args([&self.vg, &partial, &name])
             .run()
             .with_context(|| format!("naming the base {}/{name}", self.vg))?;
-        lvm("lvchange")
-            .args(["--deltag", TAG_PARTIAL, "--addtag", TAG_BASE])
-            .args(["--permission", "r", "--setactivationskip", "y"])
-            .arg(format!("{}/{name}", self.vg))
-            .run()
-            .with_context(|| format!("making the base {}/{name} read-only", self.vg))?;
+        let lv = format!("{}/{name}", self.vg);
+        for change in [
+            ["--deltag", TAG_PARTIAL],
+            ["--addtag", TAG_BASE],
+            ["--permission", "r"],
+            ["--setactivationskip", "y"],
+        ] {
+            lvm("lvchange")
+                .args(change)
+                .arg(&lv)
+                .run()
+                .with_context(|| format!("making {lv} a read-only base ({})", change.join(" ")))?;
+        }
         Ok(())
     }
 
