@@ -148,6 +148,7 @@ pub struct Opened {
     pub rootfs_img: PathBuf,
     /// Its file system, mounted read-only.
     pub tree: PathBuf,
+    loop_dev: Option<PathBuf>,
 }
 
 impl Opened {
@@ -165,10 +166,11 @@ impl Opened {
                 format!("opening the image {} (is it a squashfs?)", image.display())
             })?;
         let rootfs_img = squash.join("LiveOS/rootfs.img");
-        let opened = Opened {
+        let mut opened = Opened {
             squash,
             rootfs_img: rootfs_img.clone(),
             tree: tree.clone(),
+            loop_dev: None,
         };
         if !rootfs_img.is_file() {
             bail!(
@@ -176,9 +178,18 @@ impl Opened {
                 image.display()
             );
         }
-        Command::new("mount")
-            .args(["-t", "ext4", "-o", "ro,loop,noload"])
+        // A loop device of our own: mount -o loop would reuse the live
+        // system's (the same file when installing from the boot medium),
+        // which the live root's device-mapper snapshot holds.
+        let dev = Command::new("losetup")
+            .args(["--find", "--show", "--read-only"])
             .arg(&rootfs_img)
+            .run_capture()
+            .with_context(|| format!("attaching {} to a loop device", rootfs_img.display()))?;
+        opened.loop_dev = Some(PathBuf::from(dev.trim()));
+        Command::new("mount")
+            .args(["-t", "ext4", "-o", "ro,noload"])
+            .arg(dev.trim())
             .arg(&tree)
             .run()
             .with_context(|| format!("opening {}", rootfs_img.display()))?;
@@ -215,6 +226,9 @@ impl Opened {
 impl Drop for Opened {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.tree).run();
+        if let Some(d) = &self.loop_dev {
+            let _ = Command::new("losetup").arg("-d").arg(d).run();
+        }
         let _ = Command::new("umount").arg(&self.squash).run();
     }
 }

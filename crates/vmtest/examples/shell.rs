@@ -1,5 +1,6 @@
-//! Boots an image and runs the commands given on the command line in the
-//! guest, printing their output: `shell ISO [--uefi|--usb] CMD...`.
+//! Boots an image's live system and runs the commands given on the command
+//! line in the guest, printing their output:
+//! `shell ISO [--uefi|--usb] [--disk=PATH]... [--timeout=SECS] CMD...`.
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -8,6 +9,16 @@ fn main() -> anyhow::Result<()> {
     let iso = PathBuf::from(args.remove(0));
     let uefi = args.iter().any(|a| a == "--uefi");
     let usb = args.iter().any(|a| a == "--usb");
+    let disks: Vec<PathBuf> = args
+        .iter()
+        .filter_map(|a| a.strip_prefix("--disk="))
+        .map(PathBuf::from)
+        .collect();
+    let timeout = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--timeout="))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(120);
     args.retain(|a| !a.starts_with("--"));
     let fw = if uefi {
         vmtest::Firmware::Uefi
@@ -19,16 +30,19 @@ fn main() -> anyhow::Result<()> {
     } else {
         vmtest::Boot::Cdrom(iso)
     };
-    let mut vm = vmtest::Vm::start(
-        &vmtest::Config::new(fw, boot),
-        &PathBuf::from("/tmp/vm-serial.log"),
-    )?;
+    let mut cfg = vmtest::Config::new(fw, boot);
+    cfg.disks = disks;
+    let mut vm = vmtest::Vm::start(&cfg, &PathBuf::from("/tmp/vm-serial.log"))?;
+    // The default entry installs: pick "Start hvnode live" by its hotkey.
     vm.console
-        .expect("root@hvnode:~#", Duration::from_secs(400))?;
+        .expect("Start hvnode", Duration::from_secs(600))?;
+    vm.console.send("l")?;
+    vm.console
+        .expect("root@hvnode:~#", Duration::from_secs(900))?;
     println!("prompt after {:.0} s", vm.uptime());
     vm.console.prepare_shell()?;
     for cmd in args {
-        let (rc, out) = vm.console.run(&cmd, Duration::from_secs(120))?;
+        let (rc, out) = vm.console.run(&cmd, Duration::from_secs(timeout))?;
         println!("$ {cmd}  [rc={rc}]\n{out}");
     }
     Ok(())
