@@ -18,6 +18,7 @@ pub mod journal;
 pub mod login;
 pub mod metrics;
 pub mod pages;
+pub mod register;
 pub mod server;
 pub mod services;
 pub mod session;

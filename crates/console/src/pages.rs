@@ -24,6 +24,7 @@ pub const NAV: &[(&str, &str)] = &[
     ("/storage", "Storage"),
     ("/networking", "Networking"),
     ("/node", "Node"),
+    ("/registration", "Registration"),
     ("/terminal", "Terminal"),
 ];
 
