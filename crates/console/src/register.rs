@@ -121,6 +121,13 @@ struct RegistrationPage {
 }
 
 impl RegistrationPage {
+    /// Whether the node is registered (or managed) now.
+    fn registered(&self) -> bool {
+        self.state
+            .as_ref()
+            .is_some_and(|s| matches!(s.name, "registered" | "managed"))
+    }
+
     /// The fingerprints to confirm: those just fetched, or those of a CA that waits in
     /// the persisted state.
     fn confirm_card(&self) -> Option<&ConfirmView> {
@@ -201,7 +208,7 @@ pub fn state_view(file: &StateFile) -> StateView {
             rows.push(row(
                 "reg-ssh",
                 "SSH",
-                format!("{}@port {}", r.ssh_user, r.ssh_port),
+                format!("{} on port {}", r.ssh_user, r.ssh_port),
                 true,
             ));
             if let Some(fp) = &r.ssh_key_fingerprint {
