@@ -187,12 +187,7 @@ impl FactsCache {
                 .open("/dev/kvm")
                 .is_ok(),
             // The health line keeps only what systemctl said last, not the command line.
-            failed_units: services::failed_units().map_err(|e| {
-                e.stderr
-                    .lines()
-                    .last()
-                    .map_or_else(|| e.what.clone(), str::to_string)
-            }),
+            failed_units: services::failed_units().map_err(|e| e.last_line().to_string()),
         });
         *self.lock() = Some((Instant::now(), facts.clone()));
         self.refreshing.store(false, Ordering::Release);

@@ -18,7 +18,6 @@
 
 mod backoff;
 mod client;
-mod command;
 mod error;
 mod fingerprint;
 mod flow;
@@ -31,7 +30,6 @@ mod zerotouch;
 
 pub use backoff::{BACKOFF_CAP, BACKOFF_FLOOR, backoff_delay, random_jitter};
 pub use client::{Client, DEFAULT_TIMEOUT, EngineAddr, FetchedCa, RegisterParams};
-pub use command::{CommandError, run_capture};
 pub use error::{Error, ErrorKind};
 pub use fingerprint::{CaFingerprints, Fingerprint};
 pub use flow::{
