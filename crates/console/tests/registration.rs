@@ -344,10 +344,7 @@ fn fingerprints_that_do_not_match_store_nothing() {
         &[
             ("engine", &engine.host()),
             ("port", &port(&engine)),
-            (
-                "fingerprint",
-                &text_of(&r.body, "reg-fingerprint").unwrap().to_string(),
-            ),
+            ("fingerprint", text_of(&r.body, "reg-fingerprint").unwrap()),
         ],
     );
     assert_eq!(r.status, 400, "{}", r.body);
