@@ -15,6 +15,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod journal;
+pub mod libvirt_rpc;
 pub mod login;
 pub mod metrics;
 pub mod pages;
