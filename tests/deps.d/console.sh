@@ -2,7 +2,8 @@
 # Build: libvirt and PAM headers; pam-sys generates its bindings with libclang.
 need_apt pkg-config libvirt-dev libpam0g-dev libclang-dev
 # Run time: lsblk (util-linux), ip (iproute2), lvs (lvm2), runuser for the terminal, passwd for the
-# PAM test user (openssl hashes its password), libvirt's client library with its test driver.
+# PAM test user (openssl hashes its password), libvirt's client library (the qemu:///system
+# test sets up its guest with it; the console itself speaks libvirtd's protocol).
 need_apt util-linux iproute2 passwd openssl libvirt0 lvm2
 # The real path: libvirtd and qemu (TCG) for the qemu:///system test (pgrep from
 # procps tells whether libvirtd already runs).

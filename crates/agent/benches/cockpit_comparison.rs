@@ -178,10 +178,45 @@ struct User {
 }
 impl Drop for User {
     fn drop(&mut self) {
+        // Cockpit's bridge starts a session D-Bus daemon that outlives cockpit-ws: end
+        // what still runs as this user before the account goes.
+        if let Some(uid) = uid_of(&self.name) {
+            for pid in processes_of(uid) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+        }
         let _ = Command::new("userdel")
             .args(["-r", "-f", &self.name])
             .output();
     }
+}
+
+/// The uid of account `name`.
+fn uid_of(name: &str) -> Option<u32> {
+    let out = Command::new("id").args(["-u", name]).output().ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// The processes whose real uid is `uid`.
+fn processes_of(uid: u32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .unwrap_or_default()
+                .lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u32>().ok())
+                == Some(uid)
+        })
+        .collect()
 }
 
 fn make_user() -> User {

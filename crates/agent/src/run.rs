@@ -208,6 +208,7 @@ mod tests {
         assert_eq!(c.pam_service, d.pam_service);
         assert_eq!(c.idle_timeout_secs, d.idle_timeout_secs);
         assert_eq!(c.ssh_dir, d.ssh_dir);
+        assert_eq!(c.sysroot, d.sysroot);
         assert!(!c.insecure_http);
     }
 

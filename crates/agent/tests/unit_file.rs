@@ -45,3 +45,33 @@ fn notify_watchdog_restart_and_the_binary() {
     }
     assert!(text.lines().any(|l| l.starts_with("WatchdogSec=")));
 }
+
+#[test]
+fn the_registration_page_may_write_the_registration_files() {
+    let text = unit();
+    let writable: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("ReadWritePaths="))
+        .flat_map(str::split_whitespace)
+        .map(|p| p.trim_start_matches('-'))
+        .collect();
+    // The directories of registration's CA_PATH, the unique id, the SSH user's
+    // authorized_keys and LOCK_PATH.
+    for dir in [
+        "/etc/pki/ovirt-engine",
+        "/etc/vdsm",
+        "/root/.ssh",
+        "/run/hvnode",
+    ] {
+        assert!(
+            writable.contains(&dir),
+            "{dir} is not writable: {writable:?}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("ExecStartPre=+") && l.contains(dir)),
+            "{dir} is not made before the sandbox"
+        );
+    }
+    assert!(text.lines().any(|l| l == "ProtectHome=read-only"));
+}

@@ -1,7 +1,13 @@
-//! Running external programs (mmdebstrap, mksquashfs, xorriso, dracut,
-//! setfiles, qemu, …) the one way hvnode does: the command line is logged,
-//! stderr is captured, and a failure becomes an error that names the
-//! program, its arguments and the last lines it printed.
+//! Running external programs the one way hvnode does, on the build host (mmdebstrap,
+//! mksquashfs, xorriso, dracut, setfiles, qemu, …) and on the node (lsblk, lvs, ip,
+//! systemctl, journalctl, restorecon, …): the command line is logged, stderr is
+//! captured, and a failure becomes an error that names the program, its arguments and
+//! the last lines it printed, so that an error shown in the console or by a build
+//! tells exactly what was run and what it said.
+//!
+//! Programs whose output is parsed run with [`CommandExt::stdin_closed`] and
+//! [`CommandExt::c_locale`]: nothing waits on a prompt, and no message or number is
+//! translated.
 
 use std::fmt;
 use std::fs::File;
@@ -11,31 +17,56 @@ use std::process::{Command, Stdio};
 
 use serde::de::DeserializeOwned;
 
-/// How much of a failing program's output an error keeps.
-const TAIL: u64 = 2048;
+/// At most this many trailing lines of a failing program's stderr (or log) are kept…
+pub const TAIL_LINES: usize = 12;
+/// …and at most this many bytes of them.
+pub const TAIL_BYTES: usize = 2048;
 
-/// An external program that could not be started, failed, or printed
-/// something we could not read.
-#[derive(Debug, thiserror::Error)]
-#[error("{command_line}: {what}{}", tail(.output))]
+/// An external program that could not be started, failed, or printed something we
+/// could not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{command_line}: {what}{}", tail_suffix(.stderr))]
 pub struct CommandError {
     /// The program and its arguments, as a shell would show them.
     pub command_line: String,
-    /// "could not be started: …", "exited with status …", "printed …".
+    /// "could not be started: …", "failed (exit status: 1)", "printed JSON we cannot
+    /// read: …".
     pub what: String,
-    /// The last lines of its standard error (or log).
-    pub output: String,
+    /// The last lines of its standard error (of its log, for
+    /// [`CommandExt::run_logged`], where stdout and stderr both go).
+    pub stderr: String,
+    /// Whether the program itself is missing (not installed on this host).
+    pub not_found: bool,
 }
 
-fn tail(output: &str) -> String {
-    if output.trim().is_empty() {
-        String::new()
-    } else {
-        format!("\n{}", output.trim_end())
+impl CommandError {
+    /// An error about `command` that is not the program's own failure (its output
+    /// could not be used, the thread running it died, …).
+    pub fn new(command: &Command, what: impl Into<String>) -> Self {
+        Self {
+            command_line: command_line(command),
+            what: what.into(),
+            stderr: String::new(),
+            not_found: false,
+        }
+    }
+
+    /// The last line the program printed on stderr, or else what went wrong: the
+    /// shortest useful summary, for a one-line health check.
+    pub fn last_line(&self) -> &str {
+        self.stderr.lines().last().unwrap_or(&self.what)
     }
 }
 
-/// Shows a command as a shell would (arguments with blanks quoted).
+fn tail_suffix(stderr: &str) -> String {
+    match stderr.lines().count() {
+        0 => String::new(),
+        1 => format!(": {stderr}"),
+        _ => format!(":\n{stderr}"),
+    }
+}
+
+/// Shows a command as a shell would (arguments with blanks or quotes quoted).
 pub fn command_line(cmd: &Command) -> String {
     let mut s = String::new();
     for (i, part) in std::iter::once(cmd.get_program())
@@ -65,43 +96,65 @@ impl fmt::Display for Shown<'_> {
     }
 }
 
-fn last_bytes(bytes: &[u8]) -> String {
-    let start = bytes.len().saturating_sub(TAIL as usize);
-    let s = String::from_utf8_lossy(&bytes[start..]);
-    // Start at a line boundary when one is near.
-    match s.find('\n') {
-        Some(i) if start > 0 && i < s.len() - 1 => s[i + 1..].to_string(),
-        _ => s.into_owned(),
+/// The last [`TAIL_LINES`] lines of `bytes`, at most [`TAIL_BYTES`] bytes, starting at
+/// a line boundary where the byte limit cuts a line.
+pub fn tail(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.trim_end();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut kept = lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n");
+    if kept.len() > TAIL_BYTES {
+        let mut start = kept.len() - TAIL_BYTES;
+        while !kept.is_char_boundary(start) {
+            start += 1;
+        }
+        kept = match kept[start..].find('\n') {
+            Some(i) if i + 1 < kept.len() - start => kept[start + i + 1..].to_string(),
+            _ => kept[start..].to_string(),
+        };
     }
+    kept
 }
 
-/// The extension every hvnode crate uses to run programs.
+/// The extension every hvnode crate runs programs through.
 pub trait CommandExt {
+    /// Runs with standard input closed: a program that would ask something fails
+    /// instead of waiting for an answer nobody gives.
+    fn stdin_closed(&mut self) -> &mut Self;
+    /// Runs in the C locale, so that messages and numbers we read are not translated.
+    fn c_locale(&mut self) -> &mut Self;
     /// Runs to completion; stdout is discarded, stderr kept for the error.
     fn run(&mut self) -> Result<(), CommandError>;
     /// Runs to completion and returns stdout as text.
     fn run_capture(&mut self) -> Result<String, CommandError>;
     /// Runs to completion and parses stdout as JSON.
     fn run_json<T: DeserializeOwned>(&mut self) -> Result<T, CommandError>;
-    /// Runs to completion with stdout and stderr appended to `log`; the
-    /// error carries the log's last lines.
+    /// Runs to completion with stdout and stderr appended to `log`; the error carries
+    /// the log's last lines.
     fn run_logged(&mut self, log: &Path) -> Result<(), CommandError>;
 }
 
 fn start_error(cmd: &Command, e: std::io::Error) -> CommandError {
-    let hint = if e.kind() == std::io::ErrorKind::NotFound {
-        " (is it installed? `make deps` or `make image` install the build tools)"
-    } else {
-        ""
-    };
+    let not_found = e.kind() == std::io::ErrorKind::NotFound;
     CommandError {
-        command_line: command_line(cmd),
-        what: format!("could not be started: {e}{hint}"),
-        output: String::new(),
+        what: format!(
+            "could not be started: {e}{}",
+            if not_found { " (is it installed?)" } else { "" }
+        ),
+        not_found,
+        ..CommandError::new(cmd, "")
     }
 }
 
 impl CommandExt for Command {
+    fn stdin_closed(&mut self) -> &mut Self {
+        self.stdin(Stdio::null())
+    }
+
+    fn c_locale(&mut self) -> &mut Self {
+        self.env("LC_ALL", "C")
+    }
+
     fn run(&mut self) -> Result<(), CommandError> {
         self.stdout(Stdio::null());
         self.run_capture().map(|_| ())
@@ -114,35 +167,28 @@ impl CommandExt for Command {
             return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
         }
         Err(CommandError {
-            command_line: command_line(self),
-            what: format!("failed ({})", out.status),
-            output: last_bytes(&out.stderr),
+            stderr: tail(&out.stderr),
+            ..CommandError::new(self, format!("failed ({})", out.status))
         })
     }
 
     fn run_json<T: DeserializeOwned>(&mut self) -> Result<T, CommandError> {
         let text = self.run_capture()?;
         serde_json::from_str(&text).map_err(|e| CommandError {
-            command_line: command_line(self),
-            what: format!("printed JSON we cannot read: {e}"),
-            output: last_bytes(text.as_bytes()),
+            stderr: tail(text.as_bytes()),
+            ..CommandError::new(self, format!("printed JSON we cannot read: {e}"))
         })
     }
 
     fn run_logged(&mut self, log: &Path) -> Result<(), CommandError> {
         tracing::debug!(command = %Shown(self), log = %log.display(), "running");
-        let open = || {
-            File::options()
-                .create(true)
-                .append(true)
-                .open(log)
-                .map_err(|e| CommandError {
-                    command_line: command_line(self),
-                    what: format!("cannot open its log {}: {e}", log.display()),
-                    output: String::new(),
-                })
-        };
-        let out = open()?;
+        let out = File::options()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| {
+                CommandError::new(self, format!("cannot open its log {}: {e}", log.display()))
+            })?;
         let start = out.metadata().map(|m| m.len()).unwrap_or(0);
         let err = out.try_clone().map_err(|e| start_error(self, e))?;
         let status = self
@@ -156,15 +202,17 @@ impl CommandExt for Command {
         let mut tail_text = Vec::new();
         if let Ok(mut f) = File::open(log) {
             let end = f.metadata().map(|m| m.len()).unwrap_or(0);
-            let from = end.saturating_sub(TAIL).max(start);
+            let from = end.saturating_sub(TAIL_BYTES as u64 * 2).max(start);
             if f.seek(SeekFrom::Start(from)).is_ok() {
                 let _ = f.read_to_end(&mut tail_text);
             }
         }
         Err(CommandError {
-            command_line: command_line(self),
-            what: format!("failed ({status}); full output in {}", log.display()),
-            output: last_bytes(&tail_text),
+            stderr: tail(&tail_text),
+            ..CommandError::new(
+                self,
+                format!("failed ({status}); full output in {}", log.display()),
+            )
         })
     }
 }
@@ -188,7 +236,41 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.command_line, "sh -c 'echo boom >&2; exit 3'");
         assert!(e.what.contains("exit status: 3"), "{e}");
-        assert_eq!(e.output.trim(), "boom");
+        assert_eq!(e.stderr, "boom");
+        assert!(!e.not_found);
+        assert_eq!(
+            e.to_string(),
+            "sh -c 'echo boom >&2; exit 3': failed (exit status: 3): boom"
+        );
+        assert_eq!(e.last_line(), "boom");
+    }
+
+    #[test]
+    fn only_the_last_lines_of_stderr_are_kept() {
+        let script = "for i in $(seq 1 40); do echo line$i >&2; done; exit 1";
+        let e = Command::new("sh")
+            .args(["-c", script])
+            .run_capture()
+            .unwrap_err();
+        assert_eq!(e.stderr.lines().count(), TAIL_LINES);
+        assert!(e.stderr.ends_with("line40"), "{e}");
+        assert!(!e.stderr.contains("line28\n"), "{e}");
+        assert!(
+            e.to_string().contains("failed (exit status: 1):\nline29\n"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn long_lines_are_cut_at_a_line_boundary_and_a_character() {
+        let long = "é".repeat(3000);
+        let text = format!("first\n{long}\nlast\n");
+        let kept = tail(text.as_bytes());
+        assert!(kept.len() <= TAIL_BYTES, "{}", kept.len());
+        assert!(kept.ends_with("last"));
+        assert!(!kept.contains("first"));
+        assert_eq!(tail(b"one\ntwo\n"), "one\ntwo");
+        assert_eq!(tail(b""), "");
     }
 
     #[test]
@@ -196,6 +278,20 @@ mod tests {
         let e = Command::new("/nonexistent/prog").run().unwrap_err();
         assert!(e.what.starts_with("could not be started"), "{e}");
         assert!(e.what.contains("is it installed"), "{e}");
+        assert!(e.not_found);
+        assert_eq!(e.last_line(), e.what);
+    }
+
+    #[test]
+    fn stdin_is_closed_and_the_locale_is_c_when_asked() {
+        let out = Command::new("sh")
+            .args(["-c", "read x || echo eof; echo $LC_ALL"])
+            .stdin_closed()
+            .c_locale()
+            .env("LANG", "de_DE.UTF-8")
+            .run_capture()
+            .unwrap();
+        assert_eq!(out, "eof\nC\n");
     }
 
     #[test]
@@ -207,6 +303,7 @@ mod tests {
             .run_json::<Vec<u32>>()
             .unwrap_err();
         assert!(e.what.contains("JSON"), "{e}");
+        assert_eq!(e.command_line, "echo nope");
     }
 
     #[test]
@@ -222,8 +319,7 @@ mod tests {
             .args(["-c", "echo out; echo err >&2; exit 1"])
             .run_logged(&log)
             .unwrap_err();
-        assert!(e.output.contains("out\nerr"), "{e}");
-        assert!(!e.output.contains("first"), "{e}");
+        assert_eq!(e.stderr, "out\nerr", "{e}");
         assert_eq!(std::fs::read_to_string(&log).unwrap(), "first\nout\nerr\n");
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::session::{COOKIE, Session, Sessions, Throttle, same_secret};
 use crate::vms::Libvirt;
-use crate::{api, assets, login, pages, terminal};
+use crate::{api, assets, login, pages, register, terminal};
 
 /// Largest request body accepted (forms and JSON are small).
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -86,6 +86,9 @@ pub fn router(state: Shared) -> Router {
         .route("/storage", get(pages::storage))
         .route("/networking", get(pages::networking))
         .route("/node", get(pages::node))
+        .route("/registration", get(register::page))
+        .route("/registration/fetch", post(register::fetch))
+        .route("/registration/register", post(register::register))
         .route("/terminal", get(terminal::page))
         .route("/terminal/socket", get(terminal::socket))
         .route("/logout", post(login::logout))
@@ -106,6 +109,7 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/storage", get(api::storage))
         .route("/api/v1/network", get(api::network))
         .route("/api/v1/node", get(api::node))
+        .route("/api/v1/registration", get(register::api))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -30,6 +30,10 @@ pub struct Config {
     pub idle_timeout_secs: u64,
     /// Where the SSH host keys are (only `*.pub` files are read).
     pub ssh_dir: PathBuf,
+    /// The root of the tree whose registration files the Registration page reads and
+    /// writes (the state `nodectl register --status` shows, the engine CA, the unique
+    /// id, the SSH user's `authorized_keys`): `/` on a node, a scratch tree in tests.
+    pub sysroot: PathBuf,
 }
 
 impl Default for Config {
@@ -44,6 +48,7 @@ impl Default for Config {
             pam_service: "hvnode".into(),
             idle_timeout_secs: 15 * 60,
             ssh_dir: "/etc/ssh".into(),
+            sysroot: "/".into(),
         }
     }
 }

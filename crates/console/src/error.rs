@@ -60,8 +60,8 @@ impl From<hostinfo::Error> for ApiError {
     }
 }
 
-impl From<hostinfo::CommandError> for ApiError {
-    fn from(e: hostinfo::CommandError) -> Self {
+impl From<command::CommandError> for ApiError {
+    fn from(e: command::CommandError) -> Self {
         Self::Failed(e.to_string())
     }
 }

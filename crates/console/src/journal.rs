@@ -2,9 +2,8 @@
 
 use std::process::Command;
 
+use command::{CommandError, CommandExt};
 use serde::{Deserialize, Serialize};
-
-use hostinfo::command::{CommandError, run};
 
 /// A filter the logs page and API accept.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -109,7 +108,12 @@ pub fn parse_entry(line: &str) -> Option<Entry> {
 
 /// Reads entries matching `q`, oldest first.
 pub fn read(q: &LogQuery) -> Result<Vec<Entry>, CommandError> {
-    let out = match run(Command::new("journalctl").args(q.args(false))) {
+    let out = match Command::new("journalctl")
+        .args(q.args(false))
+        .stdin_closed()
+        .c_locale()
+        .run_capture()
+    {
         Ok(out) => out,
         // journalctl --grep exits 1 when nothing matched.
         Err(e) if q.grep.is_some() && e.what.contains("exit status: 1") && e.stderr.is_empty() => {

@@ -24,6 +24,7 @@ pub const NAV: &[(&str, &str)] = &[
     ("/storage", "Storage"),
     ("/networking", "Networking"),
     ("/node", "Node"),
+    ("/registration", "Registration"),
     ("/terminal", "Terminal"),
 ];
 
@@ -362,12 +363,10 @@ pub async fn services(
     let result = tokio::task::spawn_blocking(services::list_units)
         .await
         .unwrap_or_else(|e| {
-            Err(hostinfo::CommandError {
-                command_line: "systemctl".into(),
-                what: e.to_string(),
-                stderr: String::new(),
-                not_found: false,
-            })
+            Err(command::CommandError::new(
+                &std::process::Command::new("systemctl"),
+                e.to_string(),
+            ))
         });
     let (units, error) = match result {
         Ok(u) => (views::filter_units(u, &q), None),
@@ -457,12 +456,10 @@ pub async fn logs(
     let result = tokio::task::spawn_blocking(move || journal::read(&q2))
         .await
         .unwrap_or_else(|e| {
-            Err(hostinfo::CommandError {
-                command_line: "journalctl".into(),
-                what: e.to_string(),
-                stderr: String::new(),
-                not_found: false,
-            })
+            Err(command::CommandError::new(
+                &std::process::Command::new("journalctl"),
+                e.to_string(),
+            ))
         });
     let (entries, error) = match result {
         Ok(e) => (e.iter().rev().map(views::LogRow::from).collect(), None),

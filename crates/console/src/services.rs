@@ -3,9 +3,15 @@
 use std::process::Command;
 use std::str::FromStr;
 
+use command::{CommandError, CommandExt};
 use serde::{Deserialize, Serialize};
 
-use hostinfo::command::{CommandError, run, run_json};
+/// `systemctl` with standard input closed and the C locale.
+fn systemctl() -> Command {
+    let mut command = Command::new("systemctl");
+    command.stdin_closed().c_locale();
+    command
+}
 
 /// One unit as the services page shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,36 +51,33 @@ pub fn parse_units(units_json: &str, files_json: &str) -> Result<Vec<Unit>, serd
 
 /// Lists service units.
 pub fn list_units() -> Result<Vec<Unit>, CommandError> {
-    let units: serde_json::Value = run_json(Command::new("systemctl").args([
+    let mut list = systemctl();
+    list.args([
         "list-units",
         "--all",
         "--type=service",
         "--no-pager",
         "--output=json",
-    ]))?;
-    let files: serde_json::Value = run_json(Command::new("systemctl").args([
-        "list-unit-files",
-        "--type=service",
-        "--no-pager",
-        "--output=json",
-    ]))
-    .unwrap_or(serde_json::Value::Array(Vec::new()));
-    parse_units(&units.to_string(), &files.to_string()).map_err(|e| CommandError {
-        command_line: "systemctl list-units --output=json".into(),
-        what: format!("printed an unexpected shape: {e}"),
-        stderr: String::new(),
-        not_found: false,
-    })
+    ]);
+    let units: serde_json::Value = list.run_json()?;
+    let files: serde_json::Value = systemctl()
+        .args([
+            "list-unit-files",
+            "--type=service",
+            "--no-pager",
+            "--output=json",
+        ])
+        .run_json()
+        .unwrap_or(serde_json::Value::Array(Vec::new()));
+    parse_units(&units.to_string(), &files.to_string())
+        .map_err(|e| CommandError::new(&list, format!("printed an unexpected shape: {e}")))
 }
 
 /// Names of the units systemd reports as failed.
 pub fn failed_units() -> Result<Vec<String>, CommandError> {
-    let units: Vec<Unit> = run_json(Command::new("systemctl").args([
-        "list-units",
-        "--failed",
-        "--no-pager",
-        "--output=json",
-    ]))?;
+    let units: Vec<Unit> = systemctl()
+        .args(["list-units", "--failed", "--no-pager", "--output=json"])
+        .run_json()?;
     Ok(units.into_iter().map(|u| u.unit).collect())
 }
 
@@ -148,7 +151,9 @@ pub fn valid_unit_name(name: &str) -> bool {
 
 /// Runs `systemctl ACTION -- UNIT`.
 pub fn act(unit: &str, action: UnitAction) -> Result<(), CommandError> {
-    run(Command::new("systemctl").args([action.as_str(), "--no-ask-password", "--", unit]))?;
+    systemctl()
+        .args([action.as_str(), "--no-ask-password", "--", unit])
+        .run()?;
     tracing::info!(unit, action = action.as_str(), "unit action");
     Ok(())
 }

@@ -187,12 +187,7 @@ impl FactsCache {
                 .open("/dev/kvm")
                 .is_ok(),
             // The health line keeps only what systemctl said last, not the command line.
-            failed_units: services::failed_units().map_err(|e| {
-                e.stderr
-                    .lines()
-                    .last()
-                    .map_or_else(|| e.what.clone(), str::to_string)
-            }),
+            failed_units: services::failed_units().map_err(|e| e.last_line().to_string()),
         });
         *self.lock() = Some((Instant::now(), facts.clone()));
         self.refreshing.store(false, Ordering::Release);
@@ -476,34 +471,28 @@ pub struct Node {
     pub registration: String,
 }
 
-/// One line about the node's registration, from the state file `nodectl register`
-/// keeps (`{"apiVersion", "kind": "Registration", "status": {"state", "engine"}}`).
-pub fn registration_summary(state_file: Option<&str>) -> String {
-    let Some(text) = state_file else {
-        return "Not registered with an engine (see nodectl register).".into();
-    };
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
-        return "The registration state file cannot be read.".into();
-    };
-    let status = &v["status"];
-    let name = status["state"].as_str().unwrap_or("unknown");
-    match (
-        status["engine"]["host"].as_str(),
-        status["engine"]["port"].as_u64(),
-    ) {
-        (Some(host), Some(port)) => format!("Registration state: {name} (engine {host}:{port})"),
-        _ => format!("Registration state: {name}"),
+/// One line about the node's registration, from the state `nodectl register --status`
+/// reads.
+pub fn registration_summary(state: registration::Result<registration::StateFile>) -> String {
+    match state {
+        Ok(file) => {
+            let summary = file.status.summary();
+            let mut chars = summary.chars();
+            chars
+                .next()
+                .map(|c| c.to_uppercase().collect::<String>() + chars.as_str())
+                .unwrap_or_default()
+        }
+        Err(e) => format!("The registration state cannot be read: {e}"),
     }
 }
 
 /// Gathers the node page (blocking).
 pub fn node(state: &AppState) -> Result<Node, ApiError> {
     let info = hostinfo::system_info()?;
-    let registration = registration_summary(
-        std::fs::read_to_string(state.config.state_dir.join("registration.json"))
-            .ok()
-            .as_deref(),
-    );
+    let registration = registration_summary(registration::current_state(
+        &registration::Sysroot::new(&state.config.sysroot),
+    ));
     Ok(Node {
         image: info
             .image_nvr
@@ -608,19 +597,18 @@ mod tests {
 
     #[test]
     fn registration_lines() {
-        let file = r#"{"apiVersion":"hvnode.registration/v1","kind":"Registration","updatedAt":1,
-            "status":{"state":"registered","engine":{"host":"engine.example","port":443}}}"#;
+        let dir = tempfile::tempdir().unwrap();
+        let root = registration::Sysroot::new(dir.path());
         assert_eq!(
-            registration_summary(Some(file)),
-            "Registration state: registered (engine engine.example:443)"
+            registration_summary(registration::current_state(&root)),
+            "Not registered with an engine"
         );
-        let file = r#"{"status":{"state":"unregistered"}}"#;
-        assert_eq!(
-            registration_summary(Some(file)),
-            "Registration state: unregistered"
+        let path = root.path(registration::STATE_PATH);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "{").unwrap();
+        assert!(
+            registration_summary(registration::current_state(&root)).contains("cannot be read")
         );
-        assert!(registration_summary(None).starts_with("Not registered"));
-        assert!(registration_summary(Some("{")).contains("cannot be read"));
     }
 
     #[test]

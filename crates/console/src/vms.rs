@@ -1,18 +1,21 @@
-//! Virtual machines through libvirt (the `virt` crate), with each VM's sVirt labels
-//! read from its live domain XML.
+//! Virtual machines through libvirtd (its RPC protocol, spoken by [`crate::libvirt_rpc`]
+//! rather than through `libvirt.so`), with each VM's sVirt labels read from its live
+//! domain XML.
 //!
-//! libvirt's C API blocks, so every call here runs on a blocking thread. The connection
-//! is opened on first use and again after libvirtd went away, so the page recovers by
-//! itself when the daemon returns.
+//! The calls block, so every one runs on a blocking thread. The connection is opened on
+//! first use and again after libvirtd went away, so the page recovers by itself when the
+//! daemon returns.
 
 use std::str::FromStr;
 use std::sync::Mutex;
 
 use serde::Serialize;
-use virt::connect::Connect;
-use virt::domain::Domain;
-use virt::error::ErrorNumber;
-use virt::sys;
+
+use crate::libvirt_rpc::{Client, DomainRef, RpcError, code};
+
+/// How long libvirtd may take to answer one call (asking for the capabilities may
+/// make it probe qemu).
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A libvirt failure the console tells apart.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -121,15 +124,18 @@ pub fn cpu_percent(
         .then(|| ((after_ns - before_ns) as f64 * 100.0 / wall).min(100.0))
 }
 
-fn state_name(state: sys::virDomainState) -> &'static str {
+/// `virDomainState` 1 (running).
+const RUNNING: u32 = 1;
+
+fn state_name(state: u32) -> &'static str {
     match state {
-        sys::VIR_DOMAIN_RUNNING => "running",
-        sys::VIR_DOMAIN_BLOCKED => "blocked",
-        sys::VIR_DOMAIN_PAUSED => "paused",
-        sys::VIR_DOMAIN_SHUTDOWN => "shutting down",
-        sys::VIR_DOMAIN_SHUTOFF => "shut off",
-        sys::VIR_DOMAIN_CRASHED => "crashed",
-        sys::VIR_DOMAIN_PMSUSPENDED => "suspended",
+        RUNNING => "running",
+        2 => "blocked",
+        3 => "paused",
+        4 => "shutting down",
+        5 => "shut off",
+        6 => "crashed",
+        7 => "suspended",
         _ => "unknown",
     }
 }
@@ -180,7 +186,7 @@ impl FromStr for VmAction {
 #[derive(Debug)]
 pub struct Libvirt {
     uri: String,
-    conn: Mutex<Option<Connect>>,
+    conn: Mutex<Option<Client>>,
     /// The security models of the current connection: asking libvirtd for its
     /// capabilities can take seconds (it may probe qemu), and they do not change
     /// while it runs.
@@ -189,21 +195,8 @@ pub struct Libvirt {
     cpu_seen: Mutex<std::collections::HashMap<String, (std::time::Instant, u64)>>,
 }
 
-fn is_connection_error(e: &virt::error::Error) -> bool {
-    matches!(
-        e.code(),
-        ErrorNumber::SystemError
-            | ErrorNumber::Rpc
-            | ErrorNumber::NoConnect
-            | ErrorNumber::InvalidConn
-            | ErrorNumber::AuthFailed
-    )
-}
-
 impl Libvirt {
     pub fn new(uri: &str) -> Self {
-        // libvirt prints every error to stderr unless told not to; ours go to the log.
-        virt::error::clear_error_callback();
         Self {
             uri: uri.to_string(),
             conn: Mutex::new(None),
@@ -227,25 +220,23 @@ impl Libvirt {
     /// failure closes it so that the next call reconnects.
     fn with_conn<T>(
         &self,
-        f: impl FnOnce(&Connect) -> Result<T, VirtError>,
+        f: impl FnOnce(&mut Client) -> Result<T, VirtError>,
     ) -> Result<T, VirtError> {
         let mut guard = self
             .conn
             .lock()
             .map_err(|_| VirtError::Failed("libvirt connection lock poisoned".into()))?;
-        if let Some(conn) = guard.as_ref() {
-            if !conn.is_alive().unwrap_or(false) {
-                if let Some(mut old) = guard.take() {
-                    let _ = old.close();
-                }
+        if let Some(conn) = guard.as_mut() {
+            if !conn.is_alive() {
+                *guard = None;
             }
         }
         if guard.is_none() {
             if self.uri.contains('\0') {
                 return Err(self.unavailable("the URI contains a NUL byte".into()));
             }
-            let conn = Connect::open(Some(&self.uri))
-                .map_err(|e| self.unavailable(e.message().to_string()))?;
+            let conn =
+                Client::open(&self.uri, CALL_TIMEOUT).map_err(|e| self.unavailable(e.message))?;
             tracing::info!(uri = %self.uri, "connected to libvirt");
             if let Ok(mut m) = self.models.lock() {
                 *m = None;
@@ -253,36 +244,35 @@ impl Libvirt {
             *guard = Some(conn);
         }
         let conn = guard
-            .as_ref()
+            .as_mut()
             .ok_or_else(|| self.unavailable("not connected".into()))?;
         let result = f(conn);
         if let Err(VirtError::Unavailable { .. }) = &result {
-            if let Some(mut old) = guard.take() {
-                let _ = old.close();
-            }
+            // A broken connection is dropped without a goodbye.
+            *guard = None;
         }
         result
     }
 
-    fn classify(&self, e: virt::error::Error, name: &str) -> VirtError {
-        if e.code() == ErrorNumber::NoDomain {
+    fn classify(&self, e: RpcError, name: &str) -> VirtError {
+        if e.code == code::NO_DOMAIN {
             VirtError::NoSuchVm(name.to_string())
-        } else if is_connection_error(&e) {
-            self.unavailable(e.message().to_string())
+        } else if e.is_connection_error() {
+            self.unavailable(e.message)
         } else {
-            VirtError::Failed(e.message().to_string())
+            VirtError::Failed(e.message)
         }
     }
 
-    fn describe(&self, dom: &Domain) -> Result<Vm, VirtError> {
-        let name = dom.get_name().map_err(|e| self.classify(e, ""))?;
+    fn describe(&self, conn: &mut Client, dom: &DomainRef) -> Result<Vm, VirtError> {
+        let name = dom.name.clone();
         let err = |e| self.classify(e, &name);
-        let info = dom.get_info().map_err(err)?;
-        let xml = dom.get_xml_desc(0).map_err(err)?;
+        let info = conn.info(dom).map_err(err)?;
+        let xml = conn.xml_desc(dom, 0).map_err(err)?;
         let seclabels = parse_seclabels(&xml)
             .map_err(|e| VirtError::Failed(format!("domain XML of {name}: {e}")))?;
-        let uuid = dom.get_uuid_string().map_err(err)?;
-        let running = info.state == sys::VIR_DOMAIN_RUNNING;
+        let uuid = dom.uuid_string();
+        let running = info.state == RUNNING;
         let now = std::time::Instant::now();
         let cpu_percent = self.cpu_seen.lock().ok().and_then(|mut seen| {
             let before = seen.insert(uuid.clone(), (now, info.cpu_time));
@@ -306,8 +296,8 @@ impl Libvirt {
             vcpus: info.nr_virt_cpu,
             memory_kib: info.memory,
             max_memory_kib: info.max_mem,
-            autostart: dom.get_autostart().unwrap_or(false),
-            persistent: dom.is_persistent().unwrap_or(false),
+            autostart: conn.autostart(dom).unwrap_or(false),
+            persistent: conn.is_persistent(dom).unwrap_or(false),
             seclabels,
             name,
         })
@@ -316,10 +306,10 @@ impl Libvirt {
     /// All domains, running or defined, sorted by name.
     pub fn list(&self) -> Result<Vec<Vm>, VirtError> {
         self.with_conn(|conn| {
-            let doms = conn.list_all_domains(0).map_err(|e| self.classify(e, ""))?;
+            let doms = conn.list_all_domains().map_err(|e| self.classify(e, ""))?;
             let mut vms = doms
                 .iter()
-                .map(|d| self.describe(d))
+                .map(|d| self.describe(conn, d))
                 .collect::<Result<Vec<_>, _>>()?;
             vms.sort_by(|a, b| a.name.cmp(&b.name));
             Ok(vms)
@@ -330,8 +320,10 @@ impl Libvirt {
     pub fn get(&self, name: &str) -> Result<Vm, VirtError> {
         check_name(name)?;
         self.with_conn(|conn| {
-            let dom = Domain::lookup_by_name(conn, name).map_err(|e| self.classify(e, name))?;
-            self.describe(&dom)
+            let dom = conn
+                .lookup_by_name(name)
+                .map_err(|e| self.classify(e, name))?;
+            self.describe(conn, &dom)
         })
     }
 
@@ -339,20 +331,22 @@ impl Libvirt {
     pub fn act(&self, name: &str, action: VmAction) -> Result<Vm, VirtError> {
         check_name(name)?;
         self.with_conn(|conn| {
-            let dom = Domain::lookup_by_name(conn, name).map_err(|e| self.classify(e, name))?;
+            let dom = conn
+                .lookup_by_name(name)
+                .map_err(|e| self.classify(e, name))?;
             let err = |e| self.classify(e, name);
             match action {
-                VmAction::Start => dom.create().map(drop).map_err(err)?,
-                VmAction::Shutdown => dom.shutdown().map(drop).map_err(err)?,
-                VmAction::ForceOff => dom.destroy().map_err(err)?,
-                VmAction::Reboot => dom.reboot(0).map_err(err)?,
+                VmAction::Start => conn.create(&dom).map_err(err)?,
+                VmAction::Shutdown => conn.shutdown(&dom).map_err(err)?,
+                VmAction::ForceOff => conn.destroy(&dom).map_err(err)?,
+                VmAction::Reboot => conn.reboot(&dom, 0).map_err(err)?,
             }
             tracing::info!(
                 vm = name,
                 action = action.as_str(),
                 "virtual machine action"
             );
-            self.describe(&dom)
+            self.describe(conn, &dom)
         })
     }
 
@@ -362,7 +356,7 @@ impl Libvirt {
             if let Some(m) = self.models.lock().ok().and_then(|m| m.clone()) {
                 return Ok(m);
             }
-            let caps = conn.get_capabilities().map_err(|e| self.classify(e, ""))?;
+            let caps = conn.capabilities().map_err(|e| self.classify(e, ""))?;
             let models = parse_secmodels(&caps)
                 .map_err(|e| VirtError::Failed(format!("capabilities XML: {e}")))?;
             if let Ok(mut m) = self.models.lock() {
@@ -385,8 +379,8 @@ fn check_name(name: &str) -> Result<(), VirtError> {
 impl Drop for Libvirt {
     fn drop(&mut self) {
         if let Ok(mut guard) = self.conn.lock() {
-            if let Some(mut conn) = guard.take() {
-                let _ = conn.close();
+            if let Some(conn) = guard.take() {
+                conn.close();
             }
         }
     }

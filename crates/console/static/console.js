@@ -163,5 +163,16 @@
     });
   }
 
-  document.addEventListener("DOMContentLoaded", () => { graphs(); vms(); follow(); });
+  // Forms that wait on a slow peer (the engine) say so and cannot be sent twice.
+  function busyForms() {
+    for (const f of document.querySelectorAll("form[data-busy]")) {
+      f.addEventListener("submit", () => {
+        for (const b of f.querySelectorAll("button")) b.disabled = true;
+        const note = document.getElementById(f.dataset.busy);
+        if (note) note.hidden = false;
+      });
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", () => { graphs(); vms(); follow(); busyForms(); });
 })();

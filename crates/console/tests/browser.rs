@@ -1,5 +1,5 @@
 //! Real headless Chromium (Debian's) driven by playwright-core through a console served
-//! over TLS with a real PAM login. Screenshots are kept in
+//! over TLS with a real PAM login, registering with the loopback test engine. Screenshots are kept in
 //! `$CARGO_TARGET_TMPDIR/console-screenshots/`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -25,9 +25,19 @@ fn an_administrator_works_through_the_console_in_chromium() {
     let pam = PamService::install();
     let user = TestUser::create(Some("hvweb"));
     let group = user.group().to_string();
+    // The node the Registration page registers: a scratch tree, and a loopback engine.
+    let node = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(node.path().join("etc")).unwrap();
+    std::fs::write(
+        node.path().join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/bash\n",
+    )
+    .unwrap();
+    let engine = test_engine::TestEngine::start();
     let server = Server::start_tls(|c| {
         c.pam_service = pam.name.clone();
         c.admin_groups = vec![group];
+        c.sysroot = node.path().to_path_buf();
     });
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
@@ -40,6 +50,9 @@ fn an_administrator_works_through_the_console_in_chromium() {
         .env("HV_PASSWORD", &user.password)
         .env("HV_SHOTS", &shots)
         .env("HV_PROFILE", profile.path())
+        .env("HV_ENGINE", engine.host())
+        .env("HV_ENGINE_PORT", engine.port().to_string())
+        .env("HV_ENGINE_FP", engine.ca_sha256_hex())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -50,7 +63,16 @@ fn an_administrator_works_through_the_console_in_chromium() {
         "{stdout}\n{stderr}\nscreenshots in {}",
         shots.display()
     );
-    for name in ["login", "overview", "vm-confirm", "vms", "terminal"] {
+    assert_eq!(engine.hosts().len(), 1, "the engine knows the node");
+    for name in [
+        "login",
+        "overview",
+        "vm-confirm",
+        "vms",
+        "registration-confirm",
+        "registration",
+        "terminal",
+    ] {
         assert!(shots.join(format!("{name}.png")).exists(), "{name}.png");
     }
 }

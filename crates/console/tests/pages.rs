@@ -21,6 +21,7 @@ fn every_page_renders_with_the_navigation() {
         ("/storage", "LVM thin pools"),
         ("/networking", "Interface"),
         ("/node", "SELinux"),
+        ("/registration", "Not registered with an engine"),
         ("/terminal", "id=\"terminal\""),
     ] {
         let r = get(&server.url(path), Some(&s), &[]);

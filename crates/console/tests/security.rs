@@ -259,6 +259,8 @@ fn hostile_inputs_never_crash_the_server() {
             format!("/static/{name}"),
             format!("/api/v1/logs?unit={name}&grep={name}&priority={name}"),
             format!("/api/v1/services?filter={name}&state={name}"),
+            format!("/registration/fetch?engine={name}"),
+            "/registration/register".to_string(),
         ] {
             let url = server.url(&path);
             for r in [

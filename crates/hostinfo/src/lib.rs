@@ -1,11 +1,11 @@
 //! Facts and health of the running host, for the agent and its console.
 //!
 //! Everything is read from `/proc`, `/sys`, `/etc` and a few programs (`lsblk`, `lvs`,
-//! `ip`), the programs through the one wrapper in [`command`]. Each source has a pure
+//! `ip`), the programs through the workspace's one wrapper (crate `command`), with
+//! standard input closed and the C locale. Each source has a pure
 //! `parse_*` function, tested on captured real output under `tests/fixtures/`, and a
 //! thin function that reads the live host.
 
-pub mod command;
 pub mod counters;
 pub mod network;
 pub mod security;
@@ -13,8 +13,10 @@ pub mod storage;
 pub mod system;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
-pub use command::{CommandError, run, run_json};
+use command::{CommandError, CommandExt};
+
 pub use counters::{Counters, Rates, interface_rates, rates, read_counters};
 pub use network::{Interface, interfaces};
 pub use security::{HostKey, Selinux, host_key_fingerprints, selinux};
@@ -34,6 +36,13 @@ pub enum Error {
     },
     #[error(transparent)]
     Command(#[from] CommandError),
+}
+
+/// A program whose output is read: standard input closed, C locale.
+pub(crate) fn tool(program: &str) -> Command {
+    let mut command = Command::new(program);
+    command.stdin_closed().c_locale();
+    command
 }
 
 pub(crate) fn read_to_string(path: &Path) -> Result<String, Error> {

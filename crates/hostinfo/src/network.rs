@@ -1,13 +1,12 @@
 //! Network interfaces: addresses and link state (`ip -j addr`), traffic (`/proc/net/dev`).
 
 use std::path::Path;
-use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::{CommandError, run_json};
 use crate::counters::{NetCounters, parse_net_dev};
 use crate::read_to_string;
+use command::{CommandError, CommandExt};
 
 /// One interface with its addresses and counters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -69,16 +68,12 @@ pub fn parse_interfaces(ip_json: &str, net_dev: &str) -> Result<Vec<Interface>, 
 
 /// Lists the host's interfaces.
 pub fn interfaces() -> Result<Vec<Interface>, CommandError> {
-    let mut cmd = Command::new("ip");
+    let mut cmd = crate::tool("ip");
     cmd.args(["-j", "addr", "show"]);
-    let links: serde_json::Value = run_json(&mut cmd)?;
+    let links: serde_json::Value = cmd.run_json()?;
     let net_dev = read_to_string(Path::new("/proc/net/dev")).unwrap_or_default();
-    parse_interfaces(&links.to_string(), &net_dev).map_err(|e| CommandError {
-        command_line: "ip -j addr show".into(),
-        what: format!("printed an unexpected shape: {e}"),
-        stderr: String::new(),
-        not_found: false,
-    })
+    parse_interfaces(&links.to_string(), &net_dev)
+        .map_err(|e| CommandError::new(&cmd, format!("printed an unexpected shape: {e}")))
 }
 
 #[cfg(test)]

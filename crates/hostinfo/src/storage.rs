@@ -1,12 +1,11 @@
 //! Block devices (`lsblk -J`), mounted filesystems and LVM thin pools (`lvs`).
 
 use std::path::Path;
-use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::{CommandError, run_json};
 use crate::{Error, read_to_string};
+use command::{CommandError, CommandExt};
 
 /// Usage above which a thin pool's data or metadata is a warning (RHVH's health check).
 pub const THIN_POOL_WARN_PERCENT: f64 = 80.0;
@@ -73,12 +72,14 @@ pub fn parse_lsblk(json: &str) -> Result<Vec<BlockDevice>, serde_json::Error> {
 
 /// Lists block devices with `lsblk`.
 pub fn block_devices() -> Result<Vec<BlockDevice>, CommandError> {
-    let out: LsblkOutput = run_json(Command::new("lsblk").args([
-        "-J",
-        "-b",
-        "-o",
-        "NAME,PATH,SIZE,TYPE,FSTYPE,MOUNTPOINTS,MODEL",
-    ]))?;
+    let out: LsblkOutput = crate::tool("lsblk")
+        .args([
+            "-J",
+            "-b",
+            "-o",
+            "NAME,PATH,SIZE,TYPE,FSTYPE,MOUNTPOINTS,MODEL",
+        ])
+        .run_json()?;
     Ok(out.blockdevices)
 }
 
@@ -269,17 +270,15 @@ pub fn thin_pools() -> Result<Vec<ThinPool>, CommandError> {
     #[derive(Deserialize)]
     #[serde(transparent)]
     struct Raw(serde_json::Value);
-    let raw: Raw = match run_json(Command::new("lvs").args(LVS_ARGS)) {
+    let mut cmd = crate::tool("lvs");
+    cmd.args(LVS_ARGS);
+    let raw: Raw = match cmd.run_json() {
         Ok(raw) => raw,
         Err(e) if e.not_found => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
-    parse_lvs(&raw.0.to_string()).map_err(|e| CommandError {
-        command_line: format!("lvs {}", LVS_ARGS.join(" ")),
-        what: format!("printed an unexpected report: {e}"),
-        stderr: String::new(),
-        not_found: false,
-    })
+    parse_lvs(&raw.0.to_string())
+        .map_err(|e| CommandError::new(&cmd, format!("printed an unexpected report: {e}")))
 }
 
 #[cfg(test)]

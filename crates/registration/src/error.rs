@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::CommandError;
+use command::CommandError;
 
 /// What went wrong, in words an administrator can act on.
 #[derive(Debug, thiserror::Error)]

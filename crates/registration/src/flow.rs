@@ -116,22 +116,8 @@ pub fn register(
     options: &RegisterOptions,
     trust: Trust<'_>,
 ) -> Result<RegisterOutcome> {
-    let lock_path = sysroot.path(LOCK_PATH);
-    if let Some(dir) = lock_path.parent() {
-        crate::fsutil::create_dir_all(dir)?;
-    }
-    let lock_file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| Error::io("opening", &lock_path, e))?;
-    let mut lock = fd_lock::RwLock::new(lock_file);
-    let _guard = match lock.try_write() {
-        Ok(guard) => guard,
-        Err(e) if e.kind() == IoKind::WouldBlock => return Err(Error::Busy),
-        Err(e) => return Err(Error::io("locking", &lock_path, e)),
-    };
+    let mut lock = open_lock(sysroot)?;
+    let _guard = try_lock(&mut lock, sysroot)?;
 
     let state_path = sysroot.path(STATE_PATH);
     let previous_file = read_optional(&state_path)?;
@@ -205,6 +191,90 @@ pub fn register(
         }
         Err(e) => Err(record(Some(&fetched.fingerprints), e)),
     }
+}
+
+/// Opens (creating it) the file a registration holds locked while it runs.
+fn open_lock(sysroot: &Sysroot) -> Result<fd_lock::RwLock<fs::File>> {
+    let lock_path = sysroot.path(LOCK_PATH);
+    if let Some(dir) = lock_path.parent() {
+        crate::fsutil::create_dir_all(dir)?;
+    }
+    let lock_file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::io("opening", &lock_path, e))?;
+    Ok(fd_lock::RwLock::new(lock_file))
+}
+
+/// Takes the registration lock, or says that another registration is running.
+fn try_lock<'a>(
+    lock: &'a mut fd_lock::RwLock<fs::File>,
+    sysroot: &Sysroot,
+) -> Result<fd_lock::RwLockWriteGuard<'a, fs::File>> {
+    match lock.try_write() {
+        Ok(guard) => Ok(guard),
+        Err(e) if e.kind() == IoKind::WouldBlock => Err(Error::Busy),
+        Err(e) => Err(Error::io("locking", &sysroot.path(LOCK_PATH), e)),
+    }
+}
+
+/// The engine's CA as fetched for an administrator to look at, before anyone trusts it.
+#[derive(Debug, Clone)]
+pub struct CaToConfirm {
+    /// The certificate and its fingerprints.
+    pub ca: FetchedCa,
+    /// The CA confirmed at the last registration with this engine, when the engine
+    /// now serves another one.
+    pub previous: Option<CaFingerprints>,
+}
+
+/// The first half of a registration confirmed by someone who is not at a terminal (the
+/// console): fetches the engine's CA without trusting it, so that its fingerprints can
+/// be shown, and records `awaiting-confirmation`. The second half is [`register`] with
+/// [`Trust::Fingerprint`] of the fingerprint shown, which fetches the CA again and
+/// refuses it if it changed in between.
+///
+/// A fingerprint the administrator already has (`expected`) is checked at once: a
+/// mismatch is [`Error::FingerprintMismatch`].
+///
+/// Nothing is trusted or stored but the state, and a node that is registered stays
+/// registered: its registration is replaced only when a new one succeeds. A failed
+/// fetch or a mismatch records nothing.
+pub fn fetch_ca_to_confirm(
+    sysroot: &Sysroot,
+    engine: &EngineAddr,
+    expected: Option<&Fingerprint>,
+    timeout: Duration,
+) -> Result<CaToConfirm> {
+    let mut lock = open_lock(sysroot)?;
+    let _guard = try_lock(&mut lock, sysroot)?;
+    let current = crate::load_state(sysroot)?.status;
+    let ca = Client::unverified(engine, timeout).get_pki_trust()?;
+    if let Some(fp) = expected.filter(|fp| !fp.matches(&ca.der)) {
+        return Err(Error::FingerprintMismatch {
+            expected: fp.to_string(),
+            sha256: ca.fingerprints.sha256.clone(),
+            sha1: ca.fingerprints.sha1.clone(),
+        });
+    }
+    let previous = current
+        .confirmed_ca()
+        .filter(|old| current.engine() == Some(engine) && **old != ca.fingerprints)
+        .cloned();
+    if current.registration().is_none() {
+        save_state(
+            sysroot,
+            &RegistrationState::AwaitingConfirmation {
+                engine: engine.clone(),
+                ca: ca.fingerprints.clone(),
+                previous_ca: previous.clone(),
+                since: now_unix(),
+            },
+        )?;
+    }
+    Ok(CaToConfirm { ca, previous })
 }
 
 /// The steps after the CA is confirmed; every request is verified against it.

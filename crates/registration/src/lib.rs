@@ -18,7 +18,6 @@
 
 mod backoff;
 mod client;
-mod command;
 mod error;
 mod fingerprint;
 mod flow;
@@ -31,10 +30,12 @@ mod zerotouch;
 
 pub use backoff::{BACKOFF_CAP, BACKOFF_FLOOR, backoff_delay, random_jitter};
 pub use client::{Client, DEFAULT_TIMEOUT, EngineAddr, FetchedCa, RegisterParams};
-pub use command::{CommandError, run_capture};
 pub use error::{Error, ErrorKind};
 pub use fingerprint::{CaFingerprints, Fingerprint};
-pub use flow::{Confirmation, LOCK_PATH, RegisterOptions, RegisterOutcome, Trust, register};
+pub use flow::{
+    CaToConfirm, Confirmation, LOCK_PATH, RegisterOptions, RegisterOutcome, Trust,
+    fetch_ca_to_confirm, register,
+};
 pub use sshkey::{
     AuthorizedKeyChange, SshPublicKey, SshUser, host_key_fingerprint, install_authorized_key,
 };
@@ -45,8 +46,8 @@ pub use state::{
 pub use sysroot::Sysroot;
 pub use uniqueid::{IdSource, UniqueId, is_bogus_uuid, unique_id};
 pub use zerotouch::{
-    ZERO_TOUCH_CONFIG_PATH, ZeroTouch, ZeroTouchEnd, ZeroTouchSource, fetch_trust,
-    register_until_done, zero_touch_config,
+    ZERO_TOUCH_CONFIG_PATH, ZeroTouch, ZeroTouchEnd, ZeroTouchSource, register_until_done,
+    zero_touch_config,
 };
 
 /// A `Result` whose error is this crate's [`Error`].

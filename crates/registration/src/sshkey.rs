@@ -8,10 +8,10 @@ use std::process::Command;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use command::CommandExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::command::run_capture;
 use crate::fsutil::{read_optional, write_atomic};
 use crate::{Error, Result, Sysroot};
 
@@ -236,7 +236,12 @@ fn restore_selinux_label(sysroot: &Sysroot, dir: &Path) -> Result<bool> {
     let Some(program) = find_program(sysroot, "restorecon") else {
         return Ok(false);
     };
-    run_capture(Command::new(program).arg("-R").arg(dir))?;
+    Command::new(program)
+        .arg("-R")
+        .arg(dir)
+        .stdin_closed()
+        .c_locale()
+        .run()?;
     Ok(true)
 }
 

@@ -6,7 +6,8 @@
 use std::fs;
 use std::process::Command;
 
-use registration::{Sysroot, host_key_fingerprint, run_capture};
+use command::CommandExt;
+use registration::{Sysroot, host_key_fingerprint};
 
 #[test]
 fn matches_ssh_keygen_for_each_key_type_in_preference_order() {
@@ -21,18 +22,16 @@ fn matches_ssh_keygen_for_each_key_type_in_preference_order() {
     // Added in reverse preference order: each new key must take over.
     for (kind, bits) in [("rsa", "3072"), ("ed25519", "256"), ("ecdsa", "256")] {
         let key = ssh.join(format!("ssh_host_{kind}_key"));
-        run_capture(
-            Command::new("ssh-keygen")
-                .args(["-q", "-N", "", "-t", kind, "-b", bits, "-f"])
-                .arg(&key),
-        )
-        .unwrap();
-        let listed = run_capture(
-            Command::new("ssh-keygen")
-                .arg("-lf")
-                .arg(key.with_extension("pub")),
-        )
-        .unwrap();
+        Command::new("ssh-keygen")
+            .args(["-q", "-N", "", "-t", kind, "-b", bits, "-f"])
+            .arg(&key)
+            .run()
+            .unwrap();
+        let listed = Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(key.with_extension("pub"))
+            .run_capture()
+            .unwrap();
         let expected = listed.split_whitespace().nth(1).unwrap().to_string();
         assert!(expected.starts_with("SHA256:"), "{listed}");
         assert_eq!(

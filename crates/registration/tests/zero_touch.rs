@@ -126,25 +126,45 @@ fn stopping_hands_back_the_last_error_and_a_mismatch_stores_nothing() {
 }
 
 #[test]
-fn fetch_trust_records_the_fingerprints_for_a_console() {
+fn a_ca_fetched_for_confirmation_is_recorded_but_not_trusted() {
     let engine = TestEngine::start();
     let (_d, root) = scratch();
     let addr = EngineAddr::new(&engine.host(), engine.port()).unwrap();
-    let ca = registration::fetch_trust(&root, &addr, TIMEOUT).unwrap();
-    assert_eq!(ca.fingerprints.sha1, engine.ca_sha1_colon());
+    let fetched = registration::fetch_ca_to_confirm(&root, &addr, None, TIMEOUT).unwrap();
+    assert_eq!(fetched.ca.fingerprints.sha1, engine.ca_sha1_colon());
+    assert_eq!(fetched.previous, None);
+    let other: Fingerprint = TestEngine::start().ca_sha256_hex().parse().unwrap();
+    let err = registration::fetch_ca_to_confirm(&root, &addr, Some(&other), TIMEOUT).unwrap_err();
+    assert!(matches!(err, Error::FingerprintMismatch { .. }), "{err}");
     match load_state(&root).unwrap().status {
-        RegistrationState::TrustFetched {
+        RegistrationState::AwaitingConfirmation {
             engine: e, ca: f, ..
         } => {
             assert_eq!(e, addr);
             assert_eq!(f.sha256, engine.ca_sha256_hex());
         }
-        other => panic!("expected trust-fetched, got {other:?}"),
+        other => panic!("expected awaiting-confirmation, got {other:?}"),
     }
     assert!(
         !root.path(registration::CA_PATH).exists(),
         "nothing trusted yet"
     );
+}
+
+#[test]
+fn fetching_a_ca_again_leaves_a_registration_alone_and_names_a_changed_ca() {
+    let engine = TestEngine::start();
+    let (_d, root) = scratch();
+    let fp: Fingerprint = engine.ca_sha256_hex().parse().unwrap();
+    let mut never = |_: Duration, e: &Error| panic!("no wait expected: {e}");
+    register_until_done(&root, &config(&engine, Some(fp)), TIMEOUT, &mut never).unwrap();
+    let old = engine.ca_sha256_hex();
+    engine.rotate_ca();
+    let addr = EngineAddr::new(&engine.host(), engine.port()).unwrap();
+    let fetched = registration::fetch_ca_to_confirm(&root, &addr, None, TIMEOUT).unwrap();
+    assert_eq!(fetched.previous.unwrap().sha256, old);
+    assert_eq!(fetched.ca.fingerprints.sha256, engine.ca_sha256_hex());
+    assert_eq!(load_state(&root).unwrap().status.name(), "registered");
 }
 
 #[test]

@@ -50,6 +50,8 @@ impl Server {
             libvirt_uri: format!("test://{}", node.display()),
             state_dir: dirs.path().join("state"),
             certs_dir: dirs.path().join("ws-certs.d"),
+            // The registration files of a scratch node, never the build host's.
+            sysroot: dirs.path().join("sysroot"),
             insecure_http: insecure,
             ..Config::default()
         };

@@ -1,13 +1,14 @@
 // Drives Debian's headless Chromium through the console like an administrator:
 // log in, watch the graphs move, force off and start a VM with confirmation, see the
-// list update without a reload, follow the journal, run a command in the terminal,
-// log out.
-// Run by tests/browser.rs, which starts the console and passes:
-//   HV_URL, HV_USER, HV_PASSWORD, HV_SHOTS (directory for screenshots), HV_PROFILE.
+// list update without a reload, follow the journal, register with an engine after
+// confirming its CA's fingerprint, run a command in the terminal, log out.
+// Run by tests/browser.rs, which starts the console and a loopback engine and passes:
+//   HV_URL, HV_USER, HV_PASSWORD, HV_SHOTS (directory for screenshots), HV_PROFILE,
+//   HV_ENGINE, HV_ENGINE_PORT, HV_ENGINE_FP (the engine CA's SHA-256 fingerprint).
 import { execFileSync } from "node:child_process";
 import { chromium } from "playwright-core";
 
-const { HV_URL, HV_USER, HV_PASSWORD, HV_SHOTS, HV_PROFILE } = process.env;
+const { HV_URL, HV_USER, HV_PASSWORD, HV_SHOTS, HV_PROFILE, HV_ENGINE, HV_ENGINE_PORT, HV_ENGINE_FP } = process.env;
 const fail = (msg) => { throw new Error(msg); };
 const step = (msg) => console.log("step: " + msg);
 
@@ -104,6 +105,23 @@ try {
   execFileSync("systemd-cat", ["-t", "hvnode-browser", "-p", "warning"], { input: marker + " followed\n" });
   await until((m) => document.getElementById("log-rows").textContent.includes(m + " followed"), marker, "the followed entry");
   await shot("logs");
+
+  step("registration");
+  await page.click('nav a[href="/registration"]');
+  await page.waitForSelector('#reg-headline[data-state="unregistered"]');
+  await page.fill("#reg-engine", HV_ENGINE);
+  await page.fill("#reg-port", HV_ENGINE_PORT);
+  await page.fill("#reg-node-name", "browser-node");
+  await page.click("#reg-fetch-button");
+  await page.waitForSelector("#reg-fingerprint");
+  const shown = (await page.textContent("#reg-fingerprint")).trim();
+  if (shown !== HV_ENGINE_FP) fail("fingerprint shown " + shown + ", the engine's is " + HV_ENGINE_FP);
+  await shot("registration-confirm");
+  await page.click("#reg-confirm-button");
+  await page.waitForSelector("#reg-notice");
+  const headline = await page.textContent("#reg-headline");
+  if (!headline.includes("pending approval")) fail("not pending approval: " + headline);
+  await shot("registration");
 
   step("terminal");
   await page.click('nav a[href="/terminal"]');

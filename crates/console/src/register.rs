@@ -1,0 +1,705 @@
+//! The Registration page: the node's registration with an oVirt / RHV engine as
+//! `nodectl register --status` shows it (the same persisted state), and a two-step
+//! form to register, trusting the engine's CA on first use as `nodectl register` does:
+//!
+//! 1. `POST /registration/fetch`: fetch the engine's CA without trusting it and show
+//!    its fingerprints (the node is then `awaiting-confirmation`);
+//! 2. `POST /registration/register`: the administrator confirms the fingerprint shown;
+//!    the CA is fetched again and must still have it, then the node registers.
+//!
+//! Both go through the `registration` crate; the engine is never asked from the
+//! browser. Failures are shown on the page in the words `nodectl` uses, with what to
+//! do next.
+
+use std::time::Duration;
+
+use askama::Template;
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use registration::{
+    CaFingerprints, EngineAddr, ErrorKind, Fingerprint, RegisterOptions, RegistrationState,
+    StateFile, Sysroot, Trust,
+};
+use serde::Deserialize;
+
+use crate::app::{Authed, Shared};
+use crate::error::parse_form;
+use crate::pages::{PageCtx, render};
+use crate::views::format_time_us;
+
+/// How long each request to the engine may take (the registration makes four).
+pub const ENGINE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Where to compare the fingerprint on the engine.
+const ENGINE_FINGERPRINT_COMMAND: &str =
+    "openssl x509 -in /etc/pki/ovirt-engine/ca.pem -noout -fingerprint -sha256";
+
+/// One line of the state card.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// `id` of the value's element, for scripts and tests.
+    pub id: &'static str,
+    pub label: &'static str,
+    pub value: String,
+    pub mono: bool,
+}
+
+/// The persisted state, shaped for the page.
+#[derive(Debug, Clone)]
+pub struct StateView {
+    /// The state's name as stored (`registered`, `failed`, …).
+    pub name: &'static str,
+    /// What it means, in a few words.
+    pub headline: String,
+    /// What to do next, if anything.
+    pub next: Option<String>,
+    pub rows: Vec<Row>,
+    /// A CA fetched earlier (by zero-touch or an unfinished confirmation) that waits
+    /// for an administrator: it can be confirmed from the page.
+    pub awaiting: Option<ConfirmView>,
+    /// Whether the state is a failure (shown as a warning).
+    pub failed: bool,
+}
+
+/// The fingerprints shown for confirmation and what the confirm form posts.
+#[derive(Debug, Clone)]
+pub struct ConfirmView {
+    pub engine: String,
+    pub host: String,
+    pub port: u16,
+    pub sha256: String,
+    pub sha256_base64: String,
+    pub sha1: String,
+    /// The CA confirmed at the last registration with this engine, when it differs.
+    pub previous: Option<String>,
+    /// Whether the fingerprint typed in the form matched (`None`: none was typed).
+    pub typed_matches: Option<bool>,
+    /// The node's present registration, which a new one replaces.
+    pub replaces: Option<String>,
+    pub node_name: String,
+    pub node_address: String,
+}
+
+/// An error shown on the page.
+#[derive(Debug, Clone)]
+pub struct ErrorView {
+    pub message: String,
+    pub next: Option<&'static str>,
+}
+
+/// The values of the register form, kept when the page is shown again.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RegisterForm {
+    /// Engine FQDN (or `FQDN:PORT`, `[IPv6]:PORT`).
+    pub engine: String,
+    /// HTTPS port; 443 when empty.
+    pub port: String,
+    /// Name the engine shows for the node.
+    pub node_name: String,
+    /// Address the engine reaches the node at (optional).
+    pub node_address: String,
+    /// The engine CA's fingerprint: optional in the first step, the one shown in the
+    /// second.
+    pub fingerprint: String,
+}
+
+#[derive(Template)]
+#[template(path = "registration.html")]
+struct RegistrationPage {
+    page: PageCtx,
+    state: Option<StateView>,
+    state_error: Option<String>,
+    form: RegisterForm,
+    confirm: Option<ConfirmView>,
+    error: Option<ErrorView>,
+    notice: Option<String>,
+    engine_command: &'static str,
+}
+
+impl RegistrationPage {
+    /// Whether the node is registered (or managed) now.
+    fn registered(&self) -> bool {
+        self.state
+            .as_ref()
+            .is_some_and(|s| matches!(s.name, "registered" | "managed"))
+    }
+
+    /// The fingerprints to confirm: those just fetched, or those of a CA that waits in
+    /// the persisted state.
+    fn confirm_card(&self) -> Option<&ConfirmView> {
+        self.confirm
+            .as_ref()
+            .or_else(|| self.state.as_ref()?.awaiting.as_ref())
+    }
+}
+
+fn sysroot(state: &Shared) -> Sysroot {
+    Sysroot::new(&state.config.sysroot)
+}
+
+fn utc(secs: u64) -> String {
+    format!("{} UTC", format_time_us(secs.saturating_mul(1_000_000)))
+}
+
+fn row(id: &'static str, label: &'static str, value: impl Into<String>, mono: bool) -> Row {
+    Row {
+        id,
+        label,
+        value: value.into(),
+        mono,
+    }
+}
+
+/// The persisted state as the page shows it.
+pub fn state_view(file: &StateFile) -> StateView {
+    let status = &file.status;
+    let mut rows = Vec::new();
+    if let Some(engine) = status.engine() {
+        rows.push(row("reg-engine", "Engine", engine.to_string(), true));
+    }
+    if let Some(ca) = status.confirmed_ca() {
+        rows.push(row(
+            "reg-ca",
+            "Engine CA (SHA-256)",
+            ca.sha256.clone(),
+            true,
+        ));
+    }
+    let mut awaiting = None;
+    let mut next = None;
+    let headline = match status {
+        RegistrationState::Unregistered => {
+            next = Some("Register below with the engine's address.".to_string());
+            "Not registered with an engine".to_string()
+        }
+        RegistrationState::TrustFetched { engine, ca, .. }
+        | RegistrationState::AwaitingConfirmation { engine, ca, .. } => {
+            let previous = match status {
+                RegistrationState::AwaitingConfirmation { previous_ca, .. } => {
+                    previous_ca.as_ref().map(|p| p.sha256.clone())
+                }
+                _ => None,
+            };
+            awaiting = Some(confirm_view(engine, ca, previous, None, None, "", ""));
+            next = Some(
+                "Compare the fingerprint with the engine's own, then confirm it to register."
+                    .to_string(),
+            );
+            format!("The CA of engine {engine} waits for an administrator's confirmation")
+        }
+        RegistrationState::Registered(r)
+        | RegistrationState::Managed {
+            registration: r, ..
+        } => {
+            let name = r
+                .name
+                .clone()
+                .or_else(|| r.address.clone())
+                .unwrap_or_else(|| "the node's address (the engine's choice)".into());
+            rows.push(row("reg-name", "Name in the engine", name, false));
+            if let Some(a) = &r.address {
+                rows.push(row("reg-address", "Address", a.clone(), true));
+            }
+            rows.push(row("reg-unique-id", "Unique id", r.unique_id.clone(), true));
+            rows.push(row(
+                "reg-ssh",
+                "SSH",
+                format!("{} on port {}", r.ssh_user, r.ssh_port),
+                true,
+            ));
+            if let Some(fp) = &r.ssh_key_fingerprint {
+                rows.push(row("reg-host-key", "Host key sent", fp.clone(), true));
+            }
+            rows.push(row(
+                "reg-registered-at",
+                "Registered",
+                utc(r.registered_at),
+                false,
+            ));
+            match status {
+                RegistrationState::Managed { managed_since, .. } => {
+                    rows.push(row(
+                        "reg-managed",
+                        "Managed since",
+                        utc(*managed_since),
+                        false,
+                    ));
+                    format!("Managed by engine {}", r.engine)
+                }
+                _ => {
+                    next = Some(
+                        "Approve the host in the engine's administration portal (Compute → \
+                         Hosts); the engine then deploys it over SSH."
+                            .to_string(),
+                    );
+                    format!("Registered with engine {}, pending approval", r.engine)
+                }
+            }
+        }
+        RegistrationState::Failed {
+            engine,
+            attempts,
+            last_error,
+            failed_at,
+            next_retry_at,
+            ..
+        } => {
+            rows.push(row("reg-attempts", "Attempts", attempts.to_string(), false));
+            rows.push(row(
+                "reg-last-attempt",
+                "Last attempt",
+                utc(*failed_at),
+                false,
+            ));
+            rows.push(row("reg-error", "Error", last_error.clone(), false));
+            rows.push(row(
+                "reg-next-retry",
+                "Next automatic retry",
+                format!(
+                    "{} (if the boot-time registration runs)",
+                    utc(*next_retry_at)
+                ),
+                false,
+            ));
+            next = Some("Correct what the error names, then register again below.".to_string());
+            format!("Registration with engine {engine} failed")
+        }
+    };
+    if file.updated_at > 0 {
+        rows.push(row(
+            "reg-updated",
+            "State changed",
+            utc(file.updated_at),
+            false,
+        ));
+    }
+    StateView {
+        name: status.name(),
+        headline,
+        next,
+        rows,
+        awaiting,
+        failed: matches!(status, RegistrationState::Failed { .. }),
+    }
+}
+
+fn confirm_view(
+    engine: &EngineAddr,
+    ca: &CaFingerprints,
+    previous: Option<String>,
+    typed_matches: Option<bool>,
+    replaces: Option<String>,
+    node_name: &str,
+    node_address: &str,
+) -> ConfirmView {
+    ConfirmView {
+        engine: engine.to_string(),
+        host: engine.host.clone(),
+        port: engine.port,
+        sha256: ca.sha256.clone(),
+        sha256_base64: ca.sha256_base64(),
+        sha1: ca.sha1.clone(),
+        previous,
+        typed_matches,
+        replaces,
+        node_name: node_name.to_string(),
+        node_address: node_address.to_string(),
+    }
+}
+
+/// What to do about an error of `kind`, where its message does not already say.
+pub fn next_step(kind: ErrorKind) -> Option<&'static str> {
+    match kind {
+        ErrorKind::FingerprintMismatch => Some(
+            "Compare with the fingerprint the engine itself shows. If the engine's CA was \
+             replaced on purpose, fetch it again and confirm the new fingerprint; otherwise \
+             something between this node and the engine answers in its place.",
+        ),
+        ErrorKind::EngineRejected => Some(
+            "The engine's message says what it did not accept; correct that and register \
+             again.",
+        ),
+        ErrorKind::UnexpectedAnswer | ErrorKind::NotAnSshKey => Some(
+            "Check that the address and port are those of the engine's web server (the one \
+             serving /ovirt-engine), not of another service.",
+        ),
+        ErrorKind::BadInput => Some("Correct the form and try again."),
+        ErrorKind::Local => Some(
+            "The agent's log has the details: journalctl -u hvnode-agent. nodectl register \
+             on the node's shell reports the same problem.",
+        ),
+        _ => None,
+    }
+}
+
+fn error_view(e: &registration::Error) -> ErrorView {
+    ErrorView {
+        message: e.to_string(),
+        next: next_step(e.kind()),
+    }
+}
+
+fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::BadInput | ErrorKind::NotConfirmed | ErrorKind::FingerprintMismatch => {
+            StatusCode::BAD_REQUEST
+        }
+        ErrorKind::Busy => StatusCode::CONFLICT,
+        _ => StatusCode::BAD_GATEWAY,
+    }
+}
+
+/// The engine named by the form: `FQDN` with the port field, or `FQDN:PORT` alone.
+pub fn engine_of(form: &RegisterForm) -> Result<EngineAddr, registration::Error> {
+    let host = form.engine.trim();
+    let port = form.port.trim();
+    if port.is_empty() {
+        return host.parse();
+    }
+    let bad = || registration::Error::BadEngineAddress(format!("{host} port {port}"));
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    if host.matches(':').count() == 1 {
+        // `engine:8443` with a port field too: one of them is a mistake.
+        return Err(bad());
+    }
+    EngineAddr::new(host, port)
+}
+
+fn optional(text: &str) -> Option<String> {
+    Some(text.trim().to_string()).filter(|t| !t.is_empty())
+}
+
+/// Reads the state (blocking); `managed` is detected as `nodectl register --status`
+/// does.
+fn load(sysroot: &Sysroot) -> (Option<StateView>, Option<String>) {
+    match registration::current_state(sysroot) {
+        Ok(file) => (Some(state_view(&file)), None),
+        Err(e) => (
+            None,
+            Some(format!(
+                "{e}; nodectl register --status reports the same, and registering again \
+                 replaces the file"
+            )),
+        ),
+    }
+}
+
+struct Shown {
+    status: StatusCode,
+    form: RegisterForm,
+    confirm: Option<ConfirmView>,
+    error: Option<ErrorView>,
+    notice: Option<String>,
+}
+
+impl Shown {
+    fn form(form: RegisterForm) -> Self {
+        Self {
+            status: StatusCode::OK,
+            form,
+            confirm: None,
+            error: None,
+            notice: None,
+        }
+    }
+
+    fn failed(form: RegisterForm, e: &registration::Error) -> Self {
+        Self {
+            status: status_of(e.kind()),
+            error: Some(error_view(e)),
+            ..Self::form(form)
+        }
+    }
+}
+
+async fn show(state: &Shared, authed: &Authed, shown: Shown) -> Response {
+    let root = sysroot(state);
+    let (view, state_error) = tokio::task::spawn_blocking(move || load(&root))
+        .await
+        .unwrap_or_else(|e| (None, Some(format!("reading the state failed: {e}"))));
+    let page = RegistrationPage {
+        page: PageCtx::new(authed, "/registration"),
+        state: view,
+        state_error,
+        form: shown.form,
+        confirm: shown.confirm,
+        error: shown.error,
+        notice: shown.notice,
+        engine_command: ENGINE_FINGERPRINT_COMMAND,
+    };
+    (shown.status, render(&page)).into_response()
+}
+
+fn default_form() -> RegisterForm {
+    RegisterForm {
+        port: "443".into(),
+        node_name: nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        ..RegisterForm::default()
+    }
+}
+
+/// `GET /registration`.
+pub async fn page(State(state): State<Shared>, Extension(authed): Extension<Authed>) -> Response {
+    show(&state, &authed, Shown::form(default_form())).await
+}
+
+fn bad_form(e: &crate::error::ApiError) -> Shown {
+    Shown {
+        status: StatusCode::BAD_REQUEST,
+        error: Some(ErrorView {
+            message: e.to_string(),
+            next: next_step(ErrorKind::BadInput),
+        }),
+        ..Shown::form(default_form())
+    }
+}
+
+/// `POST /registration/fetch`: the first step.
+pub async fn fetch(
+    State(state): State<Shared>,
+    Extension(authed): Extension<Authed>,
+    body: Bytes,
+) -> Response {
+    let form: RegisterForm = match parse_form(&body) {
+        Ok(f) => f,
+        Err(e) => return show(&state, &authed, bad_form(&e)).await,
+    };
+    let shown = fetch_step(&state, form).await;
+    show(&state, &authed, shown).await
+}
+
+async fn fetch_step(state: &Shared, form: RegisterForm) -> Shown {
+    let engine = match engine_of(&form) {
+        Ok(e) => e,
+        Err(e) => return Shown::failed(form, &e),
+    };
+    let typed = match optional(&form.fingerprint).map(|f| f.parse::<Fingerprint>()) {
+        None => None,
+        Some(Ok(fp)) => Some(fp),
+        Some(Err(e)) => return Shown::failed(form, &e),
+    };
+    let root = sysroot(state);
+    let addr = engine.clone();
+    let fetched = tokio::task::spawn_blocking(move || {
+        let current = registration::load_state(&root).ok().map(|f| f.status);
+        registration::fetch_ca_to_confirm(&root, &addr, typed.as_ref(), ENGINE_TIMEOUT)
+            .map(|c| (c, current))
+    })
+    .await;
+    let (fetched, current) = match fetched {
+        Ok(Ok(f)) => f,
+        Ok(Err(e)) => return Shown::failed(form, &e),
+        Err(e) => {
+            let e = registration::Error::UnexpectedAnswer {
+                command: "get-pki-trust".into(),
+                detail: format!("the worker fetching it failed: {e}"),
+            };
+            return Shown::failed(form, &e);
+        }
+    };
+    // A typed fingerprint that did not match ended in an error above.
+    let typed_matches = typed.map(|_| true);
+    let replaces = current
+        .as_ref()
+        .filter(|s| s.registration().is_some())
+        .map(|s| s.summary());
+    let confirm = confirm_view(
+        &engine,
+        &fetched.ca.fingerprints,
+        fetched.previous.map(|p| p.sha256),
+        typed_matches,
+        replaces,
+        &form.node_name,
+        &form.node_address,
+    );
+    Shown {
+        confirm: Some(confirm),
+        ..Shown::form(form)
+    }
+}
+
+/// `POST /registration/register`: the second step, with the fingerprint confirmed.
+pub async fn register(
+    State(state): State<Shared>,
+    Extension(authed): Extension<Authed>,
+    body: Bytes,
+) -> Response {
+    let form: RegisterForm = match parse_form(&body) {
+        Ok(f) => f,
+        Err(e) => return show(&state, &authed, bad_form(&e)).await,
+    };
+    let shown = register_step(&state, &authed, form).await;
+    show(&state, &authed, shown).await
+}
+
+async fn register_step(state: &Shared, authed: &Authed, form: RegisterForm) -> Shown {
+    let engine = match engine_of(&form) {
+        Ok(e) => e,
+        Err(e) => return Shown::failed(form, &e),
+    };
+    let Some(fingerprint) = optional(&form.fingerprint) else {
+        return Shown::failed(form, &registration::Error::ConfirmationRequired);
+    };
+    let fingerprint: Fingerprint = match fingerprint.parse() {
+        Ok(f) => f,
+        Err(e) => return Shown::failed(form, &e),
+    };
+    // Admin rights are checked at login; a membership revoked since then counts too.
+    let (user, groups) = (
+        authed.session.user.clone(),
+        state.config.admin_groups.clone(),
+    );
+    let admin = tokio::task::spawn_blocking(move || crate::auth::is_admin(&user, &groups))
+        .await
+        .unwrap_or(false);
+    if !admin {
+        return Shown {
+            status: StatusCode::FORBIDDEN,
+            error: Some(ErrorView {
+                message: format!(
+                    "{} is no longer root or in an admin group ({}); only administrators \
+                     may register the node",
+                    authed.session.user,
+                    state.config.admin_groups.join(", ")
+                ),
+                next: None,
+            }),
+            ..Shown::form(form)
+        };
+    }
+    let mut options = RegisterOptions::new(engine.clone());
+    options.node_name = optional(&form.node_name);
+    options.node_address = optional(&form.node_address);
+    options.timeout = ENGINE_TIMEOUT;
+    tracing::info!(user = %authed.session.user, %engine, %fingerprint, "registering with engine");
+    let root = sysroot(state);
+    let result = tokio::task::spawn_blocking(move || {
+        registration::register(&root, &options, Trust::Fingerprint(fingerprint))
+    })
+    .await;
+    match result {
+        Ok(Ok(outcome)) => {
+            tracing::info!(%engine, state = outcome.state.name(), "registered with engine");
+            let key = if outcome.authorized_key.added {
+                "was added to"
+            } else {
+                "was already in"
+            };
+            Shown {
+                notice: Some(format!(
+                    "Registered with engine {engine} (unique id {}). The engine's SSH key {} {} \
+                     {}.",
+                    outcome.unique_id.id,
+                    outcome.engine_ssh_key,
+                    key,
+                    outcome.authorized_key.path.display()
+                )),
+                ..Shown::form(default_form())
+            }
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(%engine, "registration failed: {e}");
+            Shown::failed(form, &e)
+        }
+        Err(e) => {
+            let e = registration::Error::UnexpectedAnswer {
+                command: "register".into(),
+                detail: format!("the worker registering failed: {e}"),
+            };
+            Shown::failed(form, &e)
+        }
+    }
+}
+
+/// `GET /api/v1/registration`: the persisted state, as `nodectl register --status
+/// --json` prints it.
+pub async fn api(State(state): State<Shared>) -> Result<Response, crate::error::ApiError> {
+    let root = sysroot(&state);
+    let file = tokio::task::spawn_blocking(move || registration::current_state(&root))
+        .await
+        .map_err(|e| crate::error::ApiError::Failed(format!("worker failed: {e}")))?
+        .map_err(|e| crate::error::ApiError::Failed(e.to_string()))?;
+    Ok(axum::Json(serde_json::json!({
+        "apiVersion": crate::api::API_VERSION,
+        "kind": "Registration",
+        "data": { "updatedAt": file.updated_at, "status": file.status },
+    }))
+    .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(engine: &str, port: &str) -> RegisterForm {
+        RegisterForm {
+            engine: engine.into(),
+            port: port.into(),
+            ..RegisterForm::default()
+        }
+    }
+
+    #[test]
+    fn engine_address_and_port() {
+        let e = engine_of(&form("Engine.Example.com", "")).unwrap();
+        assert_eq!((e.host.as_str(), e.port), ("engine.example.com", 443));
+        let e = engine_of(&form("engine.example.com:8443", "")).unwrap();
+        assert_eq!(e.port, 8443);
+        let e = engine_of(&form(" engine.example.com ", "8443")).unwrap();
+        assert_eq!(e.port, 8443);
+        let e = engine_of(&form("[2001:db8::1]", "443")).unwrap();
+        assert_eq!(e.host, "2001:db8::1");
+        for (host, port) in [
+            ("", "443"),
+            ("engine:8443", "443"),
+            ("engine", "http"),
+            ("engine", "0"),
+            ("a b", ""),
+            ("<script>", ""),
+        ] {
+            let err = engine_of(&form(host, port)).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::BadInput, "{host} {port}");
+        }
+    }
+
+    #[test]
+    fn every_state_has_a_headline() {
+        let engine = EngineAddr::new("engine.example.com", 443).unwrap();
+        let ca = CaFingerprints::of_der(b"ca");
+        let file = |status| StateFile {
+            updated_at: 1_700_000_000,
+            ..StateFile::new(status)
+        };
+        let v = state_view(&file(RegistrationState::Unregistered));
+        assert_eq!(v.headline, "Not registered with an engine");
+        let v = state_view(&file(RegistrationState::AwaitingConfirmation {
+            engine: engine.clone(),
+            ca: ca.clone(),
+            previous_ca: None,
+            since: 1,
+        }));
+        assert_eq!(v.awaiting.unwrap().sha256, ca.sha256);
+        let v = state_view(&file(RegistrationState::Failed {
+            engine,
+            ca: None,
+            attempts: 2,
+            error_kind: ErrorKind::Unreachable,
+            last_error: "cannot reach".into(),
+            failed_at: 1_700_000_000,
+            next_retry_at: 1_700_000_004,
+        }));
+        assert!(v.failed);
+        assert!(v.rows.iter().any(|r| r.value == "cannot reach"));
+        assert!(
+            v.rows.iter().any(|r| r.value == "2023-11-14 22:13:20 UTC"),
+            "{:?}",
+            v.rows
+        );
+    }
+}
