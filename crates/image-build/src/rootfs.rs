@@ -99,8 +99,30 @@ pub fn set_times(dir: &Path, epoch: i64, only_later: bool) -> Result<()> {
 }
 
 /// Unpacks a root tarball (as mmdebstrap writes it) into `dest`.
+/// Unmounts what an interrupted build left mounted under `dir` (deepest
+/// first), so that the tree can be removed.
+pub fn unmount_below(dir: &Path) -> Result<()> {
+    let mounts = fs::read_to_string("/proc/self/mounts").context("reading /proc/self/mounts")?;
+    let prefix = format!("{}/", dir.display());
+    let mut stale: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|m| m.starts_with(&prefix))
+        .collect();
+    stale.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    stale.dedup();
+    for m in stale {
+        Command::new("umount")
+            .args(["--lazy", m])
+            .run()
+            .with_context(|| format!("unmounting {m}, left mounted by an interrupted build"))?;
+    }
+    Ok(())
+}
+
 pub fn unpack(tarball: &Path, dest: &Path) -> Result<Root> {
     if dest.exists() {
+        unmount_below(dest)?;
         fs::remove_dir_all(dest)
             .with_context(|| format!("removing the old tree {}", dest.display()))?;
     }

@@ -58,6 +58,28 @@ fn memory_bytes() -> u64 {
         .unwrap_or(4 << 30)
 }
 
+/// The installer mounts the kickstart's volume, the image (a loop mount of
+/// a file) and the target's volumes on folders of its own. Debian's policy
+/// confines mount(8) to a few mount-point types unless the boolean
+/// `allow_mount_anyfile` is on (RHEL ships it on); the live system turns it
+/// on for its lifetime only (not persistent: installed nodes keep Debian's
+/// default).
+fn allow_loop_mounts(log: &Log) {
+    let enabled = Command::new("selinuxenabled")
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !enabled {
+        return;
+    }
+    if let Err(e) = Command::new("setsebool")
+        .args(["allow_mount_anyfile", "on"])
+        .run()
+    {
+        log.line(&format!("warning: {e}"));
+    }
+}
+
 /// Parses and checks the kickstart; errors name file and line.
 pub fn load_kickstart(path: &Path, log: &Log) -> Result<(Kickstart, NodePlan)> {
     let parse = parse_file(path, &FsLoader);
@@ -88,6 +110,7 @@ pub fn run(opts: &Options) -> Result<()> {
     fs::create_dir_all(&opts.work)
         .with_context(|| format!("creating the work folder {}", opts.work.display()))?;
     let log = Log::create(&opts.work.join("install.log"))?;
+    allow_loop_mounts(&log);
     let cmdline = fs::read_to_string("/proc/cmdline").unwrap_or_default();
     let ks_path = match &opts.kickstart {
         Some(p) => p.clone(),
