@@ -132,6 +132,11 @@ pub trait CommandExt {
     /// Runs to completion with stdout and stderr appended to `log`; the error carries
     /// the log's last lines.
     fn run_logged(&mut self, log: &Path) -> Result<(), CommandError>;
+    /// Like [`CommandExt::run_logged`], but the program writes into pipes and
+    /// its output is appended to `log` afterwards (with the command line), so
+    /// a program that runs in a confined SELinux domain never needs access
+    /// to the log file itself.
+    fn run_appending(&mut self, log: &Path) -> Result<(), CommandError>;
 }
 
 fn start_error(cmd: &Command, e: std::io::Error) -> CommandError {
@@ -215,11 +220,64 @@ impl CommandExt for Command {
             )
         })
     }
+
+    fn run_appending(&mut self, log: &Path) -> Result<(), CommandError> {
+        use std::io::Write;
+        tracing::debug!(command = %Shown(self), log = %log.display(), "running");
+        let out = self
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| start_error(self, e))?;
+        let mut f = File::options()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| {
+                CommandError::new(self, format!("cannot open its log {}: {e}", log.display()))
+            })?;
+        let _ = writeln!(f, "$ {}", command_line(self));
+        let _ = f.write_all(&out.stdout);
+        let _ = f.write_all(&out.stderr);
+        if out.status.success() {
+            return Ok(());
+        }
+        let _ = writeln!(f, "({})", out.status);
+        Err(CommandError {
+            stderr: tail(&out.stderr),
+            ..CommandError::new(
+                self,
+                format!("failed ({}); full output in {}", out.status, log.display()),
+            )
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn appending_keeps_the_command_and_its_output() {
+        let d = tempfile::tempdir().unwrap();
+        let log = d.path().join("log");
+        Command::new("sh")
+            .args(["-c", "echo out; echo err >&2"])
+            .run_appending(&log)
+            .unwrap();
+        let e = Command::new("sh")
+            .args(["-c", "echo bad >&2; exit 4"])
+            .run_appending(&log)
+            .unwrap_err();
+        assert_eq!(e.stderr, "bad");
+        assert!(e.what.contains("exit status: 4"), "{e}");
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            text.starts_with("$ sh -c 'echo out; echo err >&2'\nout\nerr\n$ sh"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn capture_and_failure() {

@@ -368,7 +368,7 @@ impl Writer<'_> {
                         Command::new("mkswap")
                             .args(["-L", "swap"])
                             .arg(&dev)
-                            .run_logged(&devlog)
+                            .run_appending(&devlog)
                             .context("making the swap volume")?;
                         fstab_entries.push(Entry {
                             source: dev.display().to_string(),
@@ -421,7 +421,7 @@ impl Writer<'_> {
                             .args(["filesystem", "mkswapfile", "--size"])
                             .arg(format!("{}m", v.bytes >> 20))
                             .arg(under(&sysroot, "/swap/swapfile"))
-                            .run_logged(&devlog)
+                            .run_appending(&devlog)
                             .context("making the swap file")?;
                         fstab_entries.push(Entry {
                             source: "/swap/swapfile".into(),
@@ -580,7 +580,7 @@ fn relabel(root: &Path, log: &Path) -> Result<()> {
         .arg(root)
         .arg(&fc)
         .args(&targets)
-        .run_logged(log)
+        .run_appending(log)
         .context("labelling the installed system (setfiles)")?;
     Ok(())
 }

@@ -364,11 +364,11 @@ pub fn clear_disk(disk: &Device, log: &Path) -> Result<()> {
         }
         lvm("vgchange")
             .args(["-an", vg])
-            .run_logged(log)
+            .run_appending(log)
             .with_context(|| format!("deactivating the volume group {vg} of a previous install"))?;
         lvm("vgremove")
             .args(["-ff", "-y", vg])
-            .run_logged(log)
+            .run_appending(log)
             .with_context(|| format!("removing the volume group {vg}"))?;
     }
     let mut parts: Vec<&Device> = disk.walk();
@@ -377,13 +377,13 @@ pub fn clear_disk(disk: &Device, log: &Path) -> Result<()> {
         Command::new("wipefs")
             .arg("-a")
             .arg(&d.path)
-            .run_logged(log)
+            .run_appending(log)
             .with_context(|| format!("wiping the signatures on {}", d.path.display()))?;
     }
     Command::new("sgdisk")
         .arg("--zap-all")
         .arg(&disk.path)
-        .run_logged(log)
+        .run_appending(log)
         .with_context(|| format!("clearing the partition tables of {}", disk.path.display()))?;
     Ok(())
 }
@@ -400,16 +400,16 @@ pub fn partition(plan: &StoragePlan, log: &Path) -> Result<()> {
             .arg(format!("--change-name={n}:{name}"));
     }
     c.arg(&plan.disk.path)
-        .run_logged(log)
+        .run_appending(log)
         .with_context(|| format!("partitioning {}", plan.disk.path.display()))?;
     Command::new("partx")
         .args(["-u"])
         .arg(&plan.disk.path)
-        .run_logged(log)
+        .run_appending(log)
         .ok();
     Command::new("udevadm")
         .args(["settle", "--timeout=60"])
-        .run_logged(log)
+        .run_appending(log)
         .context("waiting for the new partitions")?;
     for (n, ..) in partitions(plan.scheme) {
         let p = partition_path(&plan.disk.path, n);
@@ -425,7 +425,7 @@ pub fn mkfs(fstype: &str, args: &[&str], dev: &Path, log: &Path) -> Result<()> {
     Command::new(format!("mkfs.{fstype}"))
         .args(args)
         .arg(dev)
-        .run_logged(log)
+        .run_appending(log)
         .with_context(|| format!("making a {fstype} file system on {}", dev.display()))?;
     Ok(())
 }

@@ -124,6 +124,17 @@ fn chroot_cmd(root: &Path, program: &str) -> Command {
     c
 }
 
+/// SHA-512 crypt of a plain-text password (what `--plaintext` gives).
+pub fn hash_password(password: &str) -> Result<String> {
+    let params = sha_crypt::Sha512Params::new(sha_crypt::ROUNDS_DEFAULT)
+        .map_err(|e| anyhow::anyhow!("SHA-512 crypt parameters: {e:?}"))?;
+    sha_crypt::sha512_simple(password, &params)
+        .map_err(|e| anyhow::anyhow!("hashing a password: {e:?}"))
+}
+
+/// Sets a password in the target's shadow file. The hash is made here and
+/// given to `chpasswd -e`, which writes it without PAM (PAM in a chroot of
+/// the installed system fails under the live system's SELinux policy).
 pub fn set_password(
     root: &Path,
     user: &str,
@@ -131,10 +142,14 @@ pub fn set_password(
     crypted: bool,
     log: &Log,
 ) -> Result<()> {
+    let hashed = if crypted {
+        password.to_string()
+    } else {
+        hash_password(password)?
+    };
+    let password = hashed.as_str();
     let mut c = chroot_cmd(root, "chpasswd");
-    if crypted {
-        c.arg("-e");
-    }
+    c.arg("-e");
     let mut child = c
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -434,6 +449,14 @@ mod tests {
         assert!(f[0].1.contains("Mode=802.3ad\nMIIMonitorSec=100ms\n"));
         assert!(f[3].1.contains("Kind=vlan\n\n[VLAN]\nId=20"));
         assert!(f[5].1.contains("Name=bond0.20\n"));
+    }
+
+    #[test]
+    fn plain_passwords_are_hashed_with_sha512_crypt() {
+        let h = hash_password("hvnode-test-pw").unwrap();
+        assert!(h.starts_with("$6$"), "{h}");
+        assert!(sha_crypt::sha512_check("hvnode-test-pw", &h).is_ok());
+        assert!(sha_crypt::sha512_check("other", &h).is_err());
     }
 
     #[test]
