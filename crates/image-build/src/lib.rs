@@ -231,6 +231,7 @@ pub fn build(opts: &Options) -> Result<Report> {
     }
     let initrd_key = key.hex();
     let initrd_in_image = root.join(&format!("/boot/initrd.img-{kver}"));
+    initramfs::write_conf(&root, &recipe)?;
     match cache
         .get("initramfs", &initrd_key, "img")
         .filter(|_| !opts.rebuild)
@@ -242,7 +243,7 @@ pub fn build(opts: &Options) -> Result<Report> {
         }
         None => {
             st.note("dracut");
-            let built = initramfs::build(&root, &recipe, &log("initramfs"), epoch)?;
+            let built = initramfs::build(&root, &log("initramfs"), epoch)?;
             let staged = cache.staging("initramfs", &initrd_key, "img")?;
             fs::copy(&built, &staged)?;
             cache.commit(&staged, "initramfs", &initrd_key, "img")?;
