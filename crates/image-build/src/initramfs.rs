@@ -70,9 +70,13 @@ pub fn write_conf(root: &Root, recipe: &Recipe) -> Result<()> {
     )
 }
 
-/// dracut's scratch directory in the image. dracut leaves it empty but
-/// with a new modification time, which [`build`] puts back.
+/// dracut's scratch directory in the image (its default). dracut leaves
+/// it empty but with a new modification time, which [`build`] puts back.
 const DRACUT_TMPDIR: &str = "/var/tmp";
+
+/// dracut's arguments besides the kernel version and the output. They are
+/// recorded in the initramfs, so they are part of its cache key.
+pub const DRACUT_ARGS: &[&str] = &["--force", "--no-hostonly"];
 
 /// Builds `/boot/initrd.img-KVER` in the image (after [`write_conf`]);
 /// returns its path on the host. The tree is left as it was apart from
@@ -89,7 +93,7 @@ pub fn build(root: &Root, log: &std::path::Path, epoch: i64) -> Result<PathBuf> 
         chroot
             .command("dracut")
             .env("SOURCE_DATE_EPOCH", epoch.to_string())
-            .args(["--force", "--no-hostonly", "--tmpdir", DRACUT_TMPDIR])
+            .args(DRACUT_ARGS)
             .args(["--kver", &kver, &initrd])
             .run_logged(log)
             .context("building the initramfs with dracut")?;

@@ -223,7 +223,8 @@ pub fn build(opts: &Options) -> Result<Report> {
     let kver = initramfs::kernel_version(&root)?;
     let mut key = Key::new("initramfs");
     key.add("base", base_key.as_bytes())
-        .add("dracut.conf", initramfs::dracut_conf(&recipe).as_bytes());
+        .add("dracut.conf", initramfs::dracut_conf(&recipe).as_bytes())
+        .add("dracut args", initramfs::DRACUT_ARGS.join(" ").as_bytes());
     // Only files dracut reads go into the key: an agent-only change keeps
     // the cached initramfs.
     for dir in initramfs::INPUT_DIRS {
