@@ -81,7 +81,137 @@ fn copy(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes `out` (an `.iso`) via a temporary name.
+/// Where Debian's grub-pc-bin and grub-efi-amd64-bin keep grub's images
+/// and modules.
+const GRUB_LIB: &str = "/usr/lib/grub";
+/// The grub platforms on the ISO: BIOS and 64-bit UEFI.
+const BIOS: &str = "i386-pc";
+const UEFI: &str = "x86_64-efi";
+
+/// Year, month, day, hour, minute, second (UTC) of a Unix time.
+fn utc(epoch: i64) -> (i64, i64, i64, i64, i64, i64) {
+    let days = epoch.div_euclid(86_400);
+    let secs = epoch.rem_euclid(86_400);
+    // Days since 1970-01-01 to a proleptic Gregorian date, counting in
+    // 400-year eras that start on 0000-03-01.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day, secs / 3600, secs % 3600 / 60, secs % 60)
+}
+
+/// The ISO's modification date as xorriso takes it (`YYYYMMDDhhmmsscc`)
+/// and the file system UUID grub derives from it
+/// (`YYYY-MM-DD-hh-mm-ss-cc`), both from the build epoch.
+pub fn iso_date_and_uuid(epoch: i64) -> (String, String) {
+    let (y, mo, d, h, mi, s) = utc(epoch);
+    (
+        format!("{y:04}{mo:02}{d:02}{h:02}{mi:02}{s:02}00"),
+        format!("{y:04}-{mo:02}-{d:02}-{h:02}-{mi:02}-{s:02}-00"),
+    )
+}
+
+/// The configuration built into both grub images: find the ISO's own file
+/// system (on a CD, or on the disk the ISO was written to) and read
+/// `/boot/grub/grub.cfg` and the modules from there.
+fn grub_early_cfg(uuid: &str) -> String {
+    format!("search --no-floppy --fs-uuid --set=root {uuid}\nset prefix=($root)/boot/grub\n")
+}
+
+/// Copies grub's modules for `platform` to `dest` (grub loads what
+/// grub.cfg asks for from there).
+fn copy_grub_modules(platform: &str, dest: &Path) -> Result<()> {
+    let src = Path::new(GRUB_LIB).join(platform);
+    let entries = fs::read_dir(&src).with_context(|| {
+        format!(
+            "reading {} (grub-pc-bin and grub-efi-amd64-bin install it)",
+            src.display()
+        )
+    })?;
+    fs::create_dir_all(dest)?;
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "mod" || e == "lst") {
+            if let Some(name) = path.file_name() {
+                copy(&path, &dest.join(name))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `grub-mkimage` for `platform`, with `cfg` built in.
+fn grub_mkimage(
+    platform: &str,
+    format: &str,
+    cfg: &Path,
+    out: &Path,
+    modules: &[&str],
+    log: &Path,
+) -> Result<()> {
+    Command::new("grub-mkimage")
+        .arg("--directory")
+        .arg(Path::new(GRUB_LIB).join(platform))
+        .args(["--prefix", "/boot/grub", "--format", format])
+        .arg("--config")
+        .arg(cfg)
+        .arg("--output")
+        .arg(out)
+        .args(modules)
+        .run_logged(log)
+        .with_context(|| format!("making grub's {format} image"))
+}
+
+/// The El Torito UEFI boot image: a FAT file system holding
+/// `EFI/BOOT/BOOTX64.EFI`, with a serial number and every time stamp fixed.
+fn efi_image(efi_binary: &Path, out: &Path, epoch: i64, log: &Path) -> Result<()> {
+    // The binary plus 1 MiB for the file system, in whole MiB.
+    let kib = (fs::metadata(efi_binary)?.len() / 1024 + 1024).div_ceil(1024) * 1024;
+    if out.exists() {
+        fs::remove_file(out)?;
+    }
+    Command::new("mkfs.vfat")
+        .args(["--invariant", "-i"])
+        .arg(format!("{:08x}", epoch.rem_euclid(1 << 32)))
+        .args(["-n", "EFIBOOT", "-C"])
+        .arg(out)
+        .arg(kib.to_string())
+        .run_logged(log)
+        .context("making the UEFI boot image's FAT file system")?;
+    crate::rootfs::set_times(efi_binary, epoch, false)?;
+    // mtools takes "now" from SOURCE_DATE_EPOCH; -m keeps the file's time.
+    let mtools = |c: &mut Command| {
+        c.arg("-i")
+            .arg(out)
+            .env("SOURCE_DATE_EPOCH", epoch.to_string())
+            .env("MTOOLS_SKIP_CHECK", "1");
+    };
+    let mut mmd = Command::new("mmd");
+    mtools(&mut mmd);
+    mmd.args(["::/EFI", "::/EFI/BOOT"])
+        .run_logged(log)
+        .context("making EFI/BOOT in the UEFI boot image")?;
+    let mut mcopy = Command::new("mcopy");
+    mcopy.arg("-m");
+    mtools(&mut mcopy);
+    mcopy
+        .arg(efi_binary)
+        .arg("::/EFI/BOOT/BOOTX64.EFI")
+        .run_logged(log)
+        .context("copying grub into the UEFI boot image")
+}
+
+/// Writes `out` (an `.iso`) via a temporary name: an ISO 9660 file system
+/// with grub for BIOS (El Torito, and a hybrid MBR for USB disks) and for
+/// UEFI (an El Torito FAT image, also a GPT partition for USB disks). The
+/// same inputs and epoch give the same bytes: every time stamp, the
+/// volume's UUID, the GPT's GUIDs and the FAT serial come from `epoch`.
 pub fn iso(
     recipe: &Recipe,
     boot: &BootFiles,
@@ -91,28 +221,75 @@ pub fn iso(
     log: &Path,
 ) -> Result<()> {
     let tree = work.join("iso");
-    if tree.exists() {
-        fs::remove_dir_all(&tree)?;
+    let scratch = work.join("iso-boot");
+    for d in [&tree, &scratch] {
+        if d.exists() {
+            fs::remove_dir_all(d)?;
+        }
     }
+    fs::create_dir_all(&scratch)?;
     copy(&boot.kernel, &tree.join("boot/vmlinuz"))?;
     copy(&boot.initrd, &tree.join("boot/initrd.img"))?;
     copy(&boot.squashfs, &tree.join("LiveOS/squashfs.img"))?;
     copy(&boot.kickstart, &tree.join("ks/interactive-defaults.ks"))?;
     fs::create_dir_all(tree.join("boot/grub"))?;
     fs::write(tree.join("boot/grub/grub.cfg"), iso_grub_cfg(recipe))?;
+    let grub_dir = tree.join("boot/grub");
+    copy_grub_modules(BIOS, &grub_dir.join(BIOS))?;
+    copy_grub_modules(UEFI, &grub_dir.join(UEFI))?;
+    let (date, uuid) = iso_date_and_uuid(epoch);
+    let early = scratch.join("early.cfg");
+    fs::write(&early, grub_early_cfg(&uuid))?;
+    grub_mkimage(
+        BIOS,
+        "i386-pc-eltorito",
+        &early,
+        &grub_dir.join(BIOS).join("eltorito.img"),
+        &["biosdisk", "iso9660", "search"],
+        log,
+    )?;
+    let efi_binary = scratch.join("BOOTX64.EFI");
+    grub_mkimage(
+        UEFI,
+        "x86_64-efi",
+        &early,
+        &efi_binary,
+        &["part_gpt", "part_msdos", "fat", "iso9660", "search"],
+        log,
+    )?;
+    efi_image(&efi_binary, &grub_dir.join("efi.img"), epoch, log)?;
     // Same times on every file, for reproducible ISOs.
     crate::rootfs::set_times(&tree, epoch, false)?;
     let partial = partial_name(out);
-    Command::new("grub-mkrescue")
+    if partial.exists() {
+        fs::remove_file(&partial)?;
+    }
+    Command::new("xorriso")
+        .args(["-as", "mkisofs", "-r", "-V", &recipe.outputs.iso_label])
+        .arg(format!("--modification-date={date}"))
+        // BIOS: El Torito no-emulation boot of grub's core image; the MBR
+        // that boots it from a USB disk.
+        .args(["-b", &format!("boot/grub/{BIOS}/eltorito.img")])
+        .args(["-no-emul-boot", "-boot-load-size", "4", "-boot-info-table"])
+        .arg("--grub2-boot-info")
+        .arg("--grub2-mbr")
+        .arg(Path::new(GRUB_LIB).join(BIOS).join("boot_hybrid.img"))
+        // UEFI: the FAT image, as El Torito entry and as GPT partition.
+        .args(["--efi-boot", "boot/grub/efi.img", "-efi-boot-part"])
+        .args(["--efi-boot-image", "--protective-msdos-label"])
+        // The boot files first on the medium.
+        .args(["--sort-weight", "0", "/", "--sort-weight", "1", "/boot"])
         .arg("-o")
         .arg(&partial)
         .arg(&tree)
-        .args(["--", "-volid", &recipe.outputs.iso_label])
+        // xorriso then sets every file's other time stamps to its
+        // modification time and derives the GPT GUIDs from the volume date.
         .env("SOURCE_DATE_EPOCH", epoch.to_string())
         .run_logged(log)
-        .context("making the hybrid ISO with grub-mkrescue")?;
+        .context("making the hybrid ISO with xorriso")?;
     fs::rename(&partial, out)?;
     fs::remove_dir_all(&tree)?;
+    fs::remove_dir_all(&scratch)?;
     Ok(())
 }
 
@@ -201,6 +378,63 @@ mod tests {
         assert!(cfg.contains("submenu \"Troubleshooting\""));
         assert!(cfg.contains("root=live:CDLABEL=HVNODE rd.live.image security=selinux"));
         assert!(cfg.contains("inst.ks=cdrom:/ks/interactive-defaults.ks"));
+    }
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), (1970, 1, 1, 0, 0, 0));
+        assert_eq!(utc(951_782_400), (2000, 2, 29, 0, 0, 0));
+        assert_eq!(utc(1_764_113_031), (2025, 11, 25, 23, 23, 51));
+        assert_eq!(utc(4_107_542_399), (2100, 2, 28, 23, 59, 59));
+        assert_eq!(
+            iso_date_and_uuid(1_764_113_031),
+            (
+                "2025112523235100".to_string(),
+                "2025-11-25-23-23-51-00".to_string()
+            )
+        );
+    }
+
+    /// Whether `program` can be started at all (exit status aside).
+    fn have(program: &str) -> bool {
+        Command::new(program).arg("--version").output().is_ok()
+    }
+
+    #[test]
+    fn isos_of_the_same_inputs_are_identical() {
+        if ["xorriso", "grub-mkimage", "mkfs.vfat", "mcopy"]
+            .iter()
+            .any(|p| !have(p))
+            || !Path::new(GRUB_LIB).join(BIOS).is_dir()
+            || !Path::new(GRUB_LIB).join(UEFI).is_dir()
+        {
+            eprintln!("SKIPPED: xorriso, grub (BIOS and UEFI), dosfstools or mtools missing");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for f in ["k", "i", "s", "ks"] {
+            fs::write(d.join(f), f).unwrap();
+        }
+        let boot = BootFiles {
+            kernel: d.join("k"),
+            initrd: d.join("i"),
+            squashfs: d.join("s"),
+            kickstart: d.join("ks"),
+        };
+        let epoch = 1_700_000_000;
+        let log = d.join("log");
+        let a = d.join("a.iso");
+        let b = d.join("b.iso");
+        iso(&recipe(), &boot, &d.join("w1"), &a, epoch, &log).unwrap();
+        // A second later: nothing may depend on the time of the build.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        iso(&recipe(), &boot, &d.join("w2"), &b, epoch, &log).unwrap();
+        assert!(
+            fs::read(&a).unwrap() == fs::read(&b).unwrap(),
+            "two ISOs of the same inputs differ"
+        );
+        assert!(!partial_name(&a).exists());
     }
 
     #[test]

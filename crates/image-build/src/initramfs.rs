@@ -59,22 +59,48 @@ pub fn dracut_conf(recipe: &Recipe) -> String {
     s
 }
 
-/// Builds `/boot/initrd.img-KVER` in the image; returns its path on the host.
-pub fn build(root: &Root, recipe: &Recipe, log: &std::path::Path, epoch: i64) -> Result<PathBuf> {
-    let kver = kernel_version(root)?;
+/// Writes dracut's configuration into the image. Done whether the
+/// initramfs is built or taken from the cache, so that the image (which
+/// regenerates its initramfs on installed nodes) is the same either way.
+pub fn write_conf(root: &Root, recipe: &Recipe) -> Result<()> {
     root.write(
         "/etc/dracut.conf.d/90-hvnode.conf",
         dracut_conf(recipe).as_bytes(),
         0o644,
-    )?;
+    )
+}
+
+/// dracut's scratch directory in the image (its default). dracut leaves
+/// it empty but with a new modification time, which [`build`] puts back.
+const DRACUT_TMPDIR: &str = "/var/tmp";
+
+/// dracut's arguments besides the kernel version and the output. They are
+/// recorded in the initramfs, so they are part of its cache key.
+pub const DRACUT_ARGS: &[&str] = &["--force", "--no-hostonly"];
+
+/// Builds `/boot/initrd.img-KVER` in the image (after [`write_conf`]);
+/// returns its path on the host. The tree is left as it was apart from
+/// the initramfs, as when the initramfs comes from the cache.
+pub fn build(root: &Root, log: &std::path::Path, epoch: i64) -> Result<PathBuf> {
+    let kver = kernel_version(root)?;
     let initrd = format!("/boot/initrd.img-{kver}");
-    let chroot = Chroot::enter(root)?;
-    chroot
-        .command("dracut")
-        .env("SOURCE_DATE_EPOCH", epoch.to_string())
-        .args(["--force", "--no-hostonly", "--kver", &kver, &initrd])
-        .run_logged(log)
-        .context("building the initramfs with dracut")?;
+    let tmpdir = root.join(DRACUT_TMPDIR);
+    let tmpdir_mtime = fs::metadata(&tmpdir)
+        .and_then(|m| m.modified())
+        .with_context(|| format!("reading the time of {}", tmpdir.display()))?;
+    {
+        let chroot = Chroot::enter(root)?;
+        chroot
+            .command("dracut")
+            .env("SOURCE_DATE_EPOCH", epoch.to_string())
+            .args(DRACUT_ARGS)
+            .args(["--kver", &kver, &initrd])
+            .run_logged(log)
+            .context("building the initramfs with dracut")?;
+    }
+    fs::File::open(&tmpdir)
+        .and_then(|d| d.set_modified(tmpdir_mtime))
+        .with_context(|| format!("restoring the time of {}", tmpdir.display()))?;
     Ok(root.join(&initrd))
 }
 

@@ -223,7 +223,8 @@ pub fn build(opts: &Options) -> Result<Report> {
     let kver = initramfs::kernel_version(&root)?;
     let mut key = Key::new("initramfs");
     key.add("base", base_key.as_bytes())
-        .add("dracut.conf", initramfs::dracut_conf(&recipe).as_bytes());
+        .add("dracut.conf", initramfs::dracut_conf(&recipe).as_bytes())
+        .add("dracut args", initramfs::DRACUT_ARGS.join(" ").as_bytes());
     // Only files dracut reads go into the key: an agent-only change keeps
     // the cached initramfs.
     for dir in initramfs::INPUT_DIRS {
@@ -231,6 +232,7 @@ pub fn build(opts: &Options) -> Result<Report> {
     }
     let initrd_key = key.hex();
     let initrd_in_image = root.join(&format!("/boot/initrd.img-{kver}"));
+    initramfs::write_conf(&root, &recipe)?;
     match cache
         .get("initramfs", &initrd_key, "img")
         .filter(|_| !opts.rebuild)
@@ -242,7 +244,7 @@ pub fn build(opts: &Options) -> Result<Report> {
         }
         None => {
             st.note("dracut");
-            let built = initramfs::build(&root, &recipe, &log("initramfs"), epoch)?;
+            let built = initramfs::build(&root, &log("initramfs"), epoch)?;
             let staged = cache.staging("initramfs", &initrd_key, "img")?;
             fs::copy(&built, &staged)?;
             cache.commit(&staged, "initramfs", &initrd_key, "img")?;

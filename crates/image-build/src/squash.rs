@@ -60,8 +60,12 @@ fn all_paths(root: &Path) -> Result<Vec<String>> {
 }
 
 /// Makes the ext4 image of `root` at `out`. Times inside are clamped to
-/// `epoch`: mkfs copies each file's change time, which no tool can set on
-/// the build host, so debugfs rewrites them afterwards.
+/// `epoch`: mkfs copies each file's change and access times from the build
+/// host (the change time no tool can set there; the access time changes
+/// whenever a file is read, mkfs's own read included), so debugfs rewrites
+/// both afterwards. Everything else mkfs writes is fixed: the UUID, the
+/// directory hash seed, and the file system's and each inode's creation
+/// times (`E2FSPROGS_FAKE_TIME`).
 pub fn ext4_image(root: &Root, out: &Path, nvr: &str, epoch: i64, log: &Path) -> Result<()> {
     let used = tree_size(&root.path)?;
     // Room for the metadata and for a little growth under the live overlay.
@@ -84,13 +88,16 @@ pub fn ext4_image(root: &Root, out: &Path, nvr: &str, epoch: i64, log: &Path) ->
         .env("E2FSPROGS_FAKE_TIME", epoch.to_string())
         .run_logged(log)
         .context("making the ext4 root image")?;
-    // Rewrite change times; directories and files alike.
+    // Rewrite change and access times; directories and files alike.
     let script = out.with_extension("debugfs");
     {
-        let mut f = fs::File::create(&script)?;
+        let mut f = std::io::BufWriter::new(fs::File::create(&script)?);
         for p in std::iter::once("/".to_string()).chain(all_paths(&root.path)?) {
-            writeln!(f, "sif \"{p}\" ctime @{epoch}")?;
+            for field in ["ctime", "atime"] {
+                writeln!(f, "sif \"{p}\" {field} @{epoch}")?;
+            }
         }
+        f.flush()?;
     }
     Command::new("debugfs")
         .arg("-w")
@@ -168,5 +175,40 @@ mod tests {
         assert_ne!(a, stable_uuid("y"));
         assert_eq!(a.len(), 36);
         assert_eq!(&a[14..15], "4");
+    }
+
+    fn have(program: &str) -> bool {
+        Command::new(program)
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    #[test]
+    fn ext4_images_of_one_tree_are_identical() {
+        if !have("mkfs.ext4") || !have("debugfs") {
+            eprintln!("SKIPPED: e2fsprogs is not installed");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        fs::create_dir_all(tree.join("etc/d")).unwrap();
+        fs::write(tree.join("etc/a"), "a\n").unwrap();
+        fs::write(tree.join("etc/d/b"), "b\n").unwrap();
+        std::os::unix::fs::symlink("a", tree.join("etc/l")).unwrap();
+        // Old access times, so that reading the files (mkfs does) moves them.
+        crate::rootfs::set_times(&tree, 1_600_000_000, false).unwrap();
+        let root = Root { path: tree };
+        let log = dir.path().join("log");
+        let epoch = 1_700_000_000;
+        let a = dir.path().join("a.img");
+        let b = dir.path().join("b.img");
+        ext4_image(&root, &a, "t", epoch, &log).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        ext4_image(&root, &b, "t", epoch, &log).unwrap();
+        assert!(
+            fs::read(&a).unwrap() == fs::read(&b).unwrap(),
+            "two ext4 images of one tree differ"
+        );
     }
 }
