@@ -217,8 +217,18 @@ fn finish(plan: &NodePlan, opts: &Options) -> Result<()> {
             "reboot"
         }
     };
+    // Straight to PID 1 (`systemctl poweroff` goes through logind, whose
+    // authorization check never answered for this service), without
+    // waiting: systemd stops this unit as part of the transaction.
     Command::new("systemctl")
-        .args(["--no-block", verb])
+        .args([
+            "--no-block",
+            "--no-ask-password",
+            "--job-mode=replace-irreversibly",
+            "start",
+        ])
+        .arg(format!("{verb}.target"))
+        .stdin_closed()
         .run()
         .with_context(|| format!("asking systemd to {verb}"))?;
     Ok(())
