@@ -217,20 +217,41 @@ fn finish(plan: &NodePlan, opts: &Options) -> Result<()> {
             "reboot"
         }
     };
-    // Straight to PID 1 (`systemctl poweroff` goes through logind, whose
-    // authorization check never answered for this service), without
-    // waiting: systemd stops this unit as part of the transaction.
-    Command::new("systemctl")
-        .args([
-            "--no-block",
-            "--no-ask-password",
-            "--job-mode=replace-irreversibly",
-            "start",
-        ])
-        .arg(format!("{verb}.target"))
-        .stdin_closed()
-        .run()
+    power(verb)
+}
+
+/// Asks systemd to `verb` (poweroff, reboot, halt); when it does not take
+/// over within a minute (seen in the live system: the request never came
+/// back), the disks are synced and the kernel is asked directly — the
+/// installed system is already unmounted and synced, and the live system
+/// keeps nothing.
+fn power(verb: &str) -> Result<()> {
+    use std::time::{Duration, Instant};
+    let mut child = Command::new("systemctl")
+        .args(["--no-block", "--no-ask-password", verb])
+        .stdin(std::process::Stdio::null())
+        .spawn()
         .with_context(|| format!("asking systemd to {verb}"))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait()? {
+            if status.success() {
+                // systemd stops this service as part of the shutdown.
+                std::thread::sleep(Duration::from_secs(60));
+            }
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = child.kill();
+    println!("systemd did not {verb}; asking the kernel directly");
+    nix::unistd::sync();
+    let how = match verb {
+        "reboot" => nix::sys::reboot::RebootMode::RB_AUTOBOOT,
+        "halt" => nix::sys::reboot::RebootMode::RB_HALT_SYSTEM,
+        _ => nix::sys::reboot::RebootMode::RB_POWER_OFF,
+    };
+    nix::sys::reboot::reboot(how).with_context(|| format!("{verb} (reboot(2))"))?;
     Ok(())
 }
 
@@ -393,6 +414,7 @@ impl Writer<'_> {
                     self.mount(&["-t", "ext4"], &dev, &staging)?;
                     migrate(&under(&sysroot, v.mountpoint), &staging)?;
                     self.unmount_last()?;
+                    label_path(&sysroot, &under(&sysroot, v.mountpoint), &devlog)?;
                     self.mount(
                         &["-t", "ext4", "-o", "discard"],
                         &dev,
@@ -418,6 +440,8 @@ impl Writer<'_> {
                     if v.mountpoint != "swap" {
                         migrate(&under(&sysroot, mp), &top.join(&subvol))?;
                     }
+                    fs::create_dir_all(under(&sysroot, mp))?;
+                    label_path(&sysroot, &under(&sysroot, mp), &devlog)?;
                     self.mount(&["-t", "btrfs", "-o", &opts], &p(4), &under(&sysroot, mp))?;
                     fstab_entries.push(Entry {
                         source: format!("UUID={uuid}"),
@@ -571,6 +595,25 @@ fn fs_uuid(dev: &Path) -> Result<String> {
         .run_capture()
         .with_context(|| format!("reading the UUID of {}", dev.display()))?;
     Ok(out.trim().to_string())
+}
+
+/// Labels one folder (and what is in it) with the installed system's
+/// policy: mount points before a volume is mounted over them, since a
+/// relabel afterwards only reaches the mounted volume's root.
+fn label_path(root: &Path, path: &Path, log: &Path) -> Result<()> {
+    let fc = root.join("etc/selinux/default/contexts/files/file_contexts");
+    if !fc.is_file() {
+        return Ok(());
+    }
+    Command::new("setfiles")
+        .arg("-F")
+        .arg("-r")
+        .arg(root)
+        .arg(&fc)
+        .arg(path)
+        .run_appending(log)
+        .with_context(|| format!("labelling {}", path.display()))?;
+    Ok(())
 }
 
 /// Labels what the installer wrote with the installed system's own policy.

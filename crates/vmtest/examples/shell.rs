@@ -1,6 +1,8 @@
 //! Boots an image's live system and runs the commands given on the command
 //! line in the guest, printing their output:
-//! `shell ISO [--uefi|--usb] [--disk=PATH]... [--timeout=SECS] CMD...`.
+//! `shell ISO [--uefi|--usb] [--disk=PATH]... [--timeout=SECS] CMD...`;
+//! with `--installed=PASSWORD` it boots the first disk instead (ISO is then
+//! ignored) and logs in as root.
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -19,13 +21,19 @@ fn main() -> anyhow::Result<()> {
         .find_map(|a| a.strip_prefix("--timeout="))
         .and_then(|s| s.parse().ok())
         .unwrap_or(120);
+    let installed = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--installed="))
+        .map(String::from);
     args.retain(|a| !a.starts_with("--"));
     let fw = if uefi {
         vmtest::Firmware::Uefi
     } else {
         vmtest::Firmware::Bios
     };
-    let boot = if usb {
+    let boot = if installed.is_some() {
+        vmtest::Boot::Disk
+    } else if usb {
         vmtest::Boot::Usb(iso)
     } else {
         vmtest::Boot::Cdrom(iso)
@@ -33,12 +41,16 @@ fn main() -> anyhow::Result<()> {
     let mut cfg = vmtest::Config::new(fw, boot);
     cfg.disks = disks;
     let mut vm = vmtest::Vm::start(&cfg, &PathBuf::from("/tmp/vm-serial.log"))?;
-    // The default entry installs: pick "Start hvnode live" by its hotkey.
-    vm.console
-        .expect("Start hvnode", Duration::from_secs(600))?;
-    vm.console.send("l")?;
-    vm.console
-        .expect("root@hvnode:~#", Duration::from_secs(900))?;
+    if let Some(pw) = &installed {
+        vm.console.login("root", pw, Duration::from_secs(900))?;
+    } else {
+        // The default entry installs: pick "Start hvnode live" by its hotkey.
+        vm.console
+            .expect("Start hvnode", Duration::from_secs(600))?;
+        vm.console.send("l")?;
+        vm.console
+            .expect("root@hvnode:~#", Duration::from_secs(900))?;
+    }
     println!("prompt after {:.0} s", vm.uptime());
     vm.console.prepare_shell()?;
     for cmd in args {
