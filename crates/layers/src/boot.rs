@@ -151,13 +151,17 @@ pub fn install_grub(disk: &Path, boot: &Path, efi: &Path, log: &Path) -> Result<
         .args(["--target=i386-pc", "--modules=part_gpt ext2"])
         .arg(format!("--boot-directory={}", boot.display()))
         .arg(disk)
-        .run_logged(log)
+        .run_appending(log)
         .with_context(|| format!("installing grub for BIOS on {}", disk.display()))?;
+    // grub-install copies BOOTX64.EFI into EFI/BOOT without always making
+    // the folder first (seen on a fresh ESP).
+    std::fs::create_dir_all(efi.join("EFI/BOOT"))
+        .with_context(|| format!("creating EFI/BOOT on {}", efi.display()))?;
     Command::new("grub-install")
         .args(["--target=x86_64-efi", "--removable", "--no-nvram"])
         .arg(format!("--efi-directory={}", efi.display()))
         .arg(format!("--boot-directory={}", boot.display()))
-        .run_logged(log)
+        .run_appending(log)
         .with_context(|| format!("installing grub for UEFI on {}", efi.display()))?;
     Ok(())
 }
