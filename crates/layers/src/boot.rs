@@ -155,7 +155,7 @@ pub fn install_grub(disk: &Path, boot: &Path, efi: &Path, log: &Path) -> Result<
         .with_context(|| format!("installing grub for BIOS on {}", disk.display()))?;
     // grub-install copies BOOTX64.EFI into EFI/BOOT without always making
     // the folder first (seen on a fresh ESP).
-    std::fs::create_dir_all(efi.join("EFI/BOOT"))
+    fs::create_dir_all(efi.join("EFI/BOOT"))
         .with_context(|| format!("creating EFI/BOOT on {}", efi.display()))?;
     Command::new("grub-install")
         .args(["--target=x86_64-efi", "--removable", "--no-nvram"])
