@@ -226,6 +226,26 @@ fn add_ssh_key(root: &Path, user: &str, key: &str) -> Result<()> {
     Ok(())
 }
 
+/// `/etc/hvnode/registration.conf` for the kickstart's
+/// `%addon org_hvnode_register` (read by `nodectl register --zero-touch`).
+pub fn registration_conf(r: &kickstart::node::Registration) -> String {
+    let mut text = String::from(
+        "# Written by hvnode-install from the kickstart's %addon org_hvnode_register.\n\
+         # hvnode-register.service registers the node with this engine at boot.\n",
+    );
+    let _ = writeln!(text, "engine={}:{}", r.engine_host, r.engine_port);
+    if let Some(fp) = &r.fingerprint {
+        let _ = writeln!(text, "engine_fingerprint={fp}");
+    }
+    if let Some(n) = &r.node_name {
+        let _ = writeln!(text, "node_name={n}");
+    }
+    if let Some(a) = &r.node_address {
+        let _ = writeln!(text, "node_address={a}");
+    }
+    text
+}
+
 /// Applies the kickstart to the installed system mounted at `root`.
 pub fn configure(root: &Path, ks: &Kickstart, plan: &NodePlan, log: &Log) -> Result<()> {
     let hostname = plan.hostname.clone().unwrap_or_else(|| "hvnode".into());
@@ -392,20 +412,7 @@ pub fn configure(root: &Path, ks: &Kickstart, plan: &NodePlan, log: &Log) -> Res
             .with_context(|| format!("services --{verb}d={}", units.join(",")))?;
     }
     if let Some(r) = &plan.registration {
-        let mut text = String::from(
-            "# Written by hvnode-install from the kickstart's %addon org_hvnode_register.\n\
-             # hvnode-register.service registers the node with this engine at boot.\n",
-        );
-        let _ = writeln!(text, "engine={}:{}", r.engine_host, r.engine_port);
-        if let Some(fp) = &r.fingerprint {
-            let _ = writeln!(text, "engine_fingerprint={fp}");
-        }
-        if let Some(n) = &r.node_name {
-            let _ = writeln!(text, "node_name={n}");
-        }
-        if let Some(a) = &r.node_address {
-            let _ = writeln!(text, "node_address={a}");
-        }
+        let text = registration_conf(r);
         write(root, "/etc/hvnode/registration.conf", &text, 0o600)?;
         log.line(&format!("registration with {} configured", r.engine_host));
     }
@@ -472,6 +479,32 @@ mod tests {
         assert!(f[0].1.contains("Mode=802.3ad\nMIIMonitorSec=100ms\n"));
         assert!(f[3].1.contains("Kind=vlan\n\n[VLAN]\nId=20"));
         assert!(f[5].1.contains("Name=bond0.20\n"));
+    }
+
+    #[test]
+    fn the_registration_service_reads_what_the_installer_writes() {
+        let ks = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../kickstart/zero-touch-register.ks"
+        );
+        let parse = kickstart::parse_file(Path::new(ks), &kickstart::source::FsLoader);
+        assert!(parse.is_valid());
+        let (plan, _) = kickstart::node::plan(&parse.kickstart);
+        let r = plan.registration.expect("the shipped kickstart registers");
+        let d = tempfile::tempdir().unwrap();
+        let conf = d.path().join("etc/hvnode/registration.conf");
+        fs::create_dir_all(conf.parent().unwrap()).unwrap();
+        fs::write(&conf, registration_conf(&r)).unwrap();
+        let zt = registration::zero_touch_config(&registration::Sysroot::new(d.path()))
+            .unwrap()
+            .expect("an engine is configured");
+        assert_eq!(zt.source, registration::ZeroTouchSource::ConfigFile);
+        assert!(
+            zt.engine.to_string().contains("engine.example.com"),
+            "{:?}",
+            zt.engine
+        );
+        assert!(zt.fingerprint.is_some());
     }
 
     #[test]
