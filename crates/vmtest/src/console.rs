@@ -82,7 +82,7 @@ impl Console {
         })
     }
 
-    fn fill(&mut self) -> Result<bool> {
+    pub(crate) fn fill(&mut self) -> Result<bool> {
         let mut buf = [0u8; 8192];
         match self.stream.read(&mut buf) {
             Ok(0) => bail!("the guest's console closed (qemu exited)"),

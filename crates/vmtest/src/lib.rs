@@ -255,14 +255,18 @@ impl Vm {
         self.started.elapsed().as_secs_f64()
     }
 
-    /// Waits for qemu to exit (after a poweroff in the guest).
+    /// Waits for qemu to exit (after a poweroff in the guest), reading the
+    /// serial console meanwhile: qemu stops the guest when nobody reads it,
+    /// and a shutdown writes plenty.
     pub fn wait_exit(&mut self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if self.child.try_wait()?.is_some() {
                 return Ok(());
             }
-            std::thread::sleep(Duration::from_millis(200));
+            if !self.console.fill().unwrap_or(false) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
         bail!("the guest did not power off within {} s", timeout.as_secs())
     }
