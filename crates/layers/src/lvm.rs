@@ -313,9 +313,13 @@ impl Store for LvmStore {
     fn root_args(&self, layer: &LayerName) -> Result<RootArgs> {
         let dev = self.device(&layer.to_string());
         Ok(RootArgs {
+            // The whole group in the initramfs: the separate volumes and
+            // swap are needed right after the switch to the root, and the
+            // root's LVM does not activate a group the initramfs already
+            // marked online. Bases are skipped (activation skip flag).
             args: vec![
                 format!("root={}", dev.display()),
-                format!("rd.lvm.lv={}/{layer}", self.vg),
+                format!("rd.lvm.vg={}", self.vg),
                 "ro".into(),
             ],
             fstab_source: dev.display().to_string(),
@@ -366,7 +370,7 @@ mod tests {
             r.args,
             [
                 "root=/dev/hvnode/hvnode-1.0-0.20261125.0+1",
-                "rd.lvm.lv=hvnode/hvnode-1.0-0.20261125.0+1",
+                "rd.lvm.vg=hvnode",
                 "ro"
             ]
         );
