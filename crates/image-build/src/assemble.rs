@@ -377,7 +377,12 @@ mod tests {
         assert!(cfg.contains("menuentry \"Start hvnode hvnode-1.0-1 live\""));
         assert!(cfg.contains("submenu \"Troubleshooting\""));
         assert!(cfg.contains("root=live:CDLABEL=HVNODE rd.live.image security=selinux"));
-        assert!(cfg.contains("inst.ks=cdrom:/ks/interactive-defaults.ks"));
+        // The installer finds its kickstart as Anaconda does: an inst.ks= here
+        // would hide an OEMDRV volume.
+        assert!(cfg.contains("hvnode.install"));
+        assert!(!cfg.contains("inst.ks="));
+        assert!(cfg.contains("--id install --hotkey=i"));
+        assert!(cfg.contains("--id live --hotkey=l"));
     }
 
     #[test]
