@@ -413,6 +413,11 @@ impl Writer<'_> {
                     storage::mkfs("ext4", &["-q", "-F", "-L", v.name], &dev, &devlog)?;
                     self.mount(&["-t", "ext4"], &dev, &staging)?;
                     migrate(&under(&sysroot, v.mountpoint), &staging)?;
+                    if matches!(v.mountpoint, "/tmp" | "/var/tmp") {
+                        // systemd-tmpfiles cleans these and may not read a
+                        // lost+found (e2fsck makes one again if it needs it).
+                        let _ = fs::remove_dir(staging.join("lost+found"));
+                    }
                     self.unmount_last()?;
                     label_path(&sysroot, &under(&sysroot, v.mountpoint), &devlog)?;
                     self.mount(
