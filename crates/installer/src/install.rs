@@ -122,7 +122,7 @@ pub fn run(opts: &Options) -> Result<()> {
         None => bail!("give the kickstart (--kickstart FILE) or --from-boot"),
     };
     log.line(&format!("reading the kickstart {}", ks_path.display()));
-    let (ks, mut plan) = load_kickstart(&ks_path, &log)?;
+    let (ks, plan) = load_kickstart(&ks_path, &log)?;
 
     scripts::run(&ks, ScriptKind::Pre, None, &log)?;
     let all = disks::list()?;
@@ -130,7 +130,6 @@ pub fn run(opts: &Options) -> Result<()> {
     let mut answers = interactive::Answers::default();
     if !plan.unattended && !opts.dry_run {
         answers = interactive::ask(&plan, &all, medium.as_deref())?;
-        answers.apply(&mut plan);
     }
     let chosen_disk = answers.disk.clone();
     let storage = storage::plan(
@@ -481,7 +480,7 @@ impl Writer<'_> {
         self.mount(&["-t", "vfat", "-o", "umask=0077"], &p(2), &efi_dir)?;
         let (kernel, initrd) = payload::kernel_of(&opened.tree)?;
         boot::install_kernel(&boot_dir, &layer, &kernel, &initrd)?;
-        let boot_uuid = fs_uuid(&p(3))?;
+        let boot_uuid = layers::fs_uuid(&p(3))?;
         fstab_entries.push(Entry {
             source: format!("UUID={boot_uuid}"),
             target: "/boot".into(),
@@ -490,7 +489,7 @@ impl Writer<'_> {
             pass: 2,
         });
         fstab_entries.push(Entry {
-            source: format!("UUID={}", fs_uuid(&p(2))?),
+            source: format!("UUID={}", layers::fs_uuid(&p(2))?),
             target: "/boot/efi".into(),
             fstype: "vfat".into(),
             options: "umask=0077,shortname=winnt".into(),
@@ -591,15 +590,6 @@ fn migrate(from: &Path, to: &Path) -> Result<()> {
         .run()
         .with_context(|| format!("copying {} to its new volume", from.display()))?;
     Ok(())
-}
-
-fn fs_uuid(dev: &Path) -> Result<String> {
-    let out = Command::new("blkid")
-        .args(["-s", "UUID", "-o", "value"])
-        .arg(dev)
-        .run_capture()
-        .with_context(|| format!("reading the UUID of {}", dev.display()))?;
-    Ok(out.trim().to_string())
 }
 
 /// Labels one folder (and what is in it) with the installed system's

@@ -19,10 +19,6 @@ pub struct Answers {
     pub root_password: Option<String>,
 }
 
-impl Answers {
-    pub fn apply(&self, _plan: &mut NodePlan) {}
-}
-
 fn read_line(prompt: &str) -> Result<String> {
     print!("{prompt}");
     std::io::stdout().flush()?;

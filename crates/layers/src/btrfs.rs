@@ -45,16 +45,7 @@ impl BtrfsStore {
 
     /// The file system's UUID (what the kernel and fstab find it by).
     pub fn uuid(&self) -> Result<String> {
-        let out = Command::new("blkid")
-            .args(["-s", "UUID", "-o", "value"])
-            .arg(&self.device)
-            .run_capture()
-            .with_context(|| format!("reading the UUID of {}", self.device.display()))?;
-        let uuid = out.trim().to_string();
-        if uuid.is_empty() {
-            bail!("{} has no file-system UUID", self.device.display());
-        }
-        Ok(uuid)
+        crate::fs_uuid(&self.device)
     }
 
     fn names(&self, dir: &str) -> Result<Vec<String>> {

@@ -69,6 +69,22 @@ pub trait Store {
     fn root_args(&self, layer: &LayerName) -> anyhow::Result<RootArgs>;
 }
 
+/// The file-system UUID of `dev` (what fstab and grub find it by).
+pub fn fs_uuid(dev: &Path) -> anyhow::Result<String> {
+    use anyhow::Context;
+    use command::CommandExt;
+    let out = std::process::Command::new("blkid")
+        .args(["-s", "UUID", "-o", "value"])
+        .arg(dev)
+        .run_capture()
+        .with_context(|| format!("reading the UUID of {}", dev.display()))?;
+    let uuid = out.trim().to_string();
+    if uuid.is_empty() {
+        anyhow::bail!("{} has no file-system UUID", dev.display());
+    }
+    Ok(uuid)
+}
+
 /// Where a mount point lives under a target root (`/var/log` under
 /// `/mnt/sysroot` is `/mnt/sysroot/var/log`).
 pub fn under(root: &Path, mountpoint: &str) -> PathBuf {

@@ -108,31 +108,7 @@ impl Console {
 
     /// Waits until `needle` appears; returns everything up to and including it.
     pub fn expect(&mut self, needle: &str, timeout: Duration) -> Result<String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(i) = self.pending.find(needle) {
-                let end = i + needle.len();
-                let got: String = self.pending[..end].to_string();
-                self.pending.drain(..end);
-                return Ok(got);
-            }
-            if Instant::now() >= deadline {
-                let tail: String = self
-                    .pending
-                    .chars()
-                    .rev()
-                    .take(1500)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect();
-                bail!(
-                    "waited {} s for {needle:?} on the serial console; last output:\n{tail}",
-                    timeout.as_secs()
-                );
-            }
-            self.fill()?;
-        }
+        self.expect_any(&[needle], timeout).map(|(_, got)| got)
     }
 
     /// Waits until one of `needles` appears; returns its index and

@@ -125,6 +125,17 @@ fn install(dir: &Path, img: &Image, ks: &str, target: &Path) -> f64 {
     started.elapsed().as_secs_f64()
 }
 
+/// Asserts that SELinux denied nothing since boot, then powers off.
+fn no_avc_then_poweroff(vm: &mut Vm, name: &str) {
+    let c = &mut vm.console;
+    let avcs = c.run("dmesg | grep 'avc:  denied'", CMD).unwrap().1;
+    let count = avcs.lines().filter(|l| l.contains("avc:")).count();
+    eprintln!("{name}: {count} AVC denials since boot");
+    assert_eq!(count, 0, "{name}: AVC denials since boot:\n{avcs}");
+    c.send("poweroff\n").unwrap();
+    let _ = vm.wait_exit(Duration::from_secs(180));
+}
+
 /// Boots the installed disk, logs in as root, and checks the node.
 fn boot_installed(dir: &Path, name: &str, firmware: Firmware, target: &Path, img: &Image) {
     let mut cfg = Config::new(firmware, Boot::Disk);
@@ -250,12 +261,7 @@ fn boot_installed(dir: &Path, name: &str, firmware: Firmware, target: &Path, img
         info.contains(&format!("\"current_layer\": \"{layer}\"")),
         "{name}: {info}"
     );
-    let avcs = c.run("dmesg | grep 'avc:  denied'", CMD).unwrap().1;
-    let count = avcs.lines().filter(|l| l.contains("avc:")).count();
-    eprintln!("{name}: {count} AVC denials since boot");
-    assert_eq!(count, 0, "{name}: AVC denials since boot:\n{avcs}");
-    c.send("poweroff\n").unwrap();
-    let _ = vm.wait_exit(Duration::from_secs(180));
+    no_avc_then_poweroff(&mut vm, name);
 }
 
 #[test]
@@ -416,10 +422,5 @@ fn failures_stop_cleanly_and_btrfs_reinstall_boots() {
     let (rc, report) = c.run("nodectl check", CMD).unwrap();
     eprintln!("btrfs-bios: nodectl check\n{report}");
     assert_eq!(rc, 0, "btrfs: nodectl check failed:\n{report}");
-    let avcs = c.run("dmesg | grep 'avc:  denied'", CMD).unwrap().1;
-    let count = avcs.lines().filter(|l| l.contains("avc:")).count();
-    eprintln!("btrfs-bios: {count} AVC denials since boot");
-    assert_eq!(count, 0, "btrfs: AVC denials since boot:\n{avcs}");
-    c.send("poweroff\n").unwrap();
-    let _ = vm.wait_exit(Duration::from_secs(180));
+    no_avc_then_poweroff(&mut vm, "btrfs-bios");
 }
