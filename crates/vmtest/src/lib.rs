@@ -7,6 +7,8 @@
 
 pub mod console;
 pub mod http;
+pub mod image;
+pub mod install;
 
 use std::fs;
 use std::os::unix::net::UnixStream;
@@ -17,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 pub use console::Console;
+pub use image::Image;
 
 /// Firmware the guest boots with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

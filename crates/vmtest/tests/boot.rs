@@ -13,41 +13,19 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use vmtest::{Boot, Config, Firmware, Vm};
+use vmtest::{Boot, Config, Firmware, Image, Vm};
 
 /// How long a TCG boot may take on a loaded 2-core machine.
 const BOOT: Duration = Duration::from_secs(900);
 const CMD: Duration = Duration::from_secs(180);
 
-struct Image {
-    dir: PathBuf,
-    iso: PathBuf,
-    nvr: String,
-}
-
 fn image() -> Option<Image> {
-    let Some(dir) = std::env::var_os("HVNODE_IMAGE_DIR").map(PathBuf::from) else {
-        assert!(
-            std::env::var("HVNODE_REQUIRE_IMAGE").as_deref() != Ok("1"),
-            "HVNODE_IMAGE_DIR is not set: build the image first (tests/run-tests.sh does)"
-        );
-        eprintln!("SKIPPED: HVNODE_IMAGE_DIR not set (build the image with `make image`)");
-        return None;
-    };
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(dir.join("manifest.json")).expect("manifest.json in HVNODE_IMAGE_DIR"),
-    )
-    .unwrap();
-    let nvr = manifest["nvr"].as_str().unwrap().to_string();
-    let iso = dir.join(format!("{nvr}.iso"));
-    assert!(iso.is_file(), "{} missing", iso.display());
-    Some(Image { dir, iso, nvr })
+    Image::from_env().unwrap()
 }
 
 fn log_path(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("vm-logs");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(format!("{name}.serial.log"))
+    let dir = vmtest::image::work_dir(Path::new(env!("CARGO_TARGET_TMPDIR")), "vm-logs").unwrap();
+    vmtest::image::serial_log(&dir, name)
 }
 
 /// Boots, then checks the node from inside.
