@@ -324,6 +324,19 @@ fn lvm(sub: &str) -> Command {
 /// Deactivates and removes LVM volume groups with a physical volume on
 /// `disk` (a previous install), then wipes every signature and the
 /// partition table. Refuses when such a group spans other disks.
+/// What `clear_disk` wipes, in order: the partitions, then the disk. Not
+/// what was stacked on them (the logical volumes of a previous install are
+/// gone with their volume group, removed first).
+fn wipe_order(disk: &Device) -> Vec<&Device> {
+    let mut v: Vec<&Device> = disk
+        .walk()
+        .into_iter()
+        .filter(|d| matches!(d.kind.as_str(), "disk" | "part"))
+        .collect();
+    v.reverse();
+    v
+}
+
 pub fn clear_disk(disk: &Device, log: &Path) -> Result<()> {
     let pvs = lvm("pvs")
         .args(["--reportformat", "json", "-o", "pv_name,vg_name"])
@@ -371,9 +384,7 @@ pub fn clear_disk(disk: &Device, log: &Path) -> Result<()> {
             .run_appending(log)
             .with_context(|| format!("removing the volume group {vg}"))?;
     }
-    let mut parts: Vec<&Device> = disk.walk();
-    parts.reverse();
-    for d in parts {
+    for d in wipe_order(disk).into_iter().filter(|d| d.path.exists()) {
         Command::new("wipefs")
             .arg("-a")
             .arg(&d.path)
@@ -433,6 +444,26 @@ pub fn mkfs(fstype: &str, args: &[&str], dev: &Path, log: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reinstall_wipes_the_partitions_not_the_old_volumes() {
+        // A previous thin install: its LVs hang under the PV partition and
+        // disappear when its volume group is removed, before the wipe.
+        let d: Device = serde_json::from_value(serde_json::json!({
+            "name": "vda", "path": "/dev/vda", "type": "disk", "size": 68719476736u64,
+            "children": [
+                {"name": "vda1", "path": "/dev/vda1", "type": "part", "size": 1048576},
+                {"name": "vda4", "path": "/dev/vda4", "type": "part", "size": 60000000000u64,
+                 "fstype": "LVM2_member", "children": [
+                    {"name": "hvnode-swap", "path": "/dev/mapper/hvnode-swap", "type": "lvm", "size": 1},
+                    {"name": "hvnode-pool00_tmeta", "path": "/dev/mapper/hvnode-pool00_tmeta", "type": "lvm", "size": 1}
+                 ]}
+            ]
+        }))
+        .unwrap();
+        let order: Vec<&str> = wipe_order(&d).iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(order, ["vda4", "vda1", "vda"]);
+    }
 
     fn disk(name: &str, size: u64, data: bool) -> Device {
         let mut d: Device = serde_json::from_value(serde_json::json!({

@@ -6,6 +6,7 @@
 //! through qemu's user-mode network (the host is 10.0.2.2 from inside).
 
 pub mod console;
+pub mod disk_image;
 pub mod http;
 pub mod image;
 pub mod install;
