@@ -3,7 +3,8 @@
 //! - thin LVM: the ISO boots its default entry ("Install hvnode"), the
 //!   installer finds its kickstart on a disk labelled OEMDRV, verifies the
 //!   image's sha256, installs on an empty virtio disk with
-//!   `autopart --type=thinp` and powers off;
+//!   `autopart --type=thinp` and powers off; the disk becomes a compressed
+//!   qcow2 (`hvnode build --qcow2`), which is what boots;
 //! - btrfs over the network: the shipped PXE script boots with
 //!   `inst.ks=http://…` (served on this machine's loopback, reached through
 //!   qemu's user-mode network) and `liveimg --url=http://…`;
@@ -257,24 +258,31 @@ fn check_btrfs(c: &mut vmtest::Console, name: &str, img: &Image, layer: &str) {
     );
 }
 
+/// Also the qcow2 output of `hvnode build --qcow2`: the same library call
+/// makes the disk image, and that image is what boots.
 #[test]
 fn thin_lvm_install_from_oemdrv_boots_on_bios_and_uefi() {
     let Some(img) = image() else { return };
     let dir = work_dir("thinp");
-    let target = dir.join("node.qcow2");
     let ks = kickstart(&Unattended::from_medium(&img.squashfs_sha256, "thinp"));
-    let oemdrv = dir.join("oemdrv.img");
-    vmtest::oemdrv_disk(&ks, &oemdrv).unwrap();
-    vmtest::blank_disk(&target, 64).unwrap();
-    let mut cfg = Config::new(Firmware::Bios, Boot::Cdrom(img.iso.clone()));
-    cfg.disks = vec![target.clone(), oemdrv];
-    let log = vmtest::image::serial_log(&dir, "install");
-    let mut vm = Vm::start(&cfg, &log).unwrap();
-    let t = vmtest::install::wait_installed(&mut vm, &log, INSTALL).unwrap();
+    let ks = vmtest::disk_image::prepare_kickstart("thinp.ks", &ks, &img).unwrap();
+    let target = dir.join(format!("{}.qcow2", img.nvr));
+    let made = vmtest::disk_image::make(&img, &ks, &target, &dir).unwrap();
+    let t = made.times;
     eprintln!(
-        "thinp: installer started after {:.0} s, installed in {:.0} s, powered off after {:.0} s",
-        t.to_installer, t.install, t.total
+        "thinp: installer started after {:.0} s, installed in {:.0} s, powered off after {:.0} s; qcow2 {:.0} MB",
+        t.to_installer,
+        t.install,
+        t.total,
+        made.bytes as f64 / 1e6
     );
+    let check = std::process::Command::new("qemu-img")
+        .args(["info", "--output=json"])
+        .arg(&target)
+        .output()
+        .unwrap();
+    let info = String::from_utf8_lossy(&check.stdout);
+    assert!(info.contains("\"format\": \"qcow2\""), "{info}");
     boot_installed(
         &dir,
         "thinp-bios",
