@@ -583,3 +583,35 @@ fn the_system_finds_zones_interfaces_and_accounts_in_its_folders() {
     assert_eq!(s.interfaces(), ["ens3", "ens4"]);
     assert!(s.account_exists("root") && s.account_exists("sudo") && !s.account_exists("admin"));
 }
+
+#[test]
+fn plain_partitions_are_carried_to_the_plan_which_refuses_them() {
+    let a = Answers {
+        disk: Some("vda".into()),
+        layout: Some(LayoutChoice::Plain),
+        root_password_hash: Some("$6$salt$hash".into()),
+        ..Answers::default()
+    };
+    let mut ks = kickstart::Kickstart::default();
+    a.apply(&mut ks);
+    let (plan, _) = node::plan(&ks);
+    assert!(matches!(
+        plan.layout,
+        Layout::Auto {
+            scheme: AutopartType::Plain,
+            ..
+        }
+    ));
+    let all = parse_lsblk(include_str!("../../tests/fixtures/lsblk-live-vm.json")).unwrap();
+    let e = crate::storage::plan(
+        &plan.layout,
+        &plan.disks,
+        &all,
+        Some("HVNODE"),
+        2 << 30,
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("no room for image layers"), "{e}");
+}
