@@ -46,7 +46,9 @@ impl Given {
             ),
             Layout::Manual { .. } => Some("part/volgroup/logvol layout".into()),
         };
-        let root = if plan.root_locked {
+        let root = if plan.root_locked && plan.root_ssh_keys > 0 {
+            Some("locked, SSH key".to_string())
+        } else if plan.root_locked {
             Some("locked".to_string())
         } else if plan.root_password {
             Some("set".to_string())

@@ -427,7 +427,12 @@ fn user(con: &mut Console<'_>, given: &Given, a: &mut Answers) -> Result<()> {
         }
         match validate::user_name(&s) {
             Err(why) => con.say(&why)?,
-            Ok(n) if n == "root" || con.env.account_exists(&n) || given.users.contains(&n) => {
+            Ok(n)
+                if n == "root"
+                    || n == "wheel"
+                    || con.env.account_exists(&n)
+                    || given.users.contains(&n) =>
+            {
                 con.say(&format!(
                     "{n} is already an account or group on the node; choose another name."
                 ))?;

@@ -391,6 +391,23 @@ fn what_the_kickstart_sets_is_shown_and_not_asked() {
 }
 
 #[test]
+fn a_locked_root_counts_as_an_account_only_with_an_ssh_key() {
+    let a = Answers {
+        disk: Some("vda".into()),
+        ..Answers::default()
+    };
+    let (_, locked) = given_from("rootpw --lock\n", false);
+    let why = hub::not_ready(&locked, &a).unwrap();
+    assert!(why.contains("nobody could log in"), "{why}");
+    let (_, with_key) = given_from(
+        &format!("rootpw --lock\nsshkey --username=root \"{KEY}\"\n"),
+        false,
+    );
+    assert_eq!(with_key.root.as_deref(), Some("locked, SSH key"));
+    assert_eq!(hub::not_ready(&with_key, &a), None);
+}
+
+#[test]
 fn a_kickstart_with_a_layout_but_no_disk_asks_only_the_disk() {
     let (_, given) = given_from("autopart --type=thinp\n", false);
     let mut env = live_vm();
