@@ -112,11 +112,14 @@ pub fn run(opts: &Options) -> Result<()> {
     let log = Log::create(&opts.work.join("install.log"))?;
     allow_loop_mounts(&log);
     let cmdline = fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    // The medium's own kickstart only holds defaults the console may change.
+    let mut defaults_only = false;
     let ks_path = match &opts.kickstart {
         Some(p) => p.clone(),
         None if opts.from_boot => {
             let loc = source::locate(&cmdline)?;
             log.line(&format!("kickstart: {loc}"));
+            defaults_only = loc == source::Location::Embedded;
             source::fetch(&loc, &opts.work.join("ks"))?
         }
         None => bail!("give the kickstart (--kickstart FILE) or --from-boot"),
@@ -127,19 +130,25 @@ pub fn run(opts: &Options) -> Result<()> {
     scripts::run(&ks, ScriptKind::Pre, None, &log)?;
     let all = disks::list()?;
     let medium = boot_medium_label(&cmdline);
-    let mut answers = interactive::Answers::default();
-    if !plan.unattended && !opts.dry_run {
-        answers = interactive::ask(&plan, &all, medium.as_deref())?;
-    }
-    let chosen_disk = answers.disk.clone();
-    let storage = storage::plan(
-        &plan.layout,
-        &plan.disks,
-        &all,
-        medium.as_deref(),
-        memory_bytes(),
-        chosen_disk.as_deref(),
-    )?;
+    let attended = !plan.unattended && !opts.dry_run;
+    let (ks, plan, storage) = if attended {
+        ask_until_planned(ks, &plan, &all, medium.as_deref(), defaults_only, &log)?
+    } else {
+        let storage = storage::plan(
+            &plan.layout,
+            &plan.disks,
+            &all,
+            medium.as_deref(),
+            memory_bytes(),
+            None,
+        )?;
+        (ks, plan, storage)
+    };
+    let saved_ks = if attended {
+        Some(interactive::saved_kickstart(&ks)?)
+    } else {
+        None
+    };
     log.line("checking the image (sha256) before writing anything");
     let mut progress = |done: u64, total: Option<u64>| match total {
         Some(t) if t > 0 => log.line(&format!(
@@ -158,7 +167,7 @@ pub fn run(opts: &Options) -> Result<()> {
         log.line("dry run: nothing was written");
         return Ok(());
     }
-    if !plan.unattended && !interactive::confirm(&storage)? {
+    if attended && !interactive::confirm(&storage)? {
         bail!("not confirmed: nothing was written");
     }
     let mut w = Writer {
@@ -169,7 +178,7 @@ pub fn run(opts: &Options) -> Result<()> {
         wrote: false,
         step: "starting",
     };
-    let result = w.install(&ks, &plan, &verified, &answers);
+    let result = w.install(&ks, &plan, &verified, saved_ks.as_deref());
     match result {
         Ok(()) => {
             w.unmount_all();
@@ -198,6 +207,54 @@ pub fn run(opts: &Options) -> Result<()> {
             )))
         }
     }
+}
+
+/// The console's hub, then the plan from the kickstart with the answers
+/// added. A plan the answers make impossible (a layout this installer
+/// refuses, say) sends the administrator back to the hub with the reason.
+fn ask_until_planned(
+    ks: Kickstart,
+    plan: &NodePlan,
+    all: &[disks::Device],
+    medium: Option<&str>,
+    defaults_only: bool,
+    log: &Log,
+) -> Result<(Kickstart, NodePlan, StoragePlan)> {
+    let given = interactive::Given::from_plan(plan, defaults_only);
+    let mut answers = interactive::Answers::default();
+    loop {
+        answers = interactive::ask(&given, all, medium, answers)?;
+        let mut effective = ks.clone();
+        answers.apply(&mut effective);
+        let planned = effective_plan(&effective).and_then(|p| {
+            let s = storage::plan(&p.layout, &p.disks, all, medium, memory_bytes(), None)?;
+            Ok((p, s))
+        });
+        match planned {
+            Ok((p, s)) => return Ok((effective, p, s)),
+            Err(e) => {
+                log.line(&format!("the answers cannot be installed: {e:#}"));
+                println!("Change your choices on the hub, then begin again.");
+            }
+        }
+    }
+}
+
+/// The node plan of the kickstart with the console's answers in it; an
+/// error names what in the answers is wrong.
+fn effective_plan(ks: &Kickstart) -> Result<NodePlan> {
+    let (mut plan, diags) = node::plan(ks);
+    let errors: Vec<String> = diags
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(|d| d.to_string())
+        .collect();
+    if !errors.is_empty() {
+        bail!("{}", errors.join("; "));
+    }
+    // Someone is at the console: the end of the install waits for them.
+    plan.unattended = false;
+    Ok(plan)
 }
 
 fn finish(plan: &NodePlan, opts: &Options) -> Result<()> {
@@ -318,7 +375,7 @@ impl Writer<'_> {
         ks: &Kickstart,
         plan: &NodePlan,
         verified: &Verified,
-        answers: &interactive::Answers,
+        saved_ks: Option<&str>,
     ) -> Result<()> {
         let s = self.storage;
         let disk = &s.disk;
@@ -502,8 +559,8 @@ impl Writer<'_> {
 
         self.step = "configuring the installed system";
         target::configure(&sysroot, ks, plan, log)?;
-        if let Some(pw) = &answers.root_password {
-            target::set_password(&sysroot, "root", pw, false, log)?;
+        if let Some(text) = saved_ks {
+            target::save_kickstart(&sysroot, text, log)?;
         }
         relabel(&sysroot, &devlog)?;
 

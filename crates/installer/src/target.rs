@@ -226,6 +226,42 @@ fn add_ssh_key(root: &Path, user: &str, key: &str) -> Result<()> {
     Ok(())
 }
 
+/// The groups of `user --groups` (`name` or `name(gid)`) that the
+/// target's `/etc/group` lacks, with the GID asked for: Anaconda creates
+/// them, and the image (Debian) has no `wheel`.
+pub fn missing_groups(group_file: &str, groups: &[String]) -> Vec<(String, Option<String>)> {
+    let have: Vec<&str> = group_file
+        .lines()
+        .filter_map(|l| l.split(':').next())
+        .collect();
+    let mut out: Vec<(String, Option<String>)> = Vec::new();
+    for g in groups {
+        let (name, gid) = match g.split_once('(') {
+            Some((n, rest)) => (n, Some(rest.trim_end_matches(')').to_string())),
+            None => (g.as_str(), None),
+        };
+        if !have.contains(&name) && !out.iter().any(|(n, _)| n == name) {
+            out.push((name.to_string(), gid));
+        }
+    }
+    out
+}
+
+/// Where the effective kickstart is kept on the installed system (as
+/// Anaconda keeps `/root/anaconda-ks.cfg`).
+pub const SAVED_KICKSTART: &str = "/root/hvnode-ks.cfg";
+
+/// Writes the effective kickstart (passwords hashed by the caller) to
+/// [`SAVED_KICKSTART`], readable by root only.
+pub fn save_kickstart(root: &Path, text: &str, log: &Log) -> Result<()> {
+    write(root, SAVED_KICKSTART, text, 0o600)
+        .with_context(|| format!("writing {SAVED_KICKSTART} on the installed system"))?;
+    log.line(&format!(
+        "the kickstart of this install is kept in {SAVED_KICKSTART}"
+    ));
+    Ok(())
+}
+
 /// `/etc/hvnode/registration.conf` for the kickstart's
 /// `%addon org_hvnode_register` (read by `nodectl register --zero-touch`).
 pub fn registration_conf(r: &kickstart::node::Registration) -> String {
@@ -326,6 +362,16 @@ pub fn configure(root: &Path, ks: &Kickstart, plan: &NodePlan, log: &Log) -> Res
                 }
                 if let Some(g) = &u.gecos {
                     cmd.args(["-c", g]);
+                }
+                let group_file = fs::read_to_string(root.join("etc/group")).unwrap_or_default();
+                for (name, gid) in missing_groups(&group_file, &u.groups) {
+                    let mut add = chroot_cmd(root, "groupadd");
+                    if let Some(gid) = gid {
+                        add.args(["-g", &gid]);
+                    }
+                    add.arg(&name)
+                        .run()
+                        .with_context(|| format!("adding the group {name} for {}", u.name))?;
                 }
                 let groups: Vec<String> = u
                     .groups
@@ -525,6 +571,20 @@ mod tests {
         assert!(h.starts_with("$6$"), "{h}");
         assert!(sha_crypt::sha512_check("hvnode-test-pw", &h).is_ok());
         assert!(sha_crypt::sha512_check("other", &h).is_err());
+    }
+
+    #[test]
+    fn missing_supplementary_groups_are_created_first() {
+        let group = "root:x:0:\nsudo:x:27:\nkvm:x:104:\n";
+        let want = |g: &[&str]| g.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            missing_groups(group, &want(&["wheel", "kvm", "ops(1500)", "wheel"])),
+            [
+                ("wheel".to_string(), None),
+                ("ops".to_string(), Some("1500".to_string()))
+            ]
+        );
+        assert!(missing_groups(group, &want(&["sudo", "kvm"])).is_empty());
     }
 
     #[test]
