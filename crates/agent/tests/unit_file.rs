@@ -75,3 +75,13 @@ fn the_registration_page_may_write_the_registration_files() {
     }
     assert!(text.lines().any(|l| l == "ProtectHome=read-only"));
 }
+
+#[test]
+fn the_node_page_may_set_the_next_boot_entry() {
+    let text = unit();
+    // grub-editenv writes grubenv.new beside /boot/grub/grubenv, then renames it.
+    assert!(
+        text.lines().any(|l| l == "ReadWritePaths=-/boot/grub"),
+        "/boot/grub is not writable"
+    );
+}

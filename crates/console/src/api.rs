@@ -36,7 +36,8 @@ impl From<VirtError> for ApiError {
     }
 }
 
-async fn blocking<T: Send + 'static>(
+/// Runs blocking work (programs, libvirt calls) off the async runtime.
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -44,11 +45,12 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::Failed(format!("worker failed: {e}")))?
 }
 
-fn ok(kind: &str, value: serde_json::Value) -> Response {
+/// A successful answer of `kind`.
+pub(crate) fn ok(kind: &str, value: serde_json::Value) -> Response {
     Json(json!({ "apiVersion": API_VERSION, "kind": kind, "data": value })).into_response()
 }
 
-fn to_value<T: serde::Serialize>(v: &T) -> serde_json::Value {
+pub(crate) fn to_value<T: serde::Serialize>(v: &T) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
 }
 

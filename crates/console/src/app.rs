@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::session::{COOKIE, Session, Sessions, Throttle, same_secret};
 use crate::vms::Libvirt;
-use crate::{api, assets, login, pages, register, terminal};
+use crate::{api, assets, login, node_layers, pages, register, terminal};
 
 /// Largest request body accepted (forms and JSON are small).
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -39,6 +39,8 @@ pub struct AppState {
     pub tls: bool,
     /// Slow host facts shared by overview requests.
     pub facts: crate::views::FactsCache,
+    /// The layered root's facts shared by Node page requests.
+    pub layers: node_layers::LayersCache,
 }
 
 pub type Shared = Arc<AppState>;
@@ -54,6 +56,7 @@ impl AppState {
             metrics,
             libvirt,
             facts: crate::views::FactsCache::default(),
+            layers: node_layers::LayersCache::default(),
         })
     }
 
@@ -86,6 +89,10 @@ pub fn router(state: Shared) -> Router {
         .route("/storage", get(pages::storage))
         .route("/networking", get(pages::networking))
         .route("/node", get(pages::node))
+        .route(
+            "/node/layers/{layer}/boot-next",
+            post(node_layers::boot_next_page),
+        )
         .route("/registration", get(register::page))
         .route("/registration/fetch", post(register::fetch))
         .route("/registration/register", post(register::register))
@@ -109,6 +116,10 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/storage", get(api::storage))
         .route("/api/v1/network", get(api::network))
         .route("/api/v1/node", get(api::node))
+        .route(
+            "/api/v1/node/layers/{layer}/boot-next",
+            post(node_layers::boot_next_api),
+        )
         .route("/api/v1/registration", get(register::api))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(

@@ -18,6 +18,10 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// The request is well-formed but this host's state does not allow it (a layer
+    /// action on a system that does not run from a layered root).
+    #[error("{0}")]
+    Conflict(String),
     #[error("too many failed logins; try again in {retry_after} s")]
     TooManyRequests { retry_after: u64 },
     #[error("{0}")]
@@ -33,6 +37,7 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Failed(_) => StatusCode::BAD_GATEWAY,

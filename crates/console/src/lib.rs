@@ -18,6 +18,7 @@ pub mod journal;
 pub mod libvirt_rpc;
 pub mod login;
 pub mod metrics;
+pub mod node_layers;
 pub mod pages;
 pub mod register;
 pub mod server;

@@ -5,6 +5,7 @@ use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use layers::status::Status;
 use serde::Deserialize;
 
 use crate::app::{Authed, Shared};
@@ -273,9 +274,28 @@ struct ConfirmForm {
     confirm: Option<String>,
 }
 
-fn confirmed(body: &[u8]) -> Result<bool, ApiError> {
+/// Whether a form posted `confirm=yes` (the confirmation page's button).
+pub fn confirmed(body: &[u8]) -> Result<bool, ApiError> {
     let f: ConfirmForm = parse_form(body)?;
     Ok(f.confirm.as_deref() == Some("yes"))
+}
+
+/// A confirmation page whose button posts to `action` again with `confirm=yes`.
+pub fn confirm(
+    page: PageCtx,
+    question: String,
+    action: String,
+    button: &'static str,
+    back: &'static str,
+) -> Response {
+    render(&ConfirmPage {
+        page,
+        question,
+        action,
+        button,
+        back,
+    })
+    .into_response()
 }
 
 /// `POST /vms/{name}/{action}`: asks for confirmation, then acts.
@@ -562,15 +582,16 @@ pub async fn networking(
 
 #[derive(Template)]
 #[template(path = "node.html")]
-struct NodePage {
-    page: PageCtx,
-    image: String,
-    os: String,
-    kernel: String,
-    selinux: hostinfo::Selinux,
-    libvirt_uri: String,
-    secmodels: String,
-    registration: String,
+pub(crate) struct NodePage {
+    pub(crate) page: PageCtx,
+    pub(crate) image: String,
+    pub(crate) os: String,
+    pub(crate) kernel: String,
+    pub(crate) selinux: hostinfo::Selinux,
+    pub(crate) libvirt_uri: String,
+    pub(crate) secmodels: String,
+    pub(crate) registration: String,
+    pub(crate) layers: crate::node_layers::LayersView,
 }
 
 /// `GET /node`.
@@ -600,6 +621,7 @@ pub async fn node(State(state): State<Shared>, Extension(authed): Extension<Auth
         libvirt_uri: state.libvirt.uri().to_string(),
         secmodels,
         registration: n.registration.clone(),
+        layers: n.layers,
     })
     .into_response()
 }

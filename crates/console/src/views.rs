@@ -469,6 +469,9 @@ pub struct Node {
     #[serde(serialize_with = "value_or_error")]
     pub security_models: Result<Vec<SecModel>, String>,
     pub registration: String,
+    /// The layered root: layers, boot entries, store and health (`nodectl info` and
+    /// `nodectl check`).
+    pub layers: crate::node_layers::LayersView,
 }
 
 /// One line about the node's registration, from the state `nodectl register --status`
@@ -503,6 +506,7 @@ pub fn node(state: &AppState) -> Result<Node, ApiError> {
         libvirt_uri: state.libvirt.uri().to_string(),
         security_models: state.libvirt.security_models().map_err(|e| e.to_string()),
         registration,
+        layers: crate::node_layers::view(&state.layers.get()),
     })
 }
 

@@ -40,6 +40,80 @@ fn every_page_renders_with_the_navigation() {
     }
 }
 
+/// This build host does not boot from a layer: the Node page and `/api/v1/node` say
+/// so instead of failing, and a layer cannot be chosen for the next boot.
+#[test]
+fn the_node_page_says_a_live_host_is_not_installed_on_a_layered_root() {
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap();
+    if layers::status::layer_from_cmdline(&cmdline).is_some() {
+        eprintln!("skipped: this host runs from a layer ({cmdline})");
+        return;
+    }
+    let server = Server::start(|_| {});
+    let s = server.session("root");
+    let page = get(&server.url("/node"), Some(&s), &[]);
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains(
+            r#"<p class="note" id="layers-notice">Not installed on a layered root: running live."#
+        ),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("Boot this layer next time"));
+    let r = get(&server.url("/api/v1/node"), Some(&s), &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let l = &r.json()["data"]["layers"];
+    assert_eq!(l["installed"], false, "{l}");
+    assert!(
+        l["notice"]
+            .as_str()
+            .unwrap()
+            .starts_with("Not installed on a layered root")
+    );
+    assert!(l["error"].is_null() && l["health"].is_null(), "{l}");
+    assert_eq!(l["layers"], serde_json::json!([]));
+    // Choosing a layer for the next boot is refused with the reason, by the API and
+    // by the page (before any confirmation); a malformed name is a 400.
+    let layer = "hvnode-1.0-0.20261125.0+1";
+    let csrf = [("X-CSRF-Token", s.csrf.as_str())];
+    let r = post_form(
+        &server.url(&format!("/api/v1/node/layers/{layer}/boot-next")),
+        Some(&s),
+        &csrf,
+        "",
+    );
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("not installed on a layered root"),
+        "{}",
+        r.body
+    );
+    let url = server.url(&format!("/node/layers/{layer}/boot-next"));
+    let r = post_form(&url, Some(&s), &[], &format!("csrf={}", s.csrf));
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.body.contains("not installed on a layered root"));
+    assert!(r.body.contains(r#"class="sidebar""#));
+    let r = post_form(&url, Some(&s), &[], &format!("csrf={}&confirm=yes", s.csrf));
+    assert_eq!(r.status, 409, "{}", r.body);
+    let r = post_form(
+        &server.url("/api/v1/node/layers/hvnode-1.0/boot-next"),
+        Some(&s),
+        &csrf,
+        "",
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a layer name")
+    );
+}
+
 #[test]
 fn overview_shows_this_host() {
     let server = Server::start(|_| {});

@@ -25,6 +25,7 @@ fn routes() -> Vec<(String, String)> {
             .replace("{name}", "test")
             .replace("{action}", "start")
             .replace("{unit}", "ssh.service")
+            .replace("{layer}", "hvnode-1.0-0.20261125.0+1")
             .replace("{file}", "console.css");
         for (needle, method) in [("get(", "GET"), ("post(", "POST")] {
             if call.contains(needle) {
@@ -260,6 +261,8 @@ fn hostile_inputs_never_crash_the_server() {
             format!("/api/v1/logs?unit={name}&grep={name}&priority={name}"),
             format!("/api/v1/services?filter={name}&state={name}"),
             format!("/registration/fetch?engine={name}"),
+            format!("/node/layers/{name}/boot-next"),
+            format!("/api/v1/node/layers/{name}/boot-next"),
             "/registration/register".to_string(),
         ] {
             let url = server.url(&path);

@@ -1,0 +1,427 @@
+//! The Node page's layered root: what `nodectl info` and `nodectl check` know (image,
+//! layers and their bases, the running layer, grub's default and one-time next entry,
+//! the layer store and its thin pool, the health report), and the one action a layer
+//! offers: boot it once at the next boot (grub's `next_entry`).
+//!
+//! The facts come from [`layers::status::gather`], which runs a dozen programs
+//! (findmnt, lvm, getenforce, systemctl, …): they are learned off the async runtime,
+//! at most every [`LAYERS_TTL`] while someone looks, and shaped here by pure functions
+//! that the tests feed with recorded facts.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use layers::LayerName;
+use layers::lvm::{DEFAULT_VG, TAG_POOL};
+use layers::status::{self, Facts, Report, THIN_LIMIT_PERCENT};
+use serde::Serialize;
+
+use crate::api::{blocking, ok, to_value};
+use crate::app::{Authed, Shared};
+use crate::error::ApiError;
+use crate::metrics::human_bytes;
+use crate::pages::{self, PageCtx};
+use crate::views;
+
+/// How long the Node page reuses the layer facts.
+pub const LAYERS_TTL: Duration = Duration::from_secs(10);
+
+/// What the page says on a system that does not run from a layer.
+pub const NOT_INSTALLED: &str = "Not installed on a layered root: running live. This \
+    system was not booted from an hvnode layer (the live image, or a host that is not \
+    an installed node), so it has no layers, boot entries or layer health of its own.";
+
+/// The facts as gathered once, or why they could not be.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub facts: Result<Facts, String>,
+    /// The running image's NVR (`/usr/lib/hvnode/image.json`).
+    pub image: Option<String>,
+}
+
+impl Snapshot {
+    /// Reads the running system (blocking: runs programs).
+    pub fn gather() -> Self {
+        Self {
+            facts: status::gather(&status::boot_dir()).map_err(|e| format!("{e:#}")),
+            image: status::image_nvr(),
+        }
+    }
+}
+
+/// The last [`Snapshot`] and when it was taken. Concurrent callers of a stale cache
+/// wait for one gathering instead of each forking the same programs.
+#[derive(Debug, Default)]
+pub struct LayersCache {
+    last: Mutex<Option<(Instant, Arc<Snapshot>)>>,
+    gathering: Mutex<()>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl LayersCache {
+    /// The facts, gathered afresh when older than [`LAYERS_TTL`] (blocking).
+    pub fn get(&self) -> Arc<Snapshot> {
+        self.get_with(Snapshot::gather)
+    }
+
+    /// Like [`get`](Self::get), with the given way of gathering.
+    pub fn get_with(&self, gather: impl FnOnce() -> Snapshot) -> Arc<Snapshot> {
+        if let Some(s) = self.fresh() {
+            return s;
+        }
+        let _one = lock(&self.gathering);
+        if let Some(s) = self.fresh() {
+            return s;
+        }
+        let s = Arc::new(gather());
+        *lock(&self.last) = Some((Instant::now(), s.clone()));
+        s
+    }
+
+    /// Forgets the facts (after an action changed them).
+    pub fn invalidate(&self) {
+        *lock(&self.last) = None;
+    }
+
+    fn fresh(&self) -> Option<Arc<Snapshot>> {
+        lock(&self.last)
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < LAYERS_TTL)
+            .map(|(_, s)| s.clone())
+    }
+}
+
+/// The layered root as the Node page and `GET /api/v1/node` (`layers`) show it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LayersView {
+    /// Whether the running system booted from a layer of an installed node.
+    pub installed: bool,
+    /// Why there is little to show (not installed), in words for the page.
+    pub notice: Option<String>,
+    /// Why the facts could not be gathered, with what to do next.
+    pub error: Option<String>,
+    /// The running image's NVR.
+    pub image: Option<String>,
+    /// The layer the system runs from.
+    pub current_layer: Option<String>,
+    /// grub's `saved_entry`: the layer every boot starts.
+    pub default_entry: Option<String>,
+    /// grub's `next_entry`: the layer the next boot starts, once.
+    pub next_entry: Option<String>,
+    pub store: Option<StoreView>,
+    /// Every base in the store, newest first.
+    pub bases: Vec<String>,
+    /// Every layer in the store, newest first.
+    pub layers: Vec<LayerRow>,
+    /// `nodectl check`'s report (only for an installed node: on a live system every
+    /// check would fail for want of a layered root).
+    pub health: Option<Report>,
+}
+
+/// Where the layers live and how full it is.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StoreView {
+    /// `lvm` or `btrfs`.
+    pub backend: String,
+    /// In words: `LVM thin pool hvnode/pool00`, `btrfs subvolumes`.
+    pub description: String,
+    pub vg: Option<String>,
+    pub pool: Option<String>,
+    /// The pool's size, human-readable.
+    pub size: Option<String>,
+    pub data_percent: Option<f64>,
+    pub metadata_percent: Option<f64>,
+    /// Used share of the btrfs file system.
+    pub used_percent: Option<f64>,
+    /// `nodectl check` fails the pool from this use on.
+    pub warn_percent: f64,
+    /// What is too full and what to do about it.
+    pub warnings: Vec<String>,
+}
+
+/// One layer of the store.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LayerRow {
+    pub name: String,
+    pub base: String,
+    /// The system runs from it.
+    pub booted: bool,
+    /// grub's default entry.
+    pub default: bool,
+    /// grub boots it once at the next boot.
+    pub next: bool,
+    /// The title of its boot entry, if the menu has one.
+    pub boot_entry: Option<String>,
+    /// Whether "Boot this layer next time" is offered: an installed node, a boot
+    /// entry, and not already the layer the next boot starts.
+    pub can_boot_next: bool,
+}
+
+impl LayersView {
+    /// Whether the health report is all OK (`None`: no report).
+    pub fn health_ok(&self) -> Option<bool> {
+        self.health.as_ref().map(|r| r.status == status::Status::Ok)
+    }
+}
+
+fn percent(s: &str) -> Option<f64> {
+    s.trim().parse().ok()
+}
+
+fn store_view(f: &Facts) -> Option<StoreView> {
+    let mut s = StoreView {
+        backend: f.backend.clone(),
+        warn_percent: THIN_LIMIT_PERCENT,
+        ..StoreView::default()
+    };
+    let over = |v: Option<f64>| v.filter(|v| *v >= THIN_LIMIT_PERCENT);
+    match f.backend.as_str() {
+        "lvm" => {
+            let pool = f.lvs.iter().find(|l| l.has_tag(TAG_POOL));
+            s.vg = Some(DEFAULT_VG.to_string());
+            s.pool = pool.map(|p| p.lv_name.clone());
+            s.description = match &s.pool {
+                Some(p) => format!("LVM thin pool {DEFAULT_VG}/{p}"),
+                None => format!("LVM volume group {DEFAULT_VG} (no thin pool tagged {TAG_POOL})"),
+            };
+            s.size = pool
+                .and_then(|p| p.lv_size.parse::<f64>().ok())
+                .map(human_bytes);
+            s.data_percent = pool.and_then(|p| percent(&p.data_percent));
+            s.metadata_percent = pool.and_then(|p| percent(&p.metadata_percent));
+            for (what, v, next) in [
+                (
+                    "data",
+                    s.data_percent,
+                    "extend the pool (lvextend) or remove layers that are no longer needed",
+                ),
+                (
+                    "metadata",
+                    s.metadata_percent,
+                    "extend its metadata (lvextend --poolmetadatasize)",
+                ),
+            ] {
+                if let Some(v) = over(v) {
+                    s.warnings.push(format!(
+                        "Thin pool {what} {v:.1} % used, above {THIN_LIMIT_PERCENT:.0} %: {next}"
+                    ));
+                }
+            }
+        }
+        "btrfs" => {
+            s.description = "btrfs subvolumes (hvnode/bases, hvnode/layers)".into();
+            s.used_percent = f.btrfs_used_percent;
+            if let Some(v) = over(s.used_percent) {
+                s.warnings.push(format!(
+                    "The btrfs file system is {v:.0} % used, above {THIN_LIMIT_PERCENT:.0} %: \
+                     remove layers that are no longer needed or add a device"
+                ));
+            }
+        }
+        _ => return None,
+    }
+    Some(s)
+}
+
+/// Shapes a snapshot for the page and the API.
+pub fn view(snap: &Snapshot) -> LayersView {
+    let facts = match &snap.facts {
+        Ok(f) => f,
+        Err(e) => {
+            return LayersView {
+                error: Some(format!(
+                    "The layer store could not be read: {e}. Run `nodectl check` in the \
+                     terminal for the full report."
+                )),
+                image: snap.image.clone(),
+                ..LayersView::default()
+            };
+        }
+    };
+    let info = status::info(facts, snap.image.clone());
+    let installed = info.current_layer.is_some();
+    let default_entry = info.bootloader.default.clone();
+    let next_entry = info.bootloader.next.clone();
+    // The layer grub starts at the next boot: the one-time entry, else the default.
+    let starts_next = next_entry.clone().or_else(|| default_entry.clone());
+    let (bases, layers) = match &facts.inventory {
+        Some(inv) => (
+            inv.bases.iter().rev().map(|b| b.to_string()).collect(),
+            inv.layers
+                .iter()
+                .rev()
+                .map(|l| {
+                    let name = l.to_string();
+                    let entry = info.bootloader.entries.get(&name);
+                    let is = |o: &Option<String>| o.as_deref() == Some(name.as_str());
+                    LayerRow {
+                        base: l.base.to_string(),
+                        booted: is(&info.current_layer),
+                        default: is(&default_entry),
+                        next: is(&next_entry),
+                        boot_entry: entry.map(|e| e.title.clone()),
+                        can_boot_next: installed && entry.is_some() && !is(&starts_next),
+                        name,
+                    }
+                })
+                .collect(),
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
+    let notice = (!installed).then(|| {
+        if layers.is_empty() {
+            NOT_INSTALLED.to_string()
+        } else {
+            format!(
+                "{NOT_INSTALLED} The layers below were found on this machine's disks; \
+                 boot the installed node to choose among them."
+            )
+        }
+    });
+    LayersView {
+        installed,
+        notice,
+        error: None,
+        image: info.image,
+        current_layer: info.current_layer,
+        default_entry,
+        next_entry,
+        store: store_view(facts),
+        bases,
+        layers,
+        health: installed.then(|| status::check(facts)),
+    }
+}
+
+/// A layer's name from a request path; anything else is a 400 (before any program
+/// runs).
+pub fn parse_layer(name: &str) -> Result<LayerName, ApiError> {
+    name.parse()
+        .map_err(|e: layers::nvr::NameError| ApiError::BadRequest(e.to_string()))
+}
+
+/// Whether grub can be told to boot `layer` next: this system runs from a layer, the
+/// store has it and the boot menu has an entry for it.
+pub fn boot_next_target(facts: &Facts, layer: &LayerName) -> Result<(), ApiError> {
+    if facts.current_layer.is_none() {
+        return Err(ApiError::Conflict(format!(
+            "not installed on a layered root: this system runs live, so there is no boot \
+             menu of layers to change. Boot the installed node and choose the layer from \
+             its console (or `grub-editenv /boot/grub/grubenv set next_entry={layer}` on it)."
+        )));
+    }
+    let known = facts
+        .inventory
+        .as_ref()
+        .is_some_and(|i| i.layers.contains(layer));
+    if !known {
+        return Err(ApiError::NotFound(format!(
+            "there is no layer {layer} on this node: the Node page lists the layers there are"
+        )));
+    }
+    if !facts.boot_entries.iter().any(|e| e.id == layer.to_string()) {
+        return Err(ApiError::Conflict(format!(
+            "layer {layer} has no entry in the boot menu (/boot/grub/grub.cfg), so grub \
+             cannot boot it: `nodectl check` shows what is missing"
+        )));
+    }
+    Ok(())
+}
+
+/// Sets grub's `next_entry` to `name` after checking it against fresh facts (blocking).
+fn boot_next(state: &Shared, layer: LayerName) -> Result<LayerName, ApiError> {
+    let facts = status::gather(&status::boot_dir())
+        .map_err(|e| ApiError::Failed(format!("reading the layer store: {e:#}")))?;
+    boot_next_target(&facts, &layer)?;
+    let result = layers::boot::set_next(&status::boot_dir(), &layer);
+    state.layers.invalidate();
+    result.map_err(|e| {
+        ApiError::Failed(format!(
+            "{e:#}: the next boot is unchanged. Check that /boot is mounted read-write, \
+             or run `grub-editenv /boot/grub/grubenv set next_entry={layer}` as root in \
+             the terminal"
+        ))
+    })?;
+    tracing::info!(%layer, "next boot set to layer");
+    Ok(layer)
+}
+
+/// `POST /node/layers/{layer}/boot-next`: asks for confirmation, then sets grub's
+/// `next_entry`.
+pub async fn boot_next_page(
+    State(state): State<Shared>,
+    Extension(authed): Extension<Authed>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let page = PageCtx::new(&authed, "/node");
+    let (confirm, layer) = match pages::confirmed(&body).and_then(|c| Ok((c, parse_layer(&name)?)))
+    {
+        Ok(v) => v,
+        Err(e) => return pages::error_page(page, &e, "/node"),
+    };
+    if !confirm {
+        let l = layer.clone();
+        let checked = blocking(move || {
+            let facts = status::gather(&status::boot_dir())
+                .map_err(|e| ApiError::Failed(format!("reading the layer store: {e:#}")))?;
+            boot_next_target(&facts, &l)?;
+            Ok(facts.grubenv)
+        })
+        .await;
+        let env = match checked {
+            Ok(env) => env,
+            Err(e) => return pages::error_page(page, &e, "/node"),
+        };
+        let default = env
+            .iter()
+            .find(|(k, v)| k == "saved_entry" && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("none");
+        let question = format!(
+            "Boot layer “{name}” at the next boot? Nothing changes until the node \
+             reboots; that one boot starts “{name}”, the boots after it the default \
+             entry “{default}” again. Put the host into maintenance in the engine \
+             before rebooting it."
+        );
+        return pages::confirm(
+            page,
+            question,
+            format!("/node/layers/{}/boot-next", views::path_segment(&name)),
+            "Boot this layer next time",
+            "/node",
+        );
+    }
+    match blocking(move || boot_next(&state, layer)).await {
+        Ok(_) => Redirect::to("/node").into_response(),
+        Err(e) => pages::error_page(page, &e, "/node"),
+    }
+}
+
+/// `POST /api/v1/node/layers/{layer}/boot-next` (`X-CSRF-Token` required): the API
+/// caller has confirmed by calling. Answers `NodeLayers`, the new state.
+pub async fn boot_next_api(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let layer = parse_layer(&name)?;
+    let st = state.clone();
+    let v = blocking(move || {
+        boot_next(&st, layer)?;
+        Ok(view(&st.layers.get()))
+    })
+    .await?;
+    Ok(ok("NodeLayers", to_value(&v)))
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,235 @@
+#![allow(clippy::unwrap_used)]
+
+use super::fixtures::{NEW, OLD, mount, snap, updated_node};
+use super::*;
+use askama::Template;
+
+#[test]
+fn an_updated_node_shows_both_layers_newest_first() {
+    let v = view(&snap(updated_node()));
+    assert!(v.installed);
+    assert_eq!(v.notice, None);
+    assert_eq!(v.image.as_deref(), Some(NEW));
+    assert_eq!(v.current_layer.as_deref(), Some(&*format!("{NEW}+1")));
+    assert_eq!(v.default_entry, v.current_layer);
+    assert_eq!(v.next_entry, None);
+    assert_eq!(v.bases, [NEW, OLD]);
+    let names: Vec<&str> = v.layers.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, [format!("{NEW}+1"), format!("{OLD}+1")]);
+    let (new, old) = (&v.layers[0], &v.layers[1]);
+    assert!(new.booted && new.default && !new.next);
+    assert_eq!(new.base, NEW);
+    assert!(!new.can_boot_next, "the next boot starts it anyway");
+    assert!(!old.booted && !old.default);
+    assert!(old.can_boot_next, "the rollback candidate");
+    assert_eq!(
+        old.boot_entry.as_deref(),
+        Some("hvnode 1.0 (0.20261125.0+1)")
+    );
+    let s = v.store.as_ref().unwrap();
+    assert_eq!(s.description, "LVM thin pool hvnode/pool00");
+    assert_eq!(s.size.as_deref(), Some("20.0 GiB"));
+    assert_eq!(
+        (s.data_percent, s.metadata_percent),
+        (Some(42.25), Some(7.5))
+    );
+    assert!(s.warnings.is_empty());
+    assert_eq!(v.health_ok(), Some(true), "{:?}", v.health);
+}
+
+#[test]
+fn a_pending_one_time_entry_is_shown_and_not_offered_again() {
+    let mut f = updated_node();
+    f.grubenv.push(("next_entry".into(), format!("{OLD}+1")));
+    let v = view(&snap(f));
+    assert_eq!(v.next_entry.as_deref(), Some(&*format!("{OLD}+1")));
+    let (new, old) = (&v.layers[0], &v.layers[1]);
+    assert!(old.next && !old.can_boot_next);
+    assert!(
+        new.default && new.can_boot_next,
+        "back to the default next time"
+    );
+    // grub-editenv leaves `next_entry=` behind after the one boot: no entry.
+    let mut f = updated_node();
+    f.grubenv.push(("next_entry".into(), String::new()));
+    assert_eq!(view(&snap(f)).next_entry, None);
+}
+
+#[test]
+fn a_full_pool_warns_and_fails_the_health_check_with_its_detail() {
+    let mut f = updated_node();
+    f.lvs[0].data_percent = "85.00".into();
+    f.lvs[0].metadata_percent = "80.0".into();
+    let v = view(&snap(f));
+    let s = v.store.as_ref().unwrap();
+    assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
+    assert!(s.warnings[0].contains("data 85.0 % used, above 80 %"));
+    assert!(s.warnings[1].contains("metadata 80.0 %"));
+    assert_eq!(v.health_ok(), Some(false));
+    let failed: Vec<(&str, &str)> = v
+        .health
+        .iter()
+        .flat_map(|r| &r.groups)
+        .flat_map(|g| &g.checks)
+        .filter(|c| c.status == status::Status::Failed)
+        .map(|c| (c.name.as_str(), c.detail.as_str()))
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            ("Thin pool data", "85.0% used (limit 80%)"),
+            ("Thin pool metadata", "80.0% used (limit 80%)")
+        ]
+    );
+}
+
+#[test]
+fn btrfs_shows_its_space() {
+    let mut f = updated_node();
+    f.backend = "btrfs".into();
+    f.lvs.clear();
+    f.btrfs_used_percent = Some(91.0);
+    let s = view(&snap(f)).store.unwrap();
+    assert_eq!(s.backend, "btrfs");
+    assert_eq!(s.vg, None);
+    assert_eq!(s.used_percent, Some(91.0));
+    assert!(s.warnings[0].contains("91 % used"), "{:?}", s.warnings);
+}
+
+#[test]
+fn a_live_system_says_so_instead_of_failing_checks() {
+    // What `gather` records on the build host or the live ISO.
+    let live = Facts {
+        mounts: vec![mount("/", "/dev/vda")],
+        selinux: "Disabled".into(),
+        ..Facts::default()
+    };
+    let v = view(&snap(live));
+    assert!(!v.installed);
+    assert_eq!(v.notice.as_deref(), Some(NOT_INSTALLED));
+    assert!(v.layers.is_empty() && v.store.is_none() && v.health.is_none());
+    // The live ISO on a machine with an installed disk: the store is seen, but
+    // nothing can be chosen from here.
+    let mut on_disk = updated_node();
+    on_disk.current_layer = None;
+    let v = view(&snap(on_disk));
+    assert!(!v.installed);
+    assert!(v.notice.unwrap().contains("found on this machine's disks"));
+    assert_eq!(v.layers.len(), 2);
+    assert!(v.layers.iter().all(|l| !l.can_boot_next && !l.booted));
+}
+
+#[test]
+fn a_gathering_failure_is_a_message() {
+    let v = view(&Snapshot {
+        facts: Err("listing mounts: findmnt: not found".into()),
+        image: None,
+    });
+    assert!(!v.installed);
+    let e = v.error.unwrap();
+    assert!(
+        e.contains("findmnt: not found") && e.contains("nodectl check"),
+        "{e}"
+    );
+}
+
+#[test]
+fn only_a_bootable_layer_of_an_installed_node_can_be_boot_next() {
+    let f = updated_node();
+    let old = format!("{OLD}+1");
+    let status = |f: &Facts, n: &str| {
+        parse_layer(n)
+            .and_then(|l| boot_next_target(f, &l))
+            .unwrap_err()
+            .status()
+            .as_u16()
+    };
+    boot_next_target(&f, &parse_layer(&old).unwrap()).unwrap();
+    assert_eq!(status(&f, "../etc"), 400);
+    assert_eq!(status(&f, OLD), 400, "a base is not a layer");
+    assert_eq!(status(&f, &format!("{OLD}+7")), 404);
+    let mut no_entry = updated_node();
+    no_entry.boot_entries.retain(|e| e.id != old);
+    assert_eq!(status(&no_entry, &old), 409);
+    let mut live = updated_node();
+    live.current_layer = None;
+    let e = boot_next_target(&live, &parse_layer(&old).unwrap()).unwrap_err();
+    assert_eq!(e.status().as_u16(), 409);
+    assert!(e.to_string().starts_with("not installed on a layered root"));
+}
+
+#[test]
+fn the_cache_gathers_once_per_ttl_and_after_an_action() {
+    let cache = Arc::new(LayersCache::default());
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let gather = |c: &Arc<std::sync::atomic::AtomicUsize>| {
+        let c = c.clone();
+        move || {
+            c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(50));
+            snap(updated_node())
+        }
+    };
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (cache, g) = (cache.clone(), gather(&count));
+            std::thread::spawn(move || cache.get_with(g))
+        })
+        .collect();
+    let got: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(got.iter().all(|s| Arc::ptr_eq(s, &got[0])));
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
+    cache.get_with(gather(&count));
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
+    cache.invalidate();
+    cache.get_with(gather(&count));
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+#[test]
+fn the_node_page_shows_an_installed_nodes_layers() {
+    let mut facts = updated_node();
+    facts.lvs[0].data_percent = "85.00".into();
+    let t = pages::NodePage {
+        page: PageCtx {
+            title: "Node",
+            active: "/node",
+            user: "root".into(),
+            csrf: "tok".into(),
+            hostname: "node1".into(),
+        },
+        image: NEW.into(),
+        os: "Debian".into(),
+        kernel: "6.1".into(),
+        selinux: hostinfo::Selinux {
+            mode: "enforcing".into(),
+            configured_mode: Some("enforcing".into()),
+            policy: Some("default".into()),
+        },
+        libvirt_uri: "qemu:///system".into(),
+        secmodels: "selinux".into(),
+        registration: "Not registered with an engine".into(),
+        layers: view(&snap(facts)),
+    };
+    let html = t.render().unwrap();
+    assert!(!html.contains("layers-notice"), "an installed node");
+    for want in [
+        r#"<dd class="mono" id="layers-current">hvnode-1.1-0.20261201.0+1</dd>"#,
+        r#"<dd class="mono" id="layers-default">hvnode-1.1-0.20261201.0+1</dd>"#,
+        r#"<dd id="layers-store">LVM thin pool hvnode/pool00</dd>"#,
+        "Thin pool data 85.0 % used, above 80 %",
+        r#"id="layers-health-status">FAILED<"#,
+        r#"<details class="check-group" open>"#,
+        "Thin pool data <span class=\"muted\">(85.0% used (limit 80%))</span>",
+        r#"<tr data-layer="hvnode-1.0-0.20261125.0+1">"#,
+        "hvnode 1.0 (0.20261125.0+1)",
+        r#"<form method="post" action="/node/layers/hvnode-1.0-0.20261125.0%2B1/boot-next"><input type="hidden" name="csrf" value="tok">"#,
+    ] {
+        assert!(html.contains(want), "{want}\n{html}");
+    }
+    assert_eq!(
+        html.matches("Boot this layer next time").count(),
+        1,
+        "only the layer that is not booted next anyway"
+    );
+}
