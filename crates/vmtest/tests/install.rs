@@ -407,12 +407,103 @@ fn install_from_shell(c: &mut vmtest::Console, ks: &str) -> (i32, String) {
     .unwrap()
 }
 
+/// The interactive hub's password (never shown on the console).
+const HUB_PASSWORD: &str = "Hub-secret-42";
+const ADMIN_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA+H5ussA9jGiVgHSYYeIy4WuPEq6NBeyLv53YfU2Ltz admin@hvnode-test";
+
+/// Waits for `expect` on the console, then types `send`.
+fn answer(c: &mut vmtest::Console, expect: &str, send: &str) {
+    c.expect(expect, CMD)
+        .unwrap_or_else(|e| panic!("the installer's hub: {e}"));
+    c.send(send).unwrap();
+}
+
+/// `hvnode-install` with a kickstart that names only the image: the hub
+/// asks the rest. The answers (disk, btrfs, static network, host name,
+/// time zone, root password, an admin with an SSH key) are then read from
+/// the installed layer, over the thin install that was on the disk.
+fn interactive_reinstall(c: &mut vmtest::Console, img: &Image, log: &Path) {
+    put_file(
+        c,
+        "/tmp/ask.ks",
+        &format!(
+            "liveimg --url=file:///run/initramfs/live/LiveOS/squashfs.img --checksum={}\n",
+            img.squashfs_sha256
+        ),
+    );
+    c.send("hvnode-install --kickstart /tmp/ask.ks 2>&1 | tail -n 5; echo \"@@rc=${PIPESTATUS[0]}@@\"\n")
+        .unwrap();
+    let hub = "to refresh]: ";
+    answer(c, hub, "1\n");
+    answer(c, "Install on which disk", "1\n");
+    answer(c, "Layout [", "2\n");
+    answer(c, hub, "2\n");
+    let (i, _) = c
+        .expect_any(&["Configure which interface", "Address from"], CMD)
+        .unwrap();
+    if i == 0 {
+        c.send("\n").unwrap();
+        c.expect("Address from", CMD).unwrap();
+    }
+    c.send("2\n").unwrap();
+    answer(c, "IPv4 address with prefix length", "10.0.2.15/24\n");
+    answer(c, "Gateway [", "10.0.2.2\n");
+    answer(c, "DNS servers", "10.0.2.3\n");
+    answer(c, "Host name, e.g.", &format!("{HOSTNAME}\n"));
+    answer(c, hub, "3\n");
+    answer(c, "Time zone [", "Europe/Paris\n");
+    answer(c, hub, "4\n");
+    answer(c, "Password for root", &format!("{HUB_PASSWORD}\n"));
+    answer(c, "(confirm): ", &format!("{HUB_PASSWORD}\n"));
+    answer(c, hub, "5\n");
+    answer(c, "User name [", "admin\n");
+    answer(c, "Password for admin", &format!("{HUB_PASSWORD}\n"));
+    answer(c, "(confirm): ", &format!("{HUB_PASSWORD}\n"));
+    answer(c, "SSH public key", &format!("{ADMIN_KEY}\n"));
+    answer(c, hub, "b\n");
+    answer(c, "Type yes to install: ", "yes\n");
+    let out = c.expect("@@rc=", INSTALL).unwrap();
+    let rc = c.expect("@@", CMD).unwrap();
+    assert_eq!(rc.trim_end_matches("@@"), "0", "interactive install: {out}");
+    // The installer turned echo back on after the passwords.
+    c.prepare_shell().unwrap();
+
+    let layer = format!("{}+1", img.nvr);
+    c.check(
+        &format!("mkdir -p /mnt/n /mnt/h && mount -o subvol=/hvnode/layers/{layer} /dev/vda4 /mnt/n && mount -o subvol=/hvnode/volumes/home /dev/vda4 /mnt/h"),
+        CMD,
+    )
+    .unwrap();
+    let t = |c: &mut vmtest::Console, cmd: &str| c.check(cmd, CMD).unwrap().trim().to_string();
+    assert_eq!(t(c, "cat /mnt/n/etc/hostname"), HOSTNAME);
+    assert!(t(c, "readlink /mnt/n/etc/localtime").ends_with("Europe/Paris"));
+    let net = t(c, "cat /mnt/n/etc/systemd/network/*.network");
+    assert!(net.contains("Address=10.0.2.15/24"), "{net}");
+    assert!(net.contains("Gateway=10.0.2.2"), "{net}");
+    let wheel = t(c, "grep '^wheel:' /mnt/n/etc/group");
+    assert!(wheel.ends_with("admin"), "{wheel}");
+    let keys = t(c, "cat /mnt/h/admin/.ssh/authorized_keys");
+    assert!(keys.contains(ADMIN_KEY), "{keys}");
+    assert_eq!(t(c, "stat -c %a /mnt/n/root/hvnode-ks.cfg"), "600");
+    let saved = t(c, "cat /mnt/n/root/hvnode-ks.cfg");
+    assert!(saved.contains("rootpw --iscrypted $6$"), "{saved}");
+    assert!(!saved.contains(HUB_PASSWORD), "{saved}");
+    let shadow = t(c, "grep -c '^root:\\$6\\$' /mnt/n/etc/shadow");
+    assert_eq!(shadow, "1");
+    c.check("umount /mnt/h /mnt/n", CMD).unwrap();
+    let serial = std::fs::read_to_string(log).unwrap();
+    assert!(
+        !serial.contains(HUB_PASSWORD),
+        "a password typed at the hub reached the console"
+    );
+}
+
 /// From the live system's shell, as an admin would run it: a disk that is
 /// too small and an image with the wrong checksum are refused before any
-/// write; an install, then a reinstall over it (its volume group must be
-/// taken down first: RHVH broke on that); then an install whose
-/// `%post --erroronfail` fails leaves a wiped disk and says where it
-/// stopped.
+/// write; an install, then an interactive reinstall over it (the old
+/// volume group must be taken down first: RHVH broke on that); then an
+/// install whose `%post --erroronfail` fails leaves a wiped disk and says
+/// where it stopped.
 #[test]
 fn failures_stop_cleanly_and_reinstall_works() {
     let Some(img) = image() else { return };
@@ -464,26 +555,26 @@ fn failures_stop_cleanly_and_reinstall_works() {
         "vda"
     );
 
-    // An install, and a reinstall over it.
+    // An unattended thin install...
     let good_ks = kickstart(&good);
     put_file(c, "/tmp/good.ks", &good_ks);
-    for round in ["install", "reinstall"] {
-        let started = Instant::now();
-        let (rc, out) = install_from_shell(c, "/tmp/good.ks");
-        assert_eq!(rc, 0, "{round}: {out}");
-        eprintln!(
-            "thinp {round} from the live shell: {:.0} s",
-            started.elapsed().as_secs_f64()
-        );
-        let lvs = c
-            .check("lvs --noheadings -o lv_name,lv_tags hvnode", CMD)
-            .unwrap();
-        assert!(
-            lvs.contains(&format!("{}+1", img.nvr)) && lvs.contains("hvnode:base"),
-            "{round}: {lvs}"
-        );
-    }
+    let started = Instant::now();
+    let (rc, out) = install_from_shell(c, "/tmp/good.ks");
+    assert_eq!(rc, 0, "{out}");
+    eprintln!(
+        "thinp install from the live shell: {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    let lvs = c
+        .check("lvs --noheadings -o lv_name,lv_tags hvnode", CMD)
+        .unwrap();
+    assert!(
+        lvs.contains(&format!("{}+1", img.nvr)) && lvs.contains("hvnode:base"),
+        "{lvs}"
+    );
 
+    // ...and an interactive reinstall over it, on btrfs.
+    interactive_reinstall(c, &img, &log);
     // One whose %post fails with --erroronfail: the disk is wiped.
     let failing = good_ks.replace(
         "echo \"post ran",

@@ -198,9 +198,11 @@ impl<'a> Console<'a> {
     /// Like [`Console::ask`], with echo off (passwords); the typed line is
     /// not trimmed but for its line end.
     pub fn ask_secret(&mut self, prompt: &str) -> Result<String> {
+        // Echo off before the prompt shows: what is typed as soon as it
+        // appears must not be echoed either.
+        self.env.echo(false);
         write!(self.out, "{prompt}").context("writing to the console")?;
         self.out.flush().context("writing to the console")?;
-        self.env.echo(false);
         let mut s = String::new();
         let read = self.input.read_line(&mut s);
         self.env.echo(true);
