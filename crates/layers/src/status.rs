@@ -13,7 +13,8 @@ use command::CommandExt;
 use serde::{Deserialize, Serialize};
 
 use crate::boot::read_env;
-use crate::lvm::{DEFAULT_VG, Lv, TAG_POOL, TAG_VOLUME, inventory_of, parse_lvs};
+use crate::fstab::{self, Entry};
+use crate::lvm::{Lv, TAG_BASE, TAG_LAYER, TAG_POOL, TAG_VOLUME, inventory_of, parse_lvs};
 use crate::volumes::VOLUMES;
 use crate::{Inventory, LayerName};
 
@@ -101,7 +102,13 @@ pub fn layer_from_cmdline(cmdline: &str) -> Option<LayerName> {
 pub struct Facts {
     /// `lvm` or `btrfs` (or empty when no store was found).
     pub backend: String,
+    /// The volume group holding the store (lvm): whichever group has the
+    /// volumes tagged as hvnode's, named as the installer's kickstart said.
+    pub vg: String,
+    /// The volumes of that group.
     pub lvs: Vec<Lv>,
+    /// The node's `/etc/fstab`: the separate volumes it is meant to mount.
+    pub fstab: Vec<Entry>,
     pub inventory: Option<Inventory>,
     pub current_layer: Option<LayerName>,
     pub mounts: Vec<Mount>,
@@ -149,19 +156,22 @@ pub fn gather(boot: &Path) -> Result<Facts> {
         f.inventory = btrfs_inventory(&f.mounts);
         f.btrfs_used_percent = used_percent("/").ok();
     } else if let Some(out) = run_out(
-        Command::new("lvm")
-            .arg("lvs")
+        crate::lvm::lvm("lvs")
             .args(["--reportformat", "json", "--units", "b", "--nosuffix"])
             .args([
                 "-o",
-                "lv_name,lv_tags,origin,lv_attr,lv_size,data_percent,metadata_percent",
-            ])
-            .arg(DEFAULT_VG),
-    ) {
+                "vg_name,lv_name,lv_tags,origin,lv_attr,lv_size,data_percent,metadata_percent",
+            ]),
+    ) && let Some((vg, lvs)) = store_group(parse_lvs(&out)?)
+    {
         f.backend = "lvm".into();
-        f.lvs = parse_lvs(&out)?;
+        f.vg = vg;
+        f.lvs = lvs;
         f.inventory = Some(inventory_of(&f.lvs));
     }
+    f.fstab = fs::read_to_string("/etc/fstab")
+        .map(|t| fstab::parse(&t))
+        .unwrap_or_default();
     if let Ok(text) = fs::read_to_string(boot.join("grub/grub.cfg")) {
         f.boot_entries = parse_grub_cfg(&text);
     }
@@ -186,6 +196,55 @@ pub fn gather(boot: &Path) -> Result<Facts> {
         f.units.insert(u.into(), state);
     }
     Ok(f)
+}
+
+/// The volume group that holds the store — the one with the volume tagged
+/// as hvnode's thin pool, else with a base or layer — and its volumes.
+pub fn store_group(all: Vec<Lv>) -> Option<(String, Vec<Lv>)> {
+    let vg = [TAG_POOL, TAG_BASE, TAG_LAYER]
+        .iter()
+        .find_map(|t| all.iter().find(|l| l.has_tag(t)))?
+        .vg_name
+        .clone();
+    let lvs = all.into_iter().filter(|l| l.vg_name == vg).collect();
+    Some((vg, lvs))
+}
+
+/// The separate volumes the node mounts: from its fstab (thin volumes of
+/// the store's group, or btrfs subvolumes), else the autopart set.
+/// Each is (LV name when on LVM, mount point; `swap` for swap).
+fn expected_volumes(f: &Facts) -> Vec<(Option<String>, String)> {
+    let prefix = format!("/dev/{}/", f.vg);
+    let from_fstab: Vec<(Option<String>, String)> = f
+        .fstab
+        .iter()
+        .filter_map(|e| {
+            let target = if e.fstype == "swap" {
+                "swap".to_string()
+            } else {
+                e.target.clone()
+            };
+            if f.backend == "btrfs" {
+                (e.fstype == "btrfs" && e.target != "/" && e.options.contains("hvnode/volumes/"))
+                    .then_some((None, target))
+            } else {
+                let lv = e.source.strip_prefix(&prefix)?;
+                let layer = f
+                    .lvs
+                    .iter()
+                    .any(|l| l.lv_name == lv && l.has_tag(TAG_LAYER));
+                (e.target != "/" && !layer && !f.vg.is_empty())
+                    .then(|| (Some(lv.to_string()), target))
+            }
+        })
+        .collect();
+    if !from_fstab.is_empty() {
+        return from_fstab;
+    }
+    VOLUMES
+        .iter()
+        .map(|v| (Some(v.name.to_string()), v.mountpoint.to_string()))
+        .collect()
 }
 
 /// Bases and layers of the btrfs store (`btrfs subvolume list` shows every
@@ -400,12 +459,22 @@ pub fn check(f: &Facts) -> Report {
         (Some(r), Some(v)) => r.source != v.source || r.options != v.options,
         _ => false,
     };
+    let expected = expected_volumes(f);
+    // Thin volumes and subvolumes give freed blocks back with discard; a
+    // thick volume (outside the pool) has nothing to give back.
+    let thick = |lv: &Option<String>| {
+        lv.as_ref().is_some_and(|n| {
+            f.lvs
+                .iter()
+                .any(|l| &l.lv_name == n && !l.lv_attr.is_empty() && !l.lv_attr.starts_with('V'))
+        })
+    };
     let no_discard: Vec<&str> = std::iter::once("/")
         .chain(
-            VOLUMES
+            expected
                 .iter()
-                .filter(|v| !v.is_swap())
-                .map(|v| v.mountpoint),
+                .filter(|(lv, mp)| mp != "swap" && !thick(lv))
+                .map(|(_, mp)| mp.as_str()),
         )
         .filter(|t| find(t).is_some_and(|m| !m.options.contains("discard")))
         .collect();
@@ -455,9 +524,9 @@ pub fn check(f: &Facts) -> Report {
             .filter(|l| l.has_tag(TAG_VOLUME))
             .map(|l| l.lv_name.as_str())
             .collect();
-        let missing_vols: Vec<&str> = VOLUMES
+        let missing_vols: Vec<&str> = expected
             .iter()
-            .map(|v| v.name)
+            .filter_map(|(lv, _)| lv.as_deref())
             .filter(|n| !vols.contains(n))
             .collect();
         groups.push(group(
@@ -467,9 +536,9 @@ pub fn check(f: &Facts) -> Report {
                     "Initialized VG",
                     !f.lvs.is_empty(),
                     if f.lvs.is_empty() {
-                        format!("volume group {DEFAULT_VG} not found")
+                        "no volume group holds volumes tagged hvnode:pool, hvnode:base or hvnode:layer".to_string()
                     } else {
-                        DEFAULT_VG.to_string()
+                        f.vg.clone()
                     },
                 ),
                 item(
@@ -565,12 +634,12 @@ pub fn boot_dir() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lvm::{TAG_BASE, TAG_LAYER};
 
     const CFG: &str = "set timeout=5\nmenuentry \"hvnode 1.0 (1+1)\" --id hvnode-1.0-1+1 {\n    linux /hvnode-1.0-1+1/vmlinuz root=/dev/hvnode/hvnode-1.0-1+1 ro\n    initrd /hvnode-1.0-1+1/initrd.img\n}\n";
 
     fn lv(name: &str, tag: &str, data: &str, meta: &str) -> Lv {
         Lv {
+            vg_name: "hvnode".into(),
             lv_name: name.into(),
             lv_tags: tag.into(),
             origin: String::new(),
@@ -611,6 +680,8 @@ mod tests {
         }));
         Facts {
             backend: "lvm".into(),
+            vg: "hvnode".into(),
+            fstab: Vec::new(),
             inventory: Some(inventory_of(&lvs)),
             lvs,
             current_layer: Some("hvnode-1.0-1+1".parse().unwrap()),
@@ -663,6 +734,60 @@ mod tests {
         let i = info(&healthy(), Some("hvnode-1.0-1".into()));
         assert_eq!(i.layers["hvnode-1.0-1"], ["hvnode-1.0-1+1"]);
         assert_eq!(i.bootloader.default.as_deref(), Some("hvnode-1.0-1+1"));
+    }
+
+    #[test]
+    fn the_store_is_found_by_its_tags_in_any_group() {
+        let mut other = lv("scratch", "", "", "");
+        other.vg_name = "data".into();
+        let mut pool = lv("pool00", TAG_POOL, "1.0", "1.0");
+        pool.vg_name = "vg0".into();
+        let mut base = lv("hvnode-1.0-1", TAG_BASE, "", "");
+        base.vg_name = "vg0".into();
+        let (vg, lvs) = store_group(vec![other.clone(), base, pool]).unwrap();
+        assert_eq!(vg, "vg0");
+        assert_eq!(lvs.len(), 2);
+        assert!(store_group(vec![other]).is_none());
+    }
+
+    #[test]
+    fn a_manual_layout_is_checked_against_its_fstab() {
+        let mut f = healthy();
+        f.vg = "vg0".into();
+        let entry = |src: &str, t: &str, ty: &str| Entry {
+            source: src.into(),
+            target: t.into(),
+            fstype: ty.into(),
+            options: "defaults,discard".into(),
+            pass: 2,
+        };
+        f.fstab = vec![
+            entry("/dev/vg0/hvnode-1.0-1+1", "/", "ext4"),
+            entry("/dev/vg0/var", "/var", "ext4"),
+            entry("/dev/vg0/images", "/var/lib/libvirt/images", "xfs"),
+            entry("/dev/vg0/swap", "none", "swap"),
+            entry("UUID=x", "/boot", "ext4"),
+        ];
+        // Only what the fstab names is expected: no /home, /tmp, ….
+        f.lvs
+            .retain(|l| !l.has_tag(TAG_VOLUME) || l.lv_name == "var" || l.lv_name == "swap");
+        f.lvs.push(lv("images", TAG_VOLUME, "", ""));
+        f.mounts.push(mount(
+            "/var/lib/libvirt/images",
+            "/dev/mapper/vg0-images",
+            "rw",
+        ));
+        let r = check(&f);
+        let text = render_report(&r);
+        assert!(text.contains("Initialized VG ... OK (vg0)"), "{text}");
+        assert!(text.contains("Initialized LVs ... OK"), "{text}");
+        assert!(
+            text.contains("mounted without discard: /var/lib/libvirt/images"),
+            "{text}"
+        );
+        f.lvs.retain(|l| l.lv_name != "images");
+        let text = render_report(&check(&f));
+        assert!(text.contains("missing: images"), "{text}");
     }
 
     #[test]
