@@ -1,24 +1,33 @@
-//! The storage plan (what `--dry-run` prints) and carrying it out: new
-//! GPT on the selected disk, BIOS boot + EFI + `/boot` partitions, and the
-//! rest for the layer store — an LVM thin pool (`thinp`) or one btrfs file
-//! system (`btrfs`) — with the separate volumes in it.
+//! The storage plan (what `--dry-run` prints) and carrying it out. Both
+//! `autopart` ([`autopart`]) and explicit `part`/`volgroup`/`logvol`
+//! layouts ([`manual`]) become one [`StoragePlan`]: the GPT partitions of
+//! the selected disk, the layer store on them — a volume group with a thin
+//! pool, or one btrfs file system — the root's size, and the separate
+//! volumes with their mount points. [`execute`] carries out any such plan.
+
+pub mod autopart;
+pub mod execute;
+pub mod manual;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use anyhow::{Context, Result, bail};
-use command::CommandExt;
-use kickstart::commands::AutopartType;
+use anyhow::{Result, bail};
 use kickstart::node::{Clear, Disks, Layout};
-use layers::lvm::{DEFAULT_POOL, DEFAULT_VG};
-use layers::volumes::{
-    BIOS_BOOT_SIZE, BOOT_SIZE, EFI_SIZE, POOL_RESERVE_PERCENT, ROOT_MIN, VOLUMES, min_disk_bytes,
-};
+use layers::lvm::PoolSpec;
+
+pub use execute::{check_vg_name_free, clear_disk, format_platform, mkfs, partition};
 
 use crate::disks::{self, Device, human};
 
+const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
+
+/// Room kept at the end of the disk (backup GPT) and before the first
+/// partition (alignment) when sizes are worked out.
+pub const DISK_OVERHEAD: u64 = 4 * MIB;
 
 /// How the layer store is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,50 +36,154 @@ pub enum Scheme {
     Btrfs,
 }
 
-/// One separate volume with its size (thin virtual size, or none on btrfs).
+/// What a partition is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// grub's core image on GPT disks booted by a BIOS.
+    BiosBoot,
+    /// The EFI system partition, `/boot/efi`.
+    Efi,
+    /// `/boot`: a kernel and initramfs per layer.
+    Boot,
+    /// An LVM physical volume of the store's volume group.
+    Pv,
+    /// The btrfs file system of the store.
+    Btrfs,
+    /// A plain file system (or swap): the [`PlannedVolume`] on it says where.
+    Volume,
+}
+
+/// One GPT partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedPartition {
+    pub number: u32,
+    /// The GPT partition name.
+    pub name: String,
+    /// sgdisk type code.
+    pub code: &'static str,
+    pub bytes: u64,
+    /// Made to the end of the disk (`bytes` is then what it will at least
+    /// have).
+    pub to_end: bool,
+    pub role: Role,
+    /// File-system label (EFI, /boot).
+    pub label: String,
+    /// fstab options (EFI, /boot).
+    pub options: String,
+    /// The kickstart line it comes from (`ks.cfg:12: part pv.01`).
+    pub from: Option<String>,
+}
+
+/// The volume group and thin pool (thin LVM store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VgPlan {
+    pub spec: PoolSpec,
+    /// Partitions that are its physical volumes.
+    pub pvs: Vec<u32>,
+    /// The group's size (from its partitions, whole extents).
+    pub vg_bytes: u64,
+    /// Kept free in the group, and why (`20% of the group`).
+    pub reserved_bytes: u64,
+    pub reserved_why: String,
+    /// The pool's data size.
+    pub pool_bytes: u64,
+}
+
+/// Where the layers are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorePlan {
+    Lvm(VgPlan),
+    Btrfs { partition: u32 },
+}
+
+/// What a separate volume is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backing {
+    /// A thin volume in the store's pool (virtual size).
+    Thin,
+    /// A plain logical volume in the store's group.
+    Thick,
+    /// A partition of the disk.
+    Partition(u32),
+    /// A btrfs subvolume of the store.
+    Subvolume,
+}
+
+/// One separate volume with its size (thin virtual size; swap file size on
+/// btrfs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedVolume {
-    pub name: &'static str,
-    pub mountpoint: &'static str,
+    /// The LV or subvolume name (`var_log`).
+    pub name: String,
+    /// Where it is mounted; `swap` for swap.
+    pub mountpoint: String,
     pub bytes: u64,
+    /// `ext4`, `xfs`, `swap`, or `btrfs` (a subvolume).
+    pub fstype: String,
+    pub backing: Backing,
+    /// fstab options.
+    pub options: String,
+    /// File-system (or swap) label.
+    pub label: String,
+    /// Extra `mkfs` arguments (`--mkfsoptions`).
+    pub mkfs_options: Vec<String>,
+}
+
+impl PlannedVolume {
+    pub fn is_swap(&self) -> bool {
+        self.mountpoint == "swap"
+    }
 }
 
 /// What the installer will do to the disks.
 #[derive(Debug, Clone)]
 pub struct StoragePlan {
-    pub scheme: Scheme,
     /// The disk that gets the partitions and the boot loaders.
     pub disk: Device,
     /// Whether existing partitions and signatures are wiped.
     pub wipe: bool,
-    pub no_home: bool,
-    pub no_swap: bool,
-    /// Size of the store's partition.
-    pub store_bytes: u64,
-    /// Thin pool size (thinp).
-    pub pool_bytes: u64,
+    /// In order of their numbers.
+    pub partitions: Vec<PlannedPartition>,
+    pub store: StorePlan,
     /// Virtual size of the root (each base and layer).
     pub root_bytes: u64,
+    /// fstab options of the root.
+    pub root_options: Option<String>,
+    /// Mounted in this order (parents first).
     pub volumes: Vec<PlannedVolume>,
+    /// Things the administrator should know (names replaced, options
+    /// ignored, mount points RHVH keeps apart that are not).
+    pub notes: Vec<String>,
 }
 
-/// The partitions, in order: number, name, sgdisk type code, size (None:
-/// the rest of the disk).
-pub fn partitions(scheme: Scheme) -> [(u32, &'static str, &'static str, Option<u64>); 4] {
-    [
-        (1, "biosboot", "EF02", Some(BIOS_BOOT_SIZE)),
-        (2, "efi", "EF00", Some(EFI_SIZE)),
-        (3, "boot", "8300", Some(BOOT_SIZE)),
-        (
-            4,
-            "hvnode",
-            match scheme {
-                Scheme::Thinp => "8E00",
-                Scheme::Btrfs => "8300",
-            },
-            None,
-        ),
-    ]
+impl StoragePlan {
+    pub fn scheme(&self) -> Scheme {
+        match self.store {
+            StorePlan::Lvm(_) => Scheme::Thinp,
+            StorePlan::Btrfs { .. } => Scheme::Btrfs,
+        }
+    }
+
+    /// The volume group of the store (thin LVM).
+    pub fn vg(&self) -> Option<&VgPlan> {
+        match &self.store {
+            StorePlan::Lvm(v) => Some(v),
+            StorePlan::Btrfs { .. } => None,
+        }
+    }
+
+    /// The (first) partition with `role`.
+    pub fn partition(&self, role: Role) -> Option<&PlannedPartition> {
+        self.partitions.iter().find(|p| p.role == role)
+    }
+
+    /// The device of the (first) partition with `role`.
+    pub fn device(&self, role: Role) -> Result<PathBuf> {
+        match self.partition(role.clone()) {
+            Some(p) => Ok(partition_path(&self.disk.path, p.number)),
+            None => bail!("the storage plan has no {role:?} partition"),
+        }
+    }
 }
 
 /// The device node of partition `n` of `disk` (`vda3`, `nvme0n1p3`).
@@ -104,38 +217,30 @@ pub fn plan(
     ram: u64,
     interactive_disk: Option<&str>,
 ) -> Result<StoragePlan> {
-    let (scheme, no_home, no_swap) = match layout {
-        Layout::Auto {
-            scheme,
-            encrypted,
-            nohome,
-            noswap,
-            ..
-        } => {
-            if *encrypted {
-                bail!("autopart --encrypted is not supported on a node yet; remove --encrypted");
-            }
-            let s = match scheme {
-                AutopartType::Thinp | AutopartType::Lvm => Scheme::Thinp,
-                AutopartType::Btrfs => Scheme::Btrfs,
-                AutopartType::Plain | AutopartType::Partition => bail!(
-                    "autopart --type=plain has no room for image layers (updates and rollback need them); use --type=thinp or --type=btrfs"
-                ),
-            };
-            (s, *nohome, *noswap)
-        }
-        Layout::Interactive => (Scheme::Thinp, false, false),
-        Layout::Manual { .. } => bail!(
-            "part/volgroup/logvol layouts are not supported by this installer yet; use autopart --type=thinp or --type=btrfs"
-        ),
-    };
+    match layout {
+        Layout::Manual { .. } => manual::plan(layout, sel, all, boot_medium, ram, interactive_disk),
+        _ => autopart::plan(layout, sel, all, boot_medium, ram, interactive_disk),
+    }
+}
+
+/// The one disk the node goes on, and whether it is wiped. `hint` is the
+/// disk the layout itself names (`part --ondisk`), used when the kickstart
+/// selects none.
+pub fn choose_disk(
+    sel: &Disks,
+    all: &[Device],
+    boot_medium: Option<&str>,
+    interactive_disk: Option<&str>,
+    hint: Option<&str>,
+) -> Result<(Device, bool)> {
     // The disk: --only-use, else clearpart --drives, else the one the
-    // administrator chose, else the only disk there is.
+    // administrator chose, else the one the layout names, else the only
+    // disk there is.
     let mut names: Vec<String> = if !sel.only_use.is_empty() {
         sel.only_use.clone()
     } else if !sel.clear_drives.is_empty() {
         sel.clear_drives.clone()
-    } else if let Some(d) = interactive_disk {
+    } else if let Some(d) = interactive_disk.or(hint) {
         vec![d.to_string()]
     } else {
         let free: Vec<&Device> = disks::candidates(all)
@@ -180,55 +285,7 @@ pub fn plan(
             disk.name
         );
     }
-    let min = min_disk_bytes();
-    if disk.size < min {
-        bail!(
-            "{} is too small for a node: it needs at least {} ({} GB; RHVH's minimum is 55 GB)",
-            disk.describe(),
-            human(min),
-            min / 1_000_000_000
-        );
-    }
-    let store_bytes = disk.size - BIOS_BOOT_SIZE - EFI_SIZE - BOOT_SIZE - (4 << 20);
-    let pool_bytes = store_bytes / 100 * (100 - POOL_RESERVE_PERCENT);
-    let mut volumes: Vec<PlannedVolume> = VOLUMES
-        .iter()
-        .filter(|v| !(no_home && v.mountpoint == "/home"))
-        .filter(|v| !(no_swap && v.is_swap()))
-        .map(|v| PlannedVolume {
-            name: v.name,
-            mountpoint: v.mountpoint,
-            bytes: if v.is_swap() {
-                swap_bytes(ram).max(v.min_bytes)
-            } else {
-                v.min_bytes
-            },
-        })
-        .collect();
-    let used: u64 = ROOT_MIN + volumes.iter().map(|v| v.bytes).sum::<u64>();
-    if used > pool_bytes {
-        bail!(
-            "{}: the volumes need {} but the pool would hold {}",
-            disk.describe(),
-            human(used),
-            human(pool_bytes)
-        );
-    }
-    // What is left goes to /var, where logs, cores and local VM disks live.
-    if let Some(var) = volumes.iter_mut().find(|v| v.mountpoint == "/var") {
-        var.bytes += (pool_bytes - used) / GIB * GIB;
-    }
-    Ok(StoragePlan {
-        scheme,
-        disk,
-        wipe,
-        no_home,
-        no_swap,
-        store_bytes,
-        pool_bytes,
-        root_bytes: ROOT_MIN,
-        volumes,
-    })
+    Ok((disk, wipe))
 }
 
 impl fmt::Display for StoragePlan {
@@ -244,343 +301,167 @@ impl fmt::Display for StoragePlan {
             writeln!(f, "Disk {}: new partition table", d.describe())?;
         }
         writeln!(f, "  GPT partitions:")?;
-        for (n, name, code, size) in partitions(self.scheme) {
-            let what = match name {
-                "biosboot" => "BIOS boot (grub for BIOS)".to_string(),
-                "efi" => "EFI system partition, vfat, /boot/efi".to_string(),
-                "boot" => "ext4, /boot (a kernel and initramfs per layer)".to_string(),
-                _ => match self.scheme {
-                    Scheme::Thinp => format!("LVM physical volume of volume group {DEFAULT_VG}"),
-                    Scheme::Btrfs => "btrfs: the layer store and the separate volumes".to_string(),
+        for p in &self.partitions {
+            let what = match p.role {
+                Role::BiosBoot => "BIOS boot (grub for BIOS)".to_string(),
+                Role::Efi => "EFI system partition, vfat, /boot/efi".to_string(),
+                Role::Boot => "ext4, /boot (a kernel and initramfs per layer)".to_string(),
+                Role::Pv => match self.vg() {
+                    Some(v) => format!("LVM physical volume of volume group {}", v.spec.vg),
+                    None => "LVM physical volume".to_string(),
                 },
+                Role::Btrfs => "btrfs: the layer store and the separate volumes".to_string(),
+                Role::Volume => self
+                    .volumes
+                    .iter()
+                    .find(|v| v.backing == Backing::Partition(p.number))
+                    .map(|v| format!("{}, {}", v.fstype, v.mountpoint))
+                    .unwrap_or_default(),
             };
-            let size = size.map(human).unwrap_or_else(|| human(self.store_bytes));
-            writeln!(
+            let size = if p.to_end {
+                format!("{}+", human(p.bytes))
+            } else {
+                human(p.bytes)
+            };
+            write!(
                 f,
-                "    {} {:>9}  {code}  {what}",
-                partition_path(&d.path, n).display(),
-                size
+                "    {} {:>10}  {}  {what}",
+                partition_path(&d.path, p.number).display(),
+                size,
+                p.code
             )?;
+            match &p.from {
+                Some(from) => writeln!(f, "  [{from}]")?,
+                None => writeln!(f)?,
+            }
         }
-        match self.scheme {
-            Scheme::Thinp => {
+        match &self.store {
+            StorePlan::Lvm(v) => {
+                let s = &v.spec;
+                let extents = s
+                    .extent_bytes
+                    .map(|e| format!(", {} extents", human(e)))
+                    .unwrap_or_default();
                 writeln!(
                     f,
-                    "  Volume group {DEFAULT_VG}, thin pool {DEFAULT_POOL} of {} ({}% of the group kept free)",
-                    human(self.pool_bytes),
-                    POOL_RESERVE_PERCENT
+                    "  Volume group {} of {}{extents}, {} kept free ({})",
+                    s.vg,
+                    human(v.vg_bytes),
+                    human(v.reserved_bytes),
+                    v.reserved_why
                 )?;
+                let mut pool = format!("  Thin pool {} of {}", s.pool, human(v.pool_bytes));
+                if let Some(m) = s.metadata_bytes {
+                    pool.push_str(&format!(", metadata {}", human(m)));
+                }
+                if let Some(c) = s.chunk_bytes {
+                    pool.push_str(&format!(", chunks of {}", human(c)));
+                }
+                writeln!(f, "{pool}")?;
                 writeln!(
                     f,
-                    "    {:<28} {:>9}  ext4, read-only image base, then its writable layer NVR+1 (/)",
+                    "    {:<28} {:>9}  thin, ext4, read-only image base, then its writable layer NVR+1 (/{})",
                     "NVR",
-                    human(self.root_bytes)
+                    human(self.root_bytes),
+                    self.root_options
+                        .as_deref()
+                        .map(|o| format!(", {o}"))
+                        .unwrap_or_default()
                 )?;
-                for v in &self.volumes {
-                    let fs = if v.mountpoint == "swap" {
-                        "swap"
+                for v in self
+                    .volumes
+                    .iter()
+                    .filter(|v| v.backing != Backing::Subvolume)
+                {
+                    let kind = match v.backing {
+                        Backing::Thin => "thin, ",
+                        Backing::Thick => "",
+                        _ => continue,
+                    };
+                    let place = if v.is_swap() {
+                        String::new()
                     } else {
-                        "ext4, discard"
+                        format!(", {}", v.mountpoint)
                     };
                     writeln!(
                         f,
-                        "    {:<28} {:>9}  {fs}, {}",
+                        "    {:<28} {:>9}  {kind}{}{place} ({})",
                         v.name,
                         human(v.bytes),
-                        v.mountpoint
+                        v.fstype,
+                        v.options
                     )?;
                 }
             }
-            Scheme::Btrfs => {
+            StorePlan::Btrfs { .. } => {
                 writeln!(f, "  btrfs subvolumes:")?;
                 writeln!(
                     f,
                     "    hvnode/bases/NVR (read-only), hvnode/layers/NVR+1 (/)"
                 )?;
                 for v in &self.volumes {
-                    let what = if v.mountpoint == "swap" {
+                    let what = if v.is_swap() {
                         format!("swap file of {} at /swap/swapfile", human(v.bytes))
                     } else {
-                        v.mountpoint.to_string()
+                        v.mountpoint.clone()
                     };
                     writeln!(f, "    hvnode/volumes/{:<20} {what}", v.name)?;
                 }
             }
         }
-        writeln!(
-            f,
-            "  Boot loaders: grub for BIOS in {} and for UEFI at EFI/BOOT/BOOTX64.EFI",
-            partition_path(&d.path, 1).display()
-        )
+        if let Some(bios) = self.partition(Role::BiosBoot) {
+            writeln!(
+                f,
+                "  Boot loaders: grub for BIOS in {} and for UEFI at EFI/BOOT/BOOTX64.EFI",
+                partition_path(&d.path, bios.number).display()
+            )?;
+        }
+        if !self.notes.is_empty() {
+            writeln!(f, "  Notes:")?;
+            for n in &self.notes {
+                writeln!(f, "    - {n}")?;
+            }
+        }
+        Ok(())
     }
 }
 
-fn lvm(sub: &str) -> Command {
-    let mut c = Command::new("lvm");
-    c.arg(sub);
-    c
-}
-
-/// Deactivates and removes LVM volume groups with a physical volume on
-/// `disk` (a previous install), then wipes every signature and the
-/// partition table. Refuses when such a group spans other disks.
-pub fn clear_disk(disk: &Device, log: &Path) -> Result<()> {
-    let pvs = lvm("pvs")
-        .args(["--reportformat", "json", "-o", "pv_name,vg_name"])
-        .run_capture()
-        .context("listing LVM physical volumes")?;
-    let v: serde_json::Value = serde_json::from_str(&pvs).context("reading the output of pvs")?;
-    let rows: Vec<(String, String)> = v["report"][0]["pv"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|r| {
-                    (
-                        r["pv_name"].as_str().unwrap_or("").to_string(),
-                        r["vg_name"].as_str().unwrap_or("").to_string(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let ours: Vec<String> = disk
-        .walk()
-        .iter()
-        .map(|d| d.path.to_string_lossy().into_owned())
+/// Shares `extra` bytes among growing requests in proportion to their
+/// base sizes, each up to its maximum (as Anaconda grows partitions and
+/// LVs), in whole `unit`s. Requests are (base, max); returns the sizes.
+pub fn grow(requests: &[(u64, Option<u64>)], extra: u64, unit: u64) -> Vec<u64> {
+    let mut size: Vec<u64> = requests.iter().map(|r| r.0).collect();
+    let mut left = extra;
+    let mut open: Vec<usize> = (0..requests.len())
+        .filter(|&i| requests[i].1.is_none_or(|m| m > requests[i].0))
         .collect();
-    let mut vgs: Vec<String> = rows
-        .iter()
-        .filter(|(pv, vg)| ours.contains(pv) && !vg.is_empty())
-        .map(|(_, vg)| vg.clone())
-        .collect();
-    vgs.sort();
-    vgs.dedup();
-    for vg in &vgs {
-        if let Some((pv, _)) = rows.iter().find(|(pv, g)| g == vg && !ours.contains(pv)) {
-            bail!(
-                "volume group {vg} on {} also uses {pv}, which is not selected; refusing to break it",
-                disk.name
-            );
+    while left >= unit && !open.is_empty() {
+        let weight: u128 = open.iter().map(|&i| requests[i].0.max(1) as u128).sum();
+        let mut given = 0;
+        let mut capped = false;
+        for &i in &open {
+            let share = (left as u128 * requests[i].0.max(1) as u128 / weight) as u64 / unit * unit;
+            let room = requests[i].1.map_or(u64::MAX, |m| m - size[i]);
+            let add = share.min(room);
+            capped |= room <= share;
+            size[i] += add;
+            given += add;
         }
-        lvm("vgchange")
-            .args(["-an", vg])
-            .run_appending(log)
-            .with_context(|| format!("deactivating the volume group {vg} of a previous install"))?;
-        lvm("vgremove")
-            .args(["-ff", "-y", vg])
-            .run_appending(log)
-            .with_context(|| format!("removing the volume group {vg}"))?;
+        left -= given;
+        open.retain(|&i| requests[i].1.is_none_or(|m| size[i] < m));
+        if !capped {
+            // Rounding leftovers (less than a unit per request) go to the first.
+            if let Some(&i) = open.first() {
+                let room = requests[i].1.map_or(u64::MAX, |m| m - size[i]);
+                size[i] += (left / unit * unit).min(room);
+            }
+            break;
+        }
     }
-    let mut parts: Vec<&Device> = disk.walk();
-    parts.reverse();
-    for d in parts {
-        Command::new("wipefs")
-            .arg("-a")
-            .arg(&d.path)
-            .run_appending(log)
-            .with_context(|| format!("wiping the signatures on {}", d.path.display()))?;
-    }
-    Command::new("sgdisk")
-        .arg("--zap-all")
-        .arg(&disk.path)
-        .run_appending(log)
-        .with_context(|| format!("clearing the partition tables of {}", disk.path.display()))?;
-    Ok(())
+    size
 }
 
-/// Writes the GPT and waits for the partition devices.
-pub fn partition(plan: &StoragePlan, log: &Path) -> Result<()> {
-    let mut c = Command::new("sgdisk");
-    for (n, name, code, size) in partitions(plan.scheme) {
-        let end = size
-            .map(|s| format!("+{}K", s / 1024))
-            .unwrap_or_else(|| "0".into());
-        c.arg(format!("--new={n}:0:{end}"))
-            .arg(format!("--typecode={n}:{code}"))
-            .arg(format!("--change-name={n}:{name}"));
-    }
-    c.arg(&plan.disk.path)
-        .run_appending(log)
-        .with_context(|| format!("partitioning {}", plan.disk.path.display()))?;
-    Command::new("partx")
-        .args(["-u"])
-        .arg(&plan.disk.path)
-        .run_appending(log)
-        .ok();
-    Command::new("udevadm")
-        .args(["settle", "--timeout=60"])
-        .run_appending(log)
-        .context("waiting for the new partitions")?;
-    for (n, ..) in partitions(plan.scheme) {
-        let p = partition_path(&plan.disk.path, n);
-        if !p.exists() {
-            bail!("{} did not appear after partitioning", p.display());
-        }
-    }
-    Ok(())
-}
-
-/// `mkfs` wrapper: `mkfs.TYPE ARGS DEVICE`.
-pub fn mkfs(fstype: &str, args: &[&str], dev: &Path, log: &Path) -> Result<()> {
-    Command::new(format!("mkfs.{fstype}"))
-        .args(args)
-        .arg(dev)
-        .run_appending(log)
-        .with_context(|| format!("making a {fstype} file system on {}", dev.display()))?;
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn disk(name: &str, size: u64, data: bool) -> Device {
-        let mut d: Device = serde_json::from_value(serde_json::json!({
-            "name": name, "path": format!("/dev/{name}"), "type": "disk", "size": size,
-        }))
-        .unwrap();
-        if data {
-            d.fstype = Some("LVM2_member".into());
-        }
-        d
-    }
-
-    fn auto(scheme: AutopartType) -> Layout {
-        Layout::Auto {
-            scheme,
-            fstype: None,
-            encrypted: false,
-            nohome: false,
-            noswap: false,
-        }
-    }
-
-    fn only(disk: &str) -> Disks {
-        Disks {
-            only_use: vec![disk.into()],
-            clear: Clear::All,
-            ..Disks::default()
-        }
-    }
-
-    #[test]
-    fn thin_plan_sizes_from_the_disk() {
-        let all = [disk("vda", 64 << 30, false)];
-        let p = plan(
-            &auto(AutopartType::Thinp),
-            &only("vda"),
-            &all,
-            None,
-            3 << 30,
-            None,
-        )
-        .unwrap();
-        assert_eq!(p.scheme, Scheme::Thinp);
-        assert!(p.pool_bytes < p.store_bytes * 81 / 100);
-        let total: u64 = p.root_bytes + p.volumes.iter().map(|v| v.bytes).sum::<u64>();
-        assert!(total <= p.pool_bytes, "{total} > {}", p.pool_bytes);
-        let var = p.volumes.iter().find(|v| v.mountpoint == "/var").unwrap();
-        assert!(var.bytes > 5 << 30, "the rest goes to /var");
-        let swap = p.volumes.iter().find(|v| v.name == "swap").unwrap();
-        assert_eq!(swap.bytes, 3 << 30);
-        let text = p.to_string();
-        assert!(text.contains("/dev/vda4"), "{text}");
-        assert!(text.contains("var_log_audit"), "{text}");
-        assert!(text.contains("WIPED"), "{text}");
-    }
-
-    #[test]
-    fn a_small_disk_is_refused_with_the_minimum() {
-        let all = [disk("vda", 20 << 30, false)];
-        let e = plan(
-            &auto(AutopartType::Thinp),
-            &only("vda"),
-            &all,
-            None,
-            2 << 30,
-            None,
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("too small") && e.contains("55 GB"), "{e}");
-    }
-
-    #[test]
-    fn a_disk_with_data_needs_clearpart() {
-        let all = [disk("vda", 64 << 30, true)];
-        let sel = Disks {
-            only_use: vec!["vda".into()],
-            ..Disks::default()
-        };
-        let e = plan(&auto(AutopartType::Thinp), &sel, &all, None, 2 << 30, None)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("clearpart --all --initlabel --drives=vda"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn several_disks_without_a_choice_are_an_error() {
-        let all = [disk("vda", 64 << 30, false), disk("vdb", 64 << 30, false)];
-        let e = plan(
-            &auto(AutopartType::Btrfs),
-            &Disks::default(),
-            &all,
-            None,
-            2 << 30,
-            None,
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("ignoredisk --only-use="), "{e}");
-        let p = plan(
-            &auto(AutopartType::Btrfs),
-            &Disks::default(),
-            &all[..1],
-            None,
-            2 << 30,
-            None,
-        )
-        .unwrap();
-        assert_eq!(p.scheme, Scheme::Btrfs);
-        assert!(p.to_string().contains("hvnode/volumes/var_log"));
-    }
-
-    #[test]
-    fn plain_and_encrypted_are_refused_with_an_alternative() {
-        let all = [disk("vda", 64 << 30, false)];
-        let e = plan(
-            &auto(AutopartType::Plain),
-            &only("vda"),
-            &all,
-            None,
-            1 << 30,
-            None,
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("--type=thinp"), "{e}");
-    }
-
-    #[test]
-    fn partition_names_follow_the_kernel() {
-        assert_eq!(
-            partition_path(Path::new("/dev/vda"), 3),
-            Path::new("/dev/vda3")
-        );
-        assert_eq!(
-            partition_path(Path::new("/dev/nvme0n1"), 3),
-            Path::new("/dev/nvme0n1p3")
-        );
-    }
-
-    #[test]
-    fn swap_follows_anacondas_table() {
-        assert_eq!(swap_bytes(1 << 30), 2 << 30);
-        assert_eq!(swap_bytes(4 << 30), 4 << 30);
-        assert_eq!(swap_bytes(32 << 30), 16 << 30);
-        assert_eq!(swap_bytes(256 << 30), 4 << 30);
-    }
+/// Whole MiB from a kickstart size (MiB), refusing negative numbers.
+pub fn mib(v: i64) -> u64 {
+    v.max(0) as u64 * MIB
 }
