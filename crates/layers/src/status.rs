@@ -225,8 +225,11 @@ fn expected_volumes(f: &Facts) -> Vec<(Option<String>, String)> {
                 e.target.clone()
             };
             if f.backend == "btrfs" {
-                (e.fstype == "btrfs" && e.target != "/" && e.options.contains("hvnode/volumes/"))
-                    .then_some((None, target))
+                // `/swap` is the subvolume that holds the swap file.
+                let volume = e.fstype == "btrfs"
+                    && !["/", "/swap"].contains(&e.target.as_str())
+                    && e.options.contains("hvnode/volumes/");
+                volume.then_some((None, target))
             } else {
                 let lv = e.source.strip_prefix(&prefix)?;
                 let layer = f
@@ -788,6 +791,39 @@ mod tests {
         f.lvs.retain(|l| l.lv_name != "images");
         let text = render_report(&check(&f));
         assert!(text.contains("missing: images"), "{text}");
+    }
+
+    #[test]
+    fn a_btrfs_node_expects_discard_on_its_subvolumes_but_not_on_swap() {
+        let mut f = healthy();
+        f.backend = "btrfs".into();
+        f.lvs.clear();
+        let entry = |t: &str, o: &str| Entry {
+            source: "UUID=x".into(),
+            target: t.into(),
+            fstype: "btrfs".into(),
+            options: o.into(),
+            pass: 0,
+        };
+        f.fstab = vec![
+            entry("/", "subvol=hvnode/layers/hvnode-1.0-1+1"),
+            entry("/var", "subvol=hvnode/volumes/var,discard=async"),
+            entry("/swap", "subvol=hvnode/volumes/swap"),
+        ];
+        f.mounts = vec![
+            mount(
+                "/",
+                "/dev/vda4[/hvnode/layers/hvnode-1.0-1+1]",
+                "rw,discard=async",
+            ),
+            mount("/var", "/dev/vda4[/hvnode/volumes/var]", "rw,discard=async"),
+            mount("/swap", "/dev/vda4[/hvnode/volumes/swap]", "rw"),
+        ];
+        let text = render_report(&check(&f));
+        assert!(text.contains("Discard is used ... OK"), "{text}");
+        f.mounts[1].options = "rw".into();
+        let text = render_report(&check(&f));
+        assert!(text.contains("mounted without discard: /var"), "{text}");
     }
 
     #[test]
