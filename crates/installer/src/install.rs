@@ -153,7 +153,12 @@ pub fn run(opts: &Options) -> Result<()> {
     };
     let verified = payload::fetch_and_verify(&plan.image, &opts.work, &mut progress)?;
     log.line(&format!("image sha256 {}", verified.sha256));
-    storage::check_vg_name_free(&storage)?;
+    if let Err(e) = storage::check_vg_name_free(&storage) {
+        if !opts.dry_run {
+            return Err(e);
+        }
+        log.line(&format!("warning: {e:#}"));
+    }
     println!("\nThe plan:\n{storage}");
     log.raw(&format!("{storage}\n"));
     if opts.dry_run {
