@@ -634,3 +634,29 @@ fn swap_follows_anacondas_table() {
     assert_eq!(swap_bytes(32 << 30), 16 << 30);
     assert_eq!(swap_bytes(256 << 30), 4 << 30);
 }
+
+#[test]
+fn shipped_manual_kickstarts_plan_on_the_live_vm_disks() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../kickstart");
+    let manual = std::fs::read_to_string(dir.join("manual-thin.ks")).unwrap();
+    let p = plan_of(&manual).unwrap();
+    assert_eq!(p.vg().unwrap().spec.vg, "hvnode");
+    assert_eq!(p.volumes.len(), 8);
+    // The NIST example names sda; the recorded machine has vda.
+    let nist = std::fs::read_to_string(dir.join("nist-layout.ks"))
+        .unwrap()
+        .replace("sda", "vda");
+    let p = plan_of(&nist).unwrap();
+    let vg = p.vg().unwrap();
+    assert_eq!(vg.spec.chunk_bytes, Some(64 << 20));
+    assert_eq!(vg.spec.metadata_bytes, Some(1 << 30));
+    assert!(vg.pool_bytes >= 45 << 30);
+    let audit = vol(&p, "/var/log/audit");
+    assert_eq!(
+        (audit.fstype.as_str(), audit.label.as_str()),
+        ("xfs", "var_audit")
+    );
+    assert_eq!(vol(&p, "/tmp").options, "defaults,discard,nodev,nosuid");
+    let text = p.to_string();
+    assert!(text.contains("--fstype=xfs is not applied"), "{text}");
+}
