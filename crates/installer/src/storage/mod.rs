@@ -10,6 +10,7 @@ pub mod execute;
 pub mod manual;
 #[cfg(test)]
 mod tests;
+mod volgroup;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
