@@ -185,11 +185,17 @@ fn store_view(f: &Facts) -> Option<StoreView> {
     match f.backend.as_str() {
         "lvm" => {
             let pool = f.lvs.iter().find(|l| l.has_tag(TAG_POOL));
-            s.vg = Some(DEFAULT_VG.to_string());
+            // The group the store was found in (a kickstart may name it).
+            let vg = if f.vg.is_empty() {
+                DEFAULT_VG
+            } else {
+                f.vg.as_str()
+            };
+            s.vg = Some(vg.to_string());
             s.pool = pool.map(|p| p.lv_name.clone());
             s.description = match &s.pool {
-                Some(p) => format!("LVM thin pool {DEFAULT_VG}/{p}"),
-                None => format!("LVM volume group {DEFAULT_VG} (no thin pool tagged {TAG_POOL})"),
+                Some(p) => format!("LVM thin pool {vg}/{p}"),
+                None => format!("LVM volume group {vg} (no thin pool tagged {TAG_POOL})"),
             };
             s.size = pool
                 .and_then(|p| p.lv_size.parse::<f64>().ok())

@@ -16,13 +16,14 @@ use kickstart::{Kickstart, Severity, parse_file};
 use layers::boot::{self, BootEntry};
 use layers::btrfs::BtrfsStore;
 use layers::fstab::{self, Entry};
-use layers::lvm::{DEFAULT_POOL, DEFAULT_VG, LvmStore};
-use layers::volumes::POOL_RESERVE_PERCENT;
+use layers::lvm::LvmStore;
 use layers::{LayerName, Store, under};
 
 use crate::disks::{self, human};
 use crate::payload::{self, Opened, Verified};
-use crate::storage::{self, Scheme, StoragePlan, partition_path};
+use crate::storage::{
+    self, Backing, PlannedVolume, Role, Scheme, StoragePlan, StorePlan, partition_path,
+};
 use crate::{Log, interactive, scripts, source, target};
 
 /// How the installer was started.
@@ -161,6 +162,12 @@ pub fn run(opts: &Options) -> Result<()> {
     };
     let verified = payload::fetch_and_verify(&plan.image, &opts.work, &mut progress)?;
     log.line(&format!("image sha256 {}", verified.sha256));
+    if let Err(e) = storage::check_vg_name_free(&storage) {
+        if !opts.dry_run {
+            return Err(e);
+        }
+        log.line(&format!("warning: {e:#}"));
+    }
     println!("\nThe plan:\n{storage}");
     log.raw(&format!("{storage}\n"));
     if opts.dry_run {
@@ -349,13 +356,15 @@ impl Writer<'_> {
     /// After a failure: no half install may boot.
     fn scrap(&self) {
         let disk = &self.storage.disk;
-        let _ = Command::new("lvm")
-            .args(["vgchange", "-an", DEFAULT_VG])
-            .run();
-        for n in 1..=4 {
+        if let Some(vg) = self.storage.vg() {
+            let _ = layers::lvm::lvm("vgchange")
+                .args(["-an", &vg.spec.vg])
+                .run();
+        }
+        for p in &self.storage.partitions {
             let _ = Command::new("wipefs")
                 .arg("-a")
-                .arg(partition_path(&disk.path, n))
+                .arg(partition_path(&disk.path, p.number))
                 .run();
         }
         if let Err(e) = Command::new("sgdisk")
@@ -390,9 +399,7 @@ impl Writer<'_> {
         self.step = "partitioning";
         log.line("partitioning");
         storage::partition(s, &devlog)?;
-        let p = |n| partition_path(&disk.path, n);
-        storage::mkfs("vfat", &["-F", "32", "-n", "EFI"], &p(2), &devlog)?;
-        storage::mkfs("ext4", &["-q", "-F", "-L", "boot"], &p(3), &devlog)?;
+        storage::format_platform(s, &devlog)?;
 
         self.step = "opening the image";
         let opened = Opened::open(&verified.path, &self.work)?;
@@ -402,27 +409,30 @@ impl Writer<'_> {
         let sysroot = self.work.join("sysroot");
         let top = self.work.join("top");
         self.step = "writing the image base";
-        let store: Box<dyn Store> = match s.scheme {
-            Scheme::Thinp => {
+        let store: Box<dyn Store> = match &s.store {
+            StorePlan::Lvm(vg) => {
                 log.line(&format!(
-                    "volume group {DEFAULT_VG}, thin pool {DEFAULT_POOL} ({})",
-                    human(s.pool_bytes)
+                    "volume group {}, thin pool {} ({})",
+                    vg.spec.vg,
+                    vg.spec.pool,
+                    human(vg.pool_bytes)
                 ));
-                let mut st = LvmStore::create(
-                    DEFAULT_VG,
-                    DEFAULT_POOL,
-                    &[p(4)],
-                    100 - POOL_RESERVE_PERCENT,
-                )?;
+                let pvs: Vec<PathBuf> = vg
+                    .pvs
+                    .iter()
+                    .map(|n| partition_path(&disk.path, *n))
+                    .collect();
+                let mut st = LvmStore::create_with(&vg.spec, &pvs)?;
                 st.root_bytes = s.root_bytes;
                 log.line(&format!("writing the base {nvr}"));
                 st.add_base(&nvr, &opened.rootfs_img)?;
                 Box::new(st)
             }
-            Scheme::Btrfs => {
-                storage::mkfs("btrfs", &["-q", "-f", "-L", "hvnode"], &p(4), &devlog)?;
-                self.mount(&["-t", "btrfs", "-o", "subvolid=5"], &p(4), &top)?;
-                let st = BtrfsStore::open(&top, &p(4))?;
+            StorePlan::Btrfs { partition } => {
+                let dev = partition_path(&disk.path, *partition);
+                storage::mkfs("btrfs", &["-q", "-f", "-L", "hvnode"], &dev, &devlog)?;
+                self.mount(&["-t", "btrfs", "-o", "subvolid=5"], &dev, &top)?;
+                let st = BtrfsStore::open(&top, &dev)?;
                 log.line(&format!("copying the base {nvr}"));
                 st.add_base(&nvr, &opened.tree)?;
                 Box::new(st)
@@ -441,115 +451,48 @@ impl Writer<'_> {
             source: root.fstab_source.clone(),
             target: "/".into(),
             fstype: root.fstab_type.clone(),
-            options: root.fstab_options.clone(),
-            pass: if s.scheme == Scheme::Thinp { 1 } else { 0 },
+            options: s
+                .root_options
+                .clone()
+                .unwrap_or_else(|| root.fstab_options.clone()),
+            pass: if s.scheme() == Scheme::Thinp { 1 } else { 0 },
         });
-        let staging = self.work.join("staging");
         for v in &s.volumes {
             log.line(&format!("volume {} ({})", v.mountpoint, human(v.bytes)));
-            match s.scheme {
-                Scheme::Thinp => {
-                    let lvm = LvmStore::new(DEFAULT_VG, DEFAULT_POOL);
-                    let dev = lvm.add_volume(v.name, v.bytes)?;
-                    if v.mountpoint == "swap" {
-                        Command::new("mkswap")
-                            .args(["-L", "swap"])
-                            .arg(&dev)
-                            .run_appending(&devlog)
-                            .context("making the swap volume")?;
-                        fstab_entries.push(Entry {
-                            source: dev.display().to_string(),
-                            target: "none".into(),
-                            fstype: "swap".into(),
-                            options: "defaults,discard".into(),
-                            pass: 0,
-                        });
-                        continue;
-                    }
-                    storage::mkfs("ext4", &["-q", "-F", "-L", v.name], &dev, &devlog)?;
-                    self.mount(&["-t", "ext4"], &dev, &staging)?;
-                    migrate(&under(&sysroot, v.mountpoint), &staging)?;
-                    if matches!(v.mountpoint, "/tmp" | "/var/tmp") {
-                        // systemd-tmpfiles cleans these and may not read a
-                        // lost+found (e2fsck makes one again if it needs it).
-                        let _ = fs::remove_dir(staging.join("lost+found"));
-                    }
-                    self.unmount_last()?;
-                    label_path(&sysroot, &under(&sysroot, v.mountpoint), &devlog)?;
-                    self.mount(
-                        &["-t", "ext4", "-o", "discard"],
-                        &dev,
-                        &under(&sysroot, v.mountpoint),
-                    )?;
-                    fstab_entries.push(Entry {
-                        source: dev.display().to_string(),
-                        target: v.mountpoint.into(),
-                        fstype: "ext4".into(),
-                        options: "defaults,discard".into(),
-                        pass: 2,
-                    });
-                }
-                Scheme::Btrfs => {
-                    let bt = BtrfsStore::open(&top, &p(4))?;
-                    let subvol = bt.add_volume(v.name)?;
-                    let uuid = bt.uuid()?;
-                    let (mp, opts) = if v.mountpoint == "swap" {
-                        ("/swap", format!("subvol={subvol}"))
-                    } else {
-                        (v.mountpoint, format!("subvol={subvol},discard=async"))
-                    };
-                    if v.mountpoint != "swap" {
-                        migrate(&under(&sysroot, mp), &top.join(&subvol))?;
-                    }
-                    fs::create_dir_all(under(&sysroot, mp))?;
-                    label_path(&sysroot, &under(&sysroot, mp), &devlog)?;
-                    self.mount(&["-t", "btrfs", "-o", &opts], &p(4), &under(&sysroot, mp))?;
-                    fstab_entries.push(Entry {
-                        source: format!("UUID={uuid}"),
-                        target: mp.into(),
-                        fstype: "btrfs".into(),
-                        options: opts,
-                        pass: 0,
-                    });
-                    if v.mountpoint == "swap" {
-                        Command::new("btrfs")
-                            .args(["filesystem", "mkswapfile", "--size"])
-                            .arg(format!("{}m", v.bytes >> 20))
-                            .arg(under(&sysroot, "/swap/swapfile"))
-                            .run_appending(&devlog)
-                            .context("making the swap file")?;
-                        fstab_entries.push(Entry {
-                            source: "/swap/swapfile".into(),
-                            target: "none".into(),
-                            fstype: "swap".into(),
-                            options: "defaults".into(),
-                            pass: 0,
-                        });
-                    }
-                }
+            if v.backing == Backing::Subvolume {
+                self.btrfs_volume(v, &top, &sysroot, &mut fstab_entries, &devlog)?;
+            } else {
+                self.block_volume(v, &sysroot, &mut fstab_entries, &devlog)?;
             }
         }
 
         self.step = "installing the kernel";
+        let boot_dev = s.device(Role::Boot)?;
+        let efi_dev = s.device(Role::Efi)?;
         let boot_dir = under(&sysroot, "/boot");
-        self.mount(&["-t", "ext4"], &p(3), &boot_dir)?;
+        self.mount(&["-t", "ext4"], &boot_dev, &boot_dir)?;
         let efi_dir = under(&sysroot, "/boot/efi");
-        self.mount(&["-t", "vfat", "-o", "umask=0077"], &p(2), &efi_dir)?;
+        self.mount(&["-t", "vfat", "-o", "umask=0077"], &efi_dev, &efi_dir)?;
         let (kernel, initrd) = payload::kernel_of(&opened.tree)?;
         boot::install_kernel(&boot_dir, &layer, &kernel, &initrd)?;
-        let boot_uuid = layers::fs_uuid(&p(3))?;
+        let boot_uuid = layers::fs_uuid(&boot_dev)?;
+        let option_of = |role| {
+            s.partition(role)
+                .map(|p| p.options.clone())
+                .unwrap_or_default()
+        };
         fstab_entries.push(Entry {
             source: format!("UUID={boot_uuid}"),
             target: "/boot".into(),
             fstype: "ext4".into(),
-            options: "defaults,discard".into(),
+            options: option_of(Role::Boot),
             pass: 2,
         });
         fstab_entries.push(Entry {
-            source: format!("UUID={}", layers::fs_uuid(&p(2))?),
+            source: format!("UUID={}", layers::fs_uuid(&efi_dev)?),
             target: "/boot/efi".into(),
             fstype: "vfat".into(),
-            options: "umask=0077,shortname=winnt".into(),
+            options: option_of(Role::Efi),
             pass: 2,
         });
         // Entries sorted so parents mount first.
@@ -601,6 +544,152 @@ impl Writer<'_> {
         }
         drop(opened);
         let _: &LayerName = &layer;
+        Ok(())
+    }
+
+    /// Makes a volume on a block device (thin or thick LV, partition):
+    /// swap, or a file system that gets what the layer had under its mount
+    /// point, mounted there.
+    fn block_volume(
+        &mut self,
+        v: &PlannedVolume,
+        sysroot: &Path,
+        fstab_entries: &mut Vec<Entry>,
+        devlog: &Path,
+    ) -> Result<()> {
+        let s = self.storage;
+        let (dev, by_uuid) = match (v.backing, s.vg()) {
+            (Backing::Thin, Some(vg)) => (
+                LvmStore::new(&vg.spec.vg, &vg.spec.pool).add_volume(&v.name, v.bytes)?,
+                false,
+            ),
+            (Backing::Thick, Some(vg)) => (
+                LvmStore::new(&vg.spec.vg, &vg.spec.pool).add_thick_volume(&v.name, v.bytes)?,
+                false,
+            ),
+            (Backing::Partition(n), _) => (partition_path(&s.disk.path, n), true),
+            _ => bail!(
+                "the volume {} has no place in the plan's store (a bug in the plan)",
+                v.name
+            ),
+        };
+        let source = |dev: &Path| -> Result<String> {
+            Ok(if by_uuid {
+                format!("UUID={}", layers::fs_uuid(dev)?)
+            } else {
+                dev.display().to_string()
+            })
+        };
+        if v.is_swap() {
+            let mut mkswap = Command::new("mkswap");
+            if !v.label.is_empty() {
+                mkswap.args(["-L", &v.label]);
+            }
+            mkswap
+                .args(&v.mkfs_options)
+                .arg(&dev)
+                .run_appending(devlog)
+                .with_context(|| format!("making the swap volume {}", v.name))?;
+            fstab_entries.push(Entry {
+                source: source(&dev)?,
+                target: "none".into(),
+                fstype: "swap".into(),
+                options: v.options.clone(),
+                pass: 0,
+            });
+            return Ok(());
+        }
+        let staging = self.work.join("staging");
+        let target = under(sysroot, &v.mountpoint);
+        storage::mkfs(
+            &v.fstype,
+            &storage::execute::mkfs_args(&v.fstype, &v.label, &v.mkfs_options),
+            &dev,
+            devlog,
+        )?;
+        self.mount(&["-t", &v.fstype], &dev, &staging)?;
+        migrate(&target, &staging)?;
+        if matches!(v.mountpoint.as_str(), "/tmp" | "/var/tmp") {
+            // systemd-tmpfiles cleans these and may not read a
+            // lost+found (e2fsck makes one again if it needs it).
+            let _ = fs::remove_dir(staging.join("lost+found"));
+        }
+        self.unmount_last()?;
+        label_path(sysroot, &target, devlog)?;
+        let mount_opts: &[&str] = if v.backing == Backing::Thin {
+            &["-o", "discard"]
+        } else {
+            &[]
+        };
+        let mut args = vec!["-t", v.fstype.as_str()];
+        args.extend(mount_opts);
+        self.mount(&args, &dev, &target)?;
+        fstab_entries.push(Entry {
+            source: source(&dev)?,
+            target: v.mountpoint.clone(),
+            fstype: v.fstype.clone(),
+            options: v.options.clone(),
+            pass: 2,
+        });
+        Ok(())
+    }
+
+    /// Makes a volume as a subvolume of the btrfs store (swap: a swap file
+    /// in a `/swap` subvolume).
+    fn btrfs_volume(
+        &mut self,
+        v: &PlannedVolume,
+        top: &Path,
+        sysroot: &Path,
+        fstab_entries: &mut Vec<Entry>,
+        devlog: &Path,
+    ) -> Result<()> {
+        let StorePlan::Btrfs { partition } = self.storage.store else {
+            bail!(
+                "the volume {} is a subvolume but the store is not btrfs (a bug in the plan)",
+                v.name
+            );
+        };
+        let dev = partition_path(&self.storage.disk.path, partition);
+        let bt = BtrfsStore::open(top, &dev)?;
+        let subvol = bt.add_volume(&v.name)?;
+        let uuid = bt.uuid()?;
+        let (mp, opts) = if v.is_swap() {
+            ("/swap", format!("subvol={subvol}"))
+        } else {
+            (
+                v.mountpoint.as_str(),
+                format!("subvol={subvol},discard=async"),
+            )
+        };
+        if !v.is_swap() {
+            migrate(&under(sysroot, mp), &top.join(&subvol))?;
+        }
+        fs::create_dir_all(under(sysroot, mp))?;
+        label_path(sysroot, &under(sysroot, mp), devlog)?;
+        self.mount(&["-t", "btrfs", "-o", &opts], &dev, &under(sysroot, mp))?;
+        fstab_entries.push(Entry {
+            source: format!("UUID={uuid}"),
+            target: mp.into(),
+            fstype: "btrfs".into(),
+            options: opts,
+            pass: 0,
+        });
+        if v.is_swap() {
+            Command::new("btrfs")
+                .args(["filesystem", "mkswapfile", "--size"])
+                .arg(format!("{}m", v.bytes >> 20))
+                .arg(under(sysroot, "/swap/swapfile"))
+                .run_appending(devlog)
+                .context("making the swap file")?;
+            fstab_entries.push(Entry {
+                source: "/swap/swapfile".into(),
+                target: "none".into(),
+                fstype: "swap".into(),
+                options: "defaults".into(),
+                pass: 0,
+            });
+        }
         Ok(())
     }
 

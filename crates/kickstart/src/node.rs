@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::addon::{RegisterAddon, parse_engine};
 use crate::commands::{
-    AutopartType, BootProto, Command, Liveimg, Logvol, Partition, RebootAction, Volgroup,
+    AutopartType, BootProto, Command, Liveimg, Logvol, Partition, RebootAction, Reqpart, Volgroup,
 };
 use crate::diag::{Diagnostics, Loc};
 use crate::model::Kickstart;
@@ -70,13 +70,34 @@ pub enum Layout {
         nohome: bool,
         noswap: bool,
     },
-    /// `part` / `volgroup` / `logvol` (and `reqpart`).
+    /// `part` / `volgroup` / `logvol` (and `reqpart`), each with the line
+    /// it was written on, so that the installer's errors can name it.
     Manual {
-        reqpart: bool,
-        partitions: Vec<Partition>,
-        volgroups: Vec<Volgroup>,
-        logvols: Vec<Logvol>,
+        reqpart: Option<At<Reqpart>>,
+        partitions: Vec<At<Partition>>,
+        volgroups: Vec<At<Volgroup>>,
+        logvols: Vec<At<Logvol>>,
+        /// `btrfs` and `raid` lines (by command name), which a node's
+        /// layout does not take.
+        others: Vec<At<String>>,
     },
+}
+
+/// A command and the place it was written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct At<T> {
+    pub loc: Loc,
+    #[serde(flatten)]
+    pub item: T,
+}
+
+impl<T> At<T> {
+    pub fn new(loc: &Loc, item: T) -> Self {
+        At {
+            loc: loc.clone(),
+            item,
+        }
+    }
 }
 
 /// One network device to configure.
@@ -150,8 +171,9 @@ pub fn plan(ks: &Kickstart) -> (NodePlan, Diagnostics) {
     let mut liveimg: Option<(&Loc, &Liveimg)> = None;
     let mut disks = Disks::default();
     let mut auto = None;
-    let mut reqpart = false;
+    let mut reqpart = None;
     let (mut partitions, mut volgroups, mut logvols) = (Vec::new(), Vec::new(), Vec::new());
+    let mut others = Vec::new();
     let mut p = NodePlan {
         image: ImageSource::InstallMedium,
         disks: Disks::default(),
@@ -215,10 +237,13 @@ pub fn plan(ks: &Kickstart) -> (NodePlan, Diagnostics) {
                 disks.only_use = i.only_use.clone();
                 disks.ignore = i.drives.clone();
             }
-            Command::Reqpart(_) => reqpart = true,
-            Command::Partition(x) => partitions.push(x.clone()),
-            Command::Volgroup(x) => volgroups.push(x.clone()),
-            Command::Logvol(x) => logvols.push(x.clone()),
+            Command::Reqpart(x) => reqpart = Some(At::new(loc, x.clone())),
+            Command::Partition(x) => partitions.push(At::new(loc, x.clone())),
+            Command::Volgroup(x) => volgroups.push(At::new(loc, x.clone())),
+            Command::Logvol(x) => logvols.push(At::new(loc, x.clone())),
+            Command::Ignored(i) if matches!(i.name.as_str(), "btrfs" | "raid") => {
+                others.push(At::new(loc, i.name.clone()));
+            }
             Command::Bootloader(b) => p.bootloader_append = b.append.clone(),
             Command::Network(n) => {
                 if n.hostname.is_some() {
@@ -332,11 +357,15 @@ pub fn plan(ks: &Kickstart) -> (NodePlan, Diagnostics) {
             a.ssh_keys += n;
         }
     }
-    let has_storage = auto.is_some() || !partitions.is_empty() || !logvols.is_empty() || reqpart;
+    let has_storage = auto.is_some()
+        || !partitions.is_empty()
+        || !logvols.is_empty()
+        || reqpart.is_some()
+        || !others.is_empty();
     p.layout = match auto {
         Some(a) => a,
         None if has_storage => {
-            if !logvols.is_empty() && !logvols.iter().any(|l| l.thinpool) {
+            if !logvols.is_empty() && !logvols.iter().any(|l| l.item.thinpool) {
                 if let Some(l) = ks.commands().find(|(_, c)| matches!(c, Command::Logvol(_))) {
                     d.warning(
                         l.0,
@@ -344,8 +373,8 @@ pub fn plan(ks: &Kickstart) -> (NodePlan, Diagnostics) {
                     );
                 }
             }
-            if !partitions.iter().any(|x| x.mntpoint == "/")
-                && !logvols.iter().any(|x| x.mntpoint == "/")
+            if !partitions.iter().any(|x| x.item.mntpoint == "/")
+                && !logvols.iter().any(|x| x.item.mntpoint == "/")
             {
                 if let Some((l, _)) = ks
                     .commands()
@@ -359,6 +388,7 @@ pub fn plan(ks: &Kickstart) -> (NodePlan, Diagnostics) {
                 partitions,
                 volgroups,
                 logvols,
+                others,
             }
         }
         None => Layout::Interactive,

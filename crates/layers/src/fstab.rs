@@ -2,8 +2,10 @@
 
 use std::fmt::Write;
 
+use serde::Serialize;
+
 /// One line of fstab.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Entry {
     pub source: String,
     pub target: String,
@@ -30,9 +32,43 @@ pub fn render(entries: &[Entry]) -> String {
     s
 }
 
+/// Reads fstab text back (comments and short lines skipped).
+pub fn parse(text: &str) -> Vec<Entry> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let [source, target, fstype, options, ..] = w[..] else {
+                return None;
+            };
+            Some(Entry {
+                source: source.into(),
+                target: target.into(),
+                fstype: fstype.into(),
+                options: options.into(),
+                pass: w.get(5).and_then(|p| p.parse().ok()).unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_back_what_it_wrote() {
+        let e = Entry {
+            source: "/dev/vg0/var".into(),
+            target: "/var".into(),
+            fstype: "xfs".into(),
+            options: "defaults,discard".into(),
+            pass: 2,
+        };
+        let text = render(std::slice::from_ref(&e)) + "\n# x\nbroken line\n";
+        assert_eq!(parse(&text), [e]);
+    }
 
     #[test]
     fn renders_one_line_per_entry() {

@@ -36,6 +36,9 @@ pub struct LvmStore {
 /// One row of `lvs --reportformat json`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 pub struct Lv {
+    /// The volume group (empty when the report was asked for one group).
+    #[serde(default)]
+    pub vg_name: String,
     pub lv_name: String,
     #[serde(default)]
     pub lv_tags: String,
@@ -92,10 +95,57 @@ pub fn inventory_of(lvs: &[Lv]) -> Inventory {
     Inventory { bases, layers }
 }
 
-fn lvm(sub: &str) -> Command {
+/// `lvm SUB`: every LVM command goes through the one `lvm` binary.
+pub fn lvm(sub: &str) -> Command {
     let mut c = Command::new("lvm");
     c.arg(sub);
     c
+}
+
+/// How big the thin pool is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolSize {
+    /// A share of the volume group (`-l N%VG`), as `autopart` makes it.
+    PercentOfVg(u64),
+    /// An exact size, rounded down to whole extents by lvm.
+    Bytes(u64),
+}
+
+/// The volume group and thin pool a store is made in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolSpec {
+    pub vg: String,
+    pub pool: String,
+    pub size: PoolSize,
+    /// Physical extent size (`vgcreate -s`); lvm's default when `None`.
+    pub extent_bytes: Option<u64>,
+    /// Pool metadata size (`--poolmetadatasize`); lvm's default when `None`.
+    pub metadata_bytes: Option<u64>,
+    /// Thin pool chunk size (`--chunksize`); lvm's default when `None`.
+    pub chunk_bytes: Option<u64>,
+}
+
+impl PoolSpec {
+    /// The arguments of the `lvcreate` that makes the pool.
+    pub fn lvcreate_args(&self) -> Vec<String> {
+        let mut a: Vec<String> = ["-y", "--type", "thin-pool", "--zero", "n"]
+            .map(String::from)
+            .to_vec();
+        match self.size {
+            PoolSize::PercentOfVg(p) => a.push(format!("-l{p}%VG")),
+            PoolSize::Bytes(b) => a.push(format!("-L{}b", b / 512 * 512)),
+        }
+        if let Some(m) = self.metadata_bytes {
+            a.push(format!("--poolmetadatasize={}k", m / 1024));
+        }
+        if let Some(c) = self.chunk_bytes {
+            a.push(format!("--chunksize={}k", c / 1024));
+        }
+        a.extend(["--addtag", TAG_POOL, "-n"].map(String::from));
+        a.push(self.pool.clone());
+        a.push(self.vg.clone());
+        a
+    }
 }
 
 impl LvmStore {
@@ -115,6 +165,22 @@ impl LvmStore {
     /// Makes the volume group on `pvs` and a thin pool over `pool_percent`
     /// of it (the rest stays free for metadata growth, as RHVH leaves it).
     pub fn create(vg: &str, pool: &str, pvs: &[PathBuf], pool_percent: u64) -> Result<Self> {
+        Self::create_with(
+            &PoolSpec {
+                vg: vg.into(),
+                pool: pool.into(),
+                size: PoolSize::PercentOfVg(pool_percent),
+                extent_bytes: None,
+                metadata_bytes: None,
+                chunk_bytes: None,
+            },
+            pvs,
+        )
+    }
+
+    /// Makes the volume group on `pvs` and the thin pool `spec` describes.
+    pub fn create_with(spec: &PoolSpec, pvs: &[PathBuf]) -> Result<Self> {
+        let (vg, pool) = (spec.vg.as_str(), spec.pool.as_str());
         for pv in pvs {
             lvm("pvcreate")
                 .args(["-y", "-ff"])
@@ -122,15 +188,18 @@ impl LvmStore {
                 .run()
                 .with_context(|| format!("making {} an LVM physical volume", pv.display()))?;
         }
-        lvm("vgcreate")
-            .args(["-y", vg])
+        let mut vgcreate = lvm("vgcreate");
+        vgcreate.arg("-y");
+        if let Some(pe) = spec.extent_bytes {
+            vgcreate.arg(format!("-s{}k", pe / 1024));
+        }
+        vgcreate
+            .arg(vg)
             .args(pvs)
             .run()
             .with_context(|| format!("creating the volume group {vg}"))?;
         lvm("lvcreate")
-            .args(["-y", "--type", "thin-pool", "--zero", "n"])
-            .arg(format!("-l{pool_percent}%VG"))
-            .args(["--addtag", TAG_POOL, "-n", pool, vg])
+            .args(spec.lvcreate_args())
             .run()
             .with_context(|| format!("creating the thin pool {vg}/{pool}"))?;
         Ok(LvmStore::new(vg, pool))
@@ -159,6 +228,18 @@ impl LvmStore {
             .args(["--addtag", TAG_VOLUME, "-n", name])
             .run()
             .with_context(|| format!("creating the thin volume {}/{name}", self.vg))?;
+        Ok(self.device(name))
+    }
+
+    /// Adds a separate (thick) volume outside the pool, tagged, and returns
+    /// its device.
+    pub fn add_thick_volume(&self, name: &str, bytes: u64) -> Result<PathBuf> {
+        lvm("lvcreate")
+            .arg("-y")
+            .arg(format!("-L{}b", bytes / 512 * 512))
+            .args(["--addtag", TAG_VOLUME, "-n", name, &self.vg])
+            .run()
+            .with_context(|| format!("creating the volume {}/{name}", self.vg))?;
         Ok(self.device(name))
     }
 
@@ -375,6 +456,29 @@ mod tests {
             ]
         );
         assert_eq!(r.fstab_options, "defaults,discard");
+    }
+
+    #[test]
+    fn the_pool_is_made_as_autopart_made_it_or_to_a_size() {
+        let mut spec = PoolSpec {
+            vg: "hvnode".into(),
+            pool: "pool00".into(),
+            size: PoolSize::PercentOfVg(80),
+            extent_bytes: None,
+            metadata_bytes: None,
+            chunk_bytes: None,
+        };
+        assert_eq!(
+            spec.lvcreate_args().join(" "),
+            "-y --type thin-pool --zero n -l80%VG --addtag hvnode:pool -n pool00 hvnode"
+        );
+        spec.size = PoolSize::Bytes((40 << 30) + 100);
+        spec.metadata_bytes = Some(1 << 30);
+        spec.chunk_bytes = Some(64 << 20);
+        assert_eq!(
+            spec.lvcreate_args().join(" "),
+            "-y --type thin-pool --zero n -L42949672960b --poolmetadatasize=1048576k --chunksize=65536k --addtag hvnode:pool -n pool00 hvnode"
+        );
     }
 
     #[test]

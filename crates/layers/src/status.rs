@@ -13,7 +13,8 @@ use command::CommandExt;
 use serde::{Deserialize, Serialize};
 
 use crate::boot::read_env;
-use crate::lvm::{DEFAULT_VG, Lv, TAG_POOL, TAG_VOLUME, inventory_of, parse_lvs};
+use crate::fstab::{self, Entry};
+use crate::lvm::{Lv, TAG_BASE, TAG_LAYER, TAG_POOL, TAG_VOLUME, inventory_of, parse_lvs};
 use crate::volumes::VOLUMES;
 use crate::{Inventory, LayerName};
 
@@ -101,7 +102,13 @@ pub fn layer_from_cmdline(cmdline: &str) -> Option<LayerName> {
 pub struct Facts {
     /// `lvm` or `btrfs` (or empty when no store was found).
     pub backend: String,
+    /// The volume group holding the store (lvm): whichever group has the
+    /// volumes tagged as hvnode's, named as the installer's kickstart said.
+    pub vg: String,
+    /// The volumes of that group.
     pub lvs: Vec<Lv>,
+    /// The node's `/etc/fstab`: the separate volumes it is meant to mount.
+    pub fstab: Vec<Entry>,
     pub inventory: Option<Inventory>,
     pub current_layer: Option<LayerName>,
     pub mounts: Vec<Mount>,
@@ -149,19 +156,22 @@ pub fn gather(boot: &Path) -> Result<Facts> {
         f.inventory = btrfs_inventory(&f.mounts);
         f.btrfs_used_percent = used_percent("/").ok();
     } else if let Some(out) = run_out(
-        Command::new("lvm")
-            .arg("lvs")
+        crate::lvm::lvm("lvs")
             .args(["--reportformat", "json", "--units", "b", "--nosuffix"])
             .args([
                 "-o",
-                "lv_name,lv_tags,origin,lv_attr,lv_size,data_percent,metadata_percent",
-            ])
-            .arg(DEFAULT_VG),
-    ) {
+                "vg_name,lv_name,lv_tags,origin,lv_attr,lv_size,data_percent,metadata_percent",
+            ]),
+    ) && let Some((vg, lvs)) = store_group(parse_lvs(&out)?)
+    {
         f.backend = "lvm".into();
-        f.lvs = parse_lvs(&out)?;
+        f.vg = vg;
+        f.lvs = lvs;
         f.inventory = Some(inventory_of(&f.lvs));
     }
+    f.fstab = fs::read_to_string("/etc/fstab")
+        .map(|t| fstab::parse(&t))
+        .unwrap_or_default();
     if let Ok(text) = fs::read_to_string(boot.join("grub/grub.cfg")) {
         f.boot_entries = parse_grub_cfg(&text);
     }
@@ -186,6 +196,58 @@ pub fn gather(boot: &Path) -> Result<Facts> {
         f.units.insert(u.into(), state);
     }
     Ok(f)
+}
+
+/// The volume group that holds the store — the one with the volume tagged
+/// as hvnode's thin pool, else with a base or layer — and its volumes.
+pub fn store_group(all: Vec<Lv>) -> Option<(String, Vec<Lv>)> {
+    let vg = [TAG_POOL, TAG_BASE, TAG_LAYER]
+        .iter()
+        .find_map(|t| all.iter().find(|l| l.has_tag(t)))?
+        .vg_name
+        .clone();
+    let lvs = all.into_iter().filter(|l| l.vg_name == vg).collect();
+    Some((vg, lvs))
+}
+
+/// The separate volumes the node mounts: from its fstab (thin volumes of
+/// the store's group, or btrfs subvolumes), else the autopart set.
+/// Each is (LV name when on LVM, mount point; `swap` for swap).
+fn expected_volumes(f: &Facts) -> Vec<(Option<String>, String)> {
+    let prefix = format!("/dev/{}/", f.vg);
+    let from_fstab: Vec<(Option<String>, String)> = f
+        .fstab
+        .iter()
+        .filter_map(|e| {
+            let target = if e.fstype == "swap" {
+                "swap".to_string()
+            } else {
+                e.target.clone()
+            };
+            if f.backend == "btrfs" {
+                // `/swap` is the subvolume that holds the swap file.
+                let volume = e.fstype == "btrfs"
+                    && !["/", "/swap"].contains(&e.target.as_str())
+                    && e.options.contains("hvnode/volumes/");
+                volume.then_some((None, target))
+            } else {
+                let lv = e.source.strip_prefix(&prefix)?;
+                let layer = f
+                    .lvs
+                    .iter()
+                    .any(|l| l.lv_name == lv && l.has_tag(TAG_LAYER));
+                (e.target != "/" && !layer && !f.vg.is_empty())
+                    .then(|| (Some(lv.to_string()), target))
+            }
+        })
+        .collect();
+    if !from_fstab.is_empty() {
+        return from_fstab;
+    }
+    VOLUMES
+        .iter()
+        .map(|v| (Some(v.name.to_string()), v.mountpoint.to_string()))
+        .collect()
 }
 
 /// Bases and layers of the btrfs store (`btrfs subvolume list` shows every
@@ -400,12 +462,22 @@ pub fn check(f: &Facts) -> Report {
         (Some(r), Some(v)) => r.source != v.source || r.options != v.options,
         _ => false,
     };
+    let expected = expected_volumes(f);
+    // Thin volumes and subvolumes give freed blocks back with discard; a
+    // thick volume (outside the pool) has nothing to give back.
+    let thick = |lv: &Option<String>| {
+        lv.as_ref().is_some_and(|n| {
+            f.lvs
+                .iter()
+                .any(|l| &l.lv_name == n && !l.lv_attr.is_empty() && !l.lv_attr.starts_with('V'))
+        })
+    };
     let no_discard: Vec<&str> = std::iter::once("/")
         .chain(
-            VOLUMES
+            expected
                 .iter()
-                .filter(|v| !v.is_swap())
-                .map(|v| v.mountpoint),
+                .filter(|(lv, mp)| mp != "swap" && !thick(lv))
+                .map(|(_, mp)| mp.as_str()),
         )
         .filter(|t| find(t).is_some_and(|m| !m.options.contains("discard")))
         .collect();
@@ -455,9 +527,9 @@ pub fn check(f: &Facts) -> Report {
             .filter(|l| l.has_tag(TAG_VOLUME))
             .map(|l| l.lv_name.as_str())
             .collect();
-        let missing_vols: Vec<&str> = VOLUMES
+        let missing_vols: Vec<&str> = expected
             .iter()
-            .map(|v| v.name)
+            .filter_map(|(lv, _)| lv.as_deref())
             .filter(|n| !vols.contains(n))
             .collect();
         groups.push(group(
@@ -467,9 +539,9 @@ pub fn check(f: &Facts) -> Report {
                     "Initialized VG",
                     !f.lvs.is_empty(),
                     if f.lvs.is_empty() {
-                        format!("volume group {DEFAULT_VG} not found")
+                        "no volume group holds volumes tagged hvnode:pool, hvnode:base or hvnode:layer".to_string()
                     } else {
-                        DEFAULT_VG.to_string()
+                        f.vg.clone()
                     },
                 ),
                 item(
@@ -563,137 +635,5 @@ pub fn boot_dir() -> PathBuf {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::lvm::{TAG_BASE, TAG_LAYER};
-
-    const CFG: &str = "set timeout=5\nmenuentry \"hvnode 1.0 (1+1)\" --id hvnode-1.0-1+1 {\n    linux /hvnode-1.0-1+1/vmlinuz root=/dev/hvnode/hvnode-1.0-1+1 ro\n    initrd /hvnode-1.0-1+1/initrd.img\n}\n";
-
-    fn lv(name: &str, tag: &str, data: &str, meta: &str) -> Lv {
-        Lv {
-            lv_name: name.into(),
-            lv_tags: tag.into(),
-            origin: String::new(),
-            lv_attr: String::new(),
-            lv_size: String::new(),
-            data_percent: data.into(),
-            metadata_percent: meta.into(),
-        }
-    }
-
-    fn mount(t: &str, src: &str, opts: &str) -> Mount {
-        Mount {
-            target: t.into(),
-            source: src.into(),
-            fstype: "ext4".into(),
-            options: opts.into(),
-        }
-    }
-
-    fn healthy() -> Facts {
-        let mut lvs = vec![
-            lv("pool00", TAG_POOL, "12.5", "8.0"),
-            lv("hvnode-1.0-1", TAG_BASE, "", ""),
-            lv("hvnode-1.0-1+1", TAG_LAYER, "", ""),
-        ];
-        lvs.extend(VOLUMES.iter().map(|v| lv(v.name, TAG_VOLUME, "", "")));
-        let mut mounts = vec![mount(
-            "/",
-            "/dev/mapper/hvnode-hvnode--1.0--1+1",
-            "rw,discard",
-        )];
-        mounts.extend(VOLUMES.iter().filter(|v| !v.is_swap()).map(|v| {
-            mount(
-                v.mountpoint,
-                &format!("/dev/mapper/hvnode-{}", v.name),
-                "rw,discard",
-            )
-        }));
-        Facts {
-            backend: "lvm".into(),
-            inventory: Some(inventory_of(&lvs)),
-            lvs,
-            current_layer: Some("hvnode-1.0-1+1".parse().unwrap()),
-            mounts,
-            boot_entries: parse_grub_cfg(CFG),
-            grubenv: vec![("saved_entry".into(), "hvnode-1.0-1+1".into())],
-            boot_files: vec![
-                "hvnode-1.0-1+1/vmlinuz".into(),
-                "hvnode-1.0-1+1/initrd.img".into(),
-            ],
-            selinux: "Enforcing".into(),
-            units: [("libvirtd.service".to_string(), "active".to_string())].into(),
-            btrfs_used_percent: None,
-        }
-    }
-
-    #[test]
-    fn grub_entries_read_back() {
-        let e = parse_grub_cfg(CFG);
-        assert_eq!(e.len(), 1);
-        assert_eq!(e[0].id, "hvnode-1.0-1+1");
-        assert_eq!(e[0].kernel, "/hvnode-1.0-1+1/vmlinuz");
-        assert_eq!(e[0].args, "root=/dev/hvnode/hvnode-1.0-1+1 ro");
-    }
-
-    #[test]
-    fn the_current_layer_comes_from_the_command_line() {
-        assert_eq!(
-            layer_from_cmdline("BOOT_IMAGE=/x root=/dev/hvnode/hvnode-1.0-1+1 ro")
-                .unwrap()
-                .to_string(),
-            "hvnode-1.0-1+1"
-        );
-        assert_eq!(
-            layer_from_cmdline("root=UUID=x rootflags=subvol=hvnode/layers/hvnode-1.0-1+2 ro")
-                .unwrap()
-                .number,
-            2
-        );
-        assert!(layer_from_cmdline("root=live:CDLABEL=HVNODE").is_none());
-    }
-
-    #[test]
-    fn a_healthy_node_checks_ok() {
-        let r = check(&healthy());
-        assert_eq!(r.status, Status::Ok, "{}", render_report(&r));
-        let text = render_report(&r);
-        assert!(text.starts_with("Status: OK\n"));
-        assert!(text.contains("  Separate /var ... OK"));
-        let i = info(&healthy(), Some("hvnode-1.0-1".into()));
-        assert_eq!(i.layers["hvnode-1.0-1"], ["hvnode-1.0-1+1"]);
-        assert_eq!(i.bootloader.default.as_deref(), Some("hvnode-1.0-1+1"));
-    }
-
-    #[test]
-    fn each_fault_fails_its_check() {
-        type Breaker = fn(&mut Facts);
-        let cases: [(&str, Breaker); 7] = [
-            ("Layer boot entries", |f| f.boot_entries.clear()),
-            ("Valid boot entries", |f| {
-                f.boot_files.pop().map(|_| ()).unwrap_or(())
-            }),
-            ("Separate /var", |f| f.mounts.retain(|m| m.target != "/var")),
-            ("Discard is used", |f| f.mounts[2].options = "rw".into()),
-            ("Thin pool data", |f| f.lvs[0].data_percent = "91.0".into()),
-            ("Initialized LVs", |f| {
-                f.lvs.retain(|l| l.lv_name != "var_log")
-            }),
-            ("Enforcing", |f| f.selinux = "Permissive".into()),
-        ];
-        for (name, breaker) in cases {
-            let mut f = healthy();
-            breaker(&mut f);
-            let r = check(&f);
-            assert_eq!(r.status, Status::Failed, "{name}");
-            let failed: Vec<&str> = r
-                .groups
-                .iter()
-                .flat_map(|g| &g.checks)
-                .filter(|c| c.status == Status::Failed)
-                .map(|c| c.name.as_str())
-                .collect();
-            assert!(failed.contains(&name), "{name}: {failed:?}");
-        }
-    }
-}
+#[path = "status_tests.rs"]
+mod tests;

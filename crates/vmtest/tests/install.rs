@@ -407,6 +407,123 @@ fn install_from_shell(c: &mut vmtest::Console, ks: &str) -> (i32, String) {
     .unwrap()
 }
 
+/// Storage written out as RHVH's documentation shows a custom layout.
+const MANUAL_LAYOUT: &str = "reqpart --add-boot
+part pv.01 --size=1 --grow --ondisk=vda
+volgroup vg_node pv.01 --reserved-percent=20
+logvol none --vgname=vg_node --thinpool --name=thinpool --size=1 --grow
+logvol / --vgname=vg_node --thin --poolname=thinpool --name=root --size=8192 --fstype=ext4
+logvol /var --vgname=vg_node --thin --poolname=thinpool --name=var --size=20480
+logvol /var/log --vgname=vg_node --thin --poolname=thinpool --name=var_log --size=8192 --fstype=xfs
+logvol /var/log/audit --vgname=vg_node --thin --poolname=thinpool --name=var_log_audit --size=2048
+logvol /var/crash --vgname=vg_node --thin --poolname=thinpool --name=var_crash --size=10240
+logvol /var/tmp --vgname=vg_node --thin --poolname=thinpool --name=var_tmp --size=10240
+logvol /home --vgname=vg_node --thin --poolname=thinpool --name=home --size=1024
+logvol /tmp --vgname=vg_node --thin --poolname=thinpool --name=tmp --size=1024
+logvol /var/lib/libvirt/images --vgname=vg_node --thin --poolname=thinpool --name=images --size=4096 --fstype=xfs
+logvol swap --vgname=vg_node --name=swap --fstype=swap --recommended
+";
+
+/// The explicit layout, seen from the live shell: volumes as written, the
+/// base and layer named by the image whatever `--name` said, file systems,
+/// fstab, and boot arguments naming the admin's volume group.
+fn check_manual_layout(c: &mut vmtest::Console, img: &Image) {
+    let lvs = c
+        .check(
+            "lvs --noheadings --separator '|' --units m --nosuffix -o lv_name,lv_tags,lv_attr,origin,pool_lv,lv_size vg_node",
+            CMD,
+        )
+        .unwrap();
+    eprintln!("manual layout: lvs\n{lvs}");
+    let row = |lv: &str| -> Vec<String> {
+        lvs.lines()
+            .map(|l| l.trim().split('|').map(String::from).collect::<Vec<_>>())
+            .find(|f| f.first().map(String::as_str) == Some(lv))
+            .unwrap_or_else(|| panic!("no volume {lv} in\n{lvs}"))
+    };
+    let base = row(&img.nvr);
+    assert_eq!(base[1], "hvnode:base", "{base:?}");
+    assert!(base[2].starts_with("Vr"), "{base:?}");
+    assert_eq!(base[4], "thinpool", "{base:?}");
+    assert_eq!(base[5], "8192.00", "{base:?}");
+    let layer = format!("{}+1", img.nvr);
+    let l = row(&layer);
+    assert_eq!(
+        (l[1].as_str(), l[3].as_str()),
+        ("hvnode:layer", img.nvr.as_str())
+    );
+    assert!(
+        !lvs.lines()
+            .any(|l| l.split_whitespace().next() == Some("root")),
+        "{lvs}"
+    );
+    for (lv, mib) in [
+        ("var", "20480.00"),
+        ("var_log", "8192.00"),
+        ("var_log_audit", "2048.00"),
+        ("var_crash", "10240.00"),
+        ("var_tmp", "10240.00"),
+        ("home", "1024.00"),
+        ("tmp", "1024.00"),
+        ("images", "4096.00"),
+    ] {
+        let r = row(lv);
+        assert_eq!(r[1], "hvnode:volume", "{r:?}");
+        assert_eq!(r[4], "thinpool", "{r:?}");
+        assert_eq!(r[5], mib, "{r:?}");
+    }
+    let swap = row("swap");
+    assert!(
+        swap[2].starts_with("-wi"),
+        "swap is a thick volume: {swap:?}"
+    );
+    let fs = |c: &mut vmtest::Console, lv: &str| {
+        c.check(&format!("blkid -o value -s TYPE /dev/vg_node/{lv}"), CMD)
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(fs(c, "var_log"), "xfs");
+    assert_eq!(fs(c, "images"), "xfs");
+    assert_eq!(fs(c, "var"), "ext4");
+    let parts = c.check("lsblk -bnro NAME,SIZE /dev/vda", CMD).unwrap();
+    for (p, bytes) in [("vda1", 1u64 << 20), ("vda2", 600 << 20), ("vda3", 1 << 30)] {
+        assert!(
+            parts.lines().any(|l| l == format!("{p} {bytes}")),
+            "{p} of {bytes} bytes: {parts}"
+        );
+    }
+    let boot = c
+        .check("mkdir -p /mnt/b && mount -o ro /dev/vda3 /mnt/b && cat /mnt/b/grub/grub.cfg; umount /mnt/b", CMD)
+        .unwrap();
+    assert!(
+        boot.contains(&format!("root=/dev/vg_node/{layer}")) && boot.contains("rd.lvm.vg=vg_node"),
+        "{boot}"
+    );
+    let fstab = c
+        .check(
+            &format!("mkdir -p /mnt/n && mount -o ro /dev/vg_node/{layer} /mnt/n && cat /mnt/n/etc/fstab; umount /mnt/n"),
+            CMD,
+        )
+        .unwrap();
+    for want in [
+        "/var/log xfs",
+        "/var/lib/libvirt/images xfs",
+        "/var/log/audit ext4",
+    ] {
+        assert!(
+            fstab.lines().any(|l| l
+                .split_whitespace()
+                .skip(1)
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ")
+                == want),
+            "fstab has no {want}:\n{fstab}"
+        );
+    }
+}
+
 /// The interactive hub's password (never shown on the console).
 const HUB_PASSWORD: &str = "Hub-secret-42";
 const ADMIN_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA+H5ussA9jGiVgHSYYeIy4WuPEq6NBeyLv53YfU2Ltz admin@hvnode-test";
@@ -555,26 +672,23 @@ fn failures_stop_cleanly_and_reinstall_works() {
         "vda"
     );
 
-    // An unattended thin install...
-    let good_ks = kickstart(&good);
-    put_file(c, "/tmp/good.ks", &good_ks);
+    // An unattended install with an explicit layout, RHVH's custom
+    // kickstart style: its own volume group and pool names, sizes, an xfs
+    // /var/log, an extra volume for VM images...
+    let manual_ks = kickstart(&good).replace("autopart --type=thinp\n", MANUAL_LAYOUT);
+    put_file(c, "/tmp/manual.ks", &manual_ks);
     let started = Instant::now();
-    let (rc, out) = install_from_shell(c, "/tmp/good.ks");
+    let (rc, out) = install_from_shell(c, "/tmp/manual.ks");
     assert_eq!(rc, 0, "{out}");
     eprintln!(
-        "thinp install from the live shell: {:.0} s",
+        "manual thin layout installed from the live shell in {:.0} s",
         started.elapsed().as_secs_f64()
     );
-    let lvs = c
-        .check("lvs --noheadings -o lv_name,lv_tags hvnode", CMD)
-        .unwrap();
-    assert!(
-        lvs.contains(&format!("{}+1", img.nvr)) && lvs.contains("hvnode:base"),
-        "{lvs}"
-    );
+    check_manual_layout(c, &img);
 
     // ...and an interactive reinstall over it, on btrfs.
     interactive_reinstall(c, &img, &log);
+    let good_ks = kickstart(&good);
     // One whose %post fails with --erroronfail: the disk is wiped.
     let failing = good_ks.replace(
         "echo \"post ran",

@@ -27,6 +27,7 @@ fn cfg(layers: &[&str]) -> String {
 fn lv(name: &str, tag: &str, size: &str, data: &str, meta: &str) -> Lv {
     Lv {
         lv_name: name.into(),
+        vg_name: "hvnode".into(),
         lv_tags: tag.into(),
         origin: String::new(),
         lv_attr: String::new(),
@@ -83,6 +84,8 @@ pub fn updated_node() -> Facts {
         selinux: "Enforcing".into(),
         units: [("libvirtd.service".to_string(), "active".to_string())].into(),
         btrfs_used_percent: None,
+        vg: "hvnode".into(),
+        fstab: Vec::new(),
     }
 }
 

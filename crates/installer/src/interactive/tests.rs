@@ -526,7 +526,7 @@ fn the_answers_become_the_kickstart_the_install_follows() {
     .unwrap();
     assert_eq!(s.disk.name, "vda");
     assert!(s.wipe);
-    assert_eq!(s.scheme, crate::storage::Scheme::Btrfs);
+    assert_eq!(s.scheme(), crate::storage::Scheme::Btrfs);
 
     // What is kept on the node parses back to the same plan; the commands
     // go before the %post section.

@@ -1,0 +1,195 @@
+//! `autopart --type=thinp|lvm|btrfs` (and the console's choice of a disk):
+//! BIOS boot, EFI and `/boot` partitions, the rest of the disk for the
+//! store, RHVH's separate volumes at their minimum sizes and what is left
+//! of the pool given to `/var`.
+
+use anyhow::{Result, bail};
+use kickstart::commands::AutopartType;
+use kickstart::node::{Disks, Layout};
+use layers::lvm::{DEFAULT_POOL, DEFAULT_VG, PoolSize, PoolSpec};
+use layers::volumes::{
+    BIOS_BOOT_SIZE, BOOT_SIZE, EFI_SIZE, POOL_RESERVE_PERCENT, ROOT_MIN, VOLUMES, min_disk_bytes,
+};
+
+use super::{
+    Backing, DISK_OVERHEAD, GIB, PlannedPartition, PlannedVolume, Role, Scheme, StoragePlan,
+    StorePlan, VgPlan, choose_disk, swap_bytes,
+};
+use crate::disks::{Device, human};
+
+/// The platform partitions every node has, numbered 1 to 3.
+pub fn platform_partitions() -> Vec<PlannedPartition> {
+    let part =
+        |number, name: &str, code, bytes, role, label: &str, options: &str| PlannedPartition {
+            number,
+            name: name.into(),
+            code,
+            bytes,
+            to_end: false,
+            role,
+            label: label.into(),
+            options: options.into(),
+            from: None,
+        };
+    vec![
+        part(
+            1,
+            "biosboot",
+            "EF02",
+            BIOS_BOOT_SIZE,
+            Role::BiosBoot,
+            "",
+            "",
+        ),
+        part(
+            2,
+            "efi",
+            "EF00",
+            EFI_SIZE,
+            Role::Efi,
+            "EFI",
+            "umask=0077,shortname=winnt",
+        ),
+        part(
+            3,
+            "boot",
+            "8300",
+            BOOT_SIZE,
+            Role::Boot,
+            "boot",
+            "defaults,discard",
+        ),
+    ]
+}
+
+/// The plan of an `autopart` (or interactive) layout.
+pub fn plan(
+    layout: &Layout,
+    sel: &Disks,
+    all: &[Device],
+    boot_medium: Option<&str>,
+    ram: u64,
+    interactive_disk: Option<&str>,
+) -> Result<StoragePlan> {
+    let (scheme, no_home, no_swap) = match layout {
+        Layout::Auto {
+            scheme,
+            encrypted,
+            nohome,
+            noswap,
+            ..
+        } => {
+            if *encrypted {
+                bail!("autopart --encrypted is not supported on a node yet; remove --encrypted");
+            }
+            let s = match scheme {
+                AutopartType::Thinp | AutopartType::Lvm => Scheme::Thinp,
+                AutopartType::Btrfs => Scheme::Btrfs,
+                AutopartType::Plain | AutopartType::Partition => bail!(
+                    "autopart --type=plain has no room for image layers (updates and rollback need them); use --type=thinp or --type=btrfs"
+                ),
+            };
+            (s, *nohome, *noswap)
+        }
+        Layout::Interactive => (Scheme::Thinp, false, false),
+        Layout::Manual { .. } => bail!("a part/volgroup/logvol layout is not an autopart"),
+    };
+    let (disk, wipe) = choose_disk(sel, all, boot_medium, interactive_disk, None)?;
+    let min = min_disk_bytes();
+    if disk.size < min {
+        bail!(
+            "{} is too small for a node: it needs at least {} ({} GB; RHVH's minimum is 55 GB)",
+            disk.describe(),
+            human(min),
+            min / 1_000_000_000
+        );
+    }
+    let store_bytes = disk.size - BIOS_BOOT_SIZE - EFI_SIZE - BOOT_SIZE - DISK_OVERHEAD;
+    let pool_bytes = store_bytes / 100 * (100 - POOL_RESERVE_PERCENT);
+    let backing = match scheme {
+        Scheme::Thinp => Backing::Thin,
+        Scheme::Btrfs => Backing::Subvolume,
+    };
+    let mut volumes: Vec<PlannedVolume> = VOLUMES
+        .iter()
+        .filter(|v| !(no_home && v.mountpoint == "/home"))
+        .filter(|v| !(no_swap && v.is_swap()))
+        .map(|v| PlannedVolume {
+            name: v.name.into(),
+            mountpoint: v.mountpoint.into(),
+            bytes: if v.is_swap() {
+                swap_bytes(ram).max(v.min_bytes)
+            } else {
+                v.min_bytes
+            },
+            fstype: match (scheme, v.is_swap()) {
+                (_, true) => "swap".into(),
+                (Scheme::Thinp, false) => "ext4".into(),
+                (Scheme::Btrfs, false) => "btrfs".into(),
+            },
+            backing,
+            options: "defaults,discard".into(),
+            label: v.name.into(),
+            mkfs_options: Vec::new(),
+        })
+        .collect();
+    let used: u64 = ROOT_MIN + volumes.iter().map(|v| v.bytes).sum::<u64>();
+    if used > pool_bytes {
+        bail!(
+            "{}: the volumes need {} but the pool would hold {}",
+            disk.describe(),
+            human(used),
+            human(pool_bytes)
+        );
+    }
+    // What is left goes to /var, where logs, cores and local VM disks live.
+    if let Some(var) = volumes.iter_mut().find(|v| v.mountpoint == "/var") {
+        var.bytes += (pool_bytes - used) / GIB * GIB;
+    }
+    let mut partitions = platform_partitions();
+    partitions.push(PlannedPartition {
+        number: 4,
+        name: "hvnode".into(),
+        code: match scheme {
+            Scheme::Thinp => "8E00",
+            Scheme::Btrfs => "8300",
+        },
+        bytes: store_bytes,
+        to_end: true,
+        role: match scheme {
+            Scheme::Thinp => Role::Pv,
+            Scheme::Btrfs => Role::Btrfs,
+        },
+        label: "hvnode".into(),
+        options: String::new(),
+        from: None,
+    });
+    let store = match scheme {
+        Scheme::Thinp => StorePlan::Lvm(VgPlan {
+            spec: PoolSpec {
+                vg: DEFAULT_VG.into(),
+                pool: DEFAULT_POOL.into(),
+                size: PoolSize::PercentOfVg(100 - POOL_RESERVE_PERCENT),
+                extent_bytes: None,
+                metadata_bytes: None,
+                chunk_bytes: None,
+            },
+            pvs: vec![4],
+            vg_bytes: store_bytes,
+            reserved_bytes: store_bytes - pool_bytes,
+            reserved_why: format!("{POOL_RESERVE_PERCENT}% of the group, as RHVH keeps"),
+            pool_bytes,
+        }),
+        Scheme::Btrfs => StorePlan::Btrfs { partition: 4 },
+    };
+    Ok(StoragePlan {
+        disk,
+        wipe,
+        partitions,
+        store,
+        root_bytes: ROOT_MIN,
+        root_options: None,
+        volumes,
+        notes: Vec::new(),
+    })
+}
