@@ -244,10 +244,16 @@ pub fn choose_disk(
     } else if let Some(d) = interactive_disk.or(hint) {
         vec![d.to_string()]
     } else {
+        // A disk holding the kickstart (OEMDRV) is never taken unasked.
         let free: Vec<&Device> = disks::candidates(all)
             .into_iter()
             .filter(|d| disks::busy_reason(d, boot_medium).is_none())
             .filter(|d| !sel.ignore.iter().any(|i| disks::find(all, i) == Some(*d)))
+            .filter(|d| {
+                !d.walk()
+                    .iter()
+                    .any(|p| p.label.as_deref() == Some(crate::source::OEMDRV))
+            })
             .collect();
         match free.as_slice() {
             [one] => vec![one.name.clone()],

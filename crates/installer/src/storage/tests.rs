@@ -660,3 +660,23 @@ fn shipped_manual_kickstarts_plan_on_the_live_vm_disks() {
     let text = p.to_string();
     assert!(text.contains("--fstype=xfs is not applied"), "{text}");
 }
+
+#[test]
+fn the_kickstart_disk_is_not_taken_unasked() {
+    let mut oemdrv = disk("vdb", 4 << 20, false);
+    oemdrv.fstype = Some("vfat".into());
+    oemdrv.label = Some("OEMDRV".into());
+    let all = [disk("vda", 64 << 30, false), oemdrv];
+    let sel = Disks {
+        clear: Clear::All,
+        ..Disks::default()
+    };
+    let p = plan(&auto(AutopartType::Thinp), &sel, &all, None, 3 << 30, None).unwrap();
+    assert_eq!(p.disk.name, "vda");
+    // Two disks that could both take it: the kickstart must choose.
+    let all = [disk("vda", 64 << 30, false), disk("vdb", 64 << 30, false)];
+    let e = plan(&auto(AutopartType::Thinp), &sel, &all, None, 3 << 30, None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("several disks could take the node"), "{e}");
+}
