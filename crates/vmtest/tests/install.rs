@@ -148,7 +148,55 @@ fn boot_installed(
         info.contains(&format!("\"current_layer\": \"{layer}\"")),
         "{name}: {info}"
     );
+    if store == Store::Thin && firmware == Firmware::Bios {
+        console_boot_next(c, name, &layer);
+    }
     no_avc_then_poweroff(&mut node.vm, name);
+}
+
+/// The node's web console, as an admin's browser uses it (PAM login over
+/// TLS, the session's CSRF token): the Node page's layers, and "Boot this
+/// layer next time", which sets grub's one-time entry.
+fn console_boot_next(c: &mut vmtest::Console, name: &str, layer: &str) {
+    let url = "https://127.0.0.1:9090";
+    let login = c
+        .check(
+            &format!(
+                "curl -sk -c /tmp/jar -o /dev/null -w '%{{http_code}}' --data-urlencode username=root --data-urlencode password={} {url}/login",
+                vmtest::install::ROOT_PASSWORD
+            ),
+            CMD,
+        )
+        .unwrap();
+    assert!(
+        login.trim().starts_with('3'),
+        "{name}: console login answered {login}"
+    );
+    let node = c
+        .check(&format!("curl -sk -b /tmp/jar {url}/api/v1/node"), CMD)
+        .unwrap();
+    assert!(
+        node.contains(&format!("\"current_layer\":\"{layer}\""))
+            || node.contains(&format!("\"current_layer\": \"{layer}\"")),
+        "{name}: the console's Node data: {node}"
+    );
+    let code = c
+        .check(
+            &format!(
+                "token=$(curl -sk -b /tmp/jar {url}/api/v1/session | sed -n 's/.*\"csrf\" *: *\"\\([^\"]*\\)\".*/\\1/p'); curl -sk -b /tmp/jar -o /tmp/next.json -w '%{{http_code}}' -X POST -H \"X-CSRF-Token: $token\" -H 'Origin: {url}' {url}/api/v1/node/layers/{layer}/boot-next"
+            ),
+            CMD,
+        )
+        .unwrap();
+    let body = c.check("cat /tmp/next.json", CMD).unwrap();
+    assert_eq!(code.trim(), "200", "{name}: boot-next: {body}");
+    let env = c
+        .check("grub-editenv /boot/grub/grubenv list", CMD)
+        .unwrap();
+    assert!(
+        env.lines().any(|l| l == format!("next_entry={layer}")),
+        "{name}: grubenv after boot-next:\n{env}"
+    );
 }
 
 /// The root is the writable layer, a thin snapshot of the read-only base;
