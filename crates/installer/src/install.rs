@@ -161,8 +161,9 @@ pub fn run(opts: &Options) -> Result<()> {
     };
     let verified = payload::fetch_and_verify(&plan.image, &opts.work, &mut progress)?;
     log.line(&format!("image sha256 {}", verified.sha256));
-    println!("\nThe plan:\n{storage}");
-    log.raw(&format!("{storage}\n"));
+    let firewall = format!("Firewall: {}", plan.firewall);
+    println!("\nThe plan:\n{storage}{firewall}");
+    log.raw(&format!("{storage}{firewall}\n"));
     if opts.dry_run {
         log.line("dry run: nothing was written");
         return Ok(());
