@@ -17,6 +17,9 @@ use crate::lvm::{DEFAULT_VG, Lv, TAG_POOL, TAG_VOLUME, inventory_of, parse_lvs};
 use crate::volumes::VOLUMES;
 use crate::{Inventory, LayerName};
 
+mod firewall;
+pub use firewall::FirewallFacts;
+
 /// A menu entry read back from grub.cfg.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GrubEntry {
@@ -114,6 +117,7 @@ pub struct Facts {
     pub units: BTreeMap<String, String>,
     /// Used share of / on btrfs, in percent.
     pub btrfs_used_percent: Option<f64>,
+    pub firewall: FirewallFacts,
 }
 
 /// The image's identity, if this is an hvnode system.
@@ -185,6 +189,7 @@ pub fn gather(boot: &Path) -> Result<Facts> {
             .unwrap_or_default();
         f.units.insert(u.into(), state);
     }
+    f.firewall = firewall::gather();
     Ok(f)
 }
 
@@ -522,6 +527,7 @@ pub fn check(f: &Facts) -> Report {
             f.selinux.clone(),
         )],
     ));
+    groups.push(group("Firewall", vec![firewall::check(&f.firewall)]));
     groups.push(group(
         "Services",
         f.units
@@ -624,6 +630,11 @@ mod tests {
             selinux: "Enforcing".into(),
             units: [("libvirtd.service".to_string(), "active".to_string())].into(),
             btrfs_used_percent: None,
+            firewall: FirewallFacts {
+                unit_file_state: "enabled".into(),
+                active_state: "active".into(),
+                table_loaded: Some(true),
+            },
         }
     }
 
@@ -660,6 +671,9 @@ mod tests {
         let text = render_report(&r);
         assert!(text.starts_with("Status: OK\n"));
         assert!(text.contains("  Separate /var ... OK"));
+        assert!(text.contains(
+            "Firewall ... OK\n  nftables ... OK (nftables.service active, table inet hvnode loaded)\n"
+        ));
         let i = info(&healthy(), Some("hvnode-1.0-1".into()));
         assert_eq!(i.layers["hvnode-1.0-1"], ["hvnode-1.0-1+1"]);
         assert_eq!(i.bootloader.default.as_deref(), Some("hvnode-1.0-1+1"));
@@ -668,7 +682,7 @@ mod tests {
     #[test]
     fn each_fault_fails_its_check() {
         type Breaker = fn(&mut Facts);
-        let cases: [(&str, Breaker); 7] = [
+        let cases: [(&str, Breaker); 8] = [
             ("Layer boot entries", |f| f.boot_entries.clear()),
             ("Valid boot entries", |f| {
                 f.boot_files.pop().map(|_| ()).unwrap_or(())
@@ -680,6 +694,7 @@ mod tests {
                 f.lvs.retain(|l| l.lv_name != "var_log")
             }),
             ("Enforcing", |f| f.selinux = "Permissive".into()),
+            ("nftables", |f| f.firewall.table_loaded = Some(false)),
         ];
         for (name, breaker) in cases {
             let mut f = healthy();

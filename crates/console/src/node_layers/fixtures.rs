@@ -83,6 +83,7 @@ pub fn updated_node() -> Facts {
         selinux: "Enforcing".into(),
         units: [("libvirtd.service".to_string(), "active".to_string())].into(),
         btrfs_used_percent: None,
+        firewall: Default::default(),
     }
 }
 
