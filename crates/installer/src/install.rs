@@ -168,8 +168,9 @@ pub fn run(opts: &Options) -> Result<()> {
         }
         log.line(&format!("warning: {e:#}"));
     }
-    println!("\nThe plan:\n{storage}");
-    log.raw(&format!("{storage}\n"));
+    let firewall = format!("Firewall: {}", plan.firewall);
+    println!("\nThe plan:\n{storage}{firewall}");
+    log.raw(&format!("{storage}{firewall}\n"));
     if opts.dry_run {
         log.line("dry run: nothing was written");
         return Ok(());

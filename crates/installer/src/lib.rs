@@ -6,6 +6,7 @@
 //! partition table it made and says where it stopped.
 
 pub mod disks;
+pub mod firewall;
 pub mod install;
 pub mod interactive;
 pub mod payload;

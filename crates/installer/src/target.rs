@@ -1,7 +1,8 @@
 //! The installed system's configuration from the kickstart: host name,
 //! network (systemd-networkd, as the image uses), accounts and SSH keys,
-//! time zone and NTP, language, keyboard, SELinux mode, services, and the
-//! registration the node performs at first boot.
+//! time zone and NTP, language, keyboard, SELinux mode, the firewall
+//! ([`crate::firewall`]), services, and the registration the node performs
+//! at first boot.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -17,7 +18,9 @@ use kickstart::node::{NetDevice, NodePlan};
 
 use crate::Log;
 
-fn write(root: &Path, path: &str, text: &str, mode: u32) -> Result<()> {
+/// Writes `text` to `path` under `root` (temporary file, then rename) with
+/// `mode`; the relabel after configuration gives it its SELinux label.
+pub(crate) fn write(root: &Path, path: &str, text: &str, mode: u32) -> Result<()> {
     let p = layers::under(root, path);
     if let Some(d) = p.parent() {
         fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
@@ -443,6 +446,8 @@ pub fn configure(root: &Path, ks: &Kickstart, plan: &NodePlan, log: &Log) -> Res
             _ => {}
         }
     }
+    // Before `services`, so that a `services` line has the last word.
+    crate::firewall::apply(root, &plan.firewall, log)?;
     for (verb, units) in [
         ("enable", &plan.services_enabled),
         ("disable", &plan.services_disabled),

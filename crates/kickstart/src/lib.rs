@@ -7,6 +7,7 @@
 //! - [`node::plan`]: the answers the installer needs (image, disks, layout,
 //!   network, users, registration) and warnings where a valid kickstart
 //!   makes no sense for a node.
+//! - [`firewall`]: the `firewall` command resolved to the ports a node opens.
 //!
 //! ```
 //! use kickstart::{parse_str, source::FsLoader};
@@ -20,6 +21,7 @@
 pub mod addon;
 pub mod commands;
 pub mod diag;
+pub mod firewall;
 pub mod lex;
 pub mod model;
 pub mod node;

@@ -9,6 +9,7 @@ use crate::commands::{
     AutopartType, BootProto, Command, Liveimg, Logvol, Partition, RebootAction, Reqpart, Volgroup,
 };
 use crate::diag::{Diagnostics, Loc};
+use crate::firewall::Firewall;
 use crate::model::Kickstart;
 
 /// Where the node image comes from.
@@ -157,6 +158,8 @@ pub struct NodePlan {
     pub selinux: &'static str,
     pub services_enabled: Vec<String>,
     pub services_disabled: Vec<String>,
+    /// The firewall (`firewall`, else the node's default).
+    pub firewall: Firewall,
     pub registration: Option<Registration>,
     /// False when the installer must stop for the administrator.
     pub unattended: bool,
@@ -190,6 +193,7 @@ pub fn plan(ks: &Kickstart) -> (NodePlan, Diagnostics) {
         selinux: "enforcing",
         services_enabled: Vec::new(),
         services_disabled: Vec::new(),
+        firewall: Firewall::default(),
         registration: None,
         unattended: false,
         finish: None,
@@ -320,6 +324,7 @@ pub fn plan(ks: &Kickstart) -> (NodePlan, Diagnostics) {
                     }
                 }
             }
+            Command::Firewall(f) => p.firewall = crate::firewall::resolve(f, loc, &mut d),
             Command::DisplayMode(m) => {
                 mode_cmdline = m.mode == crate::commands::DisplayKind::Cmdline;
             }

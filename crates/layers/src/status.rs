@@ -18,6 +18,9 @@ use crate::lvm::{Lv, TAG_BASE, TAG_LAYER, TAG_POOL, TAG_VOLUME, inventory_of, pa
 use crate::volumes::VOLUMES;
 use crate::{Inventory, LayerName};
 
+mod firewall;
+pub use firewall::FirewallFacts;
+
 /// A menu entry read back from grub.cfg.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GrubEntry {
@@ -121,6 +124,7 @@ pub struct Facts {
     pub units: BTreeMap<String, String>,
     /// Used share of / on btrfs, in percent.
     pub btrfs_used_percent: Option<f64>,
+    pub firewall: FirewallFacts,
 }
 
 /// The image's identity, if this is an hvnode system.
@@ -195,6 +199,7 @@ pub fn gather(boot: &Path) -> Result<Facts> {
             .unwrap_or_default();
         f.units.insert(u.into(), state);
     }
+    f.firewall = firewall::gather();
     Ok(f)
 }
 
@@ -594,6 +599,7 @@ pub fn check(f: &Facts) -> Report {
             f.selinux.clone(),
         )],
     ));
+    groups.push(group("Firewall", vec![firewall::check(&f.firewall)]));
     groups.push(group(
         "Services",
         f.units

@@ -62,6 +62,11 @@ fn healthy() -> Facts {
         selinux: "Enforcing".into(),
         units: [("libvirtd.service".to_string(), "active".to_string())].into(),
         btrfs_used_percent: None,
+        firewall: FirewallFacts {
+            unit_file_state: "enabled".into(),
+            active_state: "active".into(),
+            table_loaded: Some(true),
+        },
     }
 }
 
@@ -98,6 +103,9 @@ fn a_healthy_node_checks_ok() {
     let text = render_report(&r);
     assert!(text.starts_with("Status: OK\n"));
     assert!(text.contains("  Separate /var ... OK"));
+    assert!(text.contains(
+        "Firewall ... OK\n  nftables ... OK (nftables.service active, table inet hvnode loaded)\n"
+    ));
     let i = info(&healthy(), Some("hvnode-1.0-1".into()));
     assert_eq!(i.layers["hvnode-1.0-1"], ["hvnode-1.0-1+1"]);
     assert_eq!(i.bootloader.default.as_deref(), Some("hvnode-1.0-1+1"));
@@ -193,7 +201,7 @@ fn a_btrfs_node_expects_discard_on_its_subvolumes_but_not_on_swap() {
 #[test]
 fn each_fault_fails_its_check() {
     type Breaker = fn(&mut Facts);
-    let cases: [(&str, Breaker); 7] = [
+    let cases: [(&str, Breaker); 8] = [
         ("Layer boot entries", |f| f.boot_entries.clear()),
         ("Valid boot entries", |f| {
             f.boot_files.pop().map(|_| ()).unwrap_or(())
@@ -205,6 +213,7 @@ fn each_fault_fails_its_check() {
             f.lvs.retain(|l| l.lv_name != "var_log")
         }),
         ("Enforcing", |f| f.selinux = "Permissive".into()),
+        ("nftables", |f| f.firewall.table_loaded = Some(false)),
     ];
     for (name, breaker) in cases {
         let mut f = healthy();

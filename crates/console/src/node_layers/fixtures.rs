@@ -86,6 +86,7 @@ pub fn updated_node() -> Facts {
         btrfs_used_percent: None,
         vg: "hvnode".into(),
         fstab: Vec::new(),
+        firewall: Default::default(),
     }
 }
 
