@@ -683,6 +683,11 @@ impl Writer<'_> {
                 .arg(under(sysroot, "/swap/swapfile"))
                 .run_appending(devlog)
                 .context("making the swap file")?;
+            // The subvolume's root and the file are new: the final relabel
+            // does not reach /swap, and swapon (fsadm_t) may only write a
+            // file labelled swapfile_t (the image's policy names it).
+            label_path(sysroot, &under(sysroot, "/swap"), devlog)?;
+            label_path(sysroot, &under(sysroot, "/swap/swapfile"), devlog)?;
             fstab_entries.push(Entry {
                 source: "/swap/swapfile".into(),
                 target: "none".into(),
