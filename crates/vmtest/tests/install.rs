@@ -596,7 +596,8 @@ fn interactive_reinstall(c: &mut vmtest::Console, img: &Image, log: &Path) {
             img.squashfs_sha256
         ),
     );
-    c.send("hvnode-install --kickstart /tmp/ask.ks 2>&1 | tail -n 5; echo \"@@rc=${PIPESTATUS[0]}@@\"\n")
+    // Straight to the console (no pipe): the hub's prompts must show.
+    c.send("hvnode-install --kickstart /tmp/ask.ks; echo \"@@rc=$?@@\"\n")
         .unwrap();
     let hub = "to refresh]: ";
     answer(c, hub, "1\n");
