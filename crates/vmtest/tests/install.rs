@@ -202,7 +202,7 @@ fn console_boot_next(c: &mut vmtest::Console, name: &str, layer: &str) {
 /// The root is the writable layer, a thin snapshot of the read-only base;
 /// the separate volumes are thin volumes mounted with discard.
 fn check_thin(c: &mut vmtest::Console, name: &str, img: &Image, layer: &str) {
-    let root = c.check("findmnt -no SOURCE /", CMD).unwrap();
+    let root = c.check("findmnt -rno SOURCE /", CMD).unwrap();
     assert_eq!(
         root.trim(),
         format!("/dev/mapper/hvnode-{}", layer.replace('-', "--")),
@@ -240,7 +240,7 @@ fn check_thin(c: &mut vmtest::Console, name: &str, img: &Image, layer: &str) {
         "/tmp",
     ] {
         let opts = c
-            .check(&format!("findmnt -no SOURCE,OPTIONS {mp}"), CMD)
+            .check(&format!("findmnt -rno SOURCE,OPTIONS {mp}"), CMD)
             .unwrap();
         assert!(
             opts.contains("/dev/mapper/hvnode-"),
@@ -262,7 +262,7 @@ fn check_thin(c: &mut vmtest::Console, name: &str, img: &Image, layer: &str) {
 /// The root is the layer's subvolume, the base a read-only subvolume, the
 /// separate volumes subvolumes of their own mounted with discard.
 fn check_btrfs(c: &mut vmtest::Console, name: &str, img: &Image, layer: &str) {
-    let root = c.check("findmnt -no FSTYPE,OPTIONS /", CMD).unwrap();
+    let root = c.check("findmnt -rno FSTYPE,OPTIONS /", CMD).unwrap();
     assert!(root.starts_with("btrfs"), "{name}: {root}");
     assert!(
         root.contains(&format!("subvol=/hvnode/layers/{layer}")),
@@ -277,7 +277,7 @@ fn check_btrfs(c: &mut vmtest::Console, name: &str, img: &Image, layer: &str) {
         "/home",
         "/tmp",
     ] {
-        let opts = c.check(&format!("findmnt -no OPTIONS {mp}"), CMD).unwrap();
+        let opts = c.check(&format!("findmnt -rno OPTIONS {mp}"), CMD).unwrap();
         assert!(
             opts.contains("subvol=/hvnode/volumes/"),
             "{name}: {mp}: {opts}"
@@ -287,7 +287,7 @@ fn check_btrfs(c: &mut vmtest::Console, name: &str, img: &Image, layer: &str) {
     let ro = c
         .check(
             &format!(
-                "mkdir -p /mnt/top && mount -o subvolid=5 \"$(findmnt -no SOURCE / | sed 's/\\[.*//')\" /mnt/top && btrfs property get -ts /mnt/top/hvnode/bases/{} ro; umount /mnt/top",
+                "mkdir -p /mnt/top && mount -o subvolid=5 \"$(findmnt -rno SOURCE / | sed 's/\\[.*//')\" /mnt/top && btrfs property get -ts /mnt/top/hvnode/bases/{} ro; umount /mnt/top",
                 img.nvr
             ),
             CMD,
