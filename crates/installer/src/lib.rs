@@ -5,6 +5,7 @@
 //! a disk that does not boot half an install, and the installer wipes the
 //! partition table it made and says where it stopped.
 
+pub mod accounts;
 pub mod disks;
 pub mod firewall;
 pub mod install;

@@ -17,6 +17,7 @@ use kickstart::commands::{BootProto, Command as Ks};
 use kickstart::node::{NetDevice, NodePlan};
 
 use crate::Log;
+use crate::accounts::{self, Accounts, NewUser};
 
 /// Writes `text` to `path` under `root` (temporary file, then rename) with
 /// `mode`; the relabel after configuration gives it its SELinux label.
@@ -119,12 +120,6 @@ pub fn networkd_files(n: &NetDevice, index: usize) -> Result<Vec<(String, String
     }
     files.push((format!("20-hvnode-{index}-{iface}.network"), network));
     Ok(files)
-}
-
-fn chroot_cmd(root: &Path, program: &str) -> Command {
-    let mut c = Command::new(program);
-    c.arg("-R").arg(root);
-    c
 }
 
 /// SHA-512 crypt of a plain-text password (what `--plaintext` gives).
@@ -340,62 +335,77 @@ pub fn configure(root: &Path, ks: &Kickstart, plan: &NodePlan, log: &Log) -> Res
     }
     write(root, "/etc/selinux/config", &out, 0o644)?;
 
+    // Groups and users straight into the account files (see accounts.rs:
+    // useradd -R cannot write them under the live system's policy).
+    let mut accounts = Accounts::load(root)?;
+    let mut homes = Vec::new();
     for (_, c) in ks.commands() {
         match c {
             Ks::Group(g) => {
-                let mut cmd = chroot_cmd(root, "groupadd");
-                if let Some(gid) = g.gid {
-                    cmd.args(["-g", &gid.to_string()]);
-                }
-                cmd.arg(&g.name)
-                    .run()
+                let gid =
+                    g.gid.map(u32::try_from).transpose().with_context(|| {
+                        format!("group --name={}: --gid is out of range", g.name)
+                    })?;
+                accounts
+                    .add_group(&g.name, gid, false)
                     .with_context(|| format!("adding the group {}", g.name))?;
+                log.line(&format!("group {} added", g.name));
             }
             Ks::User(u) => {
-                let mut cmd = chroot_cmd(root, "useradd");
-                cmd.arg("-m");
-                if let Some(uid) = u.uid {
-                    cmd.args(["-u", &uid.to_string()]);
-                }
-                if let Some(s) = &u.shell {
-                    cmd.args(["-s", s]);
-                }
-                if let Some(h) = &u.homedir {
-                    cmd.args(["-d", h]);
-                }
-                if let Some(g) = &u.gecos {
-                    cmd.args(["-c", g]);
-                }
-                let group_file = fs::read_to_string(root.join("etc/group")).unwrap_or_default();
+                let group_file = accounts.group_lines();
                 for (name, gid) in missing_groups(&group_file, &u.groups) {
-                    let mut add = chroot_cmd(root, "groupadd");
-                    if let Some(gid) = gid {
-                        add.args(["-g", &gid]);
-                    }
-                    add.arg(&name)
-                        .run()
+                    let gid = gid.map(|g| g.parse::<u32>()).transpose().with_context(|| {
+                        format!("user {}: --groups={name}(…): not a GID", u.name)
+                    })?;
+                    accounts
+                        .add_group(&name, gid, true)
                         .with_context(|| format!("adding the group {name} for {}", u.name))?;
                 }
-                let groups: Vec<String> = u
-                    .groups
-                    .iter()
-                    .map(|g| g.split('(').next().unwrap_or(g).to_string())
-                    .collect();
-                if !groups.is_empty() {
-                    cmd.args(["-G", &groups.join(",")]);
-                }
-                cmd.arg(&u.name)
-                    .run()
+                let id = |v: Option<i64>, what: &str| -> Result<Option<u32>> {
+                    v.map(u32::try_from)
+                        .transpose()
+                        .with_context(|| format!("user {}: --{what} is out of range", u.name))
+                };
+                let new = NewUser {
+                    name: u.name.clone(),
+                    uid: id(u.uid, "uid")?,
+                    gid: id(u.gid, "gid")?,
+                    gecos: u.gecos.clone(),
+                    home: u.homedir.clone(),
+                    shell: u.shell.clone(),
+                    groups: u
+                        .groups
+                        .iter()
+                        .map(|g| g.split('(').next().unwrap_or(g).to_string())
+                        .collect(),
+                };
+                let (uid, gid) = accounts
+                    .add_user(&new)
                     .with_context(|| format!("adding the user {}", u.name))?;
-                if let Some(pw) = &u.password {
-                    set_password(root, &u.name, pw, u.iscrypted, log)?;
-                }
-                if u.lock {
-                    lock_password(root, &u.name)?;
-                }
-                log.line(&format!("user {} added", u.name));
+                let home = new
+                    .home
+                    .clone()
+                    .unwrap_or_else(|| format!("/home/{}", u.name));
+                homes.push((home, uid, gid));
             }
             _ => {}
+        }
+    }
+    accounts
+        .save(root)
+        .context("writing the installed system's account files")?;
+    for (home, uid, gid) in &homes {
+        accounts::make_home(root, home, *uid, *gid)?;
+    }
+    for (_, c) in ks.commands() {
+        if let Ks::User(u) = c {
+            if let Some(pw) = &u.password {
+                set_password(root, &u.name, pw, u.iscrypted, log)?;
+            }
+            if u.lock {
+                lock_password(root, &u.name)?;
+            }
+            log.line(&format!("user {} added", u.name));
         }
     }
     for (_, c) in ks.commands() {
