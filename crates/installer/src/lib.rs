@@ -11,6 +11,7 @@ pub mod firewall;
 pub mod install;
 pub mod interactive;
 pub mod payload;
+pub mod power;
 pub mod scripts;
 pub mod source;
 pub mod storage;
