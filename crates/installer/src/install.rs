@@ -140,7 +140,6 @@ pub fn run(opts: &Options) -> Result<()> {
             &all,
             medium.as_deref(),
             memory_bytes(),
-            None,
         )?;
         (ks, plan, storage)
     };
@@ -234,7 +233,7 @@ fn ask_until_planned(
         let mut effective = ks.clone();
         answers.apply(&mut effective);
         let planned = effective_plan(&effective).and_then(|p| {
-            let s = storage::plan(&p.layout, &p.disks, all, medium, memory_bytes(), None)?;
+            let s = storage::plan(&p.layout, &p.disks, all, medium, memory_bytes())?;
             Ok((p, s))
         });
         match planned {

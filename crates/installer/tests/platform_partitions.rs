@@ -106,7 +106,7 @@ fn platform_partitions_are_made_on_a_loop_device() {
     let parse = kickstart::parse_str("ks.cfg", KS, &FsLoader);
     assert!(parse.is_valid(), "{:?}", parse.diagnostics);
     let (ks, _) = kickstart::node::plan(&parse.kickstart);
-    let plan = storage::plan(&ks.layout, &ks.disks, &[disk], None, 2 << 30, None).unwrap();
+    let plan = storage::plan(&ks.layout, &ks.disks, &[disk], None, 2 << 30).unwrap();
     println!("{plan}");
     let log = dir.path().join("commands.log");
     storage::partition(&plan, &log).unwrap();

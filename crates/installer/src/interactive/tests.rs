@@ -515,15 +515,7 @@ fn the_answers_become_the_kickstart_the_install_follows() {
 
     // The disk plan the installer makes from it.
     let all = parse_lsblk(include_str!("../../tests/fixtures/lsblk-live-vm.json")).unwrap();
-    let s = crate::storage::plan(
-        &plan.layout,
-        &plan.disks,
-        &all,
-        Some("HVNODE"),
-        2 << 30,
-        None,
-    )
-    .unwrap();
+    let s = crate::storage::plan(&plan.layout, &plan.disks, &all, Some("HVNODE"), 2 << 30).unwrap();
     assert_eq!(s.disk.name, "vda");
     assert!(s.wipe);
     assert_eq!(s.scheme(), crate::storage::Scheme::Btrfs);
@@ -620,15 +612,8 @@ fn plain_partitions_are_carried_to_the_plan_which_refuses_them() {
         }
     ));
     let all = parse_lsblk(include_str!("../../tests/fixtures/lsblk-live-vm.json")).unwrap();
-    let e = crate::storage::plan(
-        &plan.layout,
-        &plan.disks,
-        &all,
-        Some("HVNODE"),
-        2 << 30,
-        None,
-    )
-    .unwrap_err()
-    .to_string();
+    let e = crate::storage::plan(&plan.layout, &plan.disks, &all, Some("HVNODE"), 2 << 30)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no room for image layers"), "{e}");
 }

@@ -69,7 +69,6 @@ pub fn plan(
     all: &[Device],
     boot_medium: Option<&str>,
     ram: u64,
-    interactive_disk: Option<&str>,
 ) -> Result<StoragePlan> {
     let (scheme, no_home, no_swap) = match layout {
         Layout::Auto {
@@ -94,7 +93,7 @@ pub fn plan(
         Layout::Interactive => (Scheme::Thinp, false, false),
         Layout::Manual { .. } => bail!("a part/volgroup/logvol layout is not an autopart"),
     };
-    let (disk, wipe) = choose_disk(sel, all, boot_medium, interactive_disk, None)?;
+    let (disk, wipe) = choose_disk(sel, all, boot_medium, None)?;
     let min = min_disk_bytes();
     if disk.size < min {
         bail!(

@@ -122,7 +122,6 @@ pub fn plan(
     all: &[Device],
     boot_medium: Option<&str>,
     ram: u64,
-    interactive_disk: Option<&str>,
 ) -> Result<StoragePlan> {
     let Layout::Manual {
         reqpart,
@@ -155,7 +154,7 @@ pub fn plan(
         .first()
         .copied()
         .filter(|d| named.iter().all(|n| n == d));
-    let (disk, wipe) = choose_disk(sel, all, boot_medium, interactive_disk, hint)?;
+    let (disk, wipe) = choose_disk(sel, all, boot_medium, hint)?;
     let mut notes = Vec::new();
     let mut mountpoints: BTreeMap<String, String> = BTreeMap::new();
     let mut claim = |mp: &str, what: String| -> Result<()> {

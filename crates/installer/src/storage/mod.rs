@@ -216,11 +216,10 @@ pub fn plan(
     all: &[Device],
     boot_medium: Option<&str>,
     ram: u64,
-    interactive_disk: Option<&str>,
 ) -> Result<StoragePlan> {
     match layout {
-        Layout::Manual { .. } => manual::plan(layout, sel, all, boot_medium, ram, interactive_disk),
-        _ => autopart::plan(layout, sel, all, boot_medium, ram, interactive_disk),
+        Layout::Manual { .. } => manual::plan(layout, sel, all, boot_medium, ram),
+        _ => autopart::plan(layout, sel, all, boot_medium, ram),
     }
 }
 
@@ -231,7 +230,6 @@ pub fn choose_disk(
     sel: &Disks,
     all: &[Device],
     boot_medium: Option<&str>,
-    interactive_disk: Option<&str>,
     hint: Option<&str>,
 ) -> Result<(Device, bool)> {
     // The disk: --only-use, else clearpart --drives, else the one the
@@ -241,7 +239,7 @@ pub fn choose_disk(
         sel.only_use.clone()
     } else if !sel.clear_drives.is_empty() {
         sel.clear_drives.clone()
-    } else if let Some(d) = interactive_disk.or(hint) {
+    } else if let Some(d) = hint {
         vec![d.to_string()]
     } else {
         // A disk holding the kickstart (OEMDRV) is never taken unasked.
@@ -283,7 +281,7 @@ pub fn choose_disk(
     let wipe = match sel.clear {
         Clear::All => true,
         Clear::Linux | Clear::List => true,
-        Clear::Nothing => sel.zerombr || interactive_disk.is_some(),
+        Clear::Nothing => sel.zerombr,
     };
     if has_data && !wipe {
         bail!(

@@ -23,7 +23,7 @@ fn layout(ks: &str) -> (Layout, Disks) {
 
 fn plan_of(ks: &str) -> Result<StoragePlan> {
     let (l, d) = layout(ks);
-    plan(&l, &d, &fixture(), Some("HVNODE"), RAM, None)
+    plan(&l, &d, &fixture(), Some("HVNODE"), RAM)
 }
 
 const HEAD: &str = "zerombr\nclearpart --all --initlabel --drives=vda\n";
@@ -429,7 +429,7 @@ fn growth_is_shared_by_base_size_up_to_each_maximum() {
 fn the_sgdisk_arguments_are_autoparts_for_autopart() {
     let all = fixture();
     let (l, d) = layout(&format!("{HEAD}autopart --type=thinp\n"));
-    let p = plan(&l, &d, &all, Some("HVNODE"), RAM, None).unwrap();
+    let p = plan(&l, &d, &all, Some("HVNODE"), RAM).unwrap();
     assert_eq!(
         execute::sgdisk_args(&p).join(" "),
         "--new=1:0:+1024K --typecode=1:EF02 --change-name=1:biosboot \
@@ -522,7 +522,6 @@ fn thin_plan_sizes_from_the_disk() {
         &all,
         None,
         3 << 30,
-        None,
     )
     .unwrap();
     assert_eq!(p.scheme(), Scheme::Thinp);
@@ -549,7 +548,6 @@ fn a_small_disk_is_refused_with_the_minimum() {
         &all,
         None,
         2 << 30,
-        None,
     )
     .unwrap_err()
     .to_string();
@@ -563,7 +561,7 @@ fn a_disk_with_data_needs_clearpart() {
         only_use: vec!["vda".into()],
         ..Disks::default()
     };
-    let e = plan(&auto(AutopartType::Thinp), &sel, &all, None, 2 << 30, None)
+    let e = plan(&auto(AutopartType::Thinp), &sel, &all, None, 2 << 30)
         .unwrap_err()
         .to_string();
     assert!(
@@ -581,7 +579,6 @@ fn several_disks_without_a_choice_are_an_error() {
         &all,
         None,
         2 << 30,
-        None,
     )
     .unwrap_err()
     .to_string();
@@ -592,7 +589,6 @@ fn several_disks_without_a_choice_are_an_error() {
         &all[..1],
         None,
         2 << 30,
-        None,
     )
     .unwrap();
     assert_eq!(p.scheme(), Scheme::Btrfs);
@@ -608,7 +604,6 @@ fn plain_and_encrypted_are_refused_with_an_alternative() {
         &all,
         None,
         1 << 30,
-        None,
     )
     .unwrap_err()
     .to_string();
@@ -671,11 +666,11 @@ fn the_kickstart_disk_is_not_taken_unasked() {
         clear: Clear::All,
         ..Disks::default()
     };
-    let p = plan(&auto(AutopartType::Thinp), &sel, &all, None, 3 << 30, None).unwrap();
+    let p = plan(&auto(AutopartType::Thinp), &sel, &all, None, 3 << 30).unwrap();
     assert_eq!(p.disk.name, "vda");
     // Two disks that could both take it: the kickstart must choose.
     let all = [disk("vda", 64 << 30, false), disk("vdb", 64 << 30, false)];
-    let e = plan(&auto(AutopartType::Thinp), &sel, &all, None, 3 << 30, None)
+    let e = plan(&auto(AutopartType::Thinp), &sel, &all, None, 3 << 30)
         .unwrap_err()
         .to_string();
     assert!(e.contains("several disks could take the node"), "{e}");
