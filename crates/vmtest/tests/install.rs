@@ -31,6 +31,16 @@ use vmtest::{Boot, Config, Firmware, Image, Vm};
 const BOOT: Duration = Duration::from_secs(900);
 const INSTALL: Duration = Duration::from_secs(2700);
 const CMD: Duration = Duration::from_secs(300);
+/// The separate volumes of an autopart layout.
+const SEPARATE: [&str; 7] = [
+    "/var",
+    "/var/log",
+    "/var/log/audit",
+    "/var/tmp",
+    "/var/crash",
+    "/home",
+    "/tmp",
+];
 
 fn image() -> Option<Image> {
     Image::from_env().unwrap()
@@ -232,15 +242,7 @@ fn check_thin(c: &mut vmtest::Console, name: &str, img: &Image, layer: &str) {
     let l = row(layer);
     assert_eq!(l[1], "hvnode:layer", "{name}: {l:?}");
     assert_eq!(l[3], img.nvr, "{name}: the layer's origin is the base");
-    for mp in [
-        "/var",
-        "/var/log",
-        "/var/log/audit",
-        "/var/tmp",
-        "/var/crash",
-        "/home",
-        "/tmp",
-    ] {
+    for mp in SEPARATE {
         let opts = c
             .check(&format!("findmnt -rno SOURCE,OPTIONS {mp}"), CMD)
             .unwrap();
@@ -270,15 +272,7 @@ fn check_btrfs(c: &mut vmtest::Console, name: &str, img: &Image, layer: &str) {
         root.contains(&format!("subvol=/hvnode/layers/{layer}")),
         "{name}: root {root}"
     );
-    for mp in [
-        "/var",
-        "/var/log",
-        "/var/log/audit",
-        "/var/tmp",
-        "/var/crash",
-        "/home",
-        "/tmp",
-    ] {
+    for mp in SEPARATE {
         let opts = c.check(&format!("findmnt -rno OPTIONS {mp}"), CMD).unwrap();
         assert!(
             opts.contains("subvol=/hvnode/volumes/"),
