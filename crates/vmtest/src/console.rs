@@ -201,6 +201,29 @@ impl Console {
         }
         Ok(out)
     }
+
+    /// The failed units of the guest with, for each, its status and the
+    /// last lines of its journal: what a failing boot test must show to be
+    /// diagnosed from its log alone. Empty when no unit failed.
+    pub fn failed_units(&mut self, timeout: Duration) -> Result<String> {
+        let names = self.check(
+            "systemctl --failed --no-legend --plain | cut -d' ' -f1",
+            timeout,
+        )?;
+        let mut report = String::new();
+        for unit in names.split_whitespace() {
+            let detail = self
+                .run(
+                    &format!(
+                        "systemctl status --no-pager --full --lines=0 {unit}; journalctl -b --no-pager -o short-monotonic -n 40 -u {unit}"
+                    ),
+                    timeout,
+                )?
+                .1;
+            report.push_str(&format!("--- {unit}\n{detail}\n"));
+        }
+        Ok(report)
+    }
 }
 
 #[cfg(test)]

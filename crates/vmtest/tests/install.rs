@@ -101,9 +101,7 @@ fn boot_installed(
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     let c = &mut node.vm.console;
     let state = c.run("systemctl is-system-running --wait", BOOT).unwrap().1;
-    let failed = c
-        .check("systemctl --failed --no-legend --plain", CMD)
-        .unwrap();
+    let failed = c.failed_units(CMD).unwrap();
     eprintln!(
         "{name}: login prompt after {:.0} s; state {}",
         node.login_prompt,
