@@ -48,18 +48,6 @@ impl BtrfsStore {
         crate::fs_uuid(&self.device)
     }
 
-    fn names(&self, dir: &str) -> Result<Vec<String>> {
-        let mut names = Vec::new();
-        let path = self.top.join(dir);
-        for e in fs::read_dir(&path).with_context(|| format!("listing {}", path.display()))? {
-            let name = e?.file_name().to_string_lossy().into_owned();
-            if !name.starts_with('.') {
-                names.push(name);
-            }
-        }
-        Ok(names)
-    }
-
     fn delete(&self, path: &Path) -> Result<()> {
         btrfs()
             .args(["subvolume", "delete"])
@@ -98,19 +86,7 @@ impl BtrfsStore {
 
 impl Store for BtrfsStore {
     fn inventory(&self) -> Result<Inventory> {
-        let mut bases: Vec<Nvr> = self
-            .names(BASES)?
-            .iter()
-            .filter_map(|n| n.parse().ok())
-            .collect();
-        let mut layers: Vec<LayerName> = self
-            .names(LAYERS)?
-            .iter()
-            .filter_map(|n| n.parse().ok())
-            .collect();
-        bases.sort();
-        layers.sort();
-        Ok(Inventory { bases, layers })
+        crate::tree_inventory(&self.top.join(BASES), &self.top.join(LAYERS))
     }
 
     /// `image` is the root of a mounted image tree; it is copied with its

@@ -4,9 +4,11 @@
 //! snapshot of it (`hvnode-1.0-0.20261125.0+1`), and the data that must
 //! survive updates lives on separate volumes (`/var`, `/var/log`, …).
 //!
-//! Two backends share one [`Store`] trait: LVM thin volumes
-//! ([`lvm::LvmStore`], `autopart --type=thinp`, the default) and btrfs
-//! subvolumes ([`btrfs::BtrfsStore`], `autopart --type=btrfs`). Boot entries
+//! Three backends share one [`Store`] trait: LVM thin volumes
+//! ([`lvm::LvmStore`], `autopart --type=thinp`, the default), btrfs
+//! subvolumes ([`btrfs::BtrfsStore`], `autopart --type=btrfs`) and folders
+//! of reflinked files on an XFS partition ([`plain::PlainStore`],
+//! `autopart --type=plain`). Boot entries
 //! (one per layer, kernel and initramfs under `/boot/<layer>/`) are written
 //! by [`boot`]; the mount table by [`fstab`].
 
@@ -15,6 +17,7 @@ pub mod btrfs;
 pub mod fstab;
 pub mod lvm;
 pub mod nvr;
+pub mod plain;
 pub mod status;
 pub mod volumes;
 
@@ -83,6 +86,34 @@ pub fn fs_uuid(dev: &Path) -> anyhow::Result<String> {
         anyhow::bail!("{} has no file-system UUID", dev.display());
     }
     Ok(uuid)
+}
+
+/// The bases and layers kept as folders (btrfs subvolumes, plain
+/// directories) named by their NVR under `bases` and `layers`; names
+/// starting with a dot are partial and not listed.
+pub fn tree_inventory(bases: &Path, layers: &Path) -> anyhow::Result<Inventory> {
+    use anyhow::Context;
+    let names = |dir: &Path| -> anyhow::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for e in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+            let name = e?.file_name().to_string_lossy().into_owned();
+            if !name.starts_with('.') {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    };
+    let mut bases: Vec<Nvr> = names(bases)?
+        .iter()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let mut layers: Vec<LayerName> = names(layers)?
+        .iter()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    bases.sort();
+    layers.sort();
+    Ok(Inventory { bases, layers })
 }
 
 /// Where a mount point lives under a target root (`/var/log` under

@@ -90,8 +90,11 @@ pub fn parse_findmnt(json: &str) -> Result<Vec<Mount>> {
 pub fn layer_from_cmdline(cmdline: &str) -> Option<LayerName> {
     cmdline.split_whitespace().find_map(|a| {
         let v = a
-            .strip_prefix("rootflags=subvol=")
-            .and_then(|s| s.trim_start_matches('/').strip_prefix("hvnode/layers/"))
+            .strip_prefix("hvnode.layer=")
+            .or_else(|| {
+                a.strip_prefix("rootflags=subvol=")
+                    .and_then(|s| s.trim_start_matches('/').strip_prefix("hvnode/layers/"))
+            })
             .or_else(|| {
                 a.strip_prefix("root=/dev/")
                     .and_then(|s| s.split_once('/').map(|(_, lv)| lv))
