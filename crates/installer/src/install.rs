@@ -16,14 +16,16 @@ use layers::boot::{self, BootEntry};
 use layers::btrfs::BtrfsStore;
 use layers::fstab::{self, Entry};
 use layers::lvm::LvmStore;
+use layers::plain::PlainStore;
 use layers::{LayerName, Store, under};
 
 use crate::disks::{self, human};
+use crate::labels::{label_path, relabel};
 use crate::payload::{self, Opened, Verified};
 use crate::storage::{
     self, Backing, PlannedVolume, Role, Scheme, StoragePlan, StorePlan, partition_path,
 };
-use crate::{Log, interactive, scripts, source, target};
+use crate::{Log, interactive, labels, scripts, source, target};
 
 /// How the installer was started.
 #[derive(Debug, Clone)]
@@ -373,6 +375,19 @@ impl Writer<'_> {
                 st.add_base(&nvr, &opened.rootfs_img)?;
                 Box::new(st)
             }
+            StorePlan::Plain { partition } => {
+                let dev = partition_path(&disk.path, *partition);
+                // Reflinks are what make a layer cheap: asked for, not
+                // left to mkfs.xfs's default.
+                let args = ["-q", "-f", "-L", "hvnode", "-m", "reflink=1"];
+                storage::mkfs("xfs", &args, &dev, &devlog)?;
+                self.mount(&["-t", "xfs"], &dev, &top)?;
+                let st = PlainStore::open(&top, &dev)?;
+                labels::label_store(&opened.tree, &top, &devlog)?;
+                log.line(&format!("copying the base {nvr}"));
+                st.add_base(&nvr, &opened.tree)?;
+                Box::new(st)
+            }
             StorePlan::Btrfs { partition } => {
                 let dev = partition_path(&disk.path, *partition);
                 storage::mkfs("btrfs", &["-q", "-f", "-L", "hvnode"], &dev, &devlog)?;
@@ -685,47 +700,6 @@ fn migrate(from: &Path, to: &Path) -> Result<()> {
         .arg(to)
         .run()
         .with_context(|| format!("copying {} to its new volume", from.display()))?;
-    Ok(())
-}
-
-/// Labels one folder (and what is in it) with the installed system's
-/// policy: mount points before a volume is mounted over them, since a
-/// relabel afterwards only reaches the mounted volume's root.
-fn label_path(root: &Path, path: &Path, log: &Path) -> Result<()> {
-    let fc = root.join("etc/selinux/default/contexts/files/file_contexts");
-    if !fc.is_file() {
-        return Ok(());
-    }
-    Command::new("setfiles")
-        .arg("-F")
-        .arg("-r")
-        .arg(root)
-        .arg(&fc)
-        .arg(path)
-        .run_appending(log)
-        .with_context(|| format!("labelling {}", path.display()))?;
-    Ok(())
-}
-
-/// Labels what the installer wrote with the installed system's own policy.
-fn relabel(root: &Path, log: &Path) -> Result<()> {
-    let fc = root.join("etc/selinux/default/contexts/files/file_contexts");
-    if !fc.is_file() {
-        return Ok(());
-    }
-    let targets: Vec<PathBuf> = ["etc", "root", "home", "var", "tmp", "boot"]
-        .iter()
-        .map(|d| root.join(d))
-        .filter(|p| p.exists())
-        .collect();
-    Command::new("setfiles")
-        .arg("-F")
-        .arg("-r")
-        .arg(root)
-        .arg(&fc)
-        .args(&targets)
-        .run_appending(log)
-        .context("labelling the installed system (setfiles)")?;
     Ok(())
 }
 

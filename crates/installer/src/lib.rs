@@ -10,6 +10,7 @@ pub mod disks;
 pub mod firewall;
 pub mod install;
 pub mod interactive;
+pub mod labels;
 pub mod payload;
 pub mod power;
 pub mod scripts;

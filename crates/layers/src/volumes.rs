@@ -24,6 +24,9 @@ impl Volume {
 
 /// The root file system's minimum (each base and layer).
 pub const ROOT_MIN: u64 = 6 * GIB;
+/// The plain layout's store partition at least: the bases of two image
+/// versions (during an update) and what their layers change.
+pub const PLAIN_STORE_MIN: u64 = 2 * ROOT_MIN;
 /// `/boot`: room for the kernel and initramfs of several layers.
 pub const BOOT_SIZE: u64 = GIB;
 /// The EFI system partition.

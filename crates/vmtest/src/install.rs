@@ -20,7 +20,7 @@ pub struct Unattended {
     /// `liveimg --url=` (the live medium's image, or one served over http).
     pub url: String,
     pub sha256: String,
-    /// `autopart --type=` (thinp, btrfs).
+    /// `autopart --type=` (thinp, btrfs, plain).
     pub scheme: String,
     /// The disk to install on (`vda`).
     pub drive: String,

@@ -5,6 +5,8 @@
 //!   image's sha256, installs on an empty virtio disk with
 //!   `autopart --type=thinp` and powers off; the disk becomes a compressed
 //!   qcow2 (`hvnode build --qcow2`), which is what boots;
+//! - plain partitions: the same from OEMDRV with `autopart --type=plain`,
+//!   whose layers are reflinked folders of an XFS partition;
 //! - btrfs over the network: the shipped PXE script boots with
 //!   `inst.ks=http://…` (served on this machine's loopback, reached through
 //!   qemu's user-mode network) and `liveimg --url=http://…`;
@@ -85,6 +87,7 @@ fn no_avc_then_poweroff(vm: &mut Vm, name: &str) {
 enum Store {
     Thin,
     Btrfs,
+    Plain,
 }
 
 /// Boots the installed disk, logs in as root, and checks the node.
@@ -115,6 +118,7 @@ fn boot_installed(
     match store {
         Store::Thin => check_thin(c, name, img, &layer),
         Store::Btrfs => check_btrfs(c, name, img, &layer),
+        Store::Plain => check_plain(c, name, img, &layer),
     }
     assert_eq!(
         c.check("getenforce", CMD).unwrap().trim(),
@@ -300,6 +304,67 @@ fn check_btrfs(c: &mut vmtest::Console, name: &str, img: &Image, layer: &str) {
     );
 }
 
+/// The root is the layer's folder of the XFS store partition, bound by the
+/// initramfs; the store is read-only at /sysroot, the layer's files share
+/// the base's blocks; the separate volumes are partitions with discard.
+fn check_plain(c: &mut vmtest::Console, name: &str, img: &Image, layer: &str) {
+    let root = c.check("findmnt -rno SOURCE,FSTYPE /", CMD).unwrap();
+    assert!(
+        root.contains(&format!("[/hvnode/layers/{layer}]")) && root.trim().ends_with("xfs"),
+        "{name}: root {root}"
+    );
+    let store = c
+        .check("findmnt -rno SOURCE,FSTYPE,OPTIONS /sysroot", CMD)
+        .unwrap();
+    let fields: Vec<&str> = store.split_whitespace().collect();
+    assert!(
+        fields.len() == 3 && fields[1] == "xfs" && fields[2].starts_with("ro,"),
+        "{name}: the store at /sysroot: {store}"
+    );
+    let bases = c.check("ls /sysroot/hvnode/bases", CMD).unwrap();
+    assert_eq!(bases.trim(), img.nvr, "{name}");
+    let (rc, _) = c
+        .run(
+            &format!("touch /sysroot/hvnode/bases/{}/etc/x", img.nvr),
+            CMD,
+        )
+        .unwrap();
+    assert_ne!(rc, 0, "{name}: the base is writable");
+    // A large file of the layer shares its blocks with the base's copy.
+    let shared = c
+        .check(
+            "filefrag -v /usr/bin/qemu-system-x86_64 | grep -c shared",
+            CMD,
+        )
+        .unwrap();
+    assert!(
+        shared.trim().parse::<u32>().unwrap_or(0) > 0,
+        "{name}: the layer does not share the base's blocks"
+    );
+    eprintln!(
+        "{name}: store {}",
+        c.check("df -h --output=size,used,pcent /sysroot | tail -1", CMD)
+            .unwrap()
+            .trim()
+    );
+    for mp in SEPARATE {
+        let opts = c
+            .check(&format!("findmnt -rno SOURCE,FSTYPE,OPTIONS {mp}"), CMD)
+            .unwrap();
+        assert!(
+            opts.starts_with("/dev/vda") && opts.contains(" ext4 "),
+            "{name}: {mp} is not its own partition: {opts}"
+        );
+        assert!(opts.contains("discard"), "{name}: {mp}: {opts}");
+    }
+    assert!(
+        c.check("swapon --show=NAME --noheadings", CMD)
+            .unwrap()
+            .contains("/dev/vda"),
+        "{name}: no swap partition"
+    );
+}
+
 /// Also the qcow2 output of `hvnode build --qcow2`: the same library call
 /// makes the disk image, and that image is what boots.
 #[test]
@@ -341,6 +406,35 @@ fn thin_lvm_install_from_oemdrv_boots_on_bios_and_uefi() {
         &img,
         Store::Thin,
     );
+}
+
+/// `autopart --type=plain` from the ISO's default entry and an OEMDRV disk.
+#[test]
+fn plain_install_from_oemdrv_boots_on_bios_and_uefi() {
+    let Some(img) = image() else { return };
+    let dir = work_dir("plain");
+    let ks = kickstart(&Unattended::from_medium(&img.squashfs_sha256, "plain"));
+    let oemdrv = dir.join("oemdrv.img");
+    vmtest::oemdrv_disk(&ks, &oemdrv).unwrap();
+    let target = dir.join("node.qcow2");
+    vmtest::blank_disk(&target, 64).unwrap();
+    let mut cfg = Config::new(Firmware::Bios, Boot::Cdrom(img.iso.clone()));
+    cfg.disks = vec![target.clone(), oemdrv];
+    let log = vmtest::image::serial_log(&dir, "install");
+    let t = {
+        let mut vm = Vm::start(&cfg, &log).unwrap();
+        vmtest::install::wait_installed(&mut vm, &log, INSTALL).unwrap()
+    };
+    eprintln!(
+        "plain: installer started after {:.0} s, installed in {:.0} s, powered off after {:.0} s",
+        t.to_installer, t.install, t.total
+    );
+    for (name, firmware) in [
+        ("plain-bios", Firmware::Bios),
+        ("plain-uefi", Firmware::Uefi),
+    ] {
+        boot_installed(&dir, name, firmware, &target, &img, Store::Plain);
+    }
 }
 
 /// The shipped iPXE script, its server given a port, with `inst.ks=` added.

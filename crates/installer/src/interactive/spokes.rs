@@ -122,7 +122,7 @@ fn destination(con: &mut Console<'_>, given: &Given, a: &mut Answers) -> Result<
     con.say("\nLayout:")?;
     con.say("  1) thin LVM: the layered root in an LVM thin pool (updates and rollback)")?;
     con.say("  2) btrfs: the layered root in btrfs subvolumes (updates and rollback)")?;
-    con.say("  3) plain partitions: no room for image layers; this installer refuses it today")?;
+    con.say("  3) plain partitions: no LVM; the layers are reflinked folders of an XFS partition, the volumes fixed-size partitions")?;
     let current = LayoutChoice::ALL
         .iter()
         .position(|l| Some(*l) == a.layout)

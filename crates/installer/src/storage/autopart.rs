@@ -1,14 +1,15 @@
-//! `autopart --type=thinp|lvm|btrfs` (and the console's choice of a disk):
-//! BIOS boot, EFI and `/boot` partitions, the rest of the disk for the
-//! store, RHVH's separate volumes at their minimum sizes and what is left
-//! of the pool given to `/var`.
+//! `autopart --type=thinp|lvm|btrfs|plain` (and the console's choice of a
+//! disk): BIOS boot, EFI and `/boot` partitions, the rest of the disk for
+//! the store, RHVH's separate volumes at their minimum sizes and what is
+//! left given to `/var`.
 
 use anyhow::{Result, bail};
 use kickstart::commands::AutopartType;
 use kickstart::node::{Disks, Layout};
 use layers::lvm::{DEFAULT_POOL, DEFAULT_VG, PoolSize, PoolSpec};
 use layers::volumes::{
-    BIOS_BOOT_SIZE, BOOT_SIZE, EFI_SIZE, POOL_RESERVE_PERCENT, ROOT_MIN, VOLUMES, min_disk_bytes,
+    BIOS_BOOT_SIZE, BOOT_SIZE, EFI_SIZE, PLAIN_STORE_MIN, POOL_RESERVE_PERCENT, ROOT_MIN, VOLUMES,
+    min_disk_bytes,
 };
 
 use super::{
@@ -84,9 +85,7 @@ pub fn plan(
             let s = match scheme {
                 AutopartType::Thinp | AutopartType::Lvm => Scheme::Thinp,
                 AutopartType::Btrfs => Scheme::Btrfs,
-                AutopartType::Plain | AutopartType::Partition => bail!(
-                    "autopart --type=plain has no room for image layers (updates and rollback need them); use --type=thinp or --type=btrfs"
-                ),
+                AutopartType::Plain | AutopartType::Partition => Scheme::Plain,
             };
             (s, *nohome, *noswap)
         }
@@ -94,6 +93,9 @@ pub fn plan(
         Layout::Manual { .. } => bail!("a part/volgroup/logvol layout is not an autopart"),
     };
     let (disk, wipe) = choose_disk(sel, all, boot_medium, None)?;
+    if scheme == Scheme::Plain {
+        return plain(disk, wipe, no_home, no_swap, ram);
+    }
     let min = min_disk_bytes();
     if disk.size < min {
         bail!(
@@ -105,33 +107,12 @@ pub fn plan(
     }
     let store_bytes = disk.size - BIOS_BOOT_SIZE - EFI_SIZE - BOOT_SIZE - DISK_OVERHEAD;
     let pool_bytes = store_bytes / 100 * (100 - POOL_RESERVE_PERCENT);
-    let backing = match scheme {
-        Scheme::Thinp => Backing::Thin,
-        Scheme::Btrfs => Backing::Subvolume,
+    let thin = scheme == Scheme::Thinp;
+    let mut volumes = if thin {
+        separate_volumes(no_home, no_swap, ram, "ext4", Backing::Thin)
+    } else {
+        separate_volumes(no_home, no_swap, ram, "btrfs", Backing::Subvolume)
     };
-    let mut volumes: Vec<PlannedVolume> = VOLUMES
-        .iter()
-        .filter(|v| !(no_home && v.mountpoint == "/home"))
-        .filter(|v| !(no_swap && v.is_swap()))
-        .map(|v| PlannedVolume {
-            name: v.name.into(),
-            mountpoint: v.mountpoint.into(),
-            bytes: if v.is_swap() {
-                swap_bytes(ram).max(v.min_bytes)
-            } else {
-                v.min_bytes
-            },
-            fstype: match (scheme, v.is_swap()) {
-                (_, true) => "swap".into(),
-                (Scheme::Thinp, false) => "ext4".into(),
-                (Scheme::Btrfs, false) => "btrfs".into(),
-            },
-            backing,
-            options: "defaults,discard".into(),
-            label: v.name.into(),
-            mkfs_options: Vec::new(),
-        })
-        .collect();
     let used: u64 = ROOT_MIN + volumes.iter().map(|v| v.bytes).sum::<u64>();
     if used > pool_bytes {
         bail!(
@@ -149,22 +130,16 @@ pub fn plan(
     partitions.push(PlannedPartition {
         number: 4,
         name: "hvnode".into(),
-        code: match scheme {
-            Scheme::Thinp => "8E00",
-            Scheme::Btrfs => "8300",
-        },
+        code: if thin { "8E00" } else { "8300" },
         bytes: store_bytes,
         to_end: true,
-        role: match scheme {
-            Scheme::Thinp => Role::Pv,
-            Scheme::Btrfs => Role::Btrfs,
-        },
+        role: if thin { Role::Pv } else { Role::Btrfs },
         label: "hvnode".into(),
         options: String::new(),
         from: None,
     });
-    let store = match scheme {
-        Scheme::Thinp => StorePlan::Lvm(VgPlan {
+    let store = if thin {
+        StorePlan::Lvm(VgPlan {
             spec: PoolSpec {
                 vg: DEFAULT_VG.into(),
                 pool: DEFAULT_POOL.into(),
@@ -178,8 +153,9 @@ pub fn plan(
             reserved_bytes: store_bytes - pool_bytes,
             reserved_why: format!("{POOL_RESERVE_PERCENT}% of the group, as RHVH keeps"),
             pool_bytes,
-        }),
-        Scheme::Btrfs => StorePlan::Btrfs { partition: 4 },
+        })
+    } else {
+        StorePlan::Btrfs { partition: 4 }
     };
     Ok(StoragePlan {
         disk,
@@ -187,6 +163,103 @@ pub fn plan(
         partitions,
         store,
         root_bytes: ROOT_MIN,
+        root_options: None,
+        volumes,
+        notes: Vec::new(),
+    })
+}
+
+/// RHVH's separate volumes at their minimum sizes (swap: Anaconda's
+/// recommendation for the memory), as `fstype` on `backing`.
+fn separate_volumes(
+    no_home: bool,
+    no_swap: bool,
+    ram: u64,
+    fstype: &str,
+    backing: Backing,
+) -> Vec<PlannedVolume> {
+    VOLUMES
+        .iter()
+        .filter(|v| !(no_home && v.mountpoint == "/home"))
+        .filter(|v| !(no_swap && v.is_swap()))
+        .map(|v| PlannedVolume {
+            name: v.name.into(),
+            mountpoint: v.mountpoint.into(),
+            bytes: if v.is_swap() {
+                swap_bytes(ram).max(v.min_bytes)
+            } else {
+                v.min_bytes
+            },
+            fstype: if v.is_swap() { "swap" } else { fstype }.into(),
+            backing,
+            options: "defaults,discard".into(),
+            label: v.name.into(),
+            mkfs_options: Vec::new(),
+        })
+        .collect()
+}
+
+/// `autopart --type=plain`: partitions only, no LVM. Each separate volume
+/// is an ext4 partition of RHVH's minimum size (swap a swap partition);
+/// the layer store is an XFS partition to the end of the disk with at
+/// least [`PLAIN_STORE_MIN`] or a tenth of the disk, whichever is more;
+/// `/var` gets what is left. Unlike thin volumes these sizes are real, and
+/// growing one later means moving partitions.
+fn plain(disk: Device, wipe: bool, no_home: bool, no_swap: bool, ram: u64) -> Result<StoragePlan> {
+    let mut volumes = separate_volumes(no_home, no_swap, ram, "ext4", Backing::Partition(0));
+    let fixed = BIOS_BOOT_SIZE + EFI_SIZE + BOOT_SIZE + DISK_OVERHEAD;
+    let vols: u64 = volumes.iter().map(|v| v.bytes).sum();
+    let need = fixed + vols + PLAIN_STORE_MIN;
+    if disk.size < need {
+        bail!(
+            "{} is too small for the plain layout: it needs at least {} ({} for the separate volumes, {} for the image layers); use a larger disk or autopart --type=thinp, whose volumes only take what is written",
+            disk.describe(),
+            human(need),
+            human(vols),
+            human(PLAIN_STORE_MIN)
+        );
+    }
+    let store_min = PLAIN_STORE_MIN.max(disk.size / 10 / GIB * GIB);
+    let spare = disk.size.saturating_sub(fixed + vols + store_min) / GIB * GIB;
+    if let Some(var) = volumes.iter_mut().find(|v| v.mountpoint == "/var") {
+        var.bytes += spare;
+    }
+    let mut partitions = platform_partitions();
+    let mut number = partitions.len() as u32;
+    for v in &mut volumes {
+        number += 1;
+        v.backing = Backing::Partition(number);
+        partitions.push(PlannedPartition {
+            number,
+            name: v.name.clone(),
+            code: if v.is_swap() { "8200" } else { "8300" },
+            bytes: v.bytes,
+            to_end: false,
+            role: Role::Volume,
+            label: String::new(),
+            options: String::new(),
+            from: None,
+        });
+    }
+    number += 1;
+    let store_bytes = disk.size - fixed - volumes.iter().map(|v| v.bytes).sum::<u64>();
+    partitions.push(PlannedPartition {
+        number,
+        name: "hvnode".into(),
+        code: "8300",
+        bytes: store_bytes,
+        to_end: true,
+        role: Role::PlainStore,
+        label: "hvnode".into(),
+        options: String::new(),
+        from: None,
+    });
+    Ok(StoragePlan {
+        disk,
+        wipe,
+        partitions,
+        store: StorePlan::Plain { partition: number },
+        root_bytes: store_bytes,
         root_options: None,
         volumes,
         notes: Vec::new(),

@@ -35,6 +35,8 @@ pub const DISK_OVERHEAD: u64 = 4 * MIB;
 pub enum Scheme {
     Thinp,
     Btrfs,
+    /// Partitions only: the layers are folders of one XFS file system.
+    Plain,
 }
 
 /// What a partition is for.
@@ -50,6 +52,8 @@ pub enum Role {
     Pv,
     /// The btrfs file system of the store.
     Btrfs,
+    /// The XFS file system of the plain store.
+    PlainStore,
     /// A plain file system (or swap): the [`PlannedVolume`] on it says where.
     Volume,
 }
@@ -95,6 +99,7 @@ pub struct VgPlan {
 pub enum StorePlan {
     Lvm(VgPlan),
     Btrfs { partition: u32 },
+    Plain { partition: u32 },
 }
 
 /// What a separate volume is made of.
@@ -162,6 +167,7 @@ impl StoragePlan {
         match self.store {
             StorePlan::Lvm(_) => Scheme::Thinp,
             StorePlan::Btrfs { .. } => Scheme::Btrfs,
+            StorePlan::Plain { .. } => Scheme::Plain,
         }
     }
 
@@ -169,7 +175,7 @@ impl StoragePlan {
     pub fn vg(&self) -> Option<&VgPlan> {
         match &self.store {
             StorePlan::Lvm(v) => Some(v),
-            StorePlan::Btrfs { .. } => None,
+            StorePlan::Btrfs { .. } | StorePlan::Plain { .. } => None,
         }
     }
 
@@ -316,6 +322,7 @@ impl fmt::Display for StoragePlan {
                     None => "LVM physical volume".to_string(),
                 },
                 Role::Btrfs => "btrfs: the layer store and the separate volumes".to_string(),
+                Role::PlainStore => "xfs: the layer store".to_string(),
                 Role::Volume => self
                     .volumes
                     .iter()
@@ -397,6 +404,12 @@ impl fmt::Display for StoragePlan {
                         v.options
                     )?;
                 }
+            }
+            StorePlan::Plain { .. } => {
+                writeln!(
+                    f,
+                    "  Layer store: folders of the xfs partition, hvnode/bases/NVR (the image, read-only at /sysroot) and hvnode/layers/NVR+1 (/, a reflinked copy of it)"
+                )?;
             }
             StorePlan::Btrfs { .. } => {
                 writeln!(f, "  btrfs subvolumes:")?;

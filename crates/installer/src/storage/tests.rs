@@ -596,8 +596,80 @@ fn several_disks_without_a_choice_are_an_error() {
 }
 
 #[test]
-fn plain_and_encrypted_are_refused_with_an_alternative() {
+fn plain_is_partitions_with_an_xfs_store_at_the_end() {
     let all = [disk("vda", 64 << 30, false)];
+    let p = plan(
+        &auto(AutopartType::Plain),
+        &only("vda"),
+        &all,
+        None,
+        4 << 30,
+    )
+    .unwrap();
+    assert_eq!(p.scheme(), Scheme::Plain);
+    assert!(p.vg().is_none());
+    let parts: Vec<(u32, &str, &str, u64, bool)> = p
+        .partitions
+        .iter()
+        .map(|x| (x.number, x.name.as_str(), x.code, x.bytes >> 30, x.to_end))
+        .collect();
+    // /var gets what the volumes and the store's 12 GiB leave.
+    assert_eq!(
+        parts,
+        [
+            (1, "biosboot", "EF02", 0, false),
+            (2, "efi", "EF00", 0, false),
+            (3, "boot", "8300", 1, false),
+            (4, "var", "8300", 14, false),
+            (5, "var_crash", "8300", 10, false),
+            (6, "var_log", "8300", 8, false),
+            (7, "var_log_audit", "8300", 2, false),
+            (8, "var_tmp", "8300", 10, false),
+            (9, "home", "8300", 1, false),
+            (10, "tmp", "8300", 1, false),
+            (11, "swap", "8200", 4, false),
+            (12, "hvnode", "8300", 12, true),
+        ]
+    );
+    assert_eq!(p.store, StorePlan::Plain { partition: 12 });
+    assert_eq!(p.partition(Role::PlainStore).unwrap().number, 12);
+    for v in &p.volumes {
+        let Backing::Partition(n) = v.backing else {
+            panic!("{} is not a partition", v.name)
+        };
+        let part = &p.partitions[n as usize - 1];
+        assert_eq!((part.name.as_str(), part.bytes), (v.name.as_str(), v.bytes));
+        assert_eq!(v.fstype, if v.is_swap() { "swap" } else { "ext4" });
+    }
+    // Everything fits on the disk.
+    let fixed: u64 = p.partitions.iter().map(|x| x.bytes).sum();
+    assert!(fixed + DISK_OVERHEAD <= 64 << 30, "{fixed}");
+    let text = p.to_string();
+    assert!(text.contains("xfs: the layer store"), "{text}");
+    assert!(text.contains("ext4, /var/log"), "{text}");
+    assert!(text.contains("reflinked"), "{text}");
+}
+
+#[test]
+fn plain_on_a_big_disk_gives_the_store_a_tenth() {
+    let all = [disk("vda", 500 << 30, false)];
+    let p = plan(
+        &auto(AutopartType::Plain),
+        &only("vda"),
+        &all,
+        None,
+        4 << 30,
+    )
+    .unwrap();
+    let store = p.partition(Role::PlainStore).unwrap();
+    assert_eq!(store.bytes >> 30, 50);
+    let var = p.volumes.iter().find(|v| v.mountpoint == "/var").unwrap();
+    assert!(var.bytes >> 30 > 400, "{}", var.bytes >> 30);
+}
+
+#[test]
+fn plain_on_a_small_disk_says_what_it_needs() {
+    let all = [disk("vda", 40 << 30, false)];
     let e = plan(
         &auto(AutopartType::Plain),
         &only("vda"),
@@ -607,7 +679,34 @@ fn plain_and_encrypted_are_refused_with_an_alternative() {
     )
     .unwrap_err()
     .to_string();
+    assert!(e.contains("too small for the plain layout"), "{e}");
     assert!(e.contains("--type=thinp"), "{e}");
+}
+
+#[test]
+fn encrypted_is_refused_with_an_alternative() {
+    let all = [disk("vda", 64 << 30, false)];
+    let Layout::Auto {
+        scheme,
+        fstype,
+        nohome,
+        noswap,
+        ..
+    } = auto(AutopartType::Thinp)
+    else {
+        unreachable!()
+    };
+    let layout = Layout::Auto {
+        scheme,
+        fstype,
+        encrypted: true,
+        nohome,
+        noswap,
+    };
+    let e = plan(&layout, &only("vda"), &all, None, 1 << 30)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("remove --encrypted"), "{e}");
 }
 
 #[test]

@@ -1,0 +1,22 @@
+#!/bin/bash
+# hvnode-layer: on a node installed with the plain layout (autopart
+# --type=plain) the root partition holds folders, one per layer; the kernel
+# argument hvnode.layer=NAME names the one to boot. Included when the image
+# asks for it (add_dracutmodules), never by host-only detection.
+
+check() {
+    return 255
+}
+
+depends() {
+    echo systemd
+    return 0
+}
+
+install() {
+    inst_script "$moddir/hvnode-layer-root.sh" /usr/bin/hvnode-layer-root
+    inst_simple "$moddir/hvnode-layer-root.service" \
+        "$systemdsystemunitdir/hvnode-layer-root.service"
+    inst_multiple mount mkdir
+    $SYSTEMCTL -q --root "$initdir" add-wants initrd-root-fs.target hvnode-layer-root.service
+}
