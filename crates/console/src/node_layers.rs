@@ -128,9 +128,10 @@ pub struct LayersView {
 /// Where the layers live and how full it is.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StoreView {
-    /// `lvm` or `btrfs`.
+    /// `lvm`, `btrfs` or `plain`.
     pub backend: String,
-    /// In words: `LVM thin pool hvnode/pool00`, `btrfs subvolumes`.
+    /// In words: `LVM thin pool hvnode/pool00`, `btrfs subvolumes (…)`, `XFS folders
+    /// with reflinked layers (…)`.
     pub description: String,
     pub vg: Option<String>,
     pub pool: Option<String>,
@@ -138,7 +139,7 @@ pub struct StoreView {
     pub size: Option<String>,
     pub data_percent: Option<f64>,
     pub metadata_percent: Option<f64>,
-    /// Used share of the btrfs file system.
+    /// Used share of the file system holding the store (btrfs, plain).
     pub used_percent: Option<f64>,
     /// `nodectl check` fails the pool from this use on.
     pub warn_percent: f64,
@@ -223,11 +224,23 @@ fn store_view(f: &Facts) -> Option<StoreView> {
         }
         "btrfs" => {
             s.description = "btrfs subvolumes (hvnode/bases, hvnode/layers)".into();
-            s.used_percent = f.btrfs_used_percent;
+            s.used_percent = f.store_used_percent;
             if let Some(v) = over(s.used_percent) {
                 s.warnings.push(format!(
                     "The btrfs file system is {v:.0} % used, above {THIN_LIMIT_PERCENT:.0} %: \
                      remove layers that are no longer needed or add a device"
+                ));
+            }
+        }
+        "plain" => {
+            s.description =
+                "XFS folders with reflinked layers (hvnode/bases, hvnode/layers)".into();
+            s.used_percent = f.store_used_percent;
+            if let Some(v) = over(s.used_percent) {
+                s.warnings.push(format!(
+                    "The XFS file system of the layers is {v:.0} % used, above \
+                     {THIN_LIMIT_PERCENT:.0} %: remove layers that are no longer needed, \
+                     and the bases they leave without layers"
                 ));
             }
         }

@@ -15,11 +15,14 @@ use serde::{Deserialize, Serialize};
 use crate::boot::read_env;
 use crate::fstab::{self, Entry};
 use crate::lvm::{Lv, TAG_BASE, TAG_LAYER, TAG_POOL, TAG_VOLUME, inventory_of, parse_lvs};
+use crate::plain::STORE_MOUNT;
 use crate::volumes::VOLUMES;
 use crate::{Inventory, LayerName};
 
 mod firewall;
+mod plain;
 pub use firewall::FirewallFacts;
+pub use plain::is_plain_root;
 
 /// A menu entry read back from grub.cfg.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -106,7 +109,7 @@ pub fn layer_from_cmdline(cmdline: &str) -> Option<LayerName> {
 /// Everything `info` and `check` look at.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Facts {
-    /// `lvm` or `btrfs` (or empty when no store was found).
+    /// `lvm`, `btrfs` or `plain` (or empty when no store was found).
     pub backend: String,
     /// The volume group holding the store (lvm): whichever group has the
     /// volumes tagged as hvnode's, named as the installer's kickstart said.
@@ -125,8 +128,12 @@ pub struct Facts {
     pub selinux: String,
     /// unit → ActiveState.
     pub units: BTreeMap<String, String>,
-    /// Used share of / on btrfs, in percent.
-    pub btrfs_used_percent: Option<f64>,
+    /// Used share of the file system holding the store (btrfs: `/`;
+    /// plain: [`crate::plain::STORE_MOUNT`]), in percent; `None` for LVM
+    /// (the thin pool's use is in `lvs`) or when `df` could not tell.
+    pub store_used_percent: Option<f64>,
+    /// The active swap areas (`/proc/swaps`), by device or file.
+    pub swaps: Vec<String>,
     pub firewall: FirewallFacts,
 }
 
@@ -161,7 +168,13 @@ pub fn gather(boot: &Path) -> Result<Facts> {
     if root_fs == "btrfs" {
         f.backend = "btrfs".into();
         f.inventory = btrfs_inventory(&f.mounts);
-        f.btrfs_used_percent = used_percent("/").ok();
+        f.store_used_percent = used_percent("/").ok();
+    } else if is_plain_root(&f.mounts, &cmdline) {
+        f.backend = "plain".into();
+        f.inventory = plain::store_inventory(Path::new(STORE_MOUNT));
+        // The root is a folder of the same file system: were the store not
+        // mounted, df would still measure it.
+        f.store_used_percent = used_percent(STORE_MOUNT).ok();
     } else if let Some(out) = run_out(
         crate::lvm::lvm("lvs")
             .args(["--reportformat", "json", "--units", "b", "--nosuffix"])
@@ -178,6 +191,9 @@ pub fn gather(boot: &Path) -> Result<Facts> {
     }
     f.fstab = fs::read_to_string("/etc/fstab")
         .map(|t| fstab::parse(&t))
+        .unwrap_or_default();
+    f.swaps = fs::read_to_string("/proc/swaps")
+        .map(|t| parse_swaps(&t))
         .unwrap_or_default();
     if let Ok(text) = fs::read_to_string(boot.join("grub/grub.cfg")) {
         f.boot_entries = parse_grub_cfg(&text);
@@ -206,6 +222,24 @@ pub fn gather(boot: &Path) -> Result<Facts> {
     Ok(f)
 }
 
+/// The swap areas `/proc/swaps` lists (its first column, after the
+/// header line).
+pub fn parse_swaps(text: &str) -> Vec<String> {
+    text.lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .map(String::from)
+        .collect()
+}
+
+/// Whether a mount's comma-separated `options` have `name`, alone or with
+/// a value (`discard`, `discard=async`; not `nodiscard`).
+fn has_option(options: &str, name: &str) -> bool {
+    options
+        .split(',')
+        .any(|o| o == name || o.strip_prefix(name).is_some_and(|v| v.starts_with('=')))
+}
+
 /// The volume group that holds the store — the one with the volume tagged
 /// as hvnode's thin pool, else with a base or layer — and its volumes.
 pub fn store_group(all: Vec<Lv>) -> Option<(String, Vec<Lv>)> {
@@ -219,7 +253,8 @@ pub fn store_group(all: Vec<Lv>) -> Option<(String, Vec<Lv>)> {
 }
 
 /// The separate volumes the node mounts: from its fstab (thin volumes of
-/// the store's group, or btrfs subvolumes), else the autopart set.
+/// the store's group, btrfs subvolumes, or the partitions of a plain
+/// node), else the autopart set.
 /// Each is (LV name when on LVM, mount point; `swap` for swap).
 fn expected_volumes(f: &Facts) -> Vec<(Option<String>, String)> {
     let prefix = format!("/dev/{}/", f.vg);
@@ -227,6 +262,9 @@ fn expected_volumes(f: &Facts) -> Vec<(Option<String>, String)> {
         .fstab
         .iter()
         .filter_map(|e| {
+            if f.backend == "plain" {
+                return plain::volume(e).map(|mp| (None, mp));
+            }
             let target = if e.fstype == "swap" {
                 "swap".to_string()
             } else {
@@ -254,7 +292,10 @@ fn expected_volumes(f: &Facts) -> Vec<(Option<String>, String)> {
     }
     VOLUMES
         .iter()
-        .map(|v| (Some(v.name.to_string()), v.mountpoint.to_string()))
+        .map(|v| {
+            let lv = (f.backend != "plain").then(|| v.name.to_string());
+            (lv, v.mountpoint.to_string())
+        })
         .collect()
 }
 
@@ -285,13 +326,14 @@ fn used_percent(path: &str) -> Result<f64> {
     let out = Command::new("df")
         .args(["--output=pcent", path])
         .run_capture()
-        .context("measuring /")?;
+        .with_context(|| format!("measuring {path}"))?;
     let p = out
         .lines()
         .nth(1)
         .map(|l| l.trim().trim_end_matches('%').to_string())
         .unwrap_or_default();
-    Ok(p.parse().unwrap_or(0.0))
+    p.parse()
+        .with_context(|| format!("reading the use of {path} from df: {out:?}"))
 }
 
 /// `nodectl info`, with oVirt nodectl's key names.
@@ -397,7 +439,25 @@ fn group(name: &str, checks: Vec<Item>) -> Group {
 }
 
 /// Thin pool use (data, metadata) above this is a failure, as RHVH warns.
+/// The file system of a btrfs or plain store has the same limit.
 pub const THIN_LIMIT_PERCENT: f64 = 80.0;
+
+/// The use of the file system holding a btrfs or plain store (mounted at
+/// `at`); unmeasured is a failure, as a store whose use nobody knows.
+fn space_item(used: Option<f64>, at: &str) -> Item {
+    match used {
+        Some(u) => item(
+            "Space",
+            u < THIN_LIMIT_PERCENT,
+            format!("{u:.0}% used (limit {THIN_LIMIT_PERCENT:.0}%)"),
+        ),
+        None => item(
+            "Space",
+            false,
+            format!("the use of {at} could not be measured (df)"),
+        ),
+    }
+}
 
 pub fn check(f: &Facts) -> Report {
     let mut groups = Vec::new();
@@ -487,7 +547,7 @@ pub fn check(f: &Facts) -> Report {
                 .filter(|(lv, mp)| mp != "swap" && !thick(lv))
                 .map(|(_, mp)| mp.as_str()),
         )
-        .filter(|t| find(t).is_some_and(|m| !m.options.contains("discard")))
+        .filter(|t| find(t).is_some_and(|m| !has_option(&m.options, "discard")))
         .collect();
     groups.push(group(
         "Mount points",
@@ -511,7 +571,6 @@ pub fn check(f: &Facts) -> Report {
     ));
     // Storage.
     if f.backend == "btrfs" {
-        let used = f.btrfs_used_percent.unwrap_or(0.0);
         groups.push(group(
             "Storage (btrfs)",
             vec![
@@ -520,13 +579,11 @@ pub fn check(f: &Facts) -> Report {
                     !inv.bases.is_empty() && !inv.layers.is_empty(),
                     format!("{} bases, {} layers", inv.bases.len(), inv.layers.len()),
                 ),
-                item(
-                    "Space",
-                    used < THIN_LIMIT_PERCENT,
-                    format!("{used:.0}% used (limit {THIN_LIMIT_PERCENT:.0}%)"),
-                ),
+                space_item(f.store_used_percent, "/"),
             ],
         ));
+    } else if f.backend == "plain" {
+        groups.push(plain::check(f, &expected));
     } else {
         let pool = f.lvs.iter().find(|l| l.has_tag(TAG_POOL));
         let vols: Vec<&str> = f

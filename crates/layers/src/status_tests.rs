@@ -61,7 +61,8 @@ fn healthy() -> Facts {
         ],
         selinux: "Enforcing".into(),
         units: [("libvirtd.service".to_string(), "active".to_string())].into(),
-        btrfs_used_percent: None,
+        store_used_percent: None,
+        swaps: vec!["/dev/dm-7".into()],
         firewall: FirewallFacts {
             unit_file_state: "enabled".into(),
             active_state: "active".into(),

@@ -88,7 +88,7 @@ fn btrfs_shows_its_space() {
     let mut f = updated_node();
     f.backend = "btrfs".into();
     f.lvs.clear();
-    f.btrfs_used_percent = Some(91.0);
+    f.store_used_percent = Some(91.0);
     let s = view(&snap(f)).store.unwrap();
     assert_eq!(s.backend, "btrfs");
     assert_eq!(s.vg, None);
@@ -232,4 +232,37 @@ fn the_node_page_shows_an_installed_nodes_layers() {
         1,
         "only the layer that is not booted next anyway"
     );
+}
+
+#[test]
+fn plain_shows_its_store_in_words_and_its_space() {
+    let mut f = updated_node();
+    f.backend = "plain".into();
+    f.lvs.clear();
+    f.vg.clear();
+    f.store_used_percent = Some(85.0);
+    let v = view(&snap(f));
+    let s = v.store.as_ref().unwrap();
+    assert_eq!(s.backend, "plain");
+    assert_eq!(
+        s.description,
+        "XFS folders with reflinked layers (hvnode/bases, hvnode/layers)"
+    );
+    assert_eq!((&s.vg, &s.pool, &s.size), (&None, &None, &None));
+    assert_eq!(s.used_percent, Some(85.0));
+    assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+    assert!(
+        s.warnings[0].contains("85 % used, above 80 %"),
+        "{:?}",
+        s.warnings
+    );
+    let storage = v
+        .health
+        .iter()
+        .flat_map(|r| &r.groups)
+        .find(|g| g.name == "Storage (plain)")
+        .unwrap();
+    let space = storage.checks.iter().find(|c| c.name == "Space").unwrap();
+    assert_eq!(space.status, status::Status::Failed);
+    assert_eq!(space.detail, "85% used (limit 80%)");
 }
