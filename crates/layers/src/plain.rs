@@ -185,6 +185,9 @@ impl Store for PlainStore {
             args: vec![
                 format!("root=UUID={uuid}"),
                 "rootfstype=xfs".into(),
+                // XFS takes discard at mount time only (a remount keeps
+                // what the initramfs mounted it with).
+                "rootflags=discard".into(),
                 format!("{LAYER_ARG}={layer}"),
                 "ro".into(),
             ],

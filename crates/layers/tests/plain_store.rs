@@ -190,6 +190,7 @@ fn bases_and_reflinked_layers_on_xfs() {
         [
             format!("root=UUID={uuid}"),
             "rootfstype=xfs".to_string(),
+            "rootflags=discard".to_string(),
             "hvnode.layer=hvnode-1.0-0.20261125.0+1".to_string(),
             "ro".to_string()
         ]
