@@ -17,9 +17,11 @@
 //!   reached (`systemctl is-system-running --wait`).
 //!
 //! Target (issue): the install ≤ 6 min for the full image under TCG.
-//! `HVNODE_BENCH_ROUNDS=N` repeats (default 1).
+//! `HVNODE_BENCH_ROUNDS=N` repeats (default 1); `HVNODE_BENCH_LAYOUTS`
+//! lists the `autopart --type`s to run, comma-separated (default `thinp`;
+//! `thinp,btrfs,plain` compares the three stores).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -49,47 +51,52 @@ fn main() -> Result<()> {
         size as f64 / 1e6,
         Config::new(Firmware::Bios, Boot::Disk).cpus
     );
-    for round in 1..=rounds {
-        let ks = Unattended::from_medium(&img.squashfs_sha256, "thinp").kickstart();
-        let oemdrv = dir.join("oemdrv.img");
-        let target = dir.join("node.qcow2");
-        vmtest::oemdrv_disk(&ks, &oemdrv)?;
-        vmtest::blank_disk(&target, 64)?;
-        let mut cfg = Config::new(Firmware::Bios, Boot::Cdrom(img.iso.clone()));
-        cfg.disks = vec![target.clone(), oemdrv];
-        let log = vmtest::image::serial_log(&dir, "install");
-        let mut vm = Vm::start(&cfg, &log)?;
-        let t = vmtest::install::wait_installed(&mut vm, &log, Duration::from_secs(3600))?;
-        drop(vm);
-        println!("round {round}:");
-        println!("  ISO boot to installer      {:6.1} s", t.to_installer);
-        println!(
-            "  install (installer clock)  {:6.1} s   target ≤ 360 s",
-            t.install
-        );
-        println!("  qemu start to power off    {:6.1} s", t.total);
-        let log = vmtest::image::serial_log(&dir, "first-boot");
-        let mut node = vmtest::install::boot_installed(
-            Firmware::Bios,
-            &target,
-            &log,
-            Duration::from_secs(1200),
-        )?;
-        let t = Instant::now();
-        let (_, state) = node.vm.console.run(
-            "systemctl is-system-running --wait",
-            Duration::from_secs(900),
-        )?;
-        let ready = node.vm.uptime();
-        println!("  first boot: login prompt   {:6.1} s", node.login_prompt);
-        println!(
-            "  first boot: {:<14} {:6.1} s (waited {:.1} s after login)",
-            state.trim(),
-            ready,
-            t.elapsed().as_secs_f64()
-        );
-        node.vm.console.send("poweroff\n")?;
-        let _ = node.vm.wait_exit(Duration::from_secs(180));
+    let layouts = std::env::var("HVNODE_BENCH_LAYOUTS").unwrap_or_else(|_| "thinp".into());
+    for layout in layouts.split(',').map(str::trim).filter(|l| !l.is_empty()) {
+        for round in 1..=rounds {
+            one_round(&img, &dir, layout, round)?;
+        }
     }
+    Ok(())
+}
+
+/// One install with `autopart --type=layout` and the disk's first boot.
+fn one_round(img: &Image, dir: &Path, layout: &str, round: u32) -> Result<()> {
+    let ks = Unattended::from_medium(&img.squashfs_sha256, layout).kickstart();
+    let oemdrv = dir.join("oemdrv.img");
+    let target = dir.join("node.qcow2");
+    vmtest::oemdrv_disk(&ks, &oemdrv)?;
+    vmtest::blank_disk(&target, 64)?;
+    let mut cfg = Config::new(Firmware::Bios, Boot::Cdrom(img.iso.clone()));
+    cfg.disks = vec![target.clone(), oemdrv];
+    let log = vmtest::image::serial_log(dir, "install");
+    let mut vm = Vm::start(&cfg, &log)?;
+    let t = vmtest::install::wait_installed(&mut vm, &log, Duration::from_secs(3600))?;
+    drop(vm);
+    println!("{layout}, round {round}:");
+    println!("  ISO boot to installer      {:6.1} s", t.to_installer);
+    println!(
+        "  install (installer clock)  {:6.1} s   target ≤ 360 s",
+        t.install
+    );
+    println!("  qemu start to power off    {:6.1} s", t.total);
+    let log = vmtest::image::serial_log(dir, "first-boot");
+    let mut node =
+        vmtest::install::boot_installed(Firmware::Bios, &target, &log, Duration::from_secs(1200))?;
+    let t = Instant::now();
+    let (_, state) = node.vm.console.run(
+        "systemctl is-system-running --wait",
+        Duration::from_secs(900),
+    )?;
+    let ready = node.vm.uptime();
+    println!("  first boot: login prompt   {:6.1} s", node.login_prompt);
+    println!(
+        "  first boot: {:<14} {:6.1} s (waited {:.1} s after login)",
+        state.trim(),
+        ready,
+        t.elapsed().as_secs_f64()
+    );
+    node.vm.console.send("poweroff\n")?;
+    let _ = node.vm.wait_exit(Duration::from_secs(180));
     Ok(())
 }
