@@ -96,6 +96,16 @@ fn one_round(img: &Image, dir: &Path, layout: &str, round: u32) -> Result<()> {
         ready,
         t.elapsed().as_secs_f64()
     );
+    if state.trim() != "running" {
+        // What a figure from a degraded boot hides: the failed units, with
+        // their journals, and any SELinux denial.
+        let failed = node.vm.console.failed_units(Duration::from_secs(300))?;
+        let (_, avcs) = node
+            .vm
+            .console
+            .run("dmesg | grep 'avc:  denied'", Duration::from_secs(60))?;
+        println!("  failed units:\n{failed}\n  AVC denials:\n{avcs}");
+    }
     node.vm.console.send("poweroff\n")?;
     let _ = node.vm.wait_exit(Duration::from_secs(180));
     Ok(())

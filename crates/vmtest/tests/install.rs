@@ -5,11 +5,13 @@
 //!   image's sha256, installs on an empty virtio disk with
 //!   `autopart --type=thinp` and powers off; the disk becomes a compressed
 //!   qcow2 (`hvnode build --qcow2`), which is what boots;
-//! - plain partitions: the same from OEMDRV with `autopart --type=plain`,
-//!   whose layers are reflinked folders of an XFS partition;
-//! - btrfs over the network: the shipped PXE script boots with
+//! - btrfs: the same start from OEMDRV with `autopart --type=btrfs`, the
+//!   image over http;
+//! - plain partitions over the network: the shipped PXE script boots with
 //!   `inst.ks=http://…` (served on this machine's loopback, reached through
-//!   qemu's user-mode network) and `liveimg --url=http://…`;
+//!   qemu's user-mode network), `liveimg --url=http://…` and
+//!   `autopart --type=plain`, whose layers are reflinked folders of an XFS
+//!   partition;
 //! - failures, from the live system's shell: a disk too small, a wrong
 //!   checksum, a reinstall over an installed node, a `%post --erroronfail`
 //!   that fails.
@@ -408,32 +410,47 @@ fn thin_lvm_install_from_oemdrv_boots_on_bios_and_uefi() {
     );
 }
 
-/// `autopart --type=plain` from the ISO's default entry and an OEMDRV disk.
+/// `autopart --type=btrfs` from the ISO's default entry and an OEMDRV disk,
+/// the image fetched over http: the live system then has both kinds of
+/// loop-mounted image whose backing files mkfs.btrfs looks at (the
+/// medium's, on iso9660, and the downloaded one), as the installer's
+/// service sees them.
 #[test]
-fn plain_install_from_oemdrv_boots_on_bios_and_uefi() {
+fn btrfs_install_from_oemdrv_with_liveimg_http_boots_on_bios_and_uefi() {
     let Some(img) = image() else { return };
-    let dir = work_dir("plain");
-    let ks = kickstart(&Unattended::from_medium(&img.squashfs_sha256, "plain"));
+    let dir = work_dir("btrfs-oemdrv");
+    let root = dir.join("tree");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    std::os::unix::fs::symlink(img.pxe().join("squashfs.img"), root.join("squashfs.img")).unwrap();
+    let http = vmtest::http::Server::start(&root, "/hvnode/", 0).unwrap();
+    let ks = kickstart(&Unattended {
+        url: format!("http://10.0.2.2:{}/hvnode/squashfs.img", http.port),
+        ..Unattended::from_medium(&img.squashfs_sha256, "btrfs")
+    });
     let oemdrv = dir.join("oemdrv.img");
     vmtest::oemdrv_disk(&ks, &oemdrv).unwrap();
     let target = dir.join("node.qcow2");
     vmtest::blank_disk(&target, 64).unwrap();
     let mut cfg = Config::new(Firmware::Bios, Boot::Cdrom(img.iso.clone()));
     cfg.disks = vec![target.clone(), oemdrv];
+    // The downloaded image is kept in memory.
+    cfg.memory_mib = 4096;
     let log = vmtest::image::serial_log(&dir, "install");
     let t = {
         let mut vm = Vm::start(&cfg, &log).unwrap();
         vmtest::install::wait_installed(&mut vm, &log, INSTALL).unwrap()
     };
+    drop(http);
     eprintln!(
-        "plain: installer started after {:.0} s, installed in {:.0} s, powered off after {:.0} s",
+        "btrfs from OEMDRV: installer started after {:.0} s, installed in {:.0} s, powered off after {:.0} s",
         t.to_installer, t.install, t.total
     );
     for (name, firmware) in [
-        ("plain-bios", Firmware::Bios),
-        ("plain-uefi", Firmware::Uefi),
+        ("btrfs-bios", Firmware::Bios),
+        ("btrfs-uefi", Firmware::Uefi),
     ] {
-        boot_installed(&dir, name, firmware, &target, &img, Store::Plain);
+        boot_installed(&dir, name, firmware, &target, &img, Store::Btrfs);
     }
 }
 
@@ -455,9 +472,9 @@ fn pxe_install_script(shipped: &str, port: u16, ks_url: &str) -> String {
 }
 
 #[test]
-fn btrfs_install_over_pxe_with_inst_ks_http_boots_on_bios_and_uefi() {
+fn plain_install_over_pxe_with_inst_ks_http_boots_on_bios_and_uefi() {
     let Some(img) = image() else { return };
-    let dir = work_dir("btrfs-pxe");
+    let dir = work_dir("plain-pxe");
     // The PXE tree as shipped, plus the kickstart, served over http on a
     // free loopback port; TFTP hands out the boot script.
     let root = dir.join("tree");
@@ -470,7 +487,7 @@ fn btrfs_install_over_pxe_with_inst_ks_http_boots_on_bios_and_uefi() {
     let base = format!("http://10.0.2.2:{}/hvnode", http.port);
     let ks = kickstart(&Unattended {
         url: format!("{base}/squashfs.img"),
-        ..Unattended::from_medium(&img.squashfs_sha256, "btrfs")
+        ..Unattended::from_medium(&img.squashfs_sha256, "plain")
     });
     std::fs::write(root.join("ks.cfg"), ks).unwrap();
     let shipped = std::fs::read_to_string(img.pxe().join("boot.ipxe")).unwrap();
@@ -494,25 +511,25 @@ fn btrfs_install_over_pxe_with_inst_ks_http_boots_on_bios_and_uefi() {
     let mut vm = Vm::start(&cfg, &log).unwrap();
     let t = vmtest::install::wait_installed(&mut vm, &log, INSTALL).unwrap();
     eprintln!(
-        "btrfs over PXE: installer started after {:.0} s, installed in {:.0} s, powered off after {:.0} s",
+        "plain over PXE: installer started after {:.0} s, installed in {:.0} s, powered off after {:.0} s",
         t.to_installer, t.install, t.total
     );
     drop(http);
     boot_installed(
         &dir,
-        "btrfs-bios",
+        "plain-bios",
         Firmware::Bios,
         &target,
         &img,
-        Store::Btrfs,
+        Store::Plain,
     );
     boot_installed(
         &dir,
-        "btrfs-uefi",
+        "plain-uefi",
         Firmware::Uefi,
         &target,
         &img,
-        Store::Btrfs,
+        Store::Plain,
     );
 }
 
