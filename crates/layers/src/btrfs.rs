@@ -133,17 +133,9 @@ impl Store for BtrfsStore {
     }
 
     fn add_layer(&self, base: &Nvr) -> Result<LayerName> {
-        let inv = self.inventory()?;
-        if !inv.bases.contains(base) {
-            bail!("there is no base {base} in {}", self.top.display());
-        }
-        let layer = inv
-            .layers
-            .iter()
-            .filter(|l| &l.base == base)
-            .max()
-            .map(LayerName::next)
-            .unwrap_or_else(|| LayerName::first(base));
+        let layer = self
+            .inventory()?
+            .next_layer(base, &self.top.display().to_string())?;
         btrfs()
             .args(["subvolume", "snapshot"])
             .arg(self.base_path(base))
@@ -158,10 +150,7 @@ impl Store for BtrfsStore {
     }
 
     fn remove_base(&self, base: &Nvr) -> Result<()> {
-        let inv = self.inventory()?;
-        if inv.layers.iter().any(|l| &l.base == base) {
-            bail!("the base {base} still has layers: remove them first");
-        }
+        self.inventory()?.check_no_layers(base)?;
         let path = self.base_path(base);
         btrfs()
             .args(["property", "set", "-ts"])

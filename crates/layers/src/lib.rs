@@ -39,6 +39,29 @@ impl Inventory {
     pub fn latest_layer(&self) -> Option<&LayerName> {
         self.layers.iter().max()
     }
+
+    /// The name the next layer of `base` gets (`+1` for its first);
+    /// `store` names the store in the error when there is no such base.
+    pub fn next_layer(&self, base: &Nvr, store: &str) -> anyhow::Result<LayerName> {
+        if !self.bases.contains(base) {
+            anyhow::bail!("there is no base {base} in {store}");
+        }
+        Ok(self
+            .layers
+            .iter()
+            .filter(|l| &l.base == base)
+            .max()
+            .map(LayerName::next)
+            .unwrap_or_else(|| LayerName::first(base)))
+    }
+
+    /// Refuses to remove `base` while layers are made from it.
+    pub fn check_no_layers(&self, base: &Nvr) -> anyhow::Result<()> {
+        if self.layers.iter().any(|l| &l.base == base) {
+            anyhow::bail!("the base {base} still has layers: remove them first");
+        }
+        Ok(())
+    }
 }
 
 /// How the kernel finds a layer's root file system.

@@ -343,17 +343,7 @@ impl Store for LvmStore {
     }
 
     fn add_layer(&self, base: &Nvr) -> Result<LayerName> {
-        let inv = self.inventory()?;
-        if !inv.bases.contains(base) {
-            bail!("there is no base {base} in {}", self.vg);
-        }
-        let layer = inv
-            .layers
-            .iter()
-            .filter(|l| &l.base == base)
-            .max()
-            .map(LayerName::next)
-            .unwrap_or_else(|| LayerName::first(base));
+        let layer = self.inventory()?.next_layer(base, &self.vg)?;
         lvm("lvcreate")
             .args(["-y", "-s", "--setactivationskip", "n", "--permission", "rw"])
             .args(["--addtag", TAG_LAYER, "-n", &layer.to_string()])
@@ -373,10 +363,7 @@ impl Store for LvmStore {
     }
 
     fn remove_base(&self, base: &Nvr) -> Result<()> {
-        let inv = self.inventory()?;
-        if inv.layers.iter().any(|l| &l.base == base) {
-            bail!("the base {base} still has layers: remove them first");
-        }
+        self.inventory()?.check_no_layers(base)?;
         self.remove(&base.to_string())
     }
 

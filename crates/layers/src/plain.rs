@@ -132,17 +132,9 @@ impl Store for PlainStore {
     /// (XFS made with `-m reflink=1`, the default of mkfs.xfs), else this
     /// fails rather than doubling the space the image takes.
     fn add_layer(&self, base: &Nvr) -> Result<LayerName> {
-        let inv = self.inventory()?;
-        if !inv.bases.contains(base) {
-            bail!("there is no base {base} in {}", self.top.display());
-        }
-        let layer = inv
-            .layers
-            .iter()
-            .filter(|l| &l.base == base)
-            .max()
-            .map(LayerName::next)
-            .unwrap_or_else(|| LayerName::first(base));
+        let layer = self
+            .inventory()?
+            .next_layer(base, &self.top.display().to_string())?;
         let dest = self.layer_path(&layer);
         self.copy_tree(
             &self.base_path(base),
@@ -161,10 +153,7 @@ impl Store for PlainStore {
     }
 
     fn remove_base(&self, base: &Nvr) -> Result<()> {
-        let inv = self.inventory()?;
-        if inv.layers.iter().any(|l| &l.base == base) {
-            bail!("the base {base} still has layers: remove them first");
-        }
+        self.inventory()?.check_no_layers(base)?;
         remove_tree(&self.base_path(base))
     }
 

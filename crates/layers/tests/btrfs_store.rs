@@ -7,115 +7,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::process::Command;
 
 use layers::boot::{self, BootEntry};
 use layers::btrfs::BtrfsStore;
 use layers::{LayerName, Nvr, Store};
 
-fn sh(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+mod common;
 
-/// A btrfs file system on a loop device, mounted at its top level.
-struct Fs {
-    dir: tempfile::TempDir,
-    loopdev: PathBuf,
-}
-
-impl Fs {
-    fn top(&self) -> PathBuf {
-        self.dir.path().join("top")
-    }
-}
-
-impl Drop for Fs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-R")
-            .arg(self.dir.path().join("top"))
-            .status();
-        let _ = Command::new("umount")
-            .arg("-R")
-            .arg(self.dir.path().join("layer"))
-            .status();
-        let _ = Command::new("losetup")
-            .arg("-d")
-            .arg(&self.loopdev)
-            .status();
-    }
-}
+use common::{Fs, image_tree, label, sh};
 
 fn btrfs_on_loop() -> Option<Fs> {
-    let usable = nix_is_root() && Path::new("/dev/loop-control").exists();
-    if !usable {
-        assert!(
-            std::env::var("HVNODE_REQUIRE_IMAGE").as_deref() != Ok("1"),
-            "the btrfs store test needs root and loop devices"
-        );
-        eprintln!("SKIPPED: needs root and loop devices");
-        return None;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let img = dir.path().join("disk.img");
-    std::fs::File::create(&img)
-        .unwrap()
-        .set_len(1 << 30)
-        .unwrap();
-    sh(Command::new("mkfs.btrfs")
-        .args(["-q", "-L", "hvnode"])
-        .arg(&img));
-    let loopdev =
-        PathBuf::from(sh(Command::new("losetup").args(["--find", "--show"]).arg(&img)).trim());
-    let top = dir.path().join("top");
-    std::fs::create_dir_all(&top).unwrap();
-    sh(Command::new("mount").arg(&loopdev).arg(&top));
-    Some(Fs { dir, loopdev })
-}
-
-fn nix_is_root() -> bool {
-    sh(Command::new("id").arg("-u")).trim() == "0"
-}
-
-/// A small image tree: a setuid file owned by another user, a symlink,
-/// and SELinux labels as xattrs.
-fn image_tree(root: &Path) {
-    std::fs::create_dir_all(root.join("usr/bin")).unwrap();
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    std::fs::write(root.join("usr/bin/tool"), b"#!/bin/sh\n").unwrap();
-    // chown clears the setuid bit: owner first, then mode.
-    std::os::unix::fs::chown(root.join("usr/bin/tool"), Some(0), Some(7)).unwrap();
-    std::fs::set_permissions(
-        root.join("usr/bin/tool"),
-        std::fs::Permissions::from_mode(0o4755),
-    )
-    .unwrap();
-    std::os::unix::fs::symlink("../usr/bin/tool", root.join("etc/tool")).unwrap();
-    std::fs::write(root.join("etc/hostname"), b"image\n").unwrap();
-    for (path, label) in [
-        ("usr/bin/tool", "system_u:object_r:bin_t:s0"),
-        ("etc/hostname", "system_u:object_r:etc_t:s0"),
-    ] {
-        sh(Command::new("setfattr")
-            .args(["-n", "security.selinux", "-v", label])
-            .arg(root.join(path)));
-    }
-}
-
-fn label(path: &Path) -> String {
-    sh(Command::new("getfattr")
-        .args(["--only-values", "-n", "security.selinux"])
-        .arg(path))
-    .trim_end_matches('\0')
-    .to_string()
+    common::fs_on_loop(&["mkfs.btrfs", "-q", "-L", "hvnode"])
 }
 
 #[test]

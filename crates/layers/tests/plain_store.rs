@@ -8,115 +8,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::process::Command;
 
 use layers::plain::PlainStore;
 use layers::{Nvr, Store};
 
-fn sh(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+mod common;
 
-/// A file system on a loop device, mounted.
-struct Fs {
-    dir: tempfile::TempDir,
-    loopdev: PathBuf,
-}
+use common::{fs_on_loop, image_tree, label, sh};
 
-impl Fs {
-    fn top(&self) -> PathBuf {
-        self.dir.path().join("top")
-    }
-
-    fn used_kib(&self) -> u64 {
-        sh(&mut Command::new("sync"));
-        let out = sh(Command::new("df")
-            .args(["--output=used", "-k"])
-            .arg(self.top()));
-        out.lines().nth(1).unwrap().trim().parse().unwrap()
-    }
-}
-
-impl Drop for Fs {
-    fn drop(&mut self) {
-        for m in ["layer", "top"] {
-            let _ = Command::new("umount")
-                .arg("-R")
-                .arg(self.dir.path().join(m))
-                .output();
-        }
-        let _ = Command::new("losetup")
-            .arg("-d")
-            .arg(&self.loopdev)
-            .output();
-    }
-}
-
-fn fs_on_loop(mkfs: &[&str]) -> Option<Fs> {
-    let root = sh(Command::new("id").arg("-u")).trim() == "0";
-    if !(root && Path::new("/dev/loop-control").exists()) {
-        assert!(
-            std::env::var("HVNODE_REQUIRE_IMAGE").as_deref() != Ok("1"),
-            "the plain store test needs root and loop devices"
-        );
-        eprintln!("SKIPPED: needs root and loop devices");
-        return None;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let img = dir.path().join("disk.img");
-    std::fs::File::create(&img)
-        .unwrap()
-        .set_len(1 << 30)
-        .unwrap();
-    sh(Command::new(mkfs[0]).args(&mkfs[1..]).arg(&img));
-    let loopdev =
-        PathBuf::from(sh(Command::new("losetup").args(["--find", "--show"]).arg(&img)).trim());
-    let top = dir.path().join("top");
-    std::fs::create_dir_all(&top).unwrap();
-    sh(Command::new("mount").arg(&loopdev).arg(&top));
-    Some(Fs { dir, loopdev })
-}
-
-/// An image tree: a setuid file owned by another user, a symlink, SELinux
-/// labels as xattrs, and 64 MiB of data whose copy must be shared.
-fn image_tree(root: &Path) {
-    std::fs::create_dir_all(root.join("usr/bin")).unwrap();
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    std::fs::write(root.join("usr/bin/tool"), b"#!/bin/sh\n").unwrap();
-    std::os::unix::fs::chown(root.join("usr/bin/tool"), Some(0), Some(7)).unwrap();
-    std::fs::set_permissions(
-        root.join("usr/bin/tool"),
-        std::fs::Permissions::from_mode(0o4755),
-    )
-    .unwrap();
-    std::os::unix::fs::symlink("../usr/bin/tool", root.join("etc/tool")).unwrap();
-    std::fs::write(root.join("etc/hostname"), b"image\n").unwrap();
+/// The shared image tree and 64 MiB of data whose copy must be shared.
+fn image_tree_with_data(root: &Path) {
+    image_tree(root);
     let data: Vec<u8> = (0..64u32 << 20).map(|i| (i % 251) as u8).collect();
     std::fs::write(root.join("usr/bin/big"), data).unwrap();
-    for (path, label) in [
-        ("usr/bin/tool", "system_u:object_r:bin_t:s0"),
-        ("etc/hostname", "system_u:object_r:etc_t:s0"),
-    ] {
-        sh(Command::new("setfattr")
-            .args(["-n", "security.selinux", "-v", label])
-            .arg(root.join(path)));
-    }
-}
-
-fn label(path: &Path) -> String {
-    sh(Command::new("getfattr")
-        .args(["--only-values", "-n", "security.selinux"])
-        .arg(path))
-    .trim_end_matches('\0')
-    .to_string()
 }
 
 #[test]
@@ -127,7 +34,7 @@ fn bases_and_reflinked_layers_on_xfs() {
     // The image lives on the same file system, as the installer's does not:
     // what matters here is what the store's copies cost.
     let src = fs.dir.path().join("image");
-    image_tree(&src);
+    image_tree_with_data(&src);
     let store = PlainStore::open(&fs.top(), &fs.loopdev).unwrap();
     let nvr: Nvr = "hvnode-1.0-0.20261125.0".parse().unwrap();
     assert!(store.inventory().unwrap().bases.is_empty());
