@@ -9,7 +9,7 @@ export CARGO_TARGET_DIR ?= $(HVNODE_CACHE)/target
 export HVNODE_VENV ?= $(HVNODE_CACHE)/venv
 CARGO ?= cargo
 
-.PHONY: all test deps fmt-check clippy unit image fuzz
+.PHONY: all test deps fmt-check clippy unit image fuzz bench-boot
 
 all: test
 
@@ -26,8 +26,10 @@ clippy:
 unit: deps
 	tests/run-tests.sh
 
-## Everything CI runs: formatting, lints, every test suite.
-test: deps fmt-check clippy unit
+## Everything CI runs: formatting, lints, every test suite; ends with the
+## time of each phase and of each VM test (tests/ci.sh).
+test:
+	tests/ci.sh
 
 ## Fuzz the kickstart parser (cargo-fuzz, libFuzzer); FUZZ_SECONDS to set the length.
 fuzz:
@@ -37,3 +39,8 @@ fuzz:
 image: deps
 	$(CARGO) build --release --workspace
 	$(CARGO_TARGET_DIR)/release/hvnode build image/hvnode.toml --out out
+
+## Boot times under TCG: power-on → login prompt → console on 9090, live ISO
+## and installed disk, median of 3 (builds the image first).
+bench-boot: image
+	HVNODE_IMAGE_DIR=$(CURDIR)/out $(CARGO) bench -p vmtest --bench boot

@@ -19,22 +19,48 @@ APT_PACKAGES=(python3 python3-venv openssh-server openssh-client)
 # need_apt PKG...: queue Debian packages for installation.
 need_apt() { APT_PACKAGES+=("$@"); }
 
+# Programs the tests run on this machine, each with the package that has it
+# ("program:package"): checked on the PATH at the end, so that a missing one
+# fails here in one line that names it, not deep inside a test.
+PROGRAMS=()
+# need_prog PKG PROG...: queue PKG and check that it brought each PROG.
+need_prog() {
+    local pkg=$1 prog
+    shift
+    need_apt "$pkg"
+    for prog in "$@"; do PROGRAMS+=("$prog:$pkg"); done
+}
+
 APT_UPDATED=""
-# apt_install_missing: installs the queued packages that are not installed.
-apt_install_missing() {
-    local missing=() p
+# missing_packages: the queued packages that are not installed, one a line.
+missing_packages() {
+    local p
     for p in "${APT_PACKAGES[@]}"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-    done
-    ((${#missing[@]})) || return 0
-    echo "deps: installing ${missing[*]}" >&2
-    local sudo=""
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
+    done | sort -u
+}
+# apt_install_missing: installs the queued packages that are not installed.
+# An install can remove a package it conflicts with (Debian's qemu-system-x86
+# takes out a backported qemu-utils), so it is repeated until everything
+# queued is there, at most three times.
+apt_install_missing() {
+    local missing round sudo=""
     [ "$(id -u)" -eq 0 ] || sudo=sudo
-    if [ -z "$APT_UPDATED" ]; then
-        $sudo apt-get update -qq
-        APT_UPDATED=1
+    for round in 1 2 3; do
+        mapfile -t missing < <(missing_packages)
+        ((${#missing[@]})) || return 0
+        echo "deps: installing ${missing[*]}" >&2
+        if [ -z "$APT_UPDATED" ]; then
+            $sudo apt-get update -qq
+            APT_UPDATED=1
+        fi
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    done
+    mapfile -t missing < <(missing_packages)
+    if ((${#missing[@]})); then
+        echo "deps: still not installed after three rounds: ${missing[*]} (see /var/log/apt/history.log for what removed them)" >&2
+        return 1
     fi
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
 for f in tests/deps.d/*.sh; do
@@ -62,3 +88,14 @@ for f in tests/deps.d/*.post.sh; do
     # shellcheck source=/dev/null
     . "$f"
 done
+
+# Last: every program the tests call is on the PATH.
+absent=()
+for entry in "${PROGRAMS[@]}"; do
+    command -v "${entry%%:*}" >/dev/null 2>&1 || absent+=("${entry%%:*} (Debian package ${entry#*:})")
+done
+if ((${#absent[@]})); then
+    printf 'deps: not on the PATH: %s\n' "${absent[@]}" >&2
+    exit 1
+fi
+echo "deps: ${#PROGRAMS[@]} programs present" >&2

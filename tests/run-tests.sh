@@ -17,15 +17,25 @@ export HVNODE_KSVALIDATOR="${HVNODE_KSVALIDATOR:-$HVNODE_VENV/bin/ksvalidator}"
 # In CI the slow suites must run, not skip.
 export HVNODE_REQUIRE_ORACLE=1 HVNODE_REQUIRE_IMAGE=1
 
-cargo test --workspace --doc
+# shellcheck source=tests/phase.sh
+. tests/phase.sh
+
+phase "doc tests" cargo test --workspace --doc
 
 echo "== building the node image" >&2
-cargo build --release --workspace
+phase "release build" cargo build --release --workspace
 export HVNODE_IMAGE_DIR="$HVNODE_CACHE/out"
-"$CARGO_TARGET_DIR/release/hvnode" build image/hvnode.toml --out "$HVNODE_IMAGE_DIR"
+phase "image build" "$CARGO_TARGET_DIR/release/hvnode" build image/hvnode.toml --out "$HVNODE_IMAGE_DIR"
 
+# The VM tests and the image rebuild (the test group `heavy` of
+# .config/nextest.toml) run after the others, on their own: they want the
+# whole machine, and their times are then theirs.
+heavy='(package(vmtest) & binary(install)) | test(/reproducible/)'
+rc=0
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --no-fail-fast
+    phase "unit and integration tests" cargo nextest run --workspace --no-fail-fast -E "not ($heavy)" || rc=$?
+    phase "VM tests and image rebuild" cargo nextest run --workspace --no-fail-fast -E "$heavy" || rc=$?
 else
-    cargo test --workspace --no-fail-fast -- --test-threads=1
+    phase "all tests" cargo test --workspace --no-fail-fast -- --test-threads=1 || rc=$?
 fi
+exit $rc

@@ -1,4 +1,12 @@
 # The image builder's tools, and qemu/OVMF for the boot tests.
-need_apt mmdebstrap squashfs-tools xorriso grub-pc-bin grub-efi-amd64-bin grub-common \
-    mtools dosfstools e2fsprogs policycoreutils arch-test \
-    qemu-system-x86 qemu-utils ovmf
+need_prog mmdebstrap mmdebstrap
+need_prog squashfs-tools mksquashfs unsquashfs
+need_prog xorriso xorriso
+need_prog grub-common grub-mkimage grub-editenv
+need_prog mtools mcopy mmd
+need_prog dosfstools mkfs.vfat
+need_prog e2fsprogs mkfs.ext4 debugfs e2fsck resize2fs tune2fs
+need_prog policycoreutils setfiles
+need_prog qemu-system-x86 qemu-system-x86_64
+need_prog qemu-utils qemu-img
+need_apt grub-pc-bin grub-efi-amd64-bin arch-test ovmf

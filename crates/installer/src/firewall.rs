@@ -358,12 +358,19 @@ table inet hvnode {
         let nft = ["/usr/sbin/nft", "/sbin/nft"]
             .into_iter()
             .find(|p| Path::new(p).is_file());
+        let in_ci = std::env::var("CI").as_deref() == Ok("true")
+            || std::env::var("HVNODE_REQUIRE_IMAGE").as_deref() == Ok("1");
         let Some(nft) = nft else {
+            assert!(
+                !in_ci,
+                "nft is missing: apt-get install nftables (tests/deps.sh does)"
+            );
             println!("skipped: nft is not installed (apt-get install nftables)");
             return;
         };
         let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap());
         if uid != 0 {
+            assert!(!in_ci, "nft -c needs root, and CI runs as root");
             println!("skipped: nft -c needs root");
             return;
         }
@@ -383,6 +390,7 @@ table inet hvnode {
                 .unwrap();
             let err = String::from_utf8_lossy(&out.stderr);
             if !out.status.success() && err.contains("Operation not permitted") {
+                assert!(!in_ci, "nft -c is not permitted: {err}");
                 println!("skipped: nft -c is not permitted here: {err}");
                 return;
             }

@@ -89,12 +89,23 @@ pub fn prepare_kickstart(name: &str, text: &str, img: &Image) -> Result<String> 
 /// `out` as compressed qcow2 (through a temporary file: `out` is complete
 /// or absent). `work` keeps the serial log and the scratch disks.
 pub fn make(img: &Image, kickstart: &str, out: &Path, work: &Path) -> Result<DiskImage> {
+    make_on(Firmware::Bios, img, kickstart, out, work)
+}
+
+/// [`make`], with the ISO booted on `firmware`.
+pub fn make_on(
+    firmware: Firmware,
+    img: &Image,
+    kickstart: &str,
+    out: &Path,
+    work: &Path,
+) -> Result<DiskImage> {
     std::fs::create_dir_all(work).with_context(|| format!("creating {}", work.display()))?;
     let oemdrv = work.join("oemdrv.img");
     crate::oemdrv_disk(kickstart, &oemdrv)?;
     let scratch = work.join("install.qcow2");
     crate::blank_disk(&scratch, DISK_GIB)?;
-    let mut cfg = Config::new(Firmware::Bios, Boot::Cdrom(img.iso.clone()));
+    let mut cfg = Config::new(firmware, Boot::Cdrom(img.iso.clone()));
     cfg.disks = vec![scratch.clone(), oemdrv.clone()];
     let log = serial_log(work, "disk-image-install");
     let times = {

@@ -42,7 +42,9 @@ impl Unattended {
 
     /// The kickstart: the whole disk, the given layout, DHCP, a root
     /// password, a time zone, SELinux enforcing and a `%post` that leaves a
-    /// trace (`/etc/hvnode-post-ran`).
+    /// trace (`/etc/hvnode-post-ran`) and the live system's kernel log up to
+    /// then (`/var/log/hvnode/install-dmesg.log`: the installed node's
+    /// checks find the installer's SELinux denials there).
     pub fn kickstart(&self) -> String {
         let Unattended {
             url,
@@ -68,6 +70,7 @@ text
 {last}
 %post --erroronfail --log=/var/log/hvnode/post.log
 echo "post ran in $(cat /etc/hostname)" > /etc/hvnode-post-ran
+dmesg > /var/log/hvnode/install-dmesg.log
 %end
 "#
         )

@@ -10,6 +10,8 @@ pub mod disk_image;
 pub mod http;
 pub mod image;
 pub mod install;
+pub mod live;
+pub mod profile;
 
 use std::fs;
 use std::os::unix::net::UnixStream;
@@ -52,6 +54,9 @@ pub struct Config {
     pub cpus: u32,
     /// Extra virtio disks (qcow2 or raw), in order.
     pub disks: Vec<PathBuf>,
+    /// TCP ports of the guest reachable from this machine: (port on
+    /// 127.0.0.1, port in the guest), through qemu's user-mode network.
+    pub forwards: Vec<(u16, u16)>,
 }
 
 impl Config {
@@ -62,6 +67,7 @@ impl Config {
             memory_mib: 3072,
             cpus: 2,
             disks: Vec::new(),
+            forwards: Vec::new(),
         }
     }
 }
@@ -88,6 +94,30 @@ pub fn oemdrv_disk(kickstart: &str, path: &Path) -> Result<()> {
         .arg("::ks.cfg")
         .run()
         .context("copying ks.cfg onto the OEMDRV disk (apt-get install mtools)")?;
+    Ok(())
+}
+
+/// A free TCP port on 127.0.0.1 (for a forward into a guest).
+pub fn free_port() -> Result<u16> {
+    let l =
+        std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port on 127.0.0.1")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// A qcow2 overlay at `path` over `base`: a guest writes to the overlay and
+/// `base` stays as it is, so one installed disk serves several boots.
+pub fn overlay_disk(base: &Path, path: &Path) -> Result<()> {
+    use command::CommandExt;
+    let _ = fs::remove_file(path);
+    let base = base
+        .canonicalize()
+        .with_context(|| format!("finding {}", base.display()))?;
+    Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
+        .arg(&base)
+        .arg(path)
+        .run()
+        .context("making an overlay disk (apt-get install qemu-utils)")?;
     Ok(())
 }
 
@@ -192,6 +222,9 @@ impl Vm {
             }
             Boot::Disk => {}
         }
+        for (host, guest) in &cfg.forwards {
+            netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
+        }
         let net_boot = if matches!(cfg.boot, Boot::Pxe { .. }) {
             ",bootindex=0"
         } else {
@@ -257,6 +290,35 @@ impl Vm {
     /// Seconds since qemu started.
     pub fn uptime(&self) -> f64 {
         self.started.elapsed().as_secs_f64()
+    }
+
+    /// Waits until the guest's web console answers at `https://127.0.0.1:PORT/login`
+    /// (`port` forwarded to the guest's 9090), reading the serial console
+    /// meanwhile; returns seconds since qemu started.
+    pub fn wait_https(&mut self, port: u16, timeout: Duration) -> Result<f64> {
+        let deadline = Instant::now() + timeout;
+        let url = format!("https://127.0.0.1:{port}/login");
+        while Instant::now() < deadline {
+            let answered = Command::new("curl")
+                .args(["-sk", "-o", "/dev/null", "--max-time", "3", "--fail", &url])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .context("running curl (apt-get install curl)")?
+                .success();
+            if answered {
+                return Ok(self.uptime());
+            }
+            let until = Instant::now() + Duration::from_millis(500);
+            while Instant::now() < until {
+                self.console.fill()?;
+            }
+        }
+        bail!(
+            "the web console did not answer at {url} within {} s",
+            timeout.as_secs()
+        )
     }
 
     /// Waits for qemu to exit (after a poweroff in the guest), reading the

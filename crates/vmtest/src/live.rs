@@ -1,0 +1,105 @@
+//! What a booted node must be, checked from a root shell inside it: SELinux
+//! enforcing, libvirtd up with the selinux security model, every enabled
+//! hvnode unit up, the serial console's long device timeout, the image's
+//! identity, and no AVC denial since boot. The live system and installed
+//! nodes are checked alike.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Result, bail, ensure};
+
+use crate::Console;
+use crate::image::Image;
+use crate::profile::{BootProfile, boot_profile};
+
+const CMD: Duration = Duration::from_secs(300);
+
+/// Waits for the boot to finish, keeps its profile in `dir` (see
+/// [`crate::profile`]), and fails with the failed units' status and
+/// journal unless the system is `running`.
+pub fn boot_finished(
+    c: &mut Console,
+    dir: &Path,
+    name: &str,
+    timeout: Duration,
+) -> Result<BootProfile> {
+    let state = c.run("systemctl is-system-running --wait", timeout)?.1;
+    let profile = boot_profile(c, dir, name)?;
+    eprintln!(
+        "{name}: {} (plot {})",
+        profile.summary,
+        profile.svg.display()
+    );
+    if !state.trim().ends_with("running") {
+        let failed = c.failed_units(CMD)?;
+        bail!(
+            "{name}: system state {:?}, failed units:\n{failed}",
+            state.trim()
+        );
+    }
+    Ok(profile)
+}
+
+/// The node's own checks (see the module's text); `slow` bounds libvirt's
+/// first capability probe, which runs qemu (TCG inside TCG).
+pub fn check_node(c: &mut Console, name: &str, img: &Image, slow: Duration) -> Result<()> {
+    ensure!(
+        c.check("getenforce", CMD)?.trim() == "Enforcing",
+        "{name}: SELinux is not enforcing"
+    );
+    let active = c.check(
+        "systemctl is-active libvirtd.service hvnode-agent.service",
+        CMD,
+    )?;
+    ensure!(
+        active.split_whitespace().collect::<Vec<_>>() == ["active", "active"],
+        "{name}: libvirtd and hvnode-agent: {active}"
+    );
+    let secmodel = c.check(
+        "virsh -c qemu:///system capabilities | grep -c '<model>selinux</model>'",
+        slow,
+    )?;
+    ensure!(
+        secmodel.trim() == "1",
+        "{name}: libvirt's security model is not selinux"
+    );
+    // Every hvnode unit that is enabled is up (or, for one-shot units that
+    // found nothing to do, not failed).
+    let units = c.check(
+        "systemctl list-unit-files 'hvnode-*' --state=enabled --no-legend --plain | cut -d' ' -f1",
+        CMD,
+    )?;
+    let units: Vec<&str> = units.split_whitespace().collect();
+    ensure!(
+        units.contains(&"hvnode-agent.service"),
+        "{name}: enabled hvnode units {units:?}"
+    );
+    for u in &units {
+        let (rc, _) = c.run(&format!("systemctl is-failed --quiet {u}"), CMD)?;
+        ensure!(rc != 0, "{name}: {u} failed");
+    }
+    // The serial console's device waits past systemd's 90 s default, so a
+    // slow boot still gets its serial login.
+    let timeout = c.check(
+        "systemctl show -p JobRunningTimeoutUSec dev-ttyS0.device",
+        CMD,
+    )?;
+    ensure!(
+        timeout.trim() == "JobRunningTimeoutUSec=10min",
+        "{name}: {}",
+        timeout.trim()
+    );
+    let identity = c.check("cat /usr/lib/hvnode/image.json", CMD)?;
+    ensure!(identity.contains(&img.nvr), "{name}: {identity}");
+    no_avc(c, name)
+}
+
+/// No SELinux denial since boot.
+pub fn no_avc(c: &mut Console, name: &str) -> Result<()> {
+    let avcs = c.run("dmesg | grep 'avc:  denied'", CMD)?.1;
+    let count = avcs.lines().filter(|l| l.contains("avc:")).count();
+    eprintln!("{name}: {count} AVC denials since boot");
+    ensure!(count == 0, "{name}: AVC denials since boot:\n{avcs}");
+    Ok(())
+}
