@@ -56,6 +56,12 @@ pub fn dracut_conf(recipe: &Recipe) -> String {
             recipe.initramfs.omit.join(" ")
         ));
     }
+    if !recipe.initramfs.filesystems.is_empty() {
+        s.push_str(&format!(
+            "filesystems+=\" {} \"\n",
+            recipe.initramfs.filesystems.join(" ")
+        ));
+    }
     s
 }
 
@@ -112,12 +118,13 @@ mod tests {
     fn conf_lists_modules() {
         let r = Recipe::parse(
             std::path::Path::new("r.toml"),
-            "name = \"n\"\nversion = \"1\"\nrelease = \"1\"\n[base]\nsuite = \"bookworm\"\n[packages]\ninclude = [\"x\"]\n[initramfs]\nmodules = [\"dmsquash-live\", \"lvm\"]\nomit = [\"plymouth\"]\n",
+            "name = \"n\"\nversion = \"1\"\nrelease = \"1\"\n[base]\nsuite = \"bookworm\"\n[packages]\ninclude = [\"x\"]\n[initramfs]\nmodules = [\"dmsquash-live\", \"lvm\"]\nomit = [\"plymouth\"]\nfilesystems = [\"ext4\", \"isofs\"]\n",
         )
         .unwrap();
         let c = dracut_conf(&r);
         assert!(c.contains("hostonly=\"no\""));
         assert!(c.contains("add_dracutmodules+=\" dmsquash-live lvm \""));
         assert!(c.contains("omit_dracutmodules+=\" plymouth \""));
+        assert!(c.contains("filesystems+=\" ext4 isofs \""));
     }
 }

@@ -151,6 +151,10 @@ pub struct Initramfs {
     pub modules: Vec<String>,
     #[serde(default)]
     pub omit: Vec<String>,
+    /// Kernel file system modules to include (dracut's `filesystems`);
+    /// empty: every file system the kernel has.
+    #[serde(default)]
+    pub filesystems: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -119,6 +119,15 @@ pub fn run(opts: &Options) -> Result<()> {
     let ks_path = match &opts.kickstart {
         Some(p) => p.clone(),
         None if opts.from_boot => {
+            // Started early in the boot, not after udev's settle job (which
+            // would hold back every other unit): the disks, the OEMDRV
+            // volume and the medium must have appeared before they are
+            // looked for.
+            log.line("waiting for udev to announce the devices");
+            Command::new("udevadm")
+                .args(["settle", "--timeout=180"])
+                .run_appending(log.path())
+                .context("waiting for udev to announce the devices (udevadm settle)")?;
             let loc = source::locate(&cmdline)?;
             log.line(&format!("kickstart: {loc}"));
             defaults_only = loc == source::Location::Embedded;

@@ -56,12 +56,16 @@ fn main() -> Result<()> {
         })
         .join("bench-boot");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let disk = installed_disk(&img, &dir)?;
+    let which = std::env::var("HVNODE_BENCH_BOOTS").unwrap_or_else(|_| "live,installed".into());
+    let disk = if which.contains("installed") {
+        installed_disk(&img, &dir)?
+    } else {
+        PathBuf::new()
+    };
     println!(
         "image {}, TCG, {cpus} vCPU(s) a guest, {parallel} guest(s) at a time, {rounds} rounds",
         img.nvr
     );
-    let which = std::env::var("HVNODE_BENCH_BOOTS").unwrap_or_else(|_| "live,installed".into());
     for kind in which.split(',').map(str::trim) {
         let mut all = Vec::new();
         for round in 1..=rounds {
