@@ -17,8 +17,10 @@
 //! `systemd-analyze` text and plot (SVG) in `$HVNODE_CACHE/bench-boot/`.
 //!
 //! Target (issue): ≤ 60 s to the login prompt and ≤ 60 s to the console, under TCG.
-//! `HVNODE_BENCH_CPUS=1` boots single-vCPU guests; `HVNODE_BENCH_PARALLEL=2`
-//! boots two guests side by side (what two VM tests at once cost each).
+//! `HVNODE_BENCH_CPUS=N` gives each guest N vCPUs (default one, see
+//! `vmtest::default_cpus`); `HVNODE_BENCH_PARALLEL=2` boots two guests side
+//! by side (what two VM tests at once cost each); `HVNODE_BENCH_BOOTS=live`
+//! or `installed` measures one kind only.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -46,7 +48,7 @@ fn main() -> Result<()> {
             .unwrap_or(d)
     };
     let rounds = env_num("HVNODE_BENCH_ROUNDS", 3).max(1);
-    let cpus = env_num("HVNODE_BENCH_CPUS", 2).max(1);
+    let cpus = env_num("HVNODE_BENCH_CPUS", vmtest::default_cpus()).max(1);
     let parallel = env_num("HVNODE_BENCH_PARALLEL", 1).max(1);
     let dir = std::env::var_os("HVNODE_CACHE")
         .map(PathBuf::from)

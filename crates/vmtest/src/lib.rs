@@ -59,13 +59,28 @@ pub struct Config {
     pub forwards: Vec<(u16, u16)>,
 }
 
+/// vCPUs a guest gets unless `HVNODE_VM_CPUS` says otherwise: one. With two,
+/// the guest's kernel finds the TCG vCPUs' time stamp counters out of step,
+/// marks the TSC unstable and falls back to the HPET, whose every read is an
+/// emulated MMIO access: its userspace then runs several times slower
+/// (`make bench-boot` with `HVNODE_BENCH_CPUS=2` shows it). On a 2-core
+/// machine two one-vCPU guests side by side do more than one two-vCPU
+/// guest at a time.
+pub fn default_cpus() -> u32 {
+    std::env::var("HVNODE_VM_CPUS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(1)
+}
+
 impl Config {
     pub fn new(firmware: Firmware, boot: Boot) -> Self {
         Config {
             firmware,
             boot,
             memory_mib: 3072,
-            cpus: 2,
+            cpus: default_cpus(),
             disks: Vec::new(),
             forwards: Vec::new(),
         }
@@ -175,7 +190,20 @@ impl Vm {
                 "-smp",
                 &cfg.cpus.to_string(),
             ])
-            .args(["-display", "none", "-no-reboot", "-monitor", "none"])
+            // No graphics card: a headless server with a serial console.
+            // Under TCG the kernel's bochs-drm framebuffer console costs a
+            // minute of a one-vCPU boot (zeroing its memory, redrawing the
+            // console in emulated video memory): emulator time, not the
+            // node's.
+            .args([
+                "-display",
+                "none",
+                "-vga",
+                "none",
+                "-no-reboot",
+                "-monitor",
+                "none",
+            ])
             .arg("-chardev")
             .arg(format!(
                 "socket,id=serial0,path={},server=on,wait=on",
