@@ -70,6 +70,7 @@ text
 {last}
 %post --erroronfail --log=/var/log/hvnode/post.log
 echo "post ran in $(cat /etc/hostname)" > /etc/hvnode-post-ran
+mkdir -p /var/log/hvnode
 dmesg > /var/log/hvnode/install-dmesg.log
 %end
 "#
