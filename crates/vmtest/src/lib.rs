@@ -74,6 +74,20 @@ pub fn default_cpus() -> u32 {
         .unwrap_or(1)
 }
 
+/// The vCPU model unless `HVNODE_VM_CPU_MODEL` says otherwise: qemu's
+/// `max` without ERMS and FSRM ("fast `rep movsb`/`rep stosb`"). With them,
+/// the guest's kernel clears every page and glibc fills large buffers with
+/// `rep stosb`, which TCG runs one byte per loop turn: a page fault costs
+/// 4,096 of them, and a boot spends minutes in `clear_page_erms` (soft
+/// lockups of 20 s and more in its log). Without them the kernel takes its
+/// unrolled loops, which TCG translates once and runs at speed.
+pub fn cpu_model() -> String {
+    std::env::var("HVNODE_VM_CPU_MODEL")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "max,erms=off,fsrm=off".into())
+}
+
 impl Config {
     pub fn new(firmware: Firmware, boot: Boot) -> Self {
         Config {
@@ -183,7 +197,7 @@ impl Vm {
         let dir = tempfile::tempdir()?;
         let sock = dir.path().join("serial.sock");
         let mut c = Command::new("qemu-system-x86_64");
-        c.args(["-machine", "q35", "-accel", "tcg", "-cpu", "max"])
+        c.args(["-machine", "q35", "-accel", "tcg", "-cpu", &cpu_model()])
             .args([
                 "-m",
                 &cfg.memory_mib.to_string(),
