@@ -172,10 +172,6 @@ impl LayersView {
     }
 }
 
-fn percent(s: &str) -> Option<f64> {
-    s.trim().parse().ok()
-}
-
 fn store_view(f: &Facts) -> Option<StoreView> {
     let mut s = StoreView {
         backend: f.backend.clone(),
@@ -201,8 +197,19 @@ fn store_view(f: &Facts) -> Option<StoreView> {
             s.size = pool
                 .and_then(|p| p.lv_size.parse::<f64>().ok())
                 .map(human_bytes);
-            s.data_percent = pool.and_then(|p| percent(&p.data_percent));
-            s.metadata_percent = pool.and_then(|p| percent(&p.metadata_percent));
+            // The one lvs model decides what a usage is; an unreadable one is
+            // a warning, never "0 % used".
+            let mut usage = |r: Result<Option<f64>, hostinfo::BadLvsRow>| match r {
+                Ok(v) => v,
+                Err(e) => {
+                    s.warnings.push(format!("{e}: check the pool with lvs"));
+                    None
+                }
+            };
+            let data = pool.and_then(|p| usage(p.data_usage()));
+            let meta = pool.and_then(|p| usage(p.metadata_usage()));
+            s.data_percent = data;
+            s.metadata_percent = meta;
             for (what, v, next) in [
                 (
                     "data",

@@ -7,6 +7,7 @@
 //! thin function that reads the live host.
 
 pub mod counters;
+pub mod image;
 pub mod network;
 pub mod security;
 pub mod storage;
@@ -18,11 +19,12 @@ use std::process::Command;
 use command::{CommandError, CommandExt};
 
 pub use counters::{Counters, Rates, interface_rates, rates, read_counters};
+pub use image::{IMAGE_IDENTITY, IdentityError, ImageIdentity};
 pub use network::{Interface, interfaces};
 pub use security::{HostKey, Selinux, host_key_fingerprints, selinux};
 pub use storage::{
-    BlockDevice, Filesystem, THIN_POOL_WARN_PERCENT, ThinPool, block_devices, filesystems,
-    thin_pools,
+    BadLvsRow, BlockDevice, Filesystem, Lv, THIN_POOL_WARN_PERCENT, ThinPool, block_devices,
+    filesystems, thin_pools,
 };
 pub use system::{CpuInfo, LoadAvg, MemInfo, SystemInfo, format_uptime, system_info};
 

@@ -211,6 +211,79 @@ impl ThinPool {
     }
 }
 
+/// One row of `lvs --reportformat json` (the fields of [`LVS_ARGS`]; a
+/// report asked for fewer leaves the others empty). The one `lvs` model of
+/// the workspace: the layer store reads its tags and origins, the health
+/// checks its pools' usage.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Lv {
+    /// The volume group (empty when the report was asked for one group).
+    #[serde(default)]
+    pub vg_name: String,
+    pub lv_name: String,
+    #[serde(default)]
+    pub lv_tags: String,
+    #[serde(default)]
+    pub origin: String,
+    #[serde(default)]
+    pub lv_attr: String,
+    #[serde(default)]
+    pub lv_size: String,
+    #[serde(default)]
+    pub data_percent: String,
+    #[serde(default)]
+    pub metadata_percent: String,
+}
+
+impl Lv {
+    /// Whether the volume carries `tag` (`lv_tags` is comma-separated).
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.lv_tags.split(',').any(|t| t == tag)
+    }
+
+    /// A thin pool (attribute `t…`).
+    pub fn is_thin_pool(&self) -> bool {
+        self.lv_attr.starts_with('t')
+    }
+
+    /// Data usage in percent: `None` when lvs reports none (an inactive
+    /// pool), an error when it reports something that is not a percentage.
+    pub fn data_usage(&self) -> Result<Option<f64>, BadLvsRow> {
+        percent(self, "data_percent", &self.data_percent)
+    }
+
+    /// Metadata usage in percent, as [`Lv::data_usage`].
+    pub fn metadata_usage(&self) -> Result<Option<f64>, BadLvsRow> {
+        percent(self, "metadata_percent", &self.metadata_percent)
+    }
+}
+
+/// A row of `lvs` with a field that cannot be read: never taken as 0 %.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("lvs reports {field} {value:?} for {vg}/{lv}, which is not a percentage")]
+pub struct BadLvsRow {
+    pub vg: String,
+    pub lv: String,
+    pub field: &'static str,
+    pub value: String,
+}
+
+fn percent(lv: &Lv, field: &'static str, value: &str) -> Result<Option<f64>, BadLvsRow> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    match v.parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(Some(p)),
+        _ => Err(BadLvsRow {
+            vg: lv.vg_name.clone(),
+            lv: lv.lv_name.clone(),
+            field,
+            value: value.to_string(),
+        }),
+    }
+}
+
 #[derive(Deserialize)]
 struct LvsOutput {
     report: Vec<LvsReport>,
@@ -219,23 +292,10 @@ struct LvsOutput {
 #[derive(Deserialize)]
 struct LvsReport {
     #[serde(default)]
-    lv: Vec<LvsRow>,
+    lv: Vec<Lv>,
 }
 
-#[derive(Deserialize)]
-struct LvsRow {
-    lv_name: String,
-    vg_name: String,
-    lv_attr: String,
-    #[serde(default)]
-    lv_size: String,
-    #[serde(default)]
-    data_percent: String,
-    #[serde(default)]
-    metadata_percent: String,
-}
-
-/// The arguments for `lvs` that [`parse_lvs`] understands.
+/// The arguments for `lvs` that [`parse_lvs`] understands (every field of [`Lv`]).
 pub const LVS_ARGS: &[&str] = &[
     "--reportformat",
     "json",
@@ -243,26 +303,35 @@ pub const LVS_ARGS: &[&str] = &[
     "b",
     "--nosuffix",
     "-o",
-    "lv_name,vg_name,lv_attr,lv_size,data_percent,metadata_percent",
+    "vg_name,lv_name,lv_tags,origin,lv_attr,lv_size,data_percent,metadata_percent",
 ];
 
-/// Parses `lvs --reportformat json` output, keeping thin pools (attribute `t…`).
-pub fn parse_lvs(json: &str) -> Result<Vec<ThinPool>, serde_json::Error> {
+/// Parses `lvs --reportformat json` output: every row.
+pub fn parse_lvs(json: &str) -> Result<Vec<Lv>, serde_json::Error> {
     let out: LvsOutput = serde_json::from_str(json)?;
-    let pct = |s: &str| s.trim().parse::<f64>().unwrap_or(0.0);
-    Ok(out
-        .report
-        .into_iter()
-        .flat_map(|r| r.lv)
-        .filter(|lv| lv.lv_attr.starts_with('t'))
-        .map(|lv| ThinPool {
-            size: lv.lv_size.trim().parse().unwrap_or(0),
-            data_percent: pct(&lv.data_percent),
-            metadata_percent: pct(&lv.metadata_percent),
-            vg: lv.vg_name,
-            name: lv.lv_name,
+    Ok(out.report.into_iter().flat_map(|r| r.lv).collect())
+}
+
+/// The thin pools among `lvs` rows. A pool whose usage is unreadable is an
+/// error; one that reports none (inactive) shows 0 % and is not a warning.
+pub fn thin_pools_of(lvs: &[Lv]) -> Result<Vec<ThinPool>, BadLvsRow> {
+    lvs.iter()
+        .filter(|lv| lv.is_thin_pool())
+        .map(|lv| {
+            Ok(ThinPool {
+                size: lv.lv_size.trim().parse().map_err(|_| BadLvsRow {
+                    vg: lv.vg_name.clone(),
+                    lv: lv.lv_name.clone(),
+                    field: "lv_size",
+                    value: lv.lv_size.clone(),
+                })?,
+                data_percent: lv.data_usage()?.unwrap_or(0.0),
+                metadata_percent: lv.metadata_usage()?.unwrap_or(0.0),
+                vg: lv.vg_name.clone(),
+                name: lv.lv_name.clone(),
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Lists thin pools with `lvs`. A host without LVM tools has none.
@@ -277,8 +346,9 @@ pub fn thin_pools() -> Result<Vec<ThinPool>, CommandError> {
         Err(e) if e.not_found => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
-    parse_lvs(&raw.0.to_string())
-        .map_err(|e| CommandError::new(&cmd, format!("printed an unexpected report: {e}")))
+    let lvs = parse_lvs(&raw.0.to_string())
+        .map_err(|e| CommandError::new(&cmd, format!("printed an unexpected report: {e}")))?;
+    thin_pools_of(&lvs).map_err(|e| CommandError::new(&cmd, e.to_string()))
 }
 
 #[cfg(test)]
@@ -325,7 +395,8 @@ mod tests {
 
     #[test]
     fn lvs_thin_pools_and_the_warning_threshold() {
-        let pools = parse_lvs(include_str!("../tests/fixtures/lvs-thinpool.json")).unwrap();
+        let lvs = parse_lvs(include_str!("../tests/fixtures/lvs-thinpool.json")).unwrap();
+        let pools = thin_pools_of(&lvs).unwrap();
         assert_eq!(pools.len(), 1, "only the thin pool, not its thin volumes");
         let p = &pools[0];
         assert_eq!((p.vg.as_str(), p.name.as_str()), ("hvnode", "pool00"));
@@ -341,6 +412,34 @@ mod tests {
             };
             assert_eq!(p.warning(), warn, "{data} {meta}");
         }
+    }
+
+    #[test]
+    fn an_unreadable_percentage_is_an_error_not_zero() {
+        let row = |data: &str| Lv {
+            vg_name: "hvnode".into(),
+            lv_name: "pool00".into(),
+            lv_tags: String::new(),
+            origin: String::new(),
+            lv_attr: "twi-aotz--".into(),
+            lv_size: "1073741824".into(),
+            data_percent: data.into(),
+            metadata_percent: "1.00".into(),
+        };
+        for bad in ["n/a", "12,5", "-1", "101", "NaN"] {
+            let e = thin_pools_of(&[row(bad)]).unwrap_err();
+            assert_eq!(e.field, "data_percent", "{bad}");
+            assert!(e.to_string().contains("hvnode/pool00"), "{e}");
+        }
+        assert_eq!(row(" 12.50 ").data_usage(), Ok(Some(12.5)));
+        assert_eq!(
+            row("").data_usage(),
+            Ok(None),
+            "an inactive pool reports none"
+        );
+        let mut size = row("1");
+        size.lv_size = "big".into();
+        assert_eq!(thin_pools_of(&[size]).unwrap_err().field, "lv_size");
     }
 
     #[test]

@@ -137,16 +137,6 @@ pub fn parse_os_release(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Where the image builder records the image's name, version, release and NVR.
-pub const IMAGE_IDENTITY: &str = "/usr/lib/hvnode/image.json";
-
-/// The `nvr` of the image identity file (`hvnode-1.0-0.20261125.0`).
-pub fn parse_image_nvr(json: &str) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_str(json).ok()?;
-    let nvr = v.get("nvr")?.as_str()?.trim();
-    (!nvr.is_empty()).then(|| nvr.to_string())
-}
-
 /// Formats seconds as "3 days, 4:05".
 pub fn format_uptime(secs: u64) -> String {
     let days = secs / 86_400;
@@ -166,7 +156,7 @@ pub struct SystemInfo {
     /// The OS `PRETTY_NAME`.
     pub os: String,
     /// The image name-version-release, when this is an hvnode image
-    /// ([`IMAGE_IDENTITY`]).
+    /// ([`crate::image::IMAGE_IDENTITY`]).
     pub image_nvr: Option<String>,
     pub kernel: String,
     pub uptime_secs: u64,
@@ -182,9 +172,7 @@ pub fn system_info() -> Result<SystemInfo, Error> {
         .unwrap_or_default();
     let os = parse_os_release(&os_release);
     let field = |name: &str| os.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    let image_nvr = read_to_string(Path::new(IMAGE_IDENTITY))
-        .ok()
-        .and_then(|t| parse_image_nvr(&t));
+    let image_nvr = crate::image::ImageIdentity::running_nvr();
     Ok(SystemInfo {
         hostname: nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
@@ -258,18 +246,6 @@ mod tests {
         ] {
             assert_eq!(format_uptime(secs), want);
         }
-    }
-
-    #[test]
-    fn image_identity() {
-        let json = r#"{"name":"hvnode","version":"1.0","release":"0.20261125.0",
-            "nvr":"hvnode-1.0-0.20261125.0","build_epoch":1764028800}"#;
-        assert_eq!(
-            parse_image_nvr(json).as_deref(),
-            Some("hvnode-1.0-0.20261125.0")
-        );
-        assert_eq!(parse_image_nvr(r#"{"nvr":""}"#), None);
-        assert_eq!(parse_image_nvr("not json"), None);
     }
 
     #[test]

@@ -64,7 +64,7 @@ fn disk_image(ks_path: &Path, out: &Path, cache: &Path) -> Result<()> {
         .map(|l| format!("{l}\n"))
         .collect();
     text.push_str(&image_build::manifest::sha256sums(&new));
-    image_build::manifest::write_atomic(&sums, text.as_bytes())?;
+    fsutil::write_atomic(&sums, text.as_bytes(), fsutil::Options::default())?;
     println!(
         "  {:>12}  {file} (installed in {:.0} s under TCG)",
         made.bytes, made.times.install

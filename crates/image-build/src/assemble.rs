@@ -400,20 +400,12 @@ mod tests {
         );
     }
 
-    /// Whether `program` can be started at all (exit status aside).
-    fn have(program: &str) -> bool {
-        Command::new(program).arg("--version").output().is_ok()
-    }
-
     #[test]
     fn isos_of_the_same_inputs_are_identical() {
-        if ["xorriso", "grub-mkimage", "mkfs.vfat", "mcopy"]
-            .iter()
-            .any(|p| !have(p))
-            || !Path::new(GRUB_LIB).join(BIOS).is_dir()
-            || !Path::new(GRUB_LIB).join(UEFI).is_dir()
+        if !(hvnode_testutil::require_tools(&["xorriso", "grub-mkimage", "mkfs.vfat", "mcopy"])
+            && hvnode_testutil::require_path(&Path::new(GRUB_LIB).join(BIOS))
+            && hvnode_testutil::require_path(&Path::new(GRUB_LIB).join(UEFI)))
         {
-            eprintln!("SKIPPED: xorriso, grub (BIOS and UEFI), dosfstools or mtools missing");
             return;
         }
         let dir = tempfile::tempdir().unwrap();

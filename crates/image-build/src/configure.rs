@@ -6,25 +6,12 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 use command::CommandExt;
-use serde::Serialize;
 
 use crate::payload::installable;
 use crate::recipe::Recipe;
 use crate::rootfs::{Chroot, Root};
 
-/// What the image says about itself (`/usr/lib/hvnode/image.json`); the
-/// agent and nodectl read it.
-#[derive(Debug, Clone, Serialize)]
-pub struct ImageIdentity {
-    pub name: String,
-    pub version: String,
-    pub release: String,
-    pub nvr: String,
-    pub build_epoch: i64,
-    /// The recipe's kernel arguments; the installer boots installed layers
-    /// with them.
-    pub kernel_args: Vec<String>,
-}
+pub use hostinfo::ImageIdentity;
 
 /// Sets `key = value` in a config file of `key = value` lines, replacing an
 /// existing (possibly commented-out) line or appending one.
@@ -154,8 +141,8 @@ pub fn configure(root: &Root, recipe: &Recipe, units: &[String], epoch: i64) -> 
         kernel_args: recipe.kernel.args.clone(),
     };
     root.write(
-        "/usr/lib/hvnode/image.json",
-        format!("{}\n", serde_json::to_string_pretty(&identity)?).as_bytes(),
+        hostinfo::IMAGE_IDENTITY,
+        identity.to_file_text()?.as_bytes(),
         0o644,
     )?;
     // Services.

@@ -320,15 +320,17 @@ pub fn build(opts: &Options) -> Result<Report> {
         artifacts: artifacts.clone(),
     };
     let manifest_path = opts.out.join("manifest.json");
-    manifest::write_atomic(
+    fsutil::write_atomic(
         &manifest_path,
         format!("{}\n", serde_json::to_string_pretty(&m)?).as_bytes(),
+        fsutil::Options::default(),
     )?;
     let mut all = artifacts;
     all.extend(manifest::artifacts(&opts.out, &[manifest_path])?);
-    manifest::write_atomic(
+    fsutil::write_atomic(
         &opts.out.join("SHA256SUMS"),
         manifest::sha256sums(&all).as_bytes(),
+        fsutil::Options::default(),
     )?;
     progress.finish(st, "done");
 

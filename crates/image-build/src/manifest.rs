@@ -95,14 +95,6 @@ pub fn sha256sums(artifacts: &[Artifact]) -> String {
         .collect()
 }
 
-/// Writes `path` via a temporary name.
-pub fn write_atomic(path: &Path, content: &[u8]) -> Result<()> {
-    let partial = partial_name(path);
-    fs::write(&partial, content).with_context(|| format!("writing {}", partial.display()))?;
-    fs::rename(&partial, path)
-        .with_context(|| format!("renaming {} to {}", partial.display(), path.display()))
-}
-
 #[derive(Debug, Serialize)]
 pub struct BundleMetadata {
     pub nvr: String,
@@ -165,7 +157,12 @@ mod tests {
             sums,
             "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03  a.img\n"
         );
-        write_atomic(&dir.path().join("SHA256SUMS"), sums.as_bytes()).unwrap();
+        fsutil::write_atomic(
+            &dir.path().join("SHA256SUMS"),
+            sums.as_bytes(),
+            fsutil::Options::default(),
+        )
+        .unwrap();
         let ok = Command::new("sha256sum")
             .args(["-c", "SHA256SUMS"])
             .current_dir(dir.path())

@@ -177,17 +177,9 @@ mod tests {
         assert_eq!(&a[14..15], "4");
     }
 
-    fn have(program: &str) -> bool {
-        Command::new(program)
-            .arg("-V")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    }
-
     #[test]
     fn ext4_images_of_one_tree_are_identical() {
-        if !have("mkfs.ext4") || !have("debugfs") {
-            eprintln!("SKIPPED: e2fsprogs is not installed");
+        if !hvnode_testutil::require_tools(&["mkfs.ext4", "debugfs"]) {
             return;
         }
         let dir = tempfile::tempdir().unwrap();

@@ -399,7 +399,9 @@ mod tests {
             "# bash\n"
         );
         assert_eq!(fs::metadata(&home).unwrap().mode() & 0o777, 0o700);
-        if nix::unistd::geteuid().is_root() {
+        // Only root can give the home to its owner: without root the owner
+        // check is skipped (reported; a failure in CI), the rest holds.
+        if hvnode_testutil::require_root() {
             assert_eq!(fs::metadata(&home).unwrap().uid(), 1000);
         }
     }

@@ -198,28 +198,12 @@ impl Opened {
 
     /// The image's NVR and kernel arguments (`/usr/lib/hvnode/image.json`).
     pub fn identity(&self) -> Result<(layers::Nvr, Vec<String>)> {
-        let p = self.tree.join("usr/lib/hvnode/image.json");
-        let text = std::fs::read_to_string(&p)
-            .with_context(|| format!("reading {}: not an hvnode image", p.display()))?;
-        let v: serde_json::Value =
-            serde_json::from_str(&text).with_context(|| format!("reading {}", p.display()))?;
-        let nvr = v["nvr"]
-            .as_str()
-            .with_context(|| format!("{} names no nvr", p.display()))?
-            .parse()?;
-        let args = v["kernel_args"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_else(|| {
-                ["security=selinux", "selinux=1", "enforcing=1"]
-                    .map(String::from)
-                    .to_vec()
-            });
-        Ok((nvr, args))
+        let id = hostinfo::ImageIdentity::read(&self.tree)?;
+        let nvr = id
+            .nvr
+            .parse()
+            .with_context(|| format!("the image names a bad NVR {:?}", id.nvr))?;
+        Ok((nvr, id.kernel_args))
     }
 }
 

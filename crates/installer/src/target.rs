@@ -23,12 +23,7 @@ use crate::accounts::{self, Accounts, NewUser};
 /// `mode`; the relabel after configuration gives it its SELinux label.
 pub(crate) fn write(root: &Path, path: &str, text: &str, mode: u32) -> Result<()> {
     let p = layers::under(root, path);
-    if let Some(d) = p.parent() {
-        fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-    }
-    layers::boot::write_atomic(&p, text.as_bytes())?;
-    fs::set_permissions(&p, fs::Permissions::from_mode(mode))
-        .with_context(|| format!("setting the mode of {}", p.display()))?;
+    fsutil::write_atomic(&p, text.as_bytes(), fsutil::Options::mode(mode))?;
     Ok(())
 }
 
@@ -155,9 +150,14 @@ fn rewrite_shadow(root: &Path, user: &str, f: impl Fn(&str) -> String) -> Result
     let text = fs::read_to_string(&path).context("reading the installed system's /etc/shadow")?;
     let meta = fs::metadata(&path)?;
     let new = edit_shadow(&text, user, f)?;
-    layers::boot::write_atomic(&path, new.as_bytes())?;
-    fs::set_permissions(&path, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
-    std::os::unix::fs::chown(&path, Some(meta.uid()), Some(meta.gid()))?;
+    // The new shadow gets its mode and owner before it is renamed into
+    // place: it is never readable by others, not even for a moment.
+    let opts = fsutil::Options {
+        mode: meta.mode() & 0o7777,
+        owner: Some((meta.uid(), meta.gid())),
+        create_parents: false,
+    };
+    fsutil::write_atomic(&path, new.as_bytes(), opts)?;
     Ok(())
 }
 

@@ -1,8 +1,9 @@
 //! The disk half of a manual layout on a real (loop) device: the plan's GPT
 //! written by sgdisk and the platform partitions' file systems made, then
 //! read back with sfdisk and blkid. Needs root and loop devices; skipped
-//! with the reason otherwise. (LVM needs device-mapper, which the build
-//! hosts lack: the volume group is proven by the VM tests.)
+//! with the reason otherwise, a failure in CI (`hvnode_testutil`). (LVM
+//! needs device-mapper, which the build hosts lack: the volume group is
+//! proven by the VM tests.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
 
@@ -33,22 +34,13 @@ impl Drop for Loop {
     }
 }
 
-fn skip_reason() -> Option<String> {
-    let uid = Command::new("id").arg("-u").output().ok();
-    if uid.is_none_or(|o| String::from_utf8_lossy(&o.stdout).trim() != "0") {
-        return Some("not root".into());
-    }
-    if !Path::new("/dev/loop-control").exists() {
-        return Some("no /dev/loop-control".into());
-    }
-    for tool in ["sgdisk", "mkfs.vfat", "mkfs.ext4", "blkid", "losetup"] {
-        let found = std::env::var_os("PATH")
-            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()));
-        if !found {
-            return Some(format!("{tool} is not installed"));
-        }
-    }
-    None
+/// Root, loop devices and the partitioning tools; reported (a failure in CI)
+/// when one is missing.
+fn preconditions() -> bool {
+    hvnode_testutil::require_root()
+        && (Path::new("/dev/loop-control").exists()
+            || hvnode_testutil::skip("no loop devices: /dev/loop-control is missing"))
+        && hvnode_testutil::require_tools(&["sgdisk", "mkfs.vfat", "mkfs.ext4", "blkid", "losetup"])
 }
 
 /// The partition entry of `dev` (`PART_ENTRY_TYPE`, …) as libblkid reads
@@ -76,13 +68,7 @@ fn blkid(dev: &Path, tag: &str) -> String {
 
 #[test]
 fn platform_partitions_are_made_on_a_loop_device() {
-    if let Some(why) = skip_reason() {
-        assert!(
-            !(std::env::var("CI").as_deref() == Ok("true")
-                || std::env::var("HVNODE_REQUIRE_IMAGE").as_deref() == Ok("1")),
-            "{why}"
-        );
-        eprintln!("SKIPPED: {why}");
+    if !preconditions() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -95,16 +81,11 @@ fn platform_partitions_are_made_on_a_loop_device() {
         .output()
         .unwrap();
     if !out.status.success() {
-        assert!(
-            !(std::env::var("CI").as_deref() == Ok("true")
-                || std::env::var("HVNODE_REQUIRE_IMAGE").as_deref() == Ok("1")),
+        // No free loop device (a container's are shared with the host).
+        hvnode_testutil::skip(format!(
             "losetup failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
-        );
-        eprintln!(
-            "SKIPPED: losetup failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        ));
         return;
     }
     let dev = Loop(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));

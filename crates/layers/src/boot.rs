@@ -32,23 +32,6 @@ impl BootEntry {
     }
 }
 
-/// Writes `data` to `path` through a temporary file and a rename.
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.partial"));
-    fs::write(&tmp, data).with_context(|| format!("writing {}", tmp.display()))?;
-    fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .with_context(|| format!("syncing {}", tmp.display()))?;
-    fs::rename(&tmp, path).with_context(|| format!("renaming {} into place", tmp.display()))?;
-    Ok(())
-}
-
 /// The directory of a layer's kernel and initramfs under `boot`.
 pub fn layer_dir(boot: &Path, layer: &LayerName) -> PathBuf {
     boot.join(layer.to_string())
@@ -59,7 +42,7 @@ pub fn install_kernel(boot: &Path, layer: &LayerName, kernel: &Path, initrd: &Pa
     let dir = layer_dir(boot, layer);
     for (src, name) in [(kernel, "vmlinuz"), (initrd, "initrd.img")] {
         let data = fs::read(src).with_context(|| format!("reading {}", src.display()))?;
-        write_atomic(&dir.join(name), &data)?;
+        fsutil::write_atomic(&dir.join(name), &data, fsutil::Options::default())?;
     }
     Ok(())
 }
@@ -101,10 +84,12 @@ pub fn grub_cfg(boot_uuid: &str, entries: &[BootEntry], timeout_s: u32) -> Strin
 
 /// Writes `boot/grub/grub.cfg`.
 pub fn write_grub_cfg(boot: &Path, boot_uuid: &str, entries: &[BootEntry]) -> Result<()> {
-    write_atomic(
+    fsutil::write_atomic(
         &boot.join("grub/grub.cfg"),
         grub_cfg(boot_uuid, entries, 5).as_bytes(),
+        fsutil::Options::default(),
     )
+    .map_err(Into::into)
 }
 
 /// Makes `layer` the default boot entry.

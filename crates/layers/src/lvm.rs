@@ -9,7 +9,6 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use command::CommandExt;
-use serde::{Deserialize, Serialize};
 
 use crate::nvr::{LayerName, Nvr};
 use crate::{Inventory, RootArgs, Store};
@@ -33,48 +32,12 @@ pub struct LvmStore {
     pub root_bytes: u64,
 }
 
-/// One row of `lvs --reportformat json`.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
-pub struct Lv {
-    /// The volume group (empty when the report was asked for one group).
-    #[serde(default)]
-    pub vg_name: String,
-    pub lv_name: String,
-    #[serde(default)]
-    pub lv_tags: String,
-    #[serde(default)]
-    pub origin: String,
-    #[serde(default)]
-    pub lv_attr: String,
-    #[serde(default)]
-    pub lv_size: String,
-    #[serde(default)]
-    pub data_percent: String,
-    #[serde(default)]
-    pub metadata_percent: String,
-}
+pub use hostinfo::storage::Lv;
 
-impl Lv {
-    pub fn has_tag(&self, tag: &str) -> bool {
-        self.lv_tags.split(',').any(|t| t == tag)
-    }
-}
-
-#[derive(Deserialize)]
-struct Report {
-    report: Vec<ReportLvs>,
-}
-
-#[derive(Deserialize)]
-struct ReportLvs {
-    #[serde(default)]
-    lv: Vec<Lv>,
-}
-
-/// Parses `lvs --reportformat json` output.
+/// Parses `lvs --reportformat json` output (the workspace's one parser,
+/// [`hostinfo::storage::parse_lvs`]).
 pub fn parse_lvs(json: &str) -> Result<Vec<Lv>> {
-    let r: Report = serde_json::from_str(json).context("reading the output of lvs")?;
-    Ok(r.report.into_iter().flat_map(|r| r.lv).collect())
+    hostinfo::storage::parse_lvs(json).context("reading the output of lvs")
 }
 
 /// Bases and layers among `lvs`, by tag; volumes without a valid name are

@@ -139,9 +139,7 @@ pub struct Facts {
 
 /// The image's identity, if this is an hvnode system.
 pub fn image_nvr() -> Option<String> {
-    let text = fs::read_to_string("/usr/lib/hvnode/image.json").ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v["nvr"].as_str().map(String::from)
+    hostinfo::ImageIdentity::running_nvr()
 }
 
 fn run_out(c: &mut Command) -> Option<String> {
@@ -440,7 +438,22 @@ fn group(name: &str, checks: Vec<Item>) -> Group {
 
 /// Thin pool use (data, metadata) above this is a failure, as RHVH warns.
 /// The file system of a btrfs or plain store has the same limit.
-pub const THIN_LIMIT_PERCENT: f64 = 80.0;
+pub const THIN_LIMIT_PERCENT: f64 = hostinfo::THIN_POOL_WARN_PERCENT;
+
+/// A thin pool usage check: passes below [`THIN_LIMIT_PERCENT`]; a missing
+/// pool, a usage lvs does not report and an unreadable one all fail.
+fn usage_item(name: &str, usage: Option<Result<Option<f64>, hostinfo::BadLvsRow>>) -> Item {
+    match usage {
+        None => item(name, false, "no thin pool found"),
+        Some(Ok(Some(u))) => item(
+            name,
+            u < THIN_LIMIT_PERCENT,
+            format!("{u:.1}% used (limit {THIN_LIMIT_PERCENT:.0}%)"),
+        ),
+        Some(Ok(None)) => item(name, false, "lvs reports no usage (is the pool active?)"),
+        Some(Err(e)) => item(name, false, e.to_string()),
+    }
+}
 
 /// The use of the file system holding a btrfs or plain store (mounted at
 /// `at`); unmeasured is a failure, as a store whose use nobody knows.
@@ -631,23 +644,11 @@ pub fn check(f: &Facts) -> Report {
                 ),
             ],
         ));
-        let pct = |s: &str| s.parse::<f64>().unwrap_or(0.0);
-        let (data, meta) = pool
-            .map(|p| (pct(&p.data_percent), pct(&p.metadata_percent)))
-            .unwrap_or((0.0, 0.0));
         groups.push(group(
             "Thin storage",
             vec![
-                item(
-                    "Thin pool data",
-                    pool.is_some() && data < THIN_LIMIT_PERCENT,
-                    format!("{data:.1}% used (limit {THIN_LIMIT_PERCENT:.0}%)"),
-                ),
-                item(
-                    "Thin pool metadata",
-                    pool.is_some() && meta < THIN_LIMIT_PERCENT,
-                    format!("{meta:.1}% used (limit {THIN_LIMIT_PERCENT:.0}%)"),
-                ),
+                usage_item("Thin pool data", pool.map(Lv::data_usage)),
+                usage_item("Thin pool metadata", pool.map(Lv::metadata_usage)),
             ],
         ));
     }

@@ -202,7 +202,7 @@ fn a_btrfs_node_expects_discard_on_its_subvolumes_but_not_on_swap() {
 #[test]
 fn each_fault_fails_its_check() {
     type Breaker = fn(&mut Facts);
-    let cases: [(&str, Breaker); 8] = [
+    let cases: [(&str, Breaker); 10] = [
         ("Layer boot entries", |f| f.boot_entries.clear()),
         ("Valid boot entries", |f| {
             f.boot_files.pop().map(|_| ()).unwrap_or(())
@@ -210,6 +210,11 @@ fn each_fault_fails_its_check() {
         ("Separate /var", |f| f.mounts.retain(|m| m.target != "/var")),
         ("Discard is used", |f| f.mounts[2].options = "rw".into()),
         ("Thin pool data", |f| f.lvs[0].data_percent = "91.0".into()),
+        // An unreadable or missing usage is a failure, never "0 % used".
+        ("Thin pool data", |f| f.lvs[0].data_percent = "n/a".into()),
+        ("Thin pool metadata", |f| {
+            f.lvs[0].metadata_percent = String::new()
+        }),
         ("Initialized LVs", |f| {
             f.lvs.retain(|l| l.lv_name != "var_log")
         }),

@@ -2,8 +2,7 @@
 //! a base keeps every file's owner, mode and extended attributes (SELinux
 //! labels), is read-only, layers are writable snapshots counted up from
 //! +1, the boot menu and grub's environment name them. Needs root and loop
-//! devices (skipped with a message otherwise, unless HVNODE_REQUIRE_IMAGE=1
-//! as in CI).
+//! devices (skipped with a message otherwise; a failure in CI).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
 

@@ -4,7 +4,7 @@
 //! writable without changing the base, and has the folder the initramfs
 //! binds the store to; an ext4 file system, which cannot share blocks, is
 //! refused rather than filled. Needs root and loop devices (skipped with
-//! a message otherwise, unless HVNODE_REQUIRE_IMAGE=1 as in CI).
+//! a message otherwise; a failure in CI).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
 

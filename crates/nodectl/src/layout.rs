@@ -120,7 +120,7 @@ pub fn generate_banner(root: &Path) -> Result<ExitCode> {
     let dir = root.join("etc/issue.d");
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join("hvnode.issue");
-    layers::boot::write_atomic(&path, banner_text().as_bytes())?;
+    fsutil::write_atomic(&path, banner_text().as_bytes(), fsutil::Options::default())?;
     println!("wrote {}", path.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -3,7 +3,7 @@
 //! checking the node's host key against the fingerprint that registration sent.
 //!
 //! Needs root, `/usr/sbin/sshd`, `ssh` and `ssh-keygen` (tests/deps.sh installs them);
-//! skipped with a message where they are missing.
+//! skipped with a message where they are missing, a failure in CI (`hvnode_testutil`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -87,10 +87,10 @@ fn ssh_login(key: &Path, port: u16, known_hosts: &Path) -> Output {
 
 #[test]
 fn engine_key_logs_in_after_registration() {
-    let is_root = fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
-    let have = |p: &str| Command::new(p).arg("-V").output().is_ok();
-    if !is_root || !Path::new(SSHD).exists() || !have("ssh") {
-        eprintln!("skipped: needs root, {SSHD} and ssh (tests/deps.sh installs them)");
+    if !(hvnode_testutil::require_root()
+        && hvnode_testutil::require_path(Path::new(SSHD))
+        && hvnode_testutil::require_tools(&["ssh", "ssh-keygen"]))
+    {
         return;
     }
     let base = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();

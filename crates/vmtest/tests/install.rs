@@ -34,8 +34,9 @@
 //! log under `$CARGO_TARGET_TMPDIR/install/`.
 //!
 //! Needs the image (`HVNODE_IMAGE_DIR`, the output folder of `hvnode
-//! build`, set by `tests/run-tests.sh`); skipped without it unless
-//! `HVNODE_REQUIRE_IMAGE=1` (CI).
+//! build`, set by `tests/run-tests.sh`); skipped without it, a failure then
+//! in CI (`CI=true`, or `HVNODE_REQUIRE_IMAGE=1` as `tests/run-tests.sh`
+//! sets; see `hvnode_testutil`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
 
@@ -59,8 +60,14 @@ const SEPARATE: [&str; 7] = [
     "/tmp",
 ];
 
+/// The image of `HVNODE_IMAGE_DIR`; `None` (skipped, with the reason) when it
+/// is not set, a failure in CI (`hvnode_testutil`).
 fn image() -> Option<Image> {
-    Image::from_env().unwrap()
+    let dir = hvnode_testutil::require_env(
+        "HVNODE_IMAGE_DIR",
+        "build the image with `make image`; tests/run-tests.sh does",
+    )?;
+    Some(Image::open(Path::new(&dir)).unwrap())
 }
 
 fn work_dir(name: &str) -> PathBuf {

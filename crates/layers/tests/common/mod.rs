@@ -1,7 +1,7 @@
 //! What the store tests share: a file system on a loop device, a small
 //! image tree with owners, modes, a link and SELinux labels, and a reader
 //! of those labels. Needs root and loop devices: without them a test is
-//! skipped with a message, unless HVNODE_REQUIRE_IMAGE=1 (CI).
+//! skipped with a message, and fails in CI (`hvnode_testutil`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)] // tests fail loudly
 
@@ -57,17 +57,13 @@ impl Drop for Fs {
 }
 
 /// A 1 GiB file system made by `mkfs` (program and arguments, the image
-/// file is appended), on a loop device, mounted; `None` (skipped) without
-/// root or loop devices.
+/// file is appended), on a loop device, mounted; `None` (skipped, with the
+/// reason; a failure in CI) without root or loop devices.
 pub fn fs_on_loop(mkfs: &[&str]) -> Option<Fs> {
-    let root = sh(Command::new("id").arg("-u")).trim() == "0";
-    if !(root && Path::new("/dev/loop-control").exists()) {
-        assert!(
-            std::env::var("HVNODE_REQUIRE_IMAGE").as_deref() != Ok("1")
-                && std::env::var("CI").as_deref() != Ok("true"),
-            "the store tests need root and loop devices"
-        );
-        eprintln!("SKIPPED: needs root and loop devices");
+    if !(hvnode_testutil::require_root()
+        && (Path::new("/dev/loop-control").exists()
+            || hvnode_testutil::skip("no loop devices: /dev/loop-control is missing")))
+    {
         return None;
     }
     let dir = tempfile::tempdir().unwrap();
