@@ -12,6 +12,7 @@ pub mod network;
 pub mod security;
 pub mod storage;
 pub mod system;
+pub mod units;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,6 +28,7 @@ pub use storage::{
     filesystems, thin_pools,
 };
 pub use system::{CpuInfo, LoadAvg, MemInfo, SystemInfo, format_uptime, system_info};
+pub use units::{human_bytes, now_unix};
 
 /// A host fact that could not be read.
 #[derive(Debug, thiserror::Error)]

@@ -104,12 +104,7 @@ pub fn default_epoch(workspace: &Path) -> i64 {
         .run_capture()
         .ok()
         .and_then(|s| s.trim().parse().ok());
-    git.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0)
-    })
+    git.unwrap_or_else(|| i64::try_from(hostinfo::now_unix()).unwrap_or(i64::MAX))
 }
 
 /// The time of the last commit that changed the recipe (with

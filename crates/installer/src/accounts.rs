@@ -91,10 +91,7 @@ impl Accounts {
                 .map(String::from)
                 .collect())
         };
-        let today = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() / 86400)
-            .unwrap_or(0);
+        let today = hostinfo::now_unix() / 86400;
         Ok(Accounts {
             passwd: read(FILES[0])?,
             group: read(FILES[1])?,

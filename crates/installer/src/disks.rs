@@ -67,20 +67,9 @@ impl Device {
     }
 }
 
-/// `1.5 GiB`.
+/// `1.5 GiB` (the workspace's one [`hostinfo::human_bytes`]).
 pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < UNITS.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[i])
-    }
+    hostinfo::human_bytes(bytes as f64)
 }
 
 #[derive(Deserialize)]

@@ -1,8 +1,6 @@
 //! The node's registration state: one enum, persisted as JSON, read by `nodectl` and
 //! the console.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use serde::{Deserialize, Serialize};
@@ -216,13 +214,7 @@ impl StateFile {
     }
 }
 
-/// Seconds since the epoch.
-pub fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+pub use hostinfo::now_unix;
 
 /// Reads the persisted state; a node that never registered is `unregistered`.
 pub fn load_state(sysroot: &Sysroot) -> Result<StateFile> {
