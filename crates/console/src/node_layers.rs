@@ -17,7 +17,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use layers::LayerName;
 use layers::lvm::{DEFAULT_VG, TAG_POOL};
-use layers::status::{self, Facts, Report, THIN_LIMIT_PERCENT};
+use layers::status::{self, Backend, Facts, Report, THIN_LIMIT_PERCENT};
 use serde::Serialize;
 
 use crate::api::{blocking, ok, to_value};
@@ -174,13 +174,13 @@ impl LayersView {
 
 fn store_view(f: &Facts) -> Option<StoreView> {
     let mut s = StoreView {
-        backend: f.backend.clone(),
+        backend: f.backend.map(|b| b.to_string()).unwrap_or_default(),
         warn_percent: THIN_LIMIT_PERCENT,
         ..StoreView::default()
     };
     let over = |v: Option<f64>| v.filter(|v| *v >= THIN_LIMIT_PERCENT);
-    match f.backend.as_str() {
-        "lvm" => {
+    match f.backend {
+        Some(Backend::Lvm) => {
             let pool = f.lvs.iter().find(|l| l.has_tag(TAG_POOL));
             // The group the store was found in (a kickstart may name it).
             let vg = if f.vg.is_empty() {
@@ -229,7 +229,7 @@ fn store_view(f: &Facts) -> Option<StoreView> {
                 }
             }
         }
-        "btrfs" => {
+        Some(Backend::Btrfs) => {
             s.description = "btrfs subvolumes (hvnode/bases, hvnode/layers)".into();
             s.used_percent = f.store_used_percent;
             if let Some(v) = over(s.used_percent) {
@@ -239,7 +239,7 @@ fn store_view(f: &Facts) -> Option<StoreView> {
                 ));
             }
         }
-        "plain" => {
+        Some(Backend::Plain) => {
             s.description =
                 "XFS folders with reflinked layers (hvnode/bases, hvnode/layers)".into();
             s.used_percent = f.store_used_percent;
@@ -251,7 +251,7 @@ fn store_view(f: &Facts) -> Option<StoreView> {
                 ));
             }
         }
-        _ => return None,
+        None => return None,
     }
     Some(s)
 }

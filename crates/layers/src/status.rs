@@ -106,11 +106,40 @@ pub fn layer_from_cmdline(cmdline: &str) -> Option<LayerName> {
     })
 }
 
+/// Which layer store a node has, found by [`gather`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Thin LVM volumes (`autopart --type=thinp`).
+    Lvm,
+    /// btrfs subvolumes (`autopart --type=btrfs`).
+    Btrfs,
+    /// XFS folders with reflinked layers (`autopart --type=plain`).
+    Plain,
+}
+
+impl Backend {
+    /// The name `nodectl info` and the console print: `lvm`, `btrfs`, `plain`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Lvm => "lvm",
+            Backend::Btrfs => "btrfs",
+            Backend::Plain => "plain",
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Everything `info` and `check` look at.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Facts {
-    /// `lvm`, `btrfs` or `plain` (or empty when no store was found).
-    pub backend: String,
+    /// The layer store; `None` when none was found (not an installed node).
+    pub backend: Option<Backend>,
     /// The volume group holding the store (lvm): whichever group has the
     /// volumes tagged as hvnode's, named as the installer's kickstart said.
     pub vg: String,
@@ -164,11 +193,11 @@ pub fn gather(boot: &Path) -> Result<Facts> {
         .map(|m| m.fstype.clone())
         .unwrap_or_default();
     if root_fs == "btrfs" {
-        f.backend = "btrfs".into();
+        f.backend = Some(Backend::Btrfs);
         f.inventory = btrfs_inventory(&f.mounts);
         f.store_used_percent = used_percent("/").ok();
     } else if is_plain_root(&f.mounts, &cmdline) {
-        f.backend = "plain".into();
+        f.backend = Some(Backend::Plain);
         f.inventory = plain::store_inventory(Path::new(STORE_MOUNT));
         // The root is a folder of the same file system: were the store not
         // mounted, df would still measure it.
@@ -182,7 +211,7 @@ pub fn gather(boot: &Path) -> Result<Facts> {
             ]),
     ) && let Some((vg, lvs)) = store_group(parse_lvs(&out)?)
     {
-        f.backend = "lvm".into();
+        f.backend = Some(Backend::Lvm);
         f.vg = vg;
         f.lvs = lvs;
         f.inventory = Some(inventory_of(&f.lvs));
@@ -260,7 +289,7 @@ fn expected_volumes(f: &Facts) -> Vec<(Option<String>, String)> {
         .fstab
         .iter()
         .filter_map(|e| {
-            if f.backend == "plain" {
+            if f.backend == Some(Backend::Plain) {
                 return plain::volume(e).map(|mp| (None, mp));
             }
             let target = if e.fstype == "swap" {
@@ -268,7 +297,7 @@ fn expected_volumes(f: &Facts) -> Vec<(Option<String>, String)> {
             } else {
                 e.target.clone()
             };
-            if f.backend == "btrfs" {
+            if f.backend == Some(Backend::Btrfs) {
                 // `/swap` is the subvolume that holds the swap file.
                 let volume = e.fstype == "btrfs"
                     && !["/", "/swap"].contains(&e.target.as_str())
@@ -291,7 +320,7 @@ fn expected_volumes(f: &Facts) -> Vec<(Option<String>, String)> {
     VOLUMES
         .iter()
         .map(|v| {
-            let lv = (f.backend != "plain").then(|| v.name.to_string());
+            let lv = (f.backend != Some(Backend::Plain)).then(|| v.name.to_string());
             (lv, v.mountpoint.to_string())
         })
         .collect()
@@ -373,7 +402,7 @@ pub fn info(f: &Facts, image: Option<String>) -> Info {
     };
     Info {
         image,
-        backend: f.backend.clone(),
+        backend: f.backend.map(|b| b.to_string()).unwrap_or_default(),
         layers,
         bootloader: Bootloader {
             default: env("saved_entry"),
@@ -583,7 +612,7 @@ pub fn check(f: &Facts) -> Report {
         ],
     ));
     // Storage.
-    if f.backend == "btrfs" {
+    if f.backend == Some(Backend::Btrfs) {
         groups.push(group(
             "Storage (btrfs)",
             vec![
@@ -595,7 +624,7 @@ pub fn check(f: &Facts) -> Report {
                 space_item(f.store_used_percent, "/"),
             ],
         ));
-    } else if f.backend == "plain" {
+    } else if f.backend == Some(Backend::Plain) {
         groups.push(plain::check(f, &expected));
     } else {
         let pool = f.lvs.iter().find(|l| l.has_tag(TAG_POOL));

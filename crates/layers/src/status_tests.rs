@@ -46,7 +46,7 @@ fn healthy() -> Facts {
         )
     }));
     Facts {
-        backend: "lvm".into(),
+        backend: Some(Backend::Lvm),
         vg: "hvnode".into(),
         fstab: Vec::new(),
         inventory: Some(inventory_of(&lvs)),
@@ -169,7 +169,7 @@ fn a_manual_layout_is_checked_against_its_fstab() {
 #[test]
 fn a_btrfs_node_expects_discard_on_its_subvolumes_but_not_on_swap() {
     let mut f = healthy();
-    f.backend = "btrfs".into();
+    f.backend = Some(Backend::Btrfs);
     f.lvs.clear();
     let entry = |t: &str, o: &str| Entry {
         source: "UUID=x".into(),

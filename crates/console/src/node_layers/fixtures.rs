@@ -4,7 +4,7 @@
 
 use layers::boot::{BootEntry, grub_cfg};
 use layers::lvm::{Lv, TAG_BASE, TAG_LAYER, TAG_POOL, TAG_VOLUME, inventory_of};
-use layers::status::{Facts, Mount, parse_grub_cfg};
+use layers::status::{Backend, Facts, Mount, parse_grub_cfg};
 use layers::volumes::VOLUMES;
 
 use super::Snapshot;
@@ -73,7 +73,7 @@ pub fn updated_node() -> Facts {
         .map(|p| p.trim_start_matches('/').to_string())
         .collect();
     Facts {
-        backend: "lvm".into(),
+        backend: Some(Backend::Lvm),
         inventory: Some(inventory_of(&lvs)),
         lvs,
         current_layer: Some(l_new.parse().unwrap()),

@@ -86,7 +86,7 @@ fn a_full_pool_warns_and_fails_the_health_check_with_its_detail() {
 #[test]
 fn btrfs_shows_its_space() {
     let mut f = updated_node();
-    f.backend = "btrfs".into();
+    f.backend = Some(Backend::Btrfs);
     f.lvs.clear();
     f.store_used_percent = Some(91.0);
     let s = view(&snap(f)).store.unwrap();
@@ -237,7 +237,7 @@ fn the_node_page_shows_an_installed_nodes_layers() {
 #[test]
 fn plain_shows_its_store_in_words_and_its_space() {
     let mut f = updated_node();
-    f.backend = "plain".into();
+    f.backend = Some(Backend::Plain);
     f.lvs.clear();
     f.vg.clear();
     f.store_used_percent = Some(85.0);

@@ -85,7 +85,7 @@ fn plain_node() -> Facts {
         .map(|p| p.trim_start_matches('/').to_string())
         .collect();
     Facts {
-        backend: "plain".into(),
+        backend: Some(crate::status::Backend::Plain),
         fstab: fstab::parse(FSTAB),
         inventory: store_inventory(store().path()),
         current_layer: layer_from_cmdline(CMDLINE),
