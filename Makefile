@@ -43,4 +43,4 @@ image: deps
 ## Boot times under TCG: power-on → login prompt → console on 9090, live ISO
 ## and installed disk, median of 3 (builds the image first).
 bench-boot: image
-	HVNODE_IMAGE_DIR=$(CURDIR)/out $(CARGO) bench -p vmtest --bench boot
+	HVNODE_IMAGE_DIR=$(CURDIR)/out $(CARGO) bench -p hvnode-vmtest --bench boot

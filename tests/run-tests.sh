@@ -30,7 +30,7 @@ phase "image build" "$CARGO_TARGET_DIR/release/hvnode" build image/hvnode.toml -
 # The VM tests and the image rebuild (the test group `heavy` of
 # .config/nextest.toml) run after the others, on their own: they want the
 # whole machine, and their times are then theirs.
-heavy='(package(vmtest) & binary(install)) | test(/reproducible/)'
+heavy='(package(hvnode-vmtest) & binary(install)) | test(/reproducible/)'
 rc=0
 if cargo nextest --version >/dev/null 2>&1; then
     phase "unit and integration tests" cargo nextest run --workspace --no-fail-fast -E "not ($heavy)" || rc=$?

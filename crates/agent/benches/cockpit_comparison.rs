@@ -7,7 +7,7 @@
 //! missing piece is reported and skipped. Both servers listen on 127.0.0.1 only and
 //! get the same `wrk -t2 -c32 -d10s`.
 //!
-//!     cargo bench -p agent --bench cockpit_comparison
+//!     cargo bench -p hvnode-agent --bench cockpit_comparison
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 

@@ -12,6 +12,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub config: Config,
     pub sessions: Mutex<Sessions>,
     pub throttle: Mutex<Throttle>,
+    /// What session idle times and the login throttle's window are measured with.
+    pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
     pub libvirt: Arc<Libvirt>,
     /// Whether the console is served over TLS (cookies and HSTS depend on it).
@@ -47,12 +50,18 @@ pub type Shared = Arc<AppState>;
 
 impl AppState {
     pub fn new(config: Config, metrics: Arc<Metrics>) -> Shared {
+        Self::with_clock(config, metrics, Arc::new(SystemClock))
+    }
+
+    /// [`AppState::new`] with sessions and the login throttle on `clock`.
+    pub fn with_clock(config: Config, metrics: Arc<Metrics>, clock: Arc<dyn Clock>) -> Shared {
         let libvirt = Arc::new(Libvirt::new(&config.libvirt_uri));
         Arc::new(Self {
             tls: !config.insecure_http,
             config,
-            sessions: Mutex::new(Sessions::default()),
+            sessions: Mutex::new(Sessions::with_clock(clock.clone())),
             throttle: Mutex::new(Throttle::default()),
+            clock,
             metrics,
             libvirt,
             facts: crate::views::FactsCache::default(),

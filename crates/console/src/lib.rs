@@ -12,10 +12,10 @@ pub mod api;
 pub mod app;
 pub mod assets;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod journal;
-pub mod libvirt_rpc;
 pub mod login;
 pub mod metrics;
 pub mod node_layers;
@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 pub use app::{AppState, Shared, router};
 pub use config::Config;
-pub use metrics::{Metrics, spawn_sampler};
+pub use metrics::{Metrics, spawn_sampler, spawn_sampler_every};
 
 /// A console that failed to start.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +61,15 @@ pub struct Console {
 impl Console {
     /// Binds the listening socket and loads (or generates) the TLS certificate.
     pub async fn bind(config: Config, metrics: Arc<Metrics>) -> Result<Self, StartError> {
+        Self::bind_with_clock(config, metrics, Arc::new(clock::SystemClock)).await
+    }
+
+    /// [`Console::bind`] with sessions and the login throttle on `clock`.
+    pub async fn bind_with_clock(
+        config: Config,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn clock::Clock>,
+    ) -> Result<Self, StartError> {
         let (tls, certificate) = if config.insecure_http {
             (None, None)
         } else {
@@ -84,7 +93,7 @@ impl Console {
             source,
         })?;
         Ok(Self {
-            state: AppState::new(config, metrics),
+            state: AppState::with_clock(config, metrics, clock),
             listener,
             tls,
             certificate,

@@ -1,7 +1,5 @@
 //! The login form, PAM check, session cookie and logout.
 
-use std::time::Instant;
-
 use askama::Template;
 use axum::Extension;
 use axum::body::Bytes;
@@ -76,7 +74,7 @@ pub async fn submit(
         .throttle
         .lock()
         .ok()
-        .and_then(|mut t| t.retry_after(ip, Instant::now()));
+        .and_then(|mut t| t.retry_after(ip, state.clock.now()));
     if let Some(secs) = throttled {
         tracing::warn!(client = %ip, user = %creds.username, "login throttled");
         let mut resp = login_page(
@@ -132,7 +130,7 @@ pub async fn submit(
         }
         Err(e) => {
             if let Ok(mut t) = state.throttle.lock() {
-                t.record_failure(ip, Instant::now());
+                t.record_failure(ip, state.clock.now());
             }
             tracing::warn!(client = %ip, user = %user, "login failed: {e}");
             let shown = match e {

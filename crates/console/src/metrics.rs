@@ -83,10 +83,19 @@ impl Metrics {
 
 use hostinfo::now_unix;
 
-/// Samples the host every second into `metrics` until the runtime stops.
+/// How often the sampler samples: the history keeps one point per period.
+pub const SAMPLE_PERIOD: Duration = Duration::from_secs(1);
+
+/// Samples the host every [`SAMPLE_PERIOD`] into `metrics` until the runtime stops.
 pub fn spawn_sampler(metrics: Arc<Metrics>) -> tokio::task::JoinHandle<()> {
+    spawn_sampler_every(metrics, SAMPLE_PERIOD)
+}
+
+/// Samples the host every `period` into `metrics` until the runtime stops (the
+/// first point comes one period after the start: a rate needs two readings).
+pub fn spawn_sampler_every(metrics: Arc<Metrics>, period: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut last: Option<(Instant, hostinfo::Counters)> = None;
         let mut warned = false;

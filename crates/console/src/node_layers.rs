@@ -15,9 +15,10 @@ use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
+use health::{Report, USAGE_LIMIT_PERCENT};
 use layers::LayerName;
 use layers::lvm::{DEFAULT_VG, TAG_POOL};
-use layers::status::{self, Backend, Facts, Report, THIN_LIMIT_PERCENT};
+use layers::status::{self, Backend, Facts};
 use serde::Serialize;
 
 use crate::api::{blocking, ok, to_value};
@@ -168,17 +169,17 @@ pub struct LayerRow {
 impl LayersView {
     /// Whether the health report is all OK (`None`: no report).
     pub fn health_ok(&self) -> Option<bool> {
-        self.health.as_ref().map(|r| r.status == status::Status::Ok)
+        self.health.as_ref().map(|r| r.status == health::Status::Ok)
     }
 }
 
 fn store_view(f: &Facts) -> Option<StoreView> {
     let mut s = StoreView {
         backend: f.backend.map(|b| b.to_string()).unwrap_or_default(),
-        warn_percent: THIN_LIMIT_PERCENT,
+        warn_percent: USAGE_LIMIT_PERCENT,
         ..StoreView::default()
     };
-    let over = |v: Option<f64>| v.filter(|v| *v >= THIN_LIMIT_PERCENT);
+    let over = |v: Option<f64>| v.filter(|v| *v >= USAGE_LIMIT_PERCENT);
     match f.backend {
         Some(Backend::Lvm) => {
             let pool = f.lvs.iter().find(|l| l.has_tag(TAG_POOL));
@@ -224,7 +225,7 @@ fn store_view(f: &Facts) -> Option<StoreView> {
             ] {
                 if let Some(v) = over(v) {
                     s.warnings.push(format!(
-                        "Thin pool {what} {v:.1} % used, above {THIN_LIMIT_PERCENT:.0} %: {next}"
+                        "Thin pool {what} {v:.1} % used, above {USAGE_LIMIT_PERCENT:.0} %: {next}"
                     ));
                 }
             }
@@ -234,7 +235,7 @@ fn store_view(f: &Facts) -> Option<StoreView> {
             s.used_percent = f.store_used_percent;
             if let Some(v) = over(s.used_percent) {
                 s.warnings.push(format!(
-                    "The btrfs file system is {v:.0} % used, above {THIN_LIMIT_PERCENT:.0} %: \
+                    "The btrfs file system is {v:.0} % used, above {USAGE_LIMIT_PERCENT:.0} %: \
                      remove layers that are no longer needed or add a device"
                 ));
             }
@@ -246,7 +247,7 @@ fn store_view(f: &Facts) -> Option<StoreView> {
             if let Some(v) = over(s.used_percent) {
                 s.warnings.push(format!(
                     "The XFS file system of the layers is {v:.0} % used, above \
-                     {THIN_LIMIT_PERCENT:.0} %: remove layers that are no longer needed, \
+                     {USAGE_LIMIT_PERCENT:.0} %: remove layers that are no longer needed, \
                      and the bases they leave without layers"
                 ));
             }
@@ -322,7 +323,8 @@ pub fn view(snap: &Snapshot) -> LayersView {
         store: store_view(facts),
         bases,
         layers,
-        health: installed.then(|| status::check(facts)),
+        // The node page adds the node's health report (views::node).
+        health: None,
     }
 }
 

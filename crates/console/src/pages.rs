@@ -5,7 +5,7 @@ use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use layers::status::Status;
+use health::Status;
 use serde::Deserialize;
 
 use crate::app::{Authed, Shared};
@@ -189,7 +189,7 @@ struct OverviewPage {
     image: String,
     uptime: String,
     memory: String,
-    health: Vec<views::Check>,
+    health: health::Report,
     host_keys: Vec<hostinfo::HostKey>,
     graphs: Vec<Graph>,
 }

@@ -19,16 +19,16 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use hostinfo::units::UtcTime;
 use registration::{
-    CaFingerprints, EngineAddr, ErrorKind, Fingerprint, RegisterOptions, RegistrationState,
-    StateFile, Sysroot, Trust,
+    CaFingerprints, EngineAddr, ErrorKind, Fingerprint, RegisterOptions, Registration,
+    RegistrationState, StateFile, Sysroot, Trust,
 };
 use serde::Deserialize;
 
 use crate::app::{Authed, Shared};
 use crate::error::parse_form;
 use crate::pages::{PageCtx, render};
-use crate::views::format_time_us;
 
 /// How long each request to the engine may take (the registration makes four).
 pub const ENGINE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -142,7 +142,7 @@ fn sysroot(state: &Shared) -> Sysroot {
 }
 
 fn utc(secs: u64) -> String {
-    format!("{} UTC", format_time_us(secs.saturating_mul(1_000_000)))
+    format!("{} UTC", UtcTime::from_unix(secs))
 }
 
 fn row(id: &'static str, label: &'static str, value: impl Into<String>, mono: bool) -> Row {
@@ -169,77 +169,20 @@ pub fn state_view(file: &StateFile) -> StateView {
             true,
         ));
     }
-    let mut awaiting = None;
-    let mut next = None;
-    let headline = match status {
-        RegistrationState::Unregistered => {
-            next = Some("Register below with the engine's address.".to_string());
-            "Not registered with an engine".to_string()
-        }
+    let summary = match status {
+        RegistrationState::Unregistered => Summary {
+            headline: "Not registered with an engine".to_string(),
+            next: Some("Register below with the engine's address.".to_string()),
+            awaiting: None,
+        },
         RegistrationState::TrustFetched { engine, ca, .. }
         | RegistrationState::AwaitingConfirmation { engine, ca, .. } => {
-            let previous = match status {
-                RegistrationState::AwaitingConfirmation { previous_ca, .. } => {
-                    previous_ca.as_ref().map(|p| p.sha256.clone())
-                }
-                _ => None,
-            };
-            awaiting = Some(confirm_view(engine, ca, previous, None, None, "", ""));
-            next = Some(
-                "Compare the fingerprint with the engine's own, then confirm it to register."
-                    .to_string(),
-            );
-            format!("The CA of engine {engine} waits for an administrator's confirmation")
+            awaiting_summary(status, engine, ca)
         }
         RegistrationState::Registered(r)
         | RegistrationState::Managed {
             registration: r, ..
-        } => {
-            let name = r
-                .name
-                .clone()
-                .or_else(|| r.address.clone())
-                .unwrap_or_else(|| "the node's address (the engine's choice)".into());
-            rows.push(row("reg-name", "Name in the engine", name, false));
-            if let Some(a) = &r.address {
-                rows.push(row("reg-address", "Address", a.clone(), true));
-            }
-            rows.push(row("reg-unique-id", "Unique id", r.unique_id.clone(), true));
-            rows.push(row(
-                "reg-ssh",
-                "SSH",
-                format!("{} on port {}", r.ssh_user, r.ssh_port),
-                true,
-            ));
-            if let Some(fp) = &r.ssh_key_fingerprint {
-                rows.push(row("reg-host-key", "Host key sent", fp.clone(), true));
-            }
-            rows.push(row(
-                "reg-registered-at",
-                "Registered",
-                utc(r.registered_at),
-                false,
-            ));
-            match status {
-                RegistrationState::Managed { managed_since, .. } => {
-                    rows.push(row(
-                        "reg-managed",
-                        "Managed since",
-                        utc(*managed_since),
-                        false,
-                    ));
-                    format!("Managed by engine {}", r.engine)
-                }
-                _ => {
-                    next = Some(
-                        "Approve the host in the engine's administration portal (Compute → \
-                         Hosts); the engine then deploys it over SSH."
-                            .to_string(),
-                    );
-                    format!("Registered with engine {}, pending approval", r.engine)
-                }
-            }
-        }
+        } => registered_summary(status, r, &mut rows),
         RegistrationState::Failed {
             engine,
             attempts,
@@ -265,8 +208,11 @@ pub fn state_view(file: &StateFile) -> StateView {
                 ),
                 false,
             ));
-            next = Some("Correct what the error names, then register again below.".to_string());
-            format!("Registration with engine {engine} failed")
+            Summary {
+                headline: format!("Registration with engine {engine} failed"),
+                next: Some("Correct what the error names, then register again below.".to_string()),
+                awaiting: None,
+            }
         }
     };
     if file.updated_at > 0 {
@@ -279,11 +225,99 @@ pub fn state_view(file: &StateFile) -> StateView {
     }
     StateView {
         name: status.name(),
-        headline,
-        next,
+        headline: summary.headline,
+        next: summary.next,
         rows,
-        awaiting,
+        awaiting: summary.awaiting,
         failed: matches!(status, RegistrationState::Failed { .. }),
+    }
+}
+
+/// What the state card says above its rows: [`StateView`]'s `headline`, `next`
+/// and `awaiting`.
+struct Summary {
+    headline: String,
+    next: Option<String>,
+    awaiting: Option<ConfirmView>,
+}
+
+/// A fetched CA that waits for an administrator's confirmation.
+fn awaiting_summary(
+    status: &RegistrationState,
+    engine: &EngineAddr,
+    ca: &CaFingerprints,
+) -> Summary {
+    let previous = match status {
+        RegistrationState::AwaitingConfirmation { previous_ca, .. } => {
+            previous_ca.as_ref().map(|p| p.sha256.clone())
+        }
+        _ => None,
+    };
+    Summary {
+        headline: format!("The CA of engine {engine} waits for an administrator's confirmation"),
+        next: Some(
+            "Compare the fingerprint with the engine's own, then confirm it to register."
+                .to_string(),
+        ),
+        awaiting: Some(confirm_view(engine, ca, previous, None, None, "", "")),
+    }
+}
+
+/// A registered (or managed) node: its registration's rows, and whether the
+/// engine still has to approve it.
+fn registered_summary(
+    status: &RegistrationState,
+    r: &Registration,
+    rows: &mut Vec<Row>,
+) -> Summary {
+    let name = r
+        .name
+        .clone()
+        .or_else(|| r.address.clone())
+        .unwrap_or_else(|| "the node's address (the engine's choice)".into());
+    rows.push(row("reg-name", "Name in the engine", name, false));
+    if let Some(a) = &r.address {
+        rows.push(row("reg-address", "Address", a.clone(), true));
+    }
+    rows.push(row("reg-unique-id", "Unique id", r.unique_id.clone(), true));
+    rows.push(row(
+        "reg-ssh",
+        "SSH",
+        format!("{} on port {}", r.ssh_user, r.ssh_port),
+        true,
+    ));
+    if let Some(fp) = &r.ssh_key_fingerprint {
+        rows.push(row("reg-host-key", "Host key sent", fp.clone(), true));
+    }
+    rows.push(row(
+        "reg-registered-at",
+        "Registered",
+        utc(r.registered_at),
+        false,
+    ));
+    match status {
+        RegistrationState::Managed { managed_since, .. } => {
+            rows.push(row(
+                "reg-managed",
+                "Managed since",
+                utc(*managed_since),
+                false,
+            ));
+            Summary {
+                headline: format!("Managed by engine {}", r.engine),
+                next: None,
+                awaiting: None,
+            }
+        }
+        _ => Summary {
+            headline: format!("Registered with engine {}, pending approval", r.engine),
+            next: Some(
+                "Approve the host in the engine's administration portal (Compute → \
+                 Hosts); the engine then deploys it over SSH."
+                    .to_string(),
+            ),
+            awaiting: None,
+        },
     }
 }
 

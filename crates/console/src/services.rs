@@ -73,14 +73,6 @@ pub fn list_units() -> Result<Vec<Unit>, CommandError> {
         .map_err(|e| CommandError::new(&list, format!("printed an unexpected shape: {e}")))
 }
 
-/// Names of the units systemd reports as failed.
-pub fn failed_units() -> Result<Vec<String>, CommandError> {
-    let units: Vec<Unit> = systemctl()
-        .args(["list-units", "--failed", "--no-pager", "--output=json"])
-        .run_json()?;
-    Ok(units.into_iter().map(|u| u.unit).collect())
-}
-
 /// What can be done to a unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnitAction {

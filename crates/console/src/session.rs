@@ -2,10 +2,13 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::clock::{Clock, SystemClock};
 
 /// The session cookie's name. The `__Host-` prefix makes browsers accept it only when
 /// it is `Secure`, has `Path=/` and no `Domain`, so no other site or subdomain can set it.
@@ -43,12 +46,28 @@ pub struct Session {
 }
 
 /// All sessions, keyed by their cookie value.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Sessions {
     by_token: HashMap<String, Session>,
+    /// What idle times are measured with.
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Self::with_clock(Arc::new(SystemClock))
+    }
 }
 
 impl Sessions {
+    /// No sessions yet; idle times measured with `clock`.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            by_token: HashMap::new(),
+            clock,
+        }
+    }
+
     /// Starts a session for `user`; returns its cookie value and CSRF token.
     pub fn create(&mut self, user: &str) -> Option<(String, String)> {
         let token = random_token();
@@ -56,7 +75,7 @@ impl Sessions {
         if token.is_empty() || csrf.is_empty() || self.by_token.contains_key(&token) {
             return None;
         }
-        let now = Instant::now();
+        let now = self.clock.now();
         self.by_token.insert(
             token.clone(),
             Session {
@@ -72,7 +91,7 @@ impl Sessions {
     /// The session of `token` if it has not been idle longer than `idle`; `touch`
     /// counts this request as activity.
     pub fn get(&mut self, token: &str, idle: Duration, touch: bool) -> Option<Session> {
-        let now = Instant::now();
+        let now = self.clock.now();
         let session = self.by_token.get_mut(token)?;
         if now.duration_since(session.last_seen) > idle {
             self.by_token.remove(token);
@@ -90,7 +109,7 @@ impl Sessions {
 
     /// Forgets sessions idle longer than `idle`.
     pub fn expire(&mut self, idle: Duration) {
-        let now = Instant::now();
+        let now = self.clock.now();
         self.by_token
             .retain(|_, s| now.duration_since(s.last_seen) <= idle);
     }
@@ -163,6 +182,7 @@ impl Throttle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
 
     #[test]
     fn tokens_are_random_and_long() {
@@ -180,17 +200,41 @@ mod tests {
 
     #[test]
     fn idle_sessions_expire() {
-        let mut s = Sessions::default();
+        let clock = Arc::new(ManualClock::new());
+        let mut s = Sessions::with_clock(clock.clone());
         let (token, csrf) = s.create("root").unwrap();
         let got = s.get(&token, Duration::from_secs(60), true).unwrap();
         assert_eq!(
             (got.user.as_str(), got.csrf.as_str()),
             ("root", csrf.as_str())
         );
-        std::thread::sleep(Duration::from_millis(20));
+        clock.advance(Duration::from_millis(5));
+        assert!(
+            s.get(&token, Duration::from_millis(5), false).is_some(),
+            "idle exactly as long as allowed is still alive"
+        );
+        clock.advance(Duration::from_millis(15));
         assert!(s.get(&token, Duration::from_millis(5), true).is_none());
         assert!(s.is_empty(), "an expired session is forgotten");
         assert!(s.get("forged", Duration::from_secs(60), true).is_none());
+    }
+
+    #[test]
+    fn only_touching_requests_keep_a_session_and_expiry_forgets_the_rest() {
+        let clock = Arc::new(ManualClock::new());
+        let mut s = Sessions::with_clock(clock.clone());
+        let idle = Duration::from_secs(2);
+        let (person, _) = s.create("root").unwrap();
+        let (poller, _) = s.create("root").unwrap();
+        for _ in 0..8 {
+            assert!(s.get(&person, idle, true).is_some());
+            let _ = s.get(&poller, idle, false);
+            clock.advance(Duration::from_millis(400));
+        }
+        s.expire(idle);
+        assert_eq!(s.len(), 1, "the poller's session is gone");
+        assert!(s.get(&person, idle, false).is_some());
+        assert!(s.get(&poller, idle, false).is_none());
     }
 
     #[test]

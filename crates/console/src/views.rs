@@ -13,134 +13,34 @@ use crate::pages::ServiceFilter;
 use crate::services::{self, Unit, UnitAction};
 use crate::vms::{Libvirt, SecModel};
 
-/// One line of the health summary.
-#[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    pub ok: bool,
-    pub text: String,
-}
-
 /// Everything the overview shows except the graphs.
 #[derive(Debug, Serialize)]
 pub struct Overview {
     pub info: hostinfo::SystemInfo,
-    pub health: Vec<Check>,
+    /// The node's health, as `nodectl check` reports it.
+    pub health: health::Report,
     pub host_keys: Vec<hostinfo::HostKey>,
     pub sessions: usize,
 }
 
-/// Health checks a hypervisor admin looks at first.
-pub fn health(info: &hostinfo::SystemInfo, slow: &SlowFacts) -> Vec<Check> {
-    let (selinux, pools, filesystems) = (&slow.selinux, &slow.pools, &slow.filesystems);
-    let mut checks = Vec::new();
-    checks.push(Check {
-        ok: selinux.mode == "enforcing",
-        text: format!("SELinux is {}", selinux.mode),
-    });
-    match pools {
-        Ok(pools) if pools.is_empty() => {}
-        Ok(pools) => {
-            for p in pools {
-                checks.push(Check {
-                    ok: !p.warning(),
-                    text: format!(
-                        "thin pool {}/{}: data {:.1} %, metadata {:.1} %",
-                        p.vg, p.name, p.data_percent, p.metadata_percent
-                    ),
-                });
-            }
-        }
-        Err(e) => checks.push(Check {
-            ok: false,
-            text: format!("thin pools unknown: {e}"),
-        }),
-    }
-    for f in filesystems.iter().filter(|f| f.used_percent() >= 90.0) {
-        checks.push(Check {
-            ok: false,
-            text: format!("{} is {:.0} % full", f.target, f.used_percent()),
-        });
-    }
-    let mem_free = 100.0 - info.memory.used() as f64 * 100.0 / info.memory.total.max(1) as f64;
-    checks.push(Check {
-        ok: mem_free >= 10.0,
-        text: format!("{mem_free:.0} % of memory available"),
-    });
-    checks.push(match &slow.libvirt {
-        Ok(models) if models.iter().any(|m| m.model == "selinux") => Check {
-            ok: true,
-            text: "libvirt confines guests with sVirt (selinux)".into(),
-        },
-        Ok(models) => Check {
-            ok: false,
-            text: format!(
-                "libvirt security driver: {}; guests are not confined by sVirt",
-                if models.is_empty() {
-                    "none".to_string()
-                } else {
-                    models
-                        .iter()
-                        .map(|m| m.model.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                }
-            ),
-        },
-        Err(e) => Check {
-            ok: false,
-            text: e.clone(),
-        },
-    });
-    checks.push(match &slow.failed_units {
-        Ok(units) if units.is_empty() => Check {
-            ok: true,
-            text: "no failed systemd units".into(),
-        },
-        Ok(units) => Check {
-            ok: false,
-            text: format!("failed units: {}", units.join(", ")),
-        },
-        Err(e) => Check {
-            ok: false,
-            text: format!("systemd cannot be asked: {e}"),
-        },
-    });
-    checks.push(Check {
-        ok: slow.kvm,
-        text: if slow.kvm {
-            "/dev/kvm is available".into()
-        } else {
-            "/dev/kvm is missing: qemu runs guests under TCG emulation".into()
-        },
-    });
-    checks.push(Check {
-        ok: info.cpu.hardware_virtualisation(),
-        text: if info.cpu.hardware_virtualisation() {
-            "hardware virtualisation available".into()
-        } else {
-            "no hardware virtualisation (vmx/svm): guests are emulated".into()
-        },
-    });
-    checks
+/// The node's health: the layered root's checks when it runs from a layer,
+/// and the host's (the same report as `nodectl check`).
+pub fn node_health(state: &AppState, slow: &SlowFacts) -> health::Report {
+    let snap = state.layers.get();
+    health::report(snap.facts.as_ref().ok(), &slow.host)
 }
 
 /// How long the overview reuses facts that take a program run to learn.
 pub const SLOW_FACTS_TTL: Duration = Duration::from_secs(10);
 
-/// Facts the overview shows that cost a program run (`lvs`) or many files to read:
-/// learned at most every [`SLOW_FACTS_TTL`] and only while someone looks, so that an
-/// idle agent runs nothing and a busy overview stays fast.
+/// Facts the overview shows that cost a program run (`lvs`, `systemctl`) or many
+/// files to read: learned at most every [`SLOW_FACTS_TTL`] and only while someone
+/// looks, so that an idle agent runs nothing and a busy overview stays fast.
 #[derive(Debug, Clone)]
 pub struct SlowFacts {
-    pub selinux: hostinfo::Selinux,
-    pub pools: Result<Vec<hostinfo::ThinPool>, String>,
-    pub filesystems: Vec<hostinfo::Filesystem>,
+    /// What the host's health checks read.
+    pub host: health::HostFacts,
     pub host_keys: Vec<hostinfo::HostKey>,
-    /// libvirt's security models, or why libvirt could not be asked.
-    pub libvirt: Result<Vec<SecModel>, String>,
-    pub kvm: bool,
-    /// Units systemd reports as failed, or why it could not be asked.
-    pub failed_units: Result<Vec<String>, String>,
 }
 
 /// The last [`SlowFacts`] and when they were learned.
@@ -174,20 +74,13 @@ impl FactsCache {
                 }
             }
         }
+        let security = libvirt
+            .security_models()
+            .map(|models| models.into_iter().map(|m| m.model).collect())
+            .map_err(|e| e.to_string());
         let facts = Arc::new(SlowFacts {
-            selinux: hostinfo::selinux(),
-            pools: hostinfo::thin_pools().map_err(|e| e.to_string()),
-            filesystems: hostinfo::filesystems().unwrap_or_default(),
+            host: health::HostFacts::gather(security),
             host_keys: hostinfo::host_key_fingerprints(ssh_dir),
-            libvirt: libvirt.security_models().map_err(|e| e.to_string()),
-            // Opening it proves the device is there and the kvm module answers.
-            kvm: std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open("/dev/kvm")
-                .is_ok(),
-            // The health line keeps only what systemctl said last, not the command line.
-            failed_units: services::failed_units().map_err(|e| e.last_line().to_string()),
         });
         *self.lock() = Some((Instant::now(), facts.clone()));
         self.refreshing.store(false, Ordering::Release);
@@ -207,7 +100,7 @@ pub fn overview(state: &AppState) -> Result<Overview, ApiError> {
     let info = hostinfo::system_info()?;
     let slow = state.facts.get(&state.config.ssh_dir, &state.libvirt);
     Ok(Overview {
-        health: health(&info, &slow),
+        health: node_health(state, &slow),
         host_keys: slow.host_keys.clone(),
         sessions: state.session_count(),
         info,
@@ -310,7 +203,7 @@ pub fn disk_rows(devs: &[hostinfo::BlockDevice]) -> Vec<DiskRow> {
                 kind: d.kind.clone(),
                 size: human_bytes(d.size as f64),
                 fstype: d.fstype.clone().unwrap_or_default(),
-                mounts: d.mounts().join(", "),
+                mounts: d.mountpoints.join(", "),
                 model: d.model.clone().unwrap_or_default(),
             });
             walk(&d.children, depth + 1, out);
@@ -384,24 +277,7 @@ impl From<&Entry> for LogRow {
 
 /// `YYYY-MM-DD HH:MM:SS` in UTC from microseconds since the epoch.
 pub fn format_time_us(us: u64) -> String {
-    let secs = us / 1_000_000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (proleptic Gregorian).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    hostinfo::units::UtcTime::from_unix(us / 1_000_000).to_string()
 }
 
 /// The query string that reproduces `q` (for the follow stream).
@@ -493,6 +369,11 @@ pub fn registration_summary(state: registration::Result<registration::StateFile>
 /// Gathers the node page (blocking).
 pub fn node(state: &AppState) -> Result<Node, ApiError> {
     let info = hostinfo::system_info()?;
+    let mut layers = crate::node_layers::view(&state.layers.get());
+    if layers.installed {
+        let slow = state.facts.get(&state.config.ssh_dir, &state.libvirt);
+        layers.health = Some(node_health(state, &slow));
+    }
     let registration = registration_summary(registration::current_state(
         &registration::Sysroot::new(&state.config.sysroot),
     ));
@@ -506,78 +387,13 @@ pub fn node(state: &AppState) -> Result<Node, ApiError> {
         libvirt_uri: state.libvirt.uri().to_string(),
         security_models: state.libvirt.security_models().map_err(|e| e.to_string()),
         registration,
-        layers: crate::node_layers::view(&state.layers.get()),
+        layers,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn info() -> hostinfo::SystemInfo {
-        hostinfo::SystemInfo {
-            hostname: "node1".into(),
-            os: "Debian".into(),
-            image_nvr: None,
-            kernel: "6.1".into(),
-            uptime_secs: 60,
-            cpu: hostinfo::CpuInfo {
-                model: "x".into(),
-                count: 4,
-                virt_flags: vec!["vmx".into()],
-            },
-            memory: hostinfo::MemInfo {
-                total: 100,
-                available: 50,
-                ..Default::default()
-            },
-            load: hostinfo::LoadAvg::default(),
-        }
-    }
-
-    fn slow(mode: &str, models: &[&str], data_percent: f64) -> SlowFacts {
-        SlowFacts {
-            selinux: hostinfo::Selinux {
-                mode: mode.into(),
-                configured_mode: None,
-                policy: None,
-            },
-            pools: Ok(vec![hostinfo::ThinPool {
-                vg: "hvnode".into(),
-                name: "pool00".into(),
-                size: 1,
-                data_percent,
-                metadata_percent: 1.0,
-            }]),
-            filesystems: Vec::new(),
-            host_keys: Vec::new(),
-            libvirt: Ok(models
-                .iter()
-                .map(|m| SecModel {
-                    model: (*m).into(),
-                    doi: "0".into(),
-                })
-                .collect()),
-            kvm: true,
-            failed_units: Ok(Vec::new()),
-        }
-    }
-
-    #[test]
-    fn a_healthy_node_and_an_unhealthy_one() {
-        let good = health(&info(), &slow("enforcing", &["selinux", "dac"], 12.0));
-        assert!(good.iter().all(|c| c.ok), "{good:?}");
-        let bad = health(&info(), &slow("permissive", &["dac"], 85.0));
-        let failing: Vec<_> = bad
-            .iter()
-            .filter(|c| !c.ok)
-            .map(|c| c.text.as_str())
-            .collect();
-        assert_eq!(failing.len(), 3, "{failing:?}");
-        assert!(failing[0].contains("SELinux is permissive"));
-        assert!(failing[1].contains("pool00: data 85.0 %"));
-        assert!(failing[2].contains("not confined by sVirt"));
-    }
 
     #[test]
     fn slow_facts_are_learned_once_and_shared() {
@@ -596,7 +412,10 @@ mod tests {
         );
         let again = cache.get(std::path::Path::new("/etc/ssh"), &libvirt);
         assert!(Arc::ptr_eq(&again, &got[0]), "reused within the TTL");
-        assert_eq!(again.libvirt.as_ref().unwrap()[0].model, "testSecurity");
+        assert_eq!(
+            again.host.libvirt_security.as_ref().unwrap()[0],
+            "testSecurity"
+        );
     }
 
     #[test]

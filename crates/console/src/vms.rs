@@ -1,20 +1,20 @@
-//! Virtual machines through libvirtd (its RPC protocol, spoken by [`crate::libvirt_rpc`]
-//! rather than through `libvirt.so`), with each VM's sVirt labels read from its live
-//! domain XML.
+//! Virtual machines through libvirtd (its RPC protocol, spoken by the `hvnode-libvirt`
+//! crate rather than through `libvirt.so`), with each VM's sVirt labels read from its
+//! live domain XML.
 //!
 //! The calls block, so every one runs on a blocking thread. The connection is opened on
 //! first use and again after libvirtd went away, so the page recovers by itself when the
-//! daemon returns.
+//! daemon returns. It is shared by the requests: the client locks it per call, so a
+//! listing of many VMs does not hold up another request's calls for its whole length.
 
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use hvnode_libvirt::{Client, Domain, DomainInfo, DomainState, Options};
 use serde::Serialize;
 
-use crate::libvirt_rpc::{Client, DomainRef, RpcError, code};
-
-/// How long libvirtd may take to answer one call (asking for the capabilities may
-/// make it probe qemu).
+/// How long libvirtd may take to answer one call, from sending it to the last byte of
+/// the answer (asking for the capabilities may make it probe qemu).
 const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A libvirt failure the console tells apart.
@@ -64,35 +64,7 @@ pub fn parse_seclabels(xml: &str) -> Result<Vec<SecLabel>, roxmltree::Error> {
         .collect())
 }
 
-/// A security model the hypervisor offers (`<secmodel>` in the capabilities).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SecModel {
-    pub model: String,
-    pub doi: String,
-}
-
-/// Parses `<host><secmodel>` of libvirt's capabilities XML.
-pub fn parse_secmodels(xml: &str) -> Result<Vec<SecModel>, roxmltree::Error> {
-    let doc = roxmltree::Document::parse(xml)?;
-    let text = |n: roxmltree::Node, name: &str| {
-        n.children()
-            .find(|c| c.has_tag_name(name))
-            .and_then(|c| c.text())
-            .unwrap_or("")
-            .trim()
-            .to_string()
-    };
-    Ok(doc
-        .descendants()
-        .filter(|n| n.has_tag_name("secmodel"))
-        .filter(|n| n.parent().is_some_and(|p| p.has_tag_name("host")))
-        .map(|n| SecModel {
-            model: text(n, "model"),
-            doi: text(n, "doi"),
-        })
-        .filter(|m| !m.model.is_empty())
-        .collect())
-}
+pub use hvnode_libvirt::SecModel;
 
 /// What the VM page shows of one domain.
 #[derive(Debug, Clone, Serialize)]
@@ -124,19 +96,17 @@ pub fn cpu_percent(
         .then(|| ((after_ns - before_ns) as f64 * 100.0 / wall).min(100.0))
 }
 
-/// `virDomainState` 1 (running).
-const RUNNING: u32 = 1;
-
-fn state_name(state: u32) -> &'static str {
+/// The page's name of a domain state.
+fn state_name(state: DomainState) -> &'static str {
     match state {
-        RUNNING => "running",
-        2 => "blocked",
-        3 => "paused",
-        4 => "shutting down",
-        5 => "shut off",
-        6 => "crashed",
-        7 => "suspended",
-        _ => "unknown",
+        DomainState::Running => "running",
+        DomainState::Blocked => "blocked",
+        DomainState::Paused => "paused",
+        DomainState::ShuttingDown => "shutting down",
+        DomainState::Shutoff => "shut off",
+        DomainState::Crashed => "crashed",
+        DomainState::PmSuspended => "suspended",
+        DomainState::NoState | DomainState::Other(_) => "unknown",
     }
 }
 
@@ -186,13 +156,36 @@ impl FromStr for VmAction {
 #[derive(Debug)]
 pub struct Libvirt {
     uri: String,
-    conn: Mutex<Option<Client>>,
+    /// The current connection, shared by the requests using it; held only to take or
+    /// replace it, never during a call.
+    conn: Mutex<Option<Arc<Client>>>,
     /// The security models of the current connection: asking libvirtd for its
     /// capabilities can take seconds (it may probe qemu), and they do not change
     /// while it runs.
     models: Mutex<Option<Vec<SecModel>>>,
     /// The last CPU time seen per domain UUID, for [`Vm::cpu_percent`].
     cpu_seen: Mutex<std::collections::HashMap<String, (std::time::Instant, u64)>>,
+}
+
+/// What libvirt says of one domain, before it becomes a [`Vm`].
+#[derive(Debug)]
+struct Facts {
+    dom: Domain,
+    info: DomainInfo,
+    xml: String,
+    autostart: bool,
+    persistent: bool,
+}
+
+/// All of a domain's facts, one call each.
+fn facts(conn: &Client, dom: &Domain) -> Result<Facts, hvnode_libvirt::Error> {
+    Ok(Facts {
+        info: conn.domain_info(dom)?,
+        xml: conn.domain_xml(dom, 0)?,
+        autostart: conn.domain_autostart(dom)?,
+        persistent: conn.domain_is_persistent(dom)?,
+        dom: dom.clone(),
+    })
 }
 
 impl Libvirt {
@@ -216,76 +209,84 @@ impl Libvirt {
         }
     }
 
-    /// Runs `f` on the connection, opening it first if needed; a connection-level
-    /// failure closes it so that the next call reconnects.
-    fn with_conn<T>(
-        &self,
-        f: impl FnOnce(&mut Client) -> Result<T, VirtError>,
-    ) -> Result<T, VirtError> {
+    /// The connection, opened first if there is none or the last one failed.
+    fn client(&self) -> Result<Arc<Client>, VirtError> {
         let mut guard = self
             .conn
             .lock()
             .map_err(|_| VirtError::Failed("libvirt connection lock poisoned".into()))?;
-        if let Some(conn) = guard.as_mut() {
-            if !conn.is_alive() {
-                *guard = None;
+        if let Some(conn) = guard.as_ref() {
+            match conn.check_alive() {
+                Ok(()) => return Ok(conn.clone()),
+                Err(e) => {
+                    tracing::info!(
+                        uri = %self.uri,
+                        error = %e,
+                        "libvirt connection lost; reconnecting"
+                    );
+                    *guard = None;
+                }
             }
         }
-        if guard.is_none() {
-            if self.uri.contains('\0') {
-                return Err(self.unavailable("the URI contains a NUL byte".into()));
-            }
-            let conn =
-                Client::open(&self.uri, CALL_TIMEOUT).map_err(|e| self.unavailable(e.message))?;
-            tracing::info!(uri = %self.uri, "connected to libvirt");
-            if let Ok(mut m) = self.models.lock() {
-                *m = None;
-            }
-            *guard = Some(conn);
+        let options = Options {
+            call_timeout: CALL_TIMEOUT,
+        };
+        let conn = Arc::new(
+            Client::connect_with(&self.uri, options)
+                .map_err(|e| self.unavailable(e.to_string()))?,
+        );
+        tracing::info!(uri = %self.uri, "connected to libvirt");
+        if let Ok(mut m) = self.models.lock() {
+            *m = None;
         }
-        let conn = guard
-            .as_mut()
-            .ok_or_else(|| self.unavailable("not connected".into()))?;
-        let result = f(conn);
+        *guard = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Runs `f` on the connection, opening it first if needed; a connection-level
+    /// failure drops it so that the next call reconnects.
+    fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&Client) -> Result<T, VirtError>,
+    ) -> Result<T, VirtError> {
+        let conn = self.client()?;
+        let result = f(&conn);
         if let Err(VirtError::Unavailable { .. }) = &result {
-            // A broken connection is dropped without a goodbye.
-            *guard = None;
+            // A broken connection is dropped without a goodbye, unless another
+            // request already replaced it.
+            if let Ok(mut guard) = self.conn.lock() {
+                if guard.as_ref().is_some_and(|c| Arc::ptr_eq(c, &conn)) {
+                    *guard = None;
+                }
+            }
         }
         result
     }
 
-    fn classify(&self, e: RpcError, name: &str) -> VirtError {
-        if e.code == code::NO_DOMAIN {
+    fn classify(&self, e: hvnode_libvirt::Error, name: &str) -> VirtError {
+        if e.is_no_domain() {
             VirtError::NoSuchVm(name.to_string())
         } else if e.is_connection_error() {
-            self.unavailable(e.message)
+            self.unavailable(e.to_string())
         } else {
-            VirtError::Failed(e.message)
+            VirtError::Failed(e.to_string())
         }
     }
 
-    fn describe(&self, conn: &mut Client, dom: &DomainRef) -> Result<Vm, VirtError> {
-        let name = dom.name.clone();
-        let err = |e| self.classify(e, &name);
-        let info = conn.info(dom).map_err(err)?;
-        let xml = conn.xml_desc(dom, 0).map_err(err)?;
-        let seclabels = parse_seclabels(&xml)
+    /// One domain's page entry from its facts.
+    fn describe(&self, f: Facts) -> Result<Vm, VirtError> {
+        let uuid = f.dom.uuid_string();
+        let name = f.dom.name;
+        let seclabels = parse_seclabels(&f.xml)
             .map_err(|e| VirtError::Failed(format!("domain XML of {name}: {e}")))?;
-        let uuid = dom.uuid_string();
-        let running = info.state == RUNNING;
+        let info = f.info;
+        let running = info.state == DomainState::Running;
         let now = std::time::Instant::now();
         let cpu_percent = self.cpu_seen.lock().ok().and_then(|mut seen| {
-            let before = seen.insert(uuid.clone(), (now, info.cpu_time));
+            let before = seen.insert(uuid.clone(), (now, info.cpu_time_ns));
             let (then, ns) = before?;
             running
-                .then(|| {
-                    cpu_percent(
-                        ns,
-                        info.cpu_time,
-                        now.duration_since(then),
-                        info.nr_virt_cpu,
-                    )
-                })
+                .then(|| cpu_percent(ns, info.cpu_time_ns, now.duration_since(then), info.vcpus))
                 .flatten()
         });
         Ok(Vm {
@@ -293,23 +294,26 @@ impl Libvirt {
             cpu_percent,
             state: state_name(info.state),
             running,
-            vcpus: info.nr_virt_cpu,
-            memory_kib: info.memory,
-            max_memory_kib: info.max_mem,
-            autostart: conn.autostart(dom).unwrap_or(false),
-            persistent: conn.is_persistent(dom).unwrap_or(false),
+            vcpus: info.vcpus,
+            memory_kib: info.memory_kib,
+            max_memory_kib: info.max_memory_kib,
+            autostart: f.autostart,
+            persistent: f.persistent,
             seclabels,
             name,
         })
     }
 
-    /// All domains, running or defined, sorted by name.
+    /// All domains, running or defined, sorted by name. A domain that disappears
+    /// while the list is made (undefined, or a transient one stopped) is left out.
     pub fn list(&self) -> Result<Vec<Vm>, VirtError> {
         self.with_conn(|conn| {
-            let doms = conn.list_all_domains().map_err(|e| self.classify(e, ""))?;
-            let mut vms = doms
-                .iter()
-                .map(|d| self.describe(conn, d))
+            let all = conn
+                .for_each_domain(facts)
+                .map_err(|e| self.classify(e, ""))?;
+            let mut vms = all
+                .into_iter()
+                .map(|f| self.describe(f))
                 .collect::<Result<Vec<_>, _>>()?;
             vms.sort_by(|a, b| a.name.cmp(&b.name));
             Ok(vms)
@@ -320,10 +324,9 @@ impl Libvirt {
     pub fn get(&self, name: &str) -> Result<Vm, VirtError> {
         check_name(name)?;
         self.with_conn(|conn| {
-            let dom = conn
-                .lookup_by_name(name)
-                .map_err(|e| self.classify(e, name))?;
-            self.describe(conn, &dom)
+            let err = |e| self.classify(e, name);
+            let dom = conn.lookup_domain(name).map_err(err)?;
+            self.describe(facts(conn, &dom).map_err(err)?)
         })
     }
 
@@ -331,22 +334,21 @@ impl Libvirt {
     pub fn act(&self, name: &str, action: VmAction) -> Result<Vm, VirtError> {
         check_name(name)?;
         self.with_conn(|conn| {
-            let dom = conn
-                .lookup_by_name(name)
-                .map_err(|e| self.classify(e, name))?;
             let err = |e| self.classify(e, name);
+            let dom = conn.lookup_domain(name).map_err(err)?;
             match action {
-                VmAction::Start => conn.create(&dom).map_err(err)?,
-                VmAction::Shutdown => conn.shutdown(&dom).map_err(err)?,
-                VmAction::ForceOff => conn.destroy(&dom).map_err(err)?,
-                VmAction::Reboot => conn.reboot(&dom, 0).map_err(err)?,
+                VmAction::Start => conn.start_domain(&dom),
+                VmAction::Shutdown => conn.shutdown_domain(&dom),
+                VmAction::ForceOff => conn.destroy_domain(&dom),
+                VmAction::Reboot => conn.reboot_domain(&dom, 0),
             }
+            .map_err(err)?;
             tracing::info!(
                 vm = name,
                 action = action.as_str(),
                 "virtual machine action"
             );
-            self.describe(conn, &dom)
+            self.describe(facts(conn, &dom).map_err(err)?)
         })
     }
 
@@ -357,7 +359,7 @@ impl Libvirt {
                 return Ok(m);
             }
             let caps = conn.capabilities().map_err(|e| self.classify(e, ""))?;
-            let models = parse_secmodels(&caps)
+            let models = hvnode_libvirt::caps::security_models(&caps)
                 .map_err(|e| VirtError::Failed(format!("capabilities XML: {e}")))?;
             if let Ok(mut m) = self.models.lock() {
                 *m = Some(models.clone());
@@ -367,7 +369,7 @@ impl Libvirt {
     }
 }
 
-/// The `virt` crate panics on names with a NUL byte; no domain can have one.
+/// No domain can have a NUL byte in its name: such a name is a VM that does not exist.
 fn check_name(name: &str) -> Result<(), VirtError> {
     if name.contains('\0') {
         Err(VirtError::NoSuchVm(name.to_string()))
@@ -378,9 +380,12 @@ fn check_name(name: &str) -> Result<(), VirtError> {
 
 impl Drop for Libvirt {
     fn drop(&mut self) {
-        if let Ok(mut guard) = self.conn.lock() {
-            if let Some(conn) = guard.take() {
-                conn.close();
+        let conn = self.conn.get_mut().ok().and_then(Option::take);
+        // Closed politely if no request still uses it; otherwise the last user's
+        // drop closes the socket.
+        if let Some(Ok(conn)) = conn.map(Arc::try_unwrap) {
+            if let Err(e) = conn.close() {
+                tracing::debug!(uri = %self.uri, error = %e, "closing the libvirt connection");
             }
         }
     }
@@ -436,17 +441,6 @@ mod tests {
         assert_eq!(none[0].kind, "none");
         assert_eq!(none[0].label, None);
         assert!(parse_seclabels("<domain>").is_err());
-    }
-
-    #[test]
-    fn secmodels_from_capabilities() {
-        let caps = "<capabilities><host><uuid>x</uuid>\
-            <secmodel><model>selinux</model><doi>0</doi></secmodel>\
-            <secmodel><model>dac</model><doi>0</doi></secmodel></host>\
-            <guest><secmodel><model>ignored</model></secmodel></guest></capabilities>";
-        let m = parse_secmodels(caps).unwrap();
-        let names: Vec<_> = m.iter().map(|m| m.model.as_str()).collect();
-        assert_eq!(names, ["selinux", "dac"]);
     }
 
     #[test]

@@ -5,7 +5,6 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::time::Duration;
 
 use common::{Server, get, post_form};
 
@@ -126,12 +125,20 @@ fn overview_shows_this_host() {
     assert_eq!(d["info"]["hostname"], hostname.as_str());
     assert!(d["info"]["cpu"]["count"].as_u64().unwrap() >= 1);
     assert!(d["info"]["memory"]["total"].as_u64().unwrap() > 0);
+    // The same report as `nodectl check`: this host's groups, each with checks.
+    let groups: Vec<&str> = d["health"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    for want in ["SELinux", "Virtualization", "Resources", "Services"] {
+        assert!(groups.contains(&want), "{want}: {groups:?}");
+    }
     assert!(
+        ["ok", "warning", "failed"].contains(&d["health"]["status"].as_str().unwrap()),
+        "{}",
         d["health"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|c| c["text"].as_str().unwrap().contains("SELinux"))
     );
     // Host key fingerprints only, in ssh-keygen's format.
     for k in d["host_keys"].as_array().unwrap() {
@@ -150,12 +157,16 @@ fn overview_shows_this_host() {
 fn the_sampler_fills_the_history_and_streams_points() {
     let server = Server::start(|_| {});
     let s = server.session("root");
-    std::thread::sleep(Duration::from_millis(2600));
+    let first = server.first_sample();
     let r = get(&server.url("/api/v1/metrics"), Some(&s), &[]);
     let points = r.json()["data"].as_array().unwrap().clone();
     assert!(
         !points.is_empty(),
-        "one point a second after the first: {points:?}"
+        "one point a sample period after the first reading: {points:?}"
+    );
+    assert_eq!(
+        points[0]["t"], first.t,
+        "the history starts with the first point"
     );
     let p = &points[0];
     assert!(p["mem_total"].as_u64().unwrap() > 0);

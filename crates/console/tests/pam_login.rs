@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{PamService, Server, TestUser, get, login, post_form, session_cookie};
 
 #[test]
@@ -61,19 +63,31 @@ fn wrong_password_unknown_user_and_non_admin_are_refused() {
         c.pam_service = pam.name.clone();
         c.admin_groups = vec!["sudo".into(), "wheel".into()];
     });
-    for (name, password, why) in [
-        (user.name.as_str(), "wrong-password", "wrong password"),
-        ("no-such-user-hv", "whatever", "unknown user"),
-    ] {
-        let r = login(&server, name, password).unwrap_err();
-        assert_eq!(r.status, 401, "{why}");
-        assert!(
-            r.body.contains("Wrong user name or password"),
-            "{why}: {}",
-            r.body
-        );
-        assert!(session_cookie(&r).is_none());
-    }
+    // At once: PAM delays each refusal by seconds.
+    std::thread::scope(|scope| {
+        let attempts: Vec<_> = [
+            (user.name.as_str(), "wrong-password", "wrong password"),
+            ("no-such-user-hv", "whatever", "unknown user"),
+        ]
+        .map(|(name, password, why)| {
+            (
+                why,
+                scope.spawn(|| login(&server, name, password).unwrap_err()),
+            )
+        })
+        .into_iter()
+        .collect();
+        for (why, attempt) in attempts {
+            let r = attempt.join().unwrap();
+            assert_eq!(r.status, 401, "{why}");
+            assert!(
+                r.body.contains("Wrong user name or password"),
+                "{why}: {}",
+                r.body
+            );
+            assert!(session_cookie(&r).is_none());
+        }
+    });
     // The right password of an account outside the admin groups is not enough.
     let r = login(&server, &user.name, &user.password).unwrap_err();
     assert_eq!(r.status, 401);
@@ -89,15 +103,26 @@ fn failed_logins_are_throttled_with_retry_after() {
         c.pam_service = pam.name.clone();
         c.admin_groups = vec![group];
     });
-    for _ in 0..console::session::PER_CLIENT {
-        let r = login(&server, &user.name, "wrong").unwrap_err();
-        assert_eq!(r.status, 401);
-    }
+    // At once: PAM delays each refusal by seconds. All of them are below the limit,
+    // so each reaches PAM and counts.
+    std::thread::scope(|scope| {
+        let attempts: Vec<_> = (0..console::session::PER_CLIENT)
+            .map(|_| scope.spawn(|| login(&server, &user.name, "wrong").unwrap_err()))
+            .collect();
+        for attempt in attempts {
+            assert_eq!(attempt.join().unwrap().status, 401);
+        }
+    });
     // Now even the right password is refused until the window has passed.
     let r = login(&server, &user.name, &user.password).unwrap_err();
     assert_eq!(r.status, 429, "{}", r.body);
     let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
+    // Once the window has passed the right password works again.
+    server
+        .clock
+        .advance(console::session::WINDOW + Duration::from_secs(1));
+    login(&server, &user.name, &user.password).unwrap();
 }
 
 #[test]
@@ -112,10 +137,21 @@ fn idle_sessions_expire() {
         get(&server.url("/api/v1/session"), Some(&s), &[]).status,
         200
     );
-    std::thread::sleep(std::time::Duration::from_millis(2200));
+    // One second idle is allowed; the request above counted as activity.
+    server.clock.advance(Duration::from_millis(1000));
+    assert_eq!(
+        get(&server.url("/api/v1/session"), Some(&s), &[]).status,
+        200
+    );
+    server.clock.advance(Duration::from_millis(2200));
     assert_eq!(
         get(&server.url("/api/v1/session"), Some(&s), &[]).status,
         401
+    );
+    assert_eq!(
+        server.state.session_count(),
+        0,
+        "the expired session is forgotten"
     );
 }
 

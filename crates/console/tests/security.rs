@@ -299,14 +299,15 @@ fn only_a_persons_requests_keep_a_session_alive() {
     let person = server.session("root");
     let poller = server.session("root");
     let background = [("X-Hvnode-Background", "1")];
-    // 3.2 s of activity: the person clicks, the open page only polls.
+    // 3.2 s of activity on the console's clock: the person clicks, the open page only
+    // polls.
     for _ in 0..8 {
         assert_eq!(
             get(&server.url("/api/v1/vms"), Some(&person), &[]).status,
             200
         );
         let _ = get(&server.url("/api/v1/vms"), Some(&poller), &background);
-        std::thread::sleep(std::time::Duration::from_millis(400));
+        server.clock.advance(std::time::Duration::from_millis(400));
     }
     assert_eq!(
         get(&server.url("/api/v1/session"), Some(&person), &[]).status,

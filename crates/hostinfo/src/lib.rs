@@ -6,6 +6,7 @@
 //! `parse_*` function, tested on captured real output under `tests/fixtures/`, and a
 //! thin function that reads the live host.
 
+pub mod blockdev;
 pub mod counters;
 pub mod image;
 pub mod network;
@@ -19,13 +20,13 @@ use std::process::Command;
 
 use command::{CommandError, CommandExt};
 
+pub use blockdev::{BlockDevice, LsblkError, block_devices};
 pub use counters::{Counters, Rates, interface_rates, rates, read_counters};
 pub use image::{IMAGE_IDENTITY, IdentityError, ImageIdentity};
 pub use network::{Interface, interfaces};
 pub use security::{HostKey, Selinux, host_key_fingerprints, selinux};
 pub use storage::{
-    BadLvsRow, BlockDevice, Filesystem, Lv, THIN_POOL_WARN_PERCENT, ThinPool, block_devices,
-    filesystems, thin_pools,
+    BadLvsRow, Filesystem, Lv, THIN_POOL_WARN_PERCENT, ThinPool, filesystems, thin_pools,
 };
 pub use system::{CpuInfo, LoadAvg, MemInfo, SystemInfo, format_uptime, system_info};
 pub use units::{human_bytes, now_unix};

@@ -1,4 +1,5 @@
-//! Block devices (`lsblk -J`), mounted filesystems and LVM thin pools (`lvs`).
+//! Mounted filesystems and LVM thin pools (`lvs`). Block devices are in
+//! [`crate::blockdev`].
 
 use std::path::Path;
 
@@ -9,79 +10,6 @@ use command::{CommandError, CommandExt};
 
 /// Usage above which a thin pool's data or metadata is a warning (RHVH's health check).
 pub const THIN_POOL_WARN_PERCENT: f64 = 80.0;
-
-/// One block device and its children, as `lsblk -J` prints it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-pub struct BlockDevice {
-    pub name: String,
-    #[serde(default)]
-    pub path: Option<String>,
-    #[serde(default, deserialize_with = "size_or_string")]
-    pub size: u64,
-    #[serde(rename = "type")]
-    pub kind: String,
-    #[serde(default)]
-    pub fstype: Option<String>,
-    /// Newer lsblk prints `mountpoints` (a list with nulls), older `mountpoint`.
-    #[serde(default)]
-    pub mountpoints: Vec<Option<String>>,
-    #[serde(default)]
-    pub mountpoint: Option<String>,
-    #[serde(default)]
-    pub model: Option<String>,
-    #[serde(default)]
-    pub children: Vec<BlockDevice>,
-}
-
-impl BlockDevice {
-    /// Where this device is mounted, nulls dropped.
-    pub fn mounts(&self) -> Vec<&str> {
-        self.mountpoints
-            .iter()
-            .flatten()
-            .chain(self.mountpoint.iter())
-            .map(String::as_str)
-            .collect()
-    }
-}
-
-fn size_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Size {
-        Number(u64),
-        Text(String),
-        Null(()),
-    }
-    Ok(match Size::deserialize(d)? {
-        Size::Number(n) => n,
-        Size::Text(s) => s.trim().parse().unwrap_or(0),
-        Size::Null(()) => 0,
-    })
-}
-
-#[derive(Deserialize)]
-struct LsblkOutput {
-    blockdevices: Vec<BlockDevice>,
-}
-
-/// Parses `lsblk -J -b` output.
-pub fn parse_lsblk(json: &str) -> Result<Vec<BlockDevice>, serde_json::Error> {
-    Ok(serde_json::from_str::<LsblkOutput>(json)?.blockdevices)
-}
-
-/// Lists block devices with `lsblk`.
-pub fn block_devices() -> Result<Vec<BlockDevice>, CommandError> {
-    let out: LsblkOutput = crate::tool("lsblk")
-        .args([
-            "-J",
-            "-b",
-            "-o",
-            "NAME,PATH,SIZE,TYPE,FSTYPE,MOUNTPOINTS,MODEL",
-        ])
-        .run_json()?;
-    Ok(out.blockdevices)
-}
 
 /// A mounted filesystem and how full it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -354,44 +282,6 @@ pub fn thin_pools() -> Result<Vec<ThinPool>, CommandError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lsblk_of_a_virtual_machine() {
-        let devs = parse_lsblk(include_str!("../tests/fixtures/lsblk-vm.json")).unwrap();
-        let vda = devs.iter().find(|d| d.name == "vda").unwrap();
-        assert_eq!(vda.size, 274_877_906_944);
-        assert_eq!(vda.kind, "disk");
-        assert_eq!(vda.mounts(), ["/"]);
-        let zram = devs.iter().find(|d| d.name == "zram0").unwrap();
-        assert!(zram.mounts().is_empty());
-    }
-
-    #[test]
-    fn lsblk_of_an_installed_node_with_lvm_children() {
-        let devs = parse_lsblk(include_str!("../tests/fixtures/lsblk-node.json")).unwrap();
-        assert_eq!(devs.len(), 2);
-        let sda = &devs[0];
-        assert_eq!(sda.children.len(), 3);
-        let pv = &sda.children[2];
-        assert_eq!(pv.fstype.as_deref(), Some("LVM2_member"));
-        let root = pv
-            .children
-            .iter()
-            .find(|c| c.mounts() == ["/"])
-            .expect("a mounted root LV");
-        assert_eq!(root.kind, "lvm");
-        assert_eq!(devs[1].kind, "rom");
-    }
-
-    #[test]
-    fn lsblk_old_style_mountpoint_and_string_sizes() {
-        let json =
-            r#"{"blockdevices":[{"name":"sdb","size":"1024","type":"disk","mountpoint":"/data"}]}"#;
-        let devs = parse_lsblk(json).unwrap();
-        assert_eq!(devs[0].size, 1024);
-        assert_eq!(devs[0].mounts(), ["/data"]);
-        assert!(parse_lsblk("{}").is_err());
-    }
 
     #[test]
     fn lvs_thin_pools_and_the_warning_threshold() {

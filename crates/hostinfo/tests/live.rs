@@ -30,7 +30,9 @@ fn counters_move_forward() {
 #[test]
 fn block_devices_interfaces_and_filesystems() {
     let devs = hostinfo::block_devices().unwrap();
-    assert!(devs.iter().all(|d| !d.name.is_empty()));
+    for d in devs.iter().flat_map(hostinfo::BlockDevice::walk) {
+        assert!(!d.name.is_empty() && d.path.starts_with("/dev/"), "{d:?}");
+    }
     let ifs = hostinfo::interfaces().unwrap();
     let lo = ifs
         .iter()

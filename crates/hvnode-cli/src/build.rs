@@ -49,11 +49,11 @@ fn default_cache() -> PathBuf {
 fn disk_image(ks_path: &Path, out: &Path, cache: &Path) -> Result<()> {
     let text = std::fs::read_to_string(ks_path)
         .with_context(|| format!("reading the disk-image kickstart {}", ks_path.display()))?;
-    let img = vmtest::Image::open(out)?;
-    let ks = vmtest::disk_image::prepare_kickstart(&ks_path.display().to_string(), &text, &img)?;
+    let img = qemu::Image::open(out)?;
+    let ks = qemu::disk_image::prepare_kickstart(&ks_path.display().to_string(), &text, &img)?;
     let file = format!("{}.qcow2", img.nvr);
     eprintln!("making {file}: installing in a qemu guest (TCG: several minutes)");
-    let made = vmtest::disk_image::make(&img, &ks, &out.join(&file), &cache.join("disk-image"))?;
+    let made = qemu::disk_image::make(&img, &ks, &out.join(&file), &cache.join("disk-image"))?;
     let new = image_build::manifest::artifacts(out, std::slice::from_ref(&made.path))?;
     let sums = out.join("SHA256SUMS");
     let old =

@@ -8,6 +8,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 use command::CommandExt;
+use hostinfo::units::UtcTime;
 
 use crate::recipe::Recipe;
 
@@ -88,29 +89,18 @@ const GRUB_LIB: &str = "/usr/lib/grub";
 const BIOS: &str = "i386-pc";
 const UEFI: &str = "x86_64-efi";
 
-/// Year, month, day, hour, minute, second (UTC) of a Unix time.
-fn utc(epoch: i64) -> (i64, i64, i64, i64, i64, i64) {
-    let days = epoch.div_euclid(86_400);
-    let secs = epoch.rem_euclid(86_400);
-    // Days since 1970-01-01 to a proleptic Gregorian date, counting in
-    // 400-year eras that start on 0000-03-01.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day, secs / 3600, secs % 3600 / 60, secs % 60)
-}
-
 /// The ISO's modification date as xorriso takes it (`YYYYMMDDhhmmsscc`)
 /// and the file system UUID grub derives from it
 /// (`YYYY-MM-DD-hh-mm-ss-cc`), both from the build epoch.
 pub fn iso_date_and_uuid(epoch: i64) -> (String, String) {
-    let (y, mo, d, h, mi, s) = utc(epoch);
+    let UtcTime {
+        year: y,
+        month: mo,
+        day: d,
+        hour: h,
+        minute: mi,
+        second: s,
+    } = UtcTime::from_unix(epoch);
     (
         format!("{y:04}{mo:02}{d:02}{h:02}{mi:02}{s:02}00"),
         format!("{y:04}-{mo:02}-{d:02}-{h:02}-{mi:02}-{s:02}-00"),
@@ -386,18 +376,19 @@ mod tests {
     }
 
     #[test]
-    fn utc_dates() {
-        assert_eq!(utc(0), (1970, 1, 1, 0, 0, 0));
-        assert_eq!(utc(951_782_400), (2000, 2, 29, 0, 0, 0));
-        assert_eq!(utc(1_764_113_031), (2025, 11, 25, 23, 23, 51));
-        assert_eq!(utc(4_107_542_399), (2100, 2, 28, 23, 59, 59));
-        assert_eq!(
-            iso_date_and_uuid(1_764_113_031),
-            (
-                "2025112523235100".to_string(),
-                "2025-11-25-23-23-51-00".to_string()
-            )
-        );
+    fn iso_dates_and_uuids() {
+        for (epoch, date, uuid) in [
+            (0, "1970010100000000", "1970-01-01-00-00-00-00"),
+            (951_782_400, "2000022900000000", "2000-02-29-00-00-00-00"),
+            (1_764_113_031, "2025112523235100", "2025-11-25-23-23-51-00"),
+            (4_107_542_399, "2100022823595900", "2100-02-28-23-59-59-00"),
+        ] {
+            assert_eq!(
+                iso_date_and_uuid(epoch),
+                (date.to_string(), uuid.to_string()),
+                "{epoch}"
+            );
+        }
     }
 
     #[test]

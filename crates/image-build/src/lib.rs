@@ -37,6 +37,7 @@ use crate::manifest::{BundleMetadata, Manifest};
 use crate::payload::Payload;
 use crate::progress::Progress;
 use crate::recipe::Recipe;
+use crate::rootfs::Root;
 
 /// Space a build needs in the cache directory (tree, images, stage cache).
 const WORK_SPACE: u64 = 8 << 30;
@@ -135,210 +136,337 @@ pub fn build(opts: &Options) -> Result<Report> {
         );
     }
     let recipe = Recipe::load(&opts.recipe)?;
-    let recipe_dir = opts.recipe.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let nvr = recipe.nvr();
     let epoch = opts.epoch.unwrap_or_else(|| default_epoch(&opts.workspace));
+    prepare_dirs(opts)?;
+    let _lock = lock_cache(&opts.cache_dir)?;
+    let mut build = Build::new(opts, &recipe, epoch)?;
+
+    let base = build.bootstrap()?;
+    let root = build.install_hvnode(&base.tar)?;
+    let kernel = build.initramfs(&root, &base.key)?;
+    build.label(&root)?;
+    let squashfs = build.squash(&root)?;
+    let files = build.assemble(&kernel, &squashfs)?;
+    let artifacts = build.checksum(&root, &kernel, &files)?;
+
+    fs::remove_dir_all(&build.work)
+        .with_context(|| format!("removing the work tree {}", build.work.display()))?;
+    Ok(Report {
+        nvr: build.nvr,
+        out: opts.out.clone(),
+        epoch,
+        artifacts,
+        stages: build.progress.timings.clone(),
+        cached: build.cached,
+    })
+}
+
+/// Makes the cache and output directories and checks they have room.
+fn prepare_dirs(opts: &Options) -> Result<()> {
     fs::create_dir_all(&opts.cache_dir)
         .with_context(|| format!("creating {}", opts.cache_dir.display()))?;
     fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
     check_space(&opts.cache_dir, WORK_SPACE, "the cache directory")?;
     check_space(&opts.out, OUT_SPACE, "the output directory")?;
-    let lock_file = fs::File::create(opts.cache_dir.join(".build.lock"))?;
-    let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
-        .map_err(|(_, e)| {
+    Ok(())
+}
+
+/// Takes the cache directory for this build: one build at a time per cache.
+/// The lock holds until the returned value is dropped.
+fn lock_cache(cache_dir: &Path) -> Result<nix::fcntl::Flock<fs::File>> {
+    let lock_file = fs::File::create(cache_dir.join(".build.lock"))?;
+    nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(
+        |(_, e)| {
             anyhow::anyhow!(
                 "another build is using {} ({e}); wait for it to finish",
-                opts.cache_dir.display()
+                cache_dir.display()
             )
-        })?;
+        },
+    )
+}
 
-    let cache = Cache::new(opts.cache_dir.join("stages"));
-    let work = opts.cache_dir.join("work").join(&nvr);
-    fs::create_dir_all(&work)?;
-    let logs = opts.cache_dir.join("logs");
-    fs::create_dir_all(&logs)?;
-    let log = |stage: &str| logs.join(format!("{nvr}-{stage}.log"));
-    for stage in ["bootstrap", "initramfs", "squash", "assemble"] {
-        let _ = fs::remove_file(log(stage));
-    }
-    let mut progress = Progress::new(8);
-    let mut cached = Vec::new();
+/// The bootstrapped base: its tarball in the stage cache and the cache key,
+/// which the initramfs key builds on.
+struct Base {
+    tar: PathBuf,
+    key: String,
+}
 
-    // 1. bootstrap
-    let st = progress.stage("bootstrap");
-    let bootstrapper = Mmdebstrap::new(opts.cache_dir.join("debs"));
-    // The base's own time stamp follows the recipe, not the whole tree, so
-    // that commits elsewhere do not invalidate the cached base.
-    let base_epoch = recipe_epoch(&opts.recipe).unwrap_or(epoch);
-    let mut key = Key::new("bootstrap");
-    bootstrapper.key(&recipe, &mut key)?;
-    key.add("epoch", base_epoch.to_string().as_bytes());
-    let base_key = key.hex();
-    let base_tar = match cache
-        .get("bootstrap", &base_key, "tar")
-        .filter(|_| !opts.rebuild)
-    {
-        Some(t) => {
-            cached.push("bootstrap".to_string());
-            progress.finish(st, "cached");
-            t
-        }
-        None => {
-            st.note("mmdebstrap");
-            let staged = cache.staging("bootstrap", &base_key, "tar")?;
-            bootstrapper.run(&recipe, &staged, &log("bootstrap"), base_epoch)?;
-            let t = cache.commit(&staged, "bootstrap", &base_key, "tar")?;
-            progress.finish(st, "built");
-            t
-        }
-    };
+/// The kernel of the image and the initramfs built for it, inside the tree.
+struct Kernel {
+    version: String,
+    vmlinuz: PathBuf,
+    initrd: PathBuf,
+}
 
-    // 2. install hvnode
-    let st = progress.stage("install hvnode");
-    let root = rootfs::unpack(&base_tar, &work.join("root"))?;
-    let payload = Payload {
-        binaries: payload::workspace_binaries(&opts.workspace)?,
-        units_dir: opts.workspace.join("systemd"),
-        files_dir: recipe_dir.join(&recipe.files.source),
-        kickstart_dir: opts.workspace.join("kickstart"),
-    };
-    let units = payload.install(&root)?;
-    progress.finish(
-        st,
-        &format!("{} binaries, {} units", payload.binaries.len(), units.len()),
-    );
+/// One build in progress: the inputs every stage reads and what the stages
+/// report.
+struct Build<'a> {
+    opts: &'a Options,
+    recipe: &'a Recipe,
+    /// The folder of the recipe (its `files.source` is relative to it).
+    recipe_dir: PathBuf,
+    nvr: String,
+    epoch: i64,
+    cache: Cache,
+    /// The build's scratch folder (the unpacked tree and the images).
+    work: PathBuf,
+    /// Where each stage's tool output goes.
+    logs: PathBuf,
+    progress: Progress,
+    /// The stages taken from the cache.
+    cached: Vec<String>,
+}
 
-    // 3. configure
-    let st = progress.stage("configure");
-    configure::configure(&root, &recipe, &units, epoch)?;
-    progress.finish(st, "done");
-
-    // 4. initramfs
-    let st = progress.stage("initramfs");
-    let kver = initramfs::kernel_version(&root)?;
-    let mut key = Key::new("initramfs");
-    key.add("base", base_key.as_bytes())
-        .add("dracut.conf", initramfs::dracut_conf(&recipe).as_bytes())
-        .add("dracut args", initramfs::DRACUT_ARGS.join(" ").as_bytes());
-    // Only files dracut reads go into the key: an agent-only change keeps
-    // the cached initramfs.
-    for dir in initramfs::INPUT_DIRS {
-        cache::add_tree(&mut key, dir, &payload.files_dir.join(dir))?;
-    }
-    let initrd_key = key.hex();
-    let initrd_in_image = root.join(&format!("/boot/initrd.img-{kver}"));
-    initramfs::write_conf(&root, &recipe)?;
-    match cache
-        .get("initramfs", &initrd_key, "img")
-        .filter(|_| !opts.rebuild)
-    {
-        Some(cached_initrd) => {
-            fs::copy(&cached_initrd, &initrd_in_image)?;
-            cached.push("initramfs".to_string());
-            progress.finish(st, "cached");
-        }
-        None => {
-            st.note("dracut");
-            let built = initramfs::build(&root, &log("initramfs"), epoch)?;
-            let staged = cache.staging("initramfs", &initrd_key, "img")?;
-            fs::copy(&built, &staged)?;
-            cache.commit(&staged, "initramfs", &initrd_key, "img")?;
-            progress.finish(st, "built");
-        }
-    }
-
-    // 5. label (the last stage that writes into the tree)
-    let st = progress.stage("label");
-    root.clamp_mtimes(epoch)?;
-    label::label(&root, &log("label"))?;
-    progress.finish(st, "done");
-
-    // 6. squash
-    let st = progress.stage("squash");
-    let squashfs_out = opts.out.join(format!("{nvr}.squashfs.img"));
-    let squashfs_partial = assemble::partial_name(&squashfs_out);
-    squash::build(&root, &work, &squashfs_partial, &nvr, epoch, &log("squash"))?;
-    fs::rename(&squashfs_partial, &squashfs_out)?;
-    progress.finish(st, "done");
-
-    // 7. assemble
-    let st = progress.stage("assemble");
-    let kernel = root.join(&format!("/boot/vmlinuz-{kver}"));
-    let boot = BootFiles {
-        kernel: kernel.clone(),
-        initrd: initrd_in_image.clone(),
-        squashfs: squashfs_out.clone(),
-        kickstart: opts.workspace.join("kickstart/interactive-defaults.ks"),
-    };
-    let mut files = vec![squashfs_out.clone()];
-    if recipe.outputs.iso {
-        st.note("ISO");
-        let iso = opts.out.join(format!("{nvr}.iso"));
-        assemble::iso(&recipe, &boot, &work, &iso, epoch, &log("assemble"))?;
-        files.push(iso);
-    }
-    if recipe.outputs.pxe {
-        st.note("PXE tree");
-        let pxe = opts.out.join("pxe");
-        assemble::pxe(&recipe, &boot, &pxe)?;
-        let mut pxe_files: Vec<PathBuf> = walk_files(&pxe)?;
-        pxe_files.sort();
-        files.extend(pxe_files);
-    }
-    if recipe.outputs.update_bundle {
-        st.note("update bundle");
-        let bundle = opts.out.join(format!("{nvr}.update.tar"));
-        let meta = BundleMetadata {
-            nvr: nvr.clone(),
-            kernel: kver.clone(),
-            build_epoch: epoch,
-            squashfs: format!("{nvr}.squashfs.img"),
-            squashfs_size: fs::metadata(&squashfs_out)?.len(),
-            squashfs_sha256: file_sha256(&squashfs_out)?,
+impl<'a> Build<'a> {
+    /// Makes the work and log folders (forgetting the logs of a build
+    /// before).
+    fn new(opts: &'a Options, recipe: &'a Recipe, epoch: i64) -> Result<Self> {
+        let nvr = recipe.nvr();
+        let work = opts.cache_dir.join("work").join(&nvr);
+        fs::create_dir_all(&work)?;
+        let logs = opts.cache_dir.join("logs");
+        fs::create_dir_all(&logs)?;
+        let build = Build {
+            opts,
+            recipe,
+            recipe_dir: opts.recipe.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            nvr,
+            epoch,
+            cache: Cache::new(opts.cache_dir.join("stages")),
+            work,
+            logs,
+            progress: Progress::new(8),
+            cached: Vec::new(),
         };
-        manifest::update_bundle(&bundle, &squashfs_out, &meta, epoch)?;
-        files.push(bundle);
+        for stage in ["bootstrap", "initramfs", "squash", "assemble"] {
+            let _ = fs::remove_file(build.log(stage));
+        }
+        Ok(build)
     }
-    progress.finish(st, "done");
 
-    // 8. checksum
-    let st = progress.stage("checksum");
-    let artifacts = manifest::artifacts(&opts.out, &files)?;
-    let m = Manifest {
-        api_version: "hvnode.io/v1",
-        kind: "ImageManifest",
-        nvr: nvr.clone(),
-        kernel: kver,
-        build_epoch: epoch,
-        recipe_sha256: file_sha256(&opts.recipe)?,
-        packages: manifest::packages(&root)?,
-        artifacts: artifacts.clone(),
-    };
-    let manifest_path = opts.out.join("manifest.json");
-    fsutil::write_atomic(
-        &manifest_path,
-        format!("{}\n", serde_json::to_string_pretty(&m)?).as_bytes(),
-        fsutil::Options::default(),
-    )?;
-    let mut all = artifacts;
-    all.extend(manifest::artifacts(&opts.out, &[manifest_path])?);
-    fsutil::write_atomic(
-        &opts.out.join("SHA256SUMS"),
-        manifest::sha256sums(&all).as_bytes(),
-        fsutil::Options::default(),
-    )?;
-    progress.finish(st, "done");
+    /// hvnode's files for the image (the recipe's `files.source`).
+    fn files_dir(&self) -> PathBuf {
+        self.recipe_dir.join(&self.recipe.files.source)
+    }
 
-    fs::remove_dir_all(&work)
-        .with_context(|| format!("removing the work tree {}", work.display()))?;
-    Ok(Report {
-        nvr,
-        out: opts.out.clone(),
-        epoch,
-        artifacts: all,
-        stages: progress.timings.clone(),
-        cached,
-    })
+    /// The log file of `stage`.
+    fn log(&self, stage: &str) -> PathBuf {
+        self.logs.join(format!("{}-{stage}.log", self.nvr))
+    }
+
+    /// Stage 1: the Debian base from mmdebstrap, or from the cache.
+    fn bootstrap(&mut self) -> Result<Base> {
+        let st = self.progress.stage("bootstrap");
+        let bootstrapper = Mmdebstrap::new(self.opts.cache_dir.join("debs"));
+        // The base's own time stamp follows the recipe, not the whole tree, so
+        // that commits elsewhere do not invalidate the cached base.
+        let base_epoch = recipe_epoch(&self.opts.recipe).unwrap_or(self.epoch);
+        let mut key = Key::new("bootstrap");
+        bootstrapper.key(self.recipe, &mut key)?;
+        key.add("epoch", base_epoch.to_string().as_bytes());
+        let key = key.hex();
+        let cached = self
+            .cache
+            .get("bootstrap", &key, "tar")
+            .filter(|_| !self.opts.rebuild);
+        let tar = match cached {
+            Some(t) => {
+                self.cached.push("bootstrap".to_string());
+                self.progress.finish(st, "cached");
+                t
+            }
+            None => {
+                st.note("mmdebstrap");
+                let staged = self.cache.staging("bootstrap", &key, "tar")?;
+                bootstrapper.run(self.recipe, &staged, &self.log("bootstrap"), base_epoch)?;
+                let t = self.cache.commit(&staged, "bootstrap", &key, "tar")?;
+                self.progress.finish(st, "built");
+                t
+            }
+        };
+        Ok(Base { tar, key })
+    }
+
+    /// Stages 2 and 3: unpacks the base, installs hvnode's binaries, units
+    /// and files into it and configures the tree.
+    fn install_hvnode(&mut self, base_tar: &Path) -> Result<Root> {
+        let st = self.progress.stage("install hvnode");
+        let root = rootfs::unpack(base_tar, &self.work.join("root"))?;
+        let payload = Payload {
+            binaries: payload::workspace_binaries(&self.opts.workspace)?,
+            units_dir: self.opts.workspace.join("systemd"),
+            files_dir: self.files_dir(),
+            kickstart_dir: self.opts.workspace.join("kickstart"),
+        };
+        let units = payload.install(&root)?;
+        self.progress.finish(
+            st,
+            &format!("{} binaries, {} units", payload.binaries.len(), units.len()),
+        );
+
+        let st = self.progress.stage("configure");
+        configure::configure(&root, self.recipe, &units, self.epoch)?;
+        self.progress.finish(st, "done");
+        Ok(root)
+    }
+
+    /// Stage 4: the initramfs from dracut, or from the cache, into the tree's
+    /// `/boot`.
+    fn initramfs(&mut self, root: &Root, base_key: &str) -> Result<Kernel> {
+        let st = self.progress.stage("initramfs");
+        let version = initramfs::kernel_version(root)?;
+        let mut key = Key::new("initramfs");
+        key.add("base", base_key.as_bytes())
+            .add(
+                "dracut.conf",
+                initramfs::dracut_conf(self.recipe).as_bytes(),
+            )
+            .add("dracut args", initramfs::DRACUT_ARGS.join(" ").as_bytes());
+        // Only files dracut reads go into the key: an agent-only change keeps
+        // the cached initramfs.
+        let files_dir = self.files_dir();
+        for dir in initramfs::INPUT_DIRS {
+            cache::add_tree(&mut key, dir, &files_dir.join(dir))?;
+        }
+        let key = key.hex();
+        let initrd = root.join(&format!("/boot/initrd.img-{version}"));
+        initramfs::write_conf(root, self.recipe)?;
+        let cached = self
+            .cache
+            .get("initramfs", &key, "img")
+            .filter(|_| !self.opts.rebuild);
+        match cached {
+            Some(cached_initrd) => {
+                fs::copy(&cached_initrd, &initrd)?;
+                self.cached.push("initramfs".to_string());
+                self.progress.finish(st, "cached");
+            }
+            None => {
+                st.note("dracut");
+                let built = initramfs::build(root, &self.log("initramfs"), self.epoch)?;
+                let staged = self.cache.staging("initramfs", &key, "img")?;
+                fs::copy(&built, &staged)?;
+                self.cache.commit(&staged, "initramfs", &key, "img")?;
+                self.progress.finish(st, "built");
+            }
+        }
+        Ok(Kernel {
+            vmlinuz: root.join(&format!("/boot/vmlinuz-{version}")),
+            version,
+            initrd,
+        })
+    }
+
+    /// Stage 5: SELinux labels (the last stage that writes into the tree).
+    fn label(&mut self, root: &Root) -> Result<()> {
+        let st = self.progress.stage("label");
+        root.clamp_mtimes(self.epoch)?;
+        label::label(root, &self.log("label"))?;
+        self.progress.finish(st, "done");
+        Ok(())
+    }
+
+    /// Stage 6: the tree as a squashfs image in the output folder.
+    fn squash(&mut self, root: &Root) -> Result<PathBuf> {
+        let st = self.progress.stage("squash");
+        let squashfs = self.opts.out.join(format!("{}.squashfs.img", self.nvr));
+        let partial = assemble::partial_name(&squashfs);
+        let log = self.log("squash");
+        squash::build(root, &self.work, &partial, &self.nvr, self.epoch, &log)?;
+        fs::rename(&partial, &squashfs)?;
+        self.progress.finish(st, "done");
+        Ok(squashfs)
+    }
+
+    /// Stage 7: the outputs the recipe asks for (ISO, PXE tree, update
+    /// bundle); returns every output file, the squashfs image first.
+    fn assemble(&mut self, kernel: &Kernel, squashfs: &Path) -> Result<Vec<PathBuf>> {
+        let (opts, recipe, nvr, epoch) = (self.opts, self.recipe, &self.nvr, self.epoch);
+        let st = self.progress.stage("assemble");
+        let boot = BootFiles {
+            kernel: kernel.vmlinuz.clone(),
+            initrd: kernel.initrd.clone(),
+            squashfs: squashfs.to_path_buf(),
+            kickstart: opts.workspace.join("kickstart/interactive-defaults.ks"),
+        };
+        let mut files = vec![squashfs.to_path_buf()];
+        if recipe.outputs.iso {
+            st.note("ISO");
+            let iso = opts.out.join(format!("{nvr}.iso"));
+            assemble::iso(
+                recipe,
+                &boot,
+                &self.work,
+                &iso,
+                epoch,
+                &self.log("assemble"),
+            )?;
+            files.push(iso);
+        }
+        if recipe.outputs.pxe {
+            st.note("PXE tree");
+            let pxe = opts.out.join("pxe");
+            assemble::pxe(recipe, &boot, &pxe)?;
+            let mut pxe_files: Vec<PathBuf> = walk_files(&pxe)?;
+            pxe_files.sort();
+            files.extend(pxe_files);
+        }
+        if recipe.outputs.update_bundle {
+            st.note("update bundle");
+            let bundle = opts.out.join(format!("{nvr}.update.tar"));
+            let meta = BundleMetadata {
+                nvr: nvr.clone(),
+                kernel: kernel.version.clone(),
+                build_epoch: epoch,
+                squashfs: format!("{nvr}.squashfs.img"),
+                squashfs_size: fs::metadata(squashfs)?.len(),
+                squashfs_sha256: file_sha256(squashfs)?,
+            };
+            manifest::update_bundle(&bundle, squashfs, &meta, epoch)?;
+            files.push(bundle);
+        }
+        self.progress.finish(st, "done");
+        Ok(files)
+    }
+
+    /// Stage 8: `manifest.json` and `SHA256SUMS` over `files` and the
+    /// manifest; returns every artifact, the manifest last.
+    fn checksum(
+        &mut self,
+        root: &Root,
+        kernel: &Kernel,
+        files: &[PathBuf],
+    ) -> Result<Vec<manifest::Artifact>> {
+        let out = &self.opts.out;
+        let st = self.progress.stage("checksum");
+        let artifacts = manifest::artifacts(out, files)?;
+        let m = Manifest {
+            api_version: "hvnode.io/v1",
+            kind: "ImageManifest",
+            nvr: self.nvr.clone(),
+            kernel: kernel.version.clone(),
+            build_epoch: self.epoch,
+            recipe_sha256: file_sha256(&self.opts.recipe)?,
+            packages: manifest::packages(root)?,
+            artifacts: artifacts.clone(),
+        };
+        let manifest_path = out.join("manifest.json");
+        fsutil::write_atomic(
+            &manifest_path,
+            format!("{}\n", serde_json::to_string_pretty(&m)?).as_bytes(),
+            fsutil::Options::default(),
+        )?;
+        let mut all = artifacts;
+        all.extend(manifest::artifacts(out, &[manifest_path])?);
+        fsutil::write_atomic(
+            &out.join("SHA256SUMS"),
+            manifest::sha256sums(&all).as_bytes(),
+            fsutil::Options::default(),
+        )?;
+        self.progress.finish(st, "done");
+        Ok(all)
+    }
 }
 
 fn walk_files(dir: &Path) -> Result<Vec<PathBuf>> {

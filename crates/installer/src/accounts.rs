@@ -91,7 +91,7 @@ impl Accounts {
                 .map(String::from)
                 .collect())
         };
-        let today = hostinfo::now_unix() / 86400;
+        let today = hostinfo::units::days_since_epoch(hostinfo::now_unix());
         Ok(Accounts {
             passwd: read(FILES[0])?,
             group: read(FILES[1])?,

@@ -1,103 +1,26 @@
-//! The machine's disks (`lsblk --json`), which of them a kickstart selects,
-//! and whether one is in use. Parsing is separate from running lsblk so it
-//! is tested on captured output.
-
-use std::path::PathBuf;
-use std::process::Command;
+//! Which of the machine's disks a kickstart selects, and whether one is in
+//! use. The disks are [`hostinfo::BlockDevice`]s: hostinfo runs and parses
+//! lsblk for the installer and the console alike, tested on captured output.
 
 use anyhow::{Context, Result, bail};
-use command::CommandExt;
-use serde::Deserialize;
+use hostinfo::BlockDevice;
 
-/// One block device as lsblk reports it (a disk and its children).
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct Device {
-    pub name: String,
-    pub path: PathBuf,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub size: u64,
-    #[serde(default)]
-    pub ro: bool,
-    #[serde(default)]
-    pub rm: bool,
-    #[serde(default)]
-    pub model: Option<String>,
-    #[serde(default)]
-    pub tran: Option<String>,
-    #[serde(default)]
-    pub fstype: Option<String>,
-    #[serde(default)]
-    pub label: Option<String>,
-    #[serde(default)]
-    pub mountpoints: Vec<Option<String>>,
-    #[serde(default)]
-    pub children: Vec<Device>,
-}
+/// The one lsblk parser, for the storage planner's tests.
+pub use hostinfo::blockdev::parse_lsblk;
 
-impl Device {
-    /// This device and everything under it.
-    pub fn walk(&self) -> Vec<&Device> {
-        let mut v = vec![self];
-        for c in &self.children {
-            v.extend(c.walk());
-        }
-        v
-    }
-
-    /// Mount points in use on this device or under it (swap counts).
-    pub fn mounts(&self) -> Vec<String> {
-        self.walk()
-            .iter()
-            .flat_map(|d| d.mountpoints.iter().flatten().cloned())
-            .collect()
-    }
-
-    /// Human description: `vda (64.0 GiB, virtio)`.
-    pub fn describe(&self) -> String {
-        let mut s = format!("{} ({}", self.name, human(self.size));
-        if let Some(m) = self.model.as_deref().filter(|m| !m.trim().is_empty()) {
-            s.push_str(&format!(", {}", m.trim()));
-        }
-        if let Some(t) = self.tran.as_deref() {
-            s.push_str(&format!(", {t}"));
-        }
-        s.push(')');
-        s
-    }
-}
-
-/// `1.5 GiB` (the workspace's one [`hostinfo::human_bytes`]).
+/// `1.5 GiB`: [`hostinfo::human_bytes`] of a byte count, for the storage
+/// planner's messages (the rest of the installer calls it directly).
 pub fn human(bytes: u64) -> String {
     hostinfo::human_bytes(bytes as f64)
 }
 
-#[derive(Deserialize)]
-struct Lsblk {
-    blockdevices: Vec<Device>,
-}
-
-/// Parses `lsblk --json --bytes --tree -o NAME,PATH,TYPE,SIZE,RO,RM,MODEL,TRAN,FSTYPE,LABEL,MOUNTPOINTS`.
-pub fn parse_lsblk(json: &str) -> Result<Vec<Device>> {
-    let l: Lsblk = serde_json::from_str(json).context("reading the output of lsblk")?;
-    Ok(l.blockdevices)
-}
-
 /// The machine's block devices.
-pub fn list() -> Result<Vec<Device>> {
-    let out = Command::new("lsblk")
-        .args(["--json", "--bytes", "--tree"])
-        .args([
-            "-o",
-            "NAME,PATH,TYPE,SIZE,RO,RM,MODEL,TRAN,FSTYPE,LABEL,MOUNTPOINTS",
-        ])
-        .run_capture()
-        .context("listing the disks")?;
-    parse_lsblk(&out)
+pub fn list() -> Result<Vec<BlockDevice>> {
+    hostinfo::block_devices().context("listing the disks to install on")
 }
 
 /// Disks an install could use: whole disks, writable, not empty.
-pub fn candidates(all: &[Device]) -> Vec<&Device> {
+pub fn candidates(all: &[BlockDevice]) -> Vec<&BlockDevice> {
     all.iter()
         .filter(|d| d.kind == "disk" && !d.ro && d.size > 0)
         .collect()
@@ -105,7 +28,7 @@ pub fn candidates(all: &[Device]) -> Vec<&Device> {
 
 /// Finds a disk named as a kickstart names it: `sda`, `/dev/sda`, or a
 /// `/dev/disk/by-*/…` link.
-pub fn find<'a>(all: &'a [Device], name: &str) -> Option<&'a Device> {
+pub fn find<'a>(all: &'a [BlockDevice], name: &str) -> Option<&'a BlockDevice> {
     let resolved = if name.starts_with("/dev/disk/") {
         std::fs::canonicalize(name)
             .ok()
@@ -120,7 +43,7 @@ pub fn find<'a>(all: &'a [Device], name: &str) -> Option<&'a Device> {
 }
 
 /// Why a disk cannot be written to, if it cannot.
-pub fn busy_reason(disk: &Device, boot_medium: Option<&str>) -> Option<String> {
+pub fn busy_reason(disk: &BlockDevice, boot_medium: Option<&str>) -> Option<String> {
     if let Some(label) = boot_medium
         && disk
             .walk()
@@ -145,10 +68,10 @@ pub fn busy_reason(disk: &Device, boot_medium: Option<&str>) -> Option<String> {
 
 /// Checks that every disk in `selected` exists and is free.
 pub fn check_selected(
-    all: &[Device],
+    all: &[BlockDevice],
     selected: &[String],
     boot_medium: Option<&str>,
-) -> Result<Vec<Device>> {
+) -> Result<Vec<BlockDevice>> {
     let mut out = Vec::new();
     for name in selected {
         let Some(d) = find(all, name) else {
@@ -177,7 +100,7 @@ pub fn check_selected(
 mod tests {
     use super::*;
 
-    fn fixture() -> Vec<Device> {
+    fn fixture() -> Vec<BlockDevice> {
         parse_lsblk(include_str!("../tests/fixtures/lsblk-live-vm.json")).unwrap()
     }
 
@@ -220,6 +143,31 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn older_lsblk_output_is_judged_the_same() {
+        // util-linux before 2.37: sizes and flags as strings, one `mountpoint`.
+        let all = parse_lsblk(
+            r#"{"blockdevices":[
+              {"name":"sda","path":"/dev/sda","type":"disk","size":"1000204886016",
+               "ro":"0","rm":"0","model":"ST1000DM003-1CH162  ","tran":"sata","mountpoint":null,
+               "children":[{"name":"sda1","path":"/dev/sda1","type":"part",
+                 "size":"1000203837440","ro":"0","rm":"0","fstype":"swap","mountpoint":"[SWAP]"}]},
+              {"name":"sdb","path":"/dev/sdb","type":"disk","size":"500107862016",
+               "ro":"1","rm":"0","mountpoint":null}]}"#,
+        )
+        .unwrap();
+        let names: Vec<&str> = candidates(&all).iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["sda"], "sdb is read-only");
+        let sda = find(&all, "/dev/sda").unwrap();
+        assert_eq!(sda.describe(), "sda (931.5 GiB, ST1000DM003-1CH162, sata)");
+        assert_eq!(
+            busy_reason(sda, None).as_deref(),
+            Some("sda is in use: mounted at [SWAP]")
+        );
+        let e = check_selected(&all, &["sdb".into()], None).unwrap_err();
+        assert_eq!(e.to_string(), "sdb is read-only");
     }
 
     #[test]

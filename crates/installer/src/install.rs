@@ -8,6 +8,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use command::CommandExt;
+use hostinfo::{BlockDevice, human_bytes};
 use kickstart::node::{self, NodePlan};
 use kickstart::sections::ScriptKind;
 use kickstart::source::FsLoader;
@@ -17,9 +18,9 @@ use layers::btrfs::BtrfsStore;
 use layers::fstab::{self, Entry};
 use layers::lvm::LvmStore;
 use layers::plain::PlainStore;
-use layers::{LayerName, Store, under};
+use layers::{LayerName, Nvr, RootArgs, Store, under};
 
-use crate::disks::{self, human};
+use crate::disks;
 use crate::labels::{label_path, relabel};
 use crate::payload::{self, Opened, Verified};
 use crate::storage::{
@@ -163,11 +164,11 @@ pub fn run(opts: &Options) -> Result<()> {
     let mut progress = |done: u64, total: Option<u64>| match total {
         Some(t) if t > 0 => log.line(&format!(
             "  image: {} of {} ({}%)",
-            human(done),
-            human(t),
+            human_bytes(done as f64),
+            human_bytes(t as f64),
             done * 100 / t
         )),
-        _ => log.line(&format!("  image: {}", human(done))),
+        _ => log.line(&format!("  image: {}", human_bytes(done as f64))),
     };
     let verified = payload::fetch_and_verify(&plan.image, &opts.work, &mut progress)?;
     log.line(&format!("image sha256 {}", verified.sha256));
@@ -232,7 +233,7 @@ pub fn run(opts: &Options) -> Result<()> {
 fn ask_until_planned(
     ks: Kickstart,
     plan: &NodePlan,
-    all: &[disks::Device],
+    all: &[BlockDevice],
     medium: Option<&str>,
     defaults_only: bool,
     log: &Log,
@@ -272,6 +273,14 @@ fn effective_plan(ks: &Kickstart) -> Result<NodePlan> {
     // Someone is at the console: the end of the install waits for them.
     plan.unattended = false;
     Ok(plan)
+}
+
+/// The installed system's boot file systems, mounted, and the UUID grub
+/// finds `/boot` by.
+struct BootDirs {
+    boot: PathBuf,
+    efi: PathBuf,
+    boot_uuid: String,
 }
 
 /// Carries out a storage plan.
@@ -342,20 +351,9 @@ impl Writer<'_> {
         verified: &Verified,
         saved_ks: Option<&str>,
     ) -> Result<()> {
-        let s = self.storage;
-        let disk = &s.disk;
         let log = self.log;
         let devlog = self.work.join("commands.log");
-        self.step = "clearing the disk";
-        log.line(&format!("clearing {}", disk.describe()));
-        self.wrote = true;
-        if s.wipe || !disk.children.is_empty() {
-            storage::clear_disk(disk, &devlog)?;
-        }
-        self.step = "partitioning";
-        log.line("partitioning");
-        storage::partition(s, &devlog)?;
-        storage::format_platform(s, &devlog)?;
+        self.clear_and_partition(&devlog)?;
 
         self.step = "opening the image";
         let opened = Opened::open(&verified.path, &self.work)?;
@@ -365,13 +363,88 @@ impl Writer<'_> {
         let sysroot = self.work.join("sysroot");
         let top = self.work.join("top");
         self.step = "writing the image base";
-        let store: Box<dyn Store> = match &s.store {
+        let store = self.write_base(&opened, &nvr, &top, &devlog)?;
+        self.step = "making the writable layer";
+        let layer = store.add_layer(&nvr)?;
+        log.line(&format!("layer {layer}"));
+        store.mount_layer(&layer, &sysroot)?;
+        self.mounts.push(sysroot.clone());
+
+        self.step = "making the separate volumes";
+        let root = store.root_args(&layer)?;
+        let mut fstab_entries = vec![self.root_entry(&root)];
+        self.make_volumes(&top, &sysroot, &mut fstab_entries, &devlog)?;
+
+        self.step = "installing the kernel";
+        let boot = self.install_kernel(&opened.tree, &layer, &sysroot, &mut fstab_entries)?;
+        // Entries sorted so parents mount first.
+        fstab_entries.sort_by_key(|e| (e.fstype == "swap", e.target.clone()));
+        fs::write(sysroot.join("etc/fstab"), fstab::render(&fstab_entries))
+            .context("writing the installed system's /etc/fstab")?;
+
+        self.step = "configuring the installed system";
+        target::configure(&sysroot, ks, plan, log)?;
+        if let Some(text) = saved_ks {
+            target::save_kickstart(&sysroot, text, log)?;
+        }
+        relabel(&sysroot, &devlog)?;
+
+        self.step = "running %post scripts";
+        self.bind_system(&sysroot)?;
+        scripts::run(ks, ScriptKind::Post, Some(&sysroot), log)?;
+        self.unmount_system(&sysroot);
+
+        self.step = "installing the boot loaders";
+        let mut args = root.args;
+        args.extend(image_args);
+        if let Some(extra) = &plan.bootloader_append {
+            args.extend(extra.split_whitespace().map(String::from));
+        }
+        dedup_console(&mut args);
+        self.install_boot_loaders(&boot, &layer, args, &devlog)?;
+
+        self.step = "keeping the install log";
+        self.keep_logs(&sysroot, &layer, &devlog)?;
+        drop(opened);
+        Ok(())
+    }
+
+    /// Clears the disk (when the plan wipes it or it has partitions),
+    /// partitions it and makes the platform's boot file systems.
+    fn clear_and_partition(&mut self, devlog: &Path) -> Result<()> {
+        let s = self.storage;
+        self.step = "clearing the disk";
+        self.log.line(&format!("clearing {}", s.disk.describe()));
+        self.wrote = true;
+        if s.wipe || !s.disk.children.is_empty() {
+            storage::clear_disk(&s.disk, devlog)?;
+        }
+        self.step = "partitioning";
+        self.log.line("partitioning");
+        storage::partition(s, devlog)?;
+        storage::format_platform(s, devlog)?;
+        Ok(())
+    }
+
+    /// Makes the plan's layer store and writes the image's base `nvr` into
+    /// it (a plain or btrfs store is mounted at `top`).
+    fn write_base(
+        &mut self,
+        opened: &Opened,
+        nvr: &Nvr,
+        top: &Path,
+        devlog: &Path,
+    ) -> Result<Box<dyn Store>> {
+        let s = self.storage;
+        let disk = &s.disk;
+        let log = self.log;
+        Ok(match &s.store {
             StorePlan::Lvm(vg) => {
                 log.line(&format!(
                     "volume group {}, thin pool {} ({})",
                     vg.spec.vg,
                     vg.spec.pool,
-                    human(vg.pool_bytes)
+                    human_bytes(vg.pool_bytes as f64)
                 ));
                 let pvs: Vec<PathBuf> = vg
                     .pvs
@@ -381,7 +454,7 @@ impl Writer<'_> {
                 let mut st = LvmStore::create_with(&vg.spec, &pvs)?;
                 st.root_bytes = s.root_bytes;
                 log.line(&format!("writing the base {nvr}"));
-                st.add_base(&nvr, &opened.rootfs_img)?;
+                st.add_base(nvr, &opened.rootfs_img)?;
                 Box::new(st)
             }
             StorePlan::Plain { partition } => {
@@ -389,34 +462,31 @@ impl Writer<'_> {
                 // Reflinks are what make a layer cheap: asked for, not
                 // left to mkfs.xfs's default.
                 let args = ["-q", "-f", "-L", "hvnode", "-m", "reflink=1"];
-                storage::mkfs("xfs", &args, &dev, &devlog)?;
-                self.mount(&["-t", "xfs"], &dev, &top)?;
-                let st = PlainStore::open(&top, &dev)?;
-                labels::label_store(&opened.tree, &top, &devlog)?;
+                storage::mkfs("xfs", &args, &dev, devlog)?;
+                self.mount(&["-t", "xfs"], &dev, top)?;
+                let st = PlainStore::open(top, &dev)?;
+                labels::label_store(&opened.tree, top, devlog)?;
                 log.line(&format!("copying the base {nvr}"));
-                st.add_base(&nvr, &opened.tree)?;
+                st.add_base(nvr, &opened.tree)?;
                 Box::new(st)
             }
             StorePlan::Btrfs { partition } => {
                 let dev = partition_path(&disk.path, *partition);
-                storage::mkfs("btrfs", &["-q", "-f", "-L", "hvnode"], &dev, &devlog)?;
-                self.mount(&["-t", "btrfs", "-o", "subvolid=5"], &dev, &top)?;
-                let st = BtrfsStore::open(&top, &dev)?;
+                storage::mkfs("btrfs", &["-q", "-f", "-L", "hvnode"], &dev, devlog)?;
+                self.mount(&["-t", "btrfs", "-o", "subvolid=5"], &dev, top)?;
+                let st = BtrfsStore::open(top, &dev)?;
                 log.line(&format!("copying the base {nvr}"));
-                st.add_base(&nvr, &opened.tree)?;
+                st.add_base(nvr, &opened.tree)?;
                 Box::new(st)
             }
-        };
-        self.step = "making the writable layer";
-        let layer = store.add_layer(&nvr)?;
-        log.line(&format!("layer {layer}"));
-        store.mount_layer(&layer, &sysroot)?;
-        self.mounts.push(sysroot.clone());
+        })
+    }
 
-        self.step = "making the separate volumes";
-        let mut fstab_entries = Vec::new();
-        let root = store.root_args(&layer)?;
-        fstab_entries.push(Entry {
+    /// The fstab entry of the layer as `/` (the plan's options, else the
+    /// store's).
+    fn root_entry(&self, root: &RootArgs) -> Entry {
+        let s = self.storage;
+        Entry {
             source: root.fstab_source.clone(),
             target: "/".into(),
             fstype: root.fstab_type.clone(),
@@ -425,25 +495,52 @@ impl Writer<'_> {
                 .clone()
                 .unwrap_or_else(|| root.fstab_options.clone()),
             pass: if s.scheme() == Scheme::Thinp { 1 } else { 0 },
-        });
-        for v in &s.volumes {
-            log.line(&format!("volume {} ({})", v.mountpoint, human(v.bytes)));
+        }
+    }
+
+    /// The plan's separate volumes (`/var`, swap, …), each with what the
+    /// layer had under its mount point, mounted under `sysroot`.
+    fn make_volumes(
+        &mut self,
+        top: &Path,
+        sysroot: &Path,
+        fstab_entries: &mut Vec<Entry>,
+        devlog: &Path,
+    ) -> Result<()> {
+        for v in &self.storage.volumes {
+            self.log.line(&format!(
+                "volume {} ({})",
+                v.mountpoint,
+                human_bytes(v.bytes as f64)
+            ));
             if v.backing == Backing::Subvolume {
-                self.btrfs_volume(v, &top, &sysroot, &mut fstab_entries, &devlog)?;
+                self.btrfs_volume(v, top, sysroot, fstab_entries, devlog)?;
             } else {
-                self.block_volume(v, &sysroot, &mut fstab_entries, &devlog)?;
+                self.block_volume(v, sysroot, fstab_entries, devlog)?;
             }
         }
+        Ok(())
+    }
 
-        self.step = "installing the kernel";
+    /// Mounts `/boot` and `/boot/efi` under `sysroot`, copies the image's
+    /// kernel and initramfs (in `tree`) there for `layer` and adds both file
+    /// systems to the fstab entries.
+    fn install_kernel(
+        &mut self,
+        tree: &Path,
+        layer: &LayerName,
+        sysroot: &Path,
+        fstab_entries: &mut Vec<Entry>,
+    ) -> Result<BootDirs> {
+        let s = self.storage;
         let boot_dev = s.device(Role::Boot)?;
         let efi_dev = s.device(Role::Efi)?;
-        let boot_dir = under(&sysroot, "/boot");
+        let boot_dir = under(sysroot, "/boot");
         self.mount(&["-t", "ext4"], &boot_dev, &boot_dir)?;
-        let efi_dir = under(&sysroot, "/boot/efi");
+        let efi_dir = under(sysroot, "/boot/efi");
         self.mount(&["-t", "vfat", "-o", "umask=0077"], &efi_dev, &efi_dir)?;
-        let (kernel, initrd) = payload::kernel_of(&opened.tree)?;
-        boot::install_kernel(&boot_dir, &layer, &kernel, &initrd)?;
+        let (kernel, initrd) = payload::kernel_of(tree)?;
+        boot::install_kernel(&boot_dir, layer, &kernel, &initrd)?;
         let boot_uuid = layers::fs_uuid(&boot_dev)?;
         let option_of = |role| {
             s.partition(role)
@@ -464,55 +561,50 @@ impl Writer<'_> {
             options: option_of(Role::Efi),
             pass: 2,
         });
-        // Entries sorted so parents mount first.
-        fstab_entries.sort_by_key(|e| (e.fstype == "swap", e.target.clone()));
-        fs::write(sysroot.join("etc/fstab"), fstab::render(&fstab_entries))
-            .context("writing the installed system's /etc/fstab")?;
+        Ok(BootDirs {
+            boot: boot_dir,
+            efi: efi_dir,
+            boot_uuid,
+        })
+    }
 
-        self.step = "configuring the installed system";
-        target::configure(&sysroot, ks, plan, log)?;
-        if let Some(text) = saved_ks {
-            target::save_kickstart(&sysroot, text, log)?;
-        }
-        relabel(&sysroot, &devlog)?;
-
-        self.step = "running %post scripts";
-        self.bind_system(&sysroot)?;
-        scripts::run(ks, ScriptKind::Post, Some(&sysroot), log)?;
-        self.unmount_system(&sysroot);
-
-        self.step = "installing the boot loaders";
-        let mut args = root.args.clone();
-        args.extend(image_args);
-        if let Some(extra) = &plan.bootloader_append {
-            args.extend(extra.split_whitespace().map(String::from));
-        }
-        dedup_console(&mut args);
+    /// grub's configuration with one entry, `layer` booted with `args`, as
+    /// the default, and grub itself for BIOS and UEFI.
+    fn install_boot_loaders(
+        &self,
+        boot: &BootDirs,
+        layer: &LayerName,
+        args: Vec<String>,
+        devlog: &Path,
+    ) -> Result<()> {
         let entry = BootEntry {
             layer: layer.clone(),
             args,
         };
-        boot::write_grub_cfg(&boot_dir, &boot_uuid, std::slice::from_ref(&entry))?;
-        boot::set_default(&boot_dir, &layer)?;
-        boot::install_grub(&disk.path, &boot_dir, &efi_dir, &devlog)?;
-        log.line(&format!(
+        boot::write_grub_cfg(&boot.boot, &boot.boot_uuid, std::slice::from_ref(&entry))?;
+        boot::set_default(&boot.boot, layer)?;
+        boot::install_grub(&self.storage.disk.path, &boot.boot, &boot.efi, devlog)?;
+        self.log.line(&format!(
             "boot entry {}: {}",
             entry.title(),
             entry.args.join(" ")
         ));
+        Ok(())
+    }
 
-        self.step = "keeping the install log";
-        let logdir = under(&sysroot, "/var/log/hvnode");
+    /// Copies the install log and the commands' output into the installed
+    /// system's `/var/log/hvnode`.
+    fn keep_logs(&self, sysroot: &Path, layer: &LayerName, devlog: &Path) -> Result<()> {
+        let log = self.log;
+        let logdir = under(sysroot, "/var/log/hvnode");
         fs::create_dir_all(&logdir)?;
         log.line(&format!(
             "done; log kept in /var/log/hvnode/install.log of {layer}"
         ));
         fs::copy(log.path(), logdir.join("install.log")).context("copying the install log")?;
-        if let Ok(text) = fs::read(&devlog) {
+        if let Ok(text) = fs::read(devlog) {
             fs::write(logdir.join("install-commands.log"), text)?;
         }
-        drop(opened);
-        let _: &LayerName = &layer;
         Ok(())
     }
 

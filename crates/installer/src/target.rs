@@ -13,7 +13,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use command::CommandExt;
 use kickstart::Kickstart;
-use kickstart::commands::{BootProto, Command as Ks};
+use kickstart::commands::{BootProto, Command as Ks, Group, Keyboard, Timesource, User};
 use kickstart::node::{NetDevice, NodePlan};
 
 use crate::Log;
@@ -282,6 +282,26 @@ pub fn registration_conf(r: &kickstart::node::Registration) -> String {
 
 /// Applies the kickstart to the installed system mounted at `root`.
 pub fn configure(root: &Path, ks: &Kickstart, plan: &NodePlan, log: &Log) -> Result<()> {
+    write_host_name(root, plan)?;
+    write_network(root, plan)?;
+    set_timezone(root, plan)?;
+    set_language(root, plan)?;
+    set_selinux_mode(root, plan)?;
+    add_accounts(root, ks, log)?;
+    apply_login_and_host_commands(root, ks, log)?;
+    // Before `services`, so that a `services` line has the last word.
+    crate::firewall::apply(root, &plan.firewall, log)?;
+    set_services(root, plan)?;
+    if let Some(r) = &plan.registration {
+        let text = registration_conf(r);
+        write(root, "/etc/hvnode/registration.conf", &text, 0o600)?;
+        log.line(&format!("registration with {} configured", r.engine_host));
+    }
+    Ok(())
+}
+
+/// `/etc/hostname` and `/etc/hosts` (`hvnode` without a `network --hostname`).
+fn write_host_name(root: &Path, plan: &NodePlan) -> Result<()> {
     let hostname = plan.hostname.clone().unwrap_or_else(|| "hvnode".into());
     write(root, "/etc/hostname", &format!("{hostname}\n"), 0o644)?;
     let short = hostname.split('.').next().unwrap_or(&hostname);
@@ -292,34 +312,54 @@ pub fn configure(root: &Path, ks: &Kickstart, plan: &NodePlan, log: &Log) -> Res
             "127.0.0.1\tlocalhost\n127.0.1.1\t{hostname} {short}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
         ),
         0o644,
-    )?;
-    if !plan.network.is_empty() {
-        // The kickstart's network replaces the image's DHCP-on-every-NIC default.
-        let _ = fs::remove_file(root.join("etc/systemd/network/80-hvnode-dhcp.network"));
-        for (i, n) in plan.network.iter().enumerate() {
-            for (name, text) in networkd_files(n, i)? {
-                write(root, &format!("/etc/systemd/network/{name}"), &text, 0o644)?;
-            }
+    )
+}
+
+/// The kickstart's `network` lines as systemd-networkd files.
+fn write_network(root: &Path, plan: &NodePlan) -> Result<()> {
+    if plan.network.is_empty() {
+        return Ok(());
+    }
+    // The kickstart's network replaces the image's DHCP-on-every-NIC default.
+    let _ = fs::remove_file(root.join("etc/systemd/network/80-hvnode-dhcp.network"));
+    for (i, n) in plan.network.iter().enumerate() {
+        for (name, text) in networkd_files(n, i)? {
+            write(root, &format!("/etc/systemd/network/{name}"), &text, 0o644)?;
         }
     }
-    if let Some(tz) = &plan.timezone {
-        let zone = root.join("usr/share/zoneinfo").join(tz);
-        if !zone.exists() {
-            bail!("timezone {tz}: no such time zone in the image");
-        }
-        let lt = root.join("etc/localtime");
-        let _ = fs::remove_file(&lt);
-        std::os::unix::fs::symlink(format!("/usr/share/zoneinfo/{tz}"), &lt)?;
-        write(root, "/etc/timezone", &format!("{tz}\n"), 0o644)?;
+    Ok(())
+}
+
+/// `/etc/localtime` and `/etc/timezone`, when the kickstart names a zone.
+fn set_timezone(root: &Path, plan: &NodePlan) -> Result<()> {
+    let Some(tz) = &plan.timezone else {
+        return Ok(());
+    };
+    let zone = root.join("usr/share/zoneinfo").join(tz);
+    if !zone.exists() {
+        bail!("timezone {tz}: no such time zone in the image");
     }
-    if let Some(lang) = &plan.lang {
-        write(
-            root,
-            "/etc/default/locale",
-            &format!("LANG={lang}\n"),
-            0o644,
-        )?;
-    }
+    let lt = root.join("etc/localtime");
+    let _ = fs::remove_file(&lt);
+    std::os::unix::fs::symlink(format!("/usr/share/zoneinfo/{tz}"), &lt)?;
+    write(root, "/etc/timezone", &format!("{tz}\n"), 0o644)
+}
+
+/// `/etc/default/locale`, when the kickstart has a `lang`.
+fn set_language(root: &Path, plan: &NodePlan) -> Result<()> {
+    let Some(lang) = &plan.lang else {
+        return Ok(());
+    };
+    write(
+        root,
+        "/etc/default/locale",
+        &format!("LANG={lang}\n"),
+        0o644,
+    )
+}
+
+/// The plan's SELinux mode in `/etc/selinux/config`, the rest of the file kept.
+fn set_selinux_mode(root: &Path, plan: &NodePlan) -> Result<()> {
     let selinux = fs::read_to_string(root.join("etc/selinux/config")).unwrap_or_default();
     let mut out = String::new();
     for l in selinux.lines() {
@@ -333,69 +373,34 @@ pub fn configure(root: &Path, ks: &Kickstart, plan: &NodePlan, log: &Log) -> Res
     if !out.contains("SELINUX=") {
         let _ = writeln!(out, "SELINUX={}", plan.selinux);
     }
-    write(root, "/etc/selinux/config", &out, 0o644)?;
+    write(root, "/etc/selinux/config", &out, 0o644)
+}
 
-    // Groups and users straight into the account files (see accounts.rs:
-    // useradd -R cannot write them under the live system's policy).
+/// A new user's home folder and owner, made once the account files are saved.
+struct Home {
+    path: String,
+    uid: u32,
+    gid: u32,
+}
+
+/// The kickstart's groups and users, straight into the account files (see
+/// accounts.rs: useradd -R cannot write them under the live system's
+/// policy), then the users' homes and passwords.
+fn add_accounts(root: &Path, ks: &Kickstart, log: &Log) -> Result<()> {
     let mut accounts = Accounts::load(root)?;
     let mut homes = Vec::new();
     for (_, c) in ks.commands() {
         match c {
-            Ks::Group(g) => {
-                let gid =
-                    g.gid.map(u32::try_from).transpose().with_context(|| {
-                        format!("group --name={}: --gid is out of range", g.name)
-                    })?;
-                accounts
-                    .add_group(&g.name, gid, false)
-                    .with_context(|| format!("adding the group {}", g.name))?;
-                log.line(&format!("group {} added", g.name));
-            }
-            Ks::User(u) => {
-                let group_file = accounts.group_lines();
-                for (name, gid) in missing_groups(&group_file, &u.groups) {
-                    let gid = gid.map(|g| g.parse::<u32>()).transpose().with_context(|| {
-                        format!("user {}: --groups={name}(…): not a GID", u.name)
-                    })?;
-                    accounts
-                        .add_group(&name, gid, true)
-                        .with_context(|| format!("adding the group {name} for {}", u.name))?;
-                }
-                let id = |v: Option<i64>, what: &str| -> Result<Option<u32>> {
-                    v.map(u32::try_from)
-                        .transpose()
-                        .with_context(|| format!("user {}: --{what} is out of range", u.name))
-                };
-                let new = NewUser {
-                    name: u.name.clone(),
-                    uid: id(u.uid, "uid")?,
-                    gid: id(u.gid, "gid")?,
-                    gecos: u.gecos.clone(),
-                    home: u.homedir.clone(),
-                    shell: u.shell.clone(),
-                    groups: u
-                        .groups
-                        .iter()
-                        .map(|g| g.split('(').next().unwrap_or(g).to_string())
-                        .collect(),
-                };
-                let (uid, gid) = accounts
-                    .add_user(&new)
-                    .with_context(|| format!("adding the user {}", u.name))?;
-                let home = new
-                    .home
-                    .clone()
-                    .unwrap_or_else(|| format!("/home/{}", u.name));
-                homes.push((home, uid, gid));
-            }
+            Ks::Group(g) => add_group(&mut accounts, g, log)?,
+            Ks::User(u) => homes.push(add_user(&mut accounts, u)?),
             _ => {}
         }
     }
     accounts
         .save(root)
         .context("writing the installed system's account files")?;
-    for (home, uid, gid) in &homes {
-        accounts::make_home(root, home, *uid, *gid)?;
+    for home in &homes {
+        accounts::make_home(root, &home.path, home.uid, home.gid)?;
     }
     for (_, c) in ks.commands() {
         if let Ks::User(u) = c {
@@ -408,6 +413,63 @@ pub fn configure(root: &Path, ks: &Kickstart, plan: &NodePlan, log: &Log) -> Res
             log.line(&format!("user {} added", u.name));
         }
     }
+    Ok(())
+}
+
+/// A `group` line.
+fn add_group(accounts: &mut Accounts, g: &Group, log: &Log) -> Result<()> {
+    let gid = g
+        .gid
+        .map(u32::try_from)
+        .transpose()
+        .with_context(|| format!("group --name={}: --gid is out of range", g.name))?;
+    accounts
+        .add_group(&g.name, gid, false)
+        .with_context(|| format!("adding the group {}", g.name))?;
+    log.line(&format!("group {} added", g.name));
+    Ok(())
+}
+
+/// A `user` line, with the groups of its `--groups` that do not exist yet;
+/// returns the home to make.
+fn add_user(accounts: &mut Accounts, u: &User) -> Result<Home> {
+    let group_file = accounts.group_lines();
+    for (name, gid) in missing_groups(&group_file, &u.groups) {
+        let gid = gid
+            .map(|g| g.parse::<u32>())
+            .transpose()
+            .with_context(|| format!("user {}: --groups={name}(…): not a GID", u.name))?;
+        accounts
+            .add_group(&name, gid, true)
+            .with_context(|| format!("adding the group {name} for {}", u.name))?;
+    }
+    let id = |v: Option<i64>, what: &str| -> Result<Option<u32>> {
+        v.map(u32::try_from)
+            .transpose()
+            .with_context(|| format!("user {}: --{what} is out of range", u.name))
+    };
+    let new = NewUser {
+        name: u.name.clone(),
+        uid: id(u.uid, "uid")?,
+        gid: id(u.gid, "gid")?,
+        gecos: u.gecos.clone(),
+        home: u.homedir.clone(),
+        shell: u.shell.clone(),
+        groups: u
+            .groups
+            .iter()
+            .map(|g| g.split('(').next().unwrap_or(g).to_string())
+            .collect(),
+    };
+    let (uid, gid) = accounts
+        .add_user(&new)
+        .with_context(|| format!("adding the user {}", u.name))?;
+    let path = new.home.unwrap_or_else(|| format!("/home/{}", u.name));
+    Ok(Home { path, uid, gid })
+}
+
+/// `rootpw`, `sshkey`, `keyboard` and `timesource`, in kickstart order.
+fn apply_login_and_host_commands(root: &Path, ks: &Kickstart, log: &Log) -> Result<()> {
     for (_, c) in ks.commands() {
         match c {
             Ks::Rootpw(r) => {
@@ -423,41 +485,49 @@ pub fn configure(root: &Path, ks: &Kickstart, plan: &NodePlan, log: &Log) -> Res
                 add_ssh_key(root, &k.username, &k.key)?;
                 log.line(&format!("SSH key added for {}", k.username));
             }
-            Ks::Keyboard(k) => {
-                let layout = k
-                    .xlayouts
-                    .first()
-                    .cloned()
-                    .or_else(|| k.vckeymap.clone())
-                    .or_else(|| k.kbd.first().cloned())
-                    .unwrap_or_else(|| "us".into());
-                write(
-                    root,
-                    "/etc/default/keyboard",
-                    &format!(
-                        "XKBMODEL=\"pc105\"\nXKBLAYOUT=\"{layout}\"\nXKBVARIANT=\"\"\nXKBOPTIONS=\"\"\n"
-                    ),
-                    0o644,
-                )?;
-            }
-            Ks::Timesource(t) => {
-                let line = if let Some(s) = &t.ntp_server {
-                    format!("server {s} iburst{}\n", if t.nts { " nts" } else { "" })
-                } else if let Some(p) = &t.ntp_pool {
-                    format!("pool {p} iburst{}\n", if t.nts { " nts" } else { "" })
-                } else {
-                    continue;
-                };
-                let p = "/etc/chrony/sources.d/hvnode-kickstart.sources";
-                let mut text = fs::read_to_string(layers::under(root, p)).unwrap_or_default();
-                text.push_str(&line);
-                write(root, p, &text, 0o644)?;
-            }
+            Ks::Keyboard(k) => write_keyboard(root, k)?,
+            Ks::Timesource(t) => add_time_source(root, t)?,
             _ => {}
         }
     }
-    // Before `services`, so that a `services` line has the last word.
-    crate::firewall::apply(root, &plan.firewall, log)?;
+    Ok(())
+}
+
+/// `/etc/default/keyboard` from the first layout the `keyboard` line names
+/// (`us` if none).
+fn write_keyboard(root: &Path, k: &Keyboard) -> Result<()> {
+    let layout = k
+        .xlayouts
+        .first()
+        .cloned()
+        .or_else(|| k.vckeymap.clone())
+        .or_else(|| k.kbd.first().cloned())
+        .unwrap_or_else(|| "us".into());
+    write(
+        root,
+        "/etc/default/keyboard",
+        &format!("XKBMODEL=\"pc105\"\nXKBLAYOUT=\"{layout}\"\nXKBVARIANT=\"\"\nXKBOPTIONS=\"\"\n"),
+        0o644,
+    )
+}
+
+/// A `timesource` line's server or pool, appended to chrony's sources.
+fn add_time_source(root: &Path, t: &Timesource) -> Result<()> {
+    let line = if let Some(s) = &t.ntp_server {
+        format!("server {s} iburst{}\n", if t.nts { " nts" } else { "" })
+    } else if let Some(p) = &t.ntp_pool {
+        format!("pool {p} iburst{}\n", if t.nts { " nts" } else { "" })
+    } else {
+        return Ok(());
+    };
+    let p = "/etc/chrony/sources.d/hvnode-kickstart.sources";
+    let mut text = fs::read_to_string(layers::under(root, p)).unwrap_or_default();
+    text.push_str(&line);
+    write(root, p, &text, 0o644)
+}
+
+/// `services --enabled` and `--disabled`, through `systemctl --root`.
+fn set_services(root: &Path, plan: &NodePlan) -> Result<()> {
     for (verb, units) in [
         ("enable", &plan.services_enabled),
         ("disable", &plan.services_disabled),
@@ -471,11 +541,6 @@ pub fn configure(root: &Path, ks: &Kickstart, plan: &NodePlan, log: &Log) -> Res
             .args(units)
             .run()
             .with_context(|| format!("services --{verb}d={}", units.join(",")))?;
-    }
-    if let Some(r) = &plan.registration {
-        let text = registration_conf(r);
-        write(root, "/etc/hvnode/registration.conf", &text, 0o600)?;
-        log.line(&format!("registration with {} configured", r.engine_host));
     }
     Ok(())
 }

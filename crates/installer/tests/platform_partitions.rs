@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use installer::disks::Device;
+use hostinfo::BlockDevice;
 use installer::storage::{self, Role};
 use kickstart::source::FsLoader;
 
@@ -90,7 +90,7 @@ fn platform_partitions_are_made_on_a_loop_device() {
     }
     let dev = Loop(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
     let name = dev.0.file_name().unwrap().to_string_lossy().into_owned();
-    let disk: Device = serde_json::from_value(serde_json::json!({
+    let disk: BlockDevice = serde_json::from_value(serde_json::json!({
         "name": name, "path": dev.0, "type": "disk", "size": size,
     }))
     .unwrap();

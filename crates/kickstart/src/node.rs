@@ -6,7 +6,8 @@ use serde::Serialize;
 
 use crate::addon::{RegisterAddon, parse_engine};
 use crate::commands::{
-    AutopartType, BootProto, Command, Liveimg, Logvol, Partition, RebootAction, Reqpart, Volgroup,
+    AutopartType, BootProto, Command, Liveimg, Logvol, Network, Partition, RebootAction, Reqpart,
+    Selinux, Volgroup,
 };
 use crate::diag::{Diagnostics, Loc};
 use crate::firewall::Firewall;
@@ -169,269 +170,35 @@ pub struct NodePlan {
 }
 
 /// The plan, and node-level warnings.
+///
+/// One pass over the commands gathers what they say (warning, in kickstart
+/// order, where a command makes no sense for a node); then the layout, the
+/// image source, the scripts and the registration are worked out, and
+/// last whether the install can run unattended and whether anybody can log
+/// in.
 pub fn plan(ks: &Kickstart) -> (NodePlan, Diagnostics) {
     let mut d = Diagnostics::default();
-    let mut liveimg: Option<(&Loc, &Liveimg)> = None;
-    let mut disks = Disks::default();
-    let mut auto = None;
-    let mut reqpart = None;
-    let (mut partitions, mut volgroups, mut logvols) = (Vec::new(), Vec::new(), Vec::new());
-    let mut others = Vec::new();
-    let mut p = NodePlan {
-        image: ImageSource::InstallMedium,
-        disks: Disks::default(),
-        layout: Layout::Interactive,
-        bootloader_append: None,
-        hostname: None,
-        network: Vec::new(),
-        root_password: false,
-        root_locked: false,
-        root_ssh_keys: 0,
-        users: Vec::new(),
-        timezone: None,
-        lang: None,
-        selinux: "enforcing",
-        services_enabled: Vec::new(),
-        services_disabled: Vec::new(),
-        firewall: Firewall::default(),
-        registration: None,
-        unattended: false,
-        finish: None,
-        pre_scripts: 0,
-        post_scripts: 0,
-    };
-    let mut keys: Vec<(String, usize)> = Vec::new();
-    let mut mode_cmdline = false;
+    let mut p = NodePlan::empty();
+    let mut gathered = Gathered::default();
     for (loc, c) in ks.commands() {
-        match c {
-            Command::Liveimg(l) => liveimg = Some((loc, l)),
-            Command::Autopart(a) => {
-                if !matches!(a.scheme(), AutopartType::Thinp | AutopartType::Btrfs) {
-                    d.warning(
-                        loc,
-                        format!(
-                            "autopart --type={}: hvnode's layered root (updates and rollback) needs --type=thinp or --type=btrfs",
-                            crate::commands::value::KsEnum::as_word(&a.scheme())
-                        ),
-                    );
-                }
-                auto = Some(Layout::Auto {
-                    scheme: a.scheme(),
-                    fstype: a.fstype.clone(),
-                    encrypted: a.encrypted,
-                    nohome: a.nohome,
-                    noswap: a.noswap,
-                });
-            }
-            Command::Clearpart(cp) => {
-                disks.clear = if cp.all {
-                    Clear::All
-                } else if cp.linux {
-                    Clear::Linux
-                } else if !cp.list.is_empty() {
-                    Clear::List
-                } else {
-                    Clear::Nothing
-                };
-                disks.clear_drives = cp.drives.clone();
-                disks.initlabel |= cp.initlabel;
-            }
-            Command::Zerombr(_) => disks.zerombr = true,
-            Command::Ignoredisk(i) => {
-                disks.only_use = i.only_use.clone();
-                disks.ignore = i.drives.clone();
-            }
-            Command::Reqpart(x) => reqpart = Some(At::new(loc, x.clone())),
-            Command::Partition(x) => partitions.push(At::new(loc, x.clone())),
-            Command::Volgroup(x) => volgroups.push(At::new(loc, x.clone())),
-            Command::Logvol(x) => logvols.push(At::new(loc, x.clone())),
-            Command::Ignored(i) if matches!(i.name.as_str(), "btrfs" | "raid") => {
-                others.push(At::new(loc, i.name.clone()));
-            }
-            Command::Bootloader(b) => p.bootloader_append = b.append.clone(),
-            Command::Network(n) => {
-                if n.hostname.is_some() {
-                    p.hostname = n.hostname.clone();
-                }
-                if n.device.is_none()
-                    && n.hostname.is_some()
-                    && n.ip.is_none()
-                    && n.bootproto.is_none()
-                {
-                    continue;
-                }
-                p.network.push(NetDevice {
-                    device: n.device.clone(),
-                    bootproto: n.bootproto.unwrap_or(BootProto::Dhcp),
-                    ip: n.ip.clone(),
-                    netmask: n.netmask.clone(),
-                    gateway: n.gateway.clone(),
-                    nameservers: crate::commands::value::comma_split(
-                        n.nameserver.as_deref().unwrap_or_default(),
-                    ),
-                    bond_members: crate::commands::value::comma_split(
-                        n.bondslaves.as_deref().unwrap_or_default(),
-                    ),
-                    bond_options: n.bondopts.clone(),
-                    vlan_id: n.vlanid.clone(),
-                    interface_name: n.interfacename.clone(),
-                    onboot: n.onboot.unwrap_or(true),
-                    activate: n.activate,
-                });
-            }
-            Command::Rootpw(r) => {
-                p.root_password = r.password.is_some();
-                p.root_locked = r.lock;
-            }
-            Command::User(u) => p.users.push(Account {
-                name: u.name.clone(),
-                groups: u.groups.clone(),
-                has_password: u.password.is_some(),
-                locked: u.lock,
-                ssh_keys: 0,
-            }),
-            Command::Sshkey(k) => match keys.iter_mut().find(|(u, _)| *u == k.username) {
-                Some((_, n)) => *n += 1,
-                None => keys.push((k.username.clone(), 1)),
-            },
-            Command::Timezone(t) => p.timezone = t.timezone.first().cloned(),
-            Command::Lang(l) => p.lang = Some(l.lang.clone()),
-            Command::Selinux(s) => {
-                let mode = if s.disabled {
-                    "disabled"
-                } else if s.permissive {
-                    "permissive"
-                } else {
-                    "enforcing"
-                };
-                if mode != "enforcing" {
-                    d.warning(
-                        loc,
-                        format!("selinux: {mode} leaves virtual machines without sVirt confinement; hvnode is built for enforcing"),
-                    );
-                }
-                p.selinux = mode;
-            }
-            Command::Services(s) => {
-                p.services_enabled.extend(s.enabled.0.iter().cloned());
-                p.services_disabled.extend(s.disabled.0.iter().cloned());
-                for critical in ["libvirtd", "sshd", "hvnode-agent"] {
-                    if s.disabled.0.iter().any(|x| x == critical) {
-                        d.warning(
-                            loc,
-                            format!("services: disabling {critical} leaves the node unmanageable"),
-                        );
-                    }
-                }
-            }
-            Command::Firewall(f) => p.firewall = crate::firewall::resolve(f, loc, &mut d),
-            Command::DisplayMode(m) => {
-                mode_cmdline = m.mode == crate::commands::DisplayKind::Cmdline;
-            }
-            Command::Reboot(r) => p.finish = Some(r.action),
-            Command::Firstboot(f) if f.enable || f.reconfig => {
-                d.warning(
-                    loc,
-                    "firstboot: hvnode has no first-boot setup tool; this does nothing",
-                );
-            }
-            Command::Ignored(i)
-                if matches!(
-                    i.name.as_str(),
-                    "url"
-                        | "cdrom"
-                        | "harddrive"
-                        | "nfs"
-                        | "repo"
-                        | "ostreesetup"
-                        | "ostreecontainer"
-                ) =>
-            {
-                d.warning(
-                    loc,
-                    format!("{}: a node is installed from its image (liveimg), not from packages or trees", i.name),
-                );
-            }
-            _ => {}
+        gathered.command(&mut p, loc, c, &mut d);
+    }
+    let Gathered {
+        liveimg,
+        mut storage,
+        ssh_keys,
+        cmdline,
+    } = gathered;
+    for keys in ssh_keys {
+        if keys.user == "root" {
+            p.root_ssh_keys += keys.count;
+        } else if let Some(a) = p.users.iter_mut().find(|a| a.name == keys.user) {
+            a.ssh_keys += keys.count;
         }
     }
-    for (user, n) in keys {
-        if user == "root" {
-            p.root_ssh_keys += n;
-        } else if let Some(a) = p.users.iter_mut().find(|a| a.name == user) {
-            a.ssh_keys += n;
-        }
-    }
-    let has_storage = auto.is_some()
-        || !partitions.is_empty()
-        || !logvols.is_empty()
-        || reqpart.is_some()
-        || !others.is_empty();
-    p.layout = match auto {
-        Some(a) => a,
-        None if has_storage => {
-            if !logvols.is_empty() && !logvols.iter().any(|l| l.item.thinpool) {
-                if let Some(l) = ks.commands().find(|(_, c)| matches!(c, Command::Logvol(_))) {
-                    d.warning(
-                        l.0,
-                        "no logvol --thinpool: hvnode's layered root needs the root LV in an LVM thin pool",
-                    );
-                }
-            }
-            if !partitions.iter().any(|x| x.item.mntpoint == "/")
-                && !logvols.iter().any(|x| x.item.mntpoint == "/")
-            {
-                if let Some((l, _)) = ks
-                    .commands()
-                    .find(|(_, c)| matches!(c, Command::Partition(_) | Command::Logvol(_)))
-                {
-                    d.warning(l, "the layout has no / mount point");
-                }
-            }
-            Layout::Manual {
-                reqpart,
-                partitions,
-                volgroups,
-                logvols,
-                others,
-            }
-        }
-        None => Layout::Interactive,
-    };
-    match liveimg {
-        Some((loc, l)) => {
-            p.image = ImageSource::Url {
-                url: l.url.clone(),
-                checksum: l.checksum.clone(),
-                proxy: l.proxy.clone(),
-                noverifyssl: l.noverifyssl,
-            };
-            if let Some((ploc, _)) = ks.packages().next() {
-                d.warning(
-                    ploc,
-                    "%packages does nothing with liveimg: the node image is installed as built",
-                );
-            }
-            if l.checksum.is_none() && !l.url.starts_with("file://") {
-                d.warning(
-                    loc,
-                    "liveimg without --checksum: the image is not verified before it is written",
-                );
-            }
-        }
-        None => {
-            let loc = ks
-                .items
-                .first()
-                .map(|i| i.loc.clone())
-                .unwrap_or_else(|| Loc::new("", 1));
-            d.warning(
-                &loc,
-                "no liveimg: the installer will use the image on its boot medium",
-            );
-        }
-    }
-    p.disks = disks;
+    p.disks = std::mem::take(&mut storage.disks);
+    p.layout = storage.layout(ks, &mut d);
+    p.image = image_source(liveimg, ks, &mut d);
     p.pre_scripts = ks
         .scripts()
         .filter(|(_, s)| s.header.kind != crate::sections::ScriptKind::Post)
@@ -443,7 +210,7 @@ pub fn plan(ks: &Kickstart) -> (NodePlan, Diagnostics) {
     if let Some(r) = crate::addon::read(ks, &mut d) {
         p.registration = registration(&r);
     }
-    p.unattended = mode_cmdline
+    p.unattended = cmdline
         || (!matches!(p.layout, Layout::Interactive)
             && (p.root_password || p.root_locked || !p.users.is_empty()));
     if !p.root_password
@@ -455,8 +222,335 @@ pub fn plan(ks: &Kickstart) -> (NodePlan, Diagnostics) {
             d.warning(&first.loc, "no root password, no SSH key and no user: nobody will be able to log in to the node or its console");
         }
     }
-
     (p, d)
+}
+
+impl NodePlan {
+    /// The plan of a kickstart without commands.
+    fn empty() -> Self {
+        NodePlan {
+            image: ImageSource::InstallMedium,
+            disks: Disks::default(),
+            layout: Layout::Interactive,
+            bootloader_append: None,
+            hostname: None,
+            network: Vec::new(),
+            root_password: false,
+            root_locked: false,
+            root_ssh_keys: 0,
+            users: Vec::new(),
+            timezone: None,
+            lang: None,
+            selinux: "enforcing",
+            services_enabled: Vec::new(),
+            services_disabled: Vec::new(),
+            firewall: Firewall::default(),
+            registration: None,
+            unattended: false,
+            finish: None,
+            pre_scripts: 0,
+            post_scripts: 0,
+        }
+    }
+}
+
+/// What the commands say that is worked out after all are read.
+#[derive(Default)]
+struct Gathered<'a> {
+    /// The (last) `liveimg`.
+    liveimg: Option<LiveimgLine<'a>>,
+    storage: StorageLines,
+    /// `sshkey` lines counted per user, in the order the users appear.
+    ssh_keys: Vec<SshKeys>,
+    /// `cmdline` (the last display mode): no questions.
+    cmdline: bool,
+}
+
+/// A `liveimg` command and its line.
+struct LiveimgLine<'a> {
+    loc: &'a Loc,
+    liveimg: &'a Liveimg,
+}
+
+/// How many `sshkey` lines name a user.
+struct SshKeys {
+    user: String,
+    count: usize,
+}
+
+/// The storage commands, each with its line.
+#[derive(Default)]
+struct StorageLines {
+    disks: Disks,
+    auto: Option<Layout>,
+    reqpart: Option<At<Reqpart>>,
+    partitions: Vec<At<Partition>>,
+    volgroups: Vec<At<Volgroup>>,
+    logvols: Vec<At<Logvol>>,
+    /// `btrfs` and `raid` lines.
+    others: Vec<At<String>>,
+}
+
+impl<'a> Gathered<'a> {
+    /// Takes one command into the plan, or keeps it for later.
+    fn command(&mut self, p: &mut NodePlan, loc: &'a Loc, c: &'a Command, d: &mut Diagnostics) {
+        match c {
+            Command::Liveimg(liveimg) => self.liveimg = Some(LiveimgLine { loc, liveimg }),
+            Command::Sshkey(k) => match self.ssh_keys.iter_mut().find(|s| s.user == k.username) {
+                Some(keys) => keys.count += 1,
+                None => self.ssh_keys.push(SshKeys {
+                    user: k.username.clone(),
+                    count: 1,
+                }),
+            },
+            Command::DisplayMode(m) => {
+                self.cmdline = m.mode == crate::commands::DisplayKind::Cmdline;
+            }
+            _ => {
+                if !self.storage.take(loc, c, d) {
+                    system_command(p, loc, c, d);
+                }
+            }
+        }
+    }
+}
+
+impl StorageLines {
+    /// Keeps a storage command; false for any other.
+    fn take(&mut self, loc: &Loc, c: &Command, d: &mut Diagnostics) -> bool {
+        match c {
+            Command::Autopart(a) => {
+                if !matches!(a.scheme(), AutopartType::Thinp | AutopartType::Btrfs) {
+                    d.warning(
+                        loc,
+                        format!(
+                            "autopart --type={}: hvnode's layered root (updates and rollback) needs --type=thinp or --type=btrfs",
+                            crate::commands::value::KsEnum::as_word(&a.scheme())
+                        ),
+                    );
+                }
+                self.auto = Some(Layout::Auto {
+                    scheme: a.scheme(),
+                    fstype: a.fstype.clone(),
+                    encrypted: a.encrypted,
+                    nohome: a.nohome,
+                    noswap: a.noswap,
+                });
+            }
+            Command::Clearpart(cp) => {
+                self.disks.clear = if cp.all {
+                    Clear::All
+                } else if cp.linux {
+                    Clear::Linux
+                } else if !cp.list.is_empty() {
+                    Clear::List
+                } else {
+                    Clear::Nothing
+                };
+                self.disks.clear_drives = cp.drives.clone();
+                self.disks.initlabel |= cp.initlabel;
+            }
+            Command::Zerombr(_) => self.disks.zerombr = true,
+            Command::Ignoredisk(i) => {
+                self.disks.only_use = i.only_use.clone();
+                self.disks.ignore = i.drives.clone();
+            }
+            Command::Reqpart(x) => self.reqpart = Some(At::new(loc, x.clone())),
+            Command::Partition(x) => self.partitions.push(At::new(loc, x.clone())),
+            Command::Volgroup(x) => self.volgroups.push(At::new(loc, x.clone())),
+            Command::Logvol(x) => self.logvols.push(At::new(loc, x.clone())),
+            Command::Ignored(i) if matches!(i.name.as_str(), "btrfs" | "raid") => {
+                self.others.push(At::new(loc, i.name.clone()));
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// The layout the lines make: `autopart`, explicit lines (warning
+    /// where they cannot hold a layered root), or none.
+    fn layout(self, ks: &Kickstart, d: &mut Diagnostics) -> Layout {
+        let has_storage = self.auto.is_some()
+            || !self.partitions.is_empty()
+            || !self.logvols.is_empty()
+            || self.reqpart.is_some()
+            || !self.others.is_empty();
+        if let Some(auto) = self.auto {
+            return auto;
+        }
+        if !has_storage {
+            return Layout::Interactive;
+        }
+        if !self.logvols.is_empty() && !self.logvols.iter().any(|l| l.item.thinpool) {
+            if let Some((loc, _)) = ks.commands().find(|(_, c)| matches!(c, Command::Logvol(_))) {
+                d.warning(
+                    loc,
+                    "no logvol --thinpool: hvnode's layered root needs the root LV in an LVM thin pool",
+                );
+            }
+        }
+        if !self.partitions.iter().any(|x| x.item.mntpoint == "/")
+            && !self.logvols.iter().any(|x| x.item.mntpoint == "/")
+        {
+            if let Some((loc, _)) = ks
+                .commands()
+                .find(|(_, c)| matches!(c, Command::Partition(_) | Command::Logvol(_)))
+            {
+                d.warning(loc, "the layout has no / mount point");
+            }
+        }
+        Layout::Manual {
+            reqpart: self.reqpart,
+            partitions: self.partitions,
+            volgroups: self.volgroups,
+            logvols: self.logvols,
+            others: self.others,
+        }
+    }
+}
+
+/// Takes a command that is neither storage nor read later (accounts,
+/// network, locale, security, services) into the plan.
+fn system_command(p: &mut NodePlan, loc: &Loc, c: &Command, d: &mut Diagnostics) {
+    match c {
+        Command::Bootloader(b) => p.bootloader_append = b.append.clone(),
+        Command::Network(n) => {
+            if n.hostname.is_some() {
+                p.hostname = n.hostname.clone();
+            }
+            if let Some(dev) = net_device(n) {
+                p.network.push(dev);
+            }
+        }
+        Command::Rootpw(r) => {
+            p.root_password = r.password.is_some();
+            p.root_locked = r.lock;
+        }
+        Command::User(u) => p.users.push(Account {
+            name: u.name.clone(),
+            groups: u.groups.clone(),
+            has_password: u.password.is_some(),
+            locked: u.lock,
+            ssh_keys: 0,
+        }),
+        Command::Timezone(t) => p.timezone = t.timezone.first().cloned(),
+        Command::Lang(l) => p.lang = Some(l.lang.clone()),
+        Command::Selinux(s) => p.selinux = selinux_mode(s, loc, d),
+        Command::Services(s) => {
+            p.services_enabled.extend(s.enabled.0.iter().cloned());
+            p.services_disabled.extend(s.disabled.0.iter().cloned());
+            for critical in ["libvirtd", "sshd", "hvnode-agent"] {
+                if s.disabled.0.iter().any(|x| x == critical) {
+                    d.warning(
+                        loc,
+                        format!("services: disabling {critical} leaves the node unmanageable"),
+                    );
+                }
+            }
+        }
+        Command::Firewall(f) => p.firewall = crate::firewall::resolve(f, loc, d),
+        Command::Reboot(r) => p.finish = Some(r.action),
+        Command::Firstboot(f) if f.enable || f.reconfig => {
+            d.warning(
+                loc,
+                "firstboot: hvnode has no first-boot setup tool; this does nothing",
+            );
+        }
+        Command::Ignored(i)
+            if matches!(
+                i.name.as_str(),
+                "url" | "cdrom" | "harddrive" | "nfs" | "repo" | "ostreesetup" | "ostreecontainer"
+            ) =>
+        {
+            d.warning(
+                loc,
+                format!(
+                    "{}: a node is installed from its image (liveimg), not from packages or trees",
+                    i.name
+                ),
+            );
+        }
+        _ => {}
+    }
+}
+
+/// The device a `network` line configures; none for a line that only
+/// sets the host name.
+fn net_device(n: &Network) -> Option<NetDevice> {
+    if n.device.is_none() && n.hostname.is_some() && n.ip.is_none() && n.bootproto.is_none() {
+        return None;
+    }
+    Some(NetDevice {
+        device: n.device.clone(),
+        bootproto: n.bootproto.unwrap_or(BootProto::Dhcp),
+        ip: n.ip.clone(),
+        netmask: n.netmask.clone(),
+        gateway: n.gateway.clone(),
+        nameservers: crate::commands::value::comma_split(
+            n.nameserver.as_deref().unwrap_or_default(),
+        ),
+        bond_members: crate::commands::value::comma_split(
+            n.bondslaves.as_deref().unwrap_or_default(),
+        ),
+        bond_options: n.bondopts.clone(),
+        vlan_id: n.vlanid.clone(),
+        interface_name: n.interfacename.clone(),
+        onboot: n.onboot.unwrap_or(true),
+        activate: n.activate,
+    })
+}
+
+/// The SELinux mode of a `selinux` line; warns when it is not enforcing.
+fn selinux_mode(s: &Selinux, loc: &Loc, d: &mut Diagnostics) -> &'static str {
+    let mode = if s.disabled {
+        "disabled"
+    } else if s.permissive {
+        "permissive"
+    } else {
+        "enforcing"
+    };
+    if mode != "enforcing" {
+        d.warning(
+            loc,
+            format!("selinux: {mode} leaves virtual machines without sVirt confinement; hvnode is built for enforcing"),
+        );
+    }
+    mode
+}
+
+/// Where the image comes from; warns about `%packages` next to
+/// `liveimg`, an unverified download, or no `liveimg` at all.
+fn image_source(liveimg: Option<LiveimgLine>, ks: &Kickstart, d: &mut Diagnostics) -> ImageSource {
+    let Some(LiveimgLine { loc, liveimg: l }) = liveimg else {
+        let loc = ks
+            .items
+            .first()
+            .map(|i| i.loc.clone())
+            .unwrap_or_else(|| Loc::new("", 1));
+        d.warning(
+            &loc,
+            "no liveimg: the installer will use the image on its boot medium",
+        );
+        return ImageSource::InstallMedium;
+    };
+    if let Some((ploc, _)) = ks.packages().next() {
+        d.warning(
+            ploc,
+            "%packages does nothing with liveimg: the node image is installed as built",
+        );
+    }
+    if l.checksum.is_none() && !l.url.starts_with("file://") {
+        d.warning(
+            loc,
+            "liveimg without --checksum: the image is not verified before it is written",
+        );
+    }
+    ImageSource::Url {
+        url: l.url.clone(),
+        checksum: l.checksum.clone(),
+        proxy: l.proxy.clone(),
+        noverifyssl: l.noverifyssl,
+    }
 }
 
 fn registration(r: &RegisterAddon) -> Option<Registration> {

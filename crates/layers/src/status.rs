@@ -14,15 +14,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::boot::read_env;
 use crate::fstab::{self, Entry};
-use crate::lvm::{Lv, TAG_BASE, TAG_LAYER, TAG_POOL, TAG_VOLUME, inventory_of, parse_lvs};
+use crate::lvm::{Lv, TAG_BASE, TAG_LAYER, TAG_POOL, inventory_of, parse_lvs};
 use crate::plain::STORE_MOUNT;
 use crate::volumes::VOLUMES;
 use crate::{Inventory, LayerName};
 
-mod firewall;
 mod plain;
-pub use firewall::FirewallFacts;
-pub use plain::is_plain_root;
+pub use plain::{is_plain_root, store_inventory, volume};
 
 /// A menu entry read back from grub.cfg.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -154,16 +152,12 @@ pub struct Facts {
     pub grubenv: Vec<(String, String)>,
     /// Files present under /boot, relative (`hvnode-1.0-1+1/vmlinuz`).
     pub boot_files: Vec<String>,
-    pub selinux: String,
-    /// unit → ActiveState.
-    pub units: BTreeMap<String, String>,
     /// Used share of the file system holding the store (btrfs: `/`;
     /// plain: [`crate::plain::STORE_MOUNT`]), in percent; `None` for LVM
     /// (the thin pool's use is in `lvs`) or when `df` could not tell.
     pub store_used_percent: Option<f64>,
     /// The active swap areas (`/proc/swaps`), by device or file.
     pub swaps: Vec<String>,
-    pub firewall: FirewallFacts,
 }
 
 /// The image's identity, if this is an hvnode system.
@@ -198,7 +192,7 @@ pub fn gather(boot: &Path) -> Result<Facts> {
         f.store_used_percent = used_percent("/").ok();
     } else if is_plain_root(&f.mounts, &cmdline) {
         f.backend = Some(Backend::Plain);
-        f.inventory = plain::store_inventory(Path::new(STORE_MOUNT));
+        f.inventory = store_inventory(Path::new(STORE_MOUNT));
         // The root is a folder of the same file system: were the store not
         // mounted, df would still measure it.
         f.store_used_percent = used_percent(STORE_MOUNT).ok();
@@ -233,19 +227,6 @@ pub fn gather(boot: &Path) -> Result<Facts> {
             }
         }
     }
-    f.selinux = run_out(&mut Command::new("getenforce"))
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|| "Disabled".into());
-    for u in ["libvirtd.service", "hvnode-agent.service"] {
-        let state = Command::new("systemctl")
-            .args(["show", "-p", "ActiveState", "--value", u])
-            .output()
-            .ok()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .unwrap_or_default();
-        f.units.insert(u.into(), state);
-    }
-    f.firewall = firewall::gather();
     Ok(f)
 }
 
@@ -261,7 +242,7 @@ pub fn parse_swaps(text: &str) -> Vec<String> {
 
 /// Whether a mount's comma-separated `options` have `name`, alone or with
 /// a value (`discard`, `discard=async`; not `nodiscard`).
-fn has_option(options: &str, name: &str) -> bool {
+pub fn has_option(options: &str, name: &str) -> bool {
     options
         .split(',')
         .any(|o| o == name || o.strip_prefix(name).is_some_and(|v| v.starts_with('=')))
@@ -283,14 +264,14 @@ pub fn store_group(all: Vec<Lv>) -> Option<(String, Vec<Lv>)> {
 /// the store's group, btrfs subvolumes, or the partitions of a plain
 /// node), else the autopart set.
 /// Each is (LV name when on LVM, mount point; `swap` for swap).
-fn expected_volumes(f: &Facts) -> Vec<(Option<String>, String)> {
+pub fn expected_volumes(f: &Facts) -> Vec<(Option<String>, String)> {
     let prefix = format!("/dev/{}/", f.vg);
     let from_fstab: Vec<(Option<String>, String)> = f
         .fstab
         .iter()
         .filter_map(|e| {
             if f.backend == Some(Backend::Plain) {
-                return plain::volume(e).map(|mp| (None, mp));
+                return volume(e).map(|mp| (None, mp));
             }
             let target = if e.fstype == "swap" {
                 "swap".to_string()
@@ -415,314 +396,6 @@ pub fn info(f: &Facts, image: Option<String>) -> Info {
         },
         current_layer: f.current_layer.as_ref().map(|l| l.to_string()),
     }
-}
-
-/// The verdict of one check, or of a group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Ok,
-    Failed,
-}
-
-/// One check with its explanation.
-#[derive(Debug, Clone, Serialize)]
-pub struct Item {
-    pub name: String,
-    pub status: Status,
-    pub detail: String,
-}
-
-/// A group of checks (oVirt nodectl's sections).
-#[derive(Debug, Clone, Serialize)]
-pub struct Group {
-    pub name: String,
-    pub status: Status,
-    pub checks: Vec<Item>,
-}
-
-/// `nodectl check`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub status: Status,
-    pub groups: Vec<Group>,
-}
-
-fn item(name: &str, ok: bool, detail: impl Into<String>) -> Item {
-    Item {
-        name: name.into(),
-        status: if ok { Status::Ok } else { Status::Failed },
-        detail: detail.into(),
-    }
-}
-
-fn group(name: &str, checks: Vec<Item>) -> Group {
-    let ok = checks.iter().all(|c| c.status == Status::Ok);
-    Group {
-        name: name.into(),
-        status: if ok { Status::Ok } else { Status::Failed },
-        checks,
-    }
-}
-
-/// Thin pool use (data, metadata) above this is a failure, as RHVH warns.
-/// The file system of a btrfs or plain store has the same limit.
-pub const THIN_LIMIT_PERCENT: f64 = hostinfo::THIN_POOL_WARN_PERCENT;
-
-/// A thin pool usage check: passes below [`THIN_LIMIT_PERCENT`]; a missing
-/// pool, a usage lvs does not report and an unreadable one all fail.
-fn usage_item(name: &str, usage: Option<Result<Option<f64>, hostinfo::BadLvsRow>>) -> Item {
-    match usage {
-        None => item(name, false, "no thin pool found"),
-        Some(Ok(Some(u))) => item(
-            name,
-            u < THIN_LIMIT_PERCENT,
-            format!("{u:.1}% used (limit {THIN_LIMIT_PERCENT:.0}%)"),
-        ),
-        Some(Ok(None)) => item(name, false, "lvs reports no usage (is the pool active?)"),
-        Some(Err(e)) => item(name, false, e.to_string()),
-    }
-}
-
-/// The use of the file system holding a btrfs or plain store (mounted at
-/// `at`); unmeasured is a failure, as a store whose use nobody knows.
-fn space_item(used: Option<f64>, at: &str) -> Item {
-    match used {
-        Some(u) => item(
-            "Space",
-            u < THIN_LIMIT_PERCENT,
-            format!("{u:.0}% used (limit {THIN_LIMIT_PERCENT:.0}%)"),
-        ),
-        None => item(
-            "Space",
-            false,
-            format!("the use of {at} could not be measured (df)"),
-        ),
-    }
-}
-
-pub fn check(f: &Facts) -> Report {
-    let mut groups = Vec::new();
-    let inv = f.inventory.clone().unwrap_or(Inventory {
-        bases: vec![],
-        layers: vec![],
-    });
-    // Boot loader.
-    let ids: Vec<&str> = f.boot_entries.iter().map(|e| e.id.as_str()).collect();
-    let missing: Vec<String> = inv
-        .layers
-        .iter()
-        .map(|l| l.to_string())
-        .filter(|l| !ids.contains(&l.as_str()))
-        .collect();
-    let broken: Vec<&str> = f
-        .boot_entries
-        .iter()
-        .filter(|e| {
-            [&e.kernel, &e.initrd].iter().any(|p| {
-                !f.boot_files
-                    .contains(&p.trim_start_matches('/').to_string())
-            })
-        })
-        .map(|e| e.id.as_str())
-        .collect();
-    let default = f
-        .grubenv
-        .iter()
-        .find(|(k, _)| k == "saved_entry")
-        .map(|(_, v)| v.clone());
-    groups.push(group(
-        "Bootloader",
-        vec![
-            item(
-                "Layer boot entries",
-                !inv.layers.is_empty() && missing.is_empty(),
-                if inv.layers.is_empty() {
-                    "no layers found".to_string()
-                } else if missing.is_empty() {
-                    format!("{} layers, each with an entry", inv.layers.len())
-                } else {
-                    format!("no boot entry for {}", missing.join(", "))
-                },
-            ),
-            item(
-                "Valid boot entries",
-                !f.boot_entries.is_empty() && broken.is_empty(),
-                if broken.is_empty() {
-                    format!(
-                        "{} entries, kernels and initramfs present",
-                        f.boot_entries.len()
-                    )
-                } else {
-                    format!("kernel or initramfs missing for {}", broken.join(", "))
-                },
-            ),
-            item(
-                "Default entry",
-                default.as_deref().is_some_and(|d| ids.contains(&d)),
-                default.clone().unwrap_or_else(|| "none set".into()),
-            ),
-        ],
-    ));
-    // Mount points.
-    let find = |t: &str| f.mounts.iter().find(|m| m.target == t);
-    let root = find("/");
-    let var = find("/var");
-    let separate_var = match (root, var) {
-        (Some(r), Some(v)) => r.source != v.source || r.options != v.options,
-        _ => false,
-    };
-    let expected = expected_volumes(f);
-    // Thin volumes and subvolumes give freed blocks back with discard; a
-    // thick volume (outside the pool) has nothing to give back.
-    let thick = |lv: &Option<String>| {
-        lv.as_ref().is_some_and(|n| {
-            f.lvs
-                .iter()
-                .any(|l| &l.lv_name == n && !l.lv_attr.is_empty() && !l.lv_attr.starts_with('V'))
-        })
-    };
-    let no_discard: Vec<&str> = std::iter::once("/")
-        .chain(
-            expected
-                .iter()
-                .filter(|(lv, mp)| mp != "swap" && !thick(lv))
-                .map(|(_, mp)| mp.as_str()),
-        )
-        .filter(|t| find(t).is_some_and(|m| !has_option(&m.options, "discard")))
-        .collect();
-    groups.push(group(
-        "Mount points",
-        vec![
-            item(
-                "Separate /var",
-                separate_var,
-                var.map(|v| v.source.clone())
-                    .unwrap_or_else(|| "/var is not mounted".into()),
-            ),
-            item(
-                "Discard is used",
-                no_discard.is_empty() && root.is_some(),
-                if no_discard.is_empty() {
-                    "on / and every separate volume".to_string()
-                } else {
-                    format!("mounted without discard: {}", no_discard.join(", "))
-                },
-            ),
-        ],
-    ));
-    // Storage.
-    if f.backend == Some(Backend::Btrfs) {
-        groups.push(group(
-            "Storage (btrfs)",
-            vec![
-                item(
-                    "Layers",
-                    !inv.bases.is_empty() && !inv.layers.is_empty(),
-                    format!("{} bases, {} layers", inv.bases.len(), inv.layers.len()),
-                ),
-                space_item(f.store_used_percent, "/"),
-            ],
-        ));
-    } else if f.backend == Some(Backend::Plain) {
-        groups.push(plain::check(f, &expected));
-    } else {
-        let pool = f.lvs.iter().find(|l| l.has_tag(TAG_POOL));
-        let vols: Vec<&str> = f
-            .lvs
-            .iter()
-            .filter(|l| l.has_tag(TAG_VOLUME))
-            .map(|l| l.lv_name.as_str())
-            .collect();
-        let missing_vols: Vec<&str> = expected
-            .iter()
-            .filter_map(|(lv, _)| lv.as_deref())
-            .filter(|n| !vols.contains(n))
-            .collect();
-        groups.push(group(
-            "Basic storage",
-            vec![
-                item(
-                    "Initialized VG",
-                    !f.lvs.is_empty(),
-                    if f.lvs.is_empty() {
-                        "no volume group holds volumes tagged hvnode:pool, hvnode:base or hvnode:layer".to_string()
-                    } else {
-                        f.vg.clone()
-                    },
-                ),
-                item(
-                    "Initialized Thin Pool",
-                    pool.is_some(),
-                    pool.map(|p| p.lv_name.clone())
-                        .unwrap_or_else(|| "no thin pool tagged hvnode:pool".into()),
-                ),
-                item(
-                    "Initialized LVs",
-                    missing_vols.is_empty() && !inv.bases.is_empty() && !inv.layers.is_empty(),
-                    if missing_vols.is_empty() {
-                        format!(
-                            "{} bases, {} layers, {} volumes",
-                            inv.bases.len(),
-                            inv.layers.len(),
-                            vols.len()
-                        )
-                    } else {
-                        format!("missing: {}", missing_vols.join(", "))
-                    },
-                ),
-            ],
-        ));
-        groups.push(group(
-            "Thin storage",
-            vec![
-                usage_item("Thin pool data", pool.map(Lv::data_usage)),
-                usage_item("Thin pool metadata", pool.map(Lv::metadata_usage)),
-            ],
-        ));
-    }
-    groups.push(group(
-        "SELinux",
-        vec![item(
-            "Enforcing",
-            f.selinux == "Enforcing",
-            f.selinux.clone(),
-        )],
-    ));
-    groups.push(group("Firewall", vec![firewall::check(&f.firewall)]));
-    groups.push(group(
-        "Services",
-        f.units
-            .iter()
-            .map(|(u, s)| item(u, s == "active", s.clone()))
-            .collect(),
-    ));
-    let ok = groups.iter().all(|g| g.status == Status::Ok);
-    Report {
-        status: if ok { Status::Ok } else { Status::Failed },
-        groups,
-    }
-}
-
-/// Human text of a report, as oVirt's nodectl prints it.
-pub fn render_report(r: &Report) -> String {
-    let word = |s: Status| match s {
-        Status::Ok => "OK",
-        Status::Failed => "FAILED",
-    };
-    let mut s = format!("Status: {}\n", word(r.status));
-    for g in &r.groups {
-        s.push_str(&format!("{} ... {}\n", g.name, word(g.status)));
-        for c in &g.checks {
-            s.push_str(&format!(
-                "  {} ... {} ({})\n",
-                c.name,
-                word(c.status),
-                c.detail
-            ));
-        }
-    }
-    s
 }
 
 /// Where the boot partition is mounted on an installed node.

@@ -1,75 +1,8 @@
-//! `nodectl info` and `check` on recorded facts.
+//! What `gather` parses, on recorded outputs.
 
 use super::*;
 
 const CFG: &str = "set timeout=5\nmenuentry \"hvnode 1.0 (1+1)\" --id hvnode-1.0-1+1 {\n    linux /hvnode-1.0-1+1/vmlinuz root=/dev/hvnode/hvnode-1.0-1+1 ro\n    initrd /hvnode-1.0-1+1/initrd.img\n}\n";
-
-fn lv(name: &str, tag: &str, data: &str, meta: &str) -> Lv {
-    Lv {
-        vg_name: "hvnode".into(),
-        lv_name: name.into(),
-        lv_tags: tag.into(),
-        origin: String::new(),
-        lv_attr: String::new(),
-        lv_size: String::new(),
-        data_percent: data.into(),
-        metadata_percent: meta.into(),
-    }
-}
-
-fn mount(t: &str, src: &str, opts: &str) -> Mount {
-    Mount {
-        target: t.into(),
-        source: src.into(),
-        fstype: "ext4".into(),
-        options: opts.into(),
-    }
-}
-
-fn healthy() -> Facts {
-    let mut lvs = vec![
-        lv("pool00", TAG_POOL, "12.5", "8.0"),
-        lv("hvnode-1.0-1", TAG_BASE, "", ""),
-        lv("hvnode-1.0-1+1", TAG_LAYER, "", ""),
-    ];
-    lvs.extend(VOLUMES.iter().map(|v| lv(v.name, TAG_VOLUME, "", "")));
-    let mut mounts = vec![mount(
-        "/",
-        "/dev/mapper/hvnode-hvnode--1.0--1+1",
-        "rw,discard",
-    )];
-    mounts.extend(VOLUMES.iter().filter(|v| !v.is_swap()).map(|v| {
-        mount(
-            v.mountpoint,
-            &format!("/dev/mapper/hvnode-{}", v.name),
-            "rw,discard",
-        )
-    }));
-    Facts {
-        backend: Some(Backend::Lvm),
-        vg: "hvnode".into(),
-        fstab: Vec::new(),
-        inventory: Some(inventory_of(&lvs)),
-        lvs,
-        current_layer: Some("hvnode-1.0-1+1".parse().unwrap()),
-        mounts,
-        boot_entries: parse_grub_cfg(CFG),
-        grubenv: vec![("saved_entry".into(), "hvnode-1.0-1+1".into())],
-        boot_files: vec![
-            "hvnode-1.0-1+1/vmlinuz".into(),
-            "hvnode-1.0-1+1/initrd.img".into(),
-        ],
-        selinux: "Enforcing".into(),
-        units: [("libvirtd.service".to_string(), "active".to_string())].into(),
-        store_used_percent: None,
-        swaps: vec!["/dev/dm-7".into()],
-        firewall: FirewallFacts {
-            unit_file_state: "enabled".into(),
-            active_state: "active".into(),
-            table_loaded: Some(true),
-        },
-    }
-}
 
 #[test]
 fn grub_entries_read_back() {
@@ -98,141 +31,19 @@ fn the_current_layer_comes_from_the_command_line() {
 }
 
 #[test]
-fn a_healthy_node_checks_ok() {
-    let r = check(&healthy());
-    assert_eq!(r.status, Status::Ok, "{}", render_report(&r));
-    let text = render_report(&r);
-    assert!(text.starts_with("Status: OK\n"));
-    assert!(text.contains("  Separate /var ... OK"));
-    assert!(text.contains(
-        "Firewall ... OK\n  nftables ... OK (nftables.service active, table inet hvnode loaded)\n"
-    ));
-    let i = info(&healthy(), Some("hvnode-1.0-1".into()));
-    assert_eq!(i.layers["hvnode-1.0-1"], ["hvnode-1.0-1+1"]);
-    assert_eq!(i.bootloader.default.as_deref(), Some("hvnode-1.0-1+1"));
-}
-
-#[test]
 fn the_store_is_found_by_its_tags_in_any_group() {
-    let mut other = lv("scratch", "", "", "");
-    other.vg_name = "data".into();
-    let mut pool = lv("pool00", TAG_POOL, "1.0", "1.0");
-    pool.vg_name = "vg0".into();
-    let mut base = lv("hvnode-1.0-1", TAG_BASE, "", "");
-    base.vg_name = "vg0".into();
-    let (vg, lvs) = store_group(vec![other.clone(), base, pool]).unwrap();
+    // `lvs --reportformat json` with a second volume group beside the store's.
+    let lvs = parse_lvs(
+        r#"{"report": [{"lv": [
+            {"vg_name":"data", "lv_name":"scratch", "lv_tags":""},
+            {"vg_name":"vg0", "lv_name":"hvnode-1.0-1", "lv_tags":"hvnode:base"},
+            {"vg_name":"vg0", "lv_name":"pool00", "lv_tags":"hvnode:pool", "data_percent":"1.00"}
+        ]}]}"#,
+    )
+    .unwrap();
+    let other = lvs[0].clone();
+    let (vg, lvs) = store_group(lvs).unwrap();
     assert_eq!(vg, "vg0");
     assert_eq!(lvs.len(), 2);
     assert!(store_group(vec![other]).is_none());
-}
-
-#[test]
-fn a_manual_layout_is_checked_against_its_fstab() {
-    let mut f = healthy();
-    f.vg = "vg0".into();
-    let entry = |src: &str, t: &str, ty: &str| Entry {
-        source: src.into(),
-        target: t.into(),
-        fstype: ty.into(),
-        options: "defaults,discard".into(),
-        pass: 2,
-    };
-    f.fstab = vec![
-        entry("/dev/vg0/hvnode-1.0-1+1", "/", "ext4"),
-        entry("/dev/vg0/var", "/var", "ext4"),
-        entry("/dev/vg0/images", "/var/lib/libvirt/images", "xfs"),
-        entry("/dev/vg0/swap", "none", "swap"),
-        entry("UUID=x", "/boot", "ext4"),
-    ];
-    // Only what the fstab names is expected: no /home, /tmp, ….
-    f.lvs
-        .retain(|l| !l.has_tag(TAG_VOLUME) || l.lv_name == "var" || l.lv_name == "swap");
-    f.lvs.push(lv("images", TAG_VOLUME, "", ""));
-    f.mounts.push(mount(
-        "/var/lib/libvirt/images",
-        "/dev/mapper/vg0-images",
-        "rw",
-    ));
-    let r = check(&f);
-    let text = render_report(&r);
-    assert!(text.contains("Initialized VG ... OK (vg0)"), "{text}");
-    assert!(text.contains("Initialized LVs ... OK"), "{text}");
-    assert!(
-        text.contains("mounted without discard: /var/lib/libvirt/images"),
-        "{text}"
-    );
-    f.lvs.retain(|l| l.lv_name != "images");
-    let text = render_report(&check(&f));
-    assert!(text.contains("missing: images"), "{text}");
-}
-
-#[test]
-fn a_btrfs_node_expects_discard_on_its_subvolumes_but_not_on_swap() {
-    let mut f = healthy();
-    f.backend = Some(Backend::Btrfs);
-    f.lvs.clear();
-    let entry = |t: &str, o: &str| Entry {
-        source: "UUID=x".into(),
-        target: t.into(),
-        fstype: "btrfs".into(),
-        options: o.into(),
-        pass: 0,
-    };
-    f.fstab = vec![
-        entry("/", "subvol=hvnode/layers/hvnode-1.0-1+1"),
-        entry("/var", "subvol=hvnode/volumes/var,discard=async"),
-        entry("/swap", "subvol=hvnode/volumes/swap"),
-    ];
-    f.mounts = vec![
-        mount(
-            "/",
-            "/dev/vda4[/hvnode/layers/hvnode-1.0-1+1]",
-            "rw,discard=async",
-        ),
-        mount("/var", "/dev/vda4[/hvnode/volumes/var]", "rw,discard=async"),
-        mount("/swap", "/dev/vda4[/hvnode/volumes/swap]", "rw"),
-    ];
-    let text = render_report(&check(&f));
-    assert!(text.contains("Discard is used ... OK"), "{text}");
-    f.mounts[1].options = "rw".into();
-    let text = render_report(&check(&f));
-    assert!(text.contains("mounted without discard: /var"), "{text}");
-}
-
-#[test]
-fn each_fault_fails_its_check() {
-    type Breaker = fn(&mut Facts);
-    let cases: [(&str, Breaker); 10] = [
-        ("Layer boot entries", |f| f.boot_entries.clear()),
-        ("Valid boot entries", |f| {
-            f.boot_files.pop().map(|_| ()).unwrap_or(())
-        }),
-        ("Separate /var", |f| f.mounts.retain(|m| m.target != "/var")),
-        ("Discard is used", |f| f.mounts[2].options = "rw".into()),
-        ("Thin pool data", |f| f.lvs[0].data_percent = "91.0".into()),
-        // An unreadable or missing usage is a failure, never "0 % used".
-        ("Thin pool data", |f| f.lvs[0].data_percent = "n/a".into()),
-        ("Thin pool metadata", |f| {
-            f.lvs[0].metadata_percent = String::new()
-        }),
-        ("Initialized LVs", |f| {
-            f.lvs.retain(|l| l.lv_name != "var_log")
-        }),
-        ("Enforcing", |f| f.selinux = "Permissive".into()),
-        ("nftables", |f| f.firewall.table_loaded = Some(false)),
-    ];
-    for (name, breaker) in cases {
-        let mut f = healthy();
-        breaker(&mut f);
-        let r = check(&f);
-        assert_eq!(r.status, Status::Failed, "{name}");
-        let failed: Vec<&str> = r
-            .groups
-            .iter()
-            .flat_map(|g| &g.checks)
-            .filter(|c| c.status == Status::Failed)
-            .map(|c| c.name.as_str())
-            .collect();
-        assert!(failed.contains(&name), "{name}: {failed:?}");
-    }
 }

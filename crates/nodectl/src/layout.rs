@@ -6,7 +6,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use layers::status::{self, Status};
+use health::Status;
+use layers::status;
 
 use crate::output::print_json;
 
@@ -62,26 +63,34 @@ pub fn info(json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `nodectl check`: exit status 1 when anything failed.
+/// The node's health: the layered root's checks when it runs from a
+/// layer, and the host's.
+fn node_health(facts: &status::Facts) -> health::Report {
+    let host = health::HostFacts::gather(crate::libvirt::security_models());
+    health::report(Some(facts), &host)
+}
+
+/// `nodectl check`: exit status 1 when anything failed (a warning, such as
+/// no KVM, is shown but passes).
 pub fn check(json: bool) -> Result<ExitCode> {
     let facts = status::gather(&status::boot_dir())?;
-    let report = status::check(&facts);
+    let report = node_health(&facts);
     if json {
         print_json("NodeCheck", &report)?;
     } else {
-        print!("{}", status::render_report(&report));
+        print!("{}", health::render(&report));
     }
-    Ok(if report.status == Status::Ok {
-        ExitCode::SUCCESS
-    } else {
+    Ok(if report.status == Status::Failed {
         ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     })
 }
 
 /// `nodectl motd`: the text shown at login.
 pub fn motd() -> Result<ExitCode> {
     let facts = status::gather(&status::boot_dir())?;
-    let report = status::check(&facts);
+    let report = node_health(&facts);
     println!();
     println!(
         "  hvnode {}{}",
@@ -93,6 +102,14 @@ pub fn motd() -> Result<ExitCode> {
     );
     match report.status {
         Status::Ok => println!("  node status: OK"),
+        Status::Warning => {
+            let warnings: Vec<&str> = report
+                .problems()
+                .iter()
+                .map(|(_, c)| c.name.as_str())
+                .collect();
+            println!("  node status: OK, with warnings ({})", warnings.join(", "));
+        }
         Status::Failed => {
             println!("  node status: DEGRADED");
             println!("  Please check the status manually using `nodectl check`");

@@ -1,8 +1,10 @@
 //! `nodectl`: the node administrator's command line.
 
 mod layout;
+mod libvirt;
 mod output;
 mod register;
+mod update;
 
 use std::process::ExitCode;
 
@@ -35,6 +37,8 @@ enum Command {
     Motd,
     /// Write the console URL into the login banner (/etc/issue.d/hvnode.issue).
     GenerateBanner,
+    /// Update to a signed update bundle: the new image is tried once at the next boot.
+    Update(update::UpdateArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
         Command::Check { json } => layout::check(json),
         Command::Motd => layout::motd(),
         Command::GenerateBanner => layout::generate_banner(std::path::Path::new("/")),
+        Command::Update(args) => update::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -2,7 +2,7 @@
 //! CA fetch, fingerprint check, verified get-version and get-ssh-trust, CA and key
 //! installation, unique id, register, state file. Target: at most 200 ms.
 //!
-//! `cargo bench -p registration --bench full_registration [-- RUNS]`
+//! `cargo bench -p hvnode-registration --bench full_registration [-- RUNS]`
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

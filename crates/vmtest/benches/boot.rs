@@ -38,7 +38,7 @@ struct Times {
 }
 
 fn main() -> Result<()> {
-    let Some(img) = Image::from_env()? else {
+    let Some(img) = vmtest::image::from_env()? else {
         return Ok(());
     };
     let env_num = |k: &str, d: u32| -> u32 {

@@ -1,8 +1,8 @@
 //! Image benchmark (prints figures, asserts nothing). As root:
 //!
 //! ```text
-//! cargo bench -p vmtest --bench image            # warm and cached builds, sizes, boot
-//! HVNODE_BENCH_COLD=1 cargo bench -p vmtest --bench image   # also a cold build (empty package cache)
+//! cargo bench -p hvnode-vmtest --bench image            # warm and cached builds, sizes, boot
+//! HVNODE_BENCH_COLD=1 cargo bench -p hvnode-vmtest --bench image   # also a cold build (empty package cache)
 //! ```
 //!
 //! - cold full build: nothing cached, packages downloaded;

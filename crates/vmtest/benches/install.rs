@@ -2,7 +2,7 @@
 //! image built (`make image`):
 //!
 //! ```text
-//! HVNODE_IMAGE_DIR=~/.cache/hvnode/out cargo bench -p vmtest --bench install
+//! HVNODE_IMAGE_DIR=~/.cache/hvnode/out cargo bench -p hvnode-vmtest --bench install
 //! ```
 //!
 //! Under TCG, the way the install test does it: the ISO's default entry
@@ -29,7 +29,7 @@ use vmtest::install::Unattended;
 use vmtest::{Boot, Config, Firmware, Image, Vm};
 
 fn main() -> Result<()> {
-    let Some(img) = Image::from_env()? else {
+    let Some(img) = vmtest::image::from_env()? else {
         return Ok(());
     };
     let rounds: u32 = std::env::var("HVNODE_BENCH_ROUNDS")

@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use anyhow::{Result, bail, ensure};
 
-use crate::Console;
-use crate::image::Image;
 use crate::profile::{BootProfile, boot_profile};
+use crate::{Console, Image};
 
 const CMD: Duration = Duration::from_secs(300);
 

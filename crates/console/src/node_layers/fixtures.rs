@@ -81,13 +81,10 @@ pub fn updated_node() -> Facts {
         boot_entries,
         grubenv: vec![("saved_entry".into(), l_new.clone())],
         boot_files,
-        selinux: "Enforcing".into(),
-        units: [("libvirtd.service".to_string(), "active".to_string())].into(),
         store_used_percent: None,
         swaps: vec!["/dev/dm-7".into()],
         vg: "hvnode".into(),
         fstab: Vec::new(),
-        firewall: Default::default(),
     }
 }
 

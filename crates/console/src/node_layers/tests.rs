@@ -4,9 +4,19 @@ use super::fixtures::{NEW, OLD, mount, snap, updated_node};
 use super::*;
 use askama::Template;
 
+/// The Node page's view of `f`: the layers, and the layered root's health
+/// as `views::node` adds it (the host's checks are the health crate's).
+fn node_view(f: Facts) -> LayersView {
+    let mut v = view(&snap(f.clone()));
+    v.health = v
+        .installed
+        .then(|| Report::new(health::layered::groups(&f)));
+    v
+}
+
 #[test]
 fn an_updated_node_shows_both_layers_newest_first() {
-    let v = view(&snap(updated_node()));
+    let v = node_view(updated_node());
     assert!(v.installed);
     assert_eq!(v.notice, None);
     assert_eq!(v.image.as_deref(), Some(NEW));
@@ -41,7 +51,7 @@ fn an_updated_node_shows_both_layers_newest_first() {
 fn a_pending_one_time_entry_is_shown_and_not_offered_again() {
     let mut f = updated_node();
     f.grubenv.push(("next_entry".into(), format!("{OLD}+1")));
-    let v = view(&snap(f));
+    let v = node_view(f);
     assert_eq!(v.next_entry.as_deref(), Some(&*format!("{OLD}+1")));
     let (new, old) = (&v.layers[0], &v.layers[1]);
     assert!(old.next && !old.can_boot_next);
@@ -52,7 +62,7 @@ fn a_pending_one_time_entry_is_shown_and_not_offered_again() {
     // grub-editenv leaves `next_entry=` behind after the one boot: no entry.
     let mut f = updated_node();
     f.grubenv.push(("next_entry".into(), String::new()));
-    assert_eq!(view(&snap(f)).next_entry, None);
+    assert_eq!(node_view(f).next_entry, None);
 }
 
 #[test]
@@ -60,7 +70,7 @@ fn a_full_pool_warns_and_fails_the_health_check_with_its_detail() {
     let mut f = updated_node();
     f.lvs[0].data_percent = "85.00".into();
     f.lvs[0].metadata_percent = "80.0".into();
-    let v = view(&snap(f));
+    let v = node_view(f);
     let s = v.store.as_ref().unwrap();
     assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
     assert!(s.warnings[0].contains("data 85.0 % used, above 80 %"));
@@ -71,7 +81,7 @@ fn a_full_pool_warns_and_fails_the_health_check_with_its_detail() {
         .iter()
         .flat_map(|r| &r.groups)
         .flat_map(|g| &g.checks)
-        .filter(|c| c.status == status::Status::Failed)
+        .filter(|c| c.status == health::Status::Failed)
         .map(|c| (c.name.as_str(), c.detail.as_str()))
         .collect();
     assert_eq!(
@@ -89,7 +99,7 @@ fn btrfs_shows_its_space() {
     f.backend = Some(Backend::Btrfs);
     f.lvs.clear();
     f.store_used_percent = Some(91.0);
-    let s = view(&snap(f)).store.unwrap();
+    let s = node_view(f).store.unwrap();
     assert_eq!(s.backend, "btrfs");
     assert_eq!(s.vg, None);
     assert_eq!(s.used_percent, Some(91.0));
@@ -101,10 +111,9 @@ fn a_live_system_says_so_instead_of_failing_checks() {
     // What `gather` records on the build host or the live ISO.
     let live = Facts {
         mounts: vec![mount("/", "/dev/vda")],
-        selinux: "Disabled".into(),
         ..Facts::default()
     };
-    let v = view(&snap(live));
+    let v = node_view(live);
     assert!(!v.installed);
     assert_eq!(v.notice.as_deref(), Some(NOT_INSTALLED));
     assert!(v.layers.is_empty() && v.store.is_none() && v.health.is_none());
@@ -112,7 +121,7 @@ fn a_live_system_says_so_instead_of_failing_checks() {
     // nothing can be chosen from here.
     let mut on_disk = updated_node();
     on_disk.current_layer = None;
-    let v = view(&snap(on_disk));
+    let v = node_view(on_disk);
     assert!(!v.installed);
     assert!(v.notice.unwrap().contains("found on this machine's disks"));
     assert_eq!(v.layers.len(), 2);
@@ -209,7 +218,7 @@ fn the_node_page_shows_an_installed_nodes_layers() {
         libvirt_uri: "qemu:///system".into(),
         secmodels: "selinux".into(),
         registration: "Not registered with an engine".into(),
-        layers: view(&snap(facts)),
+        layers: node_view(facts),
     };
     let html = t.render().unwrap();
     assert!(!html.contains("layers-notice"), "an installed node");
@@ -241,7 +250,7 @@ fn plain_shows_its_store_in_words_and_its_space() {
     f.lvs.clear();
     f.vg.clear();
     f.store_used_percent = Some(85.0);
-    let v = view(&snap(f));
+    let v = node_view(f);
     let s = v.store.as_ref().unwrap();
     assert_eq!(s.backend, "plain");
     assert_eq!(
@@ -263,6 +272,6 @@ fn plain_shows_its_store_in_words_and_its_space() {
         .find(|g| g.name == "Storage (plain)")
         .unwrap();
     let space = storage.checks.iter().find(|c| c.name == "Space").unwrap();
-    assert_eq!(space.status, status::Status::Failed);
+    assert_eq!(space.status, health::Status::Failed);
     assert_eq!(space.detail, "85% used (limit 80%)");
 }

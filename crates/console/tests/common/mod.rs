@@ -14,6 +14,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use console::clock::ManualClock;
 use console::{AppState, Config, Console, Metrics};
 use ureq::Agent;
 
@@ -21,10 +22,17 @@ use ureq::Agent;
 /// private to each server so that tests running at once do not share VM state.
 pub const TEST_NODE_XML: &str = include_str!("../fixtures/test-node.xml");
 
+/// How often the test console samples the host (the console: once a second), so that
+/// a test waits a moment, not seconds, for the history's first points.
+pub const SAMPLE_PERIOD: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// A running console; stops when dropped.
 pub struct Server {
     pub addr: SocketAddr,
     pub state: Arc<AppState>,
+    /// The clock of sessions and the login throttle: it stands still until a test
+    /// advances it past an idle timeout or the throttle's window.
+    pub clock: Arc<ManualClock>,
     pub tls: bool,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -56,6 +64,8 @@ impl Server {
             ..Config::default()
         };
         tweak(&mut config);
+        let clock = Arc::new(ManualClock::new());
+        let console_clock = clock.clone();
         let (tx, rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -66,8 +76,10 @@ impl Server {
                 .unwrap();
             rt.block_on(async move {
                 let metrics = Arc::new(Metrics::default());
-                let sampler = console::spawn_sampler(metrics.clone());
-                let c = Console::bind(config, metrics).await.unwrap();
+                let sampler = console::spawn_sampler_every(metrics.clone(), SAMPLE_PERIOD);
+                let c = Console::bind_with_clock(config, metrics, console_clock)
+                    .await
+                    .unwrap();
                 tx.send((c.local_addr().unwrap(), c.state.clone())).unwrap();
                 c.serve(async move {
                     let _ = stop_rx.await;
@@ -80,6 +92,7 @@ impl Server {
         Self {
             addr,
             state,
+            clock,
             tls: !insecure,
             stop: Some(stop_tx),
             thread: Some(thread),
@@ -94,6 +107,22 @@ impl Server {
 
     pub fn origin(&self) -> String {
         self.url("")
+    }
+
+    /// Waits until the sampler has taken its first point (it reads the host twice,
+    /// a sample period apart, for the first rates).
+    pub fn first_sample(&self) -> console::metrics::Point {
+        let mut live = self.state.metrics.subscribe();
+        if let Some(p) = self.state.metrics.history().first() {
+            return *p;
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(live.blocking_recv());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the sampler took no sample within 10 s")
+            .expect("the sampler stopped")
     }
 
     /// A session made directly in the store (for tests that are not about PAM).

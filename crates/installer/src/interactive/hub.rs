@@ -175,7 +175,9 @@ pub fn status(con: &Console<'_>, spoke: Spoke, given: &Given, a: &Answers) -> (M
             match a.disk.as_ref().or(given.disk.as_ref()) {
                 Some(d) => {
                     let disk = disks::find(con.env.disks(), d)
-                        .map(|dev| format!("{} {}", dev.name, disks::human(dev.size)))
+                        .map(|dev| {
+                            format!("{} {}", dev.name, hostinfo::human_bytes(dev.size as f64))
+                        })
                         .unwrap_or_else(|| d.clone());
                     (
                         Mark::Done,

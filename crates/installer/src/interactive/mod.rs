@@ -24,18 +24,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+use hostinfo::BlockDevice;
 
 pub use answers::{ANSWERS_SOURCE, AdminUser, Answers, LayoutChoice, NetChoice, saved_kickstart};
 pub use hub::Given;
 
-use crate::disks::Device;
 use crate::storage::StoragePlan;
 
 /// What the dialogue needs to know about the machine, and the one thing it
 /// changes on it (echo, for passwords).
 pub trait Env {
     /// Every block device (`lsblk`).
-    fn disks(&self) -> &[Device];
+    fn disks(&self) -> &[BlockDevice];
     /// The label of the medium the installer booted from.
     fn boot_medium(&self) -> Option<&str>;
     /// Network interfaces, without `lo`.
@@ -53,7 +53,7 @@ pub trait Env {
 /// The live system the installer runs in.
 #[derive(Debug)]
 pub struct System {
-    pub disks: Vec<Device>,
+    pub disks: Vec<BlockDevice>,
     pub boot_medium: Option<String>,
     pub zoneinfo: PathBuf,
     pub sys_class_net: PathBuf,
@@ -61,7 +61,7 @@ pub struct System {
 }
 
 impl System {
-    pub fn new(disks: Vec<Device>, boot_medium: Option<String>) -> System {
+    pub fn new(disks: Vec<BlockDevice>, boot_medium: Option<String>) -> System {
         System {
             disks,
             boot_medium,
@@ -102,7 +102,7 @@ fn walk_zones(dir: &Path, prefix: &str, out: &mut Vec<String>) {
 }
 
 impl Env for System {
-    fn disks(&self) -> &[Device] {
+    fn disks(&self) -> &[BlockDevice] {
         &self.disks
     }
 
@@ -223,7 +223,7 @@ impl<'a> Console<'a> {
 /// earlier round, kept when the plan sent the administrator back.
 pub fn ask(
     given: &Given,
-    all: &[Device],
+    all: &[BlockDevice],
     medium: Option<&str>,
     previous: Answers,
 ) -> Result<Answers> {

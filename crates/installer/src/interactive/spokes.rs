@@ -3,11 +3,12 @@
 //! is shown, not asked.
 
 use anyhow::Result;
+use hostinfo::{BlockDevice, human_bytes};
 use layers::volumes::min_disk_bytes;
 
 use super::hub::{Given, Spoke};
 use super::{AdminUser, Answers, Console, LayoutChoice, NetChoice, validate};
-use crate::disks::{self, human};
+use crate::disks;
 use crate::target::hash_password;
 
 /// Runs one spoke.
@@ -47,12 +48,12 @@ fn choose(con: &mut Console<'_>, prompt: &str, n: usize, default: Option<usize>)
 }
 
 /// Why a disk cannot take the node, if it cannot.
-fn unusable(con: &Console<'_>, d: &disks::Device) -> Option<String> {
+fn unusable(con: &Console<'_>, d: &BlockDevice) -> Option<String> {
     if let Some(why) = disks::busy_reason(d, con.env.boot_medium()) {
         return Some(why);
     }
     let min = min_disk_bytes();
-    (d.size < min).then(|| format!("too small: a node needs {}", human(min)))
+    (d.size < min).then(|| format!("too small: a node needs {}", human_bytes(min as f64)))
 }
 
 /// The disks the administrator may choose (names).

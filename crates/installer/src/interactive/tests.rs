@@ -4,17 +4,18 @@
 use std::io::Cursor;
 
 use anyhow::Result;
+use hostinfo::BlockDevice;
+use hostinfo::blockdev::parse_lsblk;
 use kickstart::commands::AutopartType;
 use kickstart::node::{self, Clear, Layout};
 use kickstart::source::FsLoader;
 
 use super::hub::{self, Given};
 use super::*;
-use crate::disks::{Device, parse_lsblk};
 
 #[derive(Debug, Default)]
 struct Fake {
-    disks: Vec<Device>,
+    disks: Vec<BlockDevice>,
     ifaces: Vec<String>,
     zones: Vec<String>,
     accounts: Vec<String>,
@@ -23,7 +24,7 @@ struct Fake {
 }
 
 impl Env for Fake {
-    fn disks(&self) -> &[Device] {
+    fn disks(&self) -> &[BlockDevice] {
         &self.disks
     }
     fn boot_medium(&self) -> Option<&str> {
@@ -46,8 +47,8 @@ impl Env for Fake {
     }
 }
 
-fn disk(name: &str, gib: u64) -> Device {
-    Device {
+fn disk(name: &str, gib: u64) -> BlockDevice {
+    BlockDevice {
         name: name.into(),
         path: format!("/dev/{name}").into(),
         kind: "disk".into(),

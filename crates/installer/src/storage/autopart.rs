@@ -5,18 +5,18 @@
 
 use anyhow::{Result, bail};
 use kickstart::commands::AutopartType;
-use kickstart::node::{Disks, Layout};
+use kickstart::node::Layout;
 use layers::lvm::{DEFAULT_POOL, DEFAULT_VG, PoolSize, PoolSpec};
 use layers::volumes::{
     BIOS_BOOT_SIZE, BOOT_SIZE, EFI_SIZE, PLAIN_STORE_MIN, POOL_RESERVE_PERCENT, ROOT_MIN, VOLUMES,
-    min_disk_bytes,
 };
 
+use super::sizing::{self, LayeredShortfall, LayeredSizes, PlainShortfall, VolumeStart};
 use super::{
-    Backing, DISK_OVERHEAD, GIB, PlannedPartition, PlannedVolume, Role, Scheme, StoragePlan,
+    Backing, ChosenDisk, PlanInput, PlannedPartition, PlannedVolume, Role, Scheme, StoragePlan,
     StorePlan, VgPlan, choose_disk, swap_bytes,
 };
-use crate::disks::{Device, human};
+use crate::disks::human;
 
 /// The platform partitions every node has, numbered 1 to 3.
 pub fn platform_partitions() -> Vec<PlannedPartition> {
@@ -63,69 +63,131 @@ pub fn platform_partitions() -> Vec<PlannedPartition> {
     ]
 }
 
-/// The plan of an `autopart` (or interactive) layout.
-pub fn plan(
-    layout: &Layout,
-    sel: &Disks,
-    all: &[Device],
-    boot_medium: Option<&str>,
-    ram: u64,
-) -> Result<StoragePlan> {
-    let (scheme, no_home, no_swap) = match layout {
-        Layout::Auto {
-            scheme,
-            encrypted,
-            nohome,
-            noswap,
-            ..
-        } => {
-            if *encrypted {
-                bail!("autopart --encrypted is not supported on a node yet; remove --encrypted");
+/// What an `autopart` line (or the console's default) asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct AutoRequest {
+    scheme: Scheme,
+    /// `--nohome`: no `/home` volume.
+    no_home: bool,
+    /// `--noswap`: no swap.
+    no_swap: bool,
+}
+
+impl AutoRequest {
+    /// Reads the layout; refuses what a node cannot have.
+    fn of(layout: &Layout) -> Result<Self> {
+        match layout {
+            Layout::Auto {
+                scheme,
+                encrypted,
+                nohome,
+                noswap,
+                ..
+            } => {
+                if *encrypted {
+                    bail!(
+                        "autopart --encrypted is not supported on a node yet; remove --encrypted"
+                    );
+                }
+                let scheme = match scheme {
+                    AutopartType::Thinp | AutopartType::Lvm => Scheme::Thinp,
+                    AutopartType::Btrfs => Scheme::Btrfs,
+                    AutopartType::Plain | AutopartType::Partition => Scheme::Plain,
+                };
+                Ok(AutoRequest {
+                    scheme,
+                    no_home: *nohome,
+                    no_swap: *noswap,
+                })
             }
-            let s = match scheme {
-                AutopartType::Thinp | AutopartType::Lvm => Scheme::Thinp,
-                AutopartType::Btrfs => Scheme::Btrfs,
-                AutopartType::Plain | AutopartType::Partition => Scheme::Plain,
-            };
-            (s, *nohome, *noswap)
+            Layout::Interactive => Ok(AutoRequest {
+                scheme: Scheme::Thinp,
+                no_home: false,
+                no_swap: false,
+            }),
+            Layout::Manual { .. } => bail!("a part/volgroup/logvol layout is not an autopart"),
         }
-        Layout::Interactive => (Scheme::Thinp, false, false),
-        Layout::Manual { .. } => bail!("a part/volgroup/logvol layout is not an autopart"),
-    };
-    let (disk, wipe) = choose_disk(sel, all, boot_medium, None)?;
-    if scheme == Scheme::Plain {
-        return plain(disk, wipe, no_home, no_swap, ram);
     }
-    let min = min_disk_bytes();
-    if disk.size < min {
-        bail!(
+
+    /// RHVH's separate volumes at their minimum sizes (swap: Anaconda's
+    /// recommendation for the memory), as `fstype` on `backing`.
+    fn separate_volumes(&self, ram: u64, fstype: &str, backing: Backing) -> Vec<PlannedVolume> {
+        VOLUMES
+            .iter()
+            .filter(|v| !(self.no_home && v.mountpoint == "/home"))
+            .filter(|v| !(self.no_swap && v.is_swap()))
+            .map(|v| PlannedVolume {
+                name: v.name.into(),
+                mountpoint: v.mountpoint.into(),
+                bytes: if v.is_swap() {
+                    swap_bytes(ram).max(v.min_bytes)
+                } else {
+                    v.min_bytes
+                },
+                fstype: if v.is_swap() { "swap" } else { fstype }.into(),
+                backing,
+                options: "defaults,discard".into(),
+                label: v.name.into(),
+                mkfs_options: Vec::new(),
+            })
+            .collect()
+    }
+}
+
+/// The volumes' starting sizes, as [`sizing`] takes them.
+fn starts(volumes: &[PlannedVolume]) -> Vec<VolumeStart<'_>> {
+    volumes
+        .iter()
+        .map(|v| VolumeStart {
+            mountpoint: &v.mountpoint,
+            bytes: v.bytes,
+        })
+        .collect()
+}
+
+/// The plan of an `autopart` (or interactive) layout.
+pub fn plan(input: &PlanInput) -> Result<StoragePlan> {
+    let request = AutoRequest::of(input.layout)?;
+    let chosen = choose_disk(input.disks, input.devices, input.boot_medium, None)?;
+    match request.scheme {
+        Scheme::Plain => plain(chosen, request, input.ram),
+        Scheme::Thinp | Scheme::Btrfs => layered(chosen, request, input.ram),
+    }
+}
+
+/// Thin LVM or btrfs: the store partition to the end of the disk, the
+/// volumes thin (or subvolumes) in it.
+fn layered(chosen: ChosenDisk, request: AutoRequest, ram: u64) -> Result<StoragePlan> {
+    let ChosenDisk { disk, wipe } = chosen;
+    let thin = request.scheme == Scheme::Thinp;
+    let mut volumes = if thin {
+        request.separate_volumes(ram, "ext4", Backing::Thin)
+    } else {
+        request.separate_volumes(ram, "btrfs", Backing::Subvolume)
+    };
+    let sizes = match sizing::layered_sizes(disk.size, &starts(&volumes)) {
+        Ok(sizes) => sizes,
+        Err(LayeredShortfall::BelowMinimum { need }) => bail!(
             "{} is too small for a node: it needs at least {} ({} GB; RHVH's minimum is 55 GB)",
             disk.describe(),
-            human(min),
-            min / 1_000_000_000
-        );
-    }
-    let store_bytes = disk.size - BIOS_BOOT_SIZE - EFI_SIZE - BOOT_SIZE - DISK_OVERHEAD;
-    let pool_bytes = store_bytes / 100 * (100 - POOL_RESERVE_PERCENT);
-    let thin = scheme == Scheme::Thinp;
-    let mut volumes = if thin {
-        separate_volumes(no_home, no_swap, ram, "ext4", Backing::Thin)
-    } else {
-        separate_volumes(no_home, no_swap, ram, "btrfs", Backing::Subvolume)
-    };
-    let used: u64 = ROOT_MIN + volumes.iter().map(|v| v.bytes).sum::<u64>();
-    if used > pool_bytes {
-        bail!(
+            human(need),
+            need / 1_000_000_000
+        ),
+        Err(LayeredShortfall::VolumesOverPool { need, pool }) => bail!(
             "{}: the volumes need {} but the pool would hold {}",
             disk.describe(),
-            human(used),
-            human(pool_bytes)
-        );
+            human(need),
+            human(pool)
+        ),
+    };
+    for (v, bytes) in volumes.iter_mut().zip(&sizes.volume_bytes) {
+        v.bytes = *bytes;
     }
-    // What is left goes to /var, where logs, cores and local VM disks live.
-    if let Some(var) = volumes.iter_mut().find(|v| v.mountpoint == "/var") {
-        var.bytes += (pool_bytes - used) / GIB * GIB;
-    }
+    let LayeredSizes {
+        store_bytes,
+        pool_bytes,
+        ..
+    } = sizes;
     let mut partitions = platform_partitions();
     partitions.push(PlannedPartition {
         number: 4,
@@ -169,65 +231,30 @@ pub fn plan(
     })
 }
 
-/// RHVH's separate volumes at their minimum sizes (swap: Anaconda's
-/// recommendation for the memory), as `fstype` on `backing`.
-fn separate_volumes(
-    no_home: bool,
-    no_swap: bool,
-    ram: u64,
-    fstype: &str,
-    backing: Backing,
-) -> Vec<PlannedVolume> {
-    VOLUMES
-        .iter()
-        .filter(|v| !(no_home && v.mountpoint == "/home"))
-        .filter(|v| !(no_swap && v.is_swap()))
-        .map(|v| PlannedVolume {
-            name: v.name.into(),
-            mountpoint: v.mountpoint.into(),
-            bytes: if v.is_swap() {
-                swap_bytes(ram).max(v.min_bytes)
-            } else {
-                v.min_bytes
-            },
-            fstype: if v.is_swap() { "swap" } else { fstype }.into(),
-            backing,
-            options: "defaults,discard".into(),
-            label: v.name.into(),
-            mkfs_options: Vec::new(),
-        })
-        .collect()
-}
-
 /// `autopart --type=plain`: partitions only, no LVM. Each separate volume
 /// is an ext4 partition of RHVH's minimum size (swap a swap partition);
 /// the layer store is an XFS partition to the end of the disk with at
 /// least [`PLAIN_STORE_MIN`] or a tenth of the disk, whichever is more;
 /// `/var` gets what is left. Unlike thin volumes these sizes are real, and
 /// growing one later means moving partitions.
-fn plain(disk: Device, wipe: bool, no_home: bool, no_swap: bool, ram: u64) -> Result<StoragePlan> {
-    let mut volumes = separate_volumes(no_home, no_swap, ram, "ext4", Backing::Partition(0));
-    let fixed = BIOS_BOOT_SIZE + EFI_SIZE + BOOT_SIZE + DISK_OVERHEAD;
-    let vols: u64 = volumes.iter().map(|v| v.bytes).sum();
-    let need = fixed + vols + PLAIN_STORE_MIN;
-    if disk.size < need {
-        bail!(
+fn plain(chosen: ChosenDisk, request: AutoRequest, ram: u64) -> Result<StoragePlan> {
+    let ChosenDisk { disk, wipe } = chosen;
+    let mut volumes = request.separate_volumes(ram, "ext4", Backing::Partition(0));
+    let sizes = match sizing::plain_sizes(disk.size, &starts(&volumes)) {
+        Ok(sizes) => sizes,
+        Err(PlainShortfall { need, volumes }) => bail!(
             "{} is too small for the plain layout: it needs at least {} ({} for the separate volumes, {} for the image layers); use a larger disk or autopart --type=thinp, whose volumes only take what is written",
             disk.describe(),
             human(need),
-            human(vols),
+            human(volumes),
             human(PLAIN_STORE_MIN)
-        );
-    }
-    let store_min = PLAIN_STORE_MIN.max(disk.size / 10 / GIB * GIB);
-    let spare = disk.size.saturating_sub(fixed + vols + store_min) / GIB * GIB;
-    if let Some(var) = volumes.iter_mut().find(|v| v.mountpoint == "/var") {
-        var.bytes += spare;
-    }
+        ),
+    };
     let mut partitions = platform_partitions();
     let mut number = partitions.len() as u32;
-    for v in &mut volumes {
+    for (v, bytes) in volumes.iter_mut().zip(&sizes.volume_bytes) {
         number += 1;
+        v.bytes = *bytes;
         v.backing = Backing::Partition(number);
         partitions.push(PlannedPartition {
             number,
@@ -242,12 +269,11 @@ fn plain(disk: Device, wipe: bool, no_home: bool, no_swap: bool, ram: u64) -> Re
         });
     }
     number += 1;
-    let store_bytes = disk.size - fixed - volumes.iter().map(|v| v.bytes).sum::<u64>();
     partitions.push(PlannedPartition {
         number,
         name: "hvnode".into(),
         code: "8300",
-        bytes: store_bytes,
+        bytes: sizes.store_bytes,
         to_end: true,
         role: Role::PlainStore,
         label: "hvnode".into(),
@@ -259,7 +285,7 @@ fn plain(disk: Device, wipe: bool, no_home: bool, no_swap: bool, ram: u64) -> Re
         wipe,
         partitions,
         store: StorePlan::Plain { partition: number },
-        root_bytes: store_bytes,
+        root_bytes: sizes.store_bytes,
         root_options: None,
         volumes,
         notes: Vec::new(),

@@ -10,7 +10,7 @@ use command::CommandExt;
 use layers::lvm::lvm;
 
 use super::{Role, StoragePlan, partition_path};
-use crate::disks::Device;
+use hostinfo::BlockDevice;
 
 /// (physical volume, volume group) of every LVM physical volume.
 fn pv_rows() -> Result<Vec<(String, String)>> {
@@ -39,7 +39,7 @@ pub fn parse_pvs(json: &str) -> Result<Vec<(String, String)>> {
         .unwrap_or_default())
 }
 
-fn paths_on(disk: &Device) -> Vec<String> {
+fn paths_on(disk: &BlockDevice) -> Vec<String> {
     disk.walk()
         .iter()
         .map(|d| d.path.to_string_lossy().into_owned())
@@ -58,7 +58,7 @@ pub fn check_vg_name_free(plan: &StoragePlan) -> Result<()> {
 }
 
 /// [`check_vg_name_free`] on listed physical volumes.
-pub fn vg_name_free(vg: &str, disk: &Device, rows: &[(String, String)]) -> Result<()> {
+pub fn vg_name_free(vg: &str, disk: &BlockDevice, rows: &[(String, String)]) -> Result<()> {
     let ours = paths_on(disk);
     if let Some((pv, _)) = rows.iter().find(|(pv, g)| g == vg && !ours.contains(pv)) {
         bail!(
@@ -72,8 +72,8 @@ pub fn vg_name_free(vg: &str, disk: &Device, rows: &[(String, String)]) -> Resul
 /// What `clear_disk` wipes, in order: the partitions, then the disk. Not
 /// what was stacked on them (the logical volumes of a previous install are
 /// gone with their volume group, removed first).
-fn wipe_order(disk: &Device) -> Vec<&Device> {
-    let mut v: Vec<&Device> = disk
+fn wipe_order(disk: &BlockDevice) -> Vec<&BlockDevice> {
+    let mut v: Vec<&BlockDevice> = disk
         .walk()
         .into_iter()
         .filter(|d| matches!(d.kind.as_str(), "disk" | "part"))
@@ -85,7 +85,7 @@ fn wipe_order(disk: &Device) -> Vec<&Device> {
 /// Deactivates and removes LVM volume groups with a physical volume on
 /// `disk` (a previous install), then wipes every signature and the
 /// partition table. Refuses when such a group spans other disks.
-pub fn clear_disk(disk: &Device, log: &Path) -> Result<()> {
+pub fn clear_disk(disk: &BlockDevice, log: &Path) -> Result<()> {
     let rows = pv_rows()?;
     let ours = paths_on(disk);
     let mut vgs: Vec<String> = rows
@@ -219,7 +219,7 @@ mod wipe_tests {
     fn a_reinstall_wipes_the_partitions_not_the_old_volumes() {
         // A previous thin install: its LVs hang under the PV partition and
         // disappear when its volume group is removed, before the wipe.
-        let d: Device = serde_json::from_value(serde_json::json!({
+        let d: BlockDevice = serde_json::from_value(serde_json::json!({
             "name": "vda", "path": "/dev/vda", "type": "disk", "size": 68719476736u64,
             "children": [
                 {"name": "vda1", "path": "/dev/vda1", "type": "part", "size": 1048576},

@@ -6,19 +6,28 @@
 //! and the writable layer `NVR+1`), and separate volumes wherever the
 //! administrator puts them. Everything is checked here, before anything is
 //! written, and each error names the kickstart line.
-
-use std::collections::BTreeMap;
+//!
+//! [`plan`] goes in phases: the disk; each `part` line checked in
+//! kickstart order (claiming its mount point); the platform partitions
+//! `reqpart` adds; the partitions sized on the disk ([`sizing`]); the LVM
+//! half (`volgroup`); then the notes.
 
 use anyhow::{Result, bail};
-use kickstart::commands::Partition;
-use kickstart::node::{At, Disks, Layout};
+use kickstart::commands::{Partition, Reqpart};
+use kickstart::node::{At, Layout};
 use layers::volumes::{BIOS_BOOT_SIZE, BOOT_SIZE, EFI_SIZE};
 
-use super::{
-    Backing, DISK_OVERHEAD, MIB, PlannedPartition, PlannedVolume, Role, StoragePlan, StorePlan,
-    choose_disk, grow, mib, swap_bytes,
+use super::checks::{
+    MountPoints, check_mountpoint, label_for, name_of, split_words, volume_fstype,
 };
-use crate::disks::{self, Device, human};
+use super::sizing::{self, DiskShortfall, PartitionRequest};
+use super::volgroup::{self, LvmInput, LvmPlan};
+use super::{
+    Backing, ChosenDisk, MIB, PlanInput, PlannedPartition, PlannedVolume, Role, StoragePlan,
+    StorePlan, choose_disk, mib, swap_bytes,
+};
+use crate::disks::{self, human};
+use hostinfo::BlockDevice;
 
 /// What RHVH requires on separate volumes; missing ones are noted.
 pub const RHVH_SEPARATE: [&str; 5] = [
@@ -29,25 +38,12 @@ pub const RHVH_SEPARATE: [&str; 5] = [
     "/var/crash",
 ];
 
-/// Parts of the image, updated with each layer: never separate volumes.
-const IMAGE_PATHS: [&str; 13] = [
-    "/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot", "/proc",
-    "/sys", "/dev", "/run",
-];
-
-/// `ks.cfg:12: part pv.01` — how errors name a line.
-fn at_part(p: &At<Partition>) -> String {
-    format!("{}: part {}", p.loc, p.item.mntpoint)
-}
-
 /// A partition on its way into the plan.
 struct Part {
     role: Role,
     name: String,
     code: &'static str,
-    base: u64,
-    grow: bool,
-    max: Option<u64>,
+    size: PartitionRequest,
     label: String,
     options: String,
     from: Option<String>,
@@ -55,121 +51,133 @@ struct Part {
     volume: Option<PlannedVolume>,
 }
 
-/// Checks a separate volume's mount point.
-pub(super) fn check_mountpoint(what: &str, mp: &str) -> Result<()> {
-    if !mp.starts_with('/') {
-        bail!("{what}: {mp:?} is not a mount point (an absolute path, swap, or none for a pool)");
-    }
-    if let Some(img) = IMAGE_PATHS
-        .iter()
-        .find(|p| mp == **p || mp.starts_with(&format!("{p}/")))
-    {
-        bail!(
-            "{what}: {mp} is part of the image ({img} is replaced with each layer); it cannot be a separate volume"
-        );
-    }
-    Ok(())
-}
-
-/// `var_lib_images` for `/var/lib/images`.
-pub(super) fn name_of(mp: &str) -> String {
-    if mp == "swap" {
-        return "swap".into();
-    }
-    mp.trim_matches('/').replace('/', "_")
-}
-
-/// The default label of a volume: its name, cut to what `fstype` takes.
-pub(super) fn label_for(
-    fstype: &str,
-    name: &str,
-    given: Option<&str>,
-    what: &str,
-) -> Result<String> {
-    let max = match fstype {
-        "xfs" => 12,
-        "vfat" => 11,
-        "swap" => 15,
-        _ => 16,
-    };
-    match given {
-        Some(l) if l.len() > max => {
-            bail!("{what}: --label={l} is too long for {fstype} (at most {max} characters)")
-        }
-        Some(l) => Ok(l.to_string()),
-        None => Ok(name.chars().take(max).collect()),
-    }
-}
-
-/// ext4 (the default) or xfs for a volume; swap for swap.
-pub(super) fn volume_fstype(what: &str, mp: &str, given: Option<&str>) -> Result<String> {
-    match (mp, given) {
-        ("swap", None | Some("swap")) => Ok("swap".into()),
-        ("swap", Some(t)) => bail!("{what}: swap cannot have --fstype={t}"),
-        (_, None | Some("ext4")) => Ok("ext4".into()),
-        (_, Some("xfs")) => Ok("xfs".into()),
-        (_, Some("swap")) => bail!("{what}: --fstype=swap needs the mount point swap"),
-        (_, Some(t)) => {
-            bail!("{what}: --fstype={t} is not supported for a volume; use ext4 or xfs")
-        }
-    }
-}
-
 /// The plan of a `part`/`volgroup`/`logvol` layout.
-pub fn plan(
-    layout: &Layout,
-    sel: &Disks,
-    all: &[Device],
-    boot_medium: Option<&str>,
-    ram: u64,
-) -> Result<StoragePlan> {
+pub fn plan(input: &PlanInput) -> Result<StoragePlan> {
     let Layout::Manual {
         reqpart,
         partitions,
         volgroups,
         logvols,
         others,
-    } = layout
+    } = input.layout
     else {
         bail!("not a part/volgroup/logvol layout");
     };
-    if let Some(o) = others.first() {
-        match o.item.as_str() {
-            "btrfs" => bail!(
-                "{}: btrfs: btrfs layouts written with part btrfs.ID and btrfs are not supported; use `autopart --type=btrfs` for the btrfs layer store, or part/volgroup/logvol --thin for thin LVM",
-                o.loc
-            ),
-            other => bail!(
-                "{}: {other}: software RAID is not supported on a node; lay the node out on one disk (part/volgroup/logvol --thin, or autopart --type=thinp)",
-                o.loc
-            ),
+    refuse_others(others)?;
+    // The disk: the kickstart's selection, else the one --ondisk names.
+    let ChosenDisk { disk, wipe } = choose_disk(
+        input.disks,
+        input.devices,
+        input.boot_medium,
+        ondisk_hint(partitions),
+    )?;
+    let mut notes = Vec::new();
+    let mut mounts = MountPoints::default();
+
+    // Partitions, in kickstart order; the platform ones are put first.
+    let mut parts: Vec<Part> = Vec::new();
+    for line in partitions {
+        let line = PartLine::new(line);
+        line.check_fresh(input.devices, &disk)?;
+        parts.push(line.part(&mut mounts, input.ram)?);
+    }
+    let first_line = partitions
+        .first()
+        .map(|p| p.loc.to_string())
+        .or_else(|| logvols.first().map(|l| l.loc.to_string()))
+        .or_else(|| reqpart.as_ref().map(|r| r.loc.to_string()))
+        .unwrap_or_else(|| "the kickstart".into());
+    add_platform_partitions(&mut parts, reqpart.as_ref(), &first_line)?;
+    parts.sort_by_key(|p| match p.role {
+        Role::BiosBoot => 0,
+        Role::Efi => 1,
+        Role::Boot => 2,
+        _ => 3,
+    });
+    let OnDisk {
+        partitions: planned,
+        mut volumes,
+    } = lay_out(parts, &disk)?;
+
+    let lvm: LvmPlan = volgroup::plan(
+        &LvmInput {
+            volgroups,
+            logvols,
+            partitions: &planned,
+            ram: input.ram,
+        },
+        &mut mounts,
+        &mut notes,
+    )?;
+    volumes.extend(lvm.volumes);
+    // Parents mount before children; swap last.
+    volumes.sort_by_key(|v| (v.is_swap(), v.mountpoint.matches('/').count()));
+    for mp in RHVH_SEPARATE {
+        if !mounts.contains(mp) {
+            notes.push(format!(
+                "{mp} is not a separate volume (RHVH requires it): what the node writes there stays in this layer, and the next image's layer starts without it"
+            ));
         }
     }
-    // The disk: the kickstart's selection, else the one --ondisk names.
+    Ok(StoragePlan {
+        disk,
+        wipe,
+        partitions: planned,
+        store: StorePlan::Lvm(lvm.vg),
+        root_bytes: lvm.root_bytes,
+        root_options: lvm.root_options,
+        volumes,
+        notes,
+    })
+}
+
+/// Refuses `btrfs` and `raid` lines, naming what to write instead.
+fn refuse_others(others: &[At<String>]) -> Result<()> {
+    let Some(o) = others.first() else {
+        return Ok(());
+    };
+    match o.item.as_str() {
+        "btrfs" => bail!(
+            "{}: btrfs: btrfs layouts written with part btrfs.ID and btrfs are not supported; use `autopart --type=btrfs` for the btrfs layer store, or part/volgroup/logvol --thin for thin LVM",
+            o.loc
+        ),
+        other => bail!(
+            "{}: {other}: software RAID is not supported on a node; lay the node out on one disk (part/volgroup/logvol --thin, or autopart --type=thinp)",
+            o.loc
+        ),
+    }
+}
+
+/// The disk every `part --ondisk` names, if they all name the same one.
+fn ondisk_hint(partitions: &[At<Partition>]) -> Option<&str> {
     let named: Vec<&str> = partitions
         .iter()
         .filter_map(|p| p.item.ondisk.as_deref())
         .collect();
-    let hint = named
+    named
         .first()
         .copied()
-        .filter(|d| named.iter().all(|n| n == d));
-    let (disk, wipe) = choose_disk(sel, all, boot_medium, hint)?;
-    let mut notes = Vec::new();
-    let mut mountpoints: BTreeMap<String, String> = BTreeMap::new();
-    let mut claim = |mp: &str, what: String| -> Result<()> {
-        if let Some(first) = mountpoints.get(mp) {
-            bail!("{what}: {mp} is already the mount point of {first}");
-        }
-        mountpoints.insert(mp.to_string(), what);
-        Ok(())
-    };
+        .filter(|d| named.iter().all(|n| n == d))
+}
 
-    // Partitions, in kickstart order; the platform ones are put first.
-    let mut parts: Vec<Part> = Vec::new();
-    for p in partitions {
-        let x = &p.item;
-        let what = at_part(p);
+/// A `part` line and how errors name it (`ks.cfg:12: part pv.01`).
+struct PartLine<'a> {
+    item: &'a Partition,
+    what: String,
+}
+
+impl<'a> PartLine<'a> {
+    fn new(line: &'a At<Partition>) -> Self {
+        PartLine {
+            item: &line.item,
+            what: format!("{}: part {}", line.loc, line.item.mntpoint),
+        }
+    }
+
+    /// Refuses reusing, encrypting or resizing, and a disk other than the
+    /// node's.
+    fn check_fresh(&self, devices: &[BlockDevice], disk: &BlockDevice) -> Result<()> {
+        let (x, what) = (self.item, &self.what);
         if x.onpart.is_some() || x.noformat {
             bail!(
                 "{what}: --onpart/--usepart/--noformat reuse a partition; a node's disk is laid out anew (clearpart --all)"
@@ -182,7 +190,7 @@ pub fn plan(
             bail!("{what}: --resize is not supported on a node");
         }
         if let Some(d) = x.ondisk.as_deref() {
-            match disks::find(all, d) {
+            match disks::find(devices, d) {
                 None => bail!("{what} --ondisk={d}: this machine has no disk {d}"),
                 Some(found) if found.path != disk.path => bail!(
                     "{what} --ondisk={d}: {d} is not the disk the node is installed on ({}); a node goes on one disk (select it with ignoredisk --only-use= or clearpart --drives=)",
@@ -191,87 +199,59 @@ pub fn plan(
                 Some(_) => {}
             }
         }
-        let mp = x.mntpoint.as_str();
-        let fstype = x.fstype.as_deref();
-        let from = Some(what.clone());
-        let base = x.size.map(mib);
-        let sized = |default: Option<u64>| -> Result<u64> {
-            match (base, default) {
-                (Some(b), _) if b > 0 => Ok(b),
-                (_, Some(d)) => Ok(d),
-                _ if x.grow => Ok(MIB),
-                _ => bail!("{what}: give its size in MiB (--size=) or let it --grow"),
-            }
-        };
-        let part = |role, name: &str, code, base, label: String, options: String| Part {
+        Ok(())
+    }
+
+    /// `--size` in bytes, else `default`, else 1 MiB for a growing one.
+    fn sized(&self, default: Option<u64>) -> Result<u64> {
+        match (self.item.size.map(mib), default) {
+            (Some(b), _) if b > 0 => Ok(b),
+            (_, Some(d)) => Ok(d),
+            _ if self.item.grow => Ok(MIB),
+            _ => bail!(
+                "{}: give its size in MiB (--size=) or let it --grow",
+                self.what
+            ),
+        }
+    }
+
+    /// A partition of this line, without label, options or volume.
+    fn with(&self, role: Role, name: &str, code: &'static str, base: u64) -> Part {
+        Part {
             role,
             name: name.into(),
             code,
-            base,
-            grow: x.grow,
-            max: x.maxsize.filter(|m| *m > 0).map(mib),
-            label,
-            options,
-            from: from.clone(),
+            size: PartitionRequest {
+                base,
+                grow: self.item.grow,
+                max: self.item.maxsize.filter(|m| *m > 0).map(mib),
+            },
+            label: String::new(),
+            options: String::new(),
+            from: Some(self.what.clone()),
             volume: None,
-        };
-        let p = if mp == "biosboot" || fstype == Some("biosboot") {
-            claim("biosboot", what.clone())?;
-            part(
+        }
+    }
+
+    /// What the line makes, by its mount point; claims the mount point.
+    fn part(&self, mounts: &mut MountPoints, ram: u64) -> Result<Part> {
+        let what = &self.what;
+        let mp = self.item.mntpoint.as_str();
+        let fstype = self.item.fstype.as_deref();
+        if mp == "biosboot" || fstype == Some("biosboot") {
+            mounts.claim("biosboot", what.clone())?;
+            Ok(self.with(
                 Role::BiosBoot,
                 "biosboot",
                 "EF02",
-                sized(Some(BIOS_BOOT_SIZE))?,
-                String::new(),
-                String::new(),
-            )
+                self.sized(Some(BIOS_BOOT_SIZE))?,
+            ))
         } else if mp == "/boot/efi" {
-            if !matches!(fstype, None | Some("efi" | "vfat")) {
-                bail!("{what}: the EFI system partition is vfat (--fstype=efi)");
-            }
-            claim(mp, what.clone())?;
-            let label = label_for("vfat", "EFI", x.label.as_deref(), &what)?;
-            let options = x
-                .fsoptions
-                .clone()
-                .unwrap_or_else(|| "umask=0077,shortname=winnt".into());
-            part(
-                Role::Efi,
-                "efi",
-                "EF00",
-                sized(Some(EFI_SIZE))?,
-                label,
-                options,
-            )
+            self.efi(mounts)
         } else if mp == "/boot" {
-            if !matches!(fstype, None | Some("ext4")) {
-                bail!(
-                    "{what}: hvnode's /boot is ext4 (grub reads the layers' kernels from it); remove --fstype or use --fstype=ext4"
-                );
-            }
-            claim(mp, what.clone())?;
-            let label = label_for("ext4", "boot", x.label.as_deref(), &what)?;
-            let options = x
-                .fsoptions
-                .clone()
-                .unwrap_or_else(|| "defaults,discard".into());
-            part(
-                Role::Boot,
-                "boot",
-                "8300",
-                sized(Some(BOOT_SIZE))?,
-                label,
-                options,
-            )
+            self.boot(mounts)
         } else if mp.starts_with("pv.") {
-            part(
-                Role::Pv,
-                mp,
-                "8E00",
-                sized(None)?,
-                String::new(),
-                String::new(),
-            )
+            Ok(self.with(Role::Pv, mp, "8E00", self.sized(None)?))
         } else if mp == "/" {
             bail!(
                 "{what}: a node's root cannot be a plain partition: its layers are thin snapshots of the image. Write `part pv.01 --grow`, `volgroup`, `logvol none --thinpool` and `logvol / --thin` (see kickstart/manual-thin.ks), or use autopart --type=thinp"
@@ -283,94 +263,147 @@ pub fn plan(
         } else if mp.starts_with("raid.") {
             bail!("{what}: software RAID is not supported on a node");
         } else if mp == "swap" || fstype == Some("swap") || mp.starts_with('/') {
-            let mp = if fstype == Some("swap") { "swap" } else { mp };
-            if mp != "swap" {
-                check_mountpoint(&what, mp)?;
-            }
-            claim(mp, what.clone())?;
-            let fs = volume_fstype(&what, mp, fstype)?;
-            let name = name_of(mp);
-            let bytes = if x.recommended || x.hibernation {
-                swap_bytes(ram)
-            } else {
-                sized(None)?
-            };
-            let label = label_for(&fs, &name, x.label.as_deref(), &what)?;
-            let mut p = part(
-                Role::Volume,
-                &name,
-                if fs == "swap" { "8200" } else { "8300" },
-                bytes,
-                String::new(),
-                String::new(),
-            );
-            p.volume = Some(PlannedVolume {
-                name,
-                mountpoint: mp.into(),
-                bytes,
-                fstype: fs,
-                backing: Backing::Partition(0),
-                options: x.fsoptions.clone().unwrap_or_else(|| "defaults".into()),
-                label,
-                mkfs_options: split_words(x.mkfsoptions.as_deref()),
-            });
-            p
+            self.volume(mounts, ram)
         } else {
             bail!(
                 "{what}: {mp:?} is not something hvnode can make (a mount point, swap, biosboot, or pv.ID)"
             );
-        };
-        parts.push(p);
+        }
     }
-    // reqpart: the platform partitions the layout does not write out.
-    let has = |parts: &[Part], r: Role| parts.iter().any(|p| p.role == r);
-    let first_line = partitions
-        .first()
-        .map(|p| p.loc.to_string())
-        .or_else(|| logvols.first().map(|l| l.loc.to_string()))
-        .or_else(|| reqpart.as_ref().map(|r| r.loc.to_string()))
-        .unwrap_or_else(|| "the kickstart".into());
+
+    /// `part /boot/efi`: the EFI system partition.
+    fn efi(&self, mounts: &mut MountPoints) -> Result<Part> {
+        let (x, what) = (self.item, &self.what);
+        if !matches!(x.fstype.as_deref(), None | Some("efi" | "vfat")) {
+            bail!("{what}: the EFI system partition is vfat (--fstype=efi)");
+        }
+        mounts.claim("/boot/efi", what.clone())?;
+        let label = label_for("vfat", "EFI", x.label.as_deref(), what)?;
+        let options = x
+            .fsoptions
+            .clone()
+            .unwrap_or_else(|| "umask=0077,shortname=winnt".into());
+        Ok(Part {
+            label,
+            options,
+            ..self.with(Role::Efi, "efi", "EF00", self.sized(Some(EFI_SIZE))?)
+        })
+    }
+
+    /// `part /boot`: ext4, where grub finds the layers' kernels.
+    fn boot(&self, mounts: &mut MountPoints) -> Result<Part> {
+        let (x, what) = (self.item, &self.what);
+        if !matches!(x.fstype.as_deref(), None | Some("ext4")) {
+            bail!(
+                "{what}: hvnode's /boot is ext4 (grub reads the layers' kernels from it); remove --fstype or use --fstype=ext4"
+            );
+        }
+        mounts.claim("/boot", what.clone())?;
+        let label = label_for("ext4", "boot", x.label.as_deref(), what)?;
+        let options = x
+            .fsoptions
+            .clone()
+            .unwrap_or_else(|| "defaults,discard".into());
+        Ok(Part {
+            label,
+            options,
+            ..self.with(Role::Boot, "boot", "8300", self.sized(Some(BOOT_SIZE))?)
+        })
+    }
+
+    /// A plain file system or swap on a partition of its own.
+    fn volume(&self, mounts: &mut MountPoints, ram: u64) -> Result<Part> {
+        let (x, what) = (self.item, &self.what);
+        let fstype = x.fstype.as_deref();
+        let mp = if fstype == Some("swap") {
+            "swap"
+        } else {
+            x.mntpoint.as_str()
+        };
+        if mp != "swap" {
+            check_mountpoint(what, mp)?;
+        }
+        mounts.claim(mp, what.clone())?;
+        let fs = volume_fstype(what, mp, fstype)?;
+        let name = name_of(mp);
+        let bytes = if x.recommended || x.hibernation {
+            swap_bytes(ram)
+        } else {
+            self.sized(None)?
+        };
+        let label = label_for(&fs, &name, x.label.as_deref(), what)?;
+        let code = if fs == "swap" { "8200" } else { "8300" };
+        let mut part = self.with(Role::Volume, &name, code, bytes);
+        part.volume = Some(PlannedVolume {
+            name,
+            mountpoint: mp.into(),
+            bytes,
+            fstype: fs,
+            backing: Backing::Partition(0),
+            options: x.fsoptions.clone().unwrap_or_else(|| "defaults".into()),
+            label,
+            mkfs_options: split_words(x.mkfsoptions.as_deref()),
+        });
+        Ok(part)
+    }
+}
+
+/// A platform partition every node has, and what to write when the layout
+/// lacks it.
+struct Required {
+    role: Role,
+    /// What it is and why it is needed.
+    why: &'static str,
+    /// The lines that make it.
+    how: &'static str,
+}
+
+const REQUIRED: [Required; 3] = [
+    Required {
+        role: Role::BiosBoot,
+        why: "BIOS boot partition (grub for BIOS machines needs it)",
+        how: "`reqpart` or `part biosboot --fstype=biosboot --size=1`",
+    },
+    Required {
+        role: Role::Efi,
+        why: "EFI system partition (grub for UEFI machines needs it)",
+        how: "`reqpart` or `part /boot/efi --fstype=efi --size=600`",
+    },
+    Required {
+        role: Role::Boot,
+        why: "/boot partition (grub reads the layers' kernels from it; it cannot read thin volumes)",
+        how: "`reqpart --add-boot` or `part /boot --size=1024`",
+    },
+];
+
+/// `reqpart`: the platform partitions the layout does not write out.
+/// Without it, a missing one is an error naming `first_line`.
+fn add_platform_partitions(
+    parts: &mut Vec<Part>,
+    reqpart: Option<&At<Reqpart>>,
+    first_line: &str,
+) -> Result<()> {
     let platform = super::autopart::platform_partitions();
-    for (role, how) in [
-        (
-            Role::BiosBoot,
-            "`reqpart` or `part biosboot --fstype=biosboot --size=1`",
-        ),
-        (
-            Role::Efi,
-            "`reqpart` or `part /boot/efi --fstype=efi --size=600`",
-        ),
-        (
-            Role::Boot,
-            "`reqpart --add-boot` or `part /boot --size=1024`",
-        ),
-    ] {
-        if has(&parts, role.clone()) {
+    for Required { role, why, how } in REQUIRED {
+        if parts.iter().any(|p| p.role == role) {
             continue;
         }
-        let from_reqpart = reqpart
-            .as_ref()
-            .filter(|r| role != Role::Boot || r.item.add_boot);
+        let from_reqpart = reqpart.filter(|r| role != Role::Boot || r.item.add_boot);
         let Some(r) = from_reqpart else {
-            let why = match role {
-                Role::BiosBoot => "BIOS boot partition (grub for BIOS machines needs it)",
-                Role::Efi => "EFI system partition (grub for UEFI machines needs it)",
-                _ => {
-                    "/boot partition (grub reads the layers' kernels from it; it cannot read thin volumes)"
-                }
-            };
             bail!("{first_line}: the layout has no {why}: add {how}");
         };
         let Some(p) = platform.iter().find(|p| p.role == role) else {
             bail!("no platform partition for {role:?} (a bug: autopart's list misses it)");
         };
         parts.push(Part {
-            role: role.clone(),
+            role,
             name: p.name.clone(),
             code: p.code,
-            base: p.bytes,
-            grow: false,
-            max: None,
+            size: PartitionRequest {
+                base: p.bytes,
+                grow: false,
+                max: None,
+            },
             label: p.label.clone(),
             options: p.options.clone(),
             from: Some(format!(
@@ -381,55 +414,48 @@ pub fn plan(
             volume: None,
         });
     }
-    let rank = |r: &Role| match r {
-        Role::BiosBoot => 0,
-        Role::Efi => 1,
-        Role::Boot => 2,
-        _ => 3,
+    Ok(())
+}
+
+/// The partitions as they go on the disk, and the volumes on them.
+struct OnDisk {
+    partitions: Vec<PlannedPartition>,
+    volumes: Vec<PlannedVolume>,
+}
+
+/// Sizes the partitions on `disk` and numbers them in order.
+fn lay_out(parts: Vec<Part>, disk: &BlockDevice) -> Result<OnDisk> {
+    let requests: Vec<PartitionRequest> = parts.iter().map(|p| p.size).collect();
+    let sizes = match sizing::partition_sizes(disk.size, &requests) {
+        Ok(sizes) => sizes,
+        Err(DiskShortfall { need, usable }) => {
+            let mut lines: Vec<String> = parts.iter().filter_map(|p| p.from.clone()).collect();
+            lines.dedup();
+            bail!(
+                "the partitions need {}, {} has {} ({})",
+                human(need),
+                disk.name,
+                human(usable),
+                lines.join("; ")
+            );
+        }
     };
-    parts.sort_by_key(|p| rank(&p.role));
-
-    // Sizes on the disk.
-    let usable = disk.size.saturating_sub(DISK_OVERHEAD);
-    let fixed: u64 = parts.iter().map(|p| p.base).sum();
-    if fixed > usable {
-        let mut lines: Vec<String> = parts.iter().filter_map(|p| p.from.clone()).collect();
-        lines.dedup();
-        bail!(
-            "the partitions need {}, {} has {} ({})",
-            human(fixed),
-            disk.name,
-            human(usable),
-            lines.join("; ")
-        );
-    }
-    let growing: Vec<usize> = (0..parts.len()).filter(|&i| parts[i].grow).collect();
-    let sizes = grow(
-        &growing
-            .iter()
-            .map(|&i| (parts[i].base, parts[i].max))
-            .collect::<Vec<_>>(),
-        usable - fixed,
-        MIB,
-    );
-    for (k, &i) in growing.iter().enumerate() {
-        parts[i].base = sizes[k];
-    }
-
-    let mut planned: Vec<PlannedPartition> = Vec::new();
-    let mut volumes: Vec<PlannedVolume> = Vec::new();
-    for (i, p) in parts.into_iter().enumerate() {
+    let mut on_disk = OnDisk {
+        partitions: Vec::new(),
+        volumes: Vec::new(),
+    };
+    for (i, (p, bytes)) in parts.into_iter().zip(sizes).enumerate() {
         let number = i as u32 + 1;
         if let Some(mut v) = p.volume {
             v.backing = Backing::Partition(number);
-            v.bytes = p.base;
-            volumes.push(v);
+            v.bytes = bytes;
+            on_disk.volumes.push(v);
         }
-        planned.push(PlannedPartition {
+        on_disk.partitions.push(PlannedPartition {
             number,
             name: p.name,
             code: p.code,
-            bytes: p.base,
+            bytes,
             to_end: false,
             role: p.role,
             label: p.label,
@@ -437,32 +463,5 @@ pub fn plan(
             from: p.from,
         });
     }
-
-    let lvm = super::volgroup::plan(volgroups, logvols, &planned, ram, &mut claim, &mut notes)?;
-    let (vg, root_bytes, root_options, lv_volumes) = lvm;
-    volumes.extend(lv_volumes);
-    // Parents mount before children; swap last.
-    volumes.sort_by_key(|v| (v.is_swap(), v.mountpoint.matches('/').count()));
-    for mp in RHVH_SEPARATE {
-        if !mountpoints.contains_key(mp) {
-            notes.push(format!(
-                "{mp} is not a separate volume (RHVH requires it): what the node writes there stays in this layer, and the next image's layer starts without it"
-            ));
-        }
-    }
-    Ok(StoragePlan {
-        disk,
-        wipe,
-        partitions: planned,
-        store: StorePlan::Lvm(vg),
-        root_bytes,
-        root_options,
-        volumes,
-        notes,
-    })
-}
-
-pub(super) fn split_words(s: Option<&str>) -> Vec<String> {
-    s.map(|s| s.split_whitespace().map(String::from).collect())
-        .unwrap_or_default()
+    Ok(on_disk)
 }

@@ -1,18 +1,23 @@
 //! The storage plan (what `--dry-run` prints) and carrying it out. Both
 //! `autopart` ([`autopart`]) and explicit `part`/`volgroup`/`logvol`
-//! layouts ([`manual`]) become one [`StoragePlan`]: the GPT partitions of
-//! the selected disk, the layer store on them — a volume group with a thin
-//! pool, or one btrfs file system — the root's size, and the separate
-//! volumes with their mount points. [`execute`] carries out any such plan.
+//! layouts ([`manual`], with `volgroup` for the LVM half) become one
+//! [`StoragePlan`]: the GPT partitions of the selected disk, the layer
+//! store on them — a volume group with a thin pool, or one btrfs file
+//! system — the root's size, and the separate volumes with their mount
+//! points. Each planner checks the kickstart's lines, leaves the
+//! arithmetic to [`sizing`] (pure functions of sizes), then adds its notes.
+//! [`execute`] carries out any such plan; `display` prints it.
 
 pub mod autopart;
+mod checks;
+mod display;
 pub mod execute;
 pub mod manual;
+pub mod sizing;
 #[cfg(test)]
 mod tests;
 mod volgroup;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
@@ -20,8 +25,10 @@ use kickstart::node::{Clear, Disks, Layout};
 use layers::lvm::PoolSpec;
 
 pub use execute::{check_vg_name_free, clear_disk, format_platform, mkfs, partition};
+pub use sizing::{GrowRequest, grow};
 
-use crate::disks::{self, Device, human};
+use crate::disks;
+use hostinfo::BlockDevice;
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
@@ -145,7 +152,7 @@ impl PlannedVolume {
 #[derive(Debug, Clone)]
 pub struct StoragePlan {
     /// The disk that gets the partitions and the boot loaders.
-    pub disk: Device,
+    pub disk: BlockDevice,
     /// Whether existing partitions and signatures are wiped.
     pub wipe: bool,
     /// In order of their numbers.
@@ -215,18 +222,58 @@ pub fn swap_bytes(ram: u64) -> u64 {
     gib.max(1) * GIB
 }
 
-/// Chooses the disk and sizes everything; refuses what cannot work.
+/// What a storage plan is made from: the kickstart's answers and the
+/// machine.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanInput<'a> {
+    /// How the kickstart lays the disks out.
+    pub layout: &'a Layout,
+    /// Which disks it selects and what it clears.
+    pub disks: &'a Disks,
+    /// The machine's disks (`lsblk`).
+    pub devices: &'a [BlockDevice],
+    /// The label of the medium the installer booted from: a disk holding
+    /// it is never installed on.
+    pub boot_medium: Option<&'a str>,
+    /// The machine's memory, for recommended swap sizes.
+    pub ram: u64,
+}
+
+impl PlanInput<'_> {
+    /// Chooses the disk and sizes everything; refuses what cannot work.
+    pub fn plan(&self) -> Result<StoragePlan> {
+        match self.layout {
+            Layout::Manual { .. } => manual::plan(self),
+            _ => autopart::plan(self),
+        }
+    }
+}
+
+/// Chooses the disk and sizes everything; refuses what cannot work (a
+/// [`PlanInput`] spelled out, for the installer's callers).
 pub fn plan(
     layout: &Layout,
-    sel: &Disks,
-    all: &[Device],
+    disks: &Disks,
+    devices: &[BlockDevice],
     boot_medium: Option<&str>,
     ram: u64,
 ) -> Result<StoragePlan> {
-    match layout {
-        Layout::Manual { .. } => manual::plan(layout, sel, all, boot_medium, ram),
-        _ => autopart::plan(layout, sel, all, boot_medium, ram),
+    PlanInput {
+        layout,
+        disks,
+        devices,
+        boot_medium,
+        ram,
     }
+    .plan()
+}
+
+/// The disk a node goes on.
+#[derive(Debug, Clone)]
+pub struct ChosenDisk {
+    pub disk: BlockDevice,
+    /// Whether its partitions and signatures are wiped first.
+    pub wipe: bool,
 }
 
 /// The one disk the node goes on, and whether it is wiped. `hint` is the
@@ -234,10 +281,10 @@ pub fn plan(
 /// selects none.
 pub fn choose_disk(
     sel: &Disks,
-    all: &[Device],
+    all: &[BlockDevice],
     boot_medium: Option<&str>,
     hint: Option<&str>,
-) -> Result<(Device, bool)> {
+) -> Result<ChosenDisk> {
     // The disk: --only-use, else clearpart --drives, else the one the
     // administrator chose, else the one the layout names, else the only
     // disk there is.
@@ -248,28 +295,7 @@ pub fn choose_disk(
     } else if let Some(d) = hint {
         vec![d.to_string()]
     } else {
-        // A disk holding the kickstart (OEMDRV) is never taken unasked.
-        let free: Vec<&Device> = disks::candidates(all)
-            .into_iter()
-            .filter(|d| disks::busy_reason(d, boot_medium).is_none())
-            .filter(|d| !sel.ignore.iter().any(|i| disks::find(all, i) == Some(*d)))
-            .filter(|d| {
-                !d.walk()
-                    .iter()
-                    .any(|p| p.label.as_deref() == Some(crate::source::OEMDRV))
-            })
-            .collect();
-        match free.as_slice() {
-            [one] => vec![one.name.clone()],
-            [] => bail!("there is no disk to install on"),
-            many => bail!(
-                "several disks could take the node ({}); choose with ignoredisk --only-use=",
-                many.iter()
-                    .map(|d| d.describe())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        }
+        vec![the_only_free_disk(sel, all, boot_medium)?]
     };
     names.retain(|n| !sel.ignore.contains(n));
     let selected = disks::check_selected(all, &names, boot_medium)?;
@@ -296,187 +322,38 @@ pub fn choose_disk(
             disk.name
         );
     }
-    Ok((disk, wipe))
+    Ok(ChosenDisk { disk, wipe })
 }
 
-impl fmt::Display for StoragePlan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = &self.disk;
-        if self.wipe {
-            writeln!(
-                f,
-                "Disk {}: WIPED (every partition and signature on it is lost)",
-                d.describe()
-            )?;
-        } else {
-            writeln!(f, "Disk {}: new partition table", d.describe())?;
-        }
-        writeln!(f, "  GPT partitions:")?;
-        for p in &self.partitions {
-            let what = match p.role {
-                Role::BiosBoot => "BIOS boot (grub for BIOS)".to_string(),
-                Role::Efi => "EFI system partition, vfat, /boot/efi".to_string(),
-                Role::Boot => "ext4, /boot (a kernel and initramfs per layer)".to_string(),
-                Role::Pv => match self.vg() {
-                    Some(v) => format!("LVM physical volume of volume group {}", v.spec.vg),
-                    None => "LVM physical volume".to_string(),
-                },
-                Role::Btrfs => "btrfs: the layer store and the separate volumes".to_string(),
-                Role::PlainStore => "xfs: the layer store".to_string(),
-                Role::Volume => self
-                    .volumes
-                    .iter()
-                    .find(|v| v.backing == Backing::Partition(p.number))
-                    .map(|v| format!("{}, {}", v.fstype, v.mountpoint))
-                    .unwrap_or_default(),
-            };
-            let size = if p.to_end {
-                format!("{}+", human(p.bytes))
-            } else {
-                human(p.bytes)
-            };
-            write!(
-                f,
-                "    {} {:>10}  {}  {what}",
-                partition_path(&d.path, p.number).display(),
-                size,
-                p.code
-            )?;
-            match &p.from {
-                Some(from) => writeln!(f, "  [{from}]")?,
-                None => writeln!(f)?,
-            }
-        }
-        match &self.store {
-            StorePlan::Lvm(v) => {
-                let s = &v.spec;
-                let extents = s
-                    .extent_bytes
-                    .map(|e| format!(", {} extents", human(e)))
-                    .unwrap_or_default();
-                writeln!(
-                    f,
-                    "  Volume group {} of {}{extents}, {} kept free ({})",
-                    s.vg,
-                    human(v.vg_bytes),
-                    human(v.reserved_bytes),
-                    v.reserved_why
-                )?;
-                let mut pool = format!("  Thin pool {} of {}", s.pool, human(v.pool_bytes));
-                if let Some(m) = s.metadata_bytes {
-                    pool.push_str(&format!(", metadata {}", human(m)));
-                }
-                if let Some(c) = s.chunk_bytes {
-                    pool.push_str(&format!(", chunks of {}", human(c)));
-                }
-                writeln!(f, "{pool}")?;
-                writeln!(
-                    f,
-                    "    {:<28} {:>9}  thin, ext4, read-only image base, then its writable layer NVR+1 (/{})",
-                    "NVR",
-                    human(self.root_bytes),
-                    self.root_options
-                        .as_deref()
-                        .map(|o| format!(", {o}"))
-                        .unwrap_or_default()
-                )?;
-                for v in self
-                    .volumes
-                    .iter()
-                    .filter(|v| v.backing != Backing::Subvolume)
-                {
-                    let kind = match v.backing {
-                        Backing::Thin => "thin, ",
-                        Backing::Thick => "",
-                        _ => continue,
-                    };
-                    let place = if v.is_swap() {
-                        String::new()
-                    } else {
-                        format!(", {}", v.mountpoint)
-                    };
-                    writeln!(
-                        f,
-                        "    {:<28} {:>9}  {kind}{}{place} ({})",
-                        v.name,
-                        human(v.bytes),
-                        v.fstype,
-                        v.options
-                    )?;
-                }
-            }
-            StorePlan::Plain { .. } => {
-                writeln!(
-                    f,
-                    "  Layer store: folders of the xfs partition, hvnode/bases/NVR (the image, read-only at /sysroot) and hvnode/layers/NVR+1 (/, a reflinked copy of it)"
-                )?;
-            }
-            StorePlan::Btrfs { .. } => {
-                writeln!(f, "  btrfs subvolumes:")?;
-                writeln!(
-                    f,
-                    "    hvnode/bases/NVR (read-only), hvnode/layers/NVR+1 (/)"
-                )?;
-                for v in &self.volumes {
-                    let what = if v.is_swap() {
-                        format!("swap file of {} at /swap/swapfile", human(v.bytes))
-                    } else {
-                        v.mountpoint.clone()
-                    };
-                    writeln!(f, "    hvnode/volumes/{:<20} {what}", v.name)?;
-                }
-            }
-        }
-        if let Some(bios) = self.partition(Role::BiosBoot) {
-            writeln!(
-                f,
-                "  Boot loaders: grub for BIOS in {} and for UEFI at EFI/BOOT/BOOTX64.EFI",
-                partition_path(&d.path, bios.number).display()
-            )?;
-        }
-        if !self.notes.is_empty() {
-            writeln!(f, "  Notes:")?;
-            for n in &self.notes {
-                writeln!(f, "    - {n}")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Shares `extra` bytes among growing requests in proportion to their
-/// base sizes, each up to its maximum (as Anaconda grows partitions and
-/// LVs), in whole `unit`s. Requests are (base, max); returns the sizes.
-pub fn grow(requests: &[(u64, Option<u64>)], extra: u64, unit: u64) -> Vec<u64> {
-    let mut size: Vec<u64> = requests.iter().map(|r| r.0).collect();
-    let mut left = extra;
-    let mut open: Vec<usize> = (0..requests.len())
-        .filter(|&i| requests[i].1.is_none_or(|m| m > requests[i].0))
+/// The name of the one disk that is free and not ignored, when the
+/// kickstart selects none. A disk holding the kickstart (OEMDRV) is never
+/// taken unasked.
+fn the_only_free_disk(
+    sel: &Disks,
+    all: &[BlockDevice],
+    boot_medium: Option<&str>,
+) -> Result<String> {
+    let free: Vec<&BlockDevice> = disks::candidates(all)
+        .into_iter()
+        .filter(|d| disks::busy_reason(d, boot_medium).is_none())
+        .filter(|d| !sel.ignore.iter().any(|i| disks::find(all, i) == Some(*d)))
+        .filter(|d| {
+            !d.walk()
+                .iter()
+                .any(|p| p.label.as_deref() == Some(crate::source::OEMDRV))
+        })
         .collect();
-    while left >= unit && !open.is_empty() {
-        let weight: u128 = open.iter().map(|&i| requests[i].0.max(1) as u128).sum();
-        let mut given = 0;
-        let mut capped = false;
-        for &i in &open {
-            let share = (left as u128 * requests[i].0.max(1) as u128 / weight) as u64 / unit * unit;
-            let room = requests[i].1.map_or(u64::MAX, |m| m - size[i]);
-            let add = share.min(room);
-            capped |= room <= share;
-            size[i] += add;
-            given += add;
-        }
-        left -= given;
-        open.retain(|&i| requests[i].1.is_none_or(|m| size[i] < m));
-        if !capped {
-            // Rounding leftovers (less than a unit per request) go to the first.
-            if let Some(&i) = open.first() {
-                let room = requests[i].1.map_or(u64::MAX, |m| m - size[i]);
-                size[i] += (left / unit * unit).min(room);
-            }
-            break;
-        }
+    match free.as_slice() {
+        [one] => Ok(one.name.clone()),
+        [] => bail!("there is no disk to install on"),
+        many => bail!(
+            "several disks could take the node ({}); choose with ignoredisk --only-use=",
+            many.iter()
+                .map(|d| d.describe())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
-    size
 }
 
 /// Whole MiB from a kickstart size (MiB), refusing negative numbers.

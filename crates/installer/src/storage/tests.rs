@@ -10,7 +10,7 @@ use crate::disks::parse_lsblk;
 
 const RAM: u64 = 4 << 30;
 
-fn fixture() -> Vec<Device> {
+fn fixture() -> Vec<BlockDevice> {
     parse_lsblk(include_str!("../../tests/fixtures/lsblk-live-vm.json")).unwrap()
 }
 
@@ -416,10 +416,14 @@ fn the_disk_comes_from_ondisk_when_nothing_else_selects_it() {
 #[test]
 fn growth_is_shared_by_base_size_up_to_each_maximum() {
     let m = 1 << 20;
-    assert_eq!(grow(&[(m, None)], 100 * m, m), [101 * m]);
-    assert_eq!(grow(&[(m, None), (3 * m, None)], 8 * m, m), [3 * m, 9 * m]);
+    let r = |base, max| GrowRequest { base, max };
+    assert_eq!(grow(&[r(m, None)], 100 * m, m), [101 * m]);
     assert_eq!(
-        grow(&[(m, Some(2 * m)), (m, None)], 10 * m, m),
+        grow(&[r(m, None), r(3 * m, None)], 8 * m, m),
+        [3 * m, 9 * m]
+    );
+    assert_eq!(
+        grow(&[r(m, Some(2 * m)), r(m, None)], 10 * m, m),
         [2 * m, 10 * m]
     );
     assert_eq!(grow(&[], 10 * m, m), Vec::<u64>::new());
@@ -484,8 +488,8 @@ fn a_vg_name_taken_on_another_disk_is_refused() {
 
 // Autopart plans on made-up disks.
 
-fn disk(name: &str, size: u64, data: bool) -> Device {
-    let mut d: Device = serde_json::from_value(serde_json::json!({
+fn disk(name: &str, size: u64, data: bool) -> BlockDevice {
+    let mut d: BlockDevice = serde_json::from_value(serde_json::json!({
         "name": name, "path": format!("/dev/{name}"), "type": "disk", "size": size,
     }))
     .unwrap();

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use command::CommandExt;
 use serde::{Deserialize, Serialize};
 
-use super::{Item, item};
+use crate::{Item, item};
 
 /// The unit that loads the ruleset.
 pub const UNIT: &str = "nftables.service";
@@ -148,7 +148,7 @@ pub fn check(f: &FirewallFacts) -> Item {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::Status;
+    use crate::Status;
 
     /// `nft -j list tables` on a node: nft 1.0.6's metainfo (recorded),
     /// then the tables in libnftables-json(5)'s shape, libvirt's

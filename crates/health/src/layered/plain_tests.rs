@@ -1,11 +1,16 @@
 //! `nodectl info` and `check` on the recorded facts of a plain node.
 
-use super::*;
-use crate::fstab;
-use crate::status::{
-    FirewallFacts, Status, check, expected_volumes, info, layer_from_cmdline, parse_findmnt,
-    parse_grub_cfg, parse_swaps, render_report,
+use crate::layered::groups;
+use crate::{Report, Status, render};
+use layers::status::{
+    Facts, Mount, expected_volumes, info, is_plain_root, layer_from_cmdline, parse_findmnt,
+    parse_grub_cfg, parse_swaps, store_inventory,
 };
+use layers::{Inventory, fstab};
+
+fn check(f: &Facts) -> Report {
+    Report::new(groups(f))
+}
 
 const LAYER: &str = "hvnode-1.0-0.20261125.0+1";
 
@@ -14,51 +19,15 @@ const CMDLINE: &str = "BOOT_IMAGE=/hvnode-1.0-0.20261125.0+1/vmlinuz \
     hvnode.layer=hvnode-1.0-0.20261125.0+1 ro console=ttyS0";
 
 /// `findmnt --json --list -o TARGET,SOURCE,FSTYPE,OPTIONS` on a plain node.
-const FINDMNT: &str = r#"{
-   "filesystems": [
-      {"target":"/", "source":"/dev/vda12[/hvnode/layers/hvnode-1.0-0.20261125.0+1]", "fstype":"xfs", "options":"rw,relatime,seclabel,attr2,discard,inode64,logbufs=8,logbsize=32k,noquota"},
-      {"target":"/sysroot", "source":"/dev/vda12", "fstype":"xfs", "options":"ro,relatime,seclabel,attr2,discard,inode64,logbufs=8,logbsize=32k,noquota"},
-      {"target":"/dev", "source":"devtmpfs", "fstype":"devtmpfs", "options":"rw,nosuid,seclabel,size=4096k,nr_inodes=1048576,mode=755,inode64"},
-      {"target":"/dev/shm", "source":"tmpfs", "fstype":"tmpfs", "options":"rw,nosuid,nodev,seclabel,inode64"},
-      {"target":"/proc", "source":"proc", "fstype":"proc", "options":"rw,nosuid,nodev,noexec,relatime"},
-      {"target":"/sys", "source":"sysfs", "fstype":"sysfs", "options":"rw,nosuid,nodev,noexec,relatime,seclabel"},
-      {"target":"/sys/fs/selinux", "source":"selinuxfs", "fstype":"selinuxfs", "options":"rw,nosuid,noexec,relatime"},
-      {"target":"/run", "source":"tmpfs", "fstype":"tmpfs", "options":"rw,nosuid,nodev,seclabel,size=803084k,nr_inodes=819200,mode=755,inode64"},
-      {"target":"/boot", "source":"/dev/vda3", "fstype":"ext4", "options":"rw,relatime,seclabel"},
-      {"target":"/boot/efi", "source":"/dev/vda2", "fstype":"vfat", "options":"rw,relatime,fmask=0077,dmask=0077,codepage=437,iocharset=ascii,shortname=winnt,errors=remount-ro"},
-      {"target":"/var", "source":"/dev/vda4", "fstype":"ext4", "options":"rw,relatime,seclabel,discard"},
-      {"target":"/var/crash", "source":"/dev/vda5", "fstype":"ext4", "options":"rw,relatime,seclabel,discard"},
-      {"target":"/var/log", "source":"/dev/vda6", "fstype":"ext4", "options":"rw,relatime,seclabel,discard"},
-      {"target":"/var/log/audit", "source":"/dev/vda7", "fstype":"ext4", "options":"rw,relatime,seclabel,discard"},
-      {"target":"/var/tmp", "source":"/dev/vda8", "fstype":"ext4", "options":"rw,relatime,seclabel,discard"},
-      {"target":"/home", "source":"/dev/vda9", "fstype":"ext4", "options":"rw,relatime,seclabel,discard"},
-      {"target":"/tmp", "source":"/dev/vda10", "fstype":"ext4", "options":"rw,nosuid,nodev,relatime,seclabel,discard"}
-   ]
-}"#;
+const FINDMNT: &str = include_str!("../../tests/fixtures/plain-node/findmnt.json");
 
 /// The node's `/etc/fstab`, as hvnode-install writes it.
-const FSTAB: &str = "\
-# /etc/fstab of an hvnode layer, written by hvnode-install.
-UUID=6c3e41f4-58a2-4c55-9d0c-1f0e3a9b7d21 / xfs defaults,discard 0 0
-UUID=0b9f7d0e-3c1a-4d55-8e2f-5a6b7c8d9e01 /boot ext4 defaults 0 2
-UUID=4A1B-2C3D /boot/efi vfat umask=0077,shortname=winnt 0 2
-UUID=11111111-1111-4111-8111-111111111111 /var ext4 defaults,discard 0 2
-UUID=22222222-2222-4222-8222-222222222222 /var/crash ext4 defaults,discard 0 2
-UUID=33333333-3333-4333-8333-333333333333 /var/log ext4 defaults,discard 0 2
-UUID=44444444-4444-4444-8444-444444444444 /var/log/audit ext4 defaults,discard 0 2
-UUID=55555555-5555-4555-8555-555555555555 /var/tmp ext4 defaults,discard 0 2
-UUID=66666666-6666-4666-8666-666666666666 /home ext4 defaults,discard 0 2
-UUID=77777777-7777-4777-8777-777777777777 /tmp ext4 defaults,discard 0 2
-UUID=88888888-8888-4888-8888-888888888888 none swap defaults 0 0
-tmpfs /run/scratch tmpfs defaults 0 0
-";
+const FSTAB: &str = include_str!("../../tests/fixtures/plain-node/fstab");
 
 /// `/proc/swaps`.
-const SWAPS: &str = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority
-/dev/vda11                              partition\t1048572\t\t0\t\t-2
-";
+const SWAPS: &str = include_str!("../../tests/fixtures/plain-node/swaps");
 
-const CFG: &str = "set timeout=5\nmenuentry \"hvnode 1.0 (0.20261125.0+1)\" --id hvnode-1.0-0.20261125.0+1 {\n    linux /hvnode-1.0-0.20261125.0+1/vmlinuz root=UUID=6c3e41f4-58a2-4c55-9d0c-1f0e3a9b7d21 rootfstype=xfs hvnode.layer=hvnode-1.0-0.20261125.0+1 ro\n    initrd /hvnode-1.0-0.20261125.0+1/initrd.img\n}\n";
+const CFG: &str = include_str!("../../tests/fixtures/plain-node/grub.cfg");
 
 /// A store as the node sees it at /sysroot.
 fn store() -> tempfile::TempDir {
@@ -85,7 +54,7 @@ fn plain_node() -> Facts {
         .map(|p| p.trim_start_matches('/').to_string())
         .collect();
     Facts {
-        backend: Some(crate::status::Backend::Plain),
+        backend: Some(layers::status::Backend::Plain),
         fstab: fstab::parse(FSTAB),
         inventory: store_inventory(store().path()),
         current_layer: layer_from_cmdline(CMDLINE),
@@ -93,15 +62,8 @@ fn plain_node() -> Facts {
         boot_entries,
         grubenv: vec![("saved_entry".into(), LAYER.into())],
         boot_files,
-        selinux: "Enforcing".into(),
-        units: [("libvirtd.service".to_string(), "active".to_string())].into(),
         store_used_percent: Some(23.0),
         swaps: parse_swaps(SWAPS),
-        firewall: FirewallFacts {
-            unit_file_state: "enabled".into(),
-            active_state: "active".into(),
-            table_loaded: Some(true),
-        },
         ..Facts::default()
     }
 }
@@ -186,7 +148,7 @@ fn the_separate_volumes_are_the_partitions_fstab_mounts() {
 fn a_healthy_plain_node_checks_ok() {
     let f = plain_node();
     let r = check(&f);
-    let text = render_report(&r);
+    let text = render(&r);
     assert_eq!(r.status, Status::Ok, "{text}");
     for want in [
         "  Separate /var ... OK (/dev/vda4)\n",

@@ -72,7 +72,9 @@ pub fn strip_escapes(s: &str) -> String {
 
 impl Console {
     pub fn new(stream: UnixStream, log: &Path) -> Result<Console> {
-        stream.set_read_timeout(Some(Duration::from_millis(200)))?;
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .context("setting a read timeout on the guest's serial console")?;
         Ok(Console {
             stream,
             pending: String::new(),
@@ -87,7 +89,9 @@ impl Console {
         match self.stream.read(&mut buf) {
             Ok(0) => bail!("the guest's console closed (qemu exited)"),
             Ok(n) => {
-                self.log.write_all(&buf[..n])?;
+                self.log
+                    .write_all(&buf[..n])
+                    .context("copying the guest's serial console to its log (is the disk full?)")?;
                 self.carry.extend_from_slice(&buf[..n]);
                 let (text, carry) = complete_prefix(&self.carry);
                 self.carry = carry;
@@ -102,7 +106,7 @@ impl Console {
             {
                 Ok(false)
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e).context("reading the guest's serial console"),
         }
     }
 
@@ -157,7 +161,9 @@ impl Console {
     }
 
     pub fn send(&mut self, text: &str) -> Result<()> {
-        self.stream.write_all(text.as_bytes())?;
+        self.stream
+            .write_all(text.as_bytes())
+            .context("typing on the guest's serial console (has qemu exited? see its log)")?;
         Ok(())
     }
 

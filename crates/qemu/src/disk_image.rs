@@ -12,9 +12,9 @@ use command::CommandExt;
 use kickstart::commands::RebootAction;
 use kickstart::source::FsLoader;
 
-use crate::image::{Image, serial_log};
+use crate::image::Image;
 use crate::install::{InstallTimes, wait_installed};
-use crate::{Boot, Config, Firmware, Vm};
+use crate::{Boot, Config, Firmware, Vm, blank_disk, oemdrv_disk, serial_log};
 
 /// Virtual size of the disk (above RHVH's 55 GB minimum; qcow2 keeps only
 /// what is written).
@@ -102,9 +102,9 @@ pub fn make_on(
 ) -> Result<DiskImage> {
     std::fs::create_dir_all(work).with_context(|| format!("creating {}", work.display()))?;
     let oemdrv = work.join("oemdrv.img");
-    crate::oemdrv_disk(kickstart, &oemdrv)?;
+    oemdrv_disk(kickstart, &oemdrv)?;
     let scratch = work.join("install.qcow2");
-    crate::blank_disk(&scratch, DISK_GIB)?;
+    blank_disk(&scratch, DISK_GIB)?;
     let mut cfg = Config::new(firmware, Boot::Cdrom(img.iso.clone()));
     cfg.disks = vec![scratch.clone(), oemdrv.clone()];
     let log = serial_log(work, "disk-image-install");
@@ -138,7 +138,9 @@ pub fn make_on(
         .with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
     let _ = std::fs::remove_file(&scratch);
     let _ = std::fs::remove_file(&oemdrv);
-    let bytes = std::fs::metadata(out)?.len();
+    let bytes = std::fs::metadata(out)
+        .with_context(|| format!("reading the size of {}", out.display()))?
+        .len();
     Ok(DiskImage {
         path: out.to_path_buf(),
         bytes,

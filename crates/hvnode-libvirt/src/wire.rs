@@ -1,0 +1,454 @@
+//! The wire format of libvirt's RPC (`virnetprotocol.x`, `remote_protocol.x`): a
+//! message is a length word (counting itself), a 24-byte header (program, version,
+//! procedure, type, serial, status) and the XDR of the call's arguments, of its
+//! answer or of libvirt's error.
+//!
+//! [`decode_reply`] decodes one whole message the way the client does, and is the
+//! entry point of the fuzz target and of the property test.
+
+use crate::error::{Error, ProtocolError, RemoteError};
+use crate::types::{AuthType, Domain, DomainInfo, DomainState};
+use crate::xdr::{Dec, Enc, UUID_LEN};
+
+/// `REMOTE_PROGRAM`: libvirt's remote protocol.
+pub const PROGRAM: u32 = 0x2000_8086;
+/// `REMOTE_PROTOCOL_VERSION`.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// `VIR_NET_MESSAGE_MAX`: the largest message, not counting its length word (32 MiB).
+pub const MESSAGE_MAX: usize = 32 * 1024 * 1024;
+/// `VIR_NET_MESSAGE_LEN_MAX`: the length word.
+pub const LEN_WORD: usize = 4;
+/// `VIR_NET_MESSAGE_HEADER_MAX`: the header after the length word.
+pub const HEADER_LEN: usize = 24;
+/// `REMOTE_DOMAIN_LIST_MAX`: the most domains one listing carries.
+pub const DOMAIN_LIST_MAX: usize = 16_384;
+/// `REMOTE_AUTH_TYPE_LIST_MAX`: the most authentication schemes offered.
+pub const AUTH_TYPE_LIST_MAX: usize = 20;
+
+/// `virNetMessageType`.
+pub(crate) const TYPE_CALL: u32 = 0;
+pub(crate) const TYPE_REPLY: u32 = 1;
+pub(crate) const TYPE_MESSAGE: u32 = 2;
+/// `virNetMessageStatus`.
+pub(crate) const STATUS_OK: u32 = 0;
+pub(crate) const STATUS_ERROR: u32 = 1;
+
+/// The remote procedures this client calls, with their numbers in libvirt's
+/// `remote_protocol.x` (`enum remote_procedure`; numbers never change there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Procedure {
+    ConnectOpen,
+    ConnectClose,
+    ConnectGetCapabilities,
+    DomainCreate,
+    DomainDestroy,
+    DomainGetXmlDesc,
+    DomainGetAutostart,
+    DomainGetInfo,
+    DomainLookupByName,
+    DomainLookupByUuid,
+    DomainReboot,
+    DomainShutdown,
+    AuthList,
+    AuthPolkit,
+    DomainIsPersistent,
+    ConnectListAllDomains,
+}
+
+impl Procedure {
+    /// Every procedure this client calls.
+    pub const ALL: [Procedure; 16] = [
+        Self::ConnectOpen,
+        Self::ConnectClose,
+        Self::ConnectGetCapabilities,
+        Self::DomainCreate,
+        Self::DomainDestroy,
+        Self::DomainGetXmlDesc,
+        Self::DomainGetAutostart,
+        Self::DomainGetInfo,
+        Self::DomainLookupByName,
+        Self::DomainLookupByUuid,
+        Self::DomainReboot,
+        Self::DomainShutdown,
+        Self::AuthList,
+        Self::AuthPolkit,
+        Self::DomainIsPersistent,
+        Self::ConnectListAllDomains,
+    ];
+
+    /// The procedure's number on the wire.
+    pub const fn number(self) -> i32 {
+        match self {
+            Self::ConnectOpen => 1,
+            Self::ConnectClose => 2,
+            Self::ConnectGetCapabilities => 7,
+            Self::DomainCreate => 9,
+            Self::DomainDestroy => 12,
+            Self::DomainGetXmlDesc => 14,
+            Self::DomainGetAutostart => 15,
+            Self::DomainGetInfo => 16,
+            Self::DomainLookupByName => 23,
+            Self::DomainLookupByUuid => 24,
+            Self::DomainReboot => 27,
+            Self::DomainShutdown => 33,
+            Self::AuthList => 66,
+            Self::AuthPolkit => 70,
+            Self::DomainIsPersistent => 151,
+            Self::ConnectListAllDomains => 273,
+        }
+    }
+
+    /// The procedure of a number, if this client calls it.
+    pub fn from_number(n: i32) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.number() == n)
+    }
+
+    /// Its name in `remote_protocol.x` (`REMOTE_PROC_…`).
+    pub const fn remote_name(self) -> &'static str {
+        match self {
+            Self::ConnectOpen => "REMOTE_PROC_CONNECT_OPEN",
+            Self::ConnectClose => "REMOTE_PROC_CONNECT_CLOSE",
+            Self::ConnectGetCapabilities => "REMOTE_PROC_CONNECT_GET_CAPABILITIES",
+            Self::DomainCreate => "REMOTE_PROC_DOMAIN_CREATE",
+            Self::DomainDestroy => "REMOTE_PROC_DOMAIN_DESTROY",
+            Self::DomainGetXmlDesc => "REMOTE_PROC_DOMAIN_GET_XML_DESC",
+            Self::DomainGetAutostart => "REMOTE_PROC_DOMAIN_GET_AUTOSTART",
+            Self::DomainGetInfo => "REMOTE_PROC_DOMAIN_GET_INFO",
+            Self::DomainLookupByName => "REMOTE_PROC_DOMAIN_LOOKUP_BY_NAME",
+            Self::DomainLookupByUuid => "REMOTE_PROC_DOMAIN_LOOKUP_BY_UUID",
+            Self::DomainReboot => "REMOTE_PROC_DOMAIN_REBOOT",
+            Self::DomainShutdown => "REMOTE_PROC_DOMAIN_SHUTDOWN",
+            Self::AuthList => "REMOTE_PROC_AUTH_LIST",
+            Self::AuthPolkit => "REMOTE_PROC_AUTH_POLKIT",
+            Self::DomainIsPersistent => "REMOTE_PROC_DOMAIN_IS_PERSISTENT",
+            Self::ConnectListAllDomains => "REMOTE_PROC_CONNECT_LIST_ALL_DOMAINS",
+        }
+    }
+
+    /// The libvirt API function it serves, as messages name the call.
+    pub const fn api_name(self) -> &'static str {
+        match self {
+            Self::ConnectOpen => "virConnectOpen",
+            Self::ConnectClose => "virConnectClose",
+            Self::ConnectGetCapabilities => "virConnectGetCapabilities",
+            Self::DomainCreate => "virDomainCreate",
+            Self::DomainDestroy => "virDomainDestroy",
+            Self::DomainGetXmlDesc => "virDomainGetXMLDesc",
+            Self::DomainGetAutostart => "virDomainGetAutostart",
+            Self::DomainGetInfo => "virDomainGetInfo",
+            Self::DomainLookupByName => "virDomainLookupByName",
+            Self::DomainLookupByUuid => "virDomainLookupByUUID",
+            Self::DomainReboot => "virDomainReboot",
+            Self::DomainShutdown => "virDomainShutdown",
+            Self::AuthList => "authentication (auth list)",
+            Self::AuthPolkit => "authentication (polkit)",
+            Self::DomainIsPersistent => "virDomainIsPersistent",
+            Self::ConnectListAllDomains => "virConnectListAllDomains",
+        }
+    }
+}
+
+/// A message header (`virNetMessageHeader`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub program: u32,
+    pub version: u32,
+    pub procedure: i32,
+    /// `virNetMessageType`: 0 call, 1 reply, 2 event, 3 stream, …
+    pub kind: u32,
+    pub serial: u32,
+    /// `virNetMessageStatus`: 0 OK, 1 error, 2 continue.
+    pub status: u32,
+}
+
+impl Header {
+    fn decode(d: &mut Dec<'_>) -> Result<Self, ProtocolError> {
+        Ok(Self {
+            program: d.u32("header program")?,
+            version: d.u32("header version")?,
+            procedure: d.i32("header procedure")?,
+            kind: d.u32("header type")?,
+            serial: d.u32("header serial")?,
+            status: d.u32("header status")?,
+        })
+    }
+}
+
+/// The whole length of a message from its length word, if within the protocol's
+/// bounds: at least length word and header, at most `VIR_NET_MESSAGE_MAX` more than
+/// the length word. Checked before anything is allocated for the message.
+pub(crate) fn check_length(word: [u8; LEN_WORD]) -> Result<usize, ProtocolError> {
+    let len = u32::from_be_bytes(word);
+    let min = LEN_WORD + HEADER_LEN;
+    let max = MESSAGE_MAX + LEN_WORD;
+    match usize::try_from(len) {
+        Ok(n) if n < min => Err(ProtocolError::ShortFrame {
+            len: u64::from(len),
+            min: min as u64,
+        }),
+        Ok(n) if n <= max => Ok(n),
+        _ => Err(ProtocolError::FrameTooLarge {
+            len: u64::from(len),
+            limit: MESSAGE_MAX as u64,
+        }),
+    }
+}
+
+/// A call's message: length word, header, arguments.
+pub(crate) fn encode_call(procedure: Procedure, serial: u32, args: &[u8]) -> Vec<u8> {
+    let mut msg = Enc::default();
+    msg.u32(0)
+        .u32(PROGRAM)
+        .u32(PROTOCOL_VERSION)
+        .i32(procedure.number())
+        .u32(TYPE_CALL)
+        .u32(serial)
+        .u32(STATUS_OK);
+    msg.0.extend_from_slice(args);
+    // Arguments are names and flags, far below the 32 MiB a message may have.
+    let len = msg.0.len() as u32;
+    msg.0[..LEN_WORD].copy_from_slice(&len.to_be_bytes());
+    msg.0
+}
+
+/// One message from the daemon, after its length word.
+#[derive(Debug)]
+pub(crate) enum Incoming<'a> {
+    /// An asynchronous message (an event or a keepalive), nobody's reply.
+    Event,
+    /// A reply of libvirt's remote program: its header and its body.
+    Reply { header: Header, body: &'a [u8] },
+}
+
+/// Decodes the header of `message` (the bytes after the length word) and tells a
+/// reply from an event; a reply must be of libvirt's remote program and version.
+pub(crate) fn classify(message: &[u8]) -> Result<Incoming<'_>, ProtocolError> {
+    let mut d = Dec::new(message);
+    let header = Header::decode(&mut d)?;
+    match header.kind {
+        TYPE_MESSAGE => return Ok(Incoming::Event),
+        TYPE_REPLY => {}
+        found => return Err(ProtocolError::UnexpectedType { found }),
+    }
+    if header.program != PROGRAM {
+        return Err(ProtocolError::WrongProgram {
+            found: header.program,
+            expected: PROGRAM,
+        });
+    }
+    if header.version != PROTOCOL_VERSION {
+        return Err(ProtocolError::WrongVersion {
+            found: header.version,
+            expected: PROTOCOL_VERSION,
+        });
+    }
+    Ok(Incoming::Reply {
+        header,
+        body: d.rest(),
+    })
+}
+
+/// Checks that a reply answers the call waiting (its serial, its procedure).
+pub(crate) fn check_reply(
+    header: &Header,
+    procedure: Procedure,
+    serial: u32,
+) -> Result<(), ProtocolError> {
+    if header.serial != serial {
+        return Err(ProtocolError::WrongSerial {
+            expected: serial,
+            found: header.serial,
+        });
+    }
+    if header.procedure != procedure.number() {
+        return Err(ProtocolError::WrongProcedure {
+            expected: procedure.number(),
+            found: header.procedure,
+        });
+    }
+    Ok(())
+}
+
+/// The answer's body if the call succeeded, libvirt's error if it was refused.
+pub(crate) fn reply_body<'a>(
+    procedure: Procedure,
+    header: &Header,
+    body: &'a [u8],
+) -> Result<&'a [u8], Error> {
+    let protocol = |problem| Error::Protocol {
+        procedure: procedure.api_name(),
+        problem,
+    };
+    match header.status {
+        STATUS_OK => Ok(body),
+        STATUS_ERROR => Err(Error::Remote(
+            decode_remote_error(procedure, body).map_err(protocol)?,
+        )),
+        found => Err(protocol(ProtocolError::UnknownStatus { found })),
+    }
+}
+
+/// `remote_error`: code, domain, message, level, dom, str1-3, int1-2, net. All of it
+/// is decoded (so that a malformed one is noticed); the number, the domain and the
+/// message are kept.
+pub(crate) fn decode_remote_error(
+    procedure: Procedure,
+    body: &[u8],
+) -> Result<RemoteError, ProtocolError> {
+    let mut d = Dec::new(body);
+    let code = d.i32("error code")?;
+    let domain = d.i32("error domain")?;
+    let message = d.optional_string("error message")?;
+    d.i32("error level")?;
+    d.optional_domain("error domain object")?;
+    for what in ["error str1", "error str2", "error str3"] {
+        d.optional_string(what)?;
+    }
+    d.i32("error int1")?;
+    d.i32("error int2")?;
+    if d.bool("error network")? {
+        d.string("error network name")?;
+        d.uuid("error network UUID")?;
+    }
+    Ok(RemoteError {
+        procedure: procedure.api_name(),
+        code,
+        domain,
+        message: message.unwrap_or_else(|| "(libvirt gave no message)".to_string()),
+    })
+}
+
+/// `remote_auth_list_ret`: the schemes the daemon accepts.
+pub(crate) fn decode_auth_list(body: &[u8]) -> Result<Vec<AuthType>, ProtocolError> {
+    let mut d = Dec::new(body);
+    let n = d.count(
+        "auth types",
+        AUTH_TYPE_LIST_MAX,
+        "REMOTE_AUTH_TYPE_LIST_MAX",
+        4,
+    )?;
+    (0..n)
+        .map(|_| d.u32("auth type").map(AuthType::from_number))
+        .collect()
+}
+
+/// `remote_connect_list_all_domains_ret`: the domains, then their count.
+pub(crate) fn decode_domain_list(body: &[u8]) -> Result<Vec<Domain>, ProtocolError> {
+    let mut d = Dec::new(body);
+    // A domain is at least a length word, a UUID and an id.
+    let min = 4 + UUID_LEN + 4;
+    let n = d.count(
+        "domain list",
+        DOMAIN_LIST_MAX,
+        "REMOTE_DOMAIN_LIST_MAX",
+        min,
+    )?;
+    let domains = (0..n).map(|_| d.domain()).collect::<Result<Vec<_>, _>>()?;
+    d.u32("domain count")?;
+    Ok(domains)
+}
+
+/// `remote_nonnull_domain` alone (the lookups' answers).
+pub(crate) fn decode_domain(body: &[u8]) -> Result<Domain, ProtocolError> {
+    Dec::new(body).domain()
+}
+
+/// `remote_domain_get_info_ret`.
+pub(crate) fn decode_domain_info(body: &[u8]) -> Result<DomainInfo, ProtocolError> {
+    let mut d = Dec::new(body);
+    Ok(DomainInfo {
+        state: DomainState::from_number(d.u32("domain state")?),
+        max_memory_kib: d.u64("domain maximum memory")?,
+        memory_kib: d.u64("domain memory")?,
+        vcpus: d.u32("domain vCPU count")?,
+        cpu_time_ns: d.u64("domain CPU time")?,
+    })
+}
+
+/// One `remote_nonnull_string` (capabilities, domain XML).
+pub(crate) fn decode_string(body: &[u8], what: &'static str) -> Result<String, ProtocolError> {
+    Dec::new(body).string(what)
+}
+
+/// One `int` used as a boolean (autostart, persistence).
+pub(crate) fn decode_flag(body: &[u8], what: &'static str) -> Result<bool, ProtocolError> {
+    Dec::new(body).bool(what)
+}
+
+/// A decoded message from the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Answer {
+    /// An asynchronous message (an event or a keepalive), which the client skips.
+    Event,
+    /// A successful call with nothing to return.
+    Done,
+    AuthTypes(Vec<AuthType>),
+    Domains(Vec<Domain>),
+    Domain(Domain),
+    Info(DomainInfo),
+    Text(String),
+    Flag(bool),
+}
+
+/// Decodes one whole message from the daemon (length word included) as the client
+/// does: the length word against the bytes and the protocol's bounds, the header,
+/// then the body as the answer of the procedure the header names, or as libvirt's
+/// error. Malformed input is an [`Error::Protocol`] (never a panic); a refusal is an
+/// [`Error::Remote`].
+pub fn decode_reply(frame: &[u8]) -> Result<Answer, Error> {
+    let protocol = |procedure: &'static str| move |problem| Error::Protocol { procedure, problem };
+    let unknown = "an unknown procedure";
+    let word = frame
+        .first_chunk::<LEN_WORD>()
+        .ok_or(ProtocolError::ShortFrame {
+            len: frame.len() as u64,
+            min: (LEN_WORD + HEADER_LEN) as u64,
+        })
+        .map_err(protocol(unknown))?;
+    let len = check_length(*word).map_err(protocol(unknown))?;
+    if len != frame.len() {
+        return Err(protocol(unknown)(ProtocolError::LengthMismatch {
+            declared: len as u64,
+            actual: frame.len() as u64,
+        }));
+    }
+    let (header, body) = match classify(&frame[LEN_WORD..]).map_err(protocol(unknown))? {
+        Incoming::Event => return Ok(Answer::Event),
+        Incoming::Reply { header, body } => (header, body),
+    };
+    let procedure = Procedure::from_number(header.procedure)
+        .ok_or(ProtocolError::UnknownProcedure {
+            found: header.procedure,
+        })
+        .map_err(protocol(unknown))?;
+    let body = reply_body(procedure, &header, body)?;
+    decode_answer(procedure, body).map_err(protocol(procedure.api_name()))
+}
+
+/// The body of a successful answer to `procedure`.
+fn decode_answer(procedure: Procedure, body: &[u8]) -> Result<Answer, ProtocolError> {
+    use Procedure as P;
+    Ok(match procedure {
+        P::ConnectOpen
+        | P::ConnectClose
+        | P::DomainCreate
+        | P::DomainDestroy
+        | P::DomainReboot
+        | P::DomainShutdown
+        | P::AuthPolkit => Answer::Done,
+        P::ConnectGetCapabilities => Answer::Text(decode_string(body, "capabilities")?),
+        P::DomainGetXmlDesc => Answer::Text(decode_string(body, "domain XML")?),
+        P::DomainGetAutostart => Answer::Flag(decode_flag(body, "autostart")?),
+        P::DomainIsPersistent => Answer::Flag(decode_flag(body, "persistence")?),
+        P::DomainGetInfo => Answer::Info(decode_domain_info(body)?),
+        P::DomainLookupByName | P::DomainLookupByUuid => Answer::Domain(decode_domain(body)?),
+        P::AuthList => Answer::AuthTypes(decode_auth_list(body)?),
+        P::ConnectListAllDomains => Answer::Domains(decode_domain_list(body)?),
+    })
+}
+
+#[cfg(test)]
+#[path = "wire_tests.rs"]
+pub(crate) mod tests;

@@ -1,0 +1,421 @@
+//! `nodectl --json` against the schemas of `docs/schemas/`: every kind nodectl prints
+//! (`NodeInfo`, `NodeCheck`, `Registration`, `RegistrationResult`) is produced — by
+//! the binary on this host, by the binary against the loopback test engine and
+//! scratch sysroots, and from recorded facts of an installed node — and validated;
+//! every property the schemas declare must have been seen; wrong shapes are refused.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod schema_check;
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use registration::{
+    CaFingerprints, EngineAddr, ErrorKind, Registration, RegistrationState, Sysroot,
+};
+use schema_check::Schemas;
+use serde_json::{Value, json};
+use test_engine::TestEngine;
+
+const DMI_UUID: &str = "4C4C4544-0042-3510-8052-B4C04F4A4D32";
+const HOST_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBERERERERERERERERERERERERERERERERERERERERER root@node";
+
+/// The schema files of the nodectl kinds and what they share.
+const NODECTL_SCHEMAS: &[&str] = &[
+    "nodectl-NodeInfo.json",
+    "nodectl-NodeCheck.json",
+    "nodectl-Registration.json",
+    "nodectl-RegistrationResult.json",
+    "health-Report.json",
+    "registration-State.json",
+];
+
+/// Runs nodectl; `ok_codes` are the exit codes that are not a failure.
+fn nodectl(args: &[&str], ok_codes: &[i32]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_nodectl"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let code = out.status.code().unwrap_or(-1);
+    assert!(
+        ok_codes.contains(&code),
+        "nodectl {args:?} exited {code}\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "nodectl {args:?} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// nodectl's envelope around `body`, as `output::print_json` writes it (the binary's
+/// own envelope is checked on the outputs of the binary).
+fn envelope(kind: &str, body: impl serde::Serialize) -> Value {
+    let mut v = json!({ "apiVersion": registration::API_VERSION, "kind": kind });
+    let Value::Object(body) = serde_json::to_value(body).unwrap() else {
+        panic!("a body is an object");
+    };
+    v.as_object_mut().unwrap().extend(body);
+    v
+}
+
+/// An installed node on LVM, updated once and running the new layer, with a trial
+/// boot of the old one pending: the facts `layers::status::gather` records there.
+fn installed_node() -> layers::status::Facts {
+    use layers::boot::{BootEntry, grub_cfg};
+    use layers::status::{Backend, Facts, parse_grub_cfg};
+    let old = "hvnode-1.0-0.20261125.0";
+    let new = "hvnode-1.1-0.20261201.0";
+    let layer_names = [format!("{old}+1"), format!("{new}+1")];
+    let entries: Vec<BootEntry> = layer_names
+        .iter()
+        .map(|l| BootEntry {
+            layer: l.parse().unwrap(),
+            args: vec![format!("root=/dev/hvnode/{l}"), "ro".into()],
+        })
+        .collect();
+    Facts {
+        backend: Some(Backend::Lvm),
+        vg: "hvnode".into(),
+        inventory: Some(layers::Inventory {
+            bases: vec![old.parse().unwrap(), new.parse().unwrap()],
+            layers: layer_names.iter().map(|l| l.parse().unwrap()).collect(),
+        }),
+        current_layer: Some(layer_names[1].parse().unwrap()),
+        boot_entries: parse_grub_cfg(&grub_cfg("1234-abcd", &entries, 5)),
+        grubenv: vec![
+            ("saved_entry".into(), layer_names[1].clone()),
+            ("next_entry".into(), layer_names[0].clone()),
+        ],
+        ..Facts::default()
+    }
+}
+
+#[test]
+fn node_info_and_check_match_their_schemas() {
+    let schemas = Schemas::load();
+
+    // This host, as the binary sees it (not an installed node: an empty store).
+    let info = nodectl(&["info", "--json"], &[0]);
+    schemas.check("nodectl-NodeInfo.json", &info);
+    // `nodectl check` exits 1 when a check failed: the output is the same shape.
+    let check = nodectl(&["check", "--json"], &[0, 1]);
+    schemas.check("nodectl-NodeCheck.json", &check);
+    assert!(
+        !check["groups"].as_array().unwrap().is_empty(),
+        "the host's checks are always there: {check}"
+    );
+
+    // An installed node, from recorded facts.
+    let facts = installed_node();
+    let recorded = envelope(
+        "NodeInfo",
+        layers::status::info(&facts, Some("hvnode-1.1-0.20261201.0".into())),
+    );
+    assert_eq!(
+        recorded["bootloader"]["entries"].as_object().unwrap().len(),
+        2
+    );
+    schemas.check("nodectl-NodeInfo.json", &recorded);
+    // Its health: the layered root's groups, then this host's.
+    let host = health::HostFacts::gather(Err("libvirt is not asked in this test".into()));
+    let report = health::report(Some(&facts), &host);
+    schemas.check("nodectl-NodeCheck.json", &envelope("NodeCheck", &report));
+    schemas.check(
+        "health-Report.json",
+        &serde_json::to_value(&report).unwrap(),
+    );
+
+    schemas.assert_covered(&[
+        "nodectl-NodeInfo.json",
+        "nodectl-NodeCheck.json",
+        "health-Report.json",
+    ]);
+
+    // A wrong shape is refused: each of these is a change the schemas must see.
+    let mut extra = check.clone();
+    extra["uptime"] = json!(1);
+    schemas.rejects("nodectl-NodeCheck.json", &extra);
+    let mut word = check.clone();
+    word["groups"][0]["checks"][0]["status"] = json!("degraded");
+    let errors = schemas.rejects("nodectl-NodeCheck.json", &word);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("/groups/0/checks/0/status")),
+        "{errors:?}"
+    );
+    let mut missing = check.clone();
+    missing["groups"][0]["checks"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("detail");
+    schemas.rejects("nodectl-NodeCheck.json", &missing);
+    let mut version = recorded.clone();
+    version["apiVersion"] = json!("hvnode.io/v2");
+    schemas.rejects("nodectl-NodeInfo.json", &version);
+    let mut entry = recorded.clone();
+    let first = recorded["bootloader"]["entries"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap()
+        .clone();
+    entry["bootloader"]["entries"][&first]["kernel"] = json!(null);
+    schemas.rejects("nodectl-NodeInfo.json", &entry);
+    let mut backend = recorded;
+    backend["backend"] = json!("zfs");
+    schemas.rejects("nodectl-NodeInfo.json", &backend);
+}
+
+/// A scratch node for `nodectl register`.
+struct Node {
+    dir: tempfile::TempDir,
+}
+
+impl Node {
+    fn new() -> Self {
+        let node = Self {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        node.put("/etc/passwd", "root:x:0:0:root:/root:/bin/bash\n");
+        node.put(
+            "/etc/ssh/ssh_host_ed25519_key.pub",
+            &format!("{HOST_KEY}\n"),
+        );
+        node.put("/sys/class/dmi/id/product_uuid", &format!("{DMI_UUID}\n"));
+        node
+    }
+
+    fn put(&self, path: &str, text: &str) {
+        let p = self.dir.path().join(path.trim_start_matches('/'));
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    }
+
+    fn sysroot(&self) -> Sysroot {
+        Sysroot::new(self.dir.path())
+    }
+
+    fn register(&self, args: &[&str]) -> Value {
+        let mut all = vec!["register"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--sysroot", path(self.dir.path())]);
+        nodectl(&all, &[0])
+    }
+
+    fn status(&self) -> Value {
+        self.register(&["--status", "--json"])
+    }
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn registration_kinds_match_their_schemas() {
+    let schemas = Schemas::load();
+    let engine = TestEngine::start();
+    let node = Node::new();
+
+    let status = node.status();
+    assert_eq!(status["status"]["state"], "unregistered", "{status}");
+    schemas.check("nodectl-Registration.json", &status);
+
+    let port = engine.port().to_string();
+    let fingerprint = engine.ca_sha256_hex();
+    let register = [
+        "--engine-fqdn",
+        "127.0.0.1",
+        "--engine-port",
+        port.as_str(),
+        "--fingerprint",
+        fingerprint.as_str(),
+        "--node-name",
+        "node1",
+        "--node-address",
+        "node1.example.com",
+        "--timeout",
+        "5",
+        "--json",
+    ];
+    let result = node.register(&register);
+    assert_eq!(result["state"]["state"], "registered", "{result}");
+    schemas.check("nodectl-RegistrationResult.json", &result);
+    schemas.check("nodectl-Registration.json", &node.status());
+    // The state file the node keeps has the same shape as `--status --json`.
+    let file = fs::read_to_string(
+        node.dir
+            .path()
+            .join(registration::STATE_PATH.trim_start_matches('/')),
+    )
+    .unwrap();
+    schemas.check(
+        "nodectl-Registration.json",
+        &serde_json::from_str(&file).unwrap(),
+    );
+
+    // The engine deployed the host: its certificate makes the node managed, and a
+    // second registration answers with that state.
+    node.put(
+        registration::MANAGED_CERT_PATH,
+        &engine.issue_host_certificate("node1.example.com"),
+    );
+    let managed = node.status();
+    assert_eq!(managed["status"]["state"], "managed", "{managed}");
+    schemas.check("nodectl-Registration.json", &managed);
+    let mut again = register.to_vec();
+    again.push("--yes");
+    let result = node.register(&again);
+    assert_eq!(result["state"]["state"], "managed", "{result}");
+    schemas.check("nodectl-RegistrationResult.json", &result);
+
+    // The states a registration passes through on its way, as the state file keeps
+    // them: each printed by `--status`.
+    let engine_addr = EngineAddr::new("engine.example.com", 443).unwrap();
+    let ca = CaFingerprints::of_der(b"the engine's CA");
+    let previous = CaFingerprints::of_der(b"the CA confirmed before");
+    let states = [
+        RegistrationState::TrustFetched {
+            engine: engine_addr.clone(),
+            ca: ca.clone(),
+            fetched_at: 1_764_100_000,
+        },
+        RegistrationState::AwaitingConfirmation {
+            engine: engine_addr.clone(),
+            ca: ca.clone(),
+            previous_ca: Some(previous),
+            since: 1_764_100_000,
+        },
+        RegistrationState::AwaitingConfirmation {
+            engine: engine_addr.clone(),
+            ca: ca.clone(),
+            previous_ca: None,
+            since: 1_764_100_000,
+        },
+        RegistrationState::Failed {
+            engine: engine_addr.clone(),
+            ca: Some(ca.clone()),
+            attempts: 3,
+            error_kind: ErrorKind::Unreachable,
+            last_error: "the engine cannot be reached: connection refused".into(),
+            failed_at: 1_764_100_000,
+            next_retry_at: 1_764_100_040,
+        },
+        RegistrationState::Failed {
+            engine: engine_addr.clone(),
+            ca: None,
+            attempts: 1,
+            error_kind: ErrorKind::EngineRejected,
+            last_error: "the engine refused the registration".into(),
+            failed_at: 1_764_100_000,
+            next_retry_at: 1_764_100_004,
+        },
+        RegistrationState::Registered(Registration {
+            engine: engine_addr,
+            ca,
+            unique_id: DMI_UUID.to_lowercase(),
+            name: None,
+            address: None,
+            ssh_user: "root".into(),
+            ssh_port: 22,
+            ssh_key_fingerprint: None,
+            vds_port: 54321,
+            registered_at: 1_764_100_000,
+        }),
+    ];
+    for state in &states {
+        let scratch = Node::new();
+        registration::save_state(&scratch.sysroot(), state).unwrap();
+        let status = scratch.status();
+        assert_eq!(status["status"]["state"], state.name(), "{status}");
+        schemas.check("nodectl-Registration.json", &status);
+    }
+
+    schemas.assert_covered(&[
+        "nodectl-Registration.json",
+        "nodectl-RegistrationResult.json",
+        "registration-State.json",
+    ]);
+
+    // Wrong shapes are refused.
+    let mut unknown = status.clone();
+    unknown["status"]["state"] = json!("approved");
+    schemas.rejects("nodectl-Registration.json", &unknown);
+    let mut extra = managed.clone();
+    extra["status"]["token"] = json!("secret");
+    schemas.rejects("nodectl-Registration.json", &extra);
+    let mut kind = result.clone();
+    kind["kind"] = json!("Registration");
+    schemas.rejects("nodectl-RegistrationResult.json", &kind);
+    let mut fingerprint = result.clone();
+    fingerprint["state"]["ca"]["sha256"] = json!("AB:CD");
+    schemas.rejects("nodectl-RegistrationResult.json", &fingerprint);
+    let mut unregistered = result;
+    unregistered["state"] = json!({ "state": "unregistered" });
+    schemas.rejects("nodectl-RegistrationResult.json", &unregistered);
+}
+
+/// Every schema in `docs/schemas/` is a draft 2020-12 schema that follows the house
+/// rules (checked by `Schemas::load`), and the README describes each one.
+#[test]
+fn every_schema_is_valid_and_documented() {
+    let schemas = Schemas::load();
+    let readme = fs::read_to_string(schema_check::dir().join("README.md")).unwrap();
+    let undocumented: Vec<&str> = schemas
+        .names()
+        .into_iter()
+        .filter(|n| !readme.contains(&format!("`{n}`")))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "docs/schemas/README.md does not describe {undocumented:?}"
+    );
+    for name in NODECTL_SCHEMAS {
+        assert!(schemas.names().contains(name), "no docs/schemas/{name}");
+    }
+}
+
+/// Each kind nodectl prints (`print_json("Kind", …)` in its source) has its schema,
+/// `nodectl-Kind.json`.
+#[test]
+fn every_kind_nodectl_prints_has_a_schema() {
+    let schemas = Schemas::load();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut kinds = Vec::new();
+    for entry in fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        // On one line or spread over several.
+        let compact: String = fs::read_to_string(&path)
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        for rest in compact.split("print_json(\"").skip(1) {
+            kinds.extend(rest.split_once('"').map(|(kind, _)| kind.to_string()));
+        }
+    }
+    kinds.sort();
+    kinds.dedup();
+    assert!(
+        kinds.len() >= 4,
+        "the kinds were not found in src/: {kinds:?}"
+    );
+    let missing: Vec<String> = kinds
+        .iter()
+        .map(|k| format!("nodectl-{k}.json"))
+        .filter(|n| !schemas.names().contains(&n.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "no docs/schemas/{missing:?}");
+}

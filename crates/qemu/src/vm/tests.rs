@@ -1,0 +1,176 @@
+//! The qemu command line, pinned argument by argument: a guest boots the
+//! same however [`Vm::start`] is arranged.
+
+use std::ffi::OsStr;
+
+use super::*;
+
+const SOCK: &str = "/run/guest/serial.sock";
+const CPU: &str = "max,erms=off,fsrm=off";
+
+fn pflash() -> Pflash {
+    Pflash {
+        code: "/usr/share/OVMF/OVMF_CODE_4M.fd".into(),
+        vars: "/run/guest/OVMF_VARS.fd".into(),
+    }
+}
+
+fn config(firmware: Firmware, boot: Boot, disks: &[&str]) -> Config {
+    let mut cfg = Config::new(firmware, boot);
+    cfg.cpus = 1;
+    cfg.disks = disks.iter().map(PathBuf::from).collect();
+    cfg
+}
+
+fn args(cfg: &Config) -> Vec<String> {
+    let p = pflash();
+    let pflash = (cfg.firmware == Firmware::Uefi).then_some(&p);
+    let c = command_line(cfg, Path::new(SOCK), pflash, CPU);
+    assert_eq!(c.get_program(), OsStr::new("qemu-system-x86_64"));
+    c.get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// The machine, memory, vCPUs, no screen, the serial console, the RNG.
+fn machine<'a>(memory: &'a str, cpus: &'a str) -> Vec<&'a str> {
+    vec![
+        "-machine",
+        "q35",
+        "-accel",
+        "tcg",
+        "-cpu",
+        CPU,
+        "-m",
+        memory,
+        "-smp",
+        cpus,
+        "-display",
+        "none",
+        "-vga",
+        "none",
+        "-no-reboot",
+        "-monitor",
+        "none",
+        "-chardev",
+        "socket,id=serial0,path=/run/guest/serial.sock,server=on,wait=on",
+        "-serial",
+        "chardev:serial0",
+        "-device",
+        "virtio-rng-pci",
+    ]
+}
+
+const OVMF: [&str; 4] = [
+    "-drive",
+    "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+    "-drive",
+    "if=pflash,format=raw,unit=1,file=/run/guest/OVMF_VARS.fd",
+];
+
+#[test]
+fn a_cd_on_seabios_with_two_disks_and_forwards() {
+    let mut cfg = config(
+        Firmware::Bios,
+        Boot::Cdrom("/img/x.iso".into()),
+        &["/w/a.qcow2", "/w/b.img"],
+    );
+    cfg.forwards = vec![(2222, 22), (9443, 9090)];
+    let mut want = machine("3072", "1");
+    want.extend([
+        "-drive",
+        "if=none,id=cd0,media=cdrom,readonly=on,file=/img/x.iso",
+        "-device",
+        "ide-cd,drive=cd0,bootindex=0",
+        "-netdev",
+        "user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=tcp:127.0.0.1:9443-:9090",
+        "-device",
+        "virtio-net-pci,netdev=net0",
+        "-drive",
+        "if=none,id=disk0,format=qcow2,file=/w/a.qcow2",
+        "-device",
+        "virtio-blk-pci,drive=disk0",
+        "-drive",
+        "if=none,id=disk1,format=raw,file=/w/b.img",
+        "-device",
+        "virtio-blk-pci,drive=disk1",
+    ]);
+    assert_eq!(args(&cfg), want);
+}
+
+#[test]
+fn a_usb_disk_on_ovmf() {
+    let cfg = config(
+        Firmware::Uefi,
+        Boot::Usb("/img/x.iso".into()),
+        &["/w/x.qcow2"],
+    );
+    let mut want = machine("3072", "1");
+    want.extend(OVMF);
+    want.extend([
+        "-device",
+        "qemu-xhci,id=xhci",
+        "-drive",
+        "if=none,id=usb0,format=raw,readonly=on,file=/img/x.iso",
+        "-device",
+        "usb-storage,bus=xhci.0,drive=usb0,bootindex=0",
+        "-netdev",
+        "user,id=net0",
+        "-device",
+        "virtio-net-pci,netdev=net0",
+        "-drive",
+        "if=none,id=disk0,format=qcow2,file=/w/x.qcow2",
+        "-device",
+        "virtio-blk-pci,drive=disk0",
+    ]);
+    assert_eq!(args(&cfg), want);
+}
+
+#[test]
+fn pxe_on_seabios_boots_the_nic_first() {
+    let mut cfg = config(
+        Firmware::Bios,
+        Boot::Pxe {
+            dir: "/w/tftp".into(),
+            bootfile: "boot.ipxe".into(),
+        },
+        &["/w/t.qcow2"],
+    );
+    cfg.forwards = vec![(1, 2)];
+    let mut want = machine("3072", "1");
+    want.extend([
+        "-netdev",
+        "user,id=net0,tftp=/w/tftp,bootfile=boot.ipxe,hostfwd=tcp:127.0.0.1:1-:2",
+        "-device",
+        "virtio-net-pci,netdev=net0,bootindex=0",
+        "-drive",
+        "if=none,id=disk0,format=qcow2,file=/w/t.qcow2",
+        "-device",
+        "virtio-blk-pci,drive=disk0",
+    ]);
+    assert_eq!(args(&cfg), want);
+}
+
+#[test]
+fn the_first_disk_on_ovmf_with_memory_and_vcpus() {
+    let mut cfg = config(Firmware::Uefi, Boot::Disk, &["/w/d.qcow2", "/w/oemdrv.img"]);
+    cfg.memory_mib = 2048;
+    cfg.cpus = 2;
+    let mut want = machine("2048", "2");
+    want.extend(OVMF);
+    want.extend([
+        "-netdev",
+        "user,id=net0",
+        "-device",
+        "virtio-net-pci,netdev=net0",
+        "-drive",
+        "if=none,id=disk0,format=qcow2,file=/w/d.qcow2",
+        "-device",
+        "virtio-blk-pci,drive=disk0,bootindex=0",
+        "-drive",
+        "if=none,id=disk1,format=raw,file=/w/oemdrv.img",
+        "-device",
+        "virtio-blk-pci,drive=disk1",
+    ]);
+    assert_eq!(args(&cfg), want);
+}
