@@ -9,7 +9,6 @@ use anyhow::{Context, Result};
 use command::CommandExt;
 use serde::Serialize;
 
-use crate::assemble::partial_name;
 use crate::cache::file_sha256;
 use crate::rootfs::Root;
 
@@ -95,43 +94,16 @@ pub fn sha256sums(artifacts: &[Artifact]) -> String {
         .collect()
 }
 
-#[derive(Debug, Serialize)]
-pub struct BundleMetadata {
-    pub nvr: String,
-    pub kernel: String,
-    pub build_epoch: i64,
-    pub squashfs: String,
-    pub squashfs_size: u64,
-    pub squashfs_sha256: String,
-}
+/// The bundle's `metadata.json`.
+pub use bundle::Metadata as BundleMetadata;
 
-/// `NVR.update.tar`: the squashfs, `metadata.json` and `SHA256SUMS`, with
-/// fixed owners and times so that the same inputs give the same bytes.
+/// `NVR.update.tar` (the `hvnode-bundle` format: manifest, metadata,
+/// squashfs; the same inputs give the same bytes), and `.minisig` beside it
+/// when `HVNODE_SIGN_KEY` names a minisign secret key
+/// (`HVNODE_SIGN_KEY_PASSWORD` holds an encrypted key's password).
 pub fn update_bundle(out: &Path, squashfs: &Path, meta: &BundleMetadata, epoch: i64) -> Result<()> {
-    let partial = partial_name(out);
-    let file =
-        fs::File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
-    let mut tar = tar::Builder::new(file);
-    let header = |size: u64| {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(size);
-        h.set_mode(0o644);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(u64::try_from(epoch).unwrap_or(0));
-        h.set_entry_type(tar::EntryType::Regular);
-        h
-    };
-    let metadata = format!("{}\n", serde_json::to_string_pretty(meta)?);
-    let sums = format!("{}  {}\n", meta.squashfs_sha256, meta.squashfs);
-    let mut h = header(metadata.len() as u64);
-    tar.append_data(&mut h, "metadata.json", metadata.as_bytes())?;
-    let mut h = header(fs::metadata(squashfs)?.len());
-    tar.append_data(&mut h, &meta.squashfs, fs::File::open(squashfs)?)?;
-    let mut h = header(sums.len() as u64);
-    tar.append_data(&mut h, "SHA256SUMS", sums.as_bytes())?;
-    tar.into_inner()?.sync_all()?;
-    fs::rename(&partial, out)?;
+    let key = bundle::SignKey::from_env()?;
+    bundle::write_bundle(out, squashfs, meta, epoch, key.as_ref())?;
     Ok(())
 }
 
@@ -176,10 +148,10 @@ mod tests {
         let sq = dir.path().join("x.squashfs.img");
         fs::write(&sq, vec![7u8; 4096]).unwrap();
         let meta = BundleMetadata {
-            nvr: "x".into(),
+            nvr: "hvnode-1.0-1".into(),
             kernel: "6.1".into(),
             build_epoch: 1,
-            squashfs: "x.squashfs.img".into(),
+            squashfs: "hvnode-1.0-1.squashfs.img".into(),
             squashfs_size: 4096,
             squashfs_sha256: file_sha256(&sq).unwrap(),
         };
@@ -195,9 +167,9 @@ mod tests {
             .run_capture()
             .unwrap();
         assert!(
-            list.contains("metadata.json")
-                && list.contains("x.squashfs.img")
-                && list.contains("SHA256SUMS"),
+            list.contains("manifest.json")
+                && list.contains("metadata.json")
+                && list.contains("hvnode-1.0-1.squashfs.img"),
             "{list}"
         );
     }
