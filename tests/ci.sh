@@ -26,6 +26,20 @@ trap report EXIT
 
 # shellcheck source=tests/phase.sh
 . tests/phase.sh
+
+# The build cache grows with every run (incremental data of each compiled
+# version); when the disk it is on runs short, that part goes first. Only
+# slower, never a failure: cargo rebuilds what is missing.
+prune_cache() {
+    local free_kib want_kib=$((24 * 1024 * 1024))
+    mkdir -p "$CARGO_TARGET_DIR"
+    free_kib=$(df -Pk "$CARGO_TARGET_DIR" | awk 'NR == 2 { print $4 }')
+    if [ "${free_kib:-0}" -lt "$want_kib" ]; then
+        echo "ci: $((free_kib / 1024 / 1024)) GiB free under $CARGO_TARGET_DIR; removing its incremental build data" >&2
+        rm -rf "$CARGO_TARGET_DIR"/debug/incremental "$CARGO_TARGET_DIR"/release/incremental "$CARGO_TARGET_DIR"/tmp
+    fi
+}
+prune_cache
 phase deps tests/deps.sh
 phase fmt cargo fmt --all -- --check
 phase clippy cargo clippy --workspace --all-targets -- -D warnings

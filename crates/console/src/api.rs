@@ -16,10 +16,10 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::app::{Authed, Shared};
 use crate::error::ApiError;
 use crate::journal::{self, LogQuery};
-use crate::pages::ServiceFilter;
+use crate::services::ServiceFilter;
+use crate::state::{Authed, Shared};
 use crate::views;
 use crate::vms::{VirtError, VmAction};
 

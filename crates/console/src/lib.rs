@@ -9,21 +9,25 @@
 //! response and size-limited bodies.
 
 pub mod api;
-pub mod app;
 pub mod assets;
 pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod facts;
+pub mod guard;
 pub mod journal;
+pub mod layer_actions;
 pub mod login;
 pub mod metrics;
 pub mod node_layers;
 pub mod pages;
 pub mod register;
+pub mod router;
 pub mod server;
 pub mod services;
 pub mod session;
+pub mod state;
 pub mod terminal;
 pub mod tls;
 pub mod views;
@@ -32,9 +36,10 @@ pub mod vms;
 use std::future::Future;
 use std::sync::Arc;
 
-pub use app::{AppState, Shared, router};
 pub use config::Config;
 pub use metrics::{Metrics, spawn_sampler, spawn_sampler_every};
+pub use router::router;
+pub use state::{AppState, Shared};
 
 /// A console that failed to start.
 #[derive(Debug, thiserror::Error)]

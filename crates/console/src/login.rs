@@ -8,11 +8,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use crate::app::{Authed, ClientAddr, Shared, origin_allowed, session_cookie};
 use crate::auth::{AuthError, authenticate};
 use crate::error::ApiError;
+use crate::guard::{origin_allowed, session_cookie};
 use crate::pages::render;
 use crate::session::COOKIE;
+use crate::state::{Authed, ClientAddr, Shared};
 
 #[derive(Template)]
 #[template(path = "login.html")]

@@ -1,103 +1,27 @@
 //! The Node page's layered root: what `nodectl info` and `nodectl check` know (image,
 //! layers and their bases, the running layer, grub's default and one-time next entry,
-//! the layer store and its thin pool, the health report), and the one action a layer
-//! offers: boot it once at the next boot (grub's `next_entry`).
+//! the layer store and its thin pool, the health report), shaped for the page and
+//! the API; the one action a layer offers is in [`crate::layer_actions`].
 //!
 //! The facts come from [`layers::status::gather`], which runs a dozen programs
 //! (findmnt, lvm, getenforce, systemctl, …): they are learned off the async runtime,
-//! at most every [`LAYERS_TTL`] while someone looks, and shaped here by pure functions
+//! at most once per [`crate::facts::Expires::TTL`] while someone looks, and shaped here by pure functions
 //! that the tests feed with recorded facts.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
-
-use axum::Extension;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Redirect, Response};
 use health::{Report, USAGE_LIMIT_PERCENT};
 use layers::LayerName;
 use layers::lvm::{DEFAULT_VG, TAG_POOL};
 use layers::status::{self, Backend, Facts};
 use serde::Serialize;
 
-use crate::api::{blocking, ok, to_value};
-use crate::app::{Authed, Shared};
 use crate::error::ApiError;
+use crate::facts::Snapshot;
 use crate::metrics::human_bytes;
-use crate::pages::{self, PageCtx};
-use crate::views;
-
-/// How long the Node page reuses the layer facts.
-pub const LAYERS_TTL: Duration = Duration::from_secs(10);
 
 /// What the page says on a system that does not run from a layer.
 pub const NOT_INSTALLED: &str = "Not installed on a layered root: running live. This \
     system was not booted from an hvnode layer (the live image, or a host that is not \
     an installed node), so it has no layers, boot entries or layer health of its own.";
-
-/// The facts as gathered once, or why they could not be.
-#[derive(Debug, Clone)]
-pub struct Snapshot {
-    pub facts: Result<Facts, String>,
-    /// The running image's NVR (`/usr/lib/hvnode/image.json`).
-    pub image: Option<String>,
-}
-
-impl Snapshot {
-    /// Reads the running system (blocking: runs programs).
-    pub fn gather() -> Self {
-        Self {
-            facts: status::gather(&status::boot_dir()).map_err(|e| format!("{e:#}")),
-            image: status::image_nvr(),
-        }
-    }
-}
-
-/// The last [`Snapshot`] and when it was taken. Concurrent callers of a stale cache
-/// wait for one gathering instead of each forking the same programs.
-#[derive(Debug, Default)]
-pub struct LayersCache {
-    last: Mutex<Option<(Instant, Arc<Snapshot>)>>,
-    gathering: Mutex<()>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl LayersCache {
-    /// The facts, gathered afresh when older than [`LAYERS_TTL`] (blocking).
-    pub fn get(&self) -> Arc<Snapshot> {
-        self.get_with(Snapshot::gather)
-    }
-
-    /// Like [`get`](Self::get), with the given way of gathering.
-    pub fn get_with(&self, gather: impl FnOnce() -> Snapshot) -> Arc<Snapshot> {
-        if let Some(s) = self.fresh() {
-            return s;
-        }
-        let _one = lock(&self.gathering);
-        if let Some(s) = self.fresh() {
-            return s;
-        }
-        let s = Arc::new(gather());
-        *lock(&self.last) = Some((Instant::now(), s.clone()));
-        s
-    }
-
-    /// Forgets the facts (after an action changed them).
-    pub fn invalidate(&self) {
-        *lock(&self.last) = None;
-    }
-
-    fn fresh(&self) -> Option<Arc<Snapshot>> {
-        lock(&self.last)
-            .as_ref()
-            .filter(|(at, _)| at.elapsed() < LAYERS_TTL)
-            .map(|(_, s)| s.clone())
-    }
-}
 
 /// The layered root as the Node page and `GET /api/v1/node` (`layers`) show it.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -361,92 +285,6 @@ pub fn boot_next_target(facts: &Facts, layer: &LayerName) -> Result<(), ApiError
         )));
     }
     Ok(())
-}
-
-/// Sets grub's `next_entry` to `name` after checking it against fresh facts (blocking).
-fn boot_next(state: &Shared, layer: LayerName) -> Result<LayerName, ApiError> {
-    let facts = status::gather(&status::boot_dir())
-        .map_err(|e| ApiError::Failed(format!("reading the layer store: {e:#}")))?;
-    boot_next_target(&facts, &layer)?;
-    let result = layers::boot::set_next(&status::boot_dir(), &layer);
-    state.layers.invalidate();
-    result.map_err(|e| {
-        ApiError::Failed(format!(
-            "{e:#}: the next boot is unchanged. Check that /boot is mounted read-write, \
-             or run `grub-editenv /boot/grub/grubenv set next_entry={layer}` as root in \
-             the terminal"
-        ))
-    })?;
-    tracing::info!(%layer, "next boot set to layer");
-    Ok(layer)
-}
-
-/// `POST /node/layers/{layer}/boot-next`: asks for confirmation, then sets grub's
-/// `next_entry`.
-pub async fn boot_next_page(
-    State(state): State<Shared>,
-    Extension(authed): Extension<Authed>,
-    Path(name): Path<String>,
-    body: Bytes,
-) -> Response {
-    let page = PageCtx::new(&authed, "/node");
-    let (confirm, layer) = match pages::confirmed(&body).and_then(|c| Ok((c, parse_layer(&name)?)))
-    {
-        Ok(v) => v,
-        Err(e) => return pages::error_page(page, &e, "/node"),
-    };
-    if !confirm {
-        let l = layer.clone();
-        let checked = blocking(move || {
-            let facts = status::gather(&status::boot_dir())
-                .map_err(|e| ApiError::Failed(format!("reading the layer store: {e:#}")))?;
-            boot_next_target(&facts, &l)?;
-            Ok(facts.grubenv)
-        })
-        .await;
-        let env = match checked {
-            Ok(env) => env,
-            Err(e) => return pages::error_page(page, &e, "/node"),
-        };
-        let default = env
-            .iter()
-            .find(|(k, v)| k == "saved_entry" && !v.is_empty())
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("none");
-        let question = format!(
-            "Boot layer “{name}” at the next boot? Nothing changes until the node \
-             reboots; that one boot starts “{name}”, the boots after it the default \
-             entry “{default}” again. Put the host into maintenance in the engine \
-             before rebooting it."
-        );
-        return pages::confirm(
-            page,
-            question,
-            format!("/node/layers/{}/boot-next", views::path_segment(&name)),
-            "Boot this layer next time",
-            "/node",
-        );
-    }
-    match blocking(move || boot_next(&state, layer)).await {
-        Ok(_) => Redirect::to("/node").into_response(),
-        Err(e) => pages::error_page(page, &e, "/node"),
-    }
-}
-
-/// `POST /api/v1/node/layers/{layer}/boot-next` (`X-CSRF-Token` required): the API
-/// caller has confirmed by calling. Answers `NodeLayers`, the new state.
-pub async fn boot_next_api(
-    State(state): State<Shared>,
-    Path(name): Path<String>,
-) -> Result<Response, ApiError> {
-    let layer = parse_layer(&name)?;
-    let st = state.clone();
-    let v = blocking(move || {
-        boot_next(&st, layer)?;
-        Ok(view(&st.layers.get()))
-    })
-    .await?;
-    Ok(ok("NodeLayers", to_value(&v)))
 }
 
 #[cfg(test)]

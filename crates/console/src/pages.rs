@@ -8,11 +8,11 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use health::Status;
 use serde::Deserialize;
 
-use crate::app::{Authed, Shared};
 use crate::error::{ApiError, parse_form};
 use crate::journal::{self, LogQuery};
 use crate::metrics::{Point, human_bytes, nice_max, polyline};
-use crate::services;
+use crate::services::{self, ServiceFilter};
+use crate::state::{Authed, Shared};
 use crate::views;
 use crate::vms::{VirtError, Vm, VmAction};
 
@@ -358,13 +358,6 @@ struct ServicesPage {
     units: Vec<services::Unit>,
     error: Option<String>,
     unit_actions: [&'static str; 5],
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct ServiceFilter {
-    pub filter: String,
-    pub state: String,
 }
 
 /// `GET /services`.

@@ -26,9 +26,9 @@ use registration::{
 };
 use serde::Deserialize;
 
-use crate::app::{Authed, Shared};
 use crate::error::parse_form;
 use crate::pages::{PageCtx, render};
+use crate::state::{Authed, Shared};
 
 /// How long each request to the engine may take (the registration makes four).
 pub const ENGINE_TIMEOUT: Duration = Duration::from_secs(20);

@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-use crate::app::ClientAddr;
+use crate::state::ClientAddr;
 
 /// How long a client may take to send its request headers or finish a TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -94,7 +94,7 @@ async fn redirect_to_https(stream: tokio::net::TcpStream, peer: SocketAddr) {
             .status(hyper::StatusCode::MOVED_PERMANENTLY)
             .header(hyper::header::LOCATION, format!("https://{host}{path}"))
             .header(hyper::header::CONTENT_LENGTH, "0")
-            .header(hyper::header::CONTENT_SECURITY_POLICY, crate::app::CSP)
+            .header(hyper::header::CONTENT_SECURITY_POLICY, crate::guard::CSP)
             .header(hyper::header::X_FRAME_OPTIONS, "DENY")
             .header(hyper::header::X_CONTENT_TYPE_OPTIONS, "nosniff")
             .header(hyper::header::REFERRER_POLICY, "no-referrer")

@@ -73,6 +73,15 @@ pub fn list_units() -> Result<Vec<Unit>, CommandError> {
         .map_err(|e| CommandError::new(&list, format!("printed an unexpected shape: {e}")))
 }
 
+/// The Services page's filter (`?filter=…&state=…`): text in the unit's name or
+/// description, and an ActiveState.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ServiceFilter {
+    pub filter: String,
+    pub state: String,
+}
+
 /// What can be done to a unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnitAction {

@@ -16,8 +16,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::app::{Authed, CSP, Shared};
+use crate::guard::CSP;
 use crate::pages::{PageCtx, render};
+use crate::state::{Authed, Shared};
 
 #[derive(Template)]
 #[template(path = "terminal.html")]

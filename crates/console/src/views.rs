@@ -1,17 +1,14 @@
 //! Data gathered for a page and its JSON twin, shaped once for both.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
 use serde::Serialize;
 
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::facts::SlowFacts;
 use crate::journal::{self, Entry, LogQuery};
 use crate::metrics::human_bytes;
-use crate::pages::ServiceFilter;
-use crate::services::{self, Unit, UnitAction};
-use crate::vms::{Libvirt, SecModel};
+use crate::services::{self, ServiceFilter, Unit, UnitAction};
+use crate::state::AppState;
+use crate::vms::SecModel;
 
 /// Everything the overview shows except the graphs.
 #[derive(Debug, Serialize)]
@@ -28,71 +25,6 @@ pub struct Overview {
 pub fn node_health(state: &AppState, slow: &SlowFacts) -> health::Report {
     let snap = state.layers.get();
     health::report(snap.facts.as_ref().ok(), &slow.host)
-}
-
-/// How long the overview reuses facts that take a program run to learn.
-pub const SLOW_FACTS_TTL: Duration = Duration::from_secs(10);
-
-/// Facts the overview shows that cost a program run (`lvs`, `systemctl`) or many
-/// files to read: learned at most every [`SLOW_FACTS_TTL`] and only while someone
-/// looks, so that an idle agent runs nothing and a busy overview stays fast.
-#[derive(Debug, Clone)]
-pub struct SlowFacts {
-    /// What the host's health checks read.
-    pub host: health::HostFacts,
-    pub host_keys: Vec<hostinfo::HostKey>,
-}
-
-/// The last [`SlowFacts`] and when they were learned.
-#[derive(Debug, Default)]
-pub struct FactsCache {
-    last: Mutex<Option<(Instant, Arc<SlowFacts>)>>,
-    refreshing: std::sync::atomic::AtomicBool,
-}
-
-impl FactsCache {
-    /// The cached facts. When they are older than the TTL, one caller learns them
-    /// afresh while the others go on with the old ones; only the very first callers
-    /// wait (blocking).
-    pub fn get(&self, ssh_dir: &std::path::Path, libvirt: &Libvirt) -> Arc<SlowFacts> {
-        use std::sync::atomic::Ordering;
-        let cached = self.lock().clone();
-        if let Some((at, facts)) = &cached {
-            let fresh = at.elapsed() < SLOW_FACTS_TTL;
-            if fresh || self.refreshing.swap(true, Ordering::AcqRel) {
-                return facts.clone();
-            }
-        } else if self.refreshing.swap(true, Ordering::AcqRel) {
-            // Someone else learns them for the first time: wait for that.
-            loop {
-                std::thread::sleep(Duration::from_millis(5));
-                if let Some((_, facts)) = self.lock().as_ref() {
-                    return facts.clone();
-                }
-                if !self.refreshing.load(Ordering::Acquire) {
-                    break;
-                }
-            }
-        }
-        let security = libvirt
-            .security_models()
-            .map(|models| models.into_iter().map(|m| m.model).collect())
-            .map_err(|e| e.to_string());
-        let facts = Arc::new(SlowFacts {
-            host: health::HostFacts::gather(security),
-            host_keys: hostinfo::host_key_fingerprints(ssh_dir),
-        });
-        *self.lock() = Some((Instant::now(), facts.clone()));
-        self.refreshing.store(false, Ordering::Release);
-        facts
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Arc<SlowFacts>)>> {
-        match self.last.lock() {
-            Ok(l) => l,
-            Err(poisoned) => poisoned.into_inner(),
-        }
-    }
 }
 
 /// Gathers the overview (blocking).
@@ -394,29 +326,6 @@ pub fn node(state: &AppState) -> Result<Node, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn slow_facts_are_learned_once_and_shared() {
-        let cache = Arc::new(FactsCache::default());
-        let libvirt = Arc::new(Libvirt::new("test:///default"));
-        let threads: Vec<_> = (0..4)
-            .map(|_| {
-                let (c, l) = (cache.clone(), libvirt.clone());
-                std::thread::spawn(move || c.get(std::path::Path::new("/etc/ssh"), &l))
-            })
-            .collect();
-        let got: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-        assert!(
-            got.iter().all(|f| Arc::ptr_eq(f, &got[0])),
-            "one refresh for all"
-        );
-        let again = cache.get(std::path::Path::new("/etc/ssh"), &libvirt);
-        assert!(Arc::ptr_eq(&again, &got[0]), "reused within the TTL");
-        assert_eq!(
-            again.host.libvirt_security.as_ref().unwrap()[0],
-            "testSecurity"
-        );
-    }
 
     #[test]
     fn registration_lines() {

@@ -16,7 +16,7 @@ use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
 use common::{Server, Session, get, post_form};
-use console::node_layers::Snapshot;
+use console::facts::Snapshot;
 use layers::lvm::{Lv, TAG_BASE, TAG_LAYER, TAG_POOL, inventory_of};
 use layers::status::{Backend, Facts};
 use registration::{CaFingerprints, EngineAddr, ErrorKind, RegistrationState};
@@ -325,7 +325,8 @@ fn every_api_answer_matches_its_schema() {
 #[test]
 fn every_get_route_has_a_schema() {
     let schemas = Schemas::load();
-    let app = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/app.rs")).unwrap();
+    let app =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/router.rs")).unwrap();
     // `.route("/api/v1/…", get(…))`, on one line or spread over several.
     let compact: String = app.split_whitespace().collect();
     let mut missing = Vec::new();
@@ -346,7 +347,7 @@ fn every_get_route_has_a_schema() {
             missing.push(format!("/api/v1/{route} → docs/schemas/{name}"));
         }
     }
-    assert!(routes >= 10, "the routes were not found in src/app.rs");
+    assert!(routes >= 10, "the routes were not found in src/router.rs");
     assert!(missing.is_empty(), "no schema for {missing:?}");
 }
 

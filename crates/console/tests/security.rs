@@ -1,4 +1,4 @@
-//! Walks every route the router declares (read from `src/app.rs`, so a new route cannot
+//! Walks every route the router declares (read from `src/router.rs`, so a new route cannot
 //! be forgotten here) and checks the session, CSRF and Origin rules and the headers.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -9,7 +9,7 @@ use common::{Reply, Server, get, post_form};
 
 /// (method, path) of every `.route(...)` in the router, path parameters filled in.
 fn routes() -> Vec<(String, String)> {
-    let src = include_str!("../src/app.rs");
+    let src = include_str!("../src/router.rs");
     let mut out = Vec::new();
     let starts: Vec<usize> = src.match_indices(".route(").map(|(i, _)| i).collect();
     for (n, start) in starts.iter().enumerate() {

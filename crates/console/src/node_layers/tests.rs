@@ -2,6 +2,7 @@
 
 use super::fixtures::{NEW, OLD, mount, snap, updated_node};
 use super::*;
+use crate::pages::{self, PageCtx};
 use askama::Template;
 
 /// The Node page's view of `f`: the layers, and the layered root's health
@@ -165,34 +166,6 @@ fn only_a_bootable_layer_of_an_installed_node_can_be_boot_next() {
     let e = boot_next_target(&live, &parse_layer(&old).unwrap()).unwrap_err();
     assert_eq!(e.status().as_u16(), 409);
     assert!(e.to_string().starts_with("not installed on a layered root"));
-}
-
-#[test]
-fn the_cache_gathers_once_per_ttl_and_after_an_action() {
-    let cache = Arc::new(LayersCache::default());
-    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let gather = |c: &Arc<std::sync::atomic::AtomicUsize>| {
-        let c = c.clone();
-        move || {
-            c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            std::thread::sleep(Duration::from_millis(50));
-            snap(updated_node())
-        }
-    };
-    let threads: Vec<_> = (0..4)
-        .map(|_| {
-            let (cache, g) = (cache.clone(), gather(&count));
-            std::thread::spawn(move || cache.get_with(g))
-        })
-        .collect();
-    let got: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-    assert!(got.iter().all(|s| Arc::ptr_eq(s, &got[0])));
-    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
-    cache.get_with(gather(&count));
-    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
-    cache.invalidate();
-    cache.get_with(gather(&count));
-    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
 
 #[test]

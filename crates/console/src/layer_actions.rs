@@ -1,0 +1,102 @@
+//! The Node page's layer action: boot a layer next time, by the page (with a
+//! confirmation) and by the API, each checked against fresh facts first.
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use layers::LayerName;
+use layers::status;
+
+use crate::api::{blocking, ok, to_value};
+use crate::error::ApiError;
+use crate::node_layers::{boot_next_target, parse_layer, view};
+use crate::pages::{self, PageCtx};
+use crate::state::{Authed, Shared};
+use crate::views;
+
+/// Sets grub's `next_entry` to `name` after checking it against fresh facts (blocking).
+fn boot_next(state: &Shared, layer: LayerName) -> Result<LayerName, ApiError> {
+    let facts = status::gather(&status::boot_dir())
+        .map_err(|e| ApiError::Failed(format!("reading the layer store: {e:#}")))?;
+    boot_next_target(&facts, &layer)?;
+    let result = layers::boot::set_next(&status::boot_dir(), &layer);
+    state.layers.invalidate();
+    result.map_err(|e| {
+        ApiError::Failed(format!(
+            "{e:#}: the next boot is unchanged. Check that /boot is mounted read-write, \
+             or run `grub-editenv /boot/grub/grubenv set next_entry={layer}` as root in \
+             the terminal"
+        ))
+    })?;
+    tracing::info!(%layer, "next boot set to layer");
+    Ok(layer)
+}
+
+/// `POST /node/layers/{layer}/boot-next`: asks for confirmation, then sets grub's
+/// `next_entry`.
+pub async fn boot_next_page(
+    State(state): State<Shared>,
+    Extension(authed): Extension<Authed>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let page = PageCtx::new(&authed, "/node");
+    let (confirm, layer) = match pages::confirmed(&body).and_then(|c| Ok((c, parse_layer(&name)?)))
+    {
+        Ok(v) => v,
+        Err(e) => return pages::error_page(page, &e, "/node"),
+    };
+    if !confirm {
+        let l = layer.clone();
+        let checked = blocking(move || {
+            let facts = status::gather(&status::boot_dir())
+                .map_err(|e| ApiError::Failed(format!("reading the layer store: {e:#}")))?;
+            boot_next_target(&facts, &l)?;
+            Ok(facts.grubenv)
+        })
+        .await;
+        let env = match checked {
+            Ok(env) => env,
+            Err(e) => return pages::error_page(page, &e, "/node"),
+        };
+        let default = env
+            .iter()
+            .find(|(k, v)| k == "saved_entry" && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("none");
+        let question = format!(
+            "Boot layer “{name}” at the next boot? Nothing changes until the node \
+             reboots; that one boot starts “{name}”, the boots after it the default \
+             entry “{default}” again. Put the host into maintenance in the engine \
+             before rebooting it."
+        );
+        return pages::confirm(
+            page,
+            question,
+            format!("/node/layers/{}/boot-next", views::path_segment(&name)),
+            "Boot this layer next time",
+            "/node",
+        );
+    }
+    match blocking(move || boot_next(&state, layer)).await {
+        Ok(_) => Redirect::to("/node").into_response(),
+        Err(e) => pages::error_page(page, &e, "/node"),
+    }
+}
+
+/// `POST /api/v1/node/layers/{layer}/boot-next` (`X-CSRF-Token` required): the API
+/// caller has confirmed by calling. Answers `NodeLayers`, the new state.
+pub async fn boot_next_api(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let layer = parse_layer(&name)?;
+    let st = state.clone();
+    let v = blocking(move || {
+        boot_next(&st, layer)?;
+        Ok(view(&st.layers.get()))
+    })
+    .await?;
+    Ok(ok("NodeLayers", to_value(&v)))
+}

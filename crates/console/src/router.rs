@@ -1,0 +1,115 @@
+//! The console's routes, and the layers every request passes through: security
+//! headers, the body limit, and the session, CSRF and Origin checks
+//! ([`crate::guard`]). The top of the module graph: nothing imports it but the
+//! server.
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::error::ApiError;
+use crate::guard::{BODY_LIMIT, CSP, require_session};
+use crate::state::Shared;
+use crate::{api, assets, layer_actions, login, pages, register, terminal};
+
+/// Builds the console's router.
+pub fn router(state: Shared) -> Router {
+    let protected = Router::new()
+        .route("/", get(pages::overview))
+        .route("/vms", get(pages::vms))
+        .route("/vms/{name}/{action}", post(pages::vm_action))
+        .route("/services", get(pages::services))
+        .route("/services/{unit}/{action}", post(pages::service_action))
+        .route("/logs", get(pages::logs))
+        .route("/storage", get(pages::storage))
+        .route("/networking", get(pages::networking))
+        .route("/node", get(pages::node))
+        .route(
+            "/node/layers/{layer}/boot-next",
+            post(layer_actions::boot_next_page),
+        )
+        .route("/registration", get(register::page))
+        .route("/registration/fetch", post(register::fetch))
+        .route("/registration/register", post(register::register))
+        .route("/terminal", get(terminal::page))
+        .route("/terminal/socket", get(terminal::socket))
+        .route("/logout", post(login::logout))
+        .route("/api/v1/session", get(api::session))
+        .route("/api/v1/overview", get(api::overview))
+        .route("/api/v1/metrics", get(api::metrics))
+        .route("/api/v1/metrics/stream", get(api::metrics_stream))
+        .route("/api/v1/vms", get(api::vms))
+        .route("/api/v1/vms/{name}", get(api::vm))
+        .route("/api/v1/vms/{name}/{action}", post(api::vm_action))
+        .route("/api/v1/services", get(api::services))
+        .route(
+            "/api/v1/services/{unit}/{action}",
+            post(api::service_action),
+        )
+        .route("/api/v1/logs", get(api::logs))
+        .route("/api/v1/logs/stream", get(api::logs_stream))
+        .route("/api/v1/storage", get(api::storage))
+        .route("/api/v1/network", get(api::network))
+        .route("/api/v1/node", get(api::node))
+        .route(
+            "/api/v1/node/layers/{layer}/boot-next",
+            post(layer_actions::boot_next_api),
+        )
+        .route("/api/v1/registration", get(register::api))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_session,
+        ));
+    Router::new()
+        .route("/login", get(login::page).post(login::submit))
+        .route("/static/{file}", get(assets::serve))
+        .merge(protected)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security_headers,
+        ))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+async fn not_found(req: Request) -> Response {
+    ApiError::NotFound(format!("nothing at {}", req.uri().path())).into_response()
+}
+
+/// Adds the security headers to every response.
+async fn security_headers(State(state): State<Shared>, req: Request, next: Next) -> Response {
+    let is_static = req.uri().path().starts_with("/static/");
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    let mut set = |name: header::HeaderName, value: &'static str| {
+        if !h.contains_key(&name) {
+            h.insert(name, HeaderValue::from_static(value));
+        }
+    };
+    set(header::CONTENT_SECURITY_POLICY, CSP);
+    set(header::X_FRAME_OPTIONS, "DENY");
+    set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(header::REFERRER_POLICY, "no-referrer");
+    set(
+        header::HeaderName::from_static("cross-origin-opener-policy"),
+        "same-origin",
+    );
+    set(
+        header::HeaderName::from_static("permissions-policy"),
+        "camera=(), microphone=(), geolocation=(), usb=(), payment=()",
+    );
+    if !is_static {
+        set(header::CACHE_CONTROL, "no-store");
+    }
+    if state.tls {
+        set(
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000; includeSubDomains",
+        );
+    }
+    resp
+}

@@ -1,0 +1,71 @@
+//! What every handler can reach: the configuration, sessions and throttle, the
+//! libvirt connection, the metrics and the cached node facts. The pages, the API
+//! and the router import this module; it imports none of them.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::facts::{FactsCache, LayersCache};
+use crate::metrics::Metrics;
+use crate::session::{Session, Sessions, Throttle};
+use crate::vms::Libvirt;
+
+/// What every handler can reach.
+#[derive(Debug)]
+pub struct AppState {
+    pub config: Config,
+    pub sessions: Mutex<Sessions>,
+    pub throttle: Mutex<Throttle>,
+    /// What session idle times and the login throttle's window are measured with.
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<Metrics>,
+    pub libvirt: Arc<Libvirt>,
+    /// Whether the console is served over TLS (cookies and HSTS depend on it).
+    pub tls: bool,
+    /// Slow host facts shared by overview requests.
+    pub facts: FactsCache,
+    /// The layered root's facts shared by Node page requests.
+    pub layers: LayersCache,
+}
+
+pub type Shared = Arc<AppState>;
+
+impl AppState {
+    pub fn new(config: Config, metrics: Arc<Metrics>) -> Shared {
+        Self::with_clock(config, metrics, Arc::new(SystemClock))
+    }
+
+    /// [`AppState::new`] with sessions and the login throttle on `clock`.
+    pub fn with_clock(config: Config, metrics: Arc<Metrics>, clock: Arc<dyn Clock>) -> Shared {
+        let libvirt = Arc::new(Libvirt::new(&config.libvirt_uri));
+        Arc::new(Self {
+            tls: !config.insecure_http,
+            config,
+            sessions: Mutex::new(Sessions::with_clock(clock.clone())),
+            throttle: Mutex::new(Throttle::default()),
+            clock,
+            metrics,
+            libvirt,
+            facts: FactsCache::default(),
+            layers: LayersCache::default(),
+        })
+    }
+
+    /// Number of live sessions.
+    pub fn session_count(&self) -> usize {
+        self.sessions.lock().map(|s| s.len()).unwrap_or(0)
+    }
+}
+
+/// The client's address, put into each request by the server loop.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// The logged-in session of a request, put there by [`crate::guard::require_session`].
+#[derive(Debug, Clone)]
+pub struct Authed {
+    pub token: String,
+    pub session: Session,
+}
