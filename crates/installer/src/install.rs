@@ -539,7 +539,7 @@ impl Writer<'_> {
         self.mount(&["-t", "ext4"], &boot_dev, &boot_dir)?;
         let efi_dir = under(sysroot, "/boot/efi");
         self.mount(&["-t", "vfat", "-o", "umask=0077"], &efi_dev, &efi_dir)?;
-        let (kernel, initrd) = payload::kernel_of(tree)?;
+        let (kernel, initrd) = boot::image_kernel(tree)?;
         boot::install_kernel(&boot_dir, layer, &kernel, &initrd)?;
         let boot_uuid = layers::fs_uuid(&boot_dev)?;
         let option_of = |role| {

@@ -217,26 +217,6 @@ impl Drop for Opened {
     }
 }
 
-/// The newest kernel and its initramfs in an image tree's `/boot`.
-pub fn kernel_of(tree: &Path) -> Result<(PathBuf, PathBuf)> {
-    let boot = tree.join("boot");
-    let mut kernels: Vec<String> = std::fs::read_dir(&boot)
-        .with_context(|| format!("listing {}", boot.display()))?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter_map(|n| n.strip_prefix("vmlinuz-").map(String::from))
-        .filter(|v| boot.join(format!("initrd.img-{v}")).is_file())
-        .collect();
-    kernels.sort();
-    let Some(v) = kernels.pop() else {
-        bail!("{} has no kernel with an initramfs", boot.display());
-    };
-    Ok((
-        boot.join(format!("vmlinuz-{v}")),
-        boot.join(format!("initrd.img-{v}")),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,22 +267,5 @@ mod tests {
         assert_eq!(out, data);
         assert_eq!(seen, 3 << 20);
         assert_eq!(sum, hex::encode(Sha256::digest(&data)));
-    }
-
-    #[test]
-    fn the_newest_kernel_with_an_initramfs_is_chosen() {
-        let d = tempfile::tempdir().unwrap();
-        let b = d.path().join("boot");
-        std::fs::create_dir_all(&b).unwrap();
-        for f in [
-            "vmlinuz-6.1.0-1-amd64",
-            "initrd.img-6.1.0-1-amd64",
-            "vmlinuz-6.1.0-9-amd64",
-        ] {
-            std::fs::write(b.join(f), b"").unwrap();
-        }
-        let (k, i) = kernel_of(d.path()).unwrap();
-        assert!(k.ends_with("vmlinuz-6.1.0-1-amd64"));
-        assert!(i.ends_with("initrd.img-6.1.0-1-amd64"));
     }
 }

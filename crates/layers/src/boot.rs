@@ -37,6 +37,51 @@ pub fn layer_dir(boot: &Path, layer: &LayerName) -> PathBuf {
     boot.join(layer.to_string())
 }
 
+/// The newest kernel that has an initramfs in an image tree's `/boot`
+/// (`vmlinuz-V` beside `initrd.img-V`), versions compared number by number
+/// (`6.1.0-40` is newer than `6.1.0-9`): what the installer and an update put
+/// in `/boot/<layer>/`.
+pub fn image_kernel(tree: &Path) -> Result<(PathBuf, PathBuf)> {
+    let boot = tree.join("boot");
+    let kernels: Vec<String> = fs::read_dir(&boot)
+        .with_context(|| format!("listing {}", boot.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter_map(|n| n.strip_prefix("vmlinuz-").map(String::from))
+        .filter(|v| boot.join(format!("initrd.img-{v}")).is_file())
+        .collect();
+    let Some(v) = kernels.into_iter().max_by_key(|v| version_key(v)) else {
+        anyhow::bail!(
+            "{} has no kernel with an initramfs (vmlinuz-V and initrd.img-V): not a bootable \
+             image",
+            boot.display()
+        );
+    };
+    Ok((
+        boot.join(format!("vmlinuz-{v}")),
+        boot.join(format!("initrd.img-{v}")),
+    ))
+}
+
+/// A kernel version as its runs of digits (numbers) and of other characters,
+/// so that versions compare as numbers where they are numbers.
+fn version_key(v: &str) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    let mut rest = v;
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits > 0 {
+            out.push((rest[..digits].parse().unwrap_or(u64::MAX), String::new()));
+            rest = &rest[digits..];
+        } else {
+            let other = rest.len() - rest.trim_start_matches(|c: char| !c.is_ascii_digit()).len();
+            out.push((0, rest[..other].to_string()));
+            rest = &rest[other..];
+        }
+    }
+    out
+}
+
 /// Copies a layer's kernel and initramfs to `boot/<layer>/`.
 pub fn install_kernel(boot: &Path, layer: &LayerName, kernel: &Path, initrd: &Path) -> Result<()> {
     let dir = layer_dir(boot, layer);
@@ -94,21 +139,67 @@ pub fn write_grub_cfg(boot: &Path, boot_uuid: &str, entries: &[BootEntry]) -> Re
 
 /// Makes `layer` the default boot entry.
 pub fn set_default(boot: &Path, layer: &LayerName) -> Result<()> {
-    grub_env(boot, &format!("saved_entry={layer}"))
+    set_env(boot, "saved_entry", Some(&layer.to_string()))
 }
 
 /// Boots `layer` once at the next boot.
 pub fn set_next(boot: &Path, layer: &LayerName) -> Result<()> {
-    grub_env(boot, &format!("next_entry={layer}"))
+    set_env(boot, "next_entry", Some(&layer.to_string()))
 }
 
-fn grub_env(boot: &Path, assignment: &str) -> Result<()> {
+/// Forgets a one-time boot that has not happened yet.
+pub fn clear_next(boot: &Path) -> Result<()> {
+    set_env(boot, "next_entry", None)
+}
+
+/// The size of grub's environment block: grub rewrites it in place and
+/// refuses a file of another size.
+pub const ENV_BLOCK_SIZE: usize = 1024;
+
+/// What grub-editenv writes first.
+const ENV_HEADER: &str = "# GRUB Environment Block\n";
+
+/// grub's environment block holding `vars`, padded with `#` to
+/// [`ENV_BLOCK_SIZE`]. Names and values are checked: a newline, a `=` in a
+/// name or a backslash would be read back as something else.
+pub fn env_block(vars: &[(String, String)]) -> Result<Vec<u8>> {
+    let mut text = String::from(ENV_HEADER);
+    for (k, v) in vars {
+        let bad_name = k.is_empty() || k.contains(['=', '\n', '\\', '#']);
+        if bad_name || v.contains(['\n', '\\']) {
+            anyhow::bail!(
+                "the grub environment cannot hold {k:?}={v:?}: a name without '=', '#' or \
+                 newlines and a value without newlines or backslashes is needed"
+            );
+        }
+        text.push_str(&format!("{k}={v}\n"));
+    }
+    if text.len() > ENV_BLOCK_SIZE {
+        anyhow::bail!(
+            "the grub environment would take {} bytes, more than grub's {ENV_BLOCK_SIZE}: \
+             remove variables from /boot/grub/grubenv",
+            text.len()
+        );
+    }
+    let mut block = text.into_bytes();
+    block.resize(ENV_BLOCK_SIZE, b'#');
+    Ok(block)
+}
+
+/// Sets (or, with `None`, removes) one variable of grub's environment,
+/// keeping the others. The block is written whole to a new file and renamed
+/// over the old one (`grub-editenv` rewrites it in place, and a power cut
+/// then can leave it empty, so grub boots its first entry).
+fn set_env(boot: &Path, key: &str, value: Option<&str>) -> Result<()> {
     let env = boot.join("grub/grubenv");
-    Command::new("grub-editenv")
-        .arg(&env)
-        .args(["set", assignment])
-        .run()
-        .with_context(|| format!("setting {assignment} in {}", env.display()))?;
+    let mut vars = read_env(boot)?;
+    vars.retain(|(k, _)| k != key);
+    if let Some(v) = value {
+        vars.push((key.to_string(), v.to_string()));
+    }
+    let block = env_block(&vars)?;
+    fsutil::write_atomic(&env, &block, fsutil::Options::default())
+        .with_context(|| format!("setting {key} in {}", env.display()))?;
     Ok(())
 }
 
@@ -122,7 +213,7 @@ pub fn read_env(boot: &Path) -> Result<Vec<(String, String)>> {
     };
     Ok(text
         .lines()
-        .filter(|l| !l.starts_with('#'))
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect())
@@ -154,6 +245,70 @@ pub fn install_grub(disk: &Path, boot: &Path, efi: &Path, log: &Path) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_environment_block_is_written_whole_and_read_back() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir_all(d.path().join("grub")).unwrap();
+        let env = d.path().join("grub/grubenv");
+        let (a, b): (LayerName, LayerName) = (
+            "hvnode-1.0-1+1".parse().unwrap(),
+            "hvnode-1.1-1+1".parse().unwrap(),
+        );
+        set_default(d.path(), &a).unwrap();
+        set_next(d.path(), &b).unwrap();
+        let block = fs::read(&env).unwrap();
+        assert_eq!(block.len(), ENV_BLOCK_SIZE);
+        assert!(block.starts_with(b"# GRUB Environment Block\nsaved_entry=hvnode-1.0-1+1\n"));
+        assert!(block.ends_with(b"###"));
+        let vars = read_env(d.path()).unwrap();
+        assert_eq!(
+            vars,
+            [
+                ("saved_entry".to_string(), a.to_string()),
+                ("next_entry".to_string(), b.to_string())
+            ]
+        );
+        clear_next(d.path()).unwrap();
+        assert_eq!(read_env(d.path()).unwrap().len(), 1);
+        // What grub reads: grub's own tool lists the same.
+        if hvnode_testutil::require_tool("grub-editenv") {
+            let out = Command::new("grub-editenv")
+                .arg(&env)
+                .arg("list")
+                .run_capture()
+                .unwrap();
+            assert_eq!(out, "saved_entry=hvnode-1.0-1+1\n");
+        }
+        assert!(env_block(&[("a\nb".into(), "x".into())]).is_err());
+        assert!(env_block(&[("k".into(), "x".repeat(ENV_BLOCK_SIZE))]).is_err());
+    }
+
+    #[test]
+    fn the_newest_kernel_with_an_initramfs_is_chosen() {
+        let d = tempfile::tempdir().unwrap();
+        let b = d.path().join("boot");
+        fs::create_dir_all(&b).unwrap();
+        let kernel =
+            |d: &Path| image_kernel(d).map(|(k, i)| (k.file_name().unwrap().to_owned(), i));
+        for f in ["vmlinuz-6.1.0-9-amd64", "initrd.img-6.1.0-9-amd64"] {
+            fs::write(b.join(f), b"").unwrap();
+        }
+        // A kernel without its initramfs is not a choice.
+        fs::write(b.join("vmlinuz-6.1.0-41-amd64"), b"").unwrap();
+        assert_eq!(kernel(d.path()).unwrap().0, "vmlinuz-6.1.0-9-amd64");
+        // 40 is newer than 9: compared as numbers, not as text.
+        for f in ["vmlinuz-6.1.0-40-amd64", "initrd.img-6.1.0-40-amd64"] {
+            fs::write(b.join(f), b"").unwrap();
+        }
+        let (k, i) = image_kernel(d.path()).unwrap();
+        assert!(k.ends_with("vmlinuz-6.1.0-40-amd64"), "{k:?}");
+        assert!(i.ends_with("initrd.img-6.1.0-40-amd64"), "{i:?}");
+        let empty = tempfile::tempdir().unwrap();
+        fs::create_dir_all(empty.path().join("boot")).unwrap();
+        let e = image_kernel(empty.path()).unwrap_err().to_string();
+        assert!(e.contains("no kernel with an initramfs"), "{e}");
+    }
 
     #[test]
     fn menu_has_an_entry_per_layer_and_honours_next_entry() {

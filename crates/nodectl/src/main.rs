@@ -4,6 +4,7 @@ mod layout;
 mod libvirt;
 mod output;
 mod register;
+mod rollback;
 mod update;
 
 use std::process::ExitCode;
@@ -39,6 +40,8 @@ enum Command {
     GenerateBanner,
     /// Update to a signed update bundle: the new image is tried once at the next boot.
     Update(update::UpdateArgs),
+    /// Make the previous layer (or --to LAYER) the default from the next boot.
+    Rollback(rollback::RollbackArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         Command::Motd => layout::motd(),
         Command::GenerateBanner => layout::generate_banner(std::path::Path::new("/")),
         Command::Update(args) => update::run(&args),
+        Command::Rollback(args) => rollback::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,5 +1,7 @@
 //! Shapes of `nodectl` output: versioned JSON envelopes and human-readable times.
 
+use std::io::{BufRead, IsTerminal, Write};
+
 use serde::Serialize;
 
 /// `--json` output: `apiVersion` and `kind`, then the body's fields.
@@ -10,6 +12,21 @@ pub struct Envelope<T: Serialize> {
     pub kind: &'static str,
     #[serde(flatten)]
     pub body: T,
+}
+
+/// Asks `question` on the terminal; anything but yes is no, and so is no
+/// terminal at all (a script must say `--yes`).
+pub fn ask(question: &str) -> bool {
+    if !std::io::stdin().is_terminal() {
+        return false;
+    }
+    print!("{question} [y/N] ");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line).is_err() {
+        return false;
+    }
+    matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes")
 }
 
 /// Prints `value` as pretty JSON on stdout.

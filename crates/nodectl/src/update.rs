@@ -3,7 +3,7 @@
 //! skips the question); progress goes to the terminal, or as JSON lines
 //! with `--json`, the last line holding the result or the error.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -59,7 +59,7 @@ pub fn run(args: &UpdateArgs) -> Result<ExitCode> {
         );
     }
     let (yes, json) = (args.yes, args.json);
-    let mut confirm = |_: &Plan| yes || (!json && ask());
+    let mut confirm = |_: &Plan| yes || (!json && crate::output::ask("Apply this update?"));
     let result = update::update(&live.node, &opts, &mut confirm, progress.as_mut());
     drop(progress);
     drop(live);
@@ -124,20 +124,6 @@ fn print_error(error: &str, node_unchanged: bool, cancelled: bool) {
         "cancelled": cancelled,
     });
     println!("{line}");
-}
-
-/// Asks on the terminal; anything but yes is no.
-fn ask() -> bool {
-    if !std::io::stdin().is_terminal() {
-        return false;
-    }
-    print!("Apply this update? [y/N] ");
-    let _ = std::io::stdout().flush();
-    let mut line = String::new();
-    if std::io::stdin().lock().read_line(&mut line).is_err() {
-        return false;
-    }
-    matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes")
 }
 
 fn summary(o: &Outcome) {

@@ -29,6 +29,7 @@ const NODECTL_SCHEMAS: &[&str] = &[
     "nodectl-NodeCheck.json",
     "nodectl-Registration.json",
     "nodectl-RegistrationResult.json",
+    "nodectl-Rollback.json",
     "health-Report.json",
     "registration-State.json",
 ];
@@ -132,6 +133,12 @@ fn node_info_and_check_match_their_schemas() {
         "health-Report.json",
         &serde_json::to_value(&report).unwrap(),
     );
+    // `nodectl rollback --json` on the same node, before it is confirmed.
+    let plan = update::plan_rollback(&facts, None).unwrap();
+    schemas.check(
+        "nodectl-Rollback.json",
+        &envelope("Rollback", json!({ "plan": plan, "applied": false })),
+    );
 
     schemas.assert_covered(&[
         "nodectl-NodeInfo.json",
@@ -221,6 +228,9 @@ fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+// Longer than the workspace's 120 lines on purpose: one engine and one node walked
+// through registration in order (registered, managed, re-registered), each output
+// checked where it is printed.
 #[test]
 fn registration_kinds_match_their_schemas() {
     let schemas = Schemas::load();

@@ -53,7 +53,7 @@ impl Image {
             .nvr
             .parse()
             .with_context(|| format!("the new image names a bad NVR {:?}", identity.nvr))?;
-        let (kernel, initrd) = kernel_of(&tree)?;
+        let (kernel, initrd) = layers::boot::image_kernel(&tree)?;
         let size = |p: &Path| -> Result<u64> {
             Ok(std::fs::metadata(p)
                 .with_context(|| format!("reading the size of {}", p.display()))?
@@ -74,53 +74,5 @@ impl Image {
             used_bytes,
             boot_bytes,
         })
-    }
-}
-
-/// The newest kernel with an initramfs in an image tree's `/boot`
-/// (`vmlinuz-V` and `initrd.img-V`).
-pub fn kernel_of(tree: &Path) -> Result<(PathBuf, PathBuf)> {
-    let boot = tree.join("boot");
-    let mut kernels: Vec<String> = std::fs::read_dir(&boot)
-        .with_context(|| format!("listing {}", boot.display()))?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter_map(|n| n.strip_prefix("vmlinuz-").map(String::from))
-        .filter(|v| boot.join(format!("initrd.img-{v}")).is_file())
-        .collect();
-    kernels.sort();
-    let Some(v) = kernels.pop() else {
-        bail!(
-            "{} has no kernel with an initramfs (vmlinuz-V and initrd.img-V): not a bootable \
-             image",
-            boot.display()
-        );
-    };
-    Ok((
-        boot.join(format!("vmlinuz-{v}")),
-        boot.join(format!("initrd.img-{v}")),
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_newest_kernel_with_an_initramfs_is_chosen() {
-        let d = tempfile::tempdir().unwrap();
-        let b = d.path().join("boot");
-        std::fs::create_dir_all(&b).unwrap();
-        for f in [
-            "vmlinuz-6.1.0-40",
-            "initrd.img-6.1.0-40",
-            "vmlinuz-6.1.0-41",
-        ] {
-            std::fs::write(b.join(f), b"x").unwrap();
-        }
-        let (k, i) = kernel_of(d.path()).unwrap();
-        assert!(k.ends_with("vmlinuz-6.1.0-40") && i.ends_with("initrd.img-6.1.0-40"));
-        std::fs::remove_file(b.join("initrd.img-6.1.0-40")).unwrap();
-        assert!(kernel_of(d.path()).is_err());
     }
 }

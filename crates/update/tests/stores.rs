@@ -22,6 +22,8 @@ fn yes(_: &update::Plan) -> bool {
     true
 }
 
+// Longer than the workspace's 120 lines on purpose: one update on one store, and every
+// outcome of it checked in the order a node would see it.
 fn updates_and_arms_a_trial(kind: Kind) {
     let Some(fx) = Fixture::new(kind) else { return };
     // A work folder an interrupted update left behind.
