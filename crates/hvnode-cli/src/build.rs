@@ -32,6 +32,12 @@ pub struct BuildArgs {
     /// Print the build report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Sign the update bundle with this minisign secret key (NVR.update.tar.minisig)
+    /// and put its public key into the image's /etc/hvnode/trusted.d
+    /// [default: $HVNODE_SIGN_KEY]. An encrypted key's password is read from
+    /// $HVNODE_SIGN_KEY_PASSWORD, never asked.
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
 }
 
 fn default_cache() -> PathBuf {
@@ -72,6 +78,16 @@ fn disk_image(ks_path: &Path, out: &Path, cache: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The signing key from `--sign-key` or `HVNODE_SIGN_KEY`, loaded before the
+/// build so that a wrong path or password fails at once, not after it.
+fn sign_key(arg: Option<&Path>) -> Result<Option<bundle::SignKey>> {
+    let Some(path) = arg else {
+        return Ok(bundle::SignKey::from_env()?);
+    };
+    let password = std::env::var(bundle::SIGN_KEY_PASSWORD_ENV).ok();
+    Ok(Some(bundle::SignKey::load(path, password.as_deref())?))
+}
+
 pub fn build(args: &BuildArgs) -> Result<ExitCode> {
     let recipe = std::fs::canonicalize(&args.recipe)
         .with_context(|| format!("finding the recipe {}", args.recipe.display()))?;
@@ -90,6 +106,7 @@ pub fn build(args: &BuildArgs) -> Result<ExitCode> {
         workspace,
         rebuild: args.rebuild,
         epoch: None,
+        sign_key: sign_key(args.sign_key.as_deref())?.map(std::sync::Arc::new),
     };
     let report = image_build::build(&opts)?;
     if let Some(ks) = &args.qcow2 {

@@ -57,6 +57,9 @@ pub struct Options {
     pub rebuild: bool,
     /// Build time stamp; default `SOURCE_DATE_EPOCH`, else the last commit.
     pub epoch: Option<i64>,
+    /// Signs the update bundle; its public key goes into the image's
+    /// `/etc/hvnode/trusted.d`, so the node trusts the updates that follow.
+    pub sign_key: Option<std::sync::Arc<bundle::SignKey>>,
 }
 
 /// What a build made and how long each stage took.
@@ -68,6 +71,28 @@ pub struct Report {
     pub artifacts: Vec<manifest::Artifact>,
     pub stages: Vec<(String, f64)>,
     pub cached: Vec<String>,
+}
+
+/// Puts the signing key's public half into the image's trusted keys, as
+/// `hvnode-KEYID.pub`.
+fn trust_key(root: &Root, key: &bundle::SignKey) -> Result<()> {
+    let path = root
+        .join(bundle::TRUSTED_KEYS_DIR)
+        .join(format!("hvnode-{}.pub", key.key_id()));
+    fsutil::write_atomic(
+        &path,
+        key.public_key_file().as_bytes(),
+        fsutil::Options {
+            create_parents: true,
+            ..fsutil::Options::default()
+        },
+    )
+    .with_context(|| {
+        format!(
+            "putting the update key into the image at {}",
+            path.display()
+        )
+    })
 }
 
 fn free_space(path: &Path) -> Result<u64> {
@@ -300,6 +325,9 @@ impl<'a> Build<'a> {
             kickstart_dir: self.opts.workspace.join("kickstart"),
         };
         let units = payload.install(&root)?;
+        if let Some(key) = &self.opts.sign_key {
+            trust_key(&root, key)?;
+        }
         self.progress.finish(
             st,
             &format!("{} binaries, {} units", payload.binaries.len(), units.len()),
@@ -423,7 +451,7 @@ impl<'a> Build<'a> {
                 squashfs_size: fs::metadata(squashfs)?.len(),
                 squashfs_sha256: file_sha256(squashfs)?,
             };
-            manifest::update_bundle(&bundle, squashfs, &meta, epoch)?;
+            manifest::update_bundle(&bundle, squashfs, &meta, epoch, opts.sign_key.as_deref())?;
             files.push(bundle);
         }
         self.progress.finish(st, "done");
@@ -480,4 +508,43 @@ fn walk_files(dir: &Path) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signing_key_is_trusted_by_the_image() {
+        if !hvnode_testutil::require_tool("minisign") {
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let (sk, pk) = (d.path().join("k.key"), d.path().join("k.pub"));
+        let made = Command::new("minisign")
+            .args(["-G", "-W", "-p"])
+            .arg(&pk)
+            .arg("-s")
+            .arg(&sk)
+            .output()
+            .unwrap();
+        assert!(made.status.success(), "{made:?}");
+        let key = bundle::SignKey::load(&sk, None).unwrap();
+        let root = Root {
+            path: d.path().join("root"),
+        };
+        trust_key(&root, &key).unwrap();
+        let trusted = root
+            .join(bundle::TRUSTED_KEYS_DIR)
+            .join(format!("hvnode-{}.pub", key.key_id()));
+        let line = |t: String| t.lines().nth(1).unwrap().to_string();
+        assert_eq!(
+            line(fs::read_to_string(&trusted).unwrap()),
+            line(fs::read_to_string(&pk).unwrap()),
+            "the key minisign made, as the node will read it"
+        );
+        // The node accepts it as a trusted key.
+        let keys = bundle::TrustedKeys::load(trusted.parent().unwrap()).unwrap();
+        assert!(keys.find(key.key_id()).is_some());
+    }
 }

@@ -101,9 +101,14 @@ pub use bundle::Metadata as BundleMetadata;
 /// squashfs; the same inputs give the same bytes), and `.minisig` beside it
 /// when `HVNODE_SIGN_KEY` names a minisign secret key
 /// (`HVNODE_SIGN_KEY_PASSWORD` holds an encrypted key's password).
-pub fn update_bundle(out: &Path, squashfs: &Path, meta: &BundleMetadata, epoch: i64) -> Result<()> {
-    let key = bundle::SignKey::from_env()?;
-    bundle::write_bundle(out, squashfs, meta, epoch, key.as_ref())?;
+pub fn update_bundle(
+    out: &Path,
+    squashfs: &Path,
+    meta: &BundleMetadata,
+    epoch: i64,
+    key: Option<&bundle::SignKey>,
+) -> Result<()> {
+    bundle::write_bundle(out, squashfs, meta, epoch, key)?;
     Ok(())
 }
 
@@ -157,9 +162,9 @@ mod tests {
         };
         let a = dir.path().join("a.tar");
         let b = dir.path().join("b.tar");
-        update_bundle(&a, &sq, &meta, 1_700_000_000).unwrap();
+        update_bundle(&a, &sq, &meta, 1_700_000_000, None).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(1100));
-        update_bundle(&b, &sq, &meta, 1_700_000_000).unwrap();
+        update_bundle(&b, &sq, &meta, 1_700_000_000, None).unwrap();
         assert_eq!(file_sha256(&a).unwrap(), file_sha256(&b).unwrap());
         let list = Command::new("tar")
             .arg("-tvf")

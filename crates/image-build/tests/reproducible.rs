@@ -53,6 +53,7 @@ fn reproducible_rebuild_gives_identical_artifacts() {
         workspace,
         rebuild: true,
         epoch: Some(epoch),
+        sign_key: None,
     })
     .unwrap();
     for (stage, secs) in &report.stages {

@@ -37,6 +37,7 @@ fn main() -> anyhow::Result<()> {
         workspace: workspace.clone(),
         rebuild,
         epoch: None,
+        sign_key: None,
     };
     // Share the downloaded packages with normal builds unless a cold build is asked for.
     let debs = bench_cache.join("debs");
