@@ -26,6 +26,59 @@ pub struct BootProfile {
     pub summary: String,
 }
 
+/// How often the plot is sent again when it arrives damaged.
+const PLOT_TRIES: usize = 3;
+
+/// `systemd-analyze plot`, across the serial console: gzipped, in base64
+/// lines of 76 characters, with its sha256. A message of the guest's kernel
+/// or of systemd can land in the middle of the text (seen once in a few
+/// dozen boots): lines that are not base64 are dropped, and a plot whose
+/// checksum does not match is asked for again.
+fn plot(c: &mut Console) -> Result<Vec<u8>> {
+    let mut last = String::new();
+    for _ in 0..PLOT_TRIES {
+        let out = c.check(
+            "f=$(mktemp); systemd-analyze plot | gzip -9 > $f; sha256sum < $f | cut -d' ' -f1; \
+             base64 -w 76 < $f; rm -f $f",
+            CMD,
+        )?;
+        match decode_plot(&out) {
+            Ok(svg) => return Ok(svg),
+            Err(e) => last = format!("{e:#}"),
+        }
+    }
+    anyhow::bail!(
+        "reading systemd-analyze plot from the console: damaged {PLOT_TRIES} times, last: {last}"
+    )
+}
+
+/// The SVG of [`plot`]'s output: the sha256 line, then the base64 lines.
+fn decode_plot(out: &str) -> Result<Vec<u8>> {
+    use sha2::Digest;
+    let mut lines = out.lines().map(str::trim).filter(|l| !l.is_empty());
+    let want = lines
+        .find(|l| l.len() == 64 && l.bytes().all(|b| b.is_ascii_hexdigit()))
+        .context("no sha256 line")?
+        .to_ascii_lowercase();
+    let b64: String = lines
+        .filter(|l| {
+            l.len() <= 76
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+        })
+        .collect();
+    let gz = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .context("base64")?;
+    let got = hex::encode(sha2::Sha256::digest(&gz));
+    anyhow::ensure!(got == want, "sha256 {got}, sent as {want}");
+    let mut svg = Vec::new();
+    flate2::read::GzDecoder::new(gz.as_slice())
+        .read_to_end(&mut svg)
+        .context("gzip")?;
+    Ok(svg)
+}
+
 /// Reads the profile of the boot at a prepared root shell (after
 /// `systemctl is-system-running --wait`) into `dir/NAME.boot.txt` and
 /// `dir/NAME.boot.svg`.
@@ -41,15 +94,7 @@ pub fn boot_profile(c: &mut Console, dir: &Path, name: &str) -> Result<BootProfi
         ),
     )
     .with_context(|| format!("writing {}", text.display()))?;
-    // The picture crosses the serial console compressed and in base64.
-    let b64 = c.check("systemd-analyze plot | gzip -9 | base64 -w 0; echo", CMD)?;
-    let gz = base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
-        .context("reading systemd-analyze plot from the console (base64)")?;
-    let mut svg_bytes = Vec::new();
-    flate2::read::GzDecoder::new(gz.as_slice())
-        .read_to_end(&mut svg_bytes)
-        .context("reading systemd-analyze plot from the console (gzip)")?;
+    let svg_bytes = plot(c)?;
     let svg = dir.join(format!("{name}.boot.svg"));
     std::fs::write(&svg, &svg_bytes).with_context(|| format!("writing {}", svg.display()))?;
     let summary = time
@@ -59,4 +104,40 @@ pub fn boot_profile(c: &mut Console, dir: &Path, name: &str) -> Result<BootProfi
         .trim()
         .to_string();
     Ok(BootProfile { text, svg, summary })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn sent(svg: &[u8]) -> (String, Vec<String>) {
+        use sha2::Digest;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(svg).unwrap();
+        let gz = gz.finish().unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&gz);
+        let lines = b64
+            .as_bytes()
+            .chunks(76)
+            .map(|c| String::from_utf8(c.to_vec()).unwrap())
+            .collect();
+        (hex::encode(sha2::Sha256::digest(&gz)), lines)
+    }
+
+    #[test]
+    fn a_plot_survives_a_message_between_its_lines_and_damage_is_caught() {
+        let svg: Vec<u8> = (0..20_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let (sum, lines) = sent(&svg);
+        let mut out = format!("{sum}\n{}\n", lines.join("\n"));
+        assert_eq!(decode_plot(&out).unwrap(), svg);
+        // A kernel message between two lines is dropped.
+        let at = out.find('\n').unwrap() + 1 + 77 * 3;
+        out.insert_str(at, "[  104.4] audit: type=1400 avc:  denied\n");
+        assert_eq!(decode_plot(&out).unwrap(), svg);
+        // One inside a line is caught by the checksum.
+        let mut broken = format!("{sum}\n{}\n", lines.join("\n"));
+        broken.insert_str(sum.len() + 1 + 10, "Started");
+        assert!(decode_plot(&broken).is_err());
+    }
 }
