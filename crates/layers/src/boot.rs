@@ -92,6 +92,24 @@ pub fn install_kernel(boot: &Path, layer: &LayerName, kernel: &Path, initrd: &Pa
     Ok(())
 }
 
+/// The grub variable that holds [`TRIAL_ARGS`] on a one-time boot and is
+/// empty otherwise; every menu entry's kernel line ends with it.
+pub const TRIAL_VAR: &str = "hvnode_trial";
+
+/// Kernel arguments of a one-time boot (grub's `next_entry`): `hvnode.trial=1`
+/// for the trial's health unit, and a reboot instead of a wait wherever
+/// the boot can stop: a kernel panic (`panic=`), systemd crashing
+/// (`systemd.crash_reboot`), the initramfs's emergency shell
+/// (`rd.emergency=reboot`, `rd.shell=0`). grub has already cleared
+/// `next_entry`, so that reboot starts the default layer.
+pub const TRIAL_ARGS: &str =
+    "hvnode.trial=1 panic=30 systemd.crash_reboot=1 rd.shell=0 rd.emergency=reboot";
+
+/// The grub environment variable naming the layer on trial: set with
+/// `next_entry` by an update, removed when its trial ends (passed: the layer
+/// becomes `saved_entry`; failed: it is recorded as bad).
+pub const TRIAL_KEY: &str = "trial_entry";
+
 /// grub's menu for `entries`, finding `/boot` by its file-system UUID.
 pub fn grub_cfg(boot_uuid: &str, entries: &[BootEntry], timeout_s: u32) -> String {
     let mut s = format!(
@@ -110,13 +128,14 @@ pub fn grub_cfg(boot_uuid: &str, entries: &[BootEntry], timeout_s: u32) -> Strin
          \x20   set default=\"${{next_entry}}\"\n\
          \x20   set next_entry=\n\
          \x20   save_env next_entry\n\
+         \x20   set {TRIAL_VAR}=\"{TRIAL_ARGS}\"\n\
          elif [ -n \"${{saved_entry}}\" ]; then\n\
          \x20   set default=\"${{saved_entry}}\"\n\
          fi\n"
     );
     for e in entries {
         s.push_str(&format!(
-            "\nmenuentry \"{}\" --id {} {{\n    linux /{}/vmlinuz {}\n    initrd /{}/initrd.img\n}}\n",
+            "\nmenuentry \"{}\" --id {} {{\n    linux /{}/vmlinuz {} ${TRIAL_VAR}\n    initrd /{}/initrd.img\n}}\n",
             e.title(),
             e.layer,
             e.layer,
@@ -147,9 +166,30 @@ pub fn set_next(boot: &Path, layer: &LayerName) -> Result<()> {
     set_env(boot, "next_entry", Some(&layer.to_string()))
 }
 
-/// Forgets a one-time boot that has not happened yet.
+/// Forgets a one-time boot that has not happened yet, and the trial it was.
 pub fn clear_next(boot: &Path) -> Result<()> {
-    set_env(boot, "next_entry", None)
+    edit_env(boot, &[("next_entry", None), (TRIAL_KEY, None)])
+}
+
+/// Arms the trial of `layer`: booted once at the next boot (`next_entry`)
+/// and named the layer on trial ([`TRIAL_KEY`]), in one write; the default
+/// is unchanged.
+pub fn arm_trial(boot: &Path, layer: &LayerName) -> Result<()> {
+    let l = layer.to_string();
+    edit_env(boot, &[("next_entry", Some(&l)), (TRIAL_KEY, Some(&l))])
+}
+
+/// The trial of `layer` passed: it becomes the default and is no longer
+/// on trial, in one write.
+pub fn bless(boot: &Path, layer: &LayerName) -> Result<()> {
+    let l = layer.to_string();
+    edit_env(boot, &[("saved_entry", Some(&l)), (TRIAL_KEY, None)])
+}
+
+/// The trial ended without passing: no layer is on trial any more (grub
+/// cleared `next_entry` when it booted it; a pending one is cleared too).
+pub fn end_trial(boot: &Path) -> Result<()> {
+    edit_env(boot, &[("next_entry", None), (TRIAL_KEY, None)])
 }
 
 /// The size of grub's environment block: grub rewrites it in place and
@@ -191,15 +231,24 @@ pub fn env_block(vars: &[(String, String)]) -> Result<Vec<u8>> {
 /// over the old one (`grub-editenv` rewrites it in place, and a power cut
 /// then can leave it empty, so grub boots its first entry).
 fn set_env(boot: &Path, key: &str, value: Option<&str>) -> Result<()> {
+    edit_env(boot, &[(key, value)])
+}
+
+/// Sets or removes several variables of grub's environment in one write
+/// (see [`set_env`]).
+fn edit_env(boot: &Path, changes: &[(&str, Option<&str>)]) -> Result<()> {
     let env = boot.join("grub/grubenv");
     let mut vars = read_env(boot)?;
-    vars.retain(|(k, _)| k != key);
-    if let Some(v) = value {
-        vars.push((key.to_string(), v.to_string()));
+    for (key, value) in changes {
+        vars.retain(|(k, _)| k != key);
+        if let Some(v) = value {
+            vars.push((key.to_string(), v.to_string()));
+        }
     }
     let block = env_block(&vars)?;
+    let keys: Vec<&str> = changes.iter().map(|(k, _)| *k).collect();
     fsutil::write_atomic(&env, &block, fsutil::Options::default())
-        .with_context(|| format!("setting {key} in {}", env.display()))?;
+        .with_context(|| format!("setting {} in {}", keys.join(", "), env.display()))?;
     Ok(())
 }
 
@@ -330,12 +379,22 @@ mod tests {
         let cfg = grub_cfg("1234-abcd", &entries, 5);
         assert!(cfg.contains("search --no-floppy --fs-uuid --set=root 1234-abcd"));
         assert!(cfg.contains(
-            "menuentry \"hvnode 1.0 (0.20261125.0+1)\" --id hvnode-1.0-0.20261125.0+1 {\n    linux /hvnode-1.0-0.20261125.0+1/vmlinuz root=/dev/hvnode/hvnode-1.0-0.20261125.0+1 ro\n    initrd /hvnode-1.0-0.20261125.0+1/initrd.img\n}"
+            "menuentry \"hvnode 1.0 (0.20261125.0+1)\" --id hvnode-1.0-0.20261125.0+1 {\n    linux /hvnode-1.0-0.20261125.0+1/vmlinuz root=/dev/hvnode/hvnode-1.0-0.20261125.0+1 ro $hvnode_trial\n    initrd /hvnode-1.0-0.20261125.0+1/initrd.img\n}"
         ));
         assert_eq!(cfg.matches("menuentry").count(), 2);
         let next = cfg.find("next_entry}\" ]").unwrap();
         let saved = cfg.find("saved_entry}\" ]").unwrap();
         assert!(next < saved, "a trial boot wins over the default");
+        // Only a one-time boot carries the trial's arguments.
+        let trial_set = cfg
+            .find(&format!("set {TRIAL_VAR}=\"{TRIAL_ARGS}\""))
+            .unwrap();
+        assert!(next < trial_set && trial_set < saved, "{cfg}");
+        assert_eq!(
+            cfg.matches(&format!("ro ${TRIAL_VAR}\n")).count(),
+            1,
+            "{cfg}"
+        );
     }
 
     #[test]

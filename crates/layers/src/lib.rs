@@ -15,6 +15,7 @@
 pub mod boot;
 pub mod btrfs;
 pub mod fstab;
+pub mod history;
 pub mod lvm;
 pub mod nvr;
 pub mod plain;

@@ -12,8 +12,9 @@ use anyhow::{Context, Result};
 use command::CommandExt;
 use serde::{Deserialize, Serialize};
 
-use crate::boot::read_env;
+use crate::boot::{TRIAL_KEY, read_env};
 use crate::fstab::{self, Entry};
+use crate::history::{History, TrialRecord, failed_layers, open_conflicts};
 use crate::lvm::{Lv, TAG_BASE, TAG_LAYER, TAG_POOL, inventory_of, parse_lvs};
 use crate::plain::STORE_MOUNT;
 use crate::volumes::VOLUMES;
@@ -56,7 +57,13 @@ pub fn parse_grub_cfg(text: &str) -> Vec<GrubEntry> {
             if let Some(rest) = line.strip_prefix("linux ") {
                 let (k, a) = rest.split_once(' ').unwrap_or((rest, ""));
                 e.kernel = k.to_string();
-                e.args = a.to_string();
+                // The trial's arguments are grub's to add, on one boot only.
+                let trial = format!("${}", crate::boot::TRIAL_VAR);
+                e.args = a
+                    .split_whitespace()
+                    .filter(|w| *w != trial)
+                    .collect::<Vec<_>>()
+                    .join(" ");
             } else if let Some(rest) = line.strip_prefix("initrd ") {
                 e.initrd = rest.trim().to_string();
             } else if line == "}" {
@@ -158,6 +165,11 @@ pub struct Facts {
     pub store_used_percent: Option<f64>,
     /// The active swap areas (`/proc/swaps`), by device or file.
     pub swaps: Vec<String>,
+    /// Every trial boot's verdict ([`crate::history`]).
+    pub trials: Vec<TrialRecord>,
+    /// The `/etc` conflicts the update that made the current layer left,
+    /// while their `NAME.hvnew` files are there.
+    pub etc_conflicts: Vec<String>,
 }
 
 /// The image's identity, if this is an hvnode system.
@@ -220,6 +232,16 @@ pub fn gather(boot: &Path) -> Result<Facts> {
         f.boot_entries = parse_grub_cfg(&text);
     }
     f.grubenv = read_env(boot).unwrap_or_default();
+    let history = History::default();
+    f.trials = history.trials().unwrap_or_else(|e| {
+        tracing::warn!("{e:#}");
+        Vec::new()
+    });
+    if let Some(layer) = &f.current_layer
+        && let Ok(Some(rec)) = history.update(&layer.to_string())
+    {
+        f.etc_conflicts = open_conflicts(&rec, Path::new("/"));
+    }
     for e in &f.boot_entries {
         for p in [&e.kernel, &e.initrd] {
             if boot.join(p.trim_start_matches('/')).is_file() {
@@ -353,12 +375,22 @@ pub struct Info {
     pub layers: BTreeMap<String, Vec<String>>,
     pub bootloader: Bootloader,
     pub current_layer: Option<String>,
+    /// Layers whose latest trial boot failed, and why: never the default
+    /// again without the admin's say.
+    pub failed_trials: Vec<TrialRecord>,
+    /// `/etc` files the last update could not merge (absolute paths): the
+    /// admin's version is in place, the new image's beside it as
+    /// `NAME.hvnew`; listed until that file is removed.
+    pub etc_conflicts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Bootloader {
     pub default: Option<String>,
     pub next: Option<String>,
+    /// The layer on trial (`trial_entry`): booted once by `next`, the
+    /// default once its health check passes.
+    pub trial: Option<String>,
     pub entries: BTreeMap<String, GrubEntry>,
 }
 
@@ -388,6 +420,7 @@ pub fn info(f: &Facts, image: Option<String>) -> Info {
         bootloader: Bootloader {
             default: env("saved_entry"),
             next: env("next_entry"),
+            trial: env(TRIAL_KEY),
             entries: f
                 .boot_entries
                 .iter()
@@ -395,6 +428,8 @@ pub fn info(f: &Facts, image: Option<String>) -> Info {
                 .collect(),
         },
         current_layer: f.current_layer.as_ref().map(|l| l.to_string()),
+        failed_trials: failed_layers(&f.trials).into_values().collect(),
+        etc_conflicts: f.etc_conflicts.clone(),
     }
 }
 

@@ -48,6 +48,9 @@ pub fn info(json: bool) -> Result<ExitCode> {
     if let Some(n) = &info.bootloader.next {
         println!("  next boot only: {n}");
     }
+    if let Some(t) = &info.bootloader.trial {
+        println!("  on trial: {t} (the default once its first boot passes the health checks)");
+    }
     for (id, e) in &info.bootloader.entries {
         println!("  {id}:");
         println!("    title: {}", e.title);
@@ -60,12 +63,24 @@ pub fn info(json: bool) -> Result<ExitCode> {
             .as_deref()
             .unwrap_or("unknown (live system?)")
     );
+    for t in &info.failed_trials {
+        println!(
+            "failed its trial boot: {} at {}: {}",
+            t.layer, t.at, t.reason
+        );
+    }
+    if !info.etc_conflicts.is_empty() {
+        println!("/etc conflicts of the last update (yours kept, the image's in NAME.hvnew):");
+        for c in &info.etc_conflicts {
+            println!("  {c}");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 /// The node's health: the layered root's checks when it runs from a
 /// layer, and the host's.
-fn node_health(facts: &status::Facts) -> health::Report {
+pub fn node_health(facts: &status::Facts) -> health::Report {
     let host = health::HostFacts::gather(crate::libvirt::security_models());
     health::report(Some(facts), &host)
 }
@@ -97,6 +112,7 @@ pub fn motd() -> Result<ExitCode> {
         status::image_nvr().unwrap_or_else(|| "node".into()),
         facts
             .current_layer
+            .as_ref()
             .map(|l| format!(", layer {l}"))
             .unwrap_or_default()
     );
@@ -114,6 +130,18 @@ pub fn motd() -> Result<ExitCode> {
             println!("  node status: DEGRADED");
             println!("  Please check the status manually using `nodectl check`");
         }
+    }
+    for t in layers::history::failed_layers(&facts.trials).values() {
+        println!("  Update FAILED its trial boot: {} ({})", t.layer, t.reason);
+    }
+    if let Some(t) = status::info(&facts, None).bootloader.trial {
+        println!("  Update pending: {t} is tried at the next boot");
+    }
+    if !facts.etc_conflicts.is_empty() {
+        println!(
+            "  /etc conflicts after the update: {} (see `nodectl info`)",
+            facts.etc_conflicts.join(", ")
+        );
     }
     println!("  Web console: https://{}:9090/", host_name());
     println!();

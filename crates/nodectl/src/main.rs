@@ -5,6 +5,7 @@ mod libvirt;
 mod output;
 mod register;
 mod rollback;
+mod trial;
 mod update;
 
 use std::process::ExitCode;
@@ -42,6 +43,10 @@ enum Command {
     Update(update::UpdateArgs),
     /// Make the previous layer (or --to LAYER) the default from the next boot.
     Rollback(rollback::RollbackArgs),
+    /// Judge a trial boot after an update (run at boot by hvnode-trial.service):
+    /// the layer on trial becomes the default if the node is healthy, else the
+    /// node goes back to its default layer.
+    Trial,
 }
 
 fn main() -> ExitCode {
@@ -54,6 +59,7 @@ fn main() -> ExitCode {
         Command::GenerateBanner => layout::generate_banner(std::path::Path::new("/")),
         Command::Update(args) => update::run(&args),
         Command::Rollback(args) => rollback::run(&args),
+        Command::Trial => trial::run(),
     };
     match result {
         Ok(code) => code,

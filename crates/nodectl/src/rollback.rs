@@ -21,6 +21,10 @@ pub struct RollbackArgs {
     /// Do not ask before changing the default.
     #[arg(long)]
     pub yes: bool,
+    /// Make the layer named by --to the default even though it failed its
+    /// trial boot.
+    #[arg(long, requires = "to")]
+    pub force: bool,
     /// The plan (and, with --yes, what was done) as JSON; nothing is asked.
     #[arg(long)]
     pub json: bool,
@@ -29,7 +33,7 @@ pub struct RollbackArgs {
 pub fn run(args: &RollbackArgs) -> Result<ExitCode> {
     let boot = status::boot_dir();
     let facts = status::gather(&boot).context("reading the node's layers and boot entries")?;
-    let plan = update::plan_rollback(&facts, args.to.as_ref())?;
+    let plan = update::plan_rollback(&facts, args.to.as_ref(), args.force)?;
     let apply = args.yes || (!args.json && ask(&plan));
     if apply {
         update::apply_rollback(&plan, &boot)

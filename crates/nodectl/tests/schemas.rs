@@ -94,7 +94,15 @@ fn installed_node() -> layers::status::Facts {
         grubenv: vec![
             ("saved_entry".into(), layer_names[1].clone()),
             ("next_entry".into(), layer_names[0].clone()),
+            (layers::boot::TRIAL_KEY.into(), layer_names[0].clone()),
         ],
+        trials: vec![layers::history::TrialRecord {
+            layer: "hvnode-1.2-0.20261203.0+1".into(),
+            passed: false,
+            reason: "hvnode-agent.service: failed".into(),
+            at: "2026-12-04 10:00:00".into(),
+        }],
+        etc_conflicts: vec!["/etc/ssh/sshd_config.d/hvnode.conf".into()],
         ..Facts::default()
     }
 }
@@ -124,6 +132,8 @@ fn node_info_and_check_match_their_schemas() {
         recorded["bootloader"]["entries"].as_object().unwrap().len(),
         2
     );
+    assert_eq!(recorded["failed_trials"].as_array().unwrap().len(), 1);
+    assert!(recorded["bootloader"]["trial"].is_string(), "{recorded}");
     schemas.check("nodectl-NodeInfo.json", &recorded);
     // Its health: the layered root's groups, then this host's.
     let host = health::HostFacts::gather(Err("libvirt is not asked in this test".into()));
@@ -134,7 +144,7 @@ fn node_info_and_check_match_their_schemas() {
         &serde_json::to_value(&report).unwrap(),
     );
     // `nodectl rollback --json` on the same node, before it is confirmed.
-    let plan = update::plan_rollback(&facts, None).unwrap();
+    let plan = update::plan_rollback(&facts, None, false).unwrap();
     schemas.check(
         "nodectl-Rollback.json",
         &envelope("Rollback", json!({ "plan": plan, "applied": false })),

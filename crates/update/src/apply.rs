@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use etc_merge::MergeReport;
 use hostinfo::ImageIdentity;
 use layers::boot;
+use layers::history::{History, UpdateRecord};
 use layers::{LayerName, Nvr};
 use serde::Serialize;
 
@@ -175,6 +176,13 @@ fn prepare_and_apply(
         Ok((merge, var_added, fstab_root_retargeted, mut warnings)) => {
             txn.commit();
             warnings.splice(0..0, prepared.warnings.iter().cloned());
+            let record = update_record(&prepared, &merge);
+            let history = History::at(&node.var().join("lib/hvnode"));
+            if let Err(e) = history.record_update(&record) {
+                warnings.push(format!(
+                    "the update's /etc conflicts could not be kept for `nodectl info`: {e:#}"
+                ));
+            }
             Ok(Outcome {
                 plan: prepared.plan,
                 signed_by: prepared.signed_by,
@@ -390,7 +398,7 @@ fn apply(
             Step::Trial,
             Undo::save_file(&node.boot.join("grub/grubenv"))?,
         );
-        boot::set_next(&node.boot, &plan.trial)?;
+        boot::arm_trial(&node.boot, &plan.trial)?;
         check_env(&node.boot, plan)
     })?;
     Ok((merge, var_added, retargeted, warnings))
@@ -461,6 +469,35 @@ fn merge_etc(
     Ok((report, retargeted, warnings))
 }
 
+/// What `nodectl info` shows of this update once the new layer runs.
+fn update_record(prepared: &Prepared, merge: &MergeReport) -> UpdateRecord {
+    let accounts = &merge.accounts;
+    UpdateRecord {
+        layer: prepared.plan.new_layer.to_string(),
+        from: prepared.plan.current_layer.to_string(),
+        signed_by: prepared.signed_by.clone(),
+        at: hostinfo::units::UtcTime::from_unix(hostinfo::units::now_unix()).to_string(),
+        etc_conflicts: merge
+            .conflicts
+            .iter()
+            .map(|c| format!("/etc/{}", c.path.display()))
+            .collect(),
+        account_conflicts: accounts
+            .users
+            .conflicts
+            .iter()
+            .map(|u| format!("user {u}"))
+            .chain(
+                accounts
+                    .groups
+                    .conflicts
+                    .iter()
+                    .map(|g| format!("group {g}")),
+            )
+            .collect(),
+    }
+}
+
 /// grub's environment after arming: the trial set, the default unchanged.
 fn check_env(boot_dir: &Path, plan: &Plan) -> Result<()> {
     let env = boot::read_env(boot_dir)?;
@@ -469,11 +506,17 @@ fn check_env(boot_dir: &Path, plan: &Plan) -> Result<()> {
             .find(|(key, v)| key == k && !v.is_empty())
             .map(|(_, v)| v.clone())
     };
-    if get("next_entry") != Some(plan.trial.to_string()) || get("saved_entry") != plan.default {
+    let trial = Some(plan.trial.to_string());
+    if get("next_entry") != trial
+        || get(boot::TRIAL_KEY) != trial
+        || get("saved_entry") != plan.default
+    {
         bail!(
-            "grub's environment in {} does not read back as armed (next_entry={}, saved_entry \
-             unchanged)",
+            "grub's environment in {} does not read back as armed (next_entry={} and {}={}, \
+             saved_entry unchanged)",
             boot_dir.join("grub/grubenv").display(),
+            plan.trial,
+            boot::TRIAL_KEY,
             plan.trial
         );
     }

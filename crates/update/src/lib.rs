@@ -19,12 +19,17 @@
 //!    `/boot/NVR2+1/`, the new entry added to `grub.cfg` with the old ones
 //!    kept, and grub's `next_entry` set to it, the default unchanged.
 //!
+//! The next boot is the trial: [`trial::judge`] makes the new layer the
+//! default when its health checks pass, else records it as failed and the
+//! node goes back to the old default.
+//!
 //! Nothing the running system uses is changed before the reboot but the
 //! `/var` additions and the boot files, and a failure at any step takes
 //! back everything the update did. [`FAILPOINT_ENV`] makes a named step
 //! fail after its work, to prove it.
 
 mod apply;
+pub mod config;
 mod image;
 mod mounts;
 pub mod node;
@@ -35,6 +40,7 @@ pub mod rollback;
 mod source;
 pub mod space;
 pub mod step;
+pub mod trial;
 pub mod txn;
 mod var;
 
@@ -42,6 +48,7 @@ use std::path::PathBuf;
 
 pub use apply::{Outcome, update};
 pub use bundle::TRUSTED_KEYS_DIR;
+pub use config::{CONFIG_FILE, Config};
 pub use image::{Image, ROOTFS_IMG};
 pub use mounts::Mounts;
 pub use node::{LiveNode, Node, StoreKind, detect};

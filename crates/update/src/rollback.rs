@@ -29,6 +29,11 @@ pub enum RollbackError {
          --to (`nodectl info` lists them)"
     )]
     NothingOlder(String),
+    #[error(
+        "{layer} failed its trial boot ({reason}); add --force to make it the default all \
+         the same"
+    )]
+    FailedTrial { layer: String, reason: String },
 }
 
 /// What a rollback will do.
@@ -43,8 +48,14 @@ pub struct RollbackPlan {
 }
 
 /// Plans a rollback on the node's `facts`: to `to`, or else to the newest
-/// layer older than the current default that has a boot entry.
-pub fn plan_rollback(facts: &Facts, to: Option<&LayerName>) -> Result<RollbackPlan, RollbackError> {
+/// layer older than the current default that has a boot entry and did not
+/// fail its trial. A named layer that failed its trial needs `force`.
+pub fn plan_rollback(
+    facts: &Facts,
+    to: Option<&LayerName>,
+    force: bool,
+) -> Result<RollbackPlan, RollbackError> {
+    let failed = layers::history::failed_layers(&facts.trials);
     let running = facts
         .current_layer
         .clone()
@@ -74,10 +85,18 @@ pub fn plan_rollback(facts: &Facts, to: Option<&LayerName>) -> Result<RollbackPl
             return Err(RollbackError::UnknownLayer(t.to_string()));
         }
         Some(t) if *t == from => return Err(RollbackError::AlreadyDefault(t.to_string())),
-        Some(t) => t.clone(),
+        Some(t) => match failed.get(&t.to_string()) {
+            Some(r) if !force => {
+                return Err(RollbackError::FailedTrial {
+                    layer: t.to_string(),
+                    reason: r.reason.clone(),
+                });
+            }
+            _ => t.clone(),
+        },
         None => bootable
             .iter()
-            .filter(|l| **l < from)
+            .filter(|l| **l < from && !failed.contains_key(&l.to_string()))
             .max()
             .cloned()
             .ok_or_else(|| RollbackError::NothingOlder(from.to_string()))?,
@@ -132,7 +151,7 @@ mod tests {
 
     #[test]
     fn the_layer_before_the_default_comes_back() {
-        let p = plan_rollback(&updated(NEW, None), None).unwrap();
+        let p = plan_rollback(&updated(NEW, None), None, false).unwrap();
         assert_eq!(
             (p.from.to_string(), p.to.to_string()),
             (NEW.into(), OLD.into())
@@ -140,7 +159,8 @@ mod tests {
         assert_eq!(p.cancels_trial, None);
         // A trial of NEW still pending while OLD is the default: called off,
         // and --to NEW would only make it the default.
-        let p = plan_rollback(&updated(OLD, Some(NEW)), Some(&NEW.parse().unwrap())).unwrap();
+        let p =
+            plan_rollback(&updated(OLD, Some(NEW)), Some(&NEW.parse().unwrap()), false).unwrap();
         assert_eq!(p.cancels_trial.as_deref(), Some(NEW));
         assert_eq!(p.to.to_string(), NEW);
     }
@@ -149,26 +169,53 @@ mod tests {
     fn each_refusal_names_what_to_do() {
         let mut live = updated(NEW, None);
         live.current_layer = None;
-        assert_eq!(plan_rollback(&live, None), Err(RollbackError::NotInstalled));
         assert_eq!(
-            plan_rollback(&updated(OLD, None), None),
+            plan_rollback(&live, None, false),
+            Err(RollbackError::NotInstalled)
+        );
+        assert_eq!(
+            plan_rollback(&updated(OLD, None), None, false),
             Err(RollbackError::NothingOlder(OLD.into()))
         );
         let other: LayerName = "hvnode-0.9-1+1".parse().unwrap();
         assert_eq!(
-            plan_rollback(&updated(NEW, None), Some(&other)),
+            plan_rollback(&updated(NEW, None), Some(&other), false),
             Err(RollbackError::UnknownLayer(other.to_string()))
         );
         assert_eq!(
-            plan_rollback(&updated(NEW, None), Some(&NEW.parse().unwrap())),
+            plan_rollback(&updated(NEW, None), Some(&NEW.parse().unwrap()), false),
             Err(RollbackError::AlreadyDefault(NEW.into()))
         );
         let mut no_entry = updated(NEW, None);
         no_entry.boot_entries.remove(0);
         assert!(matches!(
-            plan_rollback(&no_entry, None),
+            plan_rollback(&no_entry, None, false),
             Err(RollbackError::NothingOlder(_))
         ));
+    }
+
+    #[test]
+    fn a_layer_that_failed_its_trial_is_not_gone_back_to_unforced() {
+        const MID: &str = "hvnode-1.0-0.20261130.0+1";
+        let mut f = updated(NEW, None);
+        let mid: LayerName = MID.parse().unwrap();
+        f.inventory.as_mut().unwrap().layers.push(mid.clone());
+        f.boot_entries.push(entry(MID));
+        f.trials.push(layers::history::TrialRecord {
+            layer: MID.into(),
+            passed: false,
+            reason: "hvnode-agent.service: failed".into(),
+            at: "t".into(),
+        });
+        // The newest older layer is MID, but it failed: OLD is chosen.
+        assert_eq!(plan_rollback(&f, None, false).unwrap().to.to_string(), OLD);
+        let e = plan_rollback(&f, Some(&mid), false).unwrap_err();
+        assert!(
+            e.to_string().contains("hvnode-agent.service: failed")
+                && e.to_string().contains("--force"),
+            "{e}"
+        );
+        assert_eq!(plan_rollback(&f, Some(&mid), true).unwrap().to, mid);
     }
 
     #[test]
@@ -178,7 +225,7 @@ mod tests {
         layers::boot::set_default(d.path(), &NEW.parse().unwrap()).unwrap();
         layers::boot::set_next(d.path(), &NEW.parse().unwrap()).unwrap();
         let facts = updated(NEW, Some(NEW));
-        let p = plan_rollback(&facts, None).unwrap();
+        let p = plan_rollback(&facts, None, false).unwrap();
         apply_rollback(&p, d.path()).unwrap();
         assert_eq!(
             layers::boot::read_env(d.path()).unwrap(),

@@ -147,6 +147,23 @@ fn updates_and_arms_a_trial(kind: Kind) {
         env.contains(&("saved_entry".into(), old_layer.clone())),
         "{env:?}"
     );
+    assert!(
+        env.contains(&(boot::TRIAL_KEY.into(), new_layer.clone())),
+        "the layer is on trial: {env:?}"
+    );
+    // The conflicts are kept in the shared /var for `nodectl info` on the
+    // new layer.
+    let record = layers::history::History::at(&var.join("lib/hvnode"))
+        .update(&new_layer)
+        .unwrap()
+        .expect("the update's record");
+    assert_eq!(record.etc_conflicts, ["/etc/motd"]);
+    assert_eq!(record.from, old_layer);
+    assert_eq!(
+        layers::history::open_conflicts(&record, &layer),
+        ["/etc/motd"],
+        "open while motd.hvnew is there"
+    );
     // Progress: every step started and ended, in order; nothing left over.
     let done: Vec<Step> = progress
         .0

@@ -85,6 +85,8 @@ pub fn updated_node() -> Facts {
         swaps: vec!["/dev/dm-7".into()],
         vg: "hvnode".into(),
         fstab: Vec::new(),
+        trials: Vec::new(),
+        etc_conflicts: Vec::new(),
     }
 }
 
