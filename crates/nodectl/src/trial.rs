@@ -41,6 +41,12 @@ pub fn run() -> Result<ExitCode> {
         }
         Verdict::Passed(r) => {
             println!("{} passed its trial boot: {}", r.layer, r.reason);
+            // The node is healthy on the new image: old ones may go. A
+            // failure here is reported and leaves the verdict standing.
+            match collect(&boot, config.images_to_keep) {
+                Ok(removed) => removed.iter().for_each(|l| println!("{l}")),
+                Err(e) => eprintln!("nodectl: removing old images after the trial: {e:#}"),
+            }
             ExitCode::SUCCESS
         }
         Verdict::Abandoned(r) => {
@@ -52,6 +58,23 @@ pub fn run() -> Result<ExitCode> {
             ExitCode::FAILURE
         }
     })
+}
+
+/// Removes the images beyond `keep` (see [`update::gc`]).
+fn collect(boot: &Path, keep: u32) -> Result<Vec<String>> {
+    let live = update::detect(Path::new("/"), boot).context("finding the layer store")?;
+    let facts = status::gather(boot)?;
+    let info = status::info(&facts, None);
+    let layer = |s: Option<String>| s.and_then(|s| s.parse().ok());
+    let protected = update::gc::Protected {
+        booted: facts.current_layer.clone(),
+        default: layer(info.bootloader.default),
+        trial: layer(info.bootloader.trial),
+    };
+    let inventory = live.node.store.store().inventory()?;
+    let failed = info.failed_trials.iter().map(|t| t.layer.clone()).collect();
+    let plan = update::gc::plan_gc(&inventory, &protected, keep, &failed);
+    update::gc::apply_gc(&plan, live.node.store.store(), boot, &History::default())
 }
 
 /// The console's port from the agent's `listen` setting.

@@ -27,6 +27,8 @@
 //! count as missing in `HVNODE_TEST_MISSING` (programs, and `root`):
 //! `CI=true HVNODE_TEST_MISSING=nft,root cargo test …` must fail.
 
+pub mod loopfs;
+
 use std::ffi::OsString;
 use std::fmt::Display;
 use std::io::Write;

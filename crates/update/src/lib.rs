@@ -21,7 +21,8 @@
 //!
 //! The next boot is the trial: [`trial::judge`] makes the new layer the
 //! default when its health checks pass, else records it as failed and the
-//! node goes back to the old default.
+//! node goes back to the old default. After a pass, [`gc`] removes the
+//! images beyond `images_to_keep`.
 //!
 //! Nothing the running system uses is changed before the reboot but the
 //! `/var` additions and the boot files, and a failure at any step takes
@@ -30,6 +31,7 @@
 
 mod apply;
 pub mod config;
+pub mod gc;
 mod image;
 mod mounts;
 pub mod node;

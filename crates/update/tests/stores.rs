@@ -188,6 +188,45 @@ fn updates_and_arms_a_trial(kind: Kind) {
     assert!(matches!(e, UpdateError::Refused(_)), "{e}");
     assert!(e.to_string().contains("already in the store"), "{e}");
     assert_eq!(fx.state(), before);
+
+    // The new layer passed its trial: with one image to keep, the old one
+    // goes with its layer, kernel folder, boot entry and record.
+    collects_the_old_image(&fx, &old_layer, &new_layer);
+}
+
+fn collects_the_old_image(fx: &Fixture, old_layer: &str, new_layer: &str) {
+    let b = &fx.node.boot;
+    let history = layers::history::History::at(&fx.node.root.join("var/lib/hvnode"));
+    let new: layers::LayerName = new_layer.parse().unwrap();
+    let protected = update::gc::Protected {
+        booted: Some(new.clone()),
+        default: Some(new.clone()),
+        trial: None,
+    };
+    let store = fx.node.store.store();
+    let plan = update::gc::plan_gc(
+        &store.inventory().unwrap(),
+        &protected,
+        1,
+        &Default::default(),
+    );
+    assert_eq!(plan.remove.len(), 1, "{plan:?}");
+    let removed = update::gc::apply_gc(&plan, store, b, &history).unwrap();
+    assert_eq!(removed.len(), 2, "{removed:?}");
+    let inv = store.inventory().unwrap();
+    assert_eq!(inv.bases, std::slice::from_ref(&new.base));
+    assert_eq!(inv.layers, std::slice::from_ref(&new));
+    assert!(!b.join(old_layer).exists(), "the old kernel folder is gone");
+    assert!(b.join(new_layer).join("vmlinuz").is_file());
+    let entries = parse_grub_cfg(&fs::read_to_string(b.join("grub/grub.cfg")).unwrap());
+    assert_eq!(
+        entries.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        [new_layer]
+    );
+    assert!(
+        history.update(new_layer).unwrap().is_some(),
+        "the kept layer's record stays"
+    );
 }
 
 #[test]
@@ -265,7 +304,7 @@ fn a_bundle_signed_by_an_unknown_key_changes_nothing() {
     };
     let before = fx.state();
     let mut opts = fx.options();
-    let other = fx.dir.path().join("other-keys");
+    let other = fx.dir().join("other-keys");
     fs::create_dir_all(&other).unwrap();
     let kp = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
     fs::write(
@@ -379,14 +418,14 @@ fn a_full_boot_is_refused_with_its_numbers_before_any_change() {
     let Some(mut fx) = Fixture::new(Kind::Btrfs) else {
         return;
     };
-    let img = fx.dir.path().join("boot.img");
+    let img = fx.dir().join("boot.img");
     fs::File::create(&img).unwrap().set_len(1 << 20).unwrap();
     common::sh(
         std::process::Command::new("mkfs.ext4")
             .args(["-q", "-F"])
             .arg(&img),
     );
-    let small = fx.dir.path().join("small-boot");
+    let small = fx.dir().join("small-boot");
     fs::create_dir_all(&small).unwrap();
     common::sh(
         std::process::Command::new("mount")

@@ -6,14 +6,15 @@
 //! benchmarks use (`vmtest::Vm`, `vmtest::disk_image`, …); this crate adds
 //! what only tests need: the test kickstarts and installed-disk boots
 //! ([`install`]), the checks of a booted node ([`live`]), boot profiles
-//! ([`profile`]), a file server for guests ([`http`]) and test folders
-//! ([`image`]).
+//! ([`profile`]), a file server for guests ([`http`]), later releases of
+//! the image for update tests ([`release`]) and test folders ([`image`]).
 
 pub mod http;
 pub mod image;
 pub mod install;
 pub mod live;
 pub mod profile;
+pub mod release;
 
 pub use qemu::{
     Boot, Config, Console, Firmware, Image, Vm, blank_disk, console, cpu_model, default_cpus,

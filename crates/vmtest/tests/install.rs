@@ -6,13 +6,15 @@
 //!
 //! | test | boots from | kickstart | store | installed disk boots on |
 //! |---|---|---|---|---|
-//! | thin | CD on OVMF, default entry | OEMDRV | thin LVM | SeaBIOS and OVMF |
+//! | thin | CD on OVMF, default entry | OEMDRV | thin LVM | SeaBIOS and OVMF, then updated (below) |
 //! | btrfs | USB on OVMF, default entry | OEMDRV, image over http | btrfs | SeaBIOS |
 //! | plain | PXE on SeaBIOS (TFTP, iPXE) | `inst.ks=http://` | plain XFS | OVMF |
 //! | live | CD on SeaBIOS, "Start hvnode live" | typed in the live shell | thin (explicit layout), btrfs (interactive hub) | — |
 //!
 //! - thin: the disk becomes a compressed qcow2 (`hvnode build --qcow2`),
-//!   which is what boots;
+//!   which is what boots; then the node is updated to a v2 and a v3 built
+//!   by the test, and rolled back (`install/update.rs`): the /etc merge, a
+//!   trial boot that passes, one that fails and falls back by itself;
 //! - btrfs: the live system then has both kinds of loop-mounted image whose
 //!   backing files mkfs.btrfs looks at (the medium's, on iso9660, and the
 //!   downloaded one), as the installer's service sees them;
@@ -44,6 +46,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use vmtest::install::{HOSTNAME, Unattended};
+
+#[path = "install/update.rs"]
+mod update;
 use vmtest::{Boot, Config, Firmware, Image, Vm};
 
 const BOOT: Duration = Duration::from_secs(900);
@@ -94,11 +99,9 @@ fn kickstart(u: &Unattended) -> String {
     ks
 }
 
-/// Asserts that SELinux denied nothing since boot, then powers off.
-fn no_avc_then_poweroff(vm: &mut Vm, name: &str) {
-    let c = &mut vm.console;
-    vmtest::live::no_avc(c, name).unwrap();
-    c.send("poweroff\n").unwrap();
+/// Powers the guest off and waits for qemu to end.
+fn poweroff(vm: &mut Vm) {
+    vm.console.send("poweroff\n").unwrap();
     let _ = vm.wait_exit(Duration::from_secs(180));
 }
 
@@ -109,7 +112,8 @@ enum Store {
     Plain,
 }
 
-/// Boots the installed disk, logs in as root, and checks the node.
+/// Boots the installed disk, logs in as root, and checks the node; the
+/// node is left running, logged in.
 fn boot_installed(
     dir: &Path,
     name: &str,
@@ -117,7 +121,7 @@ fn boot_installed(
     target: &Path,
     img: &Image,
     store: Store,
-) {
+) -> vmtest::install::Installed {
     let log = vmtest::image::serial_log(dir, name);
     let mut node = vmtest::install::boot_installed(firmware, target, &log, BOOT)
         .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -190,7 +194,8 @@ fn boot_installed(
     if store == Store::Thin && firmware == Firmware::Uefi {
         console_boot_next(c, name, &layer);
     }
-    no_avc_then_poweroff(&mut node.vm, name);
+    vmtest::live::no_avc(c, name).unwrap();
+    node
 }
 
 /// The node's web console, as an admin's browser uses it (PAM login over
@@ -408,6 +413,8 @@ fn thin_lvm_install_from_cd_on_ovmf_and_oemdrv_boots_on_bios_and_uefi() {
         t.total,
         made.bytes as f64 / 1e6
     );
+    // v2 and v3 for the update are built while the disk boots.
+    let releases = update::build_releases(&dir.join("releases"));
     let check = std::process::Command::new("qemu-img")
         .args(["info", "--output=json"])
         .arg(&target)
@@ -415,7 +422,7 @@ fn thin_lvm_install_from_cd_on_ovmf_and_oemdrv_boots_on_bios_and_uefi() {
         .unwrap();
     let info = String::from_utf8_lossy(&check.stdout);
     assert!(info.contains("\"format\": \"qcow2\""), "{info}");
-    boot_installed(
+    let mut node = boot_installed(
         &dir,
         "thinp-bios",
         Firmware::Bios,
@@ -423,7 +430,8 @@ fn thin_lvm_install_from_cd_on_ovmf_and_oemdrv_boots_on_bios_and_uefi() {
         &img,
         Store::Thin,
     );
-    boot_installed(
+    poweroff(&mut node.vm);
+    let node = boot_installed(
         &dir,
         "thinp-uefi",
         Firmware::Uefi,
@@ -431,6 +439,7 @@ fn thin_lvm_install_from_cd_on_ovmf_and_oemdrv_boots_on_bios_and_uefi() {
         &img,
         Store::Thin,
     );
+    update::run(node, &dir, &target, &img, releases);
 }
 
 /// `autopart --type=btrfs` from the ISO written to a USB disk, booted on
@@ -469,7 +478,7 @@ fn btrfs_install_from_usb_on_ovmf_with_oemdrv_and_liveimg_http_boots_on_bios() {
         "btrfs from USB on OVMF and OEMDRV: installer started after {:.0} s, installed in {:.0} s, powered off after {:.0} s",
         t.to_installer, t.install, t.total
     );
-    boot_installed(
+    let mut node = boot_installed(
         &dir,
         "btrfs-bios",
         Firmware::Bios,
@@ -477,6 +486,7 @@ fn btrfs_install_from_usb_on_ovmf_with_oemdrv_and_liveimg_http_boots_on_bios() {
         &img,
         Store::Btrfs,
     );
+    poweroff(&mut node.vm);
 }
 
 /// The shipped iPXE script, its server given a port, with `inst.ks=` added.
@@ -540,7 +550,7 @@ fn plain_install_over_pxe_on_seabios_with_inst_ks_http_boots_on_uefi() {
         t.to_installer, t.install, t.total
     );
     drop(http);
-    boot_installed(
+    let mut node = boot_installed(
         &dir,
         "plain-uefi",
         Firmware::Uefi,
@@ -548,6 +558,7 @@ fn plain_install_over_pxe_on_seabios_with_inst_ks_http_boots_on_uefi() {
         &img,
         Store::Plain,
     );
+    poweroff(&mut node.vm);
 }
 
 #[test]

@@ -15,6 +15,7 @@ use std::process::Command;
 
 use bundle::{Metadata, SignKey};
 use hostinfo::ImageIdentity;
+use hvnode_testutil::loopfs::LoopFs;
 use layers::boot::{self, BootEntry};
 use layers::btrfs::BtrfsStore;
 use layers::plain::PlainStore;
@@ -31,15 +32,7 @@ pub const IMAGE_ID: u32 = 995;
 /// Where the merge moves it: the top of the system range.
 pub const NODE_ID: u32 = 999;
 
-pub fn sh(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+pub use hvnode_testutil::loopfs::sh;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -49,26 +42,20 @@ pub enum Kind {
 
 /// A node with an old image installed, and a bundle of a new one.
 pub struct Fixture {
-    pub dir: tempfile::TempDir,
-    pub loopdev: PathBuf,
+    pub fs: LoopFs,
     pub node: Node,
     pub bundle: PathBuf,
     pub keys: PathBuf,
 }
 
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-R").arg(self.top()).output();
-        let _ = Command::new("losetup")
-            .arg("-d")
-            .arg(&self.loopdev)
-            .output();
-    }
-}
-
 impl Fixture {
     pub fn top(&self) -> PathBuf {
-        self.dir.path().join("top")
+        self.fs.top()
+    }
+
+    /// The fixture's own folder (the store's image file, root, /boot).
+    pub fn dir(&self) -> &Path {
+        self.fs.dir.path()
     }
 
     /// `None` (skipped; a failure in CI) without root, loop devices or the
@@ -78,58 +65,39 @@ impl Fixture {
             Kind::Btrfs => "mkfs.btrfs",
             Kind::Plain => "mkfs.xfs",
         };
-        if !(hvnode_testutil::require_root()
-            && hvnode_testutil::require_tools(&[
-                mkfs,
-                "mkfs.ext4",
-                "mksquashfs",
-                "grub-editenv",
-                "losetup",
-            ])
-            && (Path::new("/dev/loop-control").exists()
-                || hvnode_testutil::skip("no loop devices: /dev/loop-control is missing")))
-        {
+        if !hvnode_testutil::require_tools(&["mkfs.ext4", "mksquashfs", "grub-editenv"]) {
             return None;
         }
-        let dir = tempfile::tempdir().unwrap();
-        let img = dir.path().join("disk.img");
-        fs::File::create(&img).unwrap().set_len(1 << 30).unwrap();
-        match kind {
-            Kind::Btrfs => sh(Command::new(mkfs).args(["-q", "-L", "hvnode"]).arg(&img)),
-            Kind::Plain => sh(Command::new(mkfs)
-                .args(["-q", "-m", "reflink=1", "-L", "hvnode"])
-                .arg(&img)),
+        let fs = match kind {
+            Kind::Btrfs => LoopFs::new(&[mkfs, "-q", "-L", "hvnode"])?,
+            Kind::Plain => LoopFs::new(&[mkfs, "-q", "-m", "reflink=1", "-L", "hvnode"])?,
         };
-        let loopdev =
-            PathBuf::from(sh(Command::new("losetup").args(["--find", "--show"]).arg(&img)).trim());
-        let top = dir.path().join("top");
-        fs::create_dir_all(&top).unwrap();
-        sh(Command::new("mount").arg(&loopdev).arg(&top));
+        let (top, loopdev) = (fs.top(), fs.loopdev.clone());
+        let dir = fs.dir.path().to_path_buf();
         let store = match kind {
             Kind::Btrfs => StoreKind::Btrfs(BtrfsStore::open(&top, &loopdev).unwrap()),
             Kind::Plain => StoreKind::Plain(PlainStore::open(&top, &loopdev).unwrap()),
         };
         let old: Nvr = OLD.parse().unwrap();
-        let old_tree = dir.path().join("old-tree");
+        let old_tree = dir.join("old-tree");
         image_tree(&old_tree, OLD, "1");
         store.store().add_base(&old, &old_tree).unwrap();
         let layer = store.store().add_layer(&old).unwrap();
-        let root = dir.path().join("root");
+        let root = dir.join("root");
         node_root(&old_tree, &root, store.store(), &layer);
-        let boot = dir.path().join("boot");
+        let boot = dir.join("boot");
         boot_dir(&boot, store.store(), &layer);
-        let (bundle, keys) = make_bundle(dir.path());
+        let (bundle, keys) = make_bundle(&dir);
         let node = Node {
             store,
             current_layer: layer,
             root,
             boot,
             scratch: top.join("hvnode/.update"),
-            lock: dir.path().join("update.lock"),
+            lock: dir.join("update.lock"),
         };
         Some(Fixture {
-            dir,
-            loopdev,
+            fs,
             node,
             bundle,
             keys,
@@ -155,7 +123,7 @@ impl Fixture {
         }
         let inv = self.node.store.store().inventory().unwrap();
         s.insert("inventory".into(), format!("{inv:?}"));
-        let here = self.dir.path().display().to_string();
+        let here = self.dir().display().to_string();
         let mounts: Vec<String> = fs::read_to_string("/proc/self/mountinfo")
             .unwrap()
             .lines()

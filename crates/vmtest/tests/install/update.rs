@@ -1,0 +1,318 @@
+//! An installed node's life after day one, on the thin LVM store: the admin
+//! changes `/etc` and `/var`, `nodectl update` applies a signed v2 built by
+//! the test (fetched over http), the trial boot makes it the default and
+//! the merge is checked; a v3 whose console cannot start fails its trial and
+//! the node comes back to v2 by itself; `nodectl rollback` returns to v1.
+//!
+//! Every reboot ends qemu (`-no-reboot`), as a host's power cycle would
+//! end its firmware's run; the next boot is a new qemu on the same disk.
+
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use vmtest::release::{self, Changes, Release, TestKey};
+use vmtest::{Firmware, Image};
+
+const CMD: Duration = Duration::from_secs(300);
+const BOOT: Duration = Duration::from_secs(900);
+/// `nodectl update` in a TCG guest: the bundle over http, the new base
+/// written into the thin pool, the `/etc` merge.
+const UPDATE: Duration = Duration::from_secs(1200);
+
+/// The admin's line in a file the v2 image changes too: a conflict.
+const ADMIN_SSHD: &str = "# admin: kept through updates";
+const SSHD_CONF: &str = "/etc/ssh/sshd_config.d/hvnode.conf";
+
+/// The two test releases, built while the v1 node installs.
+pub struct Releases {
+    pub key: TestKey,
+    pub v2: Release,
+    pub v3: Release,
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// Starts building v2 (a changed sshd drop-in, a new file in `/etc` and a
+/// new folder in `/var`) and v3 (its agent cannot start; a trial limit of
+/// 30 s in `/etc/hvnode/update.toml`), signed with a new test key.
+pub fn build_releases(dir: &Path) -> JoinHandle<Releases> {
+    let dir = dir.to_path_buf();
+    std::thread::spawn(move || {
+        let ws = workspace();
+        let key = TestKey::generate(&dir.join("key")).unwrap();
+        let sshd = std::fs::read_to_string(ws.join("image/files").join(&SSHD_CONF[1..])).unwrap();
+        let v2 = Changes {
+            release_suffix: ".2".into(),
+            files: vec![
+                (
+                    SSHD_CONF.into(),
+                    format!("{sshd}# v2: a line of the image\n"),
+                ),
+                ("/etc/hvnode/release-note".into(), "v2\n".into()),
+                ("/var/lib/hvnode-v2/seed".into(), "v2 seed\n".into()),
+            ],
+        };
+        let t = std::time::Instant::now();
+        let v2 = release::build(&ws, &v2, &key, &dir.join("v2")).unwrap();
+        eprintln!(
+            "update: built {} in {:.0} s",
+            v2.nvr,
+            t.elapsed().as_secs_f64()
+        );
+        let v3 = Changes {
+            release_suffix: ".3".into(),
+            files: vec![
+                (
+                    "/etc/systemd/system/hvnode-agent.service.d/50-broken.conf".into(),
+                    "[Service]\nExecStart=\nExecStart=/bin/false\n".into(),
+                ),
+                (
+                    "/etc/hvnode/update.toml".into(),
+                    "[trial]\ncheck_seconds = 30\n".into(),
+                ),
+            ],
+        };
+        let t = std::time::Instant::now();
+        let v3 = release::build(&ws, &v3, &key, &dir.join("v3")).unwrap();
+        eprintln!(
+            "update: built {} in {:.0} s",
+            v3.nvr,
+            t.elapsed().as_secs_f64()
+        );
+        Releases { key, v2, v3 }
+    })
+}
+
+fn boot(dir: &Path, name: &str, disk: &Path) -> vmtest::install::Installed {
+    let log = vmtest::image::serial_log(dir, name);
+    let node = vmtest::install::boot_installed(Firmware::Uefi, disk, &log, BOOT)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    eprintln!("{name}: login prompt after {:.0} s", node.login_prompt);
+    node
+}
+
+fn reboot(node: &mut vmtest::install::Installed, name: &str) {
+    node.vm.console.send("systemctl reboot\n").unwrap();
+    node.vm
+        .wait_exit(Duration::from_secs(300))
+        .unwrap_or_else(|e| panic!("{name}: did not reboot: {e}"));
+}
+
+/// `nodectl info --json`.
+fn info(c: &mut vmtest::Console) -> serde_json::Value {
+    let text = c.check("nodectl info --json", CMD).unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("nodectl info --json: {e}: {text}"))
+}
+
+/// Waits for the trial unit's verdict on this boot.
+fn trial_done(c: &mut vmtest::Console, name: &str) {
+    let (rc, out) = c
+        .run(
+            "timeout 600 sh -c 'until [ \"$(systemctl show -P ActiveState hvnode-trial.service)\" = active ]; do sleep 2; done'; journalctl -b -u hvnode-trial.service --no-pager -o cat | tail -n 5",
+            Duration::from_secs(660),
+        )
+        .unwrap();
+    eprintln!("{name}: hvnode-trial.service\n{out}");
+    assert_eq!(rc, 0, "{name}: the trial unit did not finish: {out}");
+}
+
+fn apply(c: &mut vmtest::Console, name: &str, url: &str) {
+    let (rc, out) = c
+        .run(
+            &format!("nodectl update {url} --yes 2>&1 | tail -n 30; (exit ${{PIPESTATUS[0]}})"),
+            UPDATE,
+        )
+        .unwrap();
+    eprintln!("{name}: nodectl update\n{out}");
+    assert_eq!(rc, 0, "{name}: nodectl update failed:\n{out}");
+}
+
+/// The update scenario on the booted, logged-in v1 node `node` (its disk
+/// `disk`); powers the node off at the end.
+pub fn run(
+    mut node: vmtest::install::Installed,
+    dir: &Path,
+    disk: &Path,
+    img: &Image,
+    releases: JoinHandle<Releases>,
+) {
+    let v1 = format!("{}+1", img.nvr);
+    // The admin's changes on v1.
+    {
+        let c = &mut node.vm.console;
+        c.check(&format!("echo '{ADMIN_SSHD}' >> {SSHD_CONF}"), CMD)
+            .unwrap();
+        c.check("echo mine > /etc/hvnode/admin-note", CMD).unwrap();
+        c.check("useradd -m -u 1500 opsadmin", CMD).unwrap();
+        c.check(
+            "mkdir -p /var/lib/site && echo node data > /var/lib/site/state",
+            CMD,
+        )
+        .unwrap();
+    }
+    let r = releases.join().expect("building the test releases");
+    let (v2, v3) = (format!("{}+1", r.v2.nvr), format!("{}+1", r.v3.nvr));
+    let served = dir.join("served");
+    let _ = std::fs::remove_dir_all(&served);
+    std::fs::create_dir_all(&served).unwrap();
+    for b in [&r.v2.bundle, &r.v3.bundle] {
+        for f in [b.clone(), bundle::signature_path(b)] {
+            std::os::unix::fs::symlink(&f, served.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    let http = vmtest::http::Server::start(&served, "/updates/", 0).unwrap();
+    let url = |rel: &Release| {
+        format!(
+            "http://10.0.2.2:{}/updates/{}",
+            http.port,
+            rel.bundle.file_name().unwrap().to_string_lossy()
+        )
+    };
+    {
+        let c = &mut node.vm.console;
+        // Unsigned by a trusted key: refused, nothing changed.
+        let (rc, out) = c
+            .run(
+                &format!(
+                    "nodectl update {} --yes 2>&1 | tail -n 5; (exit ${{PIPESTATUS[0]}})",
+                    url(&r.v2)
+                ),
+                UPDATE,
+            )
+            .unwrap();
+        assert_ne!(
+            rc, 0,
+            "an update signed by an unknown key was applied: {out}"
+        );
+        assert!(out.contains("Nothing on the node was changed"), "{out}");
+        // The admin trusts the test's key (as a kickstart %post can).
+        let public = r.key.public_text().unwrap();
+        c.send(&format!(
+            "mkdir -p /etc/hvnode/trusted.d && cat > /etc/hvnode/trusted.d/test.pub <<'HVNODE_EOF'\n{public}HVNODE_EOF\n"
+        ))
+        .unwrap();
+        apply(c, "update-v2", &url(&r.v2));
+        let i = info(c);
+        assert_eq!(i["bootloader"]["trial"], v2.as_str(), "{i}");
+        assert_eq!(i["bootloader"]["default"], v1.as_str(), "{i}");
+    }
+    reboot(&mut node, "update-v2");
+
+    // v2's trial boot: healthy, so it becomes the default.
+    let mut node = boot(dir, "update-v2-trial", disk);
+    {
+        let c = &mut node.vm.console;
+        trial_done(c, "update-v2-trial");
+        let i = info(c);
+        assert_eq!(i["current_layer"], v2.as_str(), "{i}");
+        assert_eq!(i["bootloader"]["default"], v2.as_str(), "{i}");
+        assert!(i["bootloader"]["trial"].is_null(), "{i}");
+        assert_eq!(i["failed_trials"], serde_json::json!([]), "{i}");
+        assert_eq!(i["etc_conflicts"], serde_json::json!([SSHD_CONF]), "{i}");
+        // The merge: both changed → the admin's, the image's beside it.
+        let sshd = c.check(&format!("cat {SSHD_CONF}"), CMD).unwrap();
+        assert!(
+            sshd.contains(ADMIN_SSHD) && !sshd.contains("# v2:"),
+            "{sshd}"
+        );
+        let new = c.check(&format!("cat {SSHD_CONF}.hvnew"), CMD).unwrap();
+        assert!(new.contains("# v2:") && !new.contains(ADMIN_SSHD), "{new}");
+        // Admin-added file and account kept, the image's new file arrived,
+        // /var kept and the image's new path added.
+        assert_eq!(
+            c.check("cat /etc/hvnode/admin-note", CMD).unwrap().trim(),
+            "mine"
+        );
+        assert_eq!(c.check("id -u opsadmin", CMD).unwrap().trim(), "1500");
+        assert_eq!(
+            c.check("cat /etc/hvnode/release-note", CMD).unwrap().trim(),
+            "v2"
+        );
+        assert_eq!(
+            c.check("cat /var/lib/site/state", CMD).unwrap().trim(),
+            "node data"
+        );
+        assert_eq!(
+            c.check("cat /var/lib/hvnode-v2/seed", CMD).unwrap().trim(),
+            "v2 seed"
+        );
+        let (rc, report) = c.run("nodectl check", CMD).unwrap();
+        assert_eq!(rc, 0, "update-v2-trial: nodectl check:\n{report}");
+        vmtest::live::no_avc(c, "update-v2-trial").unwrap();
+        apply(c, "update-v3", &url(&r.v3));
+    }
+    reboot(&mut node, "update-v3");
+    drop(http);
+
+    // v3's trial boot: its console never answers; the node reboots by
+    // itself, no one at the console.
+    {
+        let log = vmtest::image::serial_log(dir, "update-v3-trial");
+        let mut cfg = vmtest::Config::new(Firmware::Uefi, vmtest::Boot::Disk);
+        cfg.disks = vec![disk.to_path_buf()];
+        let mut vm = vmtest::Vm::start(&cfg, &log).unwrap();
+        vm.wait_exit(BOOT)
+            .unwrap_or_else(|e| panic!("update-v3-trial: the node did not reboot by itself: {e}"));
+        eprintln!(
+            "update-v3-trial: rebooted by itself after {:.0} s",
+            vm.uptime()
+        );
+        let serial = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            serial.contains(&v3),
+            "update-v3-trial: grub did not boot the trial layer (serial log {})",
+            log.display()
+        );
+    }
+    let mut node = boot(dir, "update-v3-fallback", disk);
+    {
+        let c = &mut node.vm.console;
+        trial_done(c, "update-v3-fallback");
+        let i = info(c);
+        assert_eq!(i["current_layer"], v2.as_str(), "{i}");
+        assert_eq!(i["bootloader"]["default"], v2.as_str(), "{i}");
+        assert!(i["bootloader"]["trial"].is_null(), "{i}");
+        let failed = i["failed_trials"].as_array().unwrap();
+        assert_eq!(failed.len(), 1, "{i}");
+        assert_eq!(failed[0]["layer"], v3.as_str(), "{i}");
+        let reason = failed[0]["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("port 9090"),
+            "the console's failure is named: {reason}"
+        );
+        let motd = c.check("nodectl motd", CMD).unwrap();
+        assert!(
+            motd.contains(&format!("FAILED its trial boot: {v3}")),
+            "{motd}"
+        );
+        // Back to v1: the newest older layer (v3 is newer and failed).
+        let out = c.check("nodectl rollback --yes", CMD).unwrap();
+        assert!(out.contains(&format!("{v1} is the default layer")), "{out}");
+        vmtest::live::no_avc(c, "update-v3-fallback").unwrap();
+    }
+    reboot(&mut node, "rollback");
+
+    let mut node = boot(dir, "rollback-v1", disk);
+    {
+        let c = &mut node.vm.console;
+        let i = info(c);
+        assert_eq!(i["current_layer"], v1.as_str(), "{i}");
+        assert_eq!(i["bootloader"]["default"], v1.as_str(), "{i}");
+        // v1's /etc is as the admin left it.
+        let sshd = c.check(&format!("cat {SSHD_CONF}"), CMD).unwrap();
+        assert!(sshd.contains(ADMIN_SSHD), "{sshd}");
+        c.check(&format!("test ! -e {SSHD_CONF}.hvnew"), CMD)
+            .unwrap();
+        let (rc, report) = c.run("nodectl check", CMD).unwrap();
+        assert_eq!(rc, 0, "rollback-v1: nodectl check:\n{report}");
+        vmtest::live::no_avc(c, "rollback-v1").unwrap();
+        c.send("poweroff\n").unwrap();
+    }
+    let _ = node.vm.wait_exit(Duration::from_secs(180));
+}
