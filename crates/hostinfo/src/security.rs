@@ -18,6 +18,45 @@ pub struct Selinux {
     pub policy: Option<String>,
 }
 
+/// The SELinux policy of a system tree: its binary policy and file
+/// contexts, what `setfiles -r ROOT -c POLICY FILE_CONTEXTS` labels it by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyFiles {
+    /// The newest `policy.N` of the configured policy.
+    pub policy: std::path::PathBuf,
+    pub file_contexts: std::path::PathBuf,
+}
+
+/// The policy of the tree at `root` (`SELINUXTYPE=` of its
+/// `/etc/selinux/config`, else `default`); `None` when it has no binary
+/// policy or no file contexts.
+pub fn policy_files(root: &Path) -> Option<PolicyFiles> {
+    let config = std::fs::read_to_string(root.join("etc/selinux/config")).unwrap_or_default();
+    let name = parse_selinux(None, &config)
+        .policy
+        .unwrap_or_else(|| "default".into());
+    let dir = root.join("etc/selinux").join(name);
+    let policy = std::fs::read_dir(dir.join("policy"))
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let v: u32 = e
+                .file_name()
+                .to_str()?
+                .strip_prefix("policy.")?
+                .parse()
+                .ok()?;
+            Some((v, e.path()))
+        })
+        .max_by_key(|(v, _)| *v)?
+        .1;
+    let file_contexts = dir.join("contexts/files/file_contexts");
+    file_contexts.is_file().then_some(PolicyFiles {
+        policy,
+        file_contexts,
+    })
+}
+
 /// Builds [`Selinux`] from the contents of selinuxfs's `enforce` (None when not
 /// mounted) and of `/etc/selinux/config`.
 pub fn parse_selinux(enforce: Option<&str>, config: &str) -> Selinux {
@@ -101,6 +140,29 @@ pub fn host_key_fingerprints(dir: &Path) -> Vec<HostKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_newest_policy_of_the_configured_type_is_found() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        assert_eq!(policy_files(root), None);
+        let t = root.join("etc/selinux/mls");
+        std::fs::create_dir_all(t.join("policy")).unwrap();
+        std::fs::create_dir_all(t.join("contexts/files")).unwrap();
+        std::fs::write(
+            root.join("etc/selinux/config"),
+            "SELINUX=enforcing\nSELINUXTYPE=mls\n",
+        )
+        .unwrap();
+        for f in ["policy/policy.9", "policy/policy.33", "policy/policy.x"] {
+            std::fs::write(t.join(f), "").unwrap();
+        }
+        assert_eq!(policy_files(root), None, "no file contexts");
+        std::fs::write(t.join("contexts/files/file_contexts"), "").unwrap();
+        let p = policy_files(root).unwrap();
+        assert_eq!(p.policy, t.join("policy/policy.33"));
+        assert_eq!(p.file_contexts, t.join("contexts/files/file_contexts"));
+    }
 
     #[test]
     fn selinux_modes() {

@@ -149,6 +149,12 @@ fn summary(o: &Outcome) {
     for a in &o.var_added {
         println!("added /var/{}", a.display());
     }
+    if !o.labels.checked {
+        println!("WARNING: the new image has no SELinux policy: /etc labels not checked");
+    }
+    for r in &o.labels.relabeled {
+        println!("relabelled {r}");
+    }
     for w in &o.warnings {
         println!("WARNING: {w}");
     }

@@ -14,6 +14,7 @@ use layers::{LayerName, Nvr};
 use serde::Serialize;
 
 use crate::image::Image;
+use crate::labels::{self, LabelReport};
 use crate::mounts::Mounts;
 use crate::node::Node;
 use crate::plan::{self, ImageFacts, NodeFacts, Plan};
@@ -33,6 +34,8 @@ pub struct Outcome {
     pub merge: MergeReport,
     /// Paths added to `/var`, relative to it.
     pub var_added: Vec<PathBuf>,
+    /// The new `/etc`'s SELinux labels, checked by the new policy.
+    pub labels: LabelReport,
     /// Whether the new layer's fstab root entry was moved to it.
     pub fstab_root_retargeted: bool,
     pub warnings: Vec<String>,
@@ -173,7 +176,7 @@ fn prepare_and_apply(
         &mut txn,
         progress,
     ) {
-        Ok((merge, var_added, fstab_root_retargeted, mut warnings)) => {
+        Ok((merge, var_added, labels, fstab_root_retargeted, mut warnings)) => {
             txn.commit();
             warnings.splice(0..0, prepared.warnings.iter().cloned());
             let record = update_record(&prepared, &merge);
@@ -188,6 +191,7 @@ fn prepare_and_apply(
                 signed_by: prepared.signed_by,
                 merge,
                 var_added,
+                labels,
                 fstab_root_retargeted,
                 warnings,
             })
@@ -315,7 +319,7 @@ fn make_plan(node: &Node, running: &ImageIdentity, image: &Image) -> Result<Plan
         .map_err(UpdateError::Refused)
 }
 
-type Applied = (MergeReport, Vec<PathBuf>, bool, Vec<String>);
+type Applied = (MergeReport, Vec<PathBuf>, LabelReport, bool, Vec<String>);
 
 /// The steps that change the node, each recording its undo as soon as it
 /// made its change.
@@ -375,6 +379,20 @@ fn apply(
         }
         Ok(added)
     })?;
+    txn.begin(Step::Labels);
+    let labels = run_step(Step::Labels, fp, progress, |p| {
+        let report = labels::relabel_etc(&layer_root)?;
+        if !report.checked {
+            p.note(
+                Some(Step::Labels),
+                "the new image has no SELinux policy: labels not checked",
+            );
+        }
+        for r in &report.relabeled {
+            p.note(Some(Step::Labels), &format!("relabelled {r}"));
+        }
+        Ok(report)
+    })?;
     mounts.unmount(&layer_root)?;
     txn.begin(Step::Kernel);
     run_step(Step::Kernel, fp, progress, |_| {
@@ -401,7 +419,7 @@ fn apply(
         boot::arm_trial(&node.boot, &plan.trial)?;
         check_env(&node.boot, plan)
     })?;
-    Ok((merge, var_added, retargeted, warnings))
+    Ok((merge, var_added, labels, retargeted, warnings))
 }
 
 /// The three-way merge into a fresh folder beside the new layer's `/etc`,

@@ -15,7 +15,9 @@
 //!    fstab root entry moved to it;
 //! 7. **var**: paths new in the image's `/var` copied into the shared
 //!    `/var`; nothing there is rewritten;
-//! 8. **kernel**, **boot-entry**, **trial**: the kernel and initramfs in
+//! 8. **labels**: the new layer's `/etc` labelled by the new image's
+//!    SELinux policy ([`labels`]);
+//! 9. **kernel**, **boot-entry**, **trial**: the kernel and initramfs in
 //!    `/boot/NVR2+1/`, the new entry added to `grub.cfg` with the old ones
 //!    kept, and grub's `next_entry` set to it, the default unchanged.
 //!
@@ -33,6 +35,7 @@ mod apply;
 pub mod config;
 pub mod gc;
 mod image;
+pub mod labels;
 mod mounts;
 pub mod node;
 pub mod plan;

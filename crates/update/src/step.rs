@@ -30,6 +30,8 @@ pub enum Step {
     EtcMerge,
     /// Paths new in the image's `/var` added to the node's `/var`.
     Var,
+    /// The new layer's `/etc` labelled by the new image's SELinux policy.
+    Labels,
     /// The kernel and initramfs under `/boot/<layer>/`.
     Kernel,
     /// The new layer's boot entry in `grub.cfg`.
@@ -40,7 +42,7 @@ pub enum Step {
 
 impl Step {
     /// Every step, in order.
-    pub const ALL: [Step; 10] = [
+    pub const ALL: [Step; 11] = [
         Step::Verify,
         Step::Open,
         Step::Space,
@@ -48,6 +50,7 @@ impl Step {
         Step::Layer,
         Step::EtcMerge,
         Step::Var,
+        Step::Labels,
         Step::Kernel,
         Step::BootEntry,
         Step::Trial,
@@ -63,6 +66,7 @@ impl Step {
             Step::Layer => "layer",
             Step::EtcMerge => "etc-merge",
             Step::Var => "var",
+            Step::Labels => "labels",
             Step::Kernel => "kernel",
             Step::BootEntry => "boot-entry",
             Step::Trial => "trial",
@@ -79,6 +83,7 @@ impl Step {
             Step::Layer => "making the new writable layer",
             Step::EtcMerge => "merging /etc",
             Step::Var => "adding the image's new /var paths",
+            Step::Labels => "labelling the new /etc by the new SELinux policy",
             Step::Kernel => "installing the kernel and initramfs",
             Step::BootEntry => "adding the boot entry",
             Step::Trial => "arming the trial boot",

@@ -282,6 +282,7 @@ failpoints! {
     btrfs_fails_at_layer: Kind::Btrfs, Step::Layer;
     btrfs_fails_at_etc_merge: Kind::Btrfs, Step::EtcMerge;
     btrfs_fails_at_var: Kind::Btrfs, Step::Var;
+    btrfs_fails_at_labels: Kind::Btrfs, Step::Labels;
     btrfs_fails_at_kernel: Kind::Btrfs, Step::Kernel;
     btrfs_fails_at_boot_entry: Kind::Btrfs, Step::BootEntry;
     btrfs_fails_at_trial: Kind::Btrfs, Step::Trial;
@@ -292,6 +293,7 @@ failpoints! {
     plain_fails_at_layer: Kind::Plain, Step::Layer;
     plain_fails_at_etc_merge: Kind::Plain, Step::EtcMerge;
     plain_fails_at_var: Kind::Plain, Step::Var;
+    plain_fails_at_labels: Kind::Plain, Step::Labels;
     plain_fails_at_kernel: Kind::Plain, Step::Kernel;
     plain_fails_at_boot_entry: Kind::Plain, Step::BootEntry;
     plain_fails_at_trial: Kind::Plain, Step::Trial;
