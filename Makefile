@@ -9,7 +9,7 @@ export CARGO_TARGET_DIR ?= $(HVNODE_CACHE)/target
 export HVNODE_VENV ?= $(HVNODE_CACHE)/venv
 CARGO ?= cargo
 
-.PHONY: all test deps fmt-check clippy unit image fuzz bench-boot
+.PHONY: all test deps fmt-check clippy unit image fuzz bench-boot bench-update
 
 all: test
 
@@ -44,3 +44,8 @@ image: deps
 ## and installed disk, median of 3 (builds the image first).
 bench-boot: image
 	HVNODE_IMAGE_DIR=$(CURDIR)/out $(CARGO) bench -p hvnode-vmtest --bench boot
+
+## Update time and space per store (btrfs and plain on loop devices, as
+## root), against a plain copy of the image (builds the image first).
+bench-update: image
+	HVNODE_IMAGE_DIR=$(CURDIR)/out $(CARGO) bench -p hvnode-update --bench update

@@ -32,6 +32,11 @@ impl LoopFs {
     /// image file is appended); `None` (skipped with the reason, a failure
     /// in CI) without root, loop devices or the program.
     pub fn new(mkfs: &[&str]) -> Option<LoopFs> {
+        LoopFs::with_size(mkfs, 1 << 30)
+    }
+
+    /// Like [`LoopFs::new`], `bytes` large.
+    pub fn with_size(mkfs: &[&str], bytes: u64) -> Option<LoopFs> {
         if !(crate::require_root()
             && crate::require_tools(&[mkfs[0], "losetup"])
             && (Path::new("/dev/loop-control").exists()
@@ -41,10 +46,7 @@ impl LoopFs {
         }
         let dir = tempfile::tempdir().unwrap();
         let img = dir.path().join("disk.img");
-        std::fs::File::create(&img)
-            .unwrap()
-            .set_len(1 << 30)
-            .unwrap();
+        std::fs::File::create(&img).unwrap().set_len(bytes).unwrap();
         sh(Command::new(mkfs[0]).args(&mkfs[1..]).arg(&img));
         let loopdev = attach(&img);
         let top = dir.path().join("top");
