@@ -1,4 +1,5 @@
-//! The Node page's layer action: boot a layer next time, by the page (with a
+//! The Node page's layer actions: boot a layer next time, and roll back to the
+//! layer before the default (`nodectl rollback`), by the page (with a
 //! confirmation) and by the API, each checked against fresh facts first.
 
 use axum::Extension;
@@ -95,6 +96,87 @@ pub async fn boot_next_api(
     let st = state.clone();
     let v = blocking(move || {
         boot_next(&st, layer)?;
+        Ok(view(&st.layers.get()))
+    })
+    .await?;
+    Ok(ok("NodeLayers", to_value(&v)))
+}
+
+/// Makes the layer `nodectl rollback` would choose the default, checked
+/// against fresh facts (blocking).
+fn rollback(state: &Shared) -> Result<update::RollbackPlan, ApiError> {
+    let boot = status::boot_dir();
+    let facts = status::gather(&boot)
+        .map_err(|e| ApiError::Failed(format!("reading the layer store: {e:#}")))?;
+    let plan = update::plan_rollback(&facts, None, false)
+        .map_err(|e| ApiError::Conflict(e.to_string()))?;
+    let result = update::apply_rollback(&plan, &boot);
+    state.layers.invalidate();
+    result.map_err(|e| {
+        ApiError::Failed(format!(
+            "{e:#}: the default layer is unchanged. Check that /boot is mounted read-write, \
+             or run `nodectl rollback` in the terminal"
+        ))
+    })?;
+    tracing::info!(from = %plan.from, to = %plan.to, "default layer rolled back");
+    Ok(plan)
+}
+
+/// `POST /node/rollback`: asks for confirmation (what becomes the default,
+/// and a pending trial called off), then rolls back.
+pub async fn rollback_page(
+    State(state): State<Shared>,
+    Extension(authed): Extension<Authed>,
+    body: Bytes,
+) -> Response {
+    let page = PageCtx::new(&authed, "/node");
+    let confirm = match pages::confirmed(&body) {
+        Ok(c) => c,
+        Err(e) => return pages::error_page(page, &e, "/node"),
+    };
+    if !confirm {
+        let planned = blocking(move || {
+            let facts = status::gather(&status::boot_dir())
+                .map_err(|e| ApiError::Failed(format!("reading the layer store: {e:#}")))?;
+            update::plan_rollback(&facts, None, false)
+                .map_err(|e| ApiError::Conflict(e.to_string()))
+        })
+        .await;
+        let plan = match planned {
+            Ok(p) => p,
+            Err(e) => return pages::error_page(page, &e, "/node"),
+        };
+        let trial = plan
+            .cancels_trial
+            .as_ref()
+            .map(|t| format!(" The pending trial boot of “{t}” is called off."))
+            .unwrap_or_default();
+        let question = format!(
+            "Make “{}” the default layer instead of “{}”? Nothing changes until the node \
+             reboots; every boot after that starts “{}”, and “{}” stays in the store.{trial} \
+             Put the host into maintenance in the engine before rebooting it.",
+            plan.to, plan.from, plan.to, plan.from
+        );
+        return pages::confirm(
+            page,
+            question,
+            "/node/rollback".into(),
+            "Roll back",
+            "/node",
+        );
+    }
+    match blocking(move || rollback(&state)).await {
+        Ok(_) => Redirect::to("/node").into_response(),
+        Err(e) => pages::error_page(page, &e, "/node"),
+    }
+}
+
+/// `POST /api/v1/node/rollback` (`X-CSRF-Token` required): answers
+/// `NodeLayers`, the new state.
+pub async fn rollback_api(State(state): State<Shared>) -> Result<Response, ApiError> {
+    let st = state.clone();
+    let v = blocking(move || {
+        rollback(&st)?;
         Ok(view(&st.layers.get()))
     })
     .await?;

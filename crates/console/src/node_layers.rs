@@ -40,6 +40,16 @@ pub struct LayersView {
     pub default_entry: Option<String>,
     /// grub's `next_entry`: the layer the next boot starts, once.
     pub next_entry: Option<String>,
+    /// The layer an update put on trial (`trial_entry`): the default once its
+    /// first boot passes the health checks.
+    pub trial: Option<String>,
+    /// Layers whose latest trial boot failed, and why.
+    pub failed_trials: Vec<layers::history::TrialRecord>,
+    /// `/etc` files the last update could not merge: the admin's version in
+    /// place, the new image's beside it as `NAME.hvnew`.
+    pub etc_conflicts: Vec<String>,
+    /// The layer "Roll back" makes the default, when there is one.
+    pub rollback_to: Option<String>,
     pub store: Option<StoreView>,
     /// Every base in the store, newest first.
     pub bases: Vec<String>,
@@ -83,6 +93,10 @@ pub struct LayerRow {
     pub default: bool,
     /// grub boots it once at the next boot.
     pub next: bool,
+    /// It is on trial after an update.
+    pub trial: bool,
+    /// Its latest trial boot failed.
+    pub failed: bool,
     /// The title of its boot entry, if the menu has one.
     pub boot_entry: Option<String>,
     /// Whether "Boot this layer next time" is offered: an installed node, a boot
@@ -217,6 +231,8 @@ pub fn view(snap: &Snapshot) -> LayersView {
                         booted: is(&info.current_layer),
                         default: is(&default_entry),
                         next: is(&next_entry),
+                        trial: is(&info.bootloader.trial),
+                        failed: info.failed_trials.iter().any(|t| t.layer == name),
                         boot_entry: entry.map(|e| e.title.clone()),
                         can_boot_next: installed && entry.is_some() && !is(&starts_next),
                         name,
@@ -244,6 +260,12 @@ pub fn view(snap: &Snapshot) -> LayersView {
         current_layer: info.current_layer,
         default_entry,
         next_entry,
+        trial: info.bootloader.trial,
+        rollback_to: update::plan_rollback(facts, None, false)
+            .ok()
+            .map(|p| p.to.to_string()),
+        failed_trials: info.failed_trials,
+        etc_conflicts: info.etc_conflicts,
         store: store_view(facts),
         bases,
         layers,

@@ -31,6 +31,7 @@ pub fn router(state: Shared) -> Router {
             "/node/layers/{layer}/boot-next",
             post(layer_actions::boot_next_page),
         )
+        .route("/node/rollback", post(layer_actions::rollback_page))
         .route("/registration", get(register::page))
         .route("/registration/fetch", post(register::fetch))
         .route("/registration/register", post(register::register))
@@ -58,6 +59,7 @@ pub fn router(state: Shared) -> Router {
             "/api/v1/node/layers/{layer}/boot-next",
             post(layer_actions::boot_next_api),
         )
+        .route("/api/v1/node/rollback", post(layer_actions::rollback_api))
         .route("/api/v1/registration", get(register::api))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(

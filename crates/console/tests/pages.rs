@@ -112,6 +112,24 @@ fn the_node_page_says_a_live_host_is_not_installed_on_a_layered_root() {
             .unwrap()
             .contains("not a layer name")
     );
+    // Rolling back is refused the same way, by the API and by the page.
+    let r = post_form(&server.url("/api/v1/node/rollback"), Some(&s), &csrf, "");
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("does not run from a layer"),
+        "{}",
+        r.body
+    );
+    let url = server.url("/node/rollback");
+    let r = post_form(&url, Some(&s), &[], &format!("csrf={}", s.csrf));
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.body.contains("does not run from a layer"), "{}", r.body);
+    // Without the session's CSRF token nothing is done.
+    let r = post_form(&url, Some(&s), &[], "confirm=yes");
+    assert_eq!(r.status, 403, "{}", r.body);
 }
 
 #[test]

@@ -86,6 +86,14 @@ fn lvm_node() -> Facts {
             ("saved_entry".into(), layer_names[1].clone()),
             ("next_entry".into(), layer_names[0].clone()),
         ],
+        // An earlier update that failed its trial, and this one's conflicts.
+        trials: vec![layers::history::TrialRecord {
+            layer: "hvnode-1.0-0.20261120.0+1".into(),
+            passed: false,
+            reason: "the web console does not answer on port 9090".into(),
+            at: "2026-12-04 10:00:00".into(),
+        }],
+        etc_conflicts: vec!["/etc/ssh/sshd_config.d/hvnode.conf".into()],
         ..Facts::default()
     }
 }

@@ -264,6 +264,8 @@ fn hostile_inputs_never_crash_the_server() {
             format!("/node/layers/{name}/boot-next"),
             format!("/api/v1/node/layers/{name}/boot-next"),
             "/registration/register".to_string(),
+            "/node/rollback".to_string(),
+            "/api/v1/node/rollback".to_string(),
         ] {
             let url = server.url(&path);
             for r in [

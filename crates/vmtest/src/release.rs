@@ -140,8 +140,8 @@ fn changed_recipe(text: &str, suffix: &str) -> Result<String> {
             release = true;
             continue;
         }
-        if in_outputs && (t.starts_with("iso ") || t.starts_with("iso=") || t.starts_with("pxe")) {
-            let key = t.split('=').next().unwrap_or("").trim();
+        let key = t.split('=').next().unwrap_or("").trim();
+        if in_outputs && t.contains('=') && (key == "iso" || key == "pxe") {
             out.push_str(&format!("{key} = false\n"));
             continue;
         }
@@ -161,13 +161,13 @@ mod tests {
     #[test]
     fn the_release_grows_and_only_the_bundle_is_made() {
         let r = changed_recipe(
-            "name = \"hvnode\"\nrelease = \"0.1.0\"\n[outputs]\niso = true\npxe = true\nupdate_bundle = true\niso_label = \"HVNODE\"\n",
+            "name = \"hvnode\"\nrelease = \"0.1.0\"\n[outputs]\niso = true\npxe = true\nupdate_bundle = true\niso_label = \"HVNODE\"\npxe_base_url = \"http://x/\"\n",
             ".2",
         )
         .unwrap();
         assert!(r.contains("release = \"0.1.0.2\"\n"), "{r}");
         assert!(
-            r.contains("iso = false\npxe = false\nupdate_bundle = true\niso_label"),
+            r.contains("iso = false\npxe = false\nupdate_bundle = true\niso_label = \"HVNODE\"\npxe_base_url = \"http://x/\"\n"),
             "{r}"
         );
         assert!(changed_recipe("name = \"x\"\n", ".2").is_err());

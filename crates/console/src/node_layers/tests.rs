@@ -217,6 +217,62 @@ fn the_node_page_shows_an_installed_nodes_layers() {
 }
 
 #[test]
+fn a_trial_a_failed_trial_and_open_conflicts_are_shown_with_the_rollback() {
+    const MID: &str = "hvnode-1.0-0.20261130.0";
+    let mut f = updated_node();
+    let mid: LayerName = format!("{MID}+1").parse().unwrap();
+    f.inventory.as_mut().unwrap().layers.push(mid.clone());
+    f.grubenv
+        .push((layers::boot::TRIAL_KEY.into(), format!("{NEW}+1")));
+    f.trials.push(layers::history::TrialRecord {
+        layer: mid.to_string(),
+        passed: false,
+        reason: "the web console does not answer on port 9090".into(),
+        at: "2026-12-04 10:00:00".into(),
+    });
+    f.etc_conflicts = vec!["/etc/ssh/sshd_config.d/hvnode.conf".into()];
+    let v = node_view(f);
+    assert_eq!(v.trial.as_deref(), Some(&*format!("{NEW}+1")));
+    assert_eq!(v.failed_trials.len(), 1);
+    let row = |n: &str| v.layers.iter().find(|l| l.name == n).unwrap();
+    assert!(row(&format!("{NEW}+1")).trial);
+    assert!(row(&mid.to_string()).failed);
+    // The failed layer has no boot entry here, and would be skipped anyway.
+    assert_eq!(v.rollback_to.as_deref(), Some(&*format!("{OLD}+1")));
+    let t = pages::NodePage {
+        page: PageCtx {
+            title: "Node",
+            active: "/node",
+            user: "root".into(),
+            csrf: "tok".into(),
+            hostname: "node1".into(),
+        },
+        image: NEW.into(),
+        os: "Debian".into(),
+        kernel: "6.1".into(),
+        selinux: hostinfo::Selinux {
+            mode: "enforcing".into(),
+            configured_mode: Some("enforcing".into()),
+            policy: Some("default".into()),
+        },
+        libvirt_uri: "qemu:///system".into(),
+        secmodels: "selinux".into(),
+        registration: "Not registered with an engine".into(),
+        layers: v,
+    };
+    let html = t.render().unwrap();
+    for want in [
+        r#"id="layers-trial">hvnode-1.1-0.20261201.0+1 "#,
+        "Update hvnode-1.0-0.20261130.0+1 failed its trial boot (2026-12-04 10:00:00 UTC): the web console does not answer on port 9090",
+        r#"<li class="mono">/etc/ssh/sshd_config.d/hvnode.conf</li>"#,
+        r#"<span class="bad">failed its trial</span>"#,
+        r#"<form method="post" action="/node/rollback"><input type="hidden" name="csrf" value="tok"><button type="submit" id="action-rollback">Roll back to hvnode-1.0-0.20261125.0+1</button>"#,
+    ] {
+        assert!(html.contains(want), "{want}\n{html}");
+    }
+}
+
+#[test]
 fn plain_shows_its_store_in_words_and_its_space() {
     let mut f = updated_node();
     f.backend = Some(Backend::Plain);
