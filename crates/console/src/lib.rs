@@ -21,6 +21,7 @@ pub mod layer_actions;
 pub mod login;
 pub mod metrics;
 pub mod node_layers;
+pub mod node_update;
 pub mod pages;
 pub mod register;
 pub mod router;
@@ -30,6 +31,7 @@ pub mod session;
 pub mod state;
 pub mod terminal;
 pub mod tls;
+pub mod update_actions;
 pub mod views;
 pub mod vms;
 

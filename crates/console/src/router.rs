@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use crate::error::ApiError;
 use crate::guard::{BODY_LIMIT, CSP, require_session};
 use crate::state::Shared;
-use crate::{api, assets, layer_actions, login, pages, register, terminal};
+use crate::{api, assets, layer_actions, login, pages, register, terminal, update_actions};
 
 /// Builds the console's router.
 pub fn router(state: Shared) -> Router {
@@ -32,6 +32,10 @@ pub fn router(state: Shared) -> Router {
             post(layer_actions::boot_next_page),
         )
         .route("/node/rollback", post(layer_actions::rollback_page))
+        .route(
+            "/node/update",
+            get(update_actions::page).post(update_actions::submit),
+        )
         .route("/registration", get(register::page))
         .route("/registration/fetch", post(register::fetch))
         .route("/registration/register", post(register::register))
@@ -60,6 +64,10 @@ pub fn router(state: Shared) -> Router {
             post(layer_actions::boot_next_api),
         )
         .route("/api/v1/node/rollback", post(layer_actions::rollback_api))
+        .route(
+            "/api/v1/node/update",
+            get(update_actions::api_job).post(update_actions::api_submit),
+        )
         .route("/api/v1/registration", get(register::api))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(

@@ -9,6 +9,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::facts::{FactsCache, LayersCache};
 use crate::metrics::Metrics;
+use crate::node_update::Jobs;
 use crate::session::{Session, Sessions, Throttle};
 use crate::vms::Libvirt;
 
@@ -28,6 +29,8 @@ pub struct AppState {
     pub facts: FactsCache,
     /// The layered root's facts shared by Node page requests.
     pub layers: LayersCache,
+    /// The node's update job (`nodectl update`, started from the Node page).
+    pub updates: Arc<Jobs>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -50,6 +53,7 @@ impl AppState {
             libvirt,
             facts: FactsCache::default(),
             layers: LayersCache::default(),
+            updates: Arc::new(Jobs::default()),
         })
     }
 

@@ -130,6 +130,54 @@ fn the_node_page_says_a_live_host_is_not_installed_on_a_layered_root() {
     // Without the session's CSRF token nothing is done.
     let r = post_form(&url, Some(&s), &[], "confirm=yes");
     assert_eq!(r.status, 403, "{}", r.body);
+
+    // An update: a source that is not a URL or an absolute path is a 400
+    // before anything runs; on this host nodectl is not where a node has it,
+    // and the console says so, by the API, the page and the job.
+    let api = server.url("/api/v1/node/update");
+    let r = post_form(&api, Some(&s), &csrf, r#"{"source":"--no-verify"}"#);
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = post_form(
+        &api,
+        Some(&s),
+        &csrf,
+        r#"{"source":"/var/tmp/b.update.tar"}"#,
+    );
+    assert!(r.body.contains("is nodectl installed"), "{}", r.body);
+    let page = server.url("/node/update");
+    let r = post_form(
+        &page,
+        Some(&s),
+        &[],
+        &format!("csrf={}&source=%2Fvar%2Ftmp%2Fb.update.tar", s.csrf),
+    );
+    assert!(r.body.contains("is nodectl installed"), "{}", r.body);
+    let r = get(&page, Some(&s), &[]);
+    assert!(r.body.contains("No update has run"), "{}", r.body);
+    let r = post_form(
+        &api,
+        Some(&s),
+        &csrf,
+        r#"{"source":"/var/tmp/b.update.tar","confirm":true}"#,
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let mut job = serde_json::Value::Null;
+    for _ in 0..100 {
+        job = get(&api, Some(&s), &[]).json();
+        if job["data"]["running"] == false {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        job["data"]["run"]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("is nodectl installed"),
+        "{job}"
+    );
+    let r = get(&page, Some(&s), &[]);
+    assert!(r.body.contains(r#"id="update-error""#), "{}", r.body);
 }
 
 #[test]

@@ -296,6 +296,44 @@ fn every_api_answer_matches_its_schema() {
         schemas.check("api-v1-registration.json", &r);
     }
 
+    // The update job: none yet; then one as nodectl update --json reported it
+    // on a node (its lines recorded there, shortened).
+    let r = ok(&server, &s, "/api/v1/node/update");
+    assert!(r["data"].is_null(), "{r}");
+    schemas.check("api-v1-node-update.json", &r);
+    let mut run = console::node_update::Run::default();
+    for l in [
+        r#"{"step":"verify","state":"start","message":"checking and extracting the bundle"}"#,
+        r#"{"step":"verify","state":"done","message":"signed by key 1A2B3C4D5E6F7081"}"#,
+        r#"{"message":"store: lvm","details":{"plan":{"trial":"hvnode-1.0-0.20261125.0.2+1"}}}"#,
+        r#"{"step":"labels","state":"done","message":"labelling the new /etc by the new SELinux policy"}"#,
+        r#"{"result":{"plan":{"trial":"hvnode-1.0-0.20261125.0.2+1"},"merge":{"conflicts":[{"path":"ssh/sshd_config.d/hvnode.conf"}]}}}"#,
+    ] {
+        run.push(l);
+    }
+    server.state.updates.set(console::node_update::Job {
+        source: "http://10.0.2.2:8000/updates/hvnode-1.0-0.20261125.0.2.update.tar".into(),
+        running: false,
+        conflicts: run.conflicts(),
+        trial: run.trial(),
+        run,
+    });
+    let r = ok(&server, &s, "/api/v1/node/update");
+    assert_eq!(r["data"]["trial"], "hvnode-1.0-0.20261125.0.2+1", "{r}");
+    schemas.check("api-v1-node-update.json", &r);
+    let mut failed = console::node_update::Run::default();
+    failed.push(r#"{"error":"the bundle is signed by a key this node does not trust","node_unchanged":true,"cancelled":false}"#);
+    server.state.updates.set(console::node_update::Job {
+        source: "/var/tmp/b.update.tar".into(),
+        running: false,
+        run: failed,
+        ..Default::default()
+    });
+    schemas.check(
+        "api-v1-node-update.json",
+        &ok(&server, &s, "/api/v1/node/update"),
+    );
+
     // Failures: not logged in, nothing there, a bad query.
     let r = get(&server.url("/api/v1/overview"), None, &[]);
     assert_eq!(r.status, 401);

@@ -266,6 +266,7 @@ fn hostile_inputs_never_crash_the_server() {
             "/registration/register".to_string(),
             "/node/rollback".to_string(),
             "/api/v1/node/rollback".to_string(),
+            format!("/node/update?source={name}"),
         ] {
             let url = server.url(&path);
             for r in [

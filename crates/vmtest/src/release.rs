@@ -100,6 +100,17 @@ pub fn build(workspace: &Path, changes: &Changes, key: &TestKey, work: &Path) ->
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/hvnode")))
         .context("HVNODE_CACHE or HOME is needed for the stage cache")?;
+    // The project recipe's last commit time: the stage cache keys the
+    // bootstrapped base on it, so the release reuses the image's base
+    // rather than bootstrapping Debian again.
+    let epoch = Command::new("git")
+        .arg("-C")
+        .arg(&image)
+        .args(["log", "-1", "--format=%ct", "--", "hvnode.toml"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse::<i64>().ok());
     let sign_key = bundle::SignKey::load(&key.secret, None)
         .with_context(|| format!("loading {}", key.secret.display()))?;
     let report = image_build::build(&image_build::Options {
@@ -108,7 +119,7 @@ pub fn build(workspace: &Path, changes: &Changes, key: &TestKey, work: &Path) ->
         cache_dir: cache.join("image"),
         workspace: workspace.to_path_buf(),
         rebuild: false,
-        epoch: None,
+        epoch,
         sign_key: Some(Arc::new(sign_key)),
     })
     .with_context(|| format!("building the test release in {}", work.display()))?;

@@ -133,6 +133,59 @@ fn apply(c: &mut vmtest::Console, name: &str, url: &str) {
     assert_eq!(rc, 0, "{name}: nodectl update failed:\n{out}");
 }
 
+/// An update through the node's web console, as its Node page does it:
+/// a PAM login, the check (`UpdatePlan`), then the job, followed to its end.
+fn console_update(c: &mut vmtest::Console, name: &str, source: &str, layer: &str) {
+    let url = "https://127.0.0.1:9090";
+    let login = c
+        .check(
+            &format!(
+                "curl -sk -c /tmp/jar -o /dev/null -w '%{{http_code}}' --data-urlencode username=root --data-urlencode password={} {url}/login",
+                vmtest::install::ROOT_PASSWORD
+            ),
+            CMD,
+        )
+        .unwrap();
+    assert!(
+        login.trim().starts_with('3'),
+        "{name}: console login answered {login}"
+    );
+    let post = |confirm: bool| {
+        format!(
+            "token=$(curl -sk -b /tmp/jar {url}/api/v1/session | sed -n 's/.*\"csrf\" *: *\"\\([^\"]*\\)\".*/\\1/p'); curl -sk -b /tmp/jar -w '\n%{{http_code}}' -X POST -H \"X-CSRF-Token: $token\" -H 'Origin: {url}' -H 'Content-Type: application/json' --data '{{\"source\":\"{source}\",\"confirm\":{confirm}}}' {url}/api/v1/node/update"
+        )
+    };
+    let plan = c.check(&post(false), UPDATE).unwrap();
+    assert!(
+        plan.trim_end().ends_with("200"),
+        "{name}: the check: {plan}"
+    );
+    assert!(plan.contains("\"kind\":\"UpdatePlan\""), "{name}: {plan}");
+    assert!(
+        plan.contains(&format!("\"trial\":\"{layer}\"")),
+        "{name}: {plan}"
+    );
+    let started = c.check(&post(true), CMD).unwrap();
+    assert!(started.trim_end().ends_with("202"), "{name}: {started}");
+    let job = c
+        .check(
+            &format!(
+                "for i in $(seq 600); do j=$(curl -sk -b /tmp/jar {url}/api/v1/node/update); case \"$j\" in *'\"running\":false'*) break;; esac; sleep 2; done; echo \"$j\""
+            ),
+            UPDATE,
+        )
+        .unwrap();
+    eprintln!("{name}: the console's update job: {job}");
+    assert!(job.contains("\"running\":false"), "{name}: {job}");
+    assert!(job.contains("\"error\":null"), "{name}: {job}");
+    assert!(
+        job.contains(&format!("\"trial\":\"{layer}\"")),
+        "{name}: {job}"
+    );
+    let i = info(c);
+    assert_eq!(i["bootloader"]["trial"], layer, "{i}");
+}
+
 /// The update scenario on the booted, logged-in v1 node `node` (its disk
 /// `disk`); powers the node off at the end.
 pub fn run(
@@ -245,7 +298,8 @@ pub fn run(
         let (rc, report) = c.run("nodectl check", CMD).unwrap();
         assert_eq!(rc, 0, "update-v2-trial: nodectl check:\n{report}");
         vmtest::live::no_avc(c, "update-v2-trial").unwrap();
-        apply(c, "update-v3", &url(&r.v3));
+        // v3 from the web console: checked (the plan), then applied as a job.
+        console_update(c, "update-v3", &url(&r.v3), &v3);
     }
     reboot(&mut node, "update-v3");
     drop(http);
