@@ -71,6 +71,8 @@ fn healthy() -> Facts {
         ],
         store_used_percent: None,
         swaps: vec!["/dev/dm-7".into()],
+        trials: Vec::new(),
+        etc_conflicts: Vec::new(),
     }
 }
 
