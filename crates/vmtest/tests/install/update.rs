@@ -123,14 +123,24 @@ fn trial_done(c: &mut vmtest::Console, name: &str) {
 }
 
 fn apply(c: &mut vmtest::Console, name: &str, url: &str) {
+    let pool = "lvs --noheadings --units m -o data_percent,metadata_percent,lv_size -S lv_tags=hvnode:pool";
+    let before = c.check(pool, CMD).unwrap();
+    let t = std::time::Instant::now();
     let (rc, out) = c
         .run(
             &format!("nodectl update {url} --yes 2>&1 | tail -n 30; (exit ${{PIPESTATUS[0]}})"),
             UPDATE,
         )
         .unwrap();
+    let secs = t.elapsed().as_secs_f64();
     eprintln!("{name}: nodectl update\n{out}");
     assert_eq!(rc, 0, "{name}: nodectl update failed:\n{out}");
+    let after = c.check(pool, CMD).unwrap();
+    eprintln!(
+        "{name}: update took {secs:.0} s; thin pool data %, metadata %, size before: {} after: {}",
+        before.trim(),
+        after.trim()
+    );
 }
 
 /// An update through the node's web console, as its Node page does it:
