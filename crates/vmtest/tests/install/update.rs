@@ -123,7 +123,7 @@ fn trial_done(c: &mut vmtest::Console, name: &str) {
 }
 
 fn apply(c: &mut vmtest::Console, name: &str, url: &str) {
-    let pool = "lvs --noheadings --units m -o data_percent,metadata_percent,lv_size -S lv_tags=hvnode:pool";
+    let pool = "lvs --noheadings --units m -o lv_name,lv_tags,data_percent,metadata_percent,lv_size | grep hvnode:pool || true";
     let before = c.check(pool, CMD).unwrap();
     let t = std::time::Instant::now();
     let (rc, out) = c
@@ -137,7 +137,7 @@ fn apply(c: &mut vmtest::Console, name: &str, url: &str) {
     assert_eq!(rc, 0, "{name}: nodectl update failed:\n{out}");
     let after = c.check(pool, CMD).unwrap();
     eprintln!(
-        "{name}: update took {secs:.0} s; thin pool data %, metadata %, size before: {} after: {}",
+        "{name}: update took {secs:.0} s; thin pool (name, tags, data %, metadata %, size) before: {} after: {}",
         before.trim(),
         after.trim()
     );
