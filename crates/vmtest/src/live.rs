@@ -102,3 +102,34 @@ pub fn no_avc(c: &mut Console, name: &str) -> Result<()> {
     ensure!(count == 0, "{name}: AVC denials since boot:\n{avcs}");
     Ok(())
 }
+
+/// The node's web console as a browser on the node reaches it.
+pub const CONSOLE_URL: &str = "https://127.0.0.1:9090";
+
+/// Logs in to the node's web console as root with curl inside the guest
+/// (PAM, over TLS); the session's cookie is kept in `/tmp/jar` for
+/// [`console_post`].
+pub fn console_login(c: &mut Console) -> Result<()> {
+    let answer = c.check(
+        &format!(
+            "curl -sk -c /tmp/jar -o /dev/null -w '%{{http_code}}' --data-urlencode username=root --data-urlencode password={} {CONSOLE_URL}/login",
+            crate::install::ROOT_PASSWORD
+        ),
+        CMD,
+    )?;
+    ensure!(
+        answer.trim().starts_with('3'),
+        "the console's login answered {answer}"
+    );
+    Ok(())
+}
+
+/// A shell command that POSTs to the console's `path` in the session of
+/// [`console_login`], with its CSRF token and Origin, `curl_args` added
+/// (a body, its type); it prints the answer, then its status code on a
+/// line of its own.
+pub fn console_post(path: &str, curl_args: &str) -> String {
+    format!(
+        "token=$(curl -sk -b /tmp/jar {CONSOLE_URL}/api/v1/session | sed -n 's/.*\"csrf\" *: *\"\\([^\"]*\\)\".*/\\1/p'); curl -sk -b /tmp/jar -w '\\n%{{http_code}}' -X POST -H \"X-CSRF-Token: $token\" -H 'Origin: {CONSOLE_URL}' {curl_args} {CONSOLE_URL}{path}"
+    )
+}

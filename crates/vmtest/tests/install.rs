@@ -202,20 +202,8 @@ fn boot_installed(
 /// TLS, the session's CSRF token): the Node page's layers, and "Boot this
 /// layer next time", which sets grub's one-time entry.
 fn console_boot_next(c: &mut vmtest::Console, name: &str, layer: &str) {
-    let url = "https://127.0.0.1:9090";
-    let login = c
-        .check(
-            &format!(
-                "curl -sk -c /tmp/jar -o /dev/null -w '%{{http_code}}' --data-urlencode username=root --data-urlencode password={} {url}/login",
-                vmtest::install::ROOT_PASSWORD
-            ),
-            CMD,
-        )
-        .unwrap();
-    assert!(
-        login.trim().starts_with('3'),
-        "{name}: console login answered {login}"
-    );
+    let url = vmtest::live::CONSOLE_URL;
+    vmtest::live::console_login(c).unwrap_or_else(|e| panic!("{name}: {e}"));
     let node = c
         .check(&format!("curl -sk -b /tmp/jar {url}/api/v1/node"), CMD)
         .unwrap();
@@ -224,16 +212,16 @@ fn console_boot_next(c: &mut vmtest::Console, name: &str, layer: &str) {
             || node.contains(&format!("\"current_layer\": \"{layer}\"")),
         "{name}: the console's Node data: {node}"
     );
-    let code = c
+    let answer = c
         .check(
-            &format!(
-                "token=$(curl -sk -b /tmp/jar {url}/api/v1/session | sed -n 's/.*\"csrf\" *: *\"\\([^\"]*\\)\".*/\\1/p'); curl -sk -b /tmp/jar -o /tmp/next.json -w '%{{http_code}}' -X POST -H \"X-CSRF-Token: $token\" -H 'Origin: {url}' {url}/api/v1/node/layers/{layer}/boot-next"
-            ),
+            &vmtest::live::console_post(&format!("/api/v1/node/layers/{layer}/boot-next"), ""),
             CMD,
         )
         .unwrap();
-    let body = c.check("cat /tmp/next.json", CMD).unwrap();
-    assert_eq!(code.trim(), "200", "{name}: boot-next: {body}");
+    assert!(
+        answer.trim_end().ends_with("200"),
+        "{name}: boot-next: {answer}"
+    );
     let env = c
         .check("grub-editenv /boot/grub/grubenv list", CMD)
         .unwrap();

@@ -15,6 +15,31 @@ fn node_view(f: Facts) -> LayersView {
     v
 }
 
+/// The Node page of a node whose layers are `layers`.
+fn node_page(layers: LayersView) -> pages::NodePage {
+    pages::NodePage {
+        page: PageCtx {
+            title: "Node",
+            active: "/node",
+            user: "root".into(),
+            csrf: "tok".into(),
+            hostname: "node1".into(),
+        },
+        image: NEW.into(),
+        os: "Debian".into(),
+        kernel: "6.1".into(),
+        selinux: hostinfo::Selinux {
+            mode: "enforcing".into(),
+            configured_mode: Some("enforcing".into()),
+            policy: Some("default".into()),
+        },
+        libvirt_uri: "qemu:///system".into(),
+        secmodels: "selinux".into(),
+        registration: "Not registered with an engine".into(),
+        layers,
+    }
+}
+
 #[test]
 fn an_updated_node_shows_both_layers_newest_first() {
     let v = node_view(updated_node());
@@ -172,27 +197,7 @@ fn only_a_bootable_layer_of_an_installed_node_can_be_boot_next() {
 fn the_node_page_shows_an_installed_nodes_layers() {
     let mut facts = updated_node();
     facts.lvs[0].data_percent = "85.00".into();
-    let t = pages::NodePage {
-        page: PageCtx {
-            title: "Node",
-            active: "/node",
-            user: "root".into(),
-            csrf: "tok".into(),
-            hostname: "node1".into(),
-        },
-        image: NEW.into(),
-        os: "Debian".into(),
-        kernel: "6.1".into(),
-        selinux: hostinfo::Selinux {
-            mode: "enforcing".into(),
-            configured_mode: Some("enforcing".into()),
-            policy: Some("default".into()),
-        },
-        libvirt_uri: "qemu:///system".into(),
-        secmodels: "selinux".into(),
-        registration: "Not registered with an engine".into(),
-        layers: node_view(facts),
-    };
+    let t = node_page(node_view(facts));
     let html = t.render().unwrap();
     assert!(!html.contains("layers-notice"), "an installed node");
     for want in [
@@ -239,27 +244,7 @@ fn a_trial_a_failed_trial_and_open_conflicts_are_shown_with_the_rollback() {
     assert!(row(&mid.to_string()).failed);
     // The failed layer has no boot entry here, and would be skipped anyway.
     assert_eq!(v.rollback_to.as_deref(), Some(&*format!("{OLD}+1")));
-    let t = pages::NodePage {
-        page: PageCtx {
-            title: "Node",
-            active: "/node",
-            user: "root".into(),
-            csrf: "tok".into(),
-            hostname: "node1".into(),
-        },
-        image: NEW.into(),
-        os: "Debian".into(),
-        kernel: "6.1".into(),
-        selinux: hostinfo::Selinux {
-            mode: "enforcing".into(),
-            configured_mode: Some("enforcing".into()),
-            policy: Some("default".into()),
-        },
-        libvirt_uri: "qemu:///system".into(),
-        secmodels: "selinux".into(),
-        registration: "Not registered with an engine".into(),
-        layers: v,
-    };
+    let t = node_page(v);
     let html = t.render().unwrap();
     for want in [
         r#"id="layers-trial">hvnode-1.1-0.20261201.0+1 "#,

@@ -146,23 +146,14 @@ fn apply(c: &mut vmtest::Console, name: &str, url: &str) {
 /// An update through the node's web console, as its Node page does it:
 /// a PAM login, the check (`UpdatePlan`), then the job, followed to its end.
 fn console_update(c: &mut vmtest::Console, name: &str, source: &str, layer: &str) {
-    let url = "https://127.0.0.1:9090";
-    let login = c
-        .check(
-            &format!(
-                "curl -sk -c /tmp/jar -o /dev/null -w '%{{http_code}}' --data-urlencode username=root --data-urlencode password={} {url}/login",
-                vmtest::install::ROOT_PASSWORD
-            ),
-            CMD,
-        )
-        .unwrap();
-    assert!(
-        login.trim().starts_with('3'),
-        "{name}: console login answered {login}"
-    );
+    let url = vmtest::live::CONSOLE_URL;
+    vmtest::live::console_login(c).unwrap_or_else(|e| panic!("{name}: {e}"));
     let post = |confirm: bool| {
-        format!(
-            "token=$(curl -sk -b /tmp/jar {url}/api/v1/session | sed -n 's/.*\"csrf\" *: *\"\\([^\"]*\\)\".*/\\1/p'); curl -sk -b /tmp/jar -w '\n%{{http_code}}' -X POST -H \"X-CSRF-Token: $token\" -H 'Origin: {url}' -H 'Content-Type: application/json' --data '{{\"source\":\"{source}\",\"confirm\":{confirm}}}' {url}/api/v1/node/update"
+        vmtest::live::console_post(
+            "/api/v1/node/update",
+            &format!(
+                "-H 'Content-Type: application/json' --data '{{\"source\":\"{source}\",\"confirm\":{confirm}}}'"
+            ),
         )
     };
     let plan = c.check(&post(false), UPDATE).unwrap();
