@@ -402,7 +402,7 @@ fn thin_lvm_install_from_cd_on_ovmf_and_oemdrv_boots_on_bios_and_uefi() {
         made.bytes as f64 / 1e6
     );
     // v2 and v3 for the update are built while the disk boots.
-    let releases = update::build_releases(&dir.join("releases"));
+    let releases = update::build_releases(&dir.join("releases"), true);
     let check = std::process::Command::new("qemu-img")
         .args(["info", "--output=json"])
         .arg(&target)
@@ -538,7 +538,8 @@ fn plain_install_over_pxe_on_seabios_with_inst_ks_http_boots_on_uefi() {
         t.to_installer, t.install, t.total
     );
     drop(http);
-    let mut node = boot_installed(
+    let releases = update::build_releases(&dir.join("releases"), false);
+    let node = boot_installed(
         &dir,
         "plain-uefi",
         Firmware::Uefi,
@@ -546,7 +547,7 @@ fn plain_install_over_pxe_on_seabios_with_inst_ks_http_boots_on_uefi() {
         &img,
         Store::Plain,
     );
-    poweroff(&mut node.vm);
+    update::run_v2(node, &dir, &target, releases, "plain-update-v2");
 }
 
 #[test]

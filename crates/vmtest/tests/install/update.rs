@@ -28,7 +28,8 @@ const SSHD_CONF: &str = "/etc/ssh/sshd_config.d/hvnode.conf";
 pub struct Releases {
     pub key: TestKey,
     pub v2: Release,
-    pub v3: Release,
+    /// Built only for the scenario that fails a trial.
+    pub v3: Option<Release>,
 }
 
 fn workspace() -> PathBuf {
@@ -39,9 +40,10 @@ fn workspace() -> PathBuf {
 }
 
 /// Starts building v2 (a changed sshd drop-in, a new file in `/etc` and a
-/// new folder in `/var`) and v3 (its agent cannot start; a trial limit of
-/// 30 s in `/etc/hvnode/update.toml`), signed with a new test key.
-pub fn build_releases(dir: &Path) -> JoinHandle<Releases> {
+/// new folder in `/var`) and, with `with_v3`, v3 (its agent cannot start; a
+/// trial limit of 30 s in `/etc/hvnode/update.toml`), signed with a new
+/// test key.
+pub fn build_releases(dir: &Path, with_v3: bool) -> JoinHandle<Releases> {
     let dir = dir.to_path_buf();
     std::thread::spawn(move || {
         let ws = workspace();
@@ -65,6 +67,9 @@ pub fn build_releases(dir: &Path) -> JoinHandle<Releases> {
             v2.nvr,
             t.elapsed().as_secs_f64()
         );
+        if !with_v3 {
+            return Releases { key, v2, v3: None };
+        }
         let v3 = Changes {
             release_suffix: ".3".into(),
             files: vec![
@@ -85,7 +90,11 @@ pub fn build_releases(dir: &Path) -> JoinHandle<Releases> {
             v3.nvr,
             t.elapsed().as_secs_f64()
         );
-        Releases { key, v2, v3 }
+        Releases {
+            key,
+            v2,
+            v3: Some(v3),
+        }
     })
 }
 
@@ -143,6 +152,107 @@ fn apply(c: &mut vmtest::Console, name: &str, url: &str) {
     );
 }
 
+/// The admin's changes on v1 that an update must carry over.
+fn admin_changes(c: &mut vmtest::Console) {
+    c.check(&format!("echo '{ADMIN_SSHD}' >> {SSHD_CONF}"), CMD)
+        .unwrap();
+    c.check("echo mine > /etc/hvnode/admin-note", CMD).unwrap();
+    c.check("useradd -m -u 1500 opsadmin", CMD).unwrap();
+    c.check(
+        "mkdir -p /var/lib/site && echo node data > /var/lib/site/state",
+        CMD,
+    )
+    .unwrap();
+}
+
+/// The admin trusts the test's key (as a kickstart %post can).
+fn trust(c: &mut vmtest::Console, key: &TestKey) {
+    let public = key.public_text().unwrap();
+    c.send(&format!(
+        "mkdir -p /etc/hvnode/trusted.d && cat > /etc/hvnode/trusted.d/test.pub <<'HVNODE_EOF'\n{public}HVNODE_EOF\n"
+    ))
+    .unwrap();
+    c.check("test -s /etc/hvnode/trusted.d/test.pub", CMD)
+        .unwrap();
+}
+
+/// What a passed trial leaves on the v2 node: the running layer and the
+/// default, nothing on trial, the admin's changes carried over beside the
+/// image's, `nodectl check` OK and no denial.
+fn check_v2(c: &mut vmtest::Console, name: &str, v2: &str) {
+    trial_done(c, name);
+    let i = info(c);
+    assert_eq!(i["current_layer"], v2, "{name}: {i}");
+    assert_eq!(i["bootloader"]["default"], v2, "{name}: {i}");
+    assert!(i["bootloader"]["trial"].is_null(), "{name}: {i}");
+    assert_eq!(i["failed_trials"], serde_json::json!([]), "{name}: {i}");
+    assert_eq!(
+        i["etc_conflicts"],
+        serde_json::json!([SSHD_CONF]),
+        "{name}: {i}"
+    );
+    // The merge: both changed → the admin's, the image's beside it.
+    let sshd = c.check(&format!("cat {SSHD_CONF}"), CMD).unwrap();
+    assert!(
+        sshd.contains(ADMIN_SSHD) && !sshd.contains("# v2:"),
+        "{name}: {sshd}"
+    );
+    let new = c.check(&format!("cat {SSHD_CONF}.hvnew"), CMD).unwrap();
+    assert!(
+        new.contains("# v2:") && !new.contains(ADMIN_SSHD),
+        "{name}: {new}"
+    );
+    // Admin-added file and account kept, the image's new file arrived,
+    // /var kept and the image's new path added.
+    for (cmd, want) in [
+        ("cat /etc/hvnode/admin-note", "mine"),
+        ("id -u opsadmin", "1500"),
+        ("cat /etc/hvnode/release-note", "v2"),
+        ("cat /var/lib/site/state", "node data"),
+        ("cat /var/lib/hvnode-v2/seed", "v2 seed"),
+    ] {
+        assert_eq!(c.check(cmd, CMD).unwrap().trim(), want, "{name}: {cmd}");
+    }
+    let (rc, report) = c.run("nodectl check", CMD).unwrap();
+    assert_eq!(rc, 0, "{name}: nodectl check:\n{report}");
+    vmtest::live::no_avc(c, name).unwrap();
+}
+
+/// The short scenario for a second store: v2 applied with `nodectl
+/// update`, its trial boot passes, the merge is there; then powered off.
+pub fn run_v2(
+    mut node: vmtest::install::Installed,
+    dir: &Path,
+    disk: &Path,
+    releases: JoinHandle<Releases>,
+    name: &str,
+) {
+    admin_changes(&mut node.vm.console);
+    let r = releases.join().expect("building the test release");
+    let v2 = format!("{}+1", r.v2.nvr);
+    let served = dir.join("served");
+    let _ = std::fs::remove_dir_all(&served);
+    std::fs::create_dir_all(&served).unwrap();
+    for f in [r.v2.bundle.clone(), bundle::signature_path(&r.v2.bundle)] {
+        std::os::unix::fs::symlink(&f, served.join(f.file_name().unwrap())).unwrap();
+    }
+    let http = vmtest::http::Server::start(&served, "/updates/", 0).unwrap();
+    let url = format!(
+        "http://10.0.2.2:{}/updates/{}",
+        http.port,
+        r.v2.bundle.file_name().unwrap().to_string_lossy()
+    );
+    trust(&mut node.vm.console, &r.key);
+    apply(&mut node.vm.console, name, &url);
+    reboot(&mut node, name);
+    drop(http);
+    let trial = format!("{name}-trial");
+    let mut node = boot(dir, &trial, disk);
+    check_v2(&mut node.vm.console, &trial, &v2);
+    node.vm.console.send("poweroff\n").unwrap();
+    let _ = node.vm.wait_exit(Duration::from_secs(180));
+}
+
 /// An update through the node's web console, as its Node page does it:
 /// a PAM login, the check (`UpdatePlan`), then the job, followed to its end.
 fn console_update(c: &mut vmtest::Console, name: &str, source: &str, layer: &str) {
@@ -197,25 +307,14 @@ pub fn run(
     releases: JoinHandle<Releases>,
 ) {
     let v1 = format!("{}+1", img.nvr);
-    // The admin's changes on v1.
-    {
-        let c = &mut node.vm.console;
-        c.check(&format!("echo '{ADMIN_SSHD}' >> {SSHD_CONF}"), CMD)
-            .unwrap();
-        c.check("echo mine > /etc/hvnode/admin-note", CMD).unwrap();
-        c.check("useradd -m -u 1500 opsadmin", CMD).unwrap();
-        c.check(
-            "mkdir -p /var/lib/site && echo node data > /var/lib/site/state",
-            CMD,
-        )
-        .unwrap();
-    }
+    admin_changes(&mut node.vm.console);
     let r = releases.join().expect("building the test releases");
-    let (v2, v3) = (format!("{}+1", r.v2.nvr), format!("{}+1", r.v3.nvr));
+    let r3 = r.v3.clone().expect("v3 was built");
+    let (v2, v3) = (format!("{}+1", r.v2.nvr), format!("{}+1", r3.nvr));
     let served = dir.join("served");
     let _ = std::fs::remove_dir_all(&served);
     std::fs::create_dir_all(&served).unwrap();
-    for b in [&r.v2.bundle, &r.v3.bundle] {
+    for b in [&r.v2.bundle, &r3.bundle] {
         for f in [b.clone(), bundle::signature_path(b)] {
             std::os::unix::fs::symlink(&f, served.join(f.file_name().unwrap())).unwrap();
         }
@@ -245,12 +344,7 @@ pub fn run(
             "an update signed by an unknown key was applied: {out}"
         );
         assert!(out.contains("Nothing on the node was changed"), "{out}");
-        // The admin trusts the test's key (as a kickstart %post can).
-        let public = r.key.public_text().unwrap();
-        c.send(&format!(
-            "mkdir -p /etc/hvnode/trusted.d && cat > /etc/hvnode/trusted.d/test.pub <<'HVNODE_EOF'\n{public}HVNODE_EOF\n"
-        ))
-        .unwrap();
+        trust(c, &r.key);
         apply(c, "update-v2", &url(&r.v2));
         let i = info(c);
         assert_eq!(i["bootloader"]["trial"], v2.as_str(), "{i}");
@@ -262,45 +356,9 @@ pub fn run(
     let mut node = boot(dir, "update-v2-trial", disk);
     {
         let c = &mut node.vm.console;
-        trial_done(c, "update-v2-trial");
-        let i = info(c);
-        assert_eq!(i["current_layer"], v2.as_str(), "{i}");
-        assert_eq!(i["bootloader"]["default"], v2.as_str(), "{i}");
-        assert!(i["bootloader"]["trial"].is_null(), "{i}");
-        assert_eq!(i["failed_trials"], serde_json::json!([]), "{i}");
-        assert_eq!(i["etc_conflicts"], serde_json::json!([SSHD_CONF]), "{i}");
-        // The merge: both changed → the admin's, the image's beside it.
-        let sshd = c.check(&format!("cat {SSHD_CONF}"), CMD).unwrap();
-        assert!(
-            sshd.contains(ADMIN_SSHD) && !sshd.contains("# v2:"),
-            "{sshd}"
-        );
-        let new = c.check(&format!("cat {SSHD_CONF}.hvnew"), CMD).unwrap();
-        assert!(new.contains("# v2:") && !new.contains(ADMIN_SSHD), "{new}");
-        // Admin-added file and account kept, the image's new file arrived,
-        // /var kept and the image's new path added.
-        assert_eq!(
-            c.check("cat /etc/hvnode/admin-note", CMD).unwrap().trim(),
-            "mine"
-        );
-        assert_eq!(c.check("id -u opsadmin", CMD).unwrap().trim(), "1500");
-        assert_eq!(
-            c.check("cat /etc/hvnode/release-note", CMD).unwrap().trim(),
-            "v2"
-        );
-        assert_eq!(
-            c.check("cat /var/lib/site/state", CMD).unwrap().trim(),
-            "node data"
-        );
-        assert_eq!(
-            c.check("cat /var/lib/hvnode-v2/seed", CMD).unwrap().trim(),
-            "v2 seed"
-        );
-        let (rc, report) = c.run("nodectl check", CMD).unwrap();
-        assert_eq!(rc, 0, "update-v2-trial: nodectl check:\n{report}");
-        vmtest::live::no_avc(c, "update-v2-trial").unwrap();
+        check_v2(c, "update-v2-trial", &v2);
         // v3 from the web console: checked (the plan), then applied as a job.
-        console_update(c, "update-v3", &url(&r.v3), &v3);
+        console_update(c, "update-v3", &url(&r3), &v3);
     }
     reboot(&mut node, "update-v3");
     drop(http);
