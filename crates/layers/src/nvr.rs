@@ -8,7 +8,7 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
@@ -35,8 +35,8 @@ fn check_chars(s: &str) -> Result<(), NameError> {
 }
 
 /// An image's name-version-release.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct Nvr {
     pub name: String,
     pub version: String,
@@ -118,8 +118,8 @@ impl PartialOrd for Nvr {
 }
 
 /// A writable layer: its base and its number.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct LayerName {
     pub base: Nvr,
     pub number: u32,
@@ -138,6 +138,20 @@ impl LayerName {
             base: self.base.clone(),
             number: self.number + 1,
         }
+    }
+}
+
+impl TryFrom<String> for Nvr {
+    type Error = NameError;
+    fn try_from(s: String) -> Result<Self, NameError> {
+        s.parse()
+    }
+}
+
+impl TryFrom<String> for LayerName {
+    type Error = NameError;
+    fn try_from(s: String) -> Result<Self, NameError> {
+        s.parse()
     }
 }
 

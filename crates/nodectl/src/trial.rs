@@ -20,6 +20,11 @@ const DEFAULT_CONSOLE_PORT: u16 = 9090;
 
 pub fn run() -> Result<ExitCode> {
     let boot = status::boot_dir();
+    // An update cut short (killed, a power cut) is taken back first; a
+    // failure to is reported and does not stop the verdict.
+    if let Err(e) = recover(&boot) {
+        eprintln!("nodectl: taking back an interrupted update: {e:#}");
+    }
     let config = update::Config::load(Path::new(update::CONFIG_FILE))?;
     let cmdline = std::fs::read_to_string("/proc/cmdline").context("reading /proc/cmdline")?;
     let mut checks = NodeChecks {
@@ -58,6 +63,24 @@ pub fn run() -> Result<ExitCode> {
             ExitCode::FAILURE
         }
     })
+}
+
+/// Takes back what an interrupted update left, when its journal is there.
+fn recover(boot: &Path) -> Result<()> {
+    let journal = Path::new(layers::history::STATE_DIR).join("update-journal.json");
+    if !journal.exists() {
+        return Ok(());
+    }
+    let live = update::detect(Path::new("/"), boot).context("finding the layer store")?;
+    let mut progress = update::Human(std::io::stdout().lock());
+    let r = update::recover(
+        &live.node.journal(),
+        &live.node.current_layer,
+        live.node.store.store(),
+        &mut progress,
+    )?;
+    println!("interrupted update: {r:?}");
+    Ok(())
 }
 
 /// Removes the images beyond `keep` (see [`update::gc`]).

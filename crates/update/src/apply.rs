@@ -21,7 +21,7 @@ use crate::plan::{self, ImageFacts, NodeFacts, Plan};
 use crate::progress::{Event, Progress, State};
 use crate::remap::remap_ids;
 use crate::space::{self, Needs};
-use crate::step::{Failpoint, Step};
+use crate::step::{Failpoint, Injected, Step};
 use crate::txn::{Transaction, Undo};
 use crate::{Options, UpdateError, source, var};
 
@@ -78,6 +78,7 @@ pub fn update(
     progress: &mut dyn Progress,
 ) -> Result<Outcome, UpdateError> {
     let _lock = lock(&node.lock).map_err(UpdateError::Refused)?;
+    recover_interrupted(node, progress).map_err(UpdateError::Refused)?;
     fs::create_dir_all(&node.scratch)
         .with_context(|| format!("creating the scratch folder {}", node.scratch.display()))
         .map_err(UpdateError::Refused)?;
@@ -110,6 +111,14 @@ pub fn update(
     let result = match result {
         Ok(outcome) => Ok(outcome),
         Err(Failure::Before(e)) => Err(e),
+        Err(Failure::During { step, txn, error })
+            if error
+                .chain()
+                .any(|c| c.downcast_ref::<Injected>().is_some_and(|i| i.crash)) =>
+        {
+            txn.abandon();
+            Err(UpdateError::Crashed { step })
+        }
         Err(Failure::During { step, txn, error }) => {
             let left = txn.rollback(node.store.store(), progress);
             if left.is_empty() {
@@ -137,13 +146,40 @@ pub fn update(
     result
 }
 
+/// Takes back what an update that was cut short (killed, a power cut)
+/// left, from its journal, before a new one starts.
+fn recover_interrupted(node: &Node, progress: &mut dyn Progress) -> Result<()> {
+    match crate::txn::recover(
+        &node.journal(),
+        &node.current_layer,
+        node.store.store(),
+        progress,
+    )? {
+        crate::txn::Recovered::Nothing => {}
+        crate::txn::Recovered::Kept { layer } => progress.note(
+            None,
+            &format!("the update to {layer} had finished: its journal is removed"),
+        ),
+        crate::txn::Recovered::TakenBack { layer, left } => {
+            progress.note(
+                None,
+                &format!("what the interrupted update to {layer} did was taken back"),
+            );
+            for l in left {
+                progress.note(None, &format!("WARNING: {l}"));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// How an update failed: before anything was changed, or during a step,
 /// with the changes to take back.
 enum Failure {
     Before(UpdateError),
     During {
         step: Step,
-        txn: Transaction,
+        txn: Box<Transaction>,
         error: anyhow::Error,
     },
 }
@@ -166,7 +202,7 @@ fn prepare_and_apply(
     if !confirm(&prepared.plan) {
         return Err(Failure::Before(UpdateError::Cancelled));
     }
-    let mut txn = Transaction::default();
+    let mut txn = Transaction::journaled(node.journal(), prepared.plan.new_layer.clone());
     match apply(
         node,
         opts.failpoint,
@@ -206,7 +242,7 @@ fn prepare_and_apply(
             };
             Err(Failure::During {
                 step: txn.current().unwrap_or(Step::Base),
-                txn,
+                txn: Box::new(txn),
                 error: e,
             })
         }
@@ -335,15 +371,16 @@ fn apply(
     let (store, plan, image) = (node.store.store(), &prep.plan, &prep.image);
     txn.begin(Step::Base);
     run_step(Step::Base, fp, progress, |_| {
-        store.add_base(&plan.new_base, node.store.base_source(image))?;
+        // Journaled first: a kill while the base is written leaves it known.
         txn.push(Step::Base, Undo::RemoveBase(plan.new_base.clone()));
-        Ok(())
+        store.add_base(&plan.new_base, node.store.base_source(image))
     })?;
     txn.begin(Step::Layer);
     run_step(Step::Layer, fp, progress, |_| {
+        txn.push(Step::Layer, Undo::RemoveLayer(plan.new_layer.clone()));
         let layer = store.add_layer(&plan.new_base)?;
-        txn.push(Step::Layer, Undo::RemoveLayer(layer.clone()));
         if layer != plan.new_layer {
+            txn.push(Step::Layer, Undo::RemoveLayer(layer.clone()));
             bail!(
                 "the store made the layer {layer}, the plan says {}",
                 plan.new_layer

@@ -62,7 +62,7 @@ pub use progress::{Event, Human, JsonLines, Progress, Recorded, State};
 pub use remap::remap_ids;
 pub use rollback::{RollbackError, RollbackPlan, apply_rollback, plan_rollback};
 pub use step::{FAILPOINT_ENV, Failpoint, Step};
-pub use txn::{Transaction, Undo};
+pub use txn::{Recovered, Transaction, Undo, recover};
 pub use var::add_new_paths;
 
 /// What `nodectl update` was asked.
@@ -112,6 +112,13 @@ pub enum UpdateError {
          the node is as it was"
     )]
     RolledBack { step: Step, error: anyhow::Error },
+    /// The update stopped dead at a step on purpose (a crash failpoint), as
+    /// a kill would: nothing was taken back; the journal is.
+    #[error(
+        "the update stopped at step {step} as if killed (failpoint); nothing was taken back: \
+         the next nodectl update, or the next boot, takes it back from the journal"
+    )]
+    Crashed { step: Step },
     /// A step failed and some of what the update did could not be taken
     /// back: the admin must finish the cleanup.
     #[error(
@@ -130,6 +137,9 @@ pub enum UpdateError {
 impl UpdateError {
     /// Whether the node is as it was before the update.
     pub fn node_unchanged(&self) -> bool {
-        !matches!(self, UpdateError::Incomplete { .. })
+        !matches!(
+            self,
+            UpdateError::Incomplete { .. } | UpdateError::Crashed { .. }
+        )
     }
 }

@@ -127,6 +127,12 @@ impl Node {
     pub fn var(&self) -> PathBuf {
         self.root.join("var")
     }
+
+    /// The journal of the update under way (see [`crate::txn`]), in the
+    /// shared `/var` so that every layer's boot finds it.
+    pub fn journal(&self) -> PathBuf {
+        self.var().join("lib/hvnode/update-journal.json")
+    }
 }
 
 /// The block device of a mount source as findmnt shows it

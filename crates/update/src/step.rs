@@ -5,14 +5,15 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The environment variable naming the step that must fail
-/// (`HVNODE_UPDATE_FAILPOINT=etc-merge`). Inert unless set.
+/// (`HVNODE_UPDATE_FAILPOINT=etc-merge`), or at which the update stops dead
+/// as if killed, taking nothing back (`etc-merge:crash`). Inert unless set.
 pub const FAILPOINT_ENV: &str = "HVNODE_UPDATE_FAILPOINT";
 
 /// One step of `nodectl update`, in the order they run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Step {
     /// Check the signature and the manifest, extract the bundle into the
@@ -121,27 +122,48 @@ impl FromStr for Step {
 #[error("failpoint {FAILPOINT_ENV}={step} reached: the step fails on purpose")]
 pub struct Injected {
     pub step: Step,
+    /// The update stops dead (as if killed) instead of failing.
+    pub crash: bool,
 }
 
 /// Which step, if any, must fail once its work is done (so that its own
-/// undo is exercised too).
+/// undo is exercised too), and whether it stops dead instead.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Failpoint(pub Option<Step>);
+pub struct Failpoint(pub Option<Step>, pub bool);
 
 impl Failpoint {
+    /// A failure at `step`.
+    pub fn fail(step: Step) -> Failpoint {
+        Failpoint(Some(step), false)
+    }
+
+    /// A stop at `step`, as if the process were killed there.
+    pub fn crash(step: Step) -> Failpoint {
+        Failpoint(Some(step), true)
+    }
+
     /// From [`FAILPOINT_ENV`]; unset or empty is none, a name that is no
     /// step is an error (a typo must not pass for a test that ran).
     pub fn from_env() -> Result<Failpoint, UnknownStep> {
         match std::env::var(FAILPOINT_ENV) {
-            Ok(v) if !v.trim().is_empty() => Ok(Failpoint(Some(v.trim().parse()?))),
-            _ => Ok(Failpoint(None)),
+            Ok(v) if !v.trim().is_empty() => {
+                let v = v.trim();
+                match v.strip_suffix(":crash") {
+                    Some(step) => Ok(Failpoint::crash(step.parse()?)),
+                    None => Ok(Failpoint::fail(v.parse()?)),
+                }
+            }
+            _ => Ok(Failpoint::default()),
         }
     }
 
     /// Fails when `step` is the failpoint.
     pub fn check(self, step: Step) -> Result<(), Injected> {
         match self.0 {
-            Some(s) if s == step => Err(Injected { step }),
+            Some(s) if s == step => Err(Injected {
+                step,
+                crash: self.1,
+            }),
             _ => Ok(()),
         }
     }
@@ -162,9 +184,17 @@ mod tests {
 
     #[test]
     fn a_failpoint_fires_only_at_its_step() {
-        let fp = Failpoint(Some(Step::Kernel));
+        let fp = Failpoint::fail(Step::Kernel);
         assert!(fp.check(Step::Base).is_ok());
-        assert_eq!(fp.check(Step::Kernel), Err(Injected { step: Step::Kernel }));
+        assert_eq!(
+            fp.check(Step::Kernel),
+            Err(Injected {
+                step: Step::Kernel,
+                crash: false
+            })
+        );
         assert!(Failpoint::default().check(Step::Kernel).is_ok());
+        let crash = Failpoint::crash(Step::Kernel);
+        assert!(crash.check(Step::Kernel).is_err_and(|i| i.crash));
     }
 }

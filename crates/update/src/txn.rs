@@ -3,6 +3,11 @@
 //! takes back everything recorded, newest first. What the update created
 //! (base, layer, kernel folder, `/var` paths) is removed; what it rewrote
 //! (`grub.cfg`, grubenv) gets its earlier bytes and mode back.
+//!
+//! The stack is also kept on disk, a journal in the shared `/var`, written
+//! whole at every change: an update that is killed (or loses power) takes
+//! nothing back itself, and [`recover`] does it from the journal before the
+//! next update and at the next boot.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -10,12 +15,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use layers::{LayerName, Nvr, Store};
+use serde::{Deserialize, Serialize};
 
 use crate::progress::{Progress, State};
 use crate::step::Step;
 
 /// How to take back one change.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Undo {
     RemoveBase(Nvr),
     RemoveLayer(LayerName),
@@ -59,10 +66,22 @@ impl Undo {
         }
     }
 
+    /// Takes the change back; a base or layer that is not there (its step
+    /// was cut short before it made it) is nothing to do.
     fn run(&self, store: &dyn Store) -> Result<()> {
         match self {
-            Undo::RemoveBase(b) => store.remove_base(b),
-            Undo::RemoveLayer(l) => store.remove_layer(l),
+            Undo::RemoveBase(b) => {
+                if store.inventory()?.bases.contains(b) {
+                    store.remove_base(b)?;
+                }
+                Ok(())
+            }
+            Undo::RemoveLayer(l) => {
+                if store.inventory()?.layers.contains(l) {
+                    store.remove_layer(l)?;
+                }
+                Ok(())
+            }
             Undo::RemovePath(p) => remove_path(p),
             Undo::RestoreFile { path, before: None } => remove_path(path),
             Undo::RestoreFile {
@@ -93,9 +112,69 @@ fn remove_path(p: &Path) -> Result<()> {
 pub struct Transaction {
     done: Vec<(Step, Undo)>,
     at: Option<Step>,
+    layer: Option<LayerName>,
+    /// Where the stack is kept on disk, if anywhere.
+    journal: Option<PathBuf>,
+    /// Why the journal could not be written, if it could not.
+    journal_error: Option<String>,
+}
+
+/// The journal of an interrupted update: its undo stack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Journal {
+    /// The layer the update was making.
+    pub layer: LayerName,
+    pub done: Vec<(Step, Undo)>,
 }
 
 impl Transaction {
+    /// A transaction whose stack is kept in `journal` (for the update making
+    /// `layer`).
+    pub fn journaled(journal: PathBuf, layer: LayerName) -> Transaction {
+        let mut t = Transaction {
+            journal: Some(journal),
+            ..Transaction::default()
+        };
+        t.layer = Some(layer);
+        t.write_journal();
+        t
+    }
+
+    fn write_journal(&mut self) {
+        let (Some(path), Some(layer)) = (&self.journal, &self.layer) else {
+            return;
+        };
+        let j = Journal {
+            layer: layer.clone(),
+            done: self.done.clone(),
+        };
+        let written = serde_json::to_vec(&j)
+            .map_err(anyhow::Error::from)
+            .and_then(|data| {
+                if let Some(d) = path.parent() {
+                    fs::create_dir_all(d)?;
+                }
+                fsutil::write_atomic(path, &data, fsutil::Options::default())?;
+                Ok(())
+            });
+        if let Err(e) = written {
+            self.journal_error = Some(format!("{e:#}"));
+        }
+    }
+
+    fn remove_journal(&self) {
+        if let Some(p) = &self.journal {
+            let _ = fs::remove_file(p);
+            remove_if_empty(p.parent());
+        }
+    }
+
+    /// Why the journal could not be kept, if it could not (an update cut
+    /// short then leaves its changes for the admin to remove).
+    pub fn journal_error(&self) -> Option<&str> {
+        self.journal_error.as_deref()
+    }
+
     /// Notes that `step` starts (a failure now is a failure of it).
     pub fn begin(&mut self, step: Step) {
         self.at = Some(step);
@@ -106,9 +185,10 @@ impl Transaction {
         self.at
     }
 
-    /// Records a change `step` is about to make.
+    /// Records a change `step` is about to make (in the journal too).
     pub fn push(&mut self, step: Step, undo: Undo) {
         self.done.push((step, undo));
+        self.write_journal();
     }
 
     /// How many changes are recorded.
@@ -121,23 +201,100 @@ impl Transaction {
     }
 
     /// The update succeeded: nothing is taken back.
-    pub fn commit(self) {}
+    pub fn commit(self) {
+        self.remove_journal();
+    }
+
+    /// The update was cut short on purpose (a crash failpoint): nothing is
+    /// taken back, the journal stays, as after a kill.
+    pub fn abandon(self) {}
 
     /// Takes back every recorded change, newest first, going on past a
     /// failure; returns what could not be taken back.
     pub fn rollback(self, store: &dyn Store, progress: &mut dyn Progress) -> Vec<String> {
-        let mut left = Vec::new();
-        for (step, undo) in self.done.into_iter().rev() {
-            match undo.run(store) {
-                Ok(()) => progress.step(step, State::Undone, &undo.describe()),
-                Err(e) => {
-                    let msg = format!("{} failed: {e:#}", undo.describe());
-                    progress.note(Some(step), &format!("WARNING: {msg}"));
-                    left.push(msg);
-                }
+        let left = undo_all(&self.done, store, progress);
+        self.remove_journal();
+        left
+    }
+}
+
+/// Takes back `done`, newest first, going on past a failure; what could
+/// not be taken back.
+fn undo_all(done: &[(Step, Undo)], store: &dyn Store, progress: &mut dyn Progress) -> Vec<String> {
+    let mut left = Vec::new();
+    for (step, undo) in done.iter().rev() {
+        match undo.run(store) {
+            Ok(()) => progress.step(*step, State::Undone, &undo.describe()),
+            Err(e) => {
+                let msg = format!("{} failed: {e:#}", undo.describe());
+                progress.note(Some(*step), &format!("WARNING: {msg}"));
+                left.push(msg);
             }
         }
-        left
+    }
+    left
+}
+
+/// What [`recover`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovered {
+    /// No journal: no update was cut short.
+    Nothing,
+    /// An update was cut short; its changes were taken back (and these
+    /// could not be).
+    TakenBack { layer: LayerName, left: Vec<String> },
+    /// The update had armed its trial and this system runs its layer: it is
+    /// kept, and only the journal goes.
+    Kept { layer: LayerName },
+}
+
+/// Takes back what an update cut short left, from its journal at
+/// `journal`: run before an update (under its lock) and at boot. The
+/// journal is removed once done, whatever could not be taken back.
+pub fn recover(
+    journal: &Path,
+    running: &LayerName,
+    store: &dyn Store,
+    progress: &mut dyn Progress,
+) -> Result<Recovered> {
+    let data = match fs::read(journal) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Recovered::Nothing),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", journal.display())),
+    };
+    let j: Journal = serde_json::from_slice(&data).with_context(|| {
+        format!(
+            "reading the journal of an interrupted update, {}: remove it and whatever that \
+             update left (`nodectl info` lists the layers)",
+            journal.display()
+        )
+    })?;
+    let outcome = if j.layer == *running {
+        Recovered::Kept { layer: j.layer }
+    } else {
+        progress.note(
+            None,
+            &format!(
+                "an update to {} was cut short: taking back what it did",
+                j.layer
+            ),
+        );
+        let left = undo_all(&j.done, store, progress);
+        Recovered::TakenBack {
+            layer: j.layer,
+            left,
+        }
+    };
+    fs::remove_file(journal).with_context(|| format!("removing {}", journal.display()))?;
+    remove_if_empty(journal.parent());
+    Ok(outcome)
+}
+
+/// The journal's folder goes with it when nothing else is in it (on a node
+/// the agent's state is there too).
+fn remove_if_empty(dir: Option<&Path>) {
+    if let Some(d) = dir {
+        let _ = fs::remove_dir(d);
     }
 }
 

@@ -244,7 +244,7 @@ fn failure_leaves_the_node_as_it_was(kind: Kind, step: Step) {
     let Some(fx) = Fixture::new(kind) else { return };
     let before = fx.state();
     let mut opts = fx.options();
-    opts.failpoint = Failpoint(Some(step));
+    opts.failpoint = Failpoint::fail(step);
     let mut progress = Recorded::default();
     let e = update::update(&fx.node, &opts, &mut yes, &mut progress).unwrap_err();
     assert!(e.node_unchanged(), "{e}");
@@ -263,6 +263,80 @@ fn failure_leaves_the_node_as_it_was(kind: Kind, step: Step) {
         .filter_map(|e| e.step)
         .collect();
     assert_eq!(failed, [step]);
+}
+
+/// An update killed at `step` takes nothing back itself; its journal
+/// does, and the node is then exactly as it was; the next update works.
+fn a_killed_update_is_taken_back_from_its_journal(kind: Kind, step: Step) {
+    let Some(fx) = Fixture::new(kind) else { return };
+    let before = fx.state();
+    let mut opts = fx.options();
+    opts.failpoint = Failpoint::crash(step);
+    let e = update::update(&fx.node, &opts, &mut yes, &mut Recorded::default()).unwrap_err();
+    assert!(
+        matches!(e, UpdateError::Crashed { step: s } if s == step),
+        "{e}"
+    );
+    assert!(!e.node_unchanged());
+    assert!(fx.node.journal().is_file(), "the journal stays");
+    assert_ne!(fx.state(), before, "a kill at {step} leaves its changes");
+    let mut progress = Recorded::default();
+    let r = update::recover(
+        &fx.node.journal(),
+        &fx.node.current_layer,
+        fx.node.store.store(),
+        &mut progress,
+    )
+    .unwrap();
+    assert!(
+        matches!(&r, update::Recovered::TakenBack { left, .. } if left.is_empty()),
+        "{r:?}"
+    );
+    assert_eq!(fx.state(), before, "after taking back a kill at {step}");
+    // A second kill, then the next update takes it back itself and goes on.
+    update::update(&fx.node, &opts, &mut yes, &mut Recorded::default()).unwrap_err();
+    let mut progress = Recorded::default();
+    update::update(&fx.node, &fx.options(), &mut yes, &mut progress).unwrap();
+    assert!(
+        progress
+            .0
+            .iter()
+            .any(|e| e.message.contains("was taken back")),
+        "{:?}",
+        progress.0
+    );
+    assert!(
+        !fx.node.journal().exists(),
+        "the journal goes with a success"
+    );
+}
+
+macro_rules! kills {
+    ($($name:ident: $kind:expr, $step:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            a_killed_update_is_taken_back_from_its_journal($kind, $step);
+        }
+    )*};
+}
+
+kills! {
+    btrfs_killed_at_base: Kind::Btrfs, Step::Base;
+    btrfs_killed_at_layer: Kind::Btrfs, Step::Layer;
+    btrfs_killed_at_etc_merge: Kind::Btrfs, Step::EtcMerge;
+    btrfs_killed_at_var: Kind::Btrfs, Step::Var;
+    btrfs_killed_at_labels: Kind::Btrfs, Step::Labels;
+    btrfs_killed_at_kernel: Kind::Btrfs, Step::Kernel;
+    btrfs_killed_at_boot_entry: Kind::Btrfs, Step::BootEntry;
+    btrfs_killed_at_trial: Kind::Btrfs, Step::Trial;
+    plain_killed_at_base: Kind::Plain, Step::Base;
+    plain_killed_at_layer: Kind::Plain, Step::Layer;
+    plain_killed_at_etc_merge: Kind::Plain, Step::EtcMerge;
+    plain_killed_at_var: Kind::Plain, Step::Var;
+    plain_killed_at_labels: Kind::Plain, Step::Labels;
+    plain_killed_at_kernel: Kind::Plain, Step::Kernel;
+    plain_killed_at_boot_entry: Kind::Plain, Step::BootEntry;
+    plain_killed_at_trial: Kind::Plain, Step::Trial;
 }
 
 macro_rules! failpoints {
