@@ -137,7 +137,19 @@ fn summary(o: &Outcome) {
     if o.merge.has_conflicts() {
         println!("/etc conflicts (your version kept; the new image's beside it as NAME.hvnew):");
         for c in &o.merge.conflicts {
-            println!("  /etc/{}", c.path.display());
+            let what = match c.kind {
+                etc_merge::ConflictKind::BothChanged | etc_merge::ConflictKind::BothAdded => "",
+                etc_merge::ConflictKind::BothChangedMetadata => {
+                    " (owner, mode or extended attributes; yours kept, nothing beside it)"
+                }
+                etc_merge::ConflictKind::AdminDeletedImageChanged => {
+                    " (you deleted it, the new image changed it: it stays deleted)"
+                }
+                etc_merge::ConflictKind::AdminChangedImageRemoved => {
+                    " (the new image removed it: yours kept)"
+                }
+            };
+            println!("  /etc/{}{what}", c.path.display());
         }
         for u in &o.merge.accounts.users.conflicts {
             println!("  user {u}");
