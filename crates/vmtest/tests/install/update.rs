@@ -253,50 +253,6 @@ pub fn run_v2(
     let _ = node.vm.wait_exit(Duration::from_secs(180));
 }
 
-/// An update through the node's web console, as its Node page does it:
-/// a PAM login, the check (`UpdatePlan`), then the job, followed to its end.
-fn console_update(c: &mut vmtest::Console, name: &str, source: &str, layer: &str) {
-    let url = vmtest::live::CONSOLE_URL;
-    vmtest::live::console_login(c).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let post = |confirm: bool| {
-        vmtest::live::console_post(
-            "/api/v1/node/update",
-            &format!(
-                "-H 'Content-Type: application/json' --data '{{\"source\":\"{source}\",\"confirm\":{confirm}}}'"
-            ),
-        )
-    };
-    let plan = c.check(&post(false), UPDATE).unwrap();
-    assert!(
-        plan.trim_end().ends_with("200"),
-        "{name}: the check: {plan}"
-    );
-    assert!(plan.contains("\"kind\":\"UpdatePlan\""), "{name}: {plan}");
-    assert!(
-        plan.contains(&format!("\"trial\":\"{layer}\"")),
-        "{name}: {plan}"
-    );
-    let started = c.check(&post(true), CMD).unwrap();
-    assert!(started.trim_end().ends_with("202"), "{name}: {started}");
-    let job = c
-        .check(
-            &format!(
-                "for i in $(seq 600); do j=$(curl -sk -b /tmp/jar {url}/api/v1/node/update); case \"$j\" in *'\"running\":false'*) break;; esac; sleep 2; done; echo \"$j\""
-            ),
-            UPDATE,
-        )
-        .unwrap();
-    eprintln!("{name}: the console's update job: {job}");
-    assert!(job.contains("\"running\":false"), "{name}: {job}");
-    assert!(job.contains("\"error\":null"), "{name}: {job}");
-    assert!(
-        job.contains(&format!("\"trial\":\"{layer}\"")),
-        "{name}: {job}"
-    );
-    let i = info(c);
-    assert_eq!(i["bootloader"]["trial"], layer, "{i}");
-}
-
 /// The update scenario on the booted, logged-in v1 node `node` (its disk
 /// `disk`); powers the node off at the end.
 pub fn run(
@@ -357,8 +313,7 @@ pub fn run(
     {
         let c = &mut node.vm.console;
         check_v2(c, "update-v2-trial", &v2);
-        // v3 from the web console: checked (the plan), then applied as a job.
-        console_update(c, "update-v3", &url(&r3), &v3);
+        apply(c, "update-v3", &url(&r3));
     }
     reboot(&mut node, "update-v3");
     drop(http);
