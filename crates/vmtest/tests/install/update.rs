@@ -331,7 +331,8 @@ pub fn run(
             "update-v3-trial: rebooted by itself after {:.0} s",
             vm.uptime()
         );
-        let serial = std::fs::read_to_string(&log).unwrap_or_default();
+        // The serial log holds grub's terminal escapes: not all UTF-8.
+        let serial = String::from_utf8_lossy(&std::fs::read(&log).unwrap()).into_owned();
         assert!(
             serial.contains(&v3),
             "update-v3-trial: grub did not boot the trial layer (serial log {})",
