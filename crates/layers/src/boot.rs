@@ -252,6 +252,14 @@ fn edit_env(boot: &Path, changes: &[(&str, Option<&str>)]) -> Result<()> {
     Ok(())
 }
 
+/// The value of `key` in grub's environment `vars`; `None` when it is
+/// missing or empty (grub leaves `next_entry=` behind after its one boot).
+pub fn env_value(vars: &[(String, String)], key: &str) -> Option<String> {
+    vars.iter()
+        .find(|(k, v)| k == key && !v.is_empty())
+        .map(|(_, v)| v.clone())
+}
+
 /// Reads grub's environment block (`saved_entry`, `next_entry`).
 pub fn read_env(boot: &Path) -> Result<Vec<(String, String)>> {
     let env = boot.join("grub/grubenv");

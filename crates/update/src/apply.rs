@@ -556,11 +556,7 @@ fn update_record(prepared: &Prepared, merge: &MergeReport) -> UpdateRecord {
 /// grub's environment after arming: the trial set, the default unchanged.
 fn check_env(boot_dir: &Path, plan: &Plan) -> Result<()> {
     let env = boot::read_env(boot_dir)?;
-    let get = |k: &str| {
-        env.iter()
-            .find(|(key, v)| key == k && !v.is_empty())
-            .map(|(_, v)| v.clone())
-    };
+    let get = |k: &str| boot::env_value(&env, k);
     let trial = Some(plan.trial.to_string());
     if get("next_entry") != trial
         || get(boot::TRIAL_KEY) != trial

@@ -60,13 +60,7 @@ pub fn plan_rollback(
         .current_layer
         .clone()
         .ok_or(RollbackError::NotInstalled)?;
-    let env = |key: &str| {
-        facts
-            .grubenv
-            .iter()
-            .find(|(k, v)| k == key && !v.is_empty())
-            .map(|(_, v)| v.clone())
-    };
+    let env = |k: &str| layers::boot::env_value(&facts.grubenv, k);
     let from = env("saved_entry")
         .and_then(|d| d.parse::<LayerName>().ok())
         .unwrap_or(running);

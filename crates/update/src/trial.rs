@@ -46,12 +46,7 @@ pub enum BootKind {
 /// Reads this boot's kind from the kernel command line and grub's
 /// environment.
 pub fn classify(cmdline: &str, grubenv: &[(String, String)]) -> BootKind {
-    let env = |k: &str| {
-        grubenv
-            .iter()
-            .find(|(key, v)| key == k && !v.is_empty())
-            .map(|(_, v)| v.clone())
-    };
+    let env = |k: &str| boot::env_value(grubenv, k);
     let Some(trial) = env(TRIAL_KEY).and_then(|t| t.parse::<LayerName>().ok()) else {
         return BootKind::Normal;
     };
@@ -128,11 +123,8 @@ pub fn judge(
         reason,
         at: now.to_string(),
     };
-    let default = env
-        .iter()
-        .find(|(k, v)| k == "saved_entry" && !v.is_empty())
-        .map(|(_, v)| v.clone())
-        .unwrap_or_else(|| "grub's first entry".into());
+    let default =
+        boot::env_value(&env, "saved_entry").unwrap_or_else(|| "grub's first entry".into());
     match kind {
         BootKind::Trial(layer) => {
             let problems = wait_for_health(checks, patience);
