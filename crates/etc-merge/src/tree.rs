@@ -20,8 +20,9 @@ use crate::accounts::AccountFile;
 pub type Xattrs = BTreeMap<OsString, Vec<u8>>;
 
 /// The metadata the merge compares and carries: "changed" includes a
-/// change of any of these.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// change of any of these, except the SELinux user of a label (see
+/// [`SELINUX_XATTR`]).
+#[derive(Debug, Clone, Eq, Default)]
 pub struct Meta {
     /// Permission bits including set-id and sticky bits (`st_mode & 0o7777`).
     pub mode: u32,
@@ -31,6 +32,46 @@ pub struct Meta {
     pub gid: u32,
     /// Extended attributes.
     pub xattrs: Xattrs,
+}
+
+/// The SELinux label's extended attribute.
+///
+/// Two labels that differ only in their SELinux user (`unconfined_u` on
+/// what an admin's shell made, `system_u` on what the image ships) are
+/// equal to the merge: the user says where a file was made, not what may
+/// use it, and the update relabels `/etc` by the new policy after the merge
+/// anyway. A change of role, type or level is a change.
+pub const SELINUX_XATTR: &str = "security.selinux";
+
+/// A label without its SELinux user (and without the terminating NUL the
+/// kernel may keep).
+fn label_sans_user(value: &[u8]) -> &[u8] {
+    let value = value.strip_suffix(b"\0").unwrap_or(value);
+    match value.iter().position(|&b| b == b':') {
+        Some(i) => &value[i..],
+        None => value,
+    }
+}
+
+impl PartialEq for Meta {
+    fn eq(&self, other: &Meta) -> bool {
+        self.mode == other.mode
+            && self.uid == other.uid
+            && self.gid == other.gid
+            && self.xattrs.len() == other.xattrs.len()
+            && self
+                .xattrs
+                .iter()
+                .zip(&other.xattrs)
+                .all(|((an, av), (bn, bv))| {
+                    an == bn
+                        && if an == SELINUX_XATTR {
+                            label_sans_user(av) == label_sans_user(bv)
+                        } else {
+                            av == bv
+                        }
+                })
+    }
 }
 
 impl Meta {

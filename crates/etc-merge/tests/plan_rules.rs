@@ -294,6 +294,34 @@ rules! {
         expect: vec![("l.conf", file_meta("x", Meta::new(0o644).xattr("security.selinux", "b_t")))],
         report: |r| assert_eq!(r.took_new, paths(&["l.conf"])),
     };
+    a_folder_both_added_with_labels_of_two_selinux_users_is_no_conflict: Case {
+        old: vec![],
+        current: vec![
+            ("k", Node::dir(Meta::new(0o755).xattr("security.selinux", "unconfined_u:object_r:etc_t:s0\0"))),
+            ("k/admin.pub", file("a")),
+        ],
+        new: vec![
+            ("k", Node::dir(Meta::new(0o755).xattr("security.selinux", "system_u:object_r:etc_t:s0"))),
+            ("k/image.pub", file("i")),
+        ],
+        expect: vec![
+            ("k", Node::dir(Meta::new(0o755).xattr("security.selinux", "system_u:object_r:etc_t:s0"))),
+            ("k/admin.pub", file("a")),
+            ("k/image.pub", file("i")),
+        ],
+        report: |r| {
+            assert!(r.conflicts.is_empty(), "{:?}", r.conflicts);
+            assert_eq!(r.took_new, paths(&["k/image.pub"]));
+            assert_eq!(r.kept_admin, paths(&["k/admin.pub"]));
+        },
+    };
+    a_selinux_type_change_on_both_sides_is_a_conflict: Case {
+        old: vec![("k", Node::dir(Meta::new(0o755).xattr("security.selinux", "system_u:object_r:etc_t:s0")))],
+        current: vec![("k", Node::dir(Meta::new(0o755).xattr("security.selinux", "system_u:object_r:a_t:s0")))],
+        new: vec![("k", Node::dir(Meta::new(0o755).xattr("security.selinux", "system_u:object_r:b_t:s0")))],
+        expect: vec![("k", Node::dir(Meta::new(0o755).xattr("security.selinux", "system_u:object_r:a_t:s0")))],
+        report: |r| assert_eq!(r.conflicts.len(), 1, "{:?}", r.conflicts),
+    };
     a_directory_mode_the_admin_changed_is_kept_while_its_entries_merge: Case {
         old: vec![("d", dir()), ("d/a", file("a1"))],
         current: vec![("d", Node::dir(Meta::new(0o700))), ("d/a", file("a1"))],

@@ -401,7 +401,15 @@ impl<'a> Build<'a> {
         let squashfs = self.opts.out.join(format!("{}.squashfs.img", self.nvr));
         let partial = assemble::partial_name(&squashfs);
         let log = self.log("squash");
-        squash::build(root, &self.work, &partial, &self.nvr, self.epoch, &log)?;
+        squash::build(
+            root,
+            &self.work,
+            &partial,
+            &self.nvr,
+            self.epoch,
+            self.recipe.outputs.squashfs_level,
+            &log,
+        )?;
         fs::rename(&partial, &squashfs)?;
         self.progress.finish(st, "done");
         Ok(squashfs)

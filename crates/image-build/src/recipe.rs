@@ -171,6 +171,9 @@ pub struct Outputs {
     /// URL the PXE tree is served at over HTTP (`${next-server}` allowed).
     #[serde(default = "default_pxe_url")]
     pub pxe_base_url: String,
+    /// zstd level of the squashfs root image, 1 (fast) to 22 (small).
+    #[serde(default = "default_squashfs_level")]
+    pub squashfs_level: u8,
 }
 
 fn yes() -> bool {
@@ -179,6 +182,14 @@ fn yes() -> bool {
 
 fn default_label() -> String {
     "HVNODE".into()
+}
+
+/// The level the shipped images use: ~3 % smaller than level 3, several
+/// times slower to make; a test release may trade size for time.
+pub const DEFAULT_SQUASHFS_LEVEL: u8 = 15;
+
+fn default_squashfs_level() -> u8 {
+    DEFAULT_SQUASHFS_LEVEL
 }
 
 fn default_pxe_url() -> String {
@@ -193,6 +204,7 @@ impl Default for Outputs {
             update_bundle: true,
             iso_label: default_label(),
             pxe_base_url: default_pxe_url(),
+            squashfs_level: DEFAULT_SQUASHFS_LEVEL,
         }
     }
 }
@@ -274,6 +286,13 @@ impl Recipe {
             return Err(invalid(
                 line_of("iso_label"),
                 format!("outputs.iso_label {label:?}: 1 to 32 of A-Z, 0-9, '_' and '-'"),
+            ));
+        }
+        let level = recipe.outputs.squashfs_level;
+        if !(1..=22).contains(&level) {
+            return Err(invalid(
+                line_of("squashfs_level"),
+                format!("outputs.squashfs_level {level}: zstd levels are 1 to 22"),
             ));
         }
         Ok(recipe)

@@ -116,8 +116,9 @@ pub fn ext4_image(root: &Root, out: &Path, nvr: &str, epoch: i64, log: &Path) ->
     Ok(())
 }
 
-/// Wraps `LiveOS/rootfs.img` in a squashfs at `out`.
-pub fn squashfs(liveos_parent: &Path, out: &Path, epoch: i64, log: &Path) -> Result<()> {
+/// Wraps `LiveOS/rootfs.img` in a squashfs at `out`, compressed with zstd
+/// at `level`.
+pub fn squashfs(liveos_parent: &Path, out: &Path, epoch: i64, level: u8, log: &Path) -> Result<()> {
     if out.exists() {
         fs::remove_file(out)?;
     }
@@ -130,7 +131,7 @@ pub fn squashfs(liveos_parent: &Path, out: &Path, epoch: i64, log: &Path) -> Res
             "-comp",
             "zstd",
             "-Xcompression-level",
-            "15",
+            &level.to_string(),
         ])
         .args(["-b", "1M", "-reproducible", "-all-root"])
         .args([
@@ -150,6 +151,7 @@ pub fn build(
     out: &Path,
     nvr: &str,
     epoch: i64,
+    level: u8,
     log: &Path,
 ) -> Result<PathBuf> {
     let staging = work.join("squash");
@@ -159,7 +161,7 @@ pub fn build(
     fs::create_dir_all(staging.join("LiveOS"))?;
     let rootfs = staging.join("LiveOS/rootfs.img");
     ext4_image(root, &rootfs, nvr, epoch, log)?;
-    squashfs(&staging, out, epoch, log)?;
+    squashfs(&staging, out, epoch, level, log)?;
     fs::remove_dir_all(&staging)?;
     Ok(out.to_path_buf())
 }

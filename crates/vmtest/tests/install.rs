@@ -189,9 +189,9 @@ fn boot_installed(
         info.contains(&format!("\"current_layer\": \"{layer}\"")),
         "{name}: {info}"
     );
-    // On the test's last boot: the next boot of this disk then takes grub's
-    // one-time entry.
-    if store == Store::Thin && firmware == Firmware::Uefi {
+    // The console's "Boot this layer next time" (the update that follows
+    // arms its trial in the same grub variable).
+    if store == Store::Thin {
         console_boot_next(c, name, &layer);
     }
     vmtest::live::no_avc(c, name).unwrap();
@@ -413,19 +413,12 @@ fn thin_lvm_install_from_cd_on_ovmf_and_oemdrv_boots_on_bios_and_uefi() {
         .unwrap();
     let info = String::from_utf8_lossy(&check.stdout);
     assert!(info.contains("\"format\": \"qcow2\""), "{info}");
-    let mut node = boot_installed(
+    // v1 on SeaBIOS; the update's boots (v2's trial, v3's failed trial,
+    // the fallback, the rollback) are on OVMF.
+    let node = boot_installed(
         &dir,
         "thinp-bios",
         Firmware::Bios,
-        &target,
-        &img,
-        Store::Thin,
-    );
-    poweroff(&mut node.vm);
-    let node = boot_installed(
-        &dir,
-        "thinp-uefi",
-        Firmware::Uefi,
         &target,
         &img,
         Store::Thin,
