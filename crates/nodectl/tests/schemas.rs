@@ -3,6 +3,8 @@
 //! the binary on this host, by the binary against the loopback test engine and
 //! scratch sysroots, and from recorded facts of an installed node — and validated;
 //! every property the schemas declare must have been seen; wrong shapes are refused.
+//! `nodectl update --json`'s error line is checked here; its other lines, by the
+//! update crate's tests/json_lines.rs (real updates on a loop device).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -30,6 +32,7 @@ const NODECTL_SCHEMAS: &[&str] = &[
     "nodectl-Registration.json",
     "nodectl-RegistrationResult.json",
     "nodectl-Rollback.json",
+    "nodectl-UpdateLine.json",
     "health-Report.json",
     "registration-State.json",
 ];
@@ -191,6 +194,41 @@ fn node_info_and_check_match_their_schemas() {
     let mut backend = recorded;
     backend["backend"] = json!("zfs");
     schemas.rejects("nodectl-NodeInfo.json", &backend);
+}
+
+/// `nodectl update --json` that cannot start (here: a failpoint that names no step,
+/// refused before the node is looked at) writes one line, the error. The lines of
+/// real updates (progress, plan, result, errors) are checked against the same schema
+/// by `crates/update/tests/json_lines.rs`, which runs updates on a loop device.
+#[test]
+fn update_error_line_matches_its_schema() {
+    let schemas = Schemas::load();
+    let out = Command::new(env!("CARGO_BIN_EXE_nodectl"))
+        .args(["update", "/nonexistent/hvnode-9-9.update.tar", "--json"])
+        .env(update::FAILPOINT_ENV, "etc_merge")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    let line = &lines[0];
+    assert!(
+        line["error"].as_str().unwrap().contains("etc-merge"),
+        "{line}"
+    );
+    assert_eq!(
+        (&line["node_unchanged"], &line["cancelled"]),
+        (&json!(true), &json!(false))
+    );
+    schemas.check("nodectl-UpdateLine.json", line);
+    let mut cancelled = line.clone();
+    cancelled["cancelled"] = json!("no");
+    schemas.rejects("nodectl-UpdateLine.json", &cancelled);
 }
 
 /// A scratch node for `nodectl register`.
