@@ -1,6 +1,17 @@
-//! Password checks through PAM and the admin-group rule.
+//! Password checks through PAM and the admin-group rule, and the threads they run on.
+//!
+//! Every refusal looks the same from outside: the same answer (the login page says
+//! "Wrong user name or password") and about the same time. PAM's `pam_unix` makes a
+//! wrong password wait 2 s (libpam varies that by up to a quarter either way); a
+//! refusal that does not need PAM (a disallowed user, an account outside the admin
+//! groups, a locked account with the right password) is held back as long.
 
 use std::ffi::CString;
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use nix::unistd::{Group, User, getgrouplist};
 use pam_client::conv_mock::Conversation;
@@ -12,19 +23,172 @@ pub enum AuthError {
     /// Wrong user name or password (PAM does not tell which, neither do we).
     #[error("wrong user name or password")]
     BadCredentials,
-    /// The password was right but the account may not use the console.
+    /// The account may not use the console: not root and in none of the admin groups.
+    /// Its password is not checked.
     #[error("{0} is not root and not in an admin group ({1})")]
     NotAdmin(String, String),
+    /// The account is in `disallowed_users`. Its password is not checked.
+    #[error("{0} is in disallowed_users of agent.toml and may not log in to the console")]
+    Disallowed(String),
     /// The account is locked or expired (PAM's account management said no).
     #[error("account {0} may not log in: {1}")]
     AccountRefused(String, String),
     /// PAM could not be used at all (missing service file, broken module).
     #[error("PAM service {0}: {1}")]
     Pam(String, String),
+    /// The check could not be run (no thread for it); nothing was decided.
+    #[error("checking a login: {0}")]
+    Unavailable(String),
 }
 
-/// Checks `user`'s `password` with PAM service `service` and that the user is root or
-/// a member of one of `admin_groups`. Blocking: call from a blocking thread.
+impl AuthError {
+    /// Whether this refusal came without PAM's own delay on failure, so it must be
+    /// held back to look like a wrong password.
+    fn needs_delay(&self) -> bool {
+        matches!(
+            self,
+            Self::NotAdmin(..) | Self::Disallowed(_) | Self::AccountRefused(..)
+        )
+    }
+}
+
+/// What checks a login's user name and password. The console uses [`Pam`]; tests
+/// put in one that is slow, counts its calls or accepts a known password.
+pub trait Authenticator: Debug + Send + Sync {
+    /// Checks `user`'s `password` and that the account may administer the node.
+    /// Blocking: the console calls it on a thread of its own.
+    fn authenticate(&self, user: &str, password: &str) -> Result<(), AuthError>;
+
+    /// How long this check takes to refuse a wrong password: refusals decided without
+    /// it are held back as long. PAM's `pam_unix` waits 2 s, varied by libpam.
+    fn fail_delay(&self) -> Duration {
+        pam_unix_delay()
+    }
+}
+
+/// `pam_unix`'s 2 s delay on failure as libpam varies it: the mean of three random
+/// numbers moves it by up to 25 % either way (`_pam_compute_delay`).
+pub fn pam_unix_delay() -> Duration {
+    let mut bytes = [0u8; 12];
+    // Without randomness the delay is simply 2 s.
+    let _ = getrandom::fill(&mut bytes);
+    let sum: f64 = bytes
+        .chunks_exact(4)
+        .map(|c| f64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]])) / f64::from(u32::MAX))
+        .sum();
+    let deviation = (sum / 3.0 - 0.5) * 0.5;
+    Duration::from_secs_f64(2.0 * (1.0 + deviation))
+}
+
+/// Most password checks running at once, from all clients together (like
+/// cockpit-ws's `MaxStartups`); more are answered "busy" at once.
+pub const MAX_AT_ONCE: usize = 10;
+
+/// The threads password checks run on: a thread of its own for each, at most
+/// [`MAX_AT_ONCE`] at a time, apart from the runtime's blocking pool that serves
+/// pages, so that a flood of logins stuck in PAM cannot stall the console.
+#[derive(Debug)]
+pub struct Checks {
+    permits: Arc<Semaphore>,
+}
+
+impl Default for Checks {
+    fn default() -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(MAX_AT_ONCE)),
+        }
+    }
+}
+
+/// Room for one password check, from [`Checks::try_start`].
+#[derive(Debug)]
+pub struct Slot {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Checks {
+    /// Room for one more check, or `None` when [`MAX_AT_ONCE`] are running.
+    pub fn try_start(&self) -> Option<Slot> {
+        self.permits
+            .clone()
+            .try_acquire_owned()
+            .ok()
+            .map(|p| Slot { _permit: p })
+    }
+
+    /// Runs [`check`] on a thread of its own; the slot is freed when the thread ends,
+    /// even if the client has gone away by then.
+    pub async fn run(
+        slot: Slot,
+        auth: Arc<dyn Authenticator>,
+        disallowed: Vec<String>,
+        user: String,
+        password: String,
+    ) -> Result<(), AuthError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("hvnode-login".into())
+            .spawn(move || {
+                let result = check(auth.as_ref(), &disallowed, &user, &password);
+                drop(slot);
+                let _ = tx.send(result);
+            })
+            .map_err(|e| {
+                AuthError::Unavailable(format!(
+                    "starting a thread for the password check: {e}; the system is out of \
+                     threads or memory, see the journal"
+                ))
+            })?;
+        rx.await.unwrap_or_else(|_| {
+            Err(AuthError::Unavailable(
+                "the password check's thread ended without an answer (it panicked); see \
+                 the journal"
+                    .into(),
+            ))
+        })
+    }
+}
+
+/// Decides one login: a user in `disallowed` is refused without asking `auth`, and
+/// every refusal `auth` decided without its own delay on failure is held back until
+/// [`Authenticator::fail_delay`] has passed. Blocking.
+pub fn check(
+    auth: &dyn Authenticator,
+    disallowed: &[String],
+    user: &str,
+    password: &str,
+) -> Result<(), AuthError> {
+    let start = Instant::now();
+    let result = if disallowed.iter().any(|d| d == user) {
+        Err(AuthError::Disallowed(user.to_string()))
+    } else {
+        auth.authenticate(user, password)
+    };
+    if result.as_ref().is_err_and(AuthError::needs_delay) {
+        std::thread::sleep(auth.fail_delay().saturating_sub(start.elapsed()));
+    }
+    result
+}
+
+/// Logins through a PAM service for root and members of the admin groups.
+#[derive(Debug, Clone)]
+pub struct Pam {
+    /// The PAM service (`/etc/pam.d/<service>`).
+    pub service: String,
+    /// Groups whose members (besides root) may log in.
+    pub admin_groups: Vec<String>,
+}
+
+impl Authenticator for Pam {
+    fn authenticate(&self, user: &str, password: &str) -> Result<(), AuthError> {
+        authenticate(&self.service, user, password, &self.admin_groups)
+    }
+}
+
+/// Checks that `user` is root or a member of one of `admin_groups` and then, only
+/// then, `user`'s `password` with PAM service `service`: the password of an account
+/// that may not administer the node is never checked, so a login cannot tell whether
+/// it was right. Blocking: call from a thread of its own.
 pub fn authenticate(
     service: &str,
     user: &str,
@@ -34,21 +198,19 @@ pub fn authenticate(
     if user.is_empty() || password.is_empty() || user.contains('\0') || password.contains('\0') {
         return Err(AuthError::BadCredentials);
     }
+    if !is_admin(user, admin_groups) {
+        return Err(AuthError::NotAdmin(
+            user.to_string(),
+            admin_groups.join(", "),
+        ));
+    }
     let conv = Conversation::with_credentials(user, password);
     let mut ctx = Context::new(service, Some(user), conv)
         .map_err(|e| AuthError::Pam(service.to_string(), e.to_string()))?;
     ctx.authenticate(Flag::DISALLOW_NULL_AUTHTOK)
         .map_err(|_| AuthError::BadCredentials)?;
     ctx.acct_mgmt(Flag::DISALLOW_NULL_AUTHTOK)
-        .map_err(|e| AuthError::AccountRefused(user.to_string(), e.to_string()))?;
-    if is_admin(user, admin_groups) {
-        Ok(())
-    } else {
-        Err(AuthError::NotAdmin(
-            user.to_string(),
-            admin_groups.join(", "),
-        ))
-    }
+        .map_err(|e| AuthError::AccountRefused(user.to_string(), e.to_string()))
 }
 
 /// Whether `user` is root or a member of one of `admin_groups` (primary or
@@ -79,6 +241,53 @@ mod tests {
     fn root_is_admin_and_unknown_users_are_not() {
         assert!(is_admin("root", &[]));
         assert!(!is_admin("no-such-user-hvnode", &["root".into()]));
+    }
+
+    #[derive(Debug)]
+    struct Accepts;
+
+    impl Authenticator for Accepts {
+        fn authenticate(&self, user: &str, _: &str) -> Result<(), AuthError> {
+            match user {
+                "outsider" => Err(AuthError::NotAdmin(user.into(), String::new())),
+                "nobody" => Err(AuthError::BadCredentials),
+                _ => Ok(()),
+            }
+        }
+
+        fn fail_delay(&self) -> Duration {
+            Duration::from_millis(50)
+        }
+    }
+
+    #[test]
+    fn refusals_without_pam_take_as_long_as_a_wrong_password() {
+        let disallowed = ["root".to_string()];
+        for (user, want) in [
+            ("root", Err(AuthError::Disallowed("root".into()))),
+            (
+                "outsider",
+                Err(AuthError::NotAdmin("outsider".into(), String::new())),
+            ),
+            ("nobody", Err(AuthError::BadCredentials)),
+            ("ops", Ok(())),
+        ] {
+            let start = Instant::now();
+            assert_eq!(check(&Accepts, &disallowed, user, "pw"), want, "{user}");
+            let held = start.elapsed() >= Duration::from_millis(50);
+            assert_eq!(held, user == "root" || user == "outsider", "{user}");
+        }
+    }
+
+    #[test]
+    fn pam_unix_delay_varies_by_a_quarter() {
+        for _ in 0..100 {
+            let d = pam_unix_delay();
+            assert!(
+                (Duration::from_millis(1500)..=Duration::from_millis(2500)).contains(&d),
+                "{d:?}"
+            );
+        }
     }
 
     #[test]

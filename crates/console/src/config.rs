@@ -28,6 +28,13 @@ pub struct Config {
     pub pam_service: String,
     /// A session without activity for this many seconds is logged out.
     pub idle_timeout_secs: u64,
+    /// A session ends this many hours after login, however active.
+    pub session_max_hours: u64,
+    /// Accounts that may never log in to the console, whatever their password (like
+    /// Cockpit's `disallowed-users`): root by default, which logs in by SSH key or on
+    /// the machine's console instead. They are refused as a wrong password is, without
+    /// asking PAM.
+    pub disallowed_users: Vec<String>,
     /// Where the SSH host keys are (only `*.pub` files are read).
     pub ssh_dir: PathBuf,
     /// The root of the tree whose registration files the Registration page reads and
@@ -47,6 +54,8 @@ impl Default for Config {
             insecure_http: false,
             pam_service: "hvnode".into(),
             idle_timeout_secs: 15 * 60,
+            session_max_hours: 8,
+            disallowed_users: vec!["root".into()],
             ssh_dir: "/etc/ssh".into(),
             sysroot: "/".into(),
         }
@@ -56,5 +65,10 @@ impl Default for Config {
 impl Config {
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_secs.max(1))
+    }
+
+    /// How long a session lives at most (at least an hour).
+    pub fn session_max_age(&self) -> Duration {
+        Duration::from_secs(self.session_max_hours.max(1).saturating_mul(3600))
     }
 }

@@ -2,11 +2,13 @@
 //! our own JavaScript for the live parts, and the same data as JSON under `/api/v1`.
 //!
 //! Security model, in short: TLS always (a self-signed certificate is generated on
-//! first start unless the administrator provides one), PAM login for root and members
-//! of the admin groups, an `HttpOnly; Secure; SameSite=Strict` session cookie with an
-//! idle timeout, a CSRF token on every state change, an `Origin` check on state changes,
-//! streams and WebSockets, throttled failed logins, strict security headers on every
-//! response and size-limited bodies.
+//! first start unless the administrator provides one), PAM login for members of the
+//! admin groups (root only when `disallowed_users` leaves it out), refusals that all
+//! look like a wrong password, an `HttpOnly; Secure; SameSite=Strict` session cookie
+//! with an idle timeout and a maximum age, a CSRF token on every state change, an
+//! `Origin` check on the login, state changes, streams and WebSockets, logins throttled
+//! per client and per account from the moment they start and checked a few at a time,
+//! strict security headers on every response and size-limited bodies.
 
 pub mod api;
 pub mod assets;
@@ -77,6 +79,21 @@ impl Console {
         metrics: Arc<Metrics>,
         clock: Arc<dyn clock::Clock>,
     ) -> Result<Self, StartError> {
+        let pam = Arc::new(auth::Pam {
+            service: config.pam_service.clone(),
+            admin_groups: config.admin_groups.clone(),
+        });
+        Self::bind_with_authenticator(config, metrics, clock, pam).await
+    }
+
+    /// [`Console::bind_with_clock`] with logins checked by `authenticator` instead of
+    /// PAM (tests use a stand-in).
+    pub async fn bind_with_authenticator(
+        config: Config,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn clock::Clock>,
+        authenticator: Arc<dyn auth::Authenticator>,
+    ) -> Result<Self, StartError> {
         let (tls, certificate) = if config.insecure_http {
             (None, None)
         } else {
@@ -100,7 +117,7 @@ impl Console {
             source,
         })?;
         Ok(Self {
-            state: AppState::with_clock(config, metrics, clock),
+            state: AppState::with_parts(config, metrics, clock, authenticator),
             listener,
             tls,
             certificate,

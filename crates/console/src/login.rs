@@ -1,5 +1,7 @@
 //! The login form, PAM check, session cookie and logout.
 
+use std::sync::PoisonError;
+
 use askama::Template;
 use axum::Extension;
 use axum::body::Bytes;
@@ -8,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use crate::auth::{AuthError, authenticate};
+use crate::auth::{AuthError, Checks, MAX_AT_ONCE};
 use crate::error::ApiError;
 use crate::guard::{origin_allowed, session_cookie};
 use crate::pages::render;
@@ -71,44 +73,66 @@ pub async fn submit(
         Err(e) => return login_page(StatusCode::BAD_REQUEST, Some(e.to_string()), ""),
     };
     let ip = client.ip();
-    let throttled = state
+    let user = creds.username;
+    let begun = state
         .throttle
         .lock()
-        .ok()
-        .and_then(|mut t| t.retry_after(ip, state.clock.now()));
-    if let Some(secs) = throttled {
-        tracing::warn!(client = %ip, user = %creds.username, "login throttled");
-        let mut resp = login_page(
-            StatusCode::TOO_MANY_REQUESTS,
-            Some(format!("Too many failed logins. Try again in {secs} s.")),
-            &creds.username,
-        );
-        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        .unwrap_or_else(PoisonError::into_inner)
+        .begin(ip, &user, state.clock.now());
+    let attempt = match begun {
+        Ok(a) => a,
+        Err(secs) => {
+            tracing::warn!(client = %ip, user = %user, "login throttled");
+            return with_retry_after(
+                login_page(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Some(format!("Too many failed logins. Try again in {secs} s.")),
+                    &user,
+                ),
+                secs,
+            );
         }
-        return resp;
-    }
-    let service = state.config.pam_service.clone();
-    let groups = state.config.admin_groups.clone();
-    let (user, password) = (creds.username.clone(), creds.password);
-    let result =
-        tokio::task::spawn_blocking(move || authenticate(&service, &user, &password, &groups))
-            .await
-            .unwrap_or_else(|e| {
-                Err(AuthError::Pam(
-                    state.config.pam_service.clone(),
-                    e.to_string(),
-                ))
-            });
-    let user = creds.username;
+    };
+    let Some(slot) = state.checks.try_start() else {
+        state
+            .throttle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .cancel(attempt);
+        tracing::warn!(client = %ip, user = %user, "login refused: {MAX_AT_ONCE} logins are being checked already");
+        return with_retry_after(
+            login_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(
+                    "The console is busy checking other logins. Try again in a few seconds.".into(),
+                ),
+                &user,
+            ),
+            BUSY_RETRY_SECS,
+        );
+    };
+    let result = Checks::run(
+        slot,
+        state.authenticator.clone(),
+        state.config.disallowed_users.clone(),
+        user.clone(),
+        creds.password,
+    )
+    .await;
+    let mut throttle = state
+        .throttle
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
     match result {
         Ok(()) => {
-            if let Ok(mut t) = state.throttle.lock() {
-                t.record_success(ip);
-            }
+            throttle.succeeded(attempt);
+            drop(throttle);
             let created = state.sessions.lock().ok().and_then(|mut s| s.create(&user));
             let Some((token, _csrf)) = created else {
-                return ApiError::Unavailable("could not start a session".into()).into_response();
+                return ApiError::Unavailable(
+                    "could not start a session (no randomness for its token); try again".into(),
+                )
+                .into_response();
             };
             tracing::info!(client = %ip, user = %user, "login");
             let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; Secure; SameSite=Strict");
@@ -118,8 +142,27 @@ pub async fn submit(
             }
             resp
         }
-        Err(AuthError::Pam(service, e)) => {
-            tracing::error!(%service, "PAM failed: {e}");
+        Err(e @ AuthError::Unavailable(_)) => {
+            throttle.cancel(attempt);
+            drop(throttle);
+            tracing::error!("login not possible: {e}");
+            with_retry_after(
+                login_page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Some(
+                        "Login is not possible right now: the console could not check the \
+                         password (see the journal). Try again in a few seconds."
+                            .into(),
+                    ),
+                    &user,
+                ),
+                BUSY_RETRY_SECS,
+            )
+        }
+        Err(e @ AuthError::Pam(..)) => {
+            throttle.cancel(attempt);
+            drop(throttle);
+            tracing::error!("login not possible: {e}");
             login_page(
                 StatusCode::SERVICE_UNAVAILABLE,
                 Some(
@@ -130,17 +173,28 @@ pub async fn submit(
             )
         }
         Err(e) => {
-            if let Ok(mut t) = state.throttle.lock() {
-                t.record_failure(ip, state.clock.now());
-            }
+            throttle.failed(attempt);
+            drop(throttle);
             tracing::warn!(client = %ip, user = %user, "login failed: {e}");
-            let shown = match e {
-                AuthError::NotAdmin(..) => "This account may not administer the node.",
-                _ => "Wrong user name or password.",
-            };
-            login_page(StatusCode::UNAUTHORIZED, Some(shown.into()), &user)
+            // Whatever the reason, the same answer: a wrong password, a disallowed
+            // user and an account outside the admin groups look alike.
+            login_page(
+                StatusCode::UNAUTHORIZED,
+                Some("Wrong user name or password.".into()),
+                &user,
+            )
         }
     }
+}
+
+/// Seconds a client is asked to wait when too many logins are being checked.
+const BUSY_RETRY_SECS: u64 = 2;
+
+fn with_retry_after(mut resp: Response, secs: u64) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
 }
 
 /// `POST /logout`.

@@ -103,7 +103,9 @@ async fn security_headers(State(state): State<Shared>, req: Request, next: Next)
     set(header::CONTENT_SECURITY_POLICY, CSP);
     set(header::X_FRAME_OPTIONS, "DENY");
     set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    set(header::REFERRER_POLICY, "no-referrer");
+    // Not `no-referrer`: under it browsers send `Origin: null` with the console's own
+    // form posts, and `null` is refused (see `guard::origin_allowed`).
+    set(header::REFERRER_POLICY, "same-origin");
     set(
         header::HeaderName::from_static("cross-origin-opener-policy"),
         "same-origin",

@@ -1,7 +1,7 @@
-//! Logged-in sessions and the throttle on failed logins.
+//! Logged-in sessions and the throttle on logins.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,7 +51,12 @@ pub struct Sessions {
     by_token: HashMap<String, Session>,
     /// What idle times are measured with.
     clock: Arc<dyn Clock>,
+    /// How long a session lives at most, however active.
+    max_age: Duration,
 }
+
+/// How long a session lives at most unless configured otherwise (`session_max_hours`).
+pub const MAX_AGE: Duration = Duration::from_secs(8 * 3600);
 
 impl Default for Sessions {
     fn default() -> Self {
@@ -65,7 +70,14 @@ impl Sessions {
         Self {
             by_token: HashMap::new(),
             clock,
+            max_age: MAX_AGE,
         }
+    }
+
+    /// Sessions end `max_age` after login, however active.
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
     }
 
     /// Starts a session for `user`; returns its cookie value and CSRF token.
@@ -88,12 +100,14 @@ impl Sessions {
         Some((token, csrf))
     }
 
-    /// The session of `token` if it has not been idle longer than `idle`; `touch`
-    /// counts this request as activity.
+    /// The session of `token` if it has not been idle longer than `idle` nor lived
+    /// longer than its maximum age; `touch` counts this request as activity.
     pub fn get(&mut self, token: &str, idle: Duration, touch: bool) -> Option<Session> {
         let now = self.clock.now();
         let session = self.by_token.get_mut(token)?;
-        if now.duration_since(session.last_seen) > idle {
+        if now.duration_since(session.last_seen) > idle
+            || now.duration_since(session.created) > self.max_age
+        {
             self.by_token.remove(token);
             return None;
         }
@@ -107,11 +121,13 @@ impl Sessions {
         self.by_token.remove(token)
     }
 
-    /// Forgets sessions idle longer than `idle`.
+    /// Forgets sessions idle longer than `idle` or older than their maximum age.
     pub fn expire(&mut self, idle: Duration) {
         let now = self.clock.now();
-        self.by_token
-            .retain(|_, s| now.duration_since(s.last_seen) <= idle);
+        let max_age = self.max_age;
+        self.by_token.retain(|_, s| {
+            now.duration_since(s.last_seen) <= idle && now.duration_since(s.created) <= max_age
+        });
     }
 
     pub fn len(&self) -> usize {
@@ -123,59 +139,136 @@ impl Sessions {
     }
 }
 
-/// Failed logins allowed per client address within [`WINDOW`].
+/// Logins allowed per client within [`WINDOW`]: those that failed and those still
+/// being checked. A client is an IPv4 address or an IPv6 /64 ([`client_key`]).
 pub const PER_CLIENT: usize = 5;
-/// Failed logins allowed from all clients together within [`WINDOW`].
-pub const OVERALL: usize = 30;
+/// Logins of one account name allowed from all clients together within [`WINDOW`]:
+/// those that failed and those still being checked.
+pub const PER_ACCOUNT: usize = 10;
 /// The throttle's sliding window.
 pub const WINDOW: Duration = Duration::from_secs(60);
 
-/// Counts failed logins per client and overall, in a sliding window.
+// One client alone never reaches an account's limit, so it cannot lock anybody else out.
+const _: () = assert!(PER_CLIENT < PER_ACCOUNT);
+
+/// Who a login comes from, as far as the throttle is concerned: an IPv4 address, or
+/// the /64 of an IPv6 address (a host or a site gets a whole /64 and may use every
+/// address in it). IPv4 clients of a `[::]` socket arrive as `::ffff:a.b.c.d` and
+/// count as their IPv4 address.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !(u64::MAX as u128))),
+        v4 => v4,
+    }
+}
+
+/// The account name as the throttle keeps it: no longer than any real one can be
+/// (`LOGIN_NAME_MAX`), so that invented names of 64 KiB do not fill the memory.
+fn account_key(account: &str) -> &str {
+    let mut end = account.len().min(256);
+    while !account.is_char_boundary(end) {
+        end -= 1;
+    }
+    &account[..end]
+}
+
+/// A login counted by the throttle from the moment it starts; say how it ended with
+/// [`Throttle::failed`], [`Throttle::succeeded`] or [`Throttle::cancel`]. One that is
+/// merely dropped (the client went away) stays counted as a failure.
+#[derive(Debug)]
+#[must_use = "say how the login ended"]
+pub struct Attempt {
+    id: u64,
+    client: IpAddr,
+    account: String,
+}
+
+type Window = VecDeque<(Instant, u64)>;
+
+/// Counts logins per client and per account name, in a sliding window. A login counts
+/// from the moment it starts, so many sent at once cannot all reach PAM.
 #[derive(Debug, Default)]
 pub struct Throttle {
-    per_client: HashMap<IpAddr, VecDeque<Instant>>,
-    overall: VecDeque<Instant>,
+    per_client: HashMap<IpAddr, Window>,
+    per_account: HashMap<String, Window>,
+    next_id: u64,
 }
 
 impl Throttle {
-    /// Seconds the client must wait before trying again, if it is throttled.
-    pub fn retry_after(&mut self, client: IpAddr, now: Instant) -> Option<u64> {
+    /// Starts a login of `account` from `client` and counts it, or says how many
+    /// seconds to wait when the client or the account has reached its limit.
+    pub fn begin(&mut self, client: IpAddr, account: &str, now: Instant) -> Result<Attempt, u64> {
         self.prune(now);
-        let wait = |q: &VecDeque<Instant>, limit: usize| {
+        let client = client_key(client);
+        let account = account_key(account);
+        let wait = |q: Option<&Window>, limit: usize| {
+            let q = q?;
             (q.len() >= limit).then(|| {
-                let oldest = q.get(q.len() - limit).copied().unwrap_or(now);
+                let oldest = q.get(q.len() - limit).map_or(now, |(t, _)| *t);
                 (WINDOW.saturating_sub(now.duration_since(oldest)).as_secs()).max(1)
             })
         };
-        let client_wait = self
-            .per_client
-            .get(&client)
-            .and_then(|q| wait(q, PER_CLIENT));
-        let overall_wait = wait(&self.overall, OVERALL);
-        client_wait.max(overall_wait)
+        let client_wait = wait(self.per_client.get(&client), PER_CLIENT);
+        let account_wait = wait(self.per_account.get(account), PER_ACCOUNT);
+        if let Some(secs) = client_wait.max(account_wait) {
+            return Err(secs);
+        }
+        self.next_id += 1;
+        let id = self.next_id;
+        self.per_client
+            .entry(client)
+            .or_default()
+            .push_back((now, id));
+        self.per_account
+            .entry(account.to_string())
+            .or_default()
+            .push_back((now, id));
+        Ok(Attempt {
+            id,
+            client,
+            account: account.to_string(),
+        })
     }
 
-    pub fn record_failure(&mut self, client: IpAddr, now: Instant) {
-        self.per_client.entry(client).or_default().push_back(now);
-        self.overall.push_back(now);
+    /// The login failed: it stays counted for the rest of the window.
+    pub fn failed(&mut self, attempt: Attempt) {
+        let _ = attempt;
     }
 
-    /// A successful login clears the client's failures.
-    pub fn record_success(&mut self, client: IpAddr) {
-        self.per_client.remove(&client);
+    /// The login succeeded: the client's failures are forgiven; the account's count
+    /// drops this login but keeps other clients' failures.
+    pub fn succeeded(&mut self, attempt: Attempt) {
+        self.per_client.remove(&attempt.client);
+        self.forget(&attempt);
+    }
+
+    /// The password was not checked (too many logins at once, PAM broken): the login
+    /// does not count.
+    pub fn cancel(&mut self, attempt: Attempt) {
+        self.forget(&attempt);
+    }
+
+    fn forget(&mut self, attempt: &Attempt) {
+        if let Some(q) = self.per_client.get_mut(&attempt.client) {
+            q.retain(|(_, id)| *id != attempt.id);
+        }
+        if let Some(q) = self.per_account.get_mut(&attempt.account) {
+            q.retain(|(_, id)| *id != attempt.id);
+        }
     }
 
     fn prune(&mut self, now: Instant) {
-        let old = |t: &Instant| now.duration_since(*t) > WINDOW;
-        while self.overall.front().is_some_and(old) {
-            self.overall.pop_front();
-        }
-        self.per_client.retain(|_, q| {
-            while q.front().is_some_and(old) {
+        let keep = |q: &mut Window| {
+            while q
+                .front()
+                .is_some_and(|(t, _)| now.duration_since(*t) > WINDOW)
+            {
                 q.pop_front();
             }
             !q.is_empty()
-        });
+        };
+        self.per_client.retain(|_, q| keep(q));
+        self.per_account.retain(|_, q| keep(q));
     }
 }
 
@@ -238,31 +331,120 @@ mod tests {
     }
 
     #[test]
-    fn throttle_per_client_then_overall() {
+    fn throttle_counts_logins_from_their_start_per_client() {
         let mut t = Throttle::default();
         let now = Instant::now();
         let a: IpAddr = [127, 0, 0, 1].into();
         let b: IpAddr = [127, 0, 0, 2].into();
-        for _ in 0..PER_CLIENT {
-            assert_eq!(t.retry_after(a, now), None);
-            t.record_failure(a, now);
-        }
-        let wait = t.retry_after(a, now).unwrap();
+        // Still being checked, they count already.
+        let running: Vec<_> = (0..PER_CLIENT)
+            .map(|i| t.begin(a, &format!("u{i}"), now).unwrap())
+            .collect();
+        let wait = t.begin(a, "u9", now).unwrap_err();
         assert!((1..=60).contains(&wait), "{wait}");
-        assert_eq!(
-            t.retry_after(b, now),
-            None,
-            "other clients are not affected"
-        );
-        assert_eq!(
-            t.retry_after(a, now + WINDOW + Duration::from_secs(1)),
-            None
-        );
-        let mut t = Throttle::default();
-        for i in 0..OVERALL {
-            t.record_failure(IpAddr::from([10, 0, (i / 250) as u8, (i % 250) as u8]), now);
+        let other = t
+            .begin(b, "u0", now)
+            .expect("other clients are not affected");
+        t.cancel(other);
+        for r in running {
+            t.failed(r);
         }
-        assert!(t.retry_after(b, now).is_some(), "overall limit reached");
-        t.record_success(a);
+        assert!(t.begin(a, "u9", now).is_err());
+        let later = t.begin(a, "u9", now + WINDOW + Duration::from_secs(1));
+        t.succeeded(later.expect("the window has passed"));
+    }
+
+    #[test]
+    fn success_forgives_the_client_and_cancel_uncounts() {
+        let mut t = Throttle::default();
+        let now = Instant::now();
+        let a: IpAddr = [10, 0, 0, 1].into();
+        for _ in 0..PER_CLIENT - 1 {
+            let f = t.begin(a, "ops", now).unwrap();
+            t.failed(f);
+        }
+        let busy = t.begin(a, "ops", now).unwrap();
+        t.cancel(busy);
+        let ok = t.begin(a, "ops", now).unwrap();
+        t.succeeded(ok);
+        for _ in 0..PER_CLIENT {
+            let f = t.begin(a, "ops", now).unwrap();
+            t.failed(f);
+        }
+        assert!(t.begin(a, "ops", now).is_err());
+    }
+
+    #[test]
+    fn throttle_per_account_from_many_clients() {
+        let mut t = Throttle::default();
+        let now = Instant::now();
+        for i in 0..PER_ACCOUNT {
+            let f = t
+                .begin(IpAddr::from([10, 0, 0, i as u8]), "ops", now)
+                .unwrap();
+            t.failed(f);
+        }
+        assert!(t.begin(IpAddr::from([10, 0, 1, 1]), "ops", now).is_err());
+        let other = t.begin(IpAddr::from([10, 0, 1, 1]), "dev", now);
+        t.succeeded(other.expect("other accounts are not affected"));
+    }
+
+    #[test]
+    fn invented_account_names_are_kept_short() {
+        let long = "é".repeat(40_000);
+        let key = account_key(&long);
+        assert!(key.len() <= 256 && long.starts_with(key));
+        assert_eq!(account_key("ops"), "ops");
+        let mut t = Throttle::default();
+        let a = t
+            .begin([10, 0, 0, 1].into(), &long, Instant::now())
+            .unwrap();
+        t.failed(a);
+        assert!(t.per_account.keys().all(|k| k.len() <= 256));
+    }
+
+    #[test]
+    fn clients_are_ipv4_addresses_and_ipv6_64s() {
+        let key = |s: &str| client_key(s.parse().unwrap()).to_string();
+        assert_eq!(key("192.0.2.7"), "192.0.2.7");
+        assert_eq!(
+            key("::ffff:192.0.2.7"),
+            "192.0.2.7",
+            "IPv4 on a [::] socket"
+        );
+        assert_eq!(key("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        let mut t = Throttle::default();
+        let now = Instant::now();
+        for i in 0..PER_CLIENT {
+            let ip: IpAddr = format!("2001:db8::{:x}", i + 1).parse().unwrap();
+            let f = t.begin(ip, &format!("u{i}"), now).unwrap();
+            t.failed(f);
+        }
+        let same_64: IpAddr = "2001:db8::99".parse().unwrap();
+        assert!(t.begin(same_64, "x", now).is_err(), "one /64 is one client");
+    }
+
+    #[test]
+    fn sessions_end_after_their_lifetime_however_active() {
+        let clock = Arc::new(ManualClock::new());
+        let mut s = Sessions::with_clock(clock.clone()).max_age(Duration::from_secs(3600));
+        let idle = Duration::from_secs(900);
+        let (token, _) = s.create("ops").unwrap();
+        for _ in 0..6 {
+            clock.advance(Duration::from_secs(600));
+            assert!(s.get(&token, idle, true).is_some());
+        }
+        clock.advance(Duration::from_secs(1));
+        assert!(s.get(&token, idle, true).is_none(), "older than an hour");
+        assert!(s.is_empty());
+        let (old, _) = s.create("ops").unwrap();
+        clock.advance(Duration::from_secs(3000));
+        let (young, _) = s.create("ops").unwrap();
+        clock.advance(Duration::from_secs(601));
+        s.expire(Duration::from_secs(3600));
+        assert!(s.get(&old, idle, false).is_none());
+        assert!(s.get(&young, idle, false).is_some());
     }
 }

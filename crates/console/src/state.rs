@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use crate::auth::{Authenticator, Checks, Pam};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::facts::{FactsCache, LayersCache};
@@ -19,6 +20,10 @@ pub struct AppState {
     pub config: Config,
     pub sessions: Mutex<Sessions>,
     pub throttle: Mutex<Throttle>,
+    /// What checks user names and passwords: PAM, or a stand-in in tests.
+    pub authenticator: Arc<dyn Authenticator>,
+    /// The threads password checks run on, a few at a time.
+    pub checks: Checks,
     /// What session idle times and the login throttle's window are measured with.
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
@@ -42,12 +47,29 @@ impl AppState {
 
     /// [`AppState::new`] with sessions and the login throttle on `clock`.
     pub fn with_clock(config: Config, metrics: Arc<Metrics>, clock: Arc<dyn Clock>) -> Shared {
+        let pam = Arc::new(Pam {
+            service: config.pam_service.clone(),
+            admin_groups: config.admin_groups.clone(),
+        });
+        Self::with_parts(config, metrics, clock, pam)
+    }
+
+    /// [`AppState::with_clock`] with logins checked by `authenticator` instead of PAM.
+    pub fn with_parts(
+        config: Config,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+        authenticator: Arc<dyn Authenticator>,
+    ) -> Shared {
         let libvirt = Arc::new(Libvirt::new(&config.libvirt_uri));
+        let max_age = config.session_max_age();
         Arc::new(Self {
             tls: !config.insecure_http,
             config,
-            sessions: Mutex::new(Sessions::with_clock(clock.clone())),
+            sessions: Mutex::new(Sessions::with_clock(clock.clone()).max_age(max_age)),
             throttle: Mutex::new(Throttle::default()),
+            authenticator,
+            checks: Checks::default(),
             clock,
             metrics,
             libvirt,

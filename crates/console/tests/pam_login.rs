@@ -88,10 +88,11 @@ fn wrong_password_unknown_user_and_non_admin_are_refused() {
             assert!(session_cookie(&r).is_none());
         }
     });
-    // The right password of an account outside the admin groups is not enough.
+    // The right password of an account outside the admin groups is not enough, and
+    // the answer does not say it was right.
     let r = login(&server, &user.name, &user.password).unwrap_err();
     assert_eq!(r.status, 401);
-    assert!(r.body.contains("may not administer"), "{}", r.body);
+    assert!(r.body.contains("Wrong user name or password"), "{}", r.body);
 }
 
 #[test]
@@ -167,4 +168,49 @@ fn broken_pam_service_is_a_clear_error_not_a_login() {
         r.body
     );
     assert!(session_cookie(&r).is_none());
+}
+
+#[test]
+fn a_non_admins_right_password_answers_exactly_as_a_wrong_one() {
+    let pam = PamService::install();
+    let outsider = TestUser::create(None);
+    let admin = TestUser::create(Some("hvcmp"));
+    let group = admin.group().to_string();
+    let server = Server::start(|c| {
+        c.pam_service = pam.name.clone();
+        c.admin_groups = vec![group];
+    });
+    let timed = |from: &str, user: &str, password: &str| {
+        let start = std::time::Instant::now();
+        let r = common::login_from(from.parse().unwrap(), &server, user, password);
+        (r, start.elapsed())
+    };
+    let (right, wrong, admin_wrong) = std::thread::scope(|scope| {
+        let right = scope.spawn(|| timed("127.0.4.1", &outsider.name, &outsider.password));
+        let wrong = scope.spawn(|| timed("127.0.4.2", &outsider.name, "wrong-password"));
+        let admin_wrong = scope.spawn(|| timed("127.0.4.3", &admin.name, "wrong-password"));
+        (
+            right.join().unwrap(),
+            wrong.join().unwrap(),
+            admin_wrong.join().unwrap(),
+        )
+    });
+    assert_eq!(right.0.status, 401, "{}", right.0.body);
+    assert_eq!(right.0.status, wrong.0.status);
+    assert_eq!(right.0.body, wrong.0.body);
+    assert!(right.0.body.contains("Wrong user name or password"));
+    assert!(session_cookie(&right.0).is_none());
+    assert_eq!(admin_wrong.0.status, 401);
+    // PAM refuses a wrong password after about 2 s (pam_unix, randomized by libpam);
+    // a refusal that did not need PAM takes as long.
+    for (what, (_, took)) in [
+        ("right password, no admin", &right),
+        ("wrong password, no admin", &wrong),
+        ("wrong password, admin", &admin_wrong),
+    ] {
+        assert!(
+            (Duration::from_millis(1200)..Duration::from_millis(3500)).contains(took),
+            "{what}: {took:?}"
+        );
+    }
 }

@@ -58,7 +58,7 @@ fn assert_headers(r: &Reply, what: &str, tls: bool) {
         Some("nosniff"),
         "{what}"
     );
-    assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "{what}");
+    assert_eq!(r.header("referrer-policy"), Some("same-origin"), "{what}");
     assert!(r.header("permissions-policy").is_some(), "{what}");
     if tls {
         assert!(
@@ -321,4 +321,45 @@ fn only_a_persons_requests_keep_a_session_alive() {
         401,
         "polling alone does not keep a session"
     );
+}
+
+#[test]
+fn origin_null_is_refused_for_websockets_and_the_login() {
+    let server = Server::start(|_| {});
+    let s = server.session("root");
+    let r = get(
+        &server.url("/terminal/socket"),
+        Some(&s),
+        &[
+            ("Origin", "null"),
+            ("Connection", "Upgrade"),
+            ("Upgrade", "websocket"),
+            ("Sec-WebSocket-Version", "13"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ],
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = post_form(
+        &server.url("/login"),
+        None,
+        &[("Origin", "null")],
+        "username=ops&password=x",
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+}
+
+#[test]
+fn sessions_end_after_their_absolute_lifetime_however_busy() {
+    let server = Server::start(|_| {});
+    let s = server.session("root");
+    // Someone clicks every 10 minutes for 8 hours (the default lifetime).
+    for step in 1..=48 {
+        server.clock.advance(std::time::Duration::from_secs(600));
+        let r = get(&server.url("/api/v1/session"), Some(&s), &[]);
+        assert_eq!(r.status, 200, "after {} min", step * 10);
+    }
+    server.clock.advance(std::time::Duration::from_secs(600));
+    let r = get(&server.url("/api/v1/session"), Some(&s), &[]);
+    assert_eq!(r.status, 401, "a session lives 8 hours at most");
+    assert_eq!(server.state.session_count(), 0);
 }

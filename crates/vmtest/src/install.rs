@@ -12,6 +12,9 @@ use crate::{Boot, Config, Firmware, Vm};
 
 /// The root password of the test kickstarts.
 pub const ROOT_PASSWORD: &str = "hvnode-test-pw";
+/// The admin account the test kickstart makes (member of `sudo`, its
+/// password root's): the web console refuses root.
+pub const ADMIN_USER: &str = "nodeadmin";
 /// The host name the test kickstarts set.
 pub const HOSTNAME: &str = "node1.example.com";
 
@@ -42,7 +45,7 @@ impl Unattended {
     }
 
     /// The kickstart: the whole disk, the given layout, DHCP, a root
-    /// password, a time zone, SELinux enforcing and a `%post` that leaves a
+    /// password, an admin account ([`ADMIN_USER`]), a time zone, SELinux enforcing and a `%post` that leaves a
     /// trace (`/etc/hvnode-post-ran`) and the live system's kernel log up to
     /// then (`/var/log/hvnode/install-dmesg.log`: the installed node's
     /// checks find the installer's SELinux denials there).
@@ -65,6 +68,7 @@ autopart --type={scheme}
 bootloader --location=mbr --boot-drive={drive} --append="console=ttyS0,115200"
 network --bootproto=dhcp --device=link --hostname={HOSTNAME} --activate
 rootpw --plaintext {ROOT_PASSWORD}
+user --name={ADMIN_USER} --groups=sudo --plaintext --password={ROOT_PASSWORD}
 timezone --utc Europe/Paris
 selinux --enforcing
 text

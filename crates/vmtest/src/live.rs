@@ -106,17 +106,23 @@ pub fn no_avc(c: &mut Console, name: &str) -> Result<()> {
 /// The node's web console as a browser on the node reaches it.
 pub const CONSOLE_URL: &str = "https://127.0.0.1:9090";
 
-/// Logs in to the node's web console as root with curl inside the guest
-/// (PAM, over TLS); the session's cookie is kept in `/tmp/jar` for
-/// [`console_post`].
+/// Logs in to the node's web console as the kickstart's admin
+/// ([`crate::install::ADMIN_USER`]) with curl inside the guest (PAM, over
+/// TLS), after checking that root is refused; the session's cookie is kept
+/// in `/tmp/jar` for [`console_post`].
 pub fn console_login(c: &mut Console) -> Result<()> {
-    let answer = c.check(
-        &format!(
-            "curl -sk -c /tmp/jar -o /dev/null -w '%{{http_code}}' --data-urlencode username=root --data-urlencode password={} {CONSOLE_URL}/login",
+    let login = |user: &str| {
+        format!(
+            "curl -sk -c /tmp/jar -o /dev/null -w '%{{http_code}}' -H 'Origin: {CONSOLE_URL}' --data-urlencode username={user} --data-urlencode password={} {CONSOLE_URL}/login",
             crate::install::ROOT_PASSWORD
-        ),
-        CMD,
-    )?;
+        )
+    };
+    let root = c.check(&login("root"), CMD)?;
+    ensure!(
+        root.trim() == "401",
+        "the console's login answered {root} to root's right password (root is refused)"
+    );
+    let answer = c.check(&login(crate::install::ADMIN_USER), CMD)?;
     ensure!(
         answer.trim().starts_with('3'),
         "the console's login answered {answer}"

@@ -167,6 +167,14 @@ fn boot_installed(
         "{name}: timezone"
     );
     c.check("test -s /var/log/hvnode/install.log", CMD).unwrap();
+    // The kickstart's `user --groups=sudo`.
+    let groups = c
+        .check(&format!("id -nG {}", vmtest::install::ADMIN_USER), CMD)
+        .unwrap();
+    assert!(
+        groups.split_whitespace().any(|g| g == "sudo"),
+        "{name}: the kickstart's admin: {groups}"
+    );
     assert_eq!(
         c.check(
             "systemctl is-active libvirtd.service hvnode-agent.service",

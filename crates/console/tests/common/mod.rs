@@ -14,6 +14,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use console::auth::Authenticator;
 use console::clock::ManualClock;
 use console::{AppState, Config, Console, Metrics};
 use ureq::Agent;
@@ -42,14 +43,23 @@ pub struct Server {
 impl Server {
     /// Plain HTTP on loopback, libvirt's test driver, the given tweaks.
     pub fn start(tweak: impl FnOnce(&mut Config)) -> Self {
-        Self::start_with(true, tweak)
+        Self::start_with(true, None, tweak)
     }
 
     pub fn start_tls(tweak: impl FnOnce(&mut Config)) -> Self {
-        Self::start_with(false, tweak)
+        Self::start_with(false, None, tweak)
     }
 
-    fn start_with(insecure: bool, tweak: impl FnOnce(&mut Config)) -> Self {
+    /// Plain HTTP on loopback with logins checked by `auth` instead of PAM.
+    pub fn start_with_auth(auth: Arc<dyn Authenticator>, tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::start_with(true, Some(auth), tweak)
+    }
+
+    fn start_with(
+        insecure: bool,
+        auth: Option<Arc<dyn Authenticator>>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
         let dirs = tempfile::tempdir().unwrap();
         let node = dirs.path().join("test-node.xml");
         std::fs::write(&node, TEST_NODE_XML).unwrap();
@@ -77,9 +87,13 @@ impl Server {
             rt.block_on(async move {
                 let metrics = Arc::new(Metrics::default());
                 let sampler = console::spawn_sampler_every(metrics.clone(), SAMPLE_PERIOD);
-                let c = Console::bind_with_clock(config, metrics, console_clock)
-                    .await
-                    .unwrap();
+                let c = match auth {
+                    Some(auth) => {
+                        Console::bind_with_authenticator(config, metrics, console_clock, auth).await
+                    }
+                    None => Console::bind_with_clock(config, metrics, console_clock).await,
+                }
+                .unwrap();
                 tx.send((c.local_addr().unwrap(), c.state.clone())).unwrap();
                 c.serve(async move {
                     let _ = stop_rx.await;
@@ -221,6 +235,80 @@ pub fn post_form(
         req = req.header(*k, *v);
     }
     reply(req.send(body))
+}
+
+/// A form POST sent from the loopback address `from` (any of 127.0.0.0/8), so that
+/// tests can be several clients: a plain HTTP/1.1 request on a socket bound there.
+pub fn post_form_from(
+    from: std::net::IpAddr,
+    server: &Server,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Reply {
+    use std::io::{Read, Write};
+    assert!(!server.tls, "post_form_from speaks plain HTTP");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let addr = server.addr;
+    let stream = rt.block_on(async move {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(from, 0)).unwrap();
+        socket.connect(addr).await.unwrap()
+    });
+    let mut stream = {
+        let _guard = rt.enter();
+        stream.into_std().unwrap()
+    };
+    stream.set_nonblocking(false).unwrap();
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    stream.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {raw:?}"));
+    let mut map = ureq::http::HeaderMap::new();
+    for line in lines {
+        if let Some((k, v)) = line.split_once(':') {
+            map.append(
+                ureq::http::HeaderName::from_bytes(k.trim().as_bytes()).unwrap(),
+                ureq::http::HeaderValue::from_str(v.trim()).unwrap(),
+            );
+        }
+    }
+    Reply {
+        status,
+        headers: map,
+        body: body.to_string(),
+    }
+}
+
+/// A login through the form from loopback address `from`.
+pub fn login_from(from: std::net::IpAddr, server: &Server, user: &str, password: &str) -> Reply {
+    post_form_from(
+        from,
+        server,
+        "/login",
+        &[],
+        &format!("username={}&password={}", enc(user), enc(password)),
+    )
 }
 
 /// Percent-encodes a form value.
