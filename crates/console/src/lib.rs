@@ -34,6 +34,7 @@ pub mod state;
 pub mod terminal;
 pub mod tls;
 pub mod update_actions;
+pub mod update_upload;
 pub mod views;
 pub mod vms;
 

@@ -8,12 +8,14 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 
 use crate::error::ApiError;
 use crate::guard::{BODY_LIMIT, CSP, require_session};
 use crate::state::Shared;
-use crate::{api, assets, layer_actions, login, pages, register, terminal, update_actions};
+use crate::{
+    api, assets, layer_actions, login, pages, register, terminal, update_actions, update_upload,
+};
 
 /// Builds the console's router.
 pub fn router(state: Shared) -> Router {
@@ -67,6 +69,11 @@ pub fn router(state: Shared) -> Router {
         .route(
             "/api/v1/node/update",
             get(update_actions::api_job).post(update_actions::api_submit),
+        )
+        // Its body is streamed to disk, within its own limits.
+        .route(
+            "/api/v1/node/update/upload/{file}",
+            put(update_upload::api_put),
         )
         .route("/api/v1/registration", get(register::api))
         .fallback(not_found)

@@ -30,6 +30,8 @@ struct UpdateConfirmPage {
 struct UpdatePage {
     page: PageCtx,
     job: Option<Job>,
+    /// An update runs: no form to start another.
+    running: bool,
 }
 
 #[derive(Deserialize)]
@@ -78,9 +80,11 @@ pub async fn submit(
 
 /// `GET /node/update`: the current or last update job.
 pub async fn page(State(state): State<Shared>, Extension(authed): Extension<Authed>) -> Response {
+    let job = state.updates.get();
     render(&UpdatePage {
         page: PageCtx::new(&authed, "/node"),
-        job: state.updates.get(),
+        running: job.as_ref().is_some_and(|j| j.running),
+        job,
     })
     .into_response()
 }

@@ -174,5 +174,57 @@
     }
   }
 
-  document.addEventListener("DOMContentLoaded", () => { graphs(); vms(); follow(); busyForms(); });
+  // The Node page's upload: the signature, then the bundle (with progress), to
+  // PUT /api/v1/node/update/upload/NAME; then the check, as for a typed path.
+  function upload() {
+    const form = document.getElementById("update-upload");
+    const check = document.getElementById("update-form");
+    if (!form || !check) return;
+    form.hidden = false;
+    const status = document.getElementById("upload-status");
+    const bar = document.getElementById("upload-progress");
+    const put = (file, onProgress) => new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open("PUT", "/api/v1/node/update/upload/" + encodeURIComponent(file.name));
+      xhr.setRequestHeader("X-CSRF-Token", csrf());
+      xhr.setRequestHeader("Content-Type", "application/octet-stream");
+      xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded, e.total); };
+      xhr.onload = () => {
+        let body = null;
+        try { body = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
+        if (xhr.status === 201 && body) resolve(body.data);
+        else reject(new Error((body && body.error) || ("HTTP " + xhr.status)));
+      };
+      xhr.onerror = () => reject(new Error("the connection to the node broke"));
+      xhr.send(file);
+    });
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const files = Array.from(document.getElementById("upload-files").files);
+      const bundle = files.find((f) => f.name.endsWith(".update.tar"));
+      const sig = files.find((f) => bundle && f.name === bundle.name + ".minisig");
+      if (!bundle || !sig) {
+        status.textContent = "Choose both NAME.update.tar and NAME.update.tar.minisig.";
+        return;
+      }
+      for (const b of form.querySelectorAll("button")) b.disabled = true;
+      try {
+        status.textContent = "Uploading " + sig.name + "…";
+        await put(sig, () => {});
+        bar.hidden = false;
+        const done = await put(bundle, (sent, total) => {
+          bar.value = sent / total;
+          status.textContent = "Uploading " + bundle.name + ": " + units(sent) + " of " + units(total);
+        });
+        status.textContent = "Uploaded " + units(done.bytes) + "; checking the bundle…";
+        document.getElementById("update-source").value = done.path;
+        check.requestSubmit();
+      } catch (e) {
+        status.textContent = "The upload failed: " + e.message;
+        for (const b of form.querySelectorAll("button")) b.disabled = false;
+      }
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => { graphs(); vms(); follow(); busyForms(); upload(); });
 })();

@@ -64,11 +64,20 @@ fn an_administrator_works_through_the_console_in_chromium() {
         shots.display()
     );
     assert_eq!(engine.hosts().len(), 1, "the engine knows the node");
+    // The bundle and its signature the browser uploaded, whole.
+    let uploads = server.state.config.state_dir.join("uploads");
+    let bundle = std::fs::metadata(uploads.join("hvnode-9.9-1.update.tar")).unwrap();
+    assert_eq!(bundle.len(), 2 << 20);
+    assert_eq!(
+        std::fs::read(uploads.join("hvnode-9.9-1.update.tar.minisig")).unwrap(),
+        b"sig\n"
+    );
     for name in [
         "login",
         "overview",
         "vm-confirm",
         "vms",
+        "update-upload",
         "registration-confirm",
         "registration",
         "terminal",

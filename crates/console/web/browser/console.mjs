@@ -1,6 +1,6 @@
 // Drives Debian's headless Chromium through the console like an administrator:
 // log in, watch the graphs move, force off and start a VM with confirmation, see the
-// list update without a reload, follow the journal, register with an engine after
+// list update without a reload, upload an update bundle and have it checked, follow the journal, register with an engine after
 // confirming its CA's fingerprint, run a command in the terminal, log out.
 // Run by tests/browser.rs, which starts the console and a loopback engine and passes:
 //   HV_URL, HV_USER, HV_PASSWORD, HV_SHOTS (directory for screenshots), HV_PROFILE,
@@ -96,6 +96,21 @@ try {
     await page.waitForSelector(`nav a[href="${href}"].active`);
   }
   await shot("storage-node");
+
+  step("update bundle upload");
+  // On the update page: the signature and a 2 MiB bundle uploaded, then checked
+  // (on the test host nodectl is not where a node has it, and the check says so).
+  await page.goto(HV_URL + "/node/update");
+  const bundle = Buffer.alloc(2 << 20, 7);
+  await page.setInputFiles("#upload-files", [
+    { name: "hvnode-9.9-1.update.tar", mimeType: "application/x-tar", buffer: bundle },
+    { name: "hvnode-9.9-1.update.tar.minisig", mimeType: "text/plain", buffer: Buffer.from("sig\n") },
+  ]);
+  await page.click("#action-update-upload");
+  await page.waitForSelector("p.alert", { timeout: 30000 });
+  const checked = await page.textContent("p.alert");
+  if (!checked.includes("is nodectl installed")) fail("the uploaded bundle was not checked: " + checked.slice(0, 400));
+  await shot("update-upload");
 
   step("logs follow");
   const marker = "hv-browser-" + process.pid;
