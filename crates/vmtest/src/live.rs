@@ -135,7 +135,12 @@ pub fn console_login(c: &mut Console) -> Result<()> {
 /// (a body, its type); it prints the answer, then its status code on a
 /// line of its own.
 pub fn console_post(path: &str, curl_args: &str) -> String {
+    console_request("POST", path, curl_args)
+}
+
+/// As [`console_post`], with another method (`PUT` for an upload).
+pub fn console_request(method: &str, path: &str, curl_args: &str) -> String {
     format!(
-        "token=$(curl -sk -b /tmp/jar {CONSOLE_URL}/api/v1/session | sed -n 's/.*\"csrf\" *: *\"\\([^\"]*\\)\".*/\\1/p'); curl -sk -b /tmp/jar -w '\\n%{{http_code}}' -X POST -H \"X-CSRF-Token: $token\" -H 'Origin: {CONSOLE_URL}' {curl_args} {CONSOLE_URL}{path}"
+        "token=$(curl -sk -b /tmp/jar {CONSOLE_URL}/api/v1/session | sed -n 's/.*\"csrf\" *: *\"\\([^\"]*\\)\".*/\\1/p'); curl -sk -b /tmp/jar -w '\\n%{{http_code}}' -X {method} -H \"X-CSRF-Token: $token\" -H 'Origin: {CONSOLE_URL}' {curl_args} {CONSOLE_URL}{path}"
     )
 }

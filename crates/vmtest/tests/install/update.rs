@@ -259,6 +259,86 @@ pub fn run_v2(
     let _ = node.vm.wait_exit(Duration::from_secs(180));
 }
 
+/// An update through the node's web console, as an admin's browser does
+/// it: a PAM login; the bundle and its signature (fetched into the guest
+/// from `url`) uploaded to the agent; the check (`UpdatePlan`) of the
+/// uploaded path; then the job, followed to its end. The job's `nodectl`
+/// runs in a transient unit: the update's mounts are confined there.
+fn console_update(c: &mut vmtest::Console, name: &str, url: &str, layer: &str) {
+    let console = vmtest::live::CONSOLE_URL;
+    let file = url.rsplit('/').next().unwrap();
+    c.check(
+        &format!(
+            "mkdir -p /var/tmp/dl && curl -sf -o /var/tmp/dl/{file} {url} && curl -sf -o /var/tmp/dl/{file}.minisig {url}.minisig"
+        ),
+        UPDATE,
+    )
+    .unwrap();
+    vmtest::live::console_login(c).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let t = std::time::Instant::now();
+    let mut path = String::new();
+    for f in [format!("{file}.minisig"), file.to_string()] {
+        let put = vmtest::live::console_request(
+            "PUT",
+            &format!("/api/v1/node/update/upload/{f}"),
+            &format!("-T /var/tmp/dl/{f} -H 'Content-Type: application/octet-stream'"),
+        );
+        let answer = c.check(&put, UPDATE).unwrap();
+        assert!(
+            answer.trim_end().ends_with("201"),
+            "{name}: upload of {f}: {answer}"
+        );
+        path = format!("/var/lib/hvnode/uploads/{f}");
+        assert!(
+            answer.contains(&format!("\"path\":\"{path}\"")),
+            "{name}: {answer}"
+        );
+    }
+    eprintln!(
+        "{name}: bundle uploaded to the console in {:.0} s",
+        t.elapsed().as_secs_f64()
+    );
+    c.check("rm -rf /var/tmp/dl", CMD).unwrap();
+    let post = |confirm: bool| {
+        vmtest::live::console_post(
+            "/api/v1/node/update",
+            &format!(
+                "-H 'Content-Type: application/json' --data '{{\"source\":\"{path}\",\"confirm\":{confirm}}}'"
+            ),
+        )
+    };
+    let plan = c.check(&post(false), UPDATE).unwrap();
+    assert!(
+        plan.trim_end().ends_with("200"),
+        "{name}: the check: {plan}"
+    );
+    assert!(plan.contains("\"kind\":\"UpdatePlan\""), "{name}: {plan}");
+    assert!(
+        plan.contains(&format!("\"trial\":\"{layer}\"")),
+        "{name}: {plan}"
+    );
+    let started = c.check(&post(true), CMD).unwrap();
+    assert!(started.trim_end().ends_with("202"), "{name}: {started}");
+    let job = c
+        .check(
+            &format!(
+                "for i in $(seq 600); do j=$(curl -sk -b /tmp/jar {console}/api/v1/node/update); case \"$j\" in *'\"running\":false'*) break;; esac; sleep 2; done; echo \"$j\""
+            ),
+            UPDATE,
+        )
+        .unwrap();
+    eprintln!("{name}: the console's update job: {job}");
+    assert!(job.contains("\"running\":false"), "{name}: {job}");
+    assert!(job.contains("\"error\":null"), "{name}: {job}");
+    assert!(
+        job.contains(&format!("\"trial\":\"{layer}\"")),
+        "{name}: {job}"
+    );
+    let i = info(c);
+    assert_eq!(i["bootloader"]["trial"], layer, "{i}");
+    vmtest::live::no_avc(c, name).unwrap();
+}
+
 /// The update scenario on the booted, logged-in v1 node `node` (its disk
 /// `disk`); powers the node off at the end.
 pub fn run(
@@ -319,7 +399,9 @@ pub fn run(
     {
         let c = &mut node.vm.console;
         check_v2(c, "update-v2-trial", &v2);
-        apply(c, "update-v3", &url(&r3));
+        // v3 from the web console: uploaded, checked (the plan), then
+        // applied as the console's job.
+        console_update(c, "update-v3", &url(&r3), &v3);
     }
     reboot(&mut node, "update-v3");
     drop(http);
