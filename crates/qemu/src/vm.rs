@@ -229,9 +229,12 @@ fn disk_args(c: &mut Command, cfg: &Config) {
         } else {
             ""
         };
+        // A host disk that fills up is an I/O error the guest (and so the
+        // test) sees, not qemu's default for ENOSPC: pausing the guest,
+        // which leaves a test waiting in silence until its timeout.
         c.arg("-drive")
             .arg(format!(
-                "if=none,id=disk{i},format={fmt},file={}",
+                "if=none,id=disk{i},format={fmt},werror=report,rerror=report,file={}",
                 d.display()
             ))
             .arg("-device")
