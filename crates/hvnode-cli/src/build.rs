@@ -107,6 +107,7 @@ pub fn build(args: &BuildArgs) -> Result<ExitCode> {
         rebuild: args.rebuild,
         epoch: None,
         sign_key: sign_key(args.sign_key.as_deref())?.map(std::sync::Arc::new),
+        wait_for_cache: false,
     };
     let report = image_build::build(&opts)?;
     if let Some(ks) = &args.qcow2 {

@@ -60,6 +60,9 @@ pub struct Options {
     /// Signs the update bundle; its public key goes into the image's
     /// `/etc/hvnode/trusted.d`, so the node trusts the updates that follow.
     pub sign_key: Option<std::sync::Arc<bundle::SignKey>>,
+    /// When another build holds the cache: wait for it (test builds that run
+    /// side by side) rather than stop with an error.
+    pub wait_for_cache: bool,
 }
 
 /// What a build made and how long each stage took.
@@ -163,7 +166,7 @@ pub fn build(opts: &Options) -> Result<Report> {
     let recipe = Recipe::load(&opts.recipe)?;
     let epoch = opts.epoch.unwrap_or_else(|| default_epoch(&opts.workspace));
     prepare_dirs(opts)?;
-    let _lock = lock_cache(&opts.cache_dir)?;
+    let _lock = lock_cache(&opts.cache_dir, opts.wait_for_cache)?;
     let mut build = Build::new(opts, &recipe, epoch)?;
 
     let base = build.bootstrap()?;
@@ -196,18 +199,29 @@ fn prepare_dirs(opts: &Options) -> Result<()> {
     Ok(())
 }
 
-/// Takes the cache directory for this build: one build at a time per cache.
-/// The lock holds until the returned value is dropped.
-fn lock_cache(cache_dir: &Path) -> Result<nix::fcntl::Flock<fs::File>> {
-    let lock_file = fs::File::create(cache_dir.join(".build.lock"))?;
-    nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(
-        |(_, e)| {
-            anyhow::anyhow!(
-                "another build is using {} ({e}); wait for it to finish",
+/// Takes the cache directory for this build: one build at a time per cache;
+/// with `wait`, after the build that holds it. The lock holds until the
+/// returned value is dropped.
+fn lock_cache(cache_dir: &Path, wait: bool) -> Result<nix::fcntl::Flock<fs::File>> {
+    use nix::fcntl::{Flock, FlockArg};
+    let path = cache_dir.join(".build.lock");
+    let open = || fs::File::create(&path).with_context(|| format!("creating {}", path.display()));
+    match Flock::lock(open()?, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(lock),
+        Err((_, e)) if wait && e == nix::errno::Errno::EAGAIN => {
+            eprintln!(
+                "another build is using {}: waiting for it to finish",
                 cache_dir.display()
-            )
-        },
-    )
+            );
+            Flock::lock(open()?, FlockArg::LockExclusive).map_err(|(_, e)| {
+                anyhow::anyhow!("waiting for the lock of {}: {e}", cache_dir.display())
+            })
+        }
+        Err((_, e)) => Err(anyhow::anyhow!(
+            "another build is using {} ({e}); wait for it to finish",
+            cache_dir.display()
+        )),
+    }
 }
 
 /// The bootstrapped base: its tarball in the stage cache and the cache key,
@@ -554,5 +568,19 @@ mod tests {
         // The node accepts it as a trusted key.
         let keys = bundle::TrustedKeys::load(trusted.parent().unwrap()).unwrap();
         assert!(keys.find(key.key_id()).is_some());
+    }
+
+    #[test]
+    fn a_second_build_stops_or_waits_for_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = lock_cache(dir.path(), false).unwrap();
+        let e = lock_cache(dir.path(), false).unwrap_err();
+        assert!(e.to_string().contains("another build is using"), "{e}");
+        let path = dir.path().to_path_buf();
+        let waiter = std::thread::spawn(move || lock_cache(&path, true).map(|_| ()));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(!waiter.is_finished(), "it waits while the first build runs");
+        drop(first);
+        waiter.join().unwrap().unwrap();
     }
 }

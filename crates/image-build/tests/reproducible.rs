@@ -54,6 +54,7 @@ fn reproducible_rebuild_gives_identical_artifacts() {
         rebuild: true,
         epoch: Some(epoch),
         sign_key: None,
+        wait_for_cache: true,
     })
     .unwrap();
     for (stage, secs) in &report.stages {

@@ -38,6 +38,7 @@ fn main() -> anyhow::Result<()> {
         rebuild,
         epoch: None,
         sign_key: None,
+        wait_for_cache: false,
     };
     // Share the downloaded packages with normal builds unless a cold build is asked for.
     let debs = bench_cache.join("debs");

@@ -121,6 +121,7 @@ pub fn build(workspace: &Path, changes: &Changes, key: &TestKey, work: &Path) ->
         rebuild: false,
         epoch,
         sign_key: Some(Arc::new(sign_key)),
+        wait_for_cache: true,
     })
     .with_context(|| format!("building the test release in {}", work.display()))?;
     let bundle = work.join("out").join(format!("{}.update.tar", report.nvr));
