@@ -184,8 +184,9 @@ fn default_label() -> String {
     "HVNODE".into()
 }
 
-/// The level the shipped images use: ~3 % smaller than level 3, several
-/// times slower to make; a test release may trade size for time.
+/// The level the shipped images use: 7 % smaller than level 3 (294 MB
+/// against 316 MB for the node image), several times slower to make; a
+/// test release may trade size for time.
 pub const DEFAULT_SQUASHFS_LEVEL: u8 = 15;
 
 fn default_squashfs_level() -> u8 {

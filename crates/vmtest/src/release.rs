@@ -134,8 +134,9 @@ pub fn build(workspace: &Path, changes: &Changes, key: &TestKey, work: &Path) ->
     })
 }
 
-/// zstd level of a test release's root image: a level-15 image takes ~4
-/// times as long to make, beside guests that share the machine's cores.
+/// zstd level of a test release's root image: at the shipped level 15 a
+/// release took 89 s to build beside the other VM tests, at 3 it takes
+/// 37 s, for a 7 % larger image.
 const TEST_SQUASHFS_LEVEL: u8 = 3;
 
 /// The recipe with `suffix` added to its release, only the update bundle
