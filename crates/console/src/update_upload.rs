@@ -17,7 +17,7 @@ use futures_util::StreamExt as _;
 use serde::Serialize;
 use tokio::io::AsyncWriteExt as _;
 
-use crate::api::ok;
+use crate::api::{ok, to_value};
 use crate::error::ApiError;
 use crate::state::Shared;
 
@@ -101,10 +101,7 @@ pub async fn api_put(
     let dir = state.config.state_dir.join(UPLOADS);
     let uploaded = receive(&dir, &file, kind, announced, body).await?;
     tracing::info!(file = %uploaded.path.display(), bytes = uploaded.bytes, "update upload");
-    let mut r = ok(
-        "UpdateUpload",
-        serde_json::to_value(&uploaded).unwrap_or_default(),
-    );
+    let mut r = ok("UpdateUpload", to_value(&uploaded));
     *r.status_mut() = StatusCode::CREATED;
     Ok(r)
 }

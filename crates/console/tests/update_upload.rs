@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Reply, Server, Session, client};
+use common::{Reply, Server, Session, client, reply};
 
 fn put(server: &Server, file: &str, session: Option<&Session>, csrf: bool, body: &[u8]) -> Reply {
     let mut req = client()
@@ -18,12 +18,7 @@ fn put(server: &Server, file: &str, session: Option<&Session>, csrf: bool, body:
             req = req.header("X-CSRF-Token", &s.csrf);
         }
     }
-    let mut r = req.send(body).unwrap();
-    Reply {
-        status: r.status().as_u16(),
-        headers: r.headers().clone(),
-        body: r.body_mut().read_to_string().unwrap_or_default(),
-    }
+    reply(req.send(body))
 }
 
 #[test]

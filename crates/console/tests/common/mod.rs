@@ -199,7 +199,7 @@ impl Reply {
     }
 }
 
-fn reply(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+pub fn reply(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
     let mut r = r.unwrap();
     Reply {
         status: r.status().as_u16(),
