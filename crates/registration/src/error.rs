@@ -167,6 +167,21 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A file or directory root writes for a user (`~/.ssh`, `authorized_keys`) is a
+    /// symbolic link, not of the expected kind or owned by someone else: going through
+    /// it could make root change or read files elsewhere, so nothing was done to it.
+    #[error("refusing to {action} {}: {problem}; {remedy}", .path.display())]
+    UnsafePath {
+        /// What was being done ("add the engine's SSH key to", …).
+        action: &'static str,
+        /// The file or directory refused.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+        /// What the administrator should do.
+        remedy: String,
+    },
+
     /// An external program failed.
     #[error(transparent)]
     Command(#[from] CommandError),
@@ -206,7 +221,7 @@ pub enum ErrorKind {
     BadInput,
     /// [`Error::ConfirmationRequired`] and [`Error::Declined`]
     NotConfirmed,
-    /// Local problems: files, users, programs, state.
+    /// Local problems: files, users, programs, state, unsafe paths.
     Local,
 }
 
@@ -233,7 +248,10 @@ impl Error {
             Self::FingerprintMismatch { .. } => ErrorKind::FingerprintMismatch,
             Self::BadFingerprint { .. } | Self::BadEngineAddress(_) => ErrorKind::BadInput,
             Self::ConfirmationRequired | Self::Declined => ErrorKind::NotConfirmed,
-            Self::UnknownUser { .. } | Self::BadState { .. } | Self::Io { .. } => ErrorKind::Local,
+            Self::UnknownUser { .. }
+            | Self::BadState { .. }
+            | Self::Io { .. }
+            | Self::UnsafePath { .. } => ErrorKind::Local,
             Self::Command(_) => ErrorKind::Local,
         }
     }

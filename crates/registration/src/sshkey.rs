@@ -1,8 +1,7 @@
 //! OpenSSH public keys: validating the engine's key, installing it for the SSH user,
 //! and fingerprinting the node's own host key.
 
-use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -12,7 +11,7 @@ use command::CommandExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::fsutil::{read_optional, write_atomic};
+use crate::fsutil::{Dir, create_dir_all, read_optional};
 use crate::{Error, Result, Sysroot};
 
 /// Key types an engine may serve and `sshd` accepts in `authorized_keys`.
@@ -183,25 +182,33 @@ pub struct AuthorizedKeyChange {
 /// 0600, both owned by the user; an existing line with the same key is kept and no
 /// duplicate is added; the file always ends with a newline. When SELinux is enabled and
 /// `restorecon` exists, the labels of `~/.ssh` are restored.
+///
+/// Root does this in a directory the user may change at any moment, so nothing below
+/// the home is reached by path: `.ssh` is opened (or created) relative to the home
+/// without following a symbolic link and must belong to the user or root;
+/// `authorized_keys` is read the same way and must be a regular file with one link;
+/// the new file is created exclusively under a random name, given its owner and mode
+/// through its descriptor and renamed over the old one. A symbolic link, a file of the
+/// wrong kind or a `.ssh` of another user is refused with [`Error::UnsafePath`], and
+/// nothing is written, given away or read through it.
 pub fn install_authorized_key(
     sysroot: &Sysroot,
     user: &SshUser,
     key: &SshPublicKey,
 ) -> Result<AuthorizedKeyChange> {
     let node_dir = user.home.join(".ssh");
-    let dir = sysroot.path(&node_dir);
-    let file = dir.join("authorized_keys");
-    let owner = Some((user.uid, user.gid));
+    let home_path = sysroot.path(&user.home);
+    // A missing home is made, owned by root: the user has no say in a path that
+    // does not exist yet under directories only root may change.
+    create_dir_all(&home_path)?;
+    let home = Dir::open(&home_path)?;
+    let dir = open_ssh_dir(&home, user)?;
 
-    fs::create_dir_all(&dir).map_err(|e| Error::io("creating directory", &dir, e))?;
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
-        .map_err(|e| Error::io("setting the mode of", &dir, e))?;
-    std::os::unix::fs::chown(&dir, owner.map(|o| o.0), owner.map(|o| o.1))
-        .map_err(|e| Error::io("changing the owner of", &dir, e))?;
-
-    let existing = read_optional(&file)?.unwrap_or_default();
+    let existing = dir
+        .read_optional("authorized_keys", "add the engine's SSH key to")?
+        .unwrap_or_default();
     let present = existing.lines().any(|line| line_has_key(line, key));
-    let mut contents = existing.clone();
+    let mut contents = existing;
     if !contents.is_empty() && !contents.ends_with('\n') {
         contents.push('\n');
     }
@@ -209,13 +216,46 @@ pub fn install_authorized_key(
         contents.push_str(&key.to_line());
         contents.push('\n');
     }
-    write_atomic(&file, contents.as_bytes(), 0o600, owner)?;
-    let relabelled = restore_selinux_label(sysroot, &dir)?;
+    dir.write_atomic(
+        "authorized_keys",
+        contents.as_bytes(),
+        0o600,
+        (user.uid, user.gid),
+    )?;
+    let relabelled = restore_selinux_label(sysroot, dir.path())?;
     Ok(AuthorizedKeyChange {
         path: node_dir.join("authorized_keys"),
         added: !present,
         relabelled,
     })
+}
+
+/// Opens `~/.ssh` of `user` through `home`, creating it when missing, and makes it
+/// the user's with mode 0700. Refuses a symbolic link, anything but a directory and a
+/// directory owned by anyone but the user or root.
+fn open_ssh_dir(home: &Dir, user: &SshUser) -> Result<Dir> {
+    const ACTION: &str = "install the engine's SSH key in";
+    home.create_dir(".ssh", 0o700)?;
+    let dir = home.open_dir(".ssh", ACTION)?;
+    let owner = dir.metadata()?.uid();
+    if owner != user.uid && owner != 0 {
+        return Err(Error::UnsafePath {
+            action: ACTION,
+            path: dir.path().to_path_buf(),
+            problem: format!(
+                "it belongs to uid {owner}, neither to {} (uid {}) nor to root",
+                user.name, user.uid
+            ),
+            remedy: format!(
+                "check who made it; if it is {0}'s, give it to them (chown -R {0}: {1}), \
+                 otherwise move it away; then register again",
+                user.name,
+                dir.path().display()
+            ),
+        });
+    }
+    dir.set_owner_and_mode((user.uid, user.gid), 0o700)?;
+    Ok(dir)
 }
 
 /// Whether an `authorized_keys` line (possibly with options) carries `key`.
@@ -255,6 +295,8 @@ fn find_program(sysroot: &Sysroot, name: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::os::unix::fs::{PermissionsExt, symlink};
 
     /// A syntactically valid Ed25519 public key line with `seed` as key bytes.
     pub(crate) fn ed25519_line(seed: u8, comment: &str) -> String {
@@ -425,6 +467,339 @@ mod tests {
         for path in ["/home/admin/.ssh", "/home/admin/.ssh/authorized_keys"] {
             let meta = fs::metadata(root.path(path)).unwrap();
             assert_eq!((meta.uid(), meta.gid()), (4242, 4242), "{path}");
+        }
+    }
+
+    /// A scratch sysroot whose SSH user `admin` is uid and gid 4242 when the tests run
+    /// as root (as in CI), so that giving the files away is checked, and the runner's
+    /// own ids otherwise (only root may give files away).
+    fn scratch_with_other_user() -> (tempfile::TempDir, Sysroot, SshUser) {
+        use std::os::unix::fs::MetadataExt;
+        let probe = tempfile::tempdir().unwrap();
+        let me = fs::metadata(probe.path()).unwrap();
+        if me.uid() == 0 {
+            scratch_with_user(4242)
+        } else {
+            let (d, root, mut user) = scratch_with_user(me.uid());
+            user.gid = me.gid();
+            (d, root, user)
+        }
+    }
+
+    /// A root-only file with a secret, standing for `/etc/shadow`.
+    fn plant_victim_file(root: &Sysroot) -> PathBuf {
+        let victim = root.path("/etc/shadow");
+        fs::write(&victim, "root:$6$secret$hash:19000:0:99999:7:::\n").unwrap();
+        fs::set_permissions(&victim, fs::Permissions::from_mode(0o640)).unwrap();
+        victim
+    }
+
+    /// Contents, mode and owner of a file, or names, mode and owner of a directory,
+    /// without following a symbolic link at `path`.
+    fn snapshot(path: &Path) -> (Vec<String>, u32, u32, u32) {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::symlink_metadata(path).unwrap();
+        let contents = if meta.is_dir() {
+            let mut names: Vec<String> = fs::read_dir(path)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        } else if meta.file_type().is_symlink() {
+            vec![fs::read_link(path).unwrap().display().to_string()]
+        } else {
+            vec![fs::read_to_string(path).unwrap()]
+        };
+        (contents, meta.mode(), meta.uid(), meta.gid())
+    }
+
+    /// The names in `dir`, sorted.
+    fn names_in(dir: &Path) -> Vec<String> {
+        snapshot(dir).0
+    }
+
+    fn engine_key() -> SshPublicKey {
+        SshPublicKey::parse_line(&ed25519_line(3, "ovirt-engine")).unwrap()
+    }
+
+    #[test]
+    fn installs_for_the_user_with_modes_owner_and_other_keys_kept() {
+        use std::os::unix::fs::MetadataExt;
+        let (_d, root, user) = scratch_with_other_user();
+        let home = root.path("/home/admin");
+        fs::create_dir_all(&home).unwrap();
+        let dir = home.join(".ssh");
+        let file = dir.join("authorized_keys");
+        let key = engine_key();
+
+        // Nothing there yet: `.ssh` and the file are made.
+        let change = install_authorized_key(&root, &user, &key).unwrap();
+        assert!(change.added);
+        assert_eq!(
+            change.path,
+            PathBuf::from("/home/admin/.ssh/authorized_keys")
+        );
+        assert_eq!(
+            fs::read_to_string(&file).unwrap(),
+            format!("{}\n", key.to_line())
+        );
+        for (path, mode) in [(&dir, 0o700), (&file, 0o600)] {
+            let meta = fs::symlink_metadata(path).unwrap();
+            assert_eq!(meta.mode() & 0o7777, mode, "{}", path.display());
+            assert_eq!(
+                (meta.uid(), meta.gid()),
+                (user.uid, user.gid),
+                "{}",
+                path.display()
+            );
+        }
+
+        // The user's own keys, the last without a newline, and a too open `.ssh`.
+        let other = ed25519_line(9, "laptop");
+        fs::write(&file, format!("{}\nno-pty {other}", key.to_line())).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let again = install_authorized_key(&root, &user, &key).unwrap();
+        assert!(!again.added);
+        let third = SshPublicKey::parse_line(&ed25519_line(4, "engine-2")).unwrap();
+        assert!(install_authorized_key(&root, &user, &third).unwrap().added);
+
+        let text = fs::read_to_string(&file).unwrap();
+        assert_eq!(
+            text,
+            format!("{}\nno-pty {other}\n{}\n", key.to_line(), third.to_line())
+        );
+        assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o7777, 0o700);
+        assert_eq!(names_in(&dir), ["authorized_keys"], "nothing left behind");
+    }
+
+    #[test]
+    fn installs_for_root_in_its_own_home() {
+        use std::os::unix::fs::MetadataExt;
+        // The files go to uid 0.
+        if !hvnode_testutil::require_root() {
+            return;
+        }
+        let (_d, root, _user) = scratch_with_user(4242);
+        let user = SshUser::lookup(&root, "root").unwrap();
+        install_authorized_key(&root, &user, &engine_key()).unwrap();
+        let file = root.path("/root/.ssh/authorized_keys");
+        let meta = fs::symlink_metadata(&file).unwrap();
+        assert!(meta.is_file());
+        assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o600));
+        let dir = fs::symlink_metadata(root.path("/root/.ssh")).unwrap();
+        assert_eq!((dir.uid(), dir.mode() & 0o7777), (0, 0o700));
+    }
+
+    #[test]
+    fn refuses_an_ssh_dir_that_is_a_symbolic_link_and_leaves_its_target_alone() {
+        let (_d, root, user) = scratch_with_other_user();
+        let etc = root.path("/etc");
+        fs::set_permissions(&etc, fs::Permissions::from_mode(0o755)).unwrap();
+        let before = snapshot(&etc);
+        fs::create_dir_all(root.path("/home/admin")).unwrap();
+        let link = root.path("/home/admin/.ssh");
+        symlink(&etc, &link).unwrap();
+
+        let err = install_authorized_key(&root, &user, &engine_key()).unwrap_err();
+        assert!(matches!(err, Error::UnsafePath { .. }), "{err}");
+        assert_eq!(err.kind(), crate::ErrorKind::Local);
+        let text = err.to_string();
+        for part in [
+            format!(
+                "refusing to install the engine's SSH key in {}",
+                link.display()
+            ),
+            format!(
+                "it is a symbolic link to {}, not a directory",
+                etc.display()
+            ),
+            format!(
+                "remove the symbolic link {} and register again",
+                link.display()
+            ),
+        ] {
+            assert!(text.contains(&part), "{text:?} lacks {part:?}");
+        }
+        assert_eq!(snapshot(&etc), before, "the link's target is untouched");
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+    }
+
+    #[test]
+    fn refuses_an_ssh_dir_that_is_not_a_directory() {
+        let (_d, root, user) = scratch_with_other_user();
+        fs::create_dir_all(root.path("/home/admin")).unwrap();
+        let path = root.path("/home/admin/.ssh");
+        fs::write(&path, "not a directory").unwrap();
+        let err = install_authorized_key(&root, &user, &engine_key()).unwrap_err();
+        assert!(matches!(err, Error::UnsafePath { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("it is a regular file, not a directory"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("move {} away", path.display())),
+            "{text}"
+        );
+        assert_eq!(fs::read_to_string(&path).unwrap(), "not a directory");
+    }
+
+    #[test]
+    fn refuses_an_ssh_dir_owned_by_another_user() {
+        use std::os::unix::fs::MetadataExt;
+        // Making a directory another user's needs root.
+        if !hvnode_testutil::require_root() {
+            return;
+        }
+        let (_d, root, user) = scratch_with_user(4242);
+        let dir = root.path("/home/admin/.ssh");
+        fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::chown(&dir, Some(4343), Some(4343)).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let before = snapshot(&dir);
+
+        let err = install_authorized_key(&root, &user, &engine_key()).unwrap_err();
+        assert!(matches!(err, Error::UnsafePath { .. }), "{err}");
+        let text = err.to_string();
+        assert!(text.contains("it belongs to uid 4343"), "{text}");
+        assert!(text.contains("chown -R admin:"), "{text}");
+        assert_eq!(snapshot(&dir), before, "owner, mode and entries unchanged");
+        assert_eq!(fs::metadata(&dir).unwrap().uid(), 4343);
+    }
+
+    #[test]
+    fn refuses_an_authorized_keys_that_is_a_symbolic_link_and_leaves_its_target_alone() {
+        let (_d, root, user) = scratch_with_other_user();
+        let victim = plant_victim_file(&root);
+        let before = snapshot(&victim);
+        let dir = root.path("/home/admin/.ssh");
+        fs::create_dir_all(&dir).unwrap();
+        let link = dir.join("authorized_keys");
+        symlink(&victim, &link).unwrap();
+
+        let err = install_authorized_key(&root, &user, &engine_key()).unwrap_err();
+        assert!(matches!(err, Error::UnsafePath { .. }), "{err}");
+        let text = err.to_string();
+        for part in [
+            format!("refusing to add the engine's SSH key to {}", link.display()),
+            format!(
+                "it is a symbolic link to {}, not a regular file",
+                victim.display()
+            ),
+            format!(
+                "remove the symbolic link {} and register again",
+                link.display()
+            ),
+        ] {
+            assert!(text.contains(&part), "{text:?} lacks {part:?}");
+        }
+        assert_eq!(snapshot(&victim), before, "the link's target is untouched");
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(names_in(&dir), ["authorized_keys"], "no copy of the target");
+    }
+
+    #[test]
+    fn refuses_an_authorized_keys_with_another_hard_link() {
+        let (_d, root, user) = scratch_with_other_user();
+        let victim = plant_victim_file(&root);
+        let before = snapshot(&victim);
+        let dir = root.path("/home/admin/.ssh");
+        fs::create_dir_all(&dir).unwrap();
+        fs::hard_link(&victim, dir.join("authorized_keys")).unwrap();
+
+        let err = install_authorized_key(&root, &user, &engine_key()).unwrap_err();
+        assert!(matches!(err, Error::UnsafePath { .. }), "{err}");
+        assert!(err.to_string().contains("it has 2 hard links"), "{err}");
+        assert_eq!(snapshot(&victim), before);
+        assert_eq!(
+            names_in(&dir),
+            ["authorized_keys"],
+            "no copy of its contents"
+        );
+    }
+
+    #[test]
+    fn refuses_an_authorized_keys_that_is_not_a_regular_file() {
+        let (_d, root, user) = scratch_with_other_user();
+        let dir = root.path("/home/admin/.ssh");
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("authorized_keys");
+        // A named pipe is refused without waiting for a writer.
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let err = install_authorized_key(&root, &user, &engine_key()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("it is a named pipe, not a regular file"),
+            "{err}"
+        );
+        fs::remove_file(&path).unwrap();
+        fs::create_dir(&path).unwrap();
+        let err = install_authorized_key(&root, &user, &engine_key()).unwrap_err();
+        assert!(matches!(err, Error::UnsafePath { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("it is a directory, not a regular file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_link_planted_at_a_temporary_name_is_never_followed() {
+        // Earlier versions wrote through `.authorized_keys.partial<pid>`, opened
+        // without O_EXCL: a link planted there, to an existing file or to a file
+        // yet to be made, was followed, and the target given the user's contents
+        // and ownership.
+        for existing in [true, false] {
+            let (_d, root, user) = scratch_with_other_user();
+            let victim = if existing {
+                plant_victim_file(&root)
+            } else {
+                root.path("/etc/cron.d/planted")
+            };
+            fs::create_dir_all(root.path("/etc/cron.d")).unwrap();
+            let cron_before = snapshot(&root.path("/etc/cron.d"));
+            let victim_before = existing.then(|| snapshot(&victim));
+            let dir = root.path("/home/admin/.ssh");
+            fs::create_dir_all(&dir).unwrap();
+            let own = ed25519_line(9, "laptop");
+            fs::write(dir.join("authorized_keys"), format!("{own}\n")).unwrap();
+            let planted = format!(".authorized_keys.partial{}", std::process::id());
+            symlink(&victim, dir.join(&planted)).unwrap();
+
+            let key = engine_key();
+            install_authorized_key(&root, &user, &key).unwrap();
+
+            if let Some(before) = victim_before {
+                assert_eq!(snapshot(&victim), before, "the link's target is untouched");
+            } else {
+                assert!(fs::symlink_metadata(&victim).is_err(), "no file was made");
+            }
+            assert_eq!(snapshot(&root.path("/etc/cron.d")), cron_before);
+            let link = fs::symlink_metadata(dir.join(&planted)).unwrap();
+            assert!(
+                link.file_type().is_symlink(),
+                "the planted link is left as is"
+            );
+            let file = dir.join("authorized_keys");
+            assert!(fs::symlink_metadata(&file).unwrap().is_file());
+            assert_eq!(
+                fs::read_to_string(&file).unwrap(),
+                format!("{own}\n{}\n", key.to_line())
+            );
+            let mut expected = vec!["authorized_keys".to_string(), planted];
+            expected.sort();
+            assert_eq!(names_in(&dir), expected, "nothing else left behind");
         }
     }
 
