@@ -8,3 +8,6 @@ need_prog util-linux lsblk losetup findmnt wipefs partx
 need_prog mount mount umount
 need_prog nftables nft
 need_prog udev udevadm
+# grub's own checks of what hvnode writes for it: the boot menu's syntax
+# (layers) and the boot loader password's hash (installer).
+need_prog grub-common grub-script-check grub-mkpasswd-pbkdf2

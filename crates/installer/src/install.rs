@@ -26,7 +26,7 @@ use crate::payload::{self, Opened, Verified};
 use crate::storage::{
     self, Backing, PlannedVolume, Role, Scheme, StoragePlan, StorePlan, partition_path,
 };
-use crate::{Log, interactive, labels, scripts, source, target};
+use crate::{Log, grub_password, interactive, labels, scripts, source, target};
 
 /// How the installer was started.
 #[derive(Debug, Clone)]
@@ -353,6 +353,9 @@ impl Writer<'_> {
     ) -> Result<()> {
         let log = self.log;
         let devlog = self.work.join("commands.log");
+        // Made here, so that the commands append to a file only root reads.
+        crate::open_private_log(&devlog)
+            .with_context(|| format!("creating the commands' log {}", devlog.display()))?;
         self.clear_and_partition(&devlog)?;
 
         self.step = "opening the image";
@@ -402,6 +405,9 @@ impl Writer<'_> {
         }
         dedup_console(&mut args);
         self.install_boot_loaders(&boot, &layer, args, &devlog)?;
+        if let Some(password) = &plan.bootloader_password {
+            grub_password::install(&boot.boot, password, log)?;
+        }
 
         self.step = "keeping the install log";
         self.keep_logs(&sysroot, &layer, &devlog)?;
@@ -593,17 +599,16 @@ impl Writer<'_> {
     }
 
     /// Copies the install log and the commands' output into the installed
-    /// system's `/var/log/hvnode`.
+    /// system's `/var/log/hvnode`, readable by root only.
     fn keep_logs(&self, sysroot: &Path, layer: &LayerName, devlog: &Path) -> Result<()> {
         let log = self.log;
         let logdir = under(sysroot, "/var/log/hvnode");
-        fs::create_dir_all(&logdir)?;
         log.line(&format!(
             "done; log kept in /var/log/hvnode/install.log of {layer}"
         ));
-        fs::copy(log.path(), logdir.join("install.log")).context("copying the install log")?;
-        if let Ok(text) = fs::read(devlog) {
-            fs::write(logdir.join("install-commands.log"), text)?;
+        crate::keep_log(log.path(), &logdir.join("install.log"))?;
+        if devlog.exists() {
+            crate::keep_log(devlog, &logdir.join("install-commands.log"))?;
         }
         Ok(())
     }

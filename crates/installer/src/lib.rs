@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod disks;
 pub mod firewall;
+pub mod grub_password;
 pub mod install;
 pub mod interactive;
 pub mod labels;
@@ -20,12 +21,25 @@ pub mod target;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// The install log: every line goes to the console and to the log file,
-/// which is copied to the installed system's `/var/log/hvnode/`.
+/// Opens a log for appending; one that does not exist yet is created
+/// readable by root only (mode 0600), as Anaconda creates its logs: the
+/// install's logs may hold what the kickstart's scripts print, secrets
+/// included. An existing file keeps its mode.
+pub fn open_private_log(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// The install log: every line goes to the console and to the log file
+/// (mode 0600), which is copied to the installed system's `/var/log/hvnode/`.
 #[derive(Debug)]
 pub struct Log {
     path: PathBuf,
@@ -38,11 +52,12 @@ impl Log {
         if let Some(d) = path.parent() {
             fs::create_dir_all(d)?;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| anyhow::anyhow!("opening the install log {}: {e}", path.display()))?;
+        let file = open_private_log(path).map_err(|e| {
+            anyhow::anyhow!(
+                "opening the install log {}: {e}; give a work folder the installer can write (--work DIR)",
+                path.display()
+            )
+        })?;
         Ok(Log {
             path: path.into(),
             file: Mutex::new(file),
@@ -67,5 +82,64 @@ impl Log {
         if let Ok(mut f) = self.file.lock() {
             let _ = f.write_all(s.as_bytes());
         }
+    }
+}
+
+/// Copies a log to `to` (the installed system's copy), mode 0600 from its
+/// creation (temporary file, then rename).
+pub fn keep_log(from: &Path, to: &Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let text = fs::read(from).with_context(|| format!("reading the log {}", from.display()))?;
+    fsutil::write_atomic(to, &text, fsutil::Options::mode(0o600))
+        .with_context(|| format!("keeping the log {} as {}", from.display(), to.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_install_log_is_for_root_only() {
+        let d = tempfile::tempdir().unwrap();
+        let log = Log::create(&d.path().join("work/install.log")).unwrap();
+        log.line("reading the kickstart");
+        assert_eq!(mode(log.path()), 0o600);
+        let kept = d.path().join("sysroot/var/log/hvnode/install.log");
+        keep_log(log.path(), &kept).unwrap();
+        assert_eq!(mode(&kept), 0o600);
+        assert!(
+            fs::read_to_string(&kept)
+                .unwrap()
+                .ends_with("] reading the kickstart\n")
+        );
+    }
+
+    #[test]
+    fn the_commands_log_is_for_root_only() {
+        use command::CommandExt;
+        let d = tempfile::tempdir().unwrap();
+        let devlog = d.path().join("work/commands.log");
+        fs::create_dir_all(devlog.parent().unwrap()).unwrap();
+        // What the install does before its first command.
+        open_private_log(&devlog).unwrap();
+        std::process::Command::new("echo")
+            .arg("formatted")
+            .run_appending(&devlog)
+            .unwrap();
+        assert_eq!(mode(&devlog), 0o600);
+        let kept = d.path().join("sysroot/var/log/hvnode/install-commands.log");
+        keep_log(&devlog, &kept).unwrap();
+        assert_eq!(
+            fs::read_to_string(&kept).unwrap(),
+            "$ echo formatted\nformatted\n"
+        );
+        assert_eq!(mode(&kept), 0o600);
     }
 }

@@ -35,7 +35,9 @@ pub fn run(ks: &Kickstart, kind: ScriptKind, root: Option<&Path>, log: &Log) -> 
         fs::create_dir_all(&script_dir)?;
         let name = format!("hvnode-ks-script-{}.sh", loc.line);
         let file = script_dir.join(&name);
-        fs::write(&file, body).with_context(|| format!("writing {}", file.display()))?;
+        // Scripts often hold secrets: readable by root only.
+        fsutil::write_atomic(&file, body.as_bytes(), fsutil::Options::mode(0o600))
+            .with_context(|| format!("writing the script at {loc} to {}", file.display()))?;
         let mut c = if chroot {
             let mut c = Command::new("chroot");
             c.arg(root.unwrap_or(Path::new("/")))
@@ -60,12 +62,13 @@ pub fn run(ks: &Kickstart, kind: ScriptKind, root: Option<&Path>, log: &Log) -> 
                 (true, Some(r)) => layers::under(r, l),
                 _ => Path::new(l).to_path_buf(),
             };
-            if let Some(d) = target.parent() {
-                fs::create_dir_all(d)?;
-            }
-            let mut old = fs::read_to_string(&target).unwrap_or_default();
-            old.push_str(&text);
-            fs::write(&target, old).with_context(|| format!("writing {}", target.display()))?;
+            append_log(&target, &text).with_context(|| {
+                format!(
+                    "writing the --log of the {} script at {loc} to {}",
+                    kind.name(),
+                    target.display()
+                )
+            })?;
         }
         if !out.status.success() {
             if h.erroronfail {
@@ -84,4 +87,47 @@ pub fn run(ks: &Kickstart, kind: ScriptKind, root: Option<&Path>, log: &Log) -> 
         }
     }
     Ok(())
+}
+
+/// Appends a script's output to its `--log`, which is made readable by root
+/// only (mode 0600) when it is created, as Anaconda makes it.
+fn append_log(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    if let Some(d) = path.parent() {
+        fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    let mut f = crate::open_private_log(path)?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use kickstart::source::FsLoader;
+
+    use super::*;
+
+    #[test]
+    fn the_script_and_its_log_are_for_root_only() {
+        let d = tempfile::tempdir().unwrap();
+        let pre_log = d.path().join("logs/ks-pre.log");
+        let text = format!(
+            "%pre --log={}\necho \"script mode $(stat -c %a \"$0\")\"\n%end\n",
+            pre_log.display()
+        );
+        let p = kickstart::parse_str("ks.cfg", &text, &FsLoader);
+        assert!(p.is_valid(), "{:?}", p.diagnostics);
+        let log = Log::create(&d.path().join("install.log")).unwrap();
+        run(&p.kickstart, ScriptKind::Pre, None, &log).unwrap();
+        run(&p.kickstart, ScriptKind::Pre, None, &log).unwrap();
+        assert_eq!(
+            fs::read_to_string(&pre_log).unwrap(),
+            "script mode 600\nscript mode 600\n",
+            "appended to, and the script itself was 0600"
+        );
+        let mode = fs::metadata(&pre_log).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
 }

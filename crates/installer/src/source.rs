@@ -158,10 +158,16 @@ fn copy_from_device(device: &Path, path: &str, dest: &Path) -> Result<()> {
         .run()
         .with_context(|| format!("mounting {} to read the kickstart", device.display()))?;
     let src = mnt.path().join(path.trim_start_matches('/'));
-    let copied =
-        fs::copy(&src, dest).with_context(|| format!("{} has no {path}", device.display()));
+    let read = fs::read(&src).with_context(|| format!("{} has no {path}", device.display()));
     let _ = Command::new("umount").arg(mnt.path()).run();
-    copied?;
+    keep_kickstart(&read?, dest)
+}
+
+/// Writes the fetched kickstart where the install reads it, readable by
+/// root only (mode 0600 from its creation): it holds passwords.
+fn keep_kickstart(text: &[u8], dest: &Path) -> Result<()> {
+    fsutil::write_atomic(dest, text, fsutil::Options::mode(0o600))
+        .with_context(|| format!("keeping the kickstart as {}", dest.display()))?;
     Ok(())
 }
 
@@ -185,7 +191,7 @@ pub fn fetch(location: &Location, dir: &Path) -> Result<PathBuf> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let dest = dir.join("ks.cfg");
     match location {
-        Location::Http(url) => fs::write(&dest, http_get(url)?)?,
+        Location::Http(url) => keep_kickstart(&http_get(url)?, &dest)?,
         Location::File(p) => return Ok(p.clone()),
         Location::Hd { device, path } => copy_from_device(&device_path(device)?, path, &dest)?,
         Location::Cdrom { device, path } => {
@@ -225,6 +231,17 @@ pub fn locate(cmdline: &str) -> Result<Location> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fetched_kickstart_is_for_root_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let dest = d.path().join("ks/ks.cfg");
+        keep_kickstart(b"rootpw secret\n", &dest).unwrap();
+        assert_eq!(fs::read(&dest).unwrap(), b"rootpw secret\n");
+        let mode = fs::metadata(&dest).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
 
     #[test]
     fn every_anaconda_form_parses() {

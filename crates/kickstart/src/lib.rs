@@ -8,6 +8,7 @@
 //!   network, users, registration) and warnings where a valid kickstart
 //!   makes no sense for a node.
 //! - [`firewall`]: the `firewall` command resolved to the ports a node opens.
+//! - [`grub_password`]: `bootloader --password`, plain or a grub PBKDF2 hash.
 //!
 //! ```
 //! use kickstart::{parse_str, source::FsLoader};
@@ -22,6 +23,7 @@ pub mod addon;
 pub mod commands;
 pub mod diag;
 pub mod firewall;
+pub mod grub_password;
 pub mod lex;
 pub mod model;
 pub mod node;

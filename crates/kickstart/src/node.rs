@@ -11,6 +11,7 @@ use crate::commands::{
 };
 use crate::diag::{Diagnostics, Loc};
 use crate::firewall::Firewall;
+use crate::grub_password::BootPassword;
 use crate::model::Kickstart;
 
 /// Where the node image comes from.
@@ -148,6 +149,9 @@ pub struct NodePlan {
     pub disks: Disks,
     pub layout: Layout,
     pub bootloader_append: Option<String>,
+    /// `bootloader --password` / `--md5pass`: grub's superuser password
+    /// (shown only as `plain` or `pbkdf2`, never its value).
+    pub bootloader_password: Option<BootPassword>,
     pub hostname: Option<String>,
     pub network: Vec<NetDevice>,
     pub root_password: bool,
@@ -233,6 +237,7 @@ impl NodePlan {
             disks: Disks::default(),
             layout: Layout::Interactive,
             bootloader_append: None,
+            bootloader_password: None,
             hostname: None,
             network: Vec::new(),
             root_password: false,
@@ -413,7 +418,10 @@ impl StorageLines {
 /// network, locale, security, services) into the plan.
 fn system_command(p: &mut NodePlan, loc: &Loc, c: &Command, d: &mut Diagnostics) {
     match c {
-        Command::Bootloader(b) => p.bootloader_append = b.append.clone(),
+        Command::Bootloader(b) => {
+            p.bootloader_append = b.append.clone();
+            p.bootloader_password = b.grub_password();
+        }
         Command::Network(n) => {
             if n.hostname.is_some() {
                 p.hostname = n.hostname.clone();

@@ -214,6 +214,33 @@ const TABLE: &[(&str, &str)] = &[
     ("bootloader --extlinux --sdboot", "--extlinux and --sdboot"),
     ("bootloader --upgrade", "unknown option --upgrade"),
     ("bootloader --timeout=soon", "invalid number"),
+    ("bootloader --password=grub-secret", ""),
+    (
+        "bootloader --iscrypted --password=grub.pbkdf2.sha512.10000.00112233.00112233445566778899AABBCCDDEEFF",
+        "",
+    ),
+    (
+        "bootloader --md5pass=grub.pbkdf2.sha512.10000.00112233.00112233445566778899aabbccddeeff",
+        "",
+    ),
+    // Empty is no password, as in pykickstart.
+    ("bootloader --iscrypted --password=", ""),
+    (
+        "bootloader --iscrypted --password=grub-secret",
+        "bootloader: the value of --password with --iscrypted is not a grub PBKDF2 hash",
+    ),
+    (
+        "bootloader --iscrypted --password=$6$salt$hash",
+        "does not begin with grub.pbkdf2.sha512.",
+    ),
+    (
+        "bootloader --md5pass=$1$salt$hash",
+        "the value of --md5pass is not a grub PBKDF2 hash",
+    ),
+    (
+        "bootloader --iscrypted --password=grub.pbkdf2.sha512.10000.0011223.00112233445566778899AABBCCDDEEFF",
+        "the salt is not an even number of hex digits",
+    ),
     // network
     (
         "network --bootproto=dhcp --device=ens3 --activate --onboot=yes",

@@ -110,12 +110,35 @@ pub const TRIAL_ARGS: &str =
 /// becomes `saved_entry`; failed: it is recorded as bad).
 pub const TRIAL_KEY: &str = "trial_entry";
 
-/// grub's menu for `entries`, finding `/boot` by its file-system UUID.
+/// The file beside `grub.cfg` that holds the boot loader password
+/// (`GRUB2_PASSWORD=grub.pbkdf2.sha512.…`), as on Fedora: the menu is
+/// rewritten by every update, this file by none.
+pub const USER_CFG: &str = "grub/user.cfg";
+
+/// The part of the menu that reads [`USER_CFG`] from grub's own folder
+/// (`$prefix`, where grubenv is read too) and, when it sets a password,
+/// makes `root` grub's superuser: editing an entry and grub's shell then
+/// ask for the password; the entries, all `--unrestricted`, boot without.
+/// Without the file grub has no superuser and everything stays open.
+const USERS_BLOCK: &str = "\
+if [ -f \"${prefix}/user.cfg\" ]; then
+    source \"${prefix}/user.cfg\"
+    if [ -n \"${GRUB2_PASSWORD}\" ]; then
+        set superusers=\"root\"
+        export superusers
+        password_pbkdf2 root ${GRUB2_PASSWORD}
+    fi
+fi
+";
+
+/// grub's menu for `entries`, finding `/boot` by its file-system UUID;
+/// the boot loader password, if the node has one, comes from [`USER_CFG`].
 pub fn grub_cfg(boot_uuid: &str, entries: &[BootEntry], timeout_s: u32) -> String {
     let mut s = format!(
         "# hvnode boot menu: one entry per layer. Written by hvnode; the default\n\
          # layer is grub's saved_entry, a one-time trial boot its next_entry\n\
-         # (`nodectl info` shows them).\n\
+         # (`nodectl info` shows them). A boot loader password, if any, is in\n\
+         # user.cfg beside this file, which updates leave alone.\n\
          set timeout={timeout_s}\n\
          serial --unit=0 --speed=115200\n\
          terminal_input console serial\n\
@@ -133,9 +156,10 @@ pub fn grub_cfg(boot_uuid: &str, entries: &[BootEntry], timeout_s: u32) -> Strin
          \x20   set default=\"${{saved_entry}}\"\n\
          fi\n"
     );
+    s.push_str(USERS_BLOCK);
     for e in entries {
         s.push_str(&format!(
-            "\nmenuentry \"{}\" --id {} {{\n    linux /{}/vmlinuz {} ${TRIAL_VAR}\n    initrd /{}/initrd.img\n}}\n",
+            "\nmenuentry \"{}\" --unrestricted --id {} {{\n    linux /{}/vmlinuz {} ${TRIAL_VAR}\n    initrd /{}/initrd.img\n}}\n",
             e.title(),
             e.layer,
             e.layer,
@@ -154,6 +178,35 @@ pub fn write_grub_cfg(boot: &Path, boot_uuid: &str, entries: &[BootEntry]) -> Re
         fsutil::Options::default(),
     )
     .map_err(Into::into)
+}
+
+/// The text of [`USER_CFG`] for a grub PBKDF2 hash. The hash is checked
+/// for its prefix and its characters (digits, letters, dots), since grub
+/// runs the file as a script.
+pub fn user_cfg(pbkdf2: &str) -> Result<String> {
+    let ok = pbkdf2.starts_with("grub.pbkdf2.sha512.")
+        && pbkdf2
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.');
+    if !ok {
+        anyhow::bail!(
+            "the boot loader password is not a grub PBKDF2 hash (grub.pbkdf2.sha512.…, as \
+             grub-mkpasswd-pbkdf2 prints it); {USER_CFG} was not written"
+        );
+    }
+    Ok(format!("GRUB2_PASSWORD={pbkdf2}\n"))
+}
+
+/// Writes `boot/grub/user.cfg` holding the boot loader password's hash,
+/// readable by root only (mode 0600 from its creation, renamed into place).
+pub fn write_user_cfg(boot: &Path, pbkdf2: &str) -> Result<()> {
+    let path = boot.join(USER_CFG);
+    fsutil::write_atomic(
+        &path,
+        user_cfg(pbkdf2)?.as_bytes(),
+        fsutil::Options::mode(0o600),
+    )
+    .with_context(|| format!("writing the boot loader password to {}", path.display()))
 }
 
 /// Makes `layer` the default boot entry.
@@ -387,7 +440,7 @@ mod tests {
         let cfg = grub_cfg("1234-abcd", &entries, 5);
         assert!(cfg.contains("search --no-floppy --fs-uuid --set=root 1234-abcd"));
         assert!(cfg.contains(
-            "menuentry \"hvnode 1.0 (0.20261125.0+1)\" --id hvnode-1.0-0.20261125.0+1 {\n    linux /hvnode-1.0-0.20261125.0+1/vmlinuz root=/dev/hvnode/hvnode-1.0-0.20261125.0+1 ro $hvnode_trial\n    initrd /hvnode-1.0-0.20261125.0+1/initrd.img\n}"
+            "menuentry \"hvnode 1.0 (0.20261125.0+1)\" --unrestricted --id hvnode-1.0-0.20261125.0+1 {\n    linux /hvnode-1.0-0.20261125.0+1/vmlinuz root=/dev/hvnode/hvnode-1.0-0.20261125.0+1 ro $hvnode_trial\n    initrd /hvnode-1.0-0.20261125.0+1/initrd.img\n}"
         ));
         assert_eq!(cfg.matches("menuentry").count(), 2);
         let next = cfg.find("next_entry}\" ]").unwrap();
@@ -403,6 +456,110 @@ mod tests {
             1,
             "{cfg}"
         );
+    }
+
+    fn two_entries() -> Vec<BootEntry> {
+        ["hvnode-1.0-1+1", "hvnode-1.1-1+1"]
+            .iter()
+            .map(|l| BootEntry {
+                layer: l.parse().unwrap(),
+                args: vec![format!("root=/dev/hvnode/{l}"), "ro".into()],
+            })
+            .collect()
+    }
+
+    /// A grub PBKDF2 hash as grub-mkpasswd-pbkdf2 prints it.
+    const HASH: &str = "grub.pbkdf2.sha512.10000.5B1693EE3721657F6AB764DD747BE7912CCBD37D0513E5A923513F2F9B4F15F7F2E0818E7314E6E6B23FFBA74FBC54DD6C1847F4159CD4CF30648167F0F263C0.2B3A02B6BB67545C7F292312EBAE01D70DC5C48CE10747DE55BDE19E799091693AA8F6D949EF21822020B02B913673159E3EF83F0BC64CDBA5E9EE8E7AFA03EA";
+
+    #[test]
+    fn every_entry_boots_without_the_password_and_the_password_comes_from_user_cfg() {
+        let cfg = grub_cfg("1234-abcd", &two_entries(), 5);
+        let entries: Vec<&str> = cfg
+            .lines()
+            .map(str::trim_start)
+            .filter(|l| l.starts_with("menuentry") || l.starts_with("submenu"))
+            .collect();
+        assert_eq!(entries.len(), 2, "{cfg}");
+        for e in &entries {
+            assert!(e.contains(" --unrestricted "), "{e}");
+        }
+        // Read before the first entry, from grub's own folder (where
+        // grubenv is read), and a superuser only when the file sets a
+        // password: without user.cfg the menu is as open as it was.
+        let block = cfg.find("if [ -f \"${prefix}/user.cfg\" ]; then\n    source \"${prefix}/user.cfg\"\n    if [ -n \"${GRUB2_PASSWORD}\" ]; then\n        set superusers=\"root\"\n        export superusers\n        password_pbkdf2 root ${GRUB2_PASSWORD}\n    fi\nfi\n").unwrap();
+        assert!(block < cfg.find("menuentry").unwrap(), "{cfg}");
+        assert_eq!(cfg.matches("superusers=").count(), 1, "{cfg}");
+        assert_eq!(cfg.matches("password_pbkdf2").count(), 1, "{cfg}");
+        // The entries are read back the same (updates and `nodectl info`).
+        let back = crate::status::parse_grub_cfg(&cfg);
+        assert_eq!(back.len(), 2);
+        assert_eq!(back[1].id, "hvnode-1.1-1+1");
+        assert_eq!(back[1].title, "hvnode 1.1 (1+1)");
+        assert_eq!(back[1].args, "root=/dev/hvnode/hvnode-1.1-1+1 ro");
+        if hvnode_testutil::require_tool("grub-script-check") {
+            let d = tempfile::tempdir().unwrap();
+            let f = d.path().join("grub.cfg");
+            fs::write(&f, &cfg).unwrap();
+            Command::new("grub-script-check").arg(&f).run().unwrap();
+            fs::write(&f, user_cfg(HASH).unwrap()).unwrap();
+            Command::new("grub-script-check").arg(&f).run().unwrap();
+        }
+    }
+
+    #[test]
+    fn user_cfg_is_private_and_survives_the_menu_being_rewritten() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let boot = d.path();
+        write_grub_cfg(boot, "1234-abcd", &two_entries()[..1]).unwrap();
+        write_user_cfg(boot, HASH).unwrap();
+        let path = boot.join(USER_CFG);
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            format!("GRUB2_PASSWORD={HASH}\n")
+        );
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // An update rewrites the menu from the entries it reads back.
+        let cfg = fs::read_to_string(boot.join("grub/grub.cfg")).unwrap();
+        let mut entries: Vec<BootEntry> = crate::status::parse_grub_cfg(&cfg)
+            .into_iter()
+            .map(|e| BootEntry {
+                layer: e.id.parse().unwrap(),
+                args: e.args.split_whitespace().map(String::from).collect(),
+            })
+            .collect();
+        entries.push(two_entries()[1].clone());
+        write_grub_cfg(boot, "1234-abcd", &entries).unwrap();
+        let cfg = fs::read_to_string(boot.join("grub/grub.cfg")).unwrap();
+        assert_eq!(cfg.matches("--unrestricted").count(), 2, "{cfg}");
+        assert!(cfg.contains("password_pbkdf2 root ${GRUB2_PASSWORD}"));
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            format!("GRUB2_PASSWORD={HASH}\n")
+        );
+        let names: Vec<_> = fs::read_dir(boot.join("grub"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "no temporary file is left: {names:?}");
+    }
+
+    #[test]
+    fn only_a_grub_hash_goes_into_user_cfg() {
+        let d = tempfile::tempdir().unwrap();
+        for bad in [
+            "grub-secret",
+            "$6$salt$hash",
+            "grub.pbkdf2.sha512.1.AB.CD\nset superusers=",
+            "grub.pbkdf2.sha512.1.AB.CD; echo",
+        ] {
+            let e = write_user_cfg(d.path(), bad).unwrap_err();
+            let msg = format!("{e:#}");
+            assert!(msg.contains("not a grub PBKDF2 hash"), "{msg}");
+            assert!(!msg.contains("secret") && !msg.contains("salt"), "{msg}");
+        }
+        assert!(!d.path().join(USER_CFG).exists());
     }
 
     #[test]

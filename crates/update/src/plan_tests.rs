@@ -101,6 +101,14 @@ fn an_lvm_node_gets_a_new_base_layer_and_a_trial_entry() {
     // The menu written from the plan reads back with both entries.
     let cfg = layers::boot::grub_cfg(&p.boot_uuid, &p.entries, 5);
     assert_eq!(parse_grub_cfg(&cfg).len(), 2);
+    // A boot loader password set at install (user.cfg, which no update
+    // touches) still guards the new menu, and every entry still boots
+    // without it.
+    assert!(
+        cfg.contains("password_pbkdf2 root ${GRUB2_PASSWORD}"),
+        "{cfg}"
+    );
+    assert_eq!(cfg.matches(" --unrestricted ").count(), 2, "{cfg}");
 }
 
 #[test]

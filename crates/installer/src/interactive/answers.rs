@@ -14,6 +14,7 @@ use kickstart::commands::{
 use kickstart::{Item, Kickstart, Loc, Located};
 
 use super::validate;
+use crate::grub_password::grub_hash;
 use crate::target::hash_password;
 
 /// The file name the answers' commands are located at in diagnostics.
@@ -287,9 +288,9 @@ impl Answers {
 }
 
 /// The effective kickstart as text for the installed system: plain-text
-/// passwords become SHA-512 crypt hashes (`--iscrypted`), and secrets that
-/// cannot be hashed that way (a boot loader password, a disk passphrase)
-/// are left out.
+/// passwords become hashes (`--iscrypted`): SHA-512 crypt for accounts,
+/// grub PBKDF2 for the boot loader; a disk passphrase, which cannot be
+/// hashed, is left out.
 pub fn saved_kickstart(ks: &Kickstart) -> Result<String> {
     let mut ks = ks.clone();
     for item in &mut ks.items {
@@ -308,10 +309,11 @@ pub fn saved_kickstart(ks: &Kickstart) -> Result<String> {
                 u.plaintext = false;
             }
             Command::Bootloader(b) => {
-                if !b.iscrypted {
-                    b.password = None;
-                }
+                // The password the install sets, as a grub PBKDF2 hash.
+                let password = b.grub_password();
                 b.md5pass = None;
+                b.password = password.as_ref().map(grub_hash).transpose()?;
+                b.iscrypted = b.password.is_some();
             }
             Command::Autopart(a) => a.passphrase = None,
             _ => {}
@@ -319,8 +321,9 @@ pub fn saved_kickstart(ks: &Kickstart) -> Result<String> {
     }
     Ok(format!(
         "# Written by hvnode-install {} from the kickstart and the answers given on\n\
-         # the console. Passwords are SHA-512 crypt hashes. Give it to another\n\
-         # install (inst.ks=…) to install a node the same way.\n\n{}",
+         # the console. Passwords are hashes (SHA-512 crypt; grub PBKDF2 for the\n\
+         # boot loader). Give it to another install (inst.ks=…) to install a\n\
+         # node the same way.\n\n{}",
         env!("CARGO_PKG_VERSION"),
         kickstart::render(&ks)
     ))

@@ -562,6 +562,34 @@ fn the_saved_kickstart_never_holds_a_plain_password() {
     assert!(c && sha_crypt::sha512_check("root-secret-1", &root.unwrap()).is_ok());
     let (c, ops) = hashes.next().unwrap();
     assert!(c && sha_crypt::sha512_check("ops-secret-2", &ops.unwrap()).is_ok());
+    // The boot loader's is kept as the hash grub reads, so that an install
+    // from this file protects grub the same way.
+    let password = node::plan(&back.kickstart).0.bootloader_password;
+    let Some(kickstart::grub_password::BootPassword::Pbkdf2(hash)) = password else {
+        panic!("{password:?}");
+    };
+    let h = kickstart::grub_password::parse_pbkdf2(&hash).unwrap();
+    assert_eq!(
+        crate::grub_password::pbkdf2_with_salt("grub-secret-3", &h.salt, h.iterations),
+        hash
+    );
+}
+
+#[test]
+fn a_crypted_boot_loader_password_is_saved_as_given() {
+    let hash = crate::grub_password::pbkdf2_with_salt("grub-secret", b"salt", 10);
+    for line in [
+        format!("bootloader --iscrypted --password={hash}"),
+        format!("bootloader --md5pass={hash}"),
+    ] {
+        let (ks, _) = given_from(&format!("{line}\nautopart --type=thinp\n"), false);
+        let saved = saved_kickstart(&ks).unwrap();
+        assert!(
+            saved.contains(&format!("\nbootloader --password={hash} --iscrypted\n")),
+            "{saved}"
+        );
+        assert!(!saved.contains("--md5pass"), "{saved}");
+    }
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 use super::value::ks_enum;
 use super::{Check, ks_command};
+use crate::grub_password::{BootPassword, PBKDF2_PREFIX, parse_pbkdf2};
 use crate::options::Finding;
 
 ks_command! {
@@ -426,11 +427,15 @@ ks_command! {
         /// Kernel arguments added to every boot entry.
         append: Option<String> = ["--append"],
         location: Option<BootloaderLocation> = ["--location"],
+        /// grub's superuser (`root`) password: plain text, or a grub
+        /// PBKDF2 hash with `--iscrypted`.
         password: Option<String> = ["--password"],
         driveorder: Vec<String> = ["--driveorder"],
         timeout: Option<i64> = ["--timeout"],
         default: Option<String> = ["--default"],
         iscrypted: bool = ["--iscrypted"],
+        /// The same as `--password=HASH --iscrypted` (and wins over
+        /// `--password`, as in pykickstart).
         md5pass: Option<String> = ["--md5pass"],
         boot_drive: Option<String> = ["--boot-drive"],
         leavebootorder: bool = ["--leavebootorder"],
@@ -441,8 +446,40 @@ ks_command! {
     }
 }
 
+impl Bootloader {
+    /// The boot loader password: `--md5pass`, else `--password` (plain
+    /// unless `--iscrypted`). An empty value is no password, as in
+    /// pykickstart.
+    pub fn grub_password(&self) -> Option<BootPassword> {
+        if let Some(hash) = self.md5pass.as_deref().filter(|h| !h.is_empty()) {
+            return Some(BootPassword::Pbkdf2(hash.to_string()));
+        }
+        let password = self.password.as_deref().filter(|p| !p.is_empty())?;
+        Some(if self.iscrypted {
+            BootPassword::Pbkdf2(password.to_string())
+        } else {
+            BootPassword::Plain(password.to_string())
+        })
+    }
+}
+
 impl Check for Bootloader {
     fn check(&self, f: &mut Vec<Finding>) {
+        if let Some(BootPassword::Pbkdf2(hash)) = self.grub_password()
+            && let Err(why) = parse_pbkdf2(&hash)
+        {
+            let given = if self.md5pass.as_deref().is_some_and(|h| !h.is_empty()) {
+                "--md5pass"
+            } else {
+                "--password with --iscrypted"
+            };
+            f.push(Finding::error(format!(
+                "bootloader: the value of {given} is not a grub PBKDF2 hash \
+                 ({PBKDF2_PREFIX}ITERATIONS.SALT.HASH, as grub-mkpasswd-pbkdf2 prints it): {why}; \
+                 make one with grub-mkpasswd-pbkdf2, or give the plain password with --password \
+                 and without --iscrypted for the installer to hash it"
+            )));
+        }
         if self.boot_drive.as_deref().is_some_and(|d| d.contains(',')) {
             f.push(Finding::error("bootloader: --boot-drive takes one drive"));
         }
