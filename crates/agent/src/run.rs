@@ -209,6 +209,13 @@ mod tests {
         assert_eq!(c.idle_timeout_secs, d.idle_timeout_secs);
         assert_eq!(c.ssh_dir, d.ssh_dir);
         assert_eq!(c.sysroot, d.sysroot);
+        assert_eq!(c.max_connections, d.max_connections);
+        assert_eq!(c.max_connections_per_client, d.max_connections_per_client);
+        assert_eq!(c.tls_handshake_timeout_secs, d.tls_handshake_timeout_secs);
+        assert_eq!(c.header_read_timeout_secs, d.header_read_timeout_secs);
+        assert_eq!(c.keep_alive_timeout_secs, d.keep_alive_timeout_secs);
+        assert_eq!(c.body_timeout_secs, d.body_timeout_secs);
+        assert_eq!(c.upload_stall_timeout_secs, d.upload_stall_timeout_secs);
         assert!(!c.insecure_http);
     }
 

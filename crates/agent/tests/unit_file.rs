@@ -85,3 +85,27 @@ fn the_node_page_may_set_the_next_boot_entry() {
         "/boot/grub is not writable"
     );
 }
+
+#[test]
+fn the_descriptor_limit_holds_the_connection_cap_and_the_reserve() {
+    let text = unit();
+    let limit: usize = text
+        .lines()
+        .find_map(|l| l.strip_prefix("LimitNOFILE="))
+        .expect("no LimitNOFILE=: systemd's default soft limit of 1024 is below the cap")
+        .parse()
+        .unwrap();
+    let config = console::Config::default();
+    let need = config.max_connections + console::limits::FD_RESERVE;
+    assert!(
+        limit >= need,
+        "LimitNOFILE={limit} is below max_connections ({}) plus the reserve ({})",
+        config.max_connections,
+        console::limits::FD_RESERVE
+    );
+    // Then the console keeps the configured cap.
+    assert_eq!(
+        console::limits::cap_within(config.max_connections, limit),
+        config.max_connections
+    );
+}

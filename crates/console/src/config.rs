@@ -41,6 +41,31 @@ pub struct Config {
     /// writes (the state `nodectl register --status` shows, the engine CA, the unique
     /// id, the SSH user's `authorized_keys`): `/` on a node, a scratch tree in tests.
     pub sysroot: PathBuf,
+    /// Most connections open at once, from all clients together. Each holds a file
+    /// descriptor; the agent's unit allows [`crate::limits::FD_RESERVE`] more than this
+    /// (`LimitNOFILE=`), and a lower process limit lowers the cap at start. Connections
+    /// beyond it are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// Most connections one client (an IPv4 address, or an IPv6 /64) may hold while
+    /// none of their requests has carried a logged-in session; more are closed as soon
+    /// as they are accepted, before TLS. A connection stops counting here once it
+    /// carries a logged-in request (it still counts towards `max_connections`).
+    pub max_connections_per_client: usize,
+    /// Seconds a client has, from connecting, to finish its TLS handshake.
+    pub tls_handshake_timeout_secs: u64,
+    /// Seconds a request's headers have to arrive whole, counted from when the
+    /// connection is ready for them (after the TLS handshake or the previous answer).
+    pub header_read_timeout_secs: u64,
+    /// Seconds a connection may stay open without sending a byte of a next request
+    /// (after the TLS handshake or between requests); the header read timeout counts
+    /// from the same moment, so the shorter of the two wins. Answers still being sent
+    /// (event streams) and WebSockets (the terminal) are not idle.
+    pub keep_alive_timeout_secs: u64,
+    /// Seconds a request body (a form, JSON) has to arrive whole.
+    pub body_timeout_secs: u64,
+    /// Seconds an update upload (`PUT /api/v1/node/update/upload/…`, which may take
+    /// long for a large bundle) may go without a byte before it is ended.
+    pub upload_stall_timeout_secs: u64,
 }
 
 impl Default for Config {
@@ -58,6 +83,13 @@ impl Default for Config {
             disallowed_users: vec!["root".into()],
             ssh_dir: "/etc/ssh".into(),
             sysroot: "/".into(),
+            max_connections: 1024,
+            max_connections_per_client: 64,
+            tls_handshake_timeout_secs: 10,
+            header_read_timeout_secs: 10,
+            keep_alive_timeout_secs: 10,
+            body_timeout_secs: 30,
+            upload_stall_timeout_secs: 30,
         }
     }
 }

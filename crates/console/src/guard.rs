@@ -9,6 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::error::ApiError;
+use crate::limits::{Standing, is_body_timeout};
 use crate::session::{COOKIE, same_secret};
 use crate::state::{Authed, Shared};
 
@@ -84,6 +85,10 @@ pub async fn require_session(State(state): State<Shared>, req: Request, next: Ne
             ApiError::Unauthorized.into_response()
         };
     };
+    // A logged-in client's connection no longer counts against its address's cap.
+    if let Some(standing) = req.extensions().get::<Standing>() {
+        standing.logged_in();
+    }
     let is_upgrade = req.headers().contains_key(header::UPGRADE);
     let is_stream = req.uri().path().ends_with("/stream");
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
@@ -122,9 +127,13 @@ async fn check_csrf(req: Request, expected: &str) -> Result<Request, Response> {
         return Err(refused());
     }
     let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, BODY_LIMIT)
-        .await
-        .map_err(|_| (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response())?;
+    let bytes = axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|e| {
+        if is_body_timeout(&e) {
+            (StatusCode::REQUEST_TIMEOUT, e.to_string()).into_response()
+        } else {
+            (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response()
+        }
+    })?;
     let found = form_urlencoded_field(&bytes, "csrf");
     if !found.is_some_and(|v| same_secret(&v, expected)) {
         return Err(refused());

@@ -8,7 +8,9 @@
 //! with an idle timeout and a maximum age, a CSRF token on every state change, an
 //! `Origin` check on the login, state changes, streams and WebSockets, logins throttled
 //! per client and per account from the moment they start and checked a few at a time,
-//! strict security headers on every response and size-limited bodies.
+//! strict security headers on every response and size-limited bodies; connections
+//! capped in all and per client that has not logged in, and every phase of a
+//! connection timed ([`limits`]).
 
 pub mod api;
 pub mod assets;
@@ -20,6 +22,7 @@ pub mod facts;
 pub mod guard;
 pub mod journal;
 pub mod layer_actions;
+pub mod limits;
 pub mod login;
 pub mod metrics;
 pub mod node_layers;
@@ -144,7 +147,8 @@ impl Console {
             }
         });
         let router = router(self.state.clone());
-        server::serve(self.listener, router, self.tls, shutdown).await;
+        let limits = limits::Limits::from_config(&self.state.config);
+        server::serve(self.listener, router, self.tls, limits, shutdown).await;
         expiry.abort();
     }
 }

@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -19,6 +20,7 @@ use tokio::io::AsyncWriteExt as _;
 
 use crate::api::{ok, to_value};
 use crate::error::ApiError;
+use crate::limits::BodyTimer;
 use crate::state::Shared;
 
 /// The uploads' folder, under the agent's state folder.
@@ -86,13 +88,19 @@ pub struct Uploaded {
 }
 
 /// `PUT /api/v1/node/update/upload/{file}` (`X-CSRF-Token` required), the
-/// file's bytes as the body: 201 and `UpdateUpload`.
+/// file's bytes as the body: 201 and `UpdateUpload`. A bundle of gigabytes may take
+/// long over a slow link: the body is timed by its pauses
+/// (`upload_stall_timeout_secs`), not by the total time ordinary bodies get.
 pub async fn api_put(
     State(state): State<Shared>,
     UrlPath(file): UrlPath<String>,
+    timer: Option<Extension<BodyTimer>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    if let Some(Extension(timer)) = &timer {
+        timer.streamed_upload();
+    }
     let kind = check_name(&file)?;
     let announced = headers
         .get(header::CONTENT_LENGTH)
