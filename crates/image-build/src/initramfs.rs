@@ -1,6 +1,10 @@
-//! The initramfs: dracut, generic (not host-only), with the modules a live
-//! boot needs (dmsquash-live, livenet) and those an installed node needs
-//! (lvm, btrfs).
+//! The initramfs images, from dracut, generic (not host-only): one for the
+//! live boot of the ISO, USB and PXE (the recipe's `live_modules`:
+//! dmsquash-live, livenet, the network stack and every network driver),
+//! and one for the installed node, in the image's `/boot`, which the
+//! installer and updates give every layer (lvm, btrfs, hvnode-layer; no
+//! network). The installed node's is less than half the size: it is
+//! unpacked on every boot of every node.
 
 use std::fs;
 use std::path::PathBuf;
@@ -39,41 +43,82 @@ pub fn kernel_version(root: &Root) -> Result<String> {
     }
 }
 
-/// dracut's configuration for the image.
-pub fn dracut_conf(recipe: &Recipe) -> String {
-    let mut s = String::from(
-        "# hvnode: a generic initramfs that boots the live image and installed nodes.\nhostonly=\"no\"\nreproducible=\"yes\"\ncompress=\"zstd\"\n",
+/// Which of the image's two initramfs images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// The medium's (ISO, USB, PXE): boots the live image.
+    Live,
+    /// The installed node's, in the image's `/boot`.
+    Installed,
+}
+
+impl Flavor {
+    /// The name of its stage in the cache and the logs.
+    pub fn stage(self) -> &'static str {
+        match self {
+            Flavor::Live => "initramfs-live",
+            Flavor::Installed => "initramfs",
+        }
+    }
+
+    /// Whose it is, for messages.
+    pub fn whose(self) -> &'static str {
+        match self {
+            Flavor::Live => "live boot's",
+            Flavor::Installed => "installed node's",
+        }
+    }
+}
+
+/// dracut's configuration for the image's `flavor` of initramfs.
+pub fn dracut_conf(recipe: &Recipe, flavor: Flavor) -> String {
+    let ir = &recipe.initramfs;
+    let mut s = format!(
+        "# hvnode: a generic initramfs that boots {}.\nhostonly=\"no\"\nreproducible=\"yes\"\ncompress=\"zstd\"\n",
+        match flavor {
+            Flavor::Live => "the live image",
+            Flavor::Installed => "installed nodes",
+        }
     );
-    if !recipe.initramfs.modules.is_empty() {
-        s.push_str(&format!(
-            "add_dracutmodules+=\" {} \"\n",
-            recipe.initramfs.modules.join(" ")
-        ));
+    let (add, omit): (Vec<&String>, Vec<&String>) = match flavor {
+        Flavor::Live => (
+            ir.modules.iter().chain(&ir.live_modules).collect(),
+            ir.omit.iter().collect(),
+        ),
+        Flavor::Installed => (
+            ir.modules.iter().collect(),
+            ir.omit
+                .iter()
+                .chain(&ir.live_modules)
+                .chain(&ir.installed_omit)
+                .collect(),
+        ),
+    };
+    let join = |v: &[&String]| v.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(" ");
+    if !add.is_empty() {
+        s.push_str(&format!("add_dracutmodules+=\" {} \"\n", join(&add)));
     }
-    if !recipe.initramfs.omit.is_empty() {
-        s.push_str(&format!(
-            "omit_dracutmodules+=\" {} \"\n",
-            recipe.initramfs.omit.join(" ")
-        ));
+    if !omit.is_empty() {
+        s.push_str(&format!("omit_dracutmodules+=\" {} \"\n", join(&omit)));
     }
-    if !recipe.initramfs.filesystems.is_empty() {
+    if !ir.filesystems.is_empty() {
         s.push_str(&format!(
             "filesystems+=\" {} \"\n",
-            recipe.initramfs.filesystems.join(" ")
+            ir.filesystems.join(" ")
         ));
     }
     s
 }
 
-/// Writes dracut's configuration into the image. Done whether the
-/// initramfs is built or taken from the cache, so that the image (which
-/// regenerates its initramfs on installed nodes) is the same either way.
-pub fn write_conf(root: &Root, recipe: &Recipe) -> Result<()> {
-    root.write(
-        "/etc/dracut.conf.d/90-hvnode.conf",
-        dracut_conf(recipe).as_bytes(),
-        0o644,
-    )
+/// Where dracut's configuration for the image goes.
+const CONF: &str = "/etc/dracut.conf.d/90-hvnode.conf";
+
+/// Writes dracut's configuration for `flavor` into the image. The tree
+/// keeps the installed node's (what a node that regenerates its
+/// initramfs must use); it is written whether the initramfs is built or
+/// taken from the cache, so that the tree is the same either way.
+pub fn write_conf(root: &Root, recipe: &Recipe, flavor: Flavor) -> Result<()> {
+    root.write(CONF, dracut_conf(recipe, flavor).as_bytes(), 0o644)
 }
 
 /// dracut's scratch directory in the image (its default). dracut leaves
@@ -84,12 +129,17 @@ const DRACUT_TMPDIR: &str = "/var/tmp";
 /// recorded in the initramfs, so they are part of its cache key.
 pub const DRACUT_ARGS: &[&str] = &["--force", "--no-hostonly"];
 
-/// Builds `/boot/initrd.img-KVER` in the image (after [`write_conf`]);
-/// returns its path on the host. The tree is left as it was apart from
-/// the initramfs, as when the initramfs comes from the cache.
-pub fn build(root: &Root, log: &std::path::Path, epoch: i64) -> Result<PathBuf> {
+/// Builds the `flavor` initramfs of the image with the configuration
+/// [`write_conf`] wrote for it, as `/boot/initrd.img-KVER` (installed) or
+/// `/boot/initrd-live.img-KVER` (live); returns its path on the host. The
+/// caller moves the live one out of the tree. The tree is left as it was
+/// apart from the initramfs, as when the initramfs comes from the cache.
+pub fn build(root: &Root, flavor: Flavor, log: &std::path::Path, epoch: i64) -> Result<PathBuf> {
     let kver = kernel_version(root)?;
-    let initrd = format!("/boot/initrd.img-{kver}");
+    let initrd = match flavor {
+        Flavor::Installed => format!("/boot/initrd.img-{kver}"),
+        Flavor::Live => format!("/boot/initrd-live.img-{kver}"),
+    };
     let tmpdir = root.join(DRACUT_TMPDIR);
     let tmpdir_mtime = fs::metadata(&tmpdir)
         .and_then(|m| m.modified())
@@ -102,7 +152,7 @@ pub fn build(root: &Root, log: &std::path::Path, epoch: i64) -> Result<PathBuf> 
             .args(DRACUT_ARGS)
             .args(["--kver", &kver, &initrd])
             .run_logged(log)
-            .context("building the initramfs with dracut")?;
+            .with_context(|| format!("building the {} initramfs with dracut", flavor.whose()))?;
     }
     fs::File::open(&tmpdir)
         .and_then(|d| d.set_modified(tmpdir_mtime))
@@ -121,10 +171,38 @@ mod tests {
             "name = \"n\"\nversion = \"1\"\nrelease = \"1\"\n[base]\nsuite = \"bookworm\"\n[packages]\ninclude = [\"x\"]\n[initramfs]\nmodules = [\"dmsquash-live\", \"lvm\"]\nomit = [\"plymouth\"]\nfilesystems = [\"ext4\", \"isofs\"]\n",
         )
         .unwrap();
-        let c = dracut_conf(&r);
+        let c = dracut_conf(&r, Flavor::Live);
         assert!(c.contains("hostonly=\"no\""));
         assert!(c.contains("add_dracutmodules+=\" dmsquash-live lvm \""));
         assert!(c.contains("omit_dracutmodules+=\" plymouth \""));
         assert!(c.contains("filesystems+=\" ext4 isofs \""));
+    }
+
+    #[test]
+    fn the_installed_nodes_initramfs_leaves_the_live_boot_and_the_network_out() {
+        let r = Recipe::parse(
+            std::path::Path::new("r.toml"),
+            "name = \"n\"\nversion = \"1\"\nrelease = \"1\"\n[base]\nsuite = \"bookworm\"\n[packages]\ninclude = [\"x\"]\n[initramfs]\nmodules = [\"lvm\"]\nomit = [\"plymouth\"]\nlive_modules = [\"dmsquash-live\", \"livenet\"]\ninstalled_omit = [\"network\"]\n",
+        )
+        .unwrap();
+        let live = dracut_conf(&r, Flavor::Live);
+        assert!(live.contains("add_dracutmodules+=\" lvm dmsquash-live livenet \""));
+        assert!(live.contains("omit_dracutmodules+=\" plymouth \""));
+        let installed = dracut_conf(&r, Flavor::Installed);
+        assert!(installed.contains("add_dracutmodules+=\" lvm \""));
+        assert!(
+            installed.contains("omit_dracutmodules+=\" plymouth dmsquash-live livenet network \"")
+        );
+        assert!(installed.contains("installed nodes"));
+    }
+
+    #[test]
+    fn a_module_both_everywhere_and_live_only_is_refused_naming_its_line() {
+        let text = "name = \"n\"\nversion = \"1\"\nrelease = \"1\"\n[base]\nsuite = \"bookworm\"\n[packages]\ninclude = [\"x\"]\n[initramfs]\nmodules = [\"lvm\", \"livenet\"]\nlive_modules = [\"livenet\"]\n";
+        let e = Recipe::parse(std::path::Path::new("r.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("r.toml:10"), "{e}");
+        assert!(e.contains("\"livenet\" is in both modules"), "{e}");
     }
 }

@@ -33,6 +33,7 @@ use serde::Serialize;
 use crate::assemble::BootFiles;
 use crate::bootstrap::{Bootstrap, Mmdebstrap};
 use crate::cache::{Cache, Key, file_sha256};
+use crate::initramfs::Flavor;
 use crate::manifest::{BundleMetadata, Manifest};
 use crate::payload::Payload;
 use crate::progress::Progress;
@@ -231,11 +232,13 @@ struct Base {
     key: String,
 }
 
-/// The kernel of the image and the initramfs built for it, inside the tree.
+/// The kernel of the image and the live initramfs built for it.
 struct Kernel {
     version: String,
     vmlinuz: PathBuf,
-    initrd: PathBuf,
+    /// The live boot's initramfs, beside the tree (the installed node's
+    /// is in the tree's `/boot`).
+    live_initrd: PathBuf,
 }
 
 /// One build in progress: the inputs every stage reads and what the stages
@@ -278,7 +281,13 @@ impl<'a> Build<'a> {
             progress: Progress::new(8),
             cached: Vec::new(),
         };
-        for stage in ["bootstrap", "initramfs", "squash", "assemble"] {
+        for stage in [
+            "bootstrap",
+            "initramfs",
+            "initramfs-live",
+            "squash",
+            "assemble",
+        ] {
             let _ = fs::remove_file(build.log(stage));
         }
         Ok(build)
@@ -353,50 +362,68 @@ impl<'a> Build<'a> {
         Ok(root)
     }
 
-    /// Stage 4: the initramfs from dracut, or from the cache, into the tree's
-    /// `/boot`.
+    /// Stage 4: the two initramfs images, each from dracut or from the
+    /// cache: the installed node's into the tree's `/boot`, the live
+    /// boot's into the work folder (the medium carries it, the root image
+    /// does not).
     fn initramfs(&mut self, root: &Root, base_key: &str) -> Result<Kernel> {
         let st = self.progress.stage("initramfs");
         let version = initramfs::kernel_version(root)?;
-        let mut key = Key::new("initramfs");
-        key.add("base", base_key.as_bytes())
-            .add(
-                "dracut.conf",
-                initramfs::dracut_conf(self.recipe).as_bytes(),
-            )
-            .add("dracut args", initramfs::DRACUT_ARGS.join(" ").as_bytes());
-        // Only files dracut reads go into the key: an agent-only change keeps
-        // the cached initramfs.
-        let files_dir = self.files_dir();
-        for dir in initramfs::INPUT_DIRS {
-            cache::add_tree(&mut key, dir, &files_dir.join(dir))?;
-        }
-        let key = key.hex();
+        let live_initrd = self.work.join(format!("initrd-live.img-{version}"));
         let initrd = root.join(&format!("/boot/initrd.img-{version}"));
-        initramfs::write_conf(root, self.recipe)?;
-        let cached = self
-            .cache
-            .get("initramfs", &key, "img")
-            .filter(|_| !self.opts.rebuild);
-        match cached {
-            Some(cached_initrd) => {
-                fs::copy(&cached_initrd, &initrd)?;
-                self.cached.push("initramfs".to_string());
-                self.progress.finish(st, "cached");
+        let mut notes = Vec::new();
+        // The installed node's last: the tree keeps its configuration.
+        for (flavor, dest) in [(Flavor::Live, &live_initrd), (Flavor::Installed, &initrd)] {
+            let stage = flavor.stage();
+            let mut key = Key::new(stage);
+            key.add("base", base_key.as_bytes())
+                .add(
+                    "dracut.conf",
+                    initramfs::dracut_conf(self.recipe, flavor).as_bytes(),
+                )
+                .add("dracut args", initramfs::DRACUT_ARGS.join(" ").as_bytes());
+            // Only files dracut reads go into the key: an agent-only change
+            // keeps the cached initramfs.
+            let files_dir = self.files_dir();
+            for dir in initramfs::INPUT_DIRS {
+                cache::add_tree(&mut key, dir, &files_dir.join(dir))?;
             }
-            None => {
-                st.note("dracut");
-                let built = initramfs::build(root, &self.log("initramfs"), self.epoch)?;
-                let staged = self.cache.staging("initramfs", &key, "img")?;
-                fs::copy(&built, &staged)?;
-                self.cache.commit(&staged, "initramfs", &key, "img")?;
-                self.progress.finish(st, "built");
+            let key = key.hex();
+            initramfs::write_conf(root, self.recipe, flavor)?;
+            let cached = self
+                .cache
+                .get(stage, &key, "img")
+                .filter(|_| !self.opts.rebuild);
+            match cached {
+                Some(cached_initrd) => {
+                    fs::copy(&cached_initrd, dest)?;
+                    self.cached.push(stage.to_string());
+                    notes.push(format!("{stage} cached"));
+                }
+                None => {
+                    st.note(&format!("dracut ({stage})"));
+                    let built = initramfs::build(root, flavor, &self.log(stage), self.epoch)?;
+                    let staged = self.cache.staging(stage, &key, "img")?;
+                    fs::copy(&built, &staged)?;
+                    self.cache.commit(&staged, stage, &key, "img")?;
+                    if built != *dest {
+                        fs::rename(&built, dest).with_context(|| {
+                            format!(
+                                "moving the live initramfs {} out of the image to {}",
+                                built.display(),
+                                dest.display()
+                            )
+                        })?;
+                    }
+                    notes.push(format!("{stage} built"));
+                }
             }
         }
+        self.progress.finish(st, &notes.join(", "));
         Ok(Kernel {
             vmlinuz: root.join(&format!("/boot/vmlinuz-{version}")),
             version,
-            initrd,
+            live_initrd,
         })
     }
 
@@ -436,7 +463,7 @@ impl<'a> Build<'a> {
         let st = self.progress.stage("assemble");
         let boot = BootFiles {
             kernel: kernel.vmlinuz.clone(),
-            initrd: kernel.initrd.clone(),
+            initrd: kernel.live_initrd.clone(),
             squashfs: squashfs.to_path_buf(),
             kickstart: opts.workspace.join("kickstart/interactive-defaults.ks"),
         };

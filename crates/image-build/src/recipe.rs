@@ -155,6 +155,17 @@ pub struct Initramfs {
     /// empty: every file system the kernel has.
     #[serde(default)]
     pub filesystems: Vec<String>,
+    /// dracut modules only the live boot needs (the ISO, USB and PXE:
+    /// finding the root image on the medium or over the network). The
+    /// initramfs of the medium adds them; the installed node's initramfs,
+    /// in the image's `/boot`, leaves them out.
+    #[serde(default)]
+    pub live_modules: Vec<String>,
+    /// dracut modules the installed node's initramfs leaves out besides
+    /// `live_modules`: its root is on a local disk, so no network stack
+    /// and no network drivers.
+    #[serde(default)]
+    pub installed_omit: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -287,6 +298,25 @@ impl Recipe {
             return Err(invalid(
                 line_of("iso_label"),
                 format!("outputs.iso_label {label:?}: 1 to 32 of A-Z, 0-9, '_' and '-'"),
+            ));
+        }
+        let ir = &recipe.initramfs;
+        if let Some(both) = ir
+            .modules
+            .iter()
+            .find(|m| ir.live_modules.contains(m) || ir.installed_omit.contains(m))
+        {
+            let field = if ir.live_modules.contains(both) {
+                "live_modules"
+            } else {
+                "installed_omit"
+            };
+            return Err(invalid(
+                line_of(field),
+                format!(
+                    "initramfs: {both:?} is in both modules (every initramfs) and {field} \
+                     (not in the installed node's): keep it in one of them"
+                ),
             ));
         }
         let level = recipe.outputs.squashfs_level;

@@ -19,4 +19,9 @@ install() {
         "$systemdsystemunitdir/hvnode-layer-root.service"
     inst_multiple mount mkdir
     $SYSTEMCTL -q --root "$initdir" add-wants initrd-root-fs.target hvnode-layer-root.service
+    # dracut's btrfs module loads btrfs (and raid6's and xor's benchmarks)
+    # first thing on every boot (rd.driver.pre=btrfs), for machines too
+    # slow to load it when a btrfs device appears. A node's btrfs root is
+    # mounted after udev has seen its device, which loads the module.
+    rm -f -- "${initdir}/etc/cmdline.d/00-btrfs.conf"
 }
