@@ -17,6 +17,10 @@ pub const ROOT_PASSWORD: &str = "hvnode-test-pw";
 pub const ADMIN_USER: &str = "nodeadmin";
 /// The host name the test kickstarts set.
 pub const HOSTNAME: &str = "node1.example.com";
+/// The boot loader password of the test kickstarts (`bootloader
+/// --password`): every boot of an installed node, trial boots included,
+/// must go through grub's menu without it.
+pub const GRUB_PASSWORD: &str = "hvnode-grub-pw";
 
 /// What an unattended test install does.
 #[derive(Debug, Clone)]
@@ -44,8 +48,8 @@ impl Unattended {
         }
     }
 
-    /// The kickstart: the whole disk, the given layout, DHCP, a root
-    /// password, an admin account ([`ADMIN_USER`]), a time zone, SELinux enforcing and a `%post` that leaves a
+    /// The kickstart: the whole disk, the given layout, a boot loader
+    /// password ([`GRUB_PASSWORD`]), DHCP, a root password, an admin account ([`ADMIN_USER`]), a time zone, SELinux enforcing and a `%post` that leaves a
     /// trace (`/etc/hvnode-post-ran`) and the live system's kernel log up to
     /// then (`/var/log/hvnode/install-dmesg.log`: the installed node's
     /// checks find the installer's SELinux denials there).
@@ -65,7 +69,7 @@ ignoredisk --only-use={drive}
 zerombr
 clearpart --all --initlabel --drives={drive}
 autopart --type={scheme}
-bootloader --location=mbr --boot-drive={drive} --append="console=ttyS0,115200"
+bootloader --location=mbr --boot-drive={drive} --append="console=ttyS0,115200" --password={GRUB_PASSWORD}
 network --bootproto=dhcp --device=link --hostname={HOSTNAME} --activate
 rootpw --plaintext {ROOT_PASSWORD}
 user --name={ADMIN_USER} --groups=sudo --plaintext --password={ROOT_PASSWORD}
@@ -93,6 +97,42 @@ pub struct Installed {
     pub login_prompt: f64,
 }
 
+/// What grub's menu prints under the entries (on the serial console the
+/// lines come between escape sequences, so one phrase of each).
+const GRUB_MENU: [&str; 2] = ["`e' to edit", "Press enter to boot"];
+
+/// At grub's menu of a node installed with [`GRUB_PASSWORD`]: editing the
+/// default entry asks for grub's superuser, a wrong password is refused,
+/// the right one opens the entry; then back to the menu and boot it, as
+/// every unattended boot does without a password (the entries are
+/// `--unrestricted`).
+pub fn check_grub_password(vm: &mut Vm, timeout: Duration) -> Result<()> {
+    let step = Duration::from_secs(30);
+    let c = &mut vm.console;
+    c.expect_any(&GRUB_MENU, timeout)
+        .map_err(|e| anyhow::anyhow!("no grub menu: {e}"))?;
+    for (password, want) in [
+        ("wrong-password", "access denied"),
+        (GRUB_PASSWORD, "vmlinuz"),
+    ] {
+        c.send("e")?;
+        c.expect("Enter username:", step)
+            .map_err(|e| anyhow::anyhow!("editing an entry asked for no user: {e}"))?;
+        c.send("root\r")?;
+        c.expect("Enter password:", step)?;
+        c.send(&format!("{password}\r"))?;
+        c.expect(want, step).map_err(|e| {
+            anyhow::anyhow!("grub's answer to the password {password:?} is not {want:?}: {e}")
+        })?;
+    }
+    // Out of the editor without booting what it holds, then the default
+    // entry (the menu's countdown stopped at the first key).
+    c.send("\x1b")?;
+    std::thread::sleep(Duration::from_secs(2));
+    c.send("\r")?;
+    Ok(())
+}
+
 /// Boots `disk` with `firmware` and logs in as root.
 pub fn boot_installed(
     firmware: Firmware,
@@ -100,9 +140,25 @@ pub fn boot_installed(
     log: &Path,
     timeout: Duration,
 ) -> Result<Installed> {
+    boot_installed_with(firmware, disk, log, timeout, false)
+}
+
+/// [`boot_installed`], first trying grub's password at its menu
+/// ([`check_grub_password`]) when `grub_password` is set.
+pub fn boot_installed_with(
+    firmware: Firmware,
+    disk: &Path,
+    log: &Path,
+    timeout: Duration,
+    grub_password: bool,
+) -> Result<Installed> {
     let mut cfg = Config::new(firmware, Boot::Disk);
     cfg.disks = vec![disk.to_path_buf()];
     let mut vm = Vm::start(&cfg, log)?;
+    if grub_password {
+        check_grub_password(&mut vm, timeout)
+            .map_err(|e| anyhow::anyhow!("{e:#}; serial log {}", log.display()))?;
+    }
     vm.console
         .expect("login:", timeout)
         .map_err(|e| anyhow::anyhow!("no login prompt ({e}); serial log {}", log.display()))?;

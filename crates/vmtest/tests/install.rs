@@ -123,8 +123,12 @@ fn boot_installed(
     store: Store,
 ) -> vmtest::install::Installed {
     let log = vmtest::image::serial_log(dir, name);
-    let mut node = vmtest::install::boot_installed(firmware, target, &log, BOOT)
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    // grub's password at the menu, once on each firmware: the btrfs node
+    // on SeaBIOS, the plain one on OVMF.
+    let grub_password = matches!(store, Store::Btrfs | Store::Plain);
+    let mut node =
+        vmtest::install::boot_installed_with(firmware, target, &log, BOOT, grub_password)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
     let c = &mut node.vm.console;
     eprintln!("{name}: login prompt after {:.0} s", node.login_prompt);
     vmtest::live::boot_finished(c, dir, name, BOOT).unwrap();
@@ -167,6 +171,41 @@ fn boot_installed(
         "{name}: timezone"
     );
     c.check("test -s /var/log/hvnode/install.log", CMD).unwrap();
+    // The kickstart's `bootloader --password`: grub's password as a PBKDF2
+    // hash in user.cfg, root's alone, never in the clear anywhere in /boot
+    // or in the logs; the node booted through grub's menu without it.
+    assert_eq!(
+        c.check(
+            "stat -c '%a %U' /boot/grub/user.cfg; cut -c1-34 /boot/grub/user.cfg; \
+             grep -c superusers /boot/grub/grub.cfg",
+            CMD
+        )
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>(),
+        ["600", "root", "GRUB2_PASSWORD=grub.pbkdf2.sha512.", "2"],
+        "{name}: the boot loader password"
+    );
+    let leaked = c
+        .check(
+            &format!(
+                "grep -rlF '{}' /boot /var/log/hvnode /etc 2>/dev/null || true",
+                vmtest::install::GRUB_PASSWORD
+            ),
+            CMD,
+        )
+        .unwrap();
+    assert!(
+        leaked.trim().is_empty(),
+        "{name}: the boot loader password in the clear in {leaked}"
+    );
+    assert_eq!(
+        c.check("stat -c '%a' /var/log/hvnode/install.log", CMD)
+            .unwrap()
+            .trim(),
+        "600",
+        "{name}: the install log is root's alone"
+    );
     // The kickstart's `user --groups=sudo`.
     let groups = c
         .check(&format!("id -nG {}", vmtest::install::ADMIN_USER), CMD)
