@@ -1,5 +1,7 @@
 //! Keys: the secret key a build signs with ([`SignKey`]) and the public
-//! keys a node trusts ([`TrustedKeys`]), both in minisign's file formats.
+//! keys a node trusts ([`TrustedKeys`]), both in minisign's file formats;
+//! detached signatures ([`Signature`]) and their check against a trusted
+//! key while the signed file is read ([`SignatureCheck`]).
 
 use std::fmt;
 use std::fs;
@@ -270,43 +272,121 @@ fn read_public_key(file: &Path) -> Result<TrustedKey, BundleError> {
     })
 }
 
-/// A bundle's signature file, parsed.
-pub(crate) struct BundleSignature {
-    pub(crate) key_id: String,
+/// Why the text of a `.minisig` file is not a signature this project
+/// accepts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureFormatError {
+    /// Not minisign's format at all.
+    #[error("not a minisign signature ({0})")]
+    NotMinisign(String),
+    /// A legacy signature (not pre-hashed: minisign's `-l`), which cannot
+    /// be checked while a large file streams by.
+    #[error("a legacy minisign signature (not pre-hashed), which is refused")]
+    Legacy,
+}
+
+/// A detached minisign signature (`FILE.minisig`), parsed: pre-hashed (as
+/// `minisign -S` signs by default), naming the key it was made with.
+#[derive(Clone)]
+pub struct Signature {
+    key_id: String,
     pub(crate) signature: minisign_verify::Signature,
 }
 
-impl BundleSignature {
-    /// Reads `bundle`'s `.minisig`; a missing one is [`BundleError::Unsigned`].
-    pub(crate) fn load(bundle: &Path, keys: &Path) -> Result<BundleSignature, BundleError> {
-        let path = signature_path(bundle);
-        let text = match fs::read_to_string(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(BundleError::Unsigned {
-                    bundle: bundle.to_path_buf(),
-                    signature: path,
-                    keys: keys.to_path_buf(),
-                });
-            }
-            r => r.map_err(BundleError::io("reading the signature", &path))?,
-        };
-        let bad = |reason: String| BundleError::BadSignatureFile {
-            bundle: bundle.to_path_buf(),
-            signature: path.clone(),
-            reason,
-        };
-        let sig_box = minisign::SignatureBox::from_string(&text).map_err(|e| bad(e.to_string()))?;
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Signature")
+            .field("key_id", &self.key_id)
+            .field("trusted_comment", &self.trusted_comment())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Signature {
+    /// Parses the text of a `.minisig` file.
+    pub fn parse(text: &str) -> Result<Signature, SignatureFormatError> {
+        let sig_box = minisign::SignatureBox::from_string(text)
+            .map_err(|e| SignatureFormatError::NotMinisign(e.to_string()))?;
         if !sig_box.is_prehashed() {
-            return Err(BundleError::LegacySignature {
-                bundle: bundle.to_path_buf(),
-                signature: path,
-            });
+            return Err(SignatureFormatError::Legacy);
         }
-        let signature =
-            minisign_verify::Signature::decode(&text).map_err(|e| bad(e.to_string()))?;
-        Ok(BundleSignature {
+        let signature = minisign_verify::Signature::decode(text)
+            .map_err(|e| SignatureFormatError::NotMinisign(e.to_string()))?;
+        Ok(Signature {
             key_id: key_id(sig_box.keynum()),
             signature,
         })
     }
+
+    /// The id of the key that made it, as `minisign` prints it.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// Its trusted comment (signed with the file).
+    pub fn trusted_comment(&self) -> &str {
+        self.signature.trusted_comment()
+    }
+}
+
+impl TrustedKey {
+    /// Starts checking `signature`, made by this key, against the bytes of
+    /// the signed file, given to [`SignatureCheck::update`] as they are
+    /// read. `None` when the signature names another key.
+    pub fn check<'a>(&'a self, signature: &'a Signature) -> Option<SignatureCheck<'a>> {
+        self.key
+            .verify_stream(&signature.signature)
+            .ok()
+            .map(|verifier| SignatureCheck { verifier })
+    }
+}
+
+/// A signature being checked while the signed file streams by.
+pub struct SignatureCheck<'a> {
+    verifier: minisign_verify::StreamVerifier<'a>,
+}
+
+impl fmt::Debug for SignatureCheck<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignatureCheck").finish_non_exhaustive()
+    }
+}
+
+impl SignatureCheck<'_> {
+    /// The next bytes of the file.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.verifier.update(bytes);
+    }
+
+    /// Whether the signature matches every byte given, in order, and its
+    /// trusted comment.
+    pub fn matches(&mut self) -> bool {
+        self.verifier.finalize().is_ok()
+    }
+}
+
+/// Reads `bundle`'s `.minisig`; a missing one is [`BundleError::Unsigned`].
+pub(crate) fn bundle_signature(bundle: &Path, keys: &Path) -> Result<Signature, BundleError> {
+    let path = signature_path(bundle);
+    let text = match fs::read_to_string(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(BundleError::Unsigned {
+                bundle: bundle.to_path_buf(),
+                signature: path,
+                keys: keys.to_path_buf(),
+            });
+        }
+        r => r.map_err(BundleError::io("reading the signature", &path))?,
+    };
+    Signature::parse(&text).map_err(|e| match e {
+        SignatureFormatError::NotMinisign(reason) => BundleError::BadSignatureFile {
+            bundle: bundle.to_path_buf(),
+            signature: path,
+            reason,
+        },
+        SignatureFormatError::Legacy => BundleError::LegacySignature {
+            bundle: bundle.to_path_buf(),
+            signature: path,
+        },
+    })
 }

@@ -10,11 +10,10 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use layers::Nvr;
-use minisign_verify::StreamVerifier;
 use sha2::{Digest, Sha256};
 
 use crate::error::BundleError;
-use crate::keys::{BundleSignature, TrustedKey, TrustedKeys};
+use crate::keys::{Signature, SignatureCheck, TrustedKey, TrustedKeys, bundle_signature};
 use crate::manifest::{
     Manifest, Member, Metadata, SMALL_MEMBER_MAX, check_member_name, root_member,
 };
@@ -150,7 +149,7 @@ impl Drop for Staged {
 /// signature check; notes when the file has ended.
 struct Tee<'a, R> {
     inner: R,
-    verifier: Option<StreamVerifier<'a>>,
+    verifier: Option<SignatureCheck<'a>>,
     ended: Rc<Cell<bool>>,
 }
 
@@ -183,13 +182,14 @@ fn read(
     };
     let verifier = match &signed {
         None => None,
-        Some((sig, key)) => Some(key.key.verify_stream(&sig.signature).map_err(|e| {
-            BundleError::BadSignatureFile {
-                bundle: bundle.to_path_buf(),
-                signature: crate::signature_path(bundle),
-                reason: e.to_string(),
-            }
-        })?),
+        Some((sig, key)) => Some(
+            key.check(sig)
+                .ok_or_else(|| BundleError::BadSignatureFile {
+                    bundle: bundle.to_path_buf(),
+                    signature: crate::signature_path(bundle),
+                    reason: format!("it names the key {}, not {}", sig.key_id(), key.key_id),
+                })?,
+        ),
     };
     let file = File::open(bundle).map_err(BundleError::io("opening the update bundle", bundle))?;
     let ended = Rc::new(Cell::new(false));
@@ -211,12 +211,14 @@ fn read(
     let meta_bytes = read_members(&reader, &mut entries, &manifest, out)?;
     let mut tee = archive.into_inner();
     check_trailer(bundle, &mut tee)?;
-    if let (Some(v), Some((_, key))) = (tee.verifier.as_mut(), &signed) {
-        v.finalize().map_err(|_| BundleError::BadSignature {
+    if let (Some(v), Some((_, key))) = (tee.verifier.as_mut(), &signed)
+        && !v.matches()
+    {
+        return Err(BundleError::BadSignature {
             bundle: bundle.to_path_buf(),
             key_id: key.key_id.clone(),
             key_file: key.file.clone(),
-        })?;
+        });
     }
     let metadata = Metadata::parse(bundle, &meta_bytes, &manifest, &nvr)?;
     Ok(Verified {
@@ -227,7 +229,7 @@ fn read(
         signed_by: signed.map(|(sig, key)| SignedBy {
             key_id: key.key_id,
             key_file: key.file,
-            trusted_comment: sig.signature.trusted_comment().to_string(),
+            trusted_comment: sig.trusted_comment().to_string(),
         }),
         warnings,
     })
@@ -238,8 +240,8 @@ fn read(
 fn signature_and_key(
     bundle: &Path,
     opts: &VerifyOptions,
-) -> Result<(BundleSignature, TrustedKey), BundleError> {
-    let sig = BundleSignature::load(bundle, &opts.trusted_keys)?;
+) -> Result<(Signature, TrustedKey), BundleError> {
+    let sig = bundle_signature(bundle, &opts.trusted_keys)?;
     let keys = TrustedKeys::load(&opts.trusted_keys)?;
     if keys.keys.is_empty() {
         return Err(BundleError::NoTrustedKeys {
@@ -248,11 +250,11 @@ fn signature_and_key(
         });
     }
     let key = keys
-        .find(&sig.key_id)
+        .find(sig.key_id())
         .cloned()
         .ok_or_else(|| BundleError::UnknownKey {
             bundle: bundle.to_path_buf(),
-            key_id: sig.key_id.clone(),
+            key_id: sig.key_id().to_string(),
             keys: opts.trusted_keys.clone(),
         })?;
     Ok((sig, key))

@@ -160,7 +160,8 @@ pub fn run(opts: &Options) -> Result<()> {
     } else {
         None
     };
-    log.line("checking the image (sha256) before writing anything");
+    let trust = payload::Trust::from_boot(&cmdline, plan.allow_unverified_image)?;
+    log.line("checking the image (signature, sha256) before writing anything");
     let mut progress = |done: u64, total: Option<u64>| match total {
         Some(t) if t > 0 => log.line(&format!(
             "  image: {} of {} ({}%)",
@@ -170,8 +171,13 @@ pub fn run(opts: &Options) -> Result<()> {
         )),
         _ => log.line(&format!("  image: {}", human_bytes(done as f64))),
     };
-    let verified = payload::fetch_and_verify(&plan.image, &opts.work, &mut progress)?;
+    let mut note = |s: &str| log.line(s);
+    let verified =
+        payload::fetch_and_verify(&plan.image, &trust, &opts.work, &mut note, &mut progress)?;
     log.line(&format!("image sha256 {}", verified.sha256));
+    for proof in &verified.proofs {
+        log.line(&format!("image verified: {proof}"));
+    }
     if let Err(e) = storage::check_vg_name_free(&storage) {
         if !opts.dry_run {
             return Err(e);

@@ -1,6 +1,7 @@
 //! `hvnode-install`: puts hvnode on a disk from a kickstart. Everything is
 //! read and checked first — the kickstart, the disks, the image and its
-//! checksum — and the plan printed; only then is anything written. The
+//! signature or checksum — and the plan printed; only then is anything
+//! written. The
 //! boot loaders are the last thing written, so a failure on the way leaves
 //! a disk that does not boot half an install, and the installer wipes the
 //! partition table it made and says where it stopped.

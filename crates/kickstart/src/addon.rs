@@ -1,7 +1,9 @@
-//! `%addon org_hvnode_register`: zero-touch registration with an oVirt
-//! engine, written into the installed node's configuration.
+//! hvnode's own addons: `%addon org_hvnode_register` (zero-touch
+//! registration with an oVirt engine, written into the installed node's
+//! configuration) and `%addon org_hvnode_image` (how the installer may
+//! treat the image it installs).
 
-use crate::commands::{Check, ks_command};
+use crate::commands::{Check, Syntax, ks_command};
 use crate::diag::{Diagnostics, Loc, Severity};
 use crate::model::Kickstart;
 use crate::options::Finding;
@@ -27,6 +29,34 @@ ks_command! {
         node_address: Option<String> = ["--node-address"],
         ssh_user: Option<String> = ["--ssh-user"],
         ssh_port: Option<i64> = ["--ssh-port"],
+    }
+}
+
+/// The image addon's name as written after `%addon`.
+pub const IMAGE_ADDON: &str = "org_hvnode_image";
+
+ks_command! {
+    /// `%addon org_hvnode_image --allow-unverified`.
+    ImageAddon ["org_hvnode_image"] conflicts []
+    positional {}
+    options {
+        /// Install an image that neither a signature nor a checksum
+        /// verifies (with a warning), rather than refuse it.
+        allow_unverified: bool = ["--allow-unverified"],
+    }
+}
+
+impl Check for ImageAddon {
+    fn check(&self, f: &mut Vec<Finding>) {
+        if self.allow_unverified {
+            f.push(Finding::warning(format!(
+                "{IMAGE_ADDON} --allow-unverified: an image without a signature or a checksum will be installed unverified; prefer liveimg --checksum or a signed image"
+            )));
+        } else {
+            f.push(Finding::warning(format!(
+                "{IMAGE_ADDON}: no option; the section does nothing"
+            )));
+        }
     }
 }
 
@@ -132,23 +162,39 @@ impl Check for RegisterAddon {
 /// Reads the `%addon org_hvnode_register` section (the last one wins),
 /// reporting its problems at its header line.
 pub fn read(ks: &Kickstart, d: &mut Diagnostics) -> Option<RegisterAddon> {
+    read_last(ks, REGISTER_ADDON, d)
+}
+
+/// Reads the `%addon org_hvnode_image` section (the last one wins),
+/// reporting its problems at its header line.
+pub fn read_image(ks: &Kickstart, d: &mut Diagnostics) -> Option<ImageAddon> {
+    read_last(ks, IMAGE_ADDON, d)
+}
+
+/// The last `%addon NAME` section, parsed as `T`; every one is checked.
+fn read_last<T: Syntax + Check>(ks: &Kickstart, name: &str, d: &mut Diagnostics) -> Option<T> {
     let mut found = None;
-    for (loc, raw) in ks.addons(REGISTER_ADDON) {
-        found = read_one(loc, raw, d);
+    for (loc, raw) in ks.addons(name) {
+        found = read_one(name, loc, raw, d);
     }
     found
 }
 
-fn read_one(loc: &Loc, raw: &RawSection, d: &mut Diagnostics) -> Option<RegisterAddon> {
+fn read_one<T: Syntax + Check>(
+    name: &str,
+    loc: &Loc,
+    raw: &RawSection,
+    d: &mut Diagnostics,
+) -> Option<T> {
     let words = raw.words.get(1..).unwrap_or_default();
-    let (addon, mut f) = crate::commands::parse_as::<RegisterAddon>(REGISTER_ADDON, words);
+    let (addon, mut f) = crate::commands::parse_as::<T>(name, words);
     if raw
         .body
         .iter()
         .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
     {
         f.push(Finding::warning(format!(
-            "{REGISTER_ADDON}: the section body is ignored; settings go on the %addon line"
+            "{name}: the section body is ignored; settings go on the %addon line"
         )));
     }
     let ok = !f.iter().any(|f| f.severity == Severity::Error);

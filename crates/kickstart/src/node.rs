@@ -14,6 +14,10 @@ use crate::firewall::Firewall;
 use crate::grub_password::BootPassword;
 use crate::model::Kickstart;
 
+/// `liveimg --url=` of the image on the medium the installer booted from
+/// (dracut mounts the medium at `/run/initramfs/live`).
+pub const MEDIUM_IMAGE_URL: &str = "file:///run/initramfs/live/LiveOS/squashfs.img";
+
 /// Where the node image comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "from", rename_all = "kebab-case")]
@@ -146,6 +150,10 @@ pub struct Account {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NodePlan {
     pub image: ImageSource,
+    /// `%addon org_hvnode_image --allow-unverified`: an image that neither
+    /// a signature nor a checksum verifies is installed (with a warning)
+    /// rather than refused.
+    pub allow_unverified_image: bool,
     pub disks: Disks,
     pub layout: Layout,
     pub bootloader_append: Option<String>,
@@ -202,7 +210,9 @@ pub fn plan(ks: &Kickstart) -> (NodePlan, Diagnostics) {
     }
     p.disks = std::mem::take(&mut storage.disks);
     p.layout = storage.layout(ks, &mut d);
-    p.image = image_source(liveimg, ks, &mut d);
+    p.allow_unverified_image =
+        crate::addon::read_image(ks, &mut d).is_some_and(|a| a.allow_unverified);
+    p.image = image_source(liveimg, ks, p.allow_unverified_image, &mut d);
     p.pre_scripts = ks
         .scripts()
         .filter(|(_, s)| s.header.kind != crate::sections::ScriptKind::Post)
@@ -234,6 +244,7 @@ impl NodePlan {
     fn empty() -> Self {
         NodePlan {
             image: ImageSource::InstallMedium,
+            allow_unverified_image: false,
             disks: Disks::default(),
             layout: Layout::Interactive,
             bootloader_append: None,
@@ -527,8 +538,14 @@ fn selinux_mode(s: &Selinux, loc: &Loc, d: &mut Diagnostics) -> &'static str {
 }
 
 /// Where the image comes from; warns about `%packages` next to
-/// `liveimg`, an unverified download, or no `liveimg` at all.
-fn image_source(liveimg: Option<LiveimgLine>, ks: &Kickstart, d: &mut Diagnostics) -> ImageSource {
+/// `liveimg`, an image without `--checksum` (other than the medium's own),
+/// or no `liveimg` at all.
+fn image_source(
+    liveimg: Option<LiveimgLine>,
+    ks: &Kickstart,
+    allow_unverified: bool,
+    d: &mut Diagnostics,
+) -> ImageSource {
     let Some(LiveimgLine { loc, liveimg: l }) = liveimg else {
         let loc = ks
             .items
@@ -547,10 +564,14 @@ fn image_source(liveimg: Option<LiveimgLine>, ks: &Kickstart, d: &mut Diagnostic
             "%packages does nothing with liveimg: the node image is installed as built",
         );
     }
-    if l.checksum.is_none() && !l.url.starts_with("file://") {
+    if l.checksum.is_none() && l.url != MEDIUM_IMAGE_URL {
         d.warning(
             loc,
-            "liveimg without --checksum: the image is not verified before it is written",
+            if allow_unverified {
+                "liveimg without --checksum: unless its signature (the URL + .minisig) verifies with a trusted key, the image is installed unverified (%addon org_hvnode_image --allow-unverified)"
+            } else {
+                "liveimg without --checksum: the installer refuses the image unless its signature (the URL + .minisig) verifies with a trusted key; add --checksum=SHA256"
+            },
         );
     }
     ImageSource::Url {
