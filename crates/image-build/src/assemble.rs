@@ -294,7 +294,15 @@ pub fn partial_name(p: &Path) -> PathBuf {
 pub fn pxe(recipe: &Recipe, boot: &BootFiles, out_dir: &Path) -> Result<()> {
     let base = recipe.outputs.pxe_base_url.trim_end_matches('/');
     let url = format!("{base}/squashfs.img");
-    let net = "rd.neednet=1 ip=dhcp";
+    // The installer checks the image it lays on disk against this sum when
+    // it is the image the node booted (`liveimg --url` of root=live:).
+    let sha256 = crate::cache::file_sha256(&boot.squashfs).with_context(|| {
+        format!(
+            "reading the root image {} for its sha256",
+            boot.squashfs.display()
+        )
+    })?;
+    let net = format!("rd.neednet=1 ip=dhcp hvnode.image_sha256={sha256}");
     let ipxe_args = format!("{} {net}", live_args(recipe, &url));
     let grub_args = format!(
         "{} {net}",
@@ -337,7 +345,7 @@ pub fn pxe(recipe: &Recipe, boot: &BootFiles, out_dir: &Path) -> Result<()> {
     fs::write(
         partial.join("README.txt"),
         format!(
-            "hvnode {nvr}: PXE tree\n\nServe this folder over HTTP at {base}/ and over TFTP. iPXE (boot.ipxe)\nfetches everything over HTTP; grub (grub.cfg) and pxelinux\n(pxelinux.cfg/default) load vmlinuz and initrd.img over TFTP. The root\nimage always comes over HTTP: root=live:{url}\n\nKernel arguments:\n  root=live:URL      where the root image is (HTTP, HTTPS, FTP or TFTP)\n  rd.live.image      boot it as a live image\n  rd.neednet=1 ip=dhcp  bring the network up in the initramfs\n  {}\n  inst.ks=URL        add to install with that kickstart\n  hvnode.engine=FQDN[:PORT] hvnode.engine_fingerprint=FP  zero-touch registration\n",
+            "hvnode {nvr}: PXE tree\n\nServe this folder over HTTP at {base}/ and over TFTP. iPXE (boot.ipxe)\nfetches everything over HTTP; grub (grub.cfg) and pxelinux\n(pxelinux.cfg/default) load vmlinuz and initrd.img over TFTP. The root\nimage always comes over HTTP: root=live:{url}\n\nKernel arguments:\n  root=live:URL      where the root image is (HTTP, HTTPS, FTP or TFTP)\n  rd.live.image      boot it as a live image\n  rd.neednet=1 ip=dhcp  bring the network up in the initramfs\n  hvnode.image_sha256=HEX  the root image's sha256: the installer checks\n                     the image it installs from root=live: against it\n  {}\n  inst.ks=URL        add to install with that kickstart\n  hvnode.engine=FQDN[:PORT] hvnode.engine_fingerprint=FP  zero-touch registration\n",
             recipe.kernel.args.join(" ")
         ),
     )?;
@@ -455,8 +463,15 @@ mod tests {
         assert!(ipxe.starts_with("#!ipxe\n"));
         assert!(ipxe.contains("kernel http://${next-server}/hvnode/vmlinuz root=live:http://${next-server}/hvnode/squashfs.img rd.live.image security=selinux rd.neednet=1 ip=dhcp"));
         assert!(ipxe.contains("initrd http://${next-server}/hvnode/initrd.img"));
+        // sha256 of the root image "s".
+        let sum =
+            "hvnode.image_sha256=043a718774c572bd8a25adbeb1bfcd5c0256ae11cecf9f9c3f925d0e52beaf89";
+        assert!(ipxe.contains(sum), "{ipxe}");
         let grub = fs::read_to_string(out.join("grub.cfg")).unwrap();
         assert!(grub.contains("${net_default_server}"));
+        assert!(grub.contains(sum), "{grub}");
+        let pxelinux = fs::read_to_string(out.join("pxelinux.cfg/default")).unwrap();
+        assert!(pxelinux.contains(sum), "{pxelinux}");
         assert!(!partial_name(&out).exists());
     }
 }
