@@ -8,7 +8,10 @@
 //!
 //! Prints figures and never asserts. Rounds, for each limit: no flood; the flood from
 //! one address; the flood spread over 100 addresses (20 connections each, under the
-//! per-client cap, so only the total cap and the timeouts hold it).
+//! per-client cap, so only the total cap holds it: when it is full, each newcomer
+//! closes the oldest connection that has not logged in, the login page's too if it
+//! waits long enough). Each round also says how many flood connections the console
+//! closed (refused at once, closed to make room, or timed out), per second.
 //!
 //!     cargo bench -p hvnode-console --bench idle_connections
 //!
@@ -23,6 +26,7 @@ use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -129,8 +133,10 @@ async fn round(
     timeout: Duration,
 ) {
     let mut holders = tokio::task::JoinSet::new();
+    let closed = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
     for from in flood.iter().copied() {
-        holders.spawn(hold(from, addr));
+        holders.spawn(hold(from, addr, closed.clone()));
     }
     if !flood.is_empty() {
         // Let the flood arrive and settle.
@@ -151,9 +157,16 @@ async fn round(
         // Spread over the flood's life rather than one burst.
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    let closed = closed.load(Ordering::Relaxed);
+    let flood_secs = started.elapsed().as_secs_f64();
     holders.shutdown().await;
-    {
-        println!("  {what:<26} the console's open file descriptors: up to {most_open}");
+    println!("  {what:<26} the console's open file descriptors: up to {most_open}");
+    if !flood.is_empty() {
+        println!(
+            "  {what:<26} flood connections closed by the console: {closed} in {flood_secs:.0} s \
+             ({:.0}/s)",
+            closed as f64 / flood_secs
+        );
     }
     times.sort();
     let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
@@ -179,11 +192,12 @@ async fn round(
 }
 
 /// One connection of the flood: open, silent; opened again a second after the console
-/// closes it.
-async fn hold(from: IpAddr, to: SocketAddr) {
+/// closes it (each close counted in `closed`).
+async fn hold(from: IpAddr, to: SocketAddr, closed: Arc<AtomicUsize>) {
     loop {
         if let Ok(mut s) = connect_from(from, to).await {
             until_closed(&mut s).await;
+            closed.fetch_add(1, Ordering::Relaxed);
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

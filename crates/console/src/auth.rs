@@ -42,6 +42,24 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// Why the login was refused, without the user name: what the journal says of a
+    /// failed login, whose user name may be a password typed into the wrong field.
+    pub fn reason(&self) -> String {
+        match self {
+            Self::BadCredentials => "wrong user name or password".into(),
+            Self::NotAdmin(_, groups) => {
+                format!("no such account, or not root and not in an admin group ({groups})")
+            }
+            Self::Disallowed(_) => {
+                "the account is in disallowed_users of agent.toml and may not log in to the \
+                 console"
+                    .into()
+            }
+            Self::AccountRefused(_, why) => format!("the account may not log in: {why}"),
+            Self::Pam(..) | Self::Unavailable(_) => self.to_string(),
+        }
+    }
+
     /// Whether this refusal came without PAM's own delay on failure, so it must be
     /// held back to look like a wrong password.
     fn needs_delay(&self) -> bool {
@@ -277,6 +295,23 @@ mod tests {
             let held = start.elapsed() >= Duration::from_millis(50);
             assert_eq!(held, user == "root" || user == "outsider", "{user}");
         }
+    }
+
+    #[test]
+    fn reasons_never_name_the_user() {
+        let typed = "Hunter2-typed-in-the-wrong-field";
+        for e in [
+            AuthError::BadCredentials,
+            AuthError::NotAdmin(typed.into(), "sudo, wheel".into()),
+            AuthError::Disallowed(typed.into()),
+            AuthError::AccountRefused(typed.into(), "account expired".into()),
+        ] {
+            let reason = e.reason();
+            assert!(!reason.contains(typed), "{reason}");
+            assert!(e.to_string().contains(typed) || e == AuthError::BadCredentials);
+        }
+        let e = AuthError::NotAdmin(typed.into(), "sudo, wheel".into());
+        assert!(e.reason().contains("sudo, wheel"), "{}", e.reason());
     }
 
     #[test]

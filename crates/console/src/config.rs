@@ -18,7 +18,8 @@ pub struct Config {
     /// Where the agent keeps its state.
     pub state_dir: PathBuf,
     /// TLS certificates: the highest-named `*.cert` wins; a self-signed one is made
-    /// here on first start when there is none.
+    /// here on first start when there is none, and made anew at start when it expires
+    /// within 30 days or the host name changed ([`crate::tls`]).
     pub certs_dir: PathBuf,
     /// Groups whose members (besides root) may log in.
     pub admin_groups: Vec<String>,
@@ -43,8 +44,10 @@ pub struct Config {
     pub sysroot: PathBuf,
     /// Most connections open at once, from all clients together. Each holds a file
     /// descriptor; the agent's unit allows [`crate::limits::FD_RESERVE`] more than this
-    /// (`LimitNOFILE=`), and a lower process limit lowers the cap at start. Connections
-    /// beyond it are closed as soon as they are accepted.
+    /// (`LimitNOFILE=`), and a lower process limit lowers the cap at start. When it is
+    /// reached, a new connection closes the oldest one that has not carried a
+    /// logged-in request; only when every open connection is logged in is the new one
+    /// closed as soon as it is accepted.
     pub max_connections: usize,
     /// Most connections one client (an IPv4 address, or an IPv6 /64) may hold while
     /// none of their requests has carried a logged-in session; more are closed as soon

@@ -1,16 +1,18 @@
 //! The node's local web console: server-rendered pages (axum + askama) with a little of
 //! our own JavaScript for the live parts, and the same data as JSON under `/api/v1`.
 //!
-//! Security model, in short: TLS always (a self-signed certificate is generated on
-//! first start unless the administrator provides one), PAM login for members of the
-//! admin groups (root only when `disallowed_users` leaves it out), refusals that all
-//! look like a wrong password, an `HttpOnly; Secure; SameSite=Strict` session cookie
+//! Security model, in short: TLS always (a self-signed certificate naming the node is
+//! generated on first start and renewed before it expires, unless the administrator
+//! provides one), PAM login for members of the admin groups (root only when
+//! `disallowed_users` leaves it out), refusals that all look like a wrong password
+//! and never log the name typed, an `HttpOnly; Secure; SameSite=Strict` session cookie
 //! with an idle timeout and a maximum age, a CSRF token on every state change, an
 //! `Origin` check on the login, state changes, streams and WebSockets, logins throttled
 //! per client and per account from the moment they start and checked a few at a time,
 //! strict security headers on every response and size-limited bodies; connections
-//! capped in all and per client that has not logged in, and every phase of a
-//! connection timed ([`limits`]).
+//! capped in all and per client that has not logged in, the oldest that has not
+//! logged in closed to make room for a newcomer when the total is full, and every
+//! phase of a connection timed ([`limits`]).
 
 pub mod api;
 pub mod assets;
@@ -72,7 +74,8 @@ pub struct Console {
 }
 
 impl Console {
-    /// Binds the listening socket and loads (or generates) the TLS certificate.
+    /// Binds the listening socket and loads (or generates, or renews) the TLS
+    /// certificate.
     pub async fn bind(config: Config, metrics: Arc<Metrics>) -> Result<Self, StartError> {
         Self::bind_with_clock(config, metrics, Arc::new(clock::SystemClock)).await
     }
@@ -101,10 +104,8 @@ impl Console {
         let (tls, certificate) = if config.insecure_http {
             (None, None)
         } else {
-            let hostname = nix::unistd::gethostname()
-                .map(|h| h.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let (c, path) = tls::server_config(&config.certs_dir, &hostname)?;
+            let names = tls::NodeNames::of_this_host();
+            let (c, path) = tls::server_config(&config.certs_dir, &names)?;
             (Some(c), Some(path))
         };
         let listener = match server::bind(config.listen).await {

@@ -5,8 +5,15 @@
 //! handshake, an idle keep-alive connection and a request body (hyper times the
 //! request headers itself). Event streams and WebSockets are never idle: they end
 //! with their session.
+//!
+//! When the total cap is full, a newcomer still gets in: the oldest connection that
+//! has not carried a logged-in request is closed to make room (sshd's `MaxStartups`
+//! idea, but deterministic). Clients spread over many addresses can then no longer
+//! keep an administrator out by filling the cap; logged-in connections are never
+//! closed for a newcomer, and only when every open connection is logged in is a
+//! newcomer refused.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -18,6 +25,7 @@ use std::time::Duration;
 
 use hyper::body::{Body, Bytes, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
 use crate::config::Config;
@@ -103,29 +111,66 @@ pub fn cap_within(configured: usize, limit: usize) -> usize {
 /// Why a connection was closed as soon as it was accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
-    /// `max_connections` are open.
+    /// `max_connections` are open and every one of them is logged in.
     Full,
     /// The client holds `max_connections_per_client` connections that have not
     /// carried a logged-in request.
     Client,
 }
 
-/// The open connections: how many in all, and how many of each client have not
-/// carried a logged-in request.
+/// The open connections: how many in all, how many of each client have not carried
+/// a logged-in request, and, oldest first, those that may be closed to make room.
 #[derive(Debug)]
 pub struct Connections {
     max_total: usize,
     max_per_client: usize,
     counts: Mutex<Counts>,
-    refused: AtomicU64,
-    last_warning: Mutex<Option<Instant>>,
+    refused: Notes,
+    evicted: Notes,
 }
 
 #[derive(Debug, Default)]
 struct Counts {
+    /// Connections whose [`Slot`] is alive: their sockets are open. It may pass
+    /// `max_total` for the moment between choosing a connection to close and its
+    /// task closing it.
     total: usize,
     /// By [`client_key`]; a client with none is not in the map.
     per_client: HashMap<IpAddr, usize>,
+    /// The connections that have not carried a logged-in request and are not being
+    /// closed yet, by the order they were accepted in: the first is the oldest.
+    evictable: BTreeMap<u64, Evictable>,
+    /// The number the next accepted connection gets.
+    next_id: u64,
+}
+
+/// A connection that may be closed to make room.
+#[derive(Debug)]
+struct Evictable {
+    client: IpAddr,
+    close: Arc<Notify>,
+}
+
+/// Events of one kind, each in the debug log, and at most once a minute a warning
+/// with how many there were.
+#[derive(Debug, Default)]
+struct Notes {
+    count: AtomicU64,
+    last_warning: Mutex<Option<Instant>>,
+}
+
+impl Notes {
+    /// Counts one; the number since the last warning when one is due now.
+    fn add(&self) -> Option<u64> {
+        let n = self.count.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut last = lock(&self.last_warning);
+        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(60)) {
+            return None;
+        }
+        *last = Some(Instant::now());
+        self.count.store(0, Ordering::Relaxed);
+        Some(n)
+    }
 }
 
 impl Connections {
@@ -134,31 +179,57 @@ impl Connections {
             max_total: max_total.max(1),
             max_per_client: max_per_client.max(1),
             counts: Mutex::new(Counts::default()),
-            refused: AtomicU64::new(0),
-            last_warning: Mutex::new(None),
+            refused: Notes::default(),
+            evicted: Notes::default(),
         })
     }
 
-    /// A place for a connection from `peer`, or why there is none.
+    /// A place for a connection from `peer`, or why there is none. When the total
+    /// cap is full, the oldest connection that has not carried a logged-in request
+    /// is told to close (its [`Eviction`] completes) and its place goes to `peer`.
     pub fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<Slot, Refused> {
         let key = client_key(peer);
         let mut counts = lock(&self.counts);
-        if counts.total >= self.max_total {
-            return Err(Refused::Full);
-        }
         let of_client = counts.per_client.get(&key).copied().unwrap_or(0);
+        // A client over its own cap closes none of the others' connections.
         if of_client >= self.max_per_client {
             return Err(Refused::Client);
         }
+        let mut evicted = None;
+        if counts.total >= self.max_total {
+            // The victim keeps counting until its task has closed its socket.
+            let Some((_, victim)) = counts.evictable.pop_first() else {
+                return Err(Refused::Full);
+            };
+            victim.close.notify_one();
+            evicted = Some(victim.client);
+        }
         counts.total += 1;
         counts.per_client.insert(key, of_client + 1);
+        let id = counts.next_id;
+        counts.next_id += 1;
+        let close = Arc::new(Notify::new());
+        counts.evictable.insert(
+            id,
+            Evictable {
+                client: key,
+                close: close.clone(),
+            },
+        );
+        drop(counts);
+        if let Some(victim) = evicted {
+            self.note_evicted(peer, victim);
+        }
         Ok(Slot(Arc::new(Held {
             connections: self.clone(),
+            id,
             client: Mutex::new(Some(key)),
+            close,
         })))
     }
 
-    /// Connections open now.
+    /// Connections open now (for a moment one more than the cap for each connection
+    /// told to close and not closed yet).
     pub fn open(&self) -> usize {
         lock(&self.counts).total
     }
@@ -172,29 +243,52 @@ impl Connections {
             .unwrap_or(0)
     }
 
+    /// Connections that have not carried a logged-in request and may be closed to
+    /// make room.
+    pub fn evictable(&self) -> usize {
+        lock(&self.counts).evictable.len()
+    }
+
     /// Notes a refused connection: each in the debug log, and at most once a minute
     /// a warning with how many there were.
     pub fn note_refused(&self, peer: SocketAddr, why: Refused) {
         tracing::debug!(%peer, ?why, "connection refused");
-        let n = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut last = lock(&self.last_warning);
-        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(60)) {
+        let Some(n) = self.refused.add() else {
             return;
-        }
-        *last = Some(Instant::now());
-        self.refused.store(0, Ordering::Relaxed);
+        };
         tracing::warn!(
             refused = n,
             last_client = %peer.ip(),
             max_connections = self.max_total,
             max_connections_per_client = self.max_per_client,
             "connections closed at once: the console's connection caps were reached \
-             (a client opening many connections, or more users than max_connections)"
+             (a client opening many connections, or more logged-in users than \
+             max_connections)"
         );
     }
 
-    fn release_client(&self, key: IpAddr) {
+    /// Notes a connection of `victim` closed to make room for one from `newcomer`,
+    /// as [`Connections::note_refused`] does.
+    fn note_evicted(&self, newcomer: IpAddr, victim: IpAddr) {
+        tracing::debug!(%newcomer, %victim, "oldest connection not logged in closed to make room");
+        let Some(n) = self.evicted.add() else {
+            return;
+        };
+        tracing::warn!(
+            closed = n,
+            last_client = %victim,
+            max_connections = self.max_total,
+            "max_connections were open: the oldest connections that had not logged in \
+             were closed to make room for new ones (many clients connecting at once, \
+             or clients holding connections open)"
+        );
+    }
+
+    /// The connection `id` of client `key` carried a logged-in request or closed: it
+    /// no longer counts against its client and is no longer one to close.
+    fn release_client(&self, key: IpAddr, id: u64) {
         let mut counts = lock(&self.counts);
+        counts.evictable.remove(&id);
         if let Some(n) = counts.per_client.get_mut(&key) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -212,15 +306,19 @@ impl Connections {
 #[derive(Debug)]
 struct Held {
     connections: Arc<Connections>,
+    /// The connection's place in the order of acceptance.
+    id: u64,
     /// The client the connection counts against, until it carries a logged-in request.
     client: Mutex<Option<IpAddr>>,
+    /// Told when the connection is to close to make room for a newcomer.
+    close: Arc<Notify>,
 }
 
 impl Held {
     fn leave_client(&self) {
         let key = lock(&self.client).take();
         if let Some(key) = key {
-            self.connections.release_client(key);
+            self.connections.release_client(key, self.id);
         }
     }
 }
@@ -236,6 +334,26 @@ impl Slot {
     pub fn standing(&self) -> Standing {
         Standing(Arc::downgrade(&self.0))
     }
+
+    /// What completes when the connection is chosen to close to make room for a
+    /// newcomer; the task serving the connection waits for it beside its work and
+    /// drops the connection (and this slot) when it completes.
+    pub fn eviction(&self) -> Eviction {
+        Eviction(self.0.close.clone())
+    }
+}
+
+/// See [`Slot::eviction`]. Never completes for a connection that carried a
+/// logged-in request before it was chosen.
+#[derive(Debug)]
+pub struct Eviction(Arc<Notify>);
+
+impl Eviction {
+    /// Completes when the connection is to close, even if it was chosen before this
+    /// was first awaited.
+    pub async fn chosen(self) {
+        self.0.notified().await;
+    }
 }
 
 impl Drop for Slot {
@@ -247,7 +365,8 @@ impl Drop for Slot {
 
 /// In every request: once the request shows a logged-in session
 /// ([`crate::guard::require_session`]), its connection no longer counts against its
-/// client's cap (it still counts towards the total).
+/// client's cap (it still counts towards the total) and is never closed to make room
+/// for a newcomer.
 #[derive(Debug, Clone)]
 pub struct Standing(Weak<Held>);
 
@@ -604,15 +723,83 @@ mod tests {
     }
 
     #[test]
-    fn the_total_cap_holds_and_slots_come_back() {
+    fn the_total_cap_holds_when_all_are_logged_in_and_slots_come_back() {
         let c = Connections::new(3, 3);
         let slots: Vec<Slot> = (1..=3)
             .map(|i| c.admit(ip(&format!("198.51.100.{i}"))).unwrap())
             .collect();
+        for s in &slots {
+            s.standing().logged_in();
+        }
         assert_eq!(c.admit(ip("198.51.100.9")).unwrap_err(), Refused::Full);
+        assert_eq!(c.open(), 3, "a refusal takes no place");
         drop(slots);
         assert_eq!(c.open(), 0);
         assert!(c.admit(ip("198.51.100.9")).is_ok());
+    }
+
+    /// Whether `slot`'s connection has been told to close.
+    fn chosen(slot: &Slot) -> bool {
+        use futures_util::FutureExt;
+        slot.eviction().chosen().now_or_never().is_some()
+    }
+
+    #[test]
+    fn a_full_house_closes_its_oldest_connection_not_logged_in() {
+        let c = Connections::new(3, 10);
+        let admin = c.admit(ip("198.51.100.1")).unwrap();
+        let old = c.admit(ip("198.51.100.2")).unwrap();
+        let young = c.admit(ip("198.51.100.3")).unwrap();
+        // The oldest of all, but logged in.
+        admin.standing().logged_in();
+        assert_eq!(c.evictable(), 2);
+        let newcomer = c.admit(ip("198.51.100.4")).expect("a full house refused");
+        assert!(
+            chosen(&old),
+            "the oldest connection not logged in was not told to close"
+        );
+        assert!(!chosen(&young) && !chosen(&admin) && !chosen(&newcomer));
+        // It counts until its task has closed it.
+        assert_eq!((c.open(), c.evictable()), (4, 2));
+        drop(old);
+        assert_eq!(c.open(), 3);
+        // The next newcomer closes the next oldest; the connection chosen before it
+        // is never chosen twice.
+        let later = c.admit(ip("198.51.100.5")).unwrap();
+        assert!(chosen(&young));
+        assert!(!chosen(&newcomer) && !chosen(&later) && !chosen(&admin));
+        drop(young);
+        // A connection that logs in is no longer one to close.
+        newcomer.standing().logged_in();
+        let last = c.admit(ip("198.51.100.6")).unwrap();
+        assert!(chosen(&later));
+        assert!(!chosen(&newcomer) && !chosen(&last) && !chosen(&admin));
+        drop((later, last, newcomer, admin));
+        assert_eq!((c.open(), c.evictable()), (0, 0), "every place came back");
+        for i in 1..=6 {
+            assert_eq!(c.open_for(ip(&format!("198.51.100.{i}"))), 0);
+        }
+    }
+
+    #[test]
+    fn a_client_over_its_own_cap_closes_nobody() {
+        let c = Connections::new(2, 1);
+        let a = c.admit(ip("192.0.2.1")).unwrap();
+        let b = c.admit(ip("192.0.2.2")).unwrap();
+        assert_eq!(c.admit(ip("192.0.2.1")).unwrap_err(), Refused::Client);
+        assert!(!chosen(&a) && !chosen(&b));
+        assert_eq!(c.open(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_connection_told_to_close_hears_it_however_late_it_listens() {
+        let c = Connections::new(1, 10);
+        let victim = c.admit(ip("192.0.2.1")).unwrap();
+        let eviction = victim.eviction();
+        let _newcomer = c.admit(ip("192.0.2.2")).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), eviction.chosen())
+            .await
+            .expect("the eviction was lost");
     }
 
     #[test]

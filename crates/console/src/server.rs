@@ -1,7 +1,9 @@
 //! Accepting connections: TLS (rustls) or, when asked for, plain HTTP; HTTP/1.1 with
 //! upgrades for the terminal's WebSocket. Every connection takes a place in the
 //! connection caps before anything else and keeps it until it is closed; each phase
-//! of a connection has its timeout ([`crate::limits`]).
+//! of a connection has its timeout ([`crate::limits`]). A connection that has not
+//! logged in is closed at once, in whatever phase, when it is chosen to make room for
+//! a newcomer.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -44,7 +46,7 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         // Before TLS or anything else that costs: a client over its cap, or a full
-        // house, is closed at once.
+        // house of logged-in connections, is closed at once.
         let slot = match connections.admit(peer.ip()) {
             Ok(slot) => slot,
             Err(why) => {
@@ -55,7 +57,17 @@ pub async fn serve(
         };
         let router = router.clone();
         let acceptor = acceptor.clone();
-        tokio::spawn(handle(stream, peer, slot, router, acceptor, limits));
+        let eviction = slot.eviction();
+        tokio::spawn(async move {
+            // Dropping the connection's future closes its socket and gives back its
+            // place, in whatever phase it is.
+            tokio::select! {
+                () = handle(stream, peer, slot, router, acceptor, limits) => {}
+                () = eviction.chosen() => {
+                    tracing::debug!(%peer, "closed to make room for a newer connection");
+                }
+            }
+        });
     }
 }
 

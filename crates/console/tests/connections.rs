@@ -501,6 +501,147 @@ fn a_client_over_its_cap_is_closed_and_another_address_still_connects() {
     });
 }
 
+/// Whether `s` is still open: nothing arrives and the console has not closed it
+/// within a moment.
+async fn still_open<S: AsyncRead + Unpin>(s: &mut S) -> bool {
+    let mut b = [0u8; 1];
+    tokio::time::timeout(Duration::from_millis(200), s.read(&mut b))
+        .await
+        .is_err()
+}
+
+/// A small total cap (8) full of connections that never start TLS, from as many
+/// addresses (each far under its own cap), as clients spread over many IPv6 /64s
+/// leave them: a newcomer still gets the login page, and the connection closed to
+/// make room for it is the oldest one; the next newcomer closes the next oldest.
+#[test]
+fn a_full_house_of_idle_connections_closes_its_oldest_for_a_newcomer() {
+    const CAP: usize = 8;
+    let server = Server::start_tls(|c| {
+        c.max_connections = CAP;
+        // Only eviction may close the idle connections during the test.
+        c.tls_handshake_timeout_secs = 120;
+        c.keep_alive_timeout_secs = 120;
+    });
+    let addr = server.addr;
+    runtime().block_on(async move {
+        // Accepted in the order they connect (the kernel's accept queue is FIFO).
+        let mut idle = Vec::new();
+        for i in 0..CAP {
+            idle.push(
+                connect_from(ip(&format!("127.0.0.{}", 10 + i)), addr)
+                    .await
+                    .unwrap(),
+            );
+        }
+        let mut first = tokio::time::timeout(BOUND, tls_from(ip("127.0.0.30"), addr))
+            .await
+            .expect("no TLS handshake for a newcomer")
+            .expect("a newcomer was refused while the cap was full of idle connections");
+        let (status, body) = get(&mut first, "/login", &[]).await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("password"), "{body}");
+        assert!(
+            closed_within(&mut idle[0], BOUND).await.is_some(),
+            "the oldest idle connection was not closed"
+        );
+        for (i, s) in idle.iter_mut().enumerate().skip(1) {
+            assert!(
+                still_open(s).await,
+                "idle connection {i} (not the oldest) was closed"
+            );
+        }
+        // The next newcomer: the next oldest goes, the first newcomer (younger than
+        // the rest) stays.
+        let mut second = tls_from(ip("127.0.0.31"), addr).await.unwrap();
+        assert_eq!(get(&mut second, "/login", &[]).await.unwrap().0, 200);
+        assert!(
+            closed_within(&mut idle[1], BOUND).await.is_some(),
+            "the second oldest idle connection was not closed"
+        );
+        for (i, s) in idle.iter_mut().enumerate().skip(2) {
+            assert!(still_open(s).await, "idle connection {i} was closed");
+        }
+        assert_eq!(get(&mut first, "/login", &[]).await.unwrap().0, 200);
+    });
+}
+
+/// A logged-in connection is never closed for a newcomer: an administrator's
+/// connection outlives a flood three times the cap (8), which closes its own oldest
+/// connections instead; newcomers keep getting in until every open connection is
+/// logged in, and only then is one refused.
+#[test]
+fn a_logged_in_connection_survives_a_flood_and_only_a_house_all_logged_in_refuses() {
+    const CAP: usize = 8;
+    let server = Server::start_tls(|c| {
+        c.max_connections = CAP;
+        c.tls_handshake_timeout_secs = 120;
+        c.keep_alive_timeout_secs = 120;
+    });
+    let session = server.session("ops");
+    let addr = server.addr;
+    runtime().block_on(async move {
+        let cookie = [("Cookie", session.cookie.as_str())];
+        let mut admin = tls_from(ip("127.0.0.2"), addr).await.unwrap();
+        assert_eq!(
+            get(&mut admin, "/api/v1/session", &cookie).await.unwrap().0,
+            200
+        );
+        // The flood, from 24 addresses.
+        let mut flood = Vec::new();
+        for i in 0..3 * CAP {
+            flood.push(
+                connect_from(ip(&format!("127.0.1.{}", i + 1)), addr)
+                    .await
+                    .unwrap(),
+            );
+        }
+        // Each connection beyond the cap closed the oldest of the flood: the last
+        // CAP - 1 are open.
+        let survivors = 3 * CAP - (CAP - 1);
+        for (i, s) in flood.iter_mut().enumerate() {
+            if i < survivors {
+                assert!(
+                    closed_within(s, BOUND).await.is_some(),
+                    "flood connection {i} is still open"
+                );
+            } else {
+                assert!(still_open(s).await, "flood connection {i} was closed");
+            }
+        }
+        let (status, body) = get(&mut admin, "/api/v1/session", &cookie).await.unwrap();
+        assert_eq!(status, 200, "the administrator's connection: {body}");
+        // Newcomers that log in take the flood's places one by one.
+        let mut logged_in = vec![admin];
+        for i in 1..CAP {
+            let mut s = tls_from(ip(&format!("127.0.2.{i}")), addr)
+                .await
+                .unwrap_or_else(|e| panic!("newcomer {i} refused: {e}"));
+            assert_eq!(
+                get(&mut s, "/api/v1/session", &cookie).await.unwrap().0,
+                200
+            );
+            logged_in.push(s);
+        }
+        for (i, s) in flood.iter_mut().enumerate().skip(survivors) {
+            assert!(
+                closed_within(s, BOUND).await.is_some(),
+                "flood connection {i} outlived the logged-in newcomers"
+            );
+        }
+        // All logged in: the next is closed at once, and nobody else is.
+        let mut refused = connect_from(ip("127.0.3.1"), addr).await.unwrap();
+        assert!(
+            closed_within(&mut refused, BOUND).await.is_some(),
+            "a connection beyond a cap full of logged-in ones was kept"
+        );
+        for (i, s) in logged_in.iter_mut().enumerate() {
+            let (status, body) = get(s, "/api/v1/session", &cookie).await.unwrap();
+            assert_eq!(status, 200, "logged-in connection {i}: {body}");
+        }
+    });
+}
+
 /// Event streams (the live graphs) and the terminal's WebSocket send nothing from the
 /// client for long stretches: no timeout may end them.
 #[test]
