@@ -122,7 +122,7 @@ impl NodeNames {
 
     /// This node: its host name, the fully qualified name `/etc/hosts` gives it (as
     /// `hostname --fqdn` finds it without DNS) and the addresses of its interfaces
-    /// (`ip addr`); what cannot be read is left out.
+    /// (getifaddrs); what cannot be read is left out.
     pub fn of_this_host() -> Self {
         let host = nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
@@ -131,14 +131,22 @@ impl NodeNames {
         names.fqdn = fs::read_to_string("/etc/hosts")
             .ok()
             .and_then(|hosts| fqdn_from_hosts(&hosts, &names.host));
-        match hostinfo::interfaces() {
-            Ok(interfaces) => {
-                names.addresses = interfaces
-                    .iter()
-                    .flat_map(|i| i.addresses.iter())
-                    .filter_map(|cidr| cidr.split('/').next()?.parse().ok())
-                    .filter(|ip| certifiable(*ip))
-                    .collect();
+        // getifaddrs(3), not `ip addr`: the agent starts no program for this
+        // (under NoNewPrivileges SELinux refuses it the move to ifconfig_t).
+        match nix::ifaddrs::getifaddrs() {
+            Ok(addrs) => {
+                let mut found: Vec<IpAddr> = Vec::new();
+                for ip in addrs.filter_map(|a| {
+                    let sa = a.address?;
+                    sa.as_sockaddr_in()
+                        .map(|v4| IpAddr::V4(v4.ip()))
+                        .or_else(|| sa.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+                }) {
+                    if certifiable(ip) && !found.contains(&ip) {
+                        found.push(ip);
+                    }
+                }
+                names.addresses = found;
             }
             Err(e) => tracing::info!(
                 "reading the node's addresses for its self-signed certificate: {e}; the \

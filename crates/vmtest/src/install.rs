@@ -111,10 +111,22 @@ pub fn check_grub_password(vm: &mut Vm, timeout: Duration) -> Result<()> {
     let c = &mut vm.console;
     c.expect_any(&GRUB_MENU, timeout)
         .map_err(|e| anyhow::anyhow!("no grub menu: {e}"))?;
-    for (password, want) in [
+    for (round, (password, want)) in [
         ("wrong-password", "access denied"),
         (GRUB_PASSWORD, "vmlinuz"),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if round > 0 {
+            // Back at the menu after the refusal, and settled: a key sent
+            // while grub still shows its error only dismisses it, and on
+            // UEFI the firmware's console repeats on the serial line all
+            // that grub draws.
+            c.expect_any(&GRUB_MENU, step)
+                .map_err(|e| anyhow::anyhow!("no grub menu after the refusal: {e}"))?;
+            std::thread::sleep(Duration::from_secs(3));
+        }
         c.send("e")?;
         c.expect("Enter username:", step)
             .map_err(|e| anyhow::anyhow!("editing an entry asked for no user: {e}"))?;
@@ -128,7 +140,9 @@ pub fn check_grub_password(vm: &mut Vm, timeout: Duration) -> Result<()> {
     // Out of the editor without booting what it holds, then the default
     // entry (the menu's countdown stopped at the first key).
     c.send("\x1b")?;
-    std::thread::sleep(Duration::from_secs(2));
+    c.expect_any(&GRUB_MENU, step)
+        .map_err(|e| anyhow::anyhow!("no grub menu after leaving the editor: {e}"))?;
+    std::thread::sleep(Duration::from_secs(3));
     c.send("\r")?;
     Ok(())
 }
