@@ -7,7 +7,7 @@
 //! unpacked on every boot of every node.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use command::CommandExt;
@@ -130,15 +130,17 @@ const DRACUT_TMPDIR: &str = "/var/tmp";
 pub const DRACUT_ARGS: &[&str] = &["--force", "--no-hostonly"];
 
 /// Builds the `flavor` initramfs of the image with the configuration
-/// [`write_conf`] wrote for it, as `/boot/initrd.img-KVER` (installed) or
-/// `/boot/initrd-live.img-KVER` (live); returns its path on the host. The
-/// caller moves the live one out of the tree. The tree is left as it was
-/// apart from the initramfs, as when the initramfs comes from the cache.
-pub fn build(root: &Root, flavor: Flavor, log: &std::path::Path, epoch: i64) -> Result<PathBuf> {
+/// [`write_conf`] wrote for it into `dest`: the installed node's is the
+/// tree's `/boot/initrd.img-KVER`; the live boot's is written in dracut's
+/// scratch folder and moved out of the tree to `dest`. The tree is left
+/// as it was apart from the installed node's initramfs, time stamps
+/// included, as when the images come from the cache (a reproducible
+/// rebuild compares them).
+pub fn build(root: &Root, flavor: Flavor, dest: &Path, log: &Path, epoch: i64) -> Result<()> {
     let kver = kernel_version(root)?;
     let initrd = match flavor {
         Flavor::Installed => format!("/boot/initrd.img-{kver}"),
-        Flavor::Live => format!("/boot/initrd-live.img-{kver}"),
+        Flavor::Live => format!("{DRACUT_TMPDIR}/hvnode-initrd-live.img-{kver}"),
     };
     let tmpdir = root.join(DRACUT_TMPDIR);
     let tmpdir_mtime = fs::metadata(&tmpdir)
@@ -154,10 +156,23 @@ pub fn build(root: &Root, flavor: Flavor, log: &std::path::Path, epoch: i64) -> 
             .run_logged(log)
             .with_context(|| format!("building the {} initramfs with dracut", flavor.whose()))?;
     }
+    let built = root.join(&initrd);
+    if built.as_path() != dest {
+        fs::rename(&built, dest)
+            .or_else(|_| fs::copy(&built, dest).and_then(|_| fs::remove_file(&built)))
+            .with_context(|| {
+                format!(
+                    "moving the {} initramfs {} out of the image to {}",
+                    flavor.whose(),
+                    built.display(),
+                    dest.display()
+                )
+            })?;
+    }
     fs::File::open(&tmpdir)
         .and_then(|d| d.set_modified(tmpdir_mtime))
         .with_context(|| format!("restoring the time of {}", tmpdir.display()))?;
-    Ok(root.join(&initrd))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -167,7 +182,7 @@ mod tests {
     #[test]
     fn conf_lists_modules() {
         let r = Recipe::parse(
-            std::path::Path::new("r.toml"),
+            Path::new("r.toml"),
             "name = \"n\"\nversion = \"1\"\nrelease = \"1\"\n[base]\nsuite = \"bookworm\"\n[packages]\ninclude = [\"x\"]\n[initramfs]\nmodules = [\"dmsquash-live\", \"lvm\"]\nomit = [\"plymouth\"]\nfilesystems = [\"ext4\", \"isofs\"]\n",
         )
         .unwrap();
@@ -181,7 +196,7 @@ mod tests {
     #[test]
     fn the_installed_nodes_initramfs_leaves_the_live_boot_and_the_network_out() {
         let r = Recipe::parse(
-            std::path::Path::new("r.toml"),
+            Path::new("r.toml"),
             "name = \"n\"\nversion = \"1\"\nrelease = \"1\"\n[base]\nsuite = \"bookworm\"\n[packages]\ninclude = [\"x\"]\n[initramfs]\nmodules = [\"lvm\"]\nomit = [\"plymouth\"]\nlive_modules = [\"dmsquash-live\", \"livenet\"]\ninstalled_omit = [\"network\"]\n",
         )
         .unwrap();
@@ -199,7 +214,7 @@ mod tests {
     #[test]
     fn a_module_both_everywhere_and_live_only_is_refused_naming_its_line() {
         let text = "name = \"n\"\nversion = \"1\"\nrelease = \"1\"\n[base]\nsuite = \"bookworm\"\n[packages]\ninclude = [\"x\"]\n[initramfs]\nmodules = [\"lvm\", \"livenet\"]\nlive_modules = [\"livenet\"]\n";
-        let e = Recipe::parse(std::path::Path::new("r.toml"), text)
+        let e = Recipe::parse(Path::new("r.toml"), text)
             .unwrap_err()
             .to_string();
         assert!(e.contains("r.toml:10"), "{e}");

@@ -402,19 +402,10 @@ impl<'a> Build<'a> {
                 }
                 None => {
                     st.note(&format!("dracut ({stage})"));
-                    let built = initramfs::build(root, flavor, &self.log(stage), self.epoch)?;
+                    initramfs::build(root, flavor, dest, &self.log(stage), self.epoch)?;
                     let staged = self.cache.staging(stage, &key, "img")?;
-                    fs::copy(&built, &staged)?;
+                    fs::copy(dest, &staged)?;
                     self.cache.commit(&staged, stage, &key, "img")?;
-                    if built != *dest {
-                        fs::rename(&built, dest).with_context(|| {
-                            format!(
-                                "moving the live initramfs {} out of the image to {}",
-                                built.display(),
-                                dest.display()
-                            )
-                        })?;
-                    }
                     notes.push(format!("{stage} built"));
                 }
             }
