@@ -167,6 +167,18 @@ impl Console {
         Ok(())
     }
 
+    /// Types `text` one key at a time, `pause` apart: firmware consoles
+    /// (OVMF's serial terminal under TCG) poll the port and drop keys that
+    /// arrive faster than they read them.
+    pub fn type_slowly(&mut self, text: &str, pause: Duration) -> Result<()> {
+        let mut buf = [0u8; 4];
+        for ch in text.chars() {
+            self.send(ch.encode_utf8(&mut buf))?;
+            std::thread::sleep(pause);
+        }
+        Ok(())
+    }
+
     /// Makes the shell at the prompt quiet for [`Console::run`]: no echo of
     /// typed lines, no prompt, no bracketed-paste sequences.
     pub fn prepare_shell(&mut self) -> Result<()> {

@@ -111,31 +111,42 @@ pub fn check_grub_password(vm: &mut Vm, timeout: Duration) -> Result<()> {
     let c = &mut vm.console;
     c.expect_any(&GRUB_MENU, timeout)
         .map_err(|e| anyhow::anyhow!("no grub menu: {e}"))?;
-    for (round, (password, want)) in [
+    // The wrong password must be refused once; the right one may be tried
+    // again when it was refused, since grub does not echo it and OVMF's
+    // serial console can lose a key even typed slowly: three refusals of
+    // the right password fail the check.
+    let mut tries = 0;
+    for (password, want) in [
         ("wrong-password", "access denied"),
         (GRUB_PASSWORD, "vmlinuz"),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        if round > 0 {
-            // Back at the menu after the refusal, and settled: a key sent
-            // while grub still shows its error only dismisses it, and on
-            // UEFI the firmware's console repeats on the serial line all
-            // that grub draws.
-            c.expect_any(&GRUB_MENU, step)
-                .map_err(|e| anyhow::anyhow!("no grub menu after the refusal: {e}"))?;
-            std::thread::sleep(Duration::from_secs(3));
+    ] {
+        loop {
+            tries += 1;
+            if tries > 1 {
+                // Back at the menu after the refusal, and settled: a key
+                // sent while grub still shows its error only dismisses it,
+                // and on UEFI the firmware's console repeats on the serial
+                // line all that grub draws.
+                c.expect_any(&GRUB_MENU, step)
+                    .map_err(|e| anyhow::anyhow!("no grub menu after the refusal: {e}"))?;
+                std::thread::sleep(Duration::from_secs(3));
+            }
+            c.send("e")?;
+            c.expect("Enter username:", step)
+                .map_err(|e| anyhow::anyhow!("editing an entry asked for no user: {e}"))?;
+            c.type_slowly("root\r", KEY_PAUSE)?;
+            c.expect("Enter password:", step)?;
+            c.type_slowly(&format!("{password}\r"), KEY_PAUSE)?;
+            let (got, _) = c.expect_any(&[want, "access denied"], step).map_err(|e| {
+                anyhow::anyhow!("grub's answer to the password {password:?} is not {want:?}: {e}")
+            })?;
+            if got == 0 {
+                break;
+            }
+            if tries >= 4 {
+                anyhow::bail!("grub refused the right password {password:?} three times");
+            }
         }
-        c.send("e")?;
-        c.expect("Enter username:", step)
-            .map_err(|e| anyhow::anyhow!("editing an entry asked for no user: {e}"))?;
-        c.send("root\r")?;
-        c.expect("Enter password:", step)?;
-        c.send(&format!("{password}\r"))?;
-        c.expect(want, step).map_err(|e| {
-            anyhow::anyhow!("grub's answer to the password {password:?} is not {want:?}: {e}")
-        })?;
     }
     // Out of the editor without booting what it holds, then the default
     // entry (the menu's countdown stopped at the first key).
@@ -146,6 +157,9 @@ pub fn check_grub_password(vm: &mut Vm, timeout: Duration) -> Result<()> {
     c.send("\r")?;
     Ok(())
 }
+
+/// Time between keys typed at grub's prompts (see the console's `type_slowly`).
+const KEY_PAUSE: Duration = Duration::from_millis(150);
 
 /// Boots `disk` with `firmware` and logs in as root.
 pub fn boot_installed(
