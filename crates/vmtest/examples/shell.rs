@@ -2,7 +2,8 @@
 //! line in the guest, printing their output:
 //! `shell ISO [--uefi|--usb] [--disk=PATH]... [--timeout=SECS] CMD...`;
 //! with `--installed=PASSWORD` it boots the first disk instead (ISO is then
-//! ignored) and logs in as root.
+//! ignored) and logs in as root; `--grub-password` first tries grub's
+//! password at its menu, as the install tests do.
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ fn main() -> anyhow::Result<()> {
         .find_map(|a| a.strip_prefix("--timeout="))
         .and_then(|s| s.parse().ok())
         .unwrap_or(120);
+    let grub_password = args.iter().any(|a| a == "--grub-password");
     let installed = args
         .iter()
         .find_map(|a| a.strip_prefix("--installed="))
@@ -41,6 +43,10 @@ fn main() -> anyhow::Result<()> {
     let mut cfg = vmtest::Config::new(fw, boot);
     cfg.disks = disks;
     let mut vm = vmtest::Vm::start(&cfg, &PathBuf::from("/tmp/vm-serial.log"))?;
+    if grub_password {
+        vmtest::install::check_grub_password(&mut vm, Duration::from_secs(600))?;
+        println!("grub password checked after {:.0} s", vm.uptime());
+    }
     if let Some(pw) = &installed {
         vm.console.login("root", pw, Duration::from_secs(900))?;
     } else {
