@@ -138,16 +138,21 @@ fn machine_args(c: &mut Command, cfg: &Config, serial: &Path, cpu: &str) {
         // minute of a one-vCPU boot (zeroing its memory, redrawing the
         // console in emulated video memory): emulator time, not the
         // node's.
-        .args([
-            "-display",
-            "none",
-            "-vga",
-            "none",
-            "-no-reboot",
-            "-monitor",
-            "none",
-        ])
-        .arg("-chardev")
+        .args(["-display", "none", "-vga", "none", "-no-reboot"]);
+    // A human monitor socket on demand, for looking at a guest from the
+    // outside (`info registers` samples where a boot spends its time).
+    match std::env::var_os("HVNODE_VM_MONITOR") {
+        Some(path) => {
+            let mut arg = std::ffi::OsString::from("unix:");
+            arg.push(path);
+            arg.push(",server=on,wait=off");
+            c.arg("-monitor").arg(arg);
+        }
+        None => {
+            c.args(["-monitor", "none"]);
+        }
+    }
+    c.arg("-chardev")
         .arg(format!(
             "socket,id=serial0,path={},server=on,wait=on",
             serial.display()
