@@ -5,7 +5,13 @@ need_apt pkg-config libvirt-dev libpam0g-dev libclang-dev
 # PAM test user (openssl hashes its password), libvirt's client library (the qemu:///system
 # test sets up its guest with it; the console itself speaks libvirtd's protocol).
 need_apt passwd libvirt0
-need_prog util-linux lsblk runuser
+# gpasswd takes a test user out of its admin group again (tests/admin_access.rs).
+need_prog passwd gpasswd
+# sudo decides administrative access (sudo -n -l -U USER); the tests run it against
+# their own sudoers drop-in, checked with visudo, also within the agent unit's
+# capabilities (setpriv).
+need_prog sudo sudo visudo
+need_prog util-linux lsblk runuser setpriv
 need_prog iproute2 ip
 need_prog openssl openssl
 need_prog curl curl

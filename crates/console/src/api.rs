@@ -54,12 +54,17 @@ pub(crate) fn to_value<T: serde::Serialize>(v: &T) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
 }
 
-/// `GET /api/v1/session`: who is logged in and the CSRF token for state changes.
+/// What `GET /api/v1/session` answers, with `admin` whether the session has
+/// administrative access.
+pub(crate) fn session_view(a: &Authed, admin: bool) -> serde_json::Value {
+    json!({ "user": a.session.user, "csrf": a.session.csrf, "admin": admin })
+}
+
+/// `GET /api/v1/session`: who is logged in, the CSRF token for state changes, and
+/// whether the session has administrative access (`admin`; every session starts
+/// without, limited to looking).
 pub async fn session(Extension(a): Extension<Authed>) -> Response {
-    ok(
-        "Session",
-        json!({ "user": a.session.user, "csrf": a.session.csrf }),
-    )
+    ok("Session", session_view(&a, a.session.is_admin()))
 }
 
 /// `GET /api/v1/overview`.

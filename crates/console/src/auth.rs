@@ -36,6 +36,15 @@ pub enum AuthError {
     /// PAM could not be used at all (missing service file, broken module).
     #[error("PAM service {0}: {1}")]
     Pam(String, String),
+    /// The account's sudo rules do not let it run every command as root (asked when a
+    /// session turns on administrative access, [`crate::admin`]). Its password is not
+    /// checked.
+    #[error("{0} may not run every command as root by the sudo policy")]
+    NotSudoer(String),
+    /// The sudo policy could not be learned ([`crate::sudo::PolicyError`]); nothing was
+    /// decided.
+    #[error("{0}")]
+    Policy(String),
     /// The check could not be run (no thread for it); nothing was decided.
     #[error("checking a login: {0}")]
     Unavailable(String),
@@ -56,7 +65,10 @@ impl AuthError {
                     .into()
             }
             Self::AccountRefused(_, why) => format!("the account may not log in: {why}"),
-            Self::Pam(..) | Self::Unavailable(_) => self.to_string(),
+            Self::NotSudoer(_) => {
+                "the account's sudo rules do not let it run every command as root".into()
+            }
+            Self::Pam(..) | Self::Policy(_) | Self::Unavailable(_) => self.to_string(),
         }
     }
 
@@ -65,7 +77,10 @@ impl AuthError {
     fn needs_delay(&self) -> bool {
         matches!(
             self,
-            Self::NotAdmin(..) | Self::Disallowed(_) | Self::AccountRefused(..)
+            Self::NotAdmin(..)
+                | Self::Disallowed(_)
+                | Self::AccountRefused(..)
+                | Self::NotSudoer(_)
         )
     }
 }
@@ -305,6 +320,7 @@ mod tests {
             AuthError::NotAdmin(typed.into(), "sudo, wheel".into()),
             AuthError::Disallowed(typed.into()),
             AuthError::AccountRefused(typed.into(), "account expired".into()),
+            AuthError::NotSudoer(typed.into()),
         ] {
             let reason = e.reason();
             assert!(!reason.contains(typed), "{reason}");

@@ -1,6 +1,7 @@
 //! What a request must pass before a handler sees it: a live session, the CSRF
-//! token on state changes, and an `Origin` of this console. Imports the state
-//! and the sessions, never a page.
+//! token on state changes, an `Origin` of this console, and administrative access
+//! for every change but the few a limited session may make ([`LIMITED_MAY`]).
+//! Imports the state, the sessions and the access check, never a page.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -8,6 +9,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 
+use crate::admin;
 use crate::error::ApiError;
 use crate::limits::{Standing, is_body_timeout};
 use crate::session::{COOKIE, same_secret};
@@ -52,6 +54,28 @@ pub fn origin_allowed(headers: &HeaderMap, tls: bool) -> bool {
         .is_ok_and(|o| o == format!("{scheme}://{host}"))
 }
 
+/// The state changes a limited session may make: logging out, and turning its own
+/// administrative access on or off (method, path). Every other request that changes
+/// state (any method but `GET`, `HEAD` and `OPTIONS`) or upgrades its connection (the
+/// terminal's WebSocket) needs administrative access, so a route added later is
+/// guarded without being named anywhere.
+pub const LIMITED_MAY: &[(&str, &str)] = &[
+    ("POST", "/logout"),
+    ("POST", "/api/v1/session/admin"),
+    ("DELETE", "/api/v1/session/admin"),
+    ("POST", "/session/admin"),
+    ("POST", "/session/admin/off"),
+];
+
+/// Whether a request needs administrative access ([`admin::authorize`]).
+pub fn needs_admin(method: &Method, path: &str, upgrade: bool) -> bool {
+    let changes_state = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    (changes_state || upgrade)
+        && !LIMITED_MAY
+            .iter()
+            .any(|(m, p)| *m == method.as_str() && *p == path)
+}
+
 fn wants_html(req: &Request) -> bool {
     !req.uri().path().starts_with("/api/") && req.method() == Method::GET
 }
@@ -67,7 +91,9 @@ fn is_background(req: &Request) -> bool {
 }
 
 /// Lets through only requests of a logged-in session; state changes must also carry
-/// the session's CSRF token and, when they have an `Origin`, come from this console.
+/// the session's CSRF token, come from this console when they have an `Origin`, and,
+/// unless a limited session may make them, have administrative access, whose rights
+/// are checked again here ([`admin::authorize`]).
 pub async fn require_session(State(state): State<Shared>, req: Request, next: Next) -> Response {
     let idle = state.config.idle_timeout();
     let token = session_cookie(req.headers());
@@ -101,6 +127,12 @@ pub async fn require_session(State(state): State<Shared>, req: Request, next: Ne
         match check_csrf(req, &session.csrf).await {
             Ok(r) => req = r,
             Err(resp) => return resp,
+        }
+    }
+    if needs_admin(req.method(), req.uri().path(), is_upgrade) {
+        if let Err(e) = admin::authorize(&state, &token, &session).await {
+            tracing::info!(user = %session.user, path = %req.uri().path(), "refused: {e}");
+            return e.into_response();
         }
     }
     req.extensions_mut().insert(Authed { token, session });
@@ -183,6 +215,37 @@ mod tests {
             &headers(&[("origin", "https://node:9090")]),
             true
         ));
+    }
+
+    #[test]
+    fn every_change_but_the_session_s_own_needs_admin_access() {
+        let (get, post, put, delete) = (Method::GET, Method::POST, Method::PUT, Method::DELETE);
+        for (method, path, upgrade, want) in [
+            (&get, "/vms", false, false),
+            (&get, "/api/v1/logs/stream", false, false),
+            (&Method::HEAD, "/", false, false),
+            (&get, "/terminal/socket", true, true),
+            (&post, "/vms/test/start", false, true),
+            (&post, "/api/v1/services/ssh.service/stop", false, true),
+            (&post, "/registration/register", false, true),
+            (&put, "/api/v1/node/update/upload/x.update.tar", false, true),
+            (&post, "/a/route/added/later", false, true),
+            (&delete, "/api/v1/vms/test", false, true),
+            (&post, "/logout", false, false),
+            (&post, "/api/v1/session/admin", false, false),
+            (&delete, "/api/v1/session/admin", false, false),
+            (&put, "/api/v1/session/admin", false, true),
+            (&post, "/session/admin", false, false),
+            (&post, "/session/admin/off", false, false),
+            (&post, "/session/admin/", false, true),
+            (&post, "/session/%61dmin", false, true),
+        ] {
+            assert_eq!(
+                needs_admin(method, path, upgrade),
+                want,
+                "{method} {path} upgrade={upgrade}"
+            );
+        }
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! generated on first start and renewed before it expires, unless the administrator
 //! provides one), PAM login for members of the admin groups (root only when
 //! `disallowed_users` leaves it out), refusals that all look like a wrong password
-//! and never log the name typed, an `HttpOnly; Secure; SameSite=Strict` session cookie
+//! and never log the name typed, sessions that start limited (read-only) until their
+//! user turns on administrative access with the password, given only when sudo lets
+//! the user run every command as root and checked again on each change ([`admin`]),
+//! an `HttpOnly; Secure; SameSite=Strict` session cookie
 //! with an idle timeout and a maximum age, a CSRF token on every state change, an
 //! `Origin` check on the login, state changes, streams and WebSockets, logins throttled
 //! per client and per account from the moment they start and checked a few at a time,
@@ -14,6 +17,8 @@
 //! logged in closed to make room for a newcomer when the total is full, and every
 //! phase of a connection timed ([`limits`]).
 
+pub mod access;
+pub mod admin;
 pub mod api;
 pub mod assets;
 pub mod auth;
@@ -36,6 +41,7 @@ pub mod server;
 pub mod services;
 pub mod session;
 pub mod state;
+pub mod sudo;
 pub mod terminal;
 pub mod tls;
 pub mod update_actions;
@@ -101,6 +107,19 @@ impl Console {
         clock: Arc<dyn clock::Clock>,
         authenticator: Arc<dyn auth::Authenticator>,
     ) -> Result<Self, StartError> {
+        let sudo = Arc::new(sudo::Sudo::default());
+        Self::bind_with_checks(config, metrics, clock, authenticator, sudo).await
+    }
+
+    /// [`Console::bind_with_authenticator`] with the sudo policy of administrative
+    /// access asked of `policy` instead of sudo (tests use a stand-in).
+    pub async fn bind_with_checks(
+        config: Config,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn clock::Clock>,
+        authenticator: Arc<dyn auth::Authenticator>,
+        policy: Arc<dyn sudo::AdminPolicy>,
+    ) -> Result<Self, StartError> {
         let (tls, certificate) = if config.insecure_http {
             (None, None)
         } else {
@@ -122,7 +141,7 @@ impl Console {
             source,
         })?;
         Ok(Self {
-            state: AppState::with_parts(config, metrics, clock, authenticator),
+            state: AppState::with_checks(config, metrics, clock, authenticator, policy),
             listener,
             tls,
             certificate,

@@ -37,6 +37,9 @@ pub struct PageCtx {
     pub user: String,
     pub csrf: String,
     pub hostname: String,
+    /// Whether the session has administrative access: the top bar says which mode it
+    /// is in, and the actions of a limited session are disabled.
+    pub admin: bool,
 }
 
 impl PageCtx {
@@ -51,6 +54,7 @@ impl PageCtx {
             active,
             user: authed.session.user.clone(),
             csrf: authed.session.csrf.clone(),
+            admin: authed.session.is_admin(),
             hostname: nix::unistd::gethostname()
                 .map(|h| h.to_string_lossy().into_owned())
                 .unwrap_or_default(),

@@ -584,29 +584,9 @@ async fn register_step(state: &Shared, authed: &Authed, form: RegisterForm) -> S
         Ok(f) => f,
         Err(e) => return Shown::failed(form, &e),
     };
-    // Admin rights are checked at login; a membership revoked since then counts too.
-    let (user, groups) = (
-        authed.session.user.clone(),
-        state.config.admin_groups.clone(),
-    );
-    let admin = tokio::task::spawn_blocking(move || crate::auth::is_admin(&user, &groups))
-        .await
-        .unwrap_or(false);
-    if !admin {
-        return Shown {
-            status: StatusCode::FORBIDDEN,
-            error: Some(ErrorView {
-                message: format!(
-                    "{} is no longer root or in an admin group ({}); only administrators \
-                     may register the node",
-                    authed.session.user,
-                    state.config.admin_groups.join(", ")
-                ),
-                next: None,
-            }),
-            ..Shown::form(form)
-        };
-    }
+    // Administrative access, and the rights behind it (an admin group, sudo rules that
+    // allow every command as root), were checked again by the session layer just now
+    // (`guard::require_session`, `admin::authorize`).
     let mut options = RegisterOptions::new(engine.clone());
     options.node_name = optional(&form.node_name);
     options.node_address = optional(&form.node_address);

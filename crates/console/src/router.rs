@@ -1,6 +1,6 @@
 //! The console's routes, and the layers every request passes through: security
-//! headers, the body limit, and the session, CSRF and Origin checks
-//! ([`crate::guard`]). The top of the module graph: nothing imports it but the
+//! headers, the body limit, and the session, CSRF, Origin and administrative access
+//! checks ([`crate::guard`]). The top of the module graph: nothing imports it but the
 //! server.
 
 use axum::Router;
@@ -14,7 +14,8 @@ use crate::error::ApiError;
 use crate::guard::{BODY_LIMIT, CSP, require_session};
 use crate::state::Shared;
 use crate::{
-    api, assets, layer_actions, login, pages, register, terminal, update_actions, update_upload,
+    access, api, assets, layer_actions, login, pages, register, terminal, update_actions,
+    update_upload,
 };
 
 /// Builds the console's router.
@@ -44,7 +45,13 @@ pub fn router(state: Shared) -> Router {
         .route("/terminal", get(terminal::page))
         .route("/terminal/socket", get(terminal::socket))
         .route("/logout", post(login::logout))
+        .route("/session/admin", post(access::page_on))
+        .route("/session/admin/off", post(access::page_off))
         .route("/api/v1/session", get(api::session))
+        .route(
+            "/api/v1/session/admin",
+            post(access::api_on).delete(access::api_off),
+        )
         .route("/api/v1/overview", get(api::overview))
         .route("/api/v1/metrics", get(api::metrics))
         .route("/api/v1/metrics/stream", get(api::metrics_stream))

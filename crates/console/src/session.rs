@@ -43,6 +43,17 @@ pub struct Session {
     pub csrf: String,
     pub created: Instant,
     pub last_seen: Instant,
+    /// Administrative access: `None` while the session is limited (read-only), as every
+    /// session starts; when it is on, the instant the sudo policy last allowed it
+    /// ([`crate::admin`] asks again once that is older than its cache time).
+    pub admin: Option<Instant>,
+}
+
+impl Session {
+    /// Whether administrative access is on.
+    pub fn is_admin(&self) -> bool {
+        self.admin.is_some()
+    }
 }
 
 /// All sessions, keyed by their cookie value.
@@ -95,6 +106,7 @@ impl Sessions {
                 csrf: csrf.clone(),
                 created: now,
                 last_seen: now,
+                admin: None,
             },
         );
         Some((token, csrf))
@@ -115,6 +127,33 @@ impl Sessions {
             session.last_seen = now;
         }
         Some(session.clone())
+    }
+
+    /// Turns administrative access on for the session of `token`, its policy checked at
+    /// `checked`; `false` when there is no such session (it ended meanwhile).
+    pub fn grant_admin(&mut self, token: &str, checked: Instant) -> bool {
+        match self.by_token.get_mut(token) {
+            Some(s) => {
+                s.admin = Some(checked);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Records that the policy allowed the session of `token` again at `checked`, if
+    /// its administrative access is still on (it may have been turned off meanwhile).
+    pub fn renew_admin(&mut self, token: &str, checked: Instant) {
+        if let Some(s) = self.by_token.get_mut(token).filter(|s| s.admin.is_some()) {
+            s.admin = Some(checked);
+        }
+    }
+
+    /// Turns administrative access off for the session of `token` (the session stays).
+    pub fn revoke_admin(&mut self, token: &str) {
+        if let Some(s) = self.by_token.get_mut(token) {
+            s.admin = None;
+        }
     }
 
     pub fn remove(&mut self, token: &str) -> Option<Session> {
@@ -424,6 +463,36 @@ mod tests {
         }
         let same_64: IpAddr = "2001:db8::99".parse().unwrap();
         assert!(t.begin(same_64, "x", now).is_err(), "one /64 is one client");
+    }
+
+    #[test]
+    fn sessions_start_limited_and_admin_access_comes_and_goes() {
+        let clock = Arc::new(ManualClock::new());
+        let mut s = Sessions::with_clock(clock.clone());
+        let idle = Duration::from_secs(60);
+        let (token, _) = s.create("ops").unwrap();
+        let (other, _) = s.create("ops").unwrap();
+        assert!(!s.get(&token, idle, false).unwrap().is_admin());
+        let at = clock.now();
+        assert!(s.grant_admin(&token, at));
+        let got = s.get(&token, idle, false).unwrap();
+        assert_eq!(got.admin, Some(at));
+        assert!(
+            !s.get(&other, idle, false).unwrap().is_admin(),
+            "only that session"
+        );
+        clock.advance(Duration::from_secs(5));
+        s.renew_admin(&token, clock.now());
+        assert_eq!(s.get(&token, idle, false).unwrap().admin, Some(clock.now()));
+        s.revoke_admin(&token);
+        assert!(!s.get(&token, idle, false).unwrap().is_admin());
+        s.renew_admin(&token, clock.now());
+        assert!(
+            !s.get(&token, idle, false).unwrap().is_admin(),
+            "a late recheck does not turn it back on"
+        );
+        s.remove(&token);
+        assert!(!s.grant_admin(&token, at), "an ended session stays ended");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::facts::{FactsCache, LayersCache};
 use crate::metrics::Metrics;
 use crate::node_update::Jobs;
 use crate::session::{Session, Sessions, Throttle};
+use crate::sudo::{AdminPolicy, Sudo};
 use crate::vms::Libvirt;
 
 /// What every handler can reach.
@@ -24,6 +25,9 @@ pub struct AppState {
     pub authenticator: Arc<dyn Authenticator>,
     /// The threads password checks run on, a few at a time.
     pub checks: Checks,
+    /// Whether an account's sudo rules let it do anything as root, which administrative
+    /// access needs ([`crate::admin`]): sudo itself, or a stand-in in tests.
+    pub policy: Arc<dyn AdminPolicy>,
     /// What session idle times and the login throttle's window are measured with.
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
@@ -61,6 +65,23 @@ impl AppState {
         clock: Arc<dyn Clock>,
         authenticator: Arc<dyn Authenticator>,
     ) -> Shared {
+        Self::with_checks(
+            config,
+            metrics,
+            clock,
+            authenticator,
+            Arc::new(Sudo::default()),
+        )
+    }
+
+    /// [`AppState::with_parts`] with the sudo policy asked of `policy` instead of sudo.
+    pub fn with_checks(
+        config: Config,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+        authenticator: Arc<dyn Authenticator>,
+        policy: Arc<dyn AdminPolicy>,
+    ) -> Shared {
         let libvirt = Arc::new(Libvirt::new(&config.libvirt_uri));
         let max_age = config.session_max_age();
         Arc::new(Self {
@@ -70,6 +91,7 @@ impl AppState {
             throttle: Mutex::new(Throttle::default()),
             authenticator,
             checks: Checks::default(),
+            policy,
             clock,
             metrics,
             libvirt,

@@ -2,8 +2,10 @@
 //!
 //! Binary frames carry bytes both ways; a text frame from the browser is a control
 //! message, `{"resize":[rows, cols]}`. The shell runs as the logged-in user through
-//! `systemd-run` or `runuser -l`, so it gets that user's groups, home and environment;
-//! it is ended when the socket closes or the session is logged out.
+//! `systemd-run` or `runuser -l`, so it gets that user's groups, home and environment.
+//! Opening it needs administrative access, as every change does; it is ended when the
+//! socket closes, the session is logged out, or its administrative access is turned
+//! off or found revoked (checked every 5 s, as for every change: [`admin::authorize`]).
 
 use std::time::Duration;
 
@@ -11,11 +13,12 @@ use askama::Template;
 use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::admin;
 use crate::guard::CSP;
 use crate::pages::{PageCtx, render};
 use crate::state::{Authed, Shared};
@@ -163,9 +166,7 @@ async fn run(mut socket: WebSocket, state: &Shared, authed: &Authed) -> Result<(
                 }
             }
             _ = check.tick() => {
-                let alive = state.sessions.lock().ok()
-                    .and_then(|mut s| s.get(&authed.token, idle, false)).is_some();
-                if !alive { break; }
+                if !may_stay_open(state, &authed.token, idle).await { break; }
             }
             _ = child.wait() => break,
         }
@@ -175,6 +176,24 @@ async fn run(mut socket: WebSocket, state: &Shared, authed: &Authed) -> Result<(
     let _ = socket.send(Message::Close(None)).await;
     tracing::info!(user = %user, "terminal closed");
     Ok(())
+}
+
+/// Whether a terminal may stay open: its session lives and keeps administrative
+/// access, whose rights are checked as for every change (a check that cannot be made
+/// now, sudo failing, leaves it open; the next change is refused anyway).
+async fn may_stay_open(state: &Shared, token: &str, idle: Duration) -> bool {
+    let session = state
+        .sessions
+        .lock()
+        .ok()
+        .and_then(|mut s| s.get(token, idle, false));
+    let Some(session) = session else {
+        return false;
+    };
+    match admin::authorize(state, token, &session).await {
+        Ok(()) => true,
+        Err(e) => e.status() == StatusCode::SERVICE_UNAVAILABLE,
+    }
 }
 
 #[cfg(test)]

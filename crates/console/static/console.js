@@ -77,6 +77,9 @@
     return td;
   }
 
+  // A limited session sees the actions but cannot use them (the server refuses them).
+  const limited = () => document.body.dataset.admin !== "1";
+
   function vmRow(vm, actions) {
     const tr = document.createElement("tr");
     tr.dataset.vm = vm.name;
@@ -112,6 +115,7 @@
       i.type = "hidden"; i.name = "csrf"; i.value = csrf();
       const b = document.createElement("button");
       b.type = "submit"; b.className = "action-" + name; b.textContent = label;
+      if (limited()) { b.disabled = true; b.title = "Needs administrative access"; }
       f.append(i, b);
       act.append(f);
     }

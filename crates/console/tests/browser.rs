@@ -74,6 +74,8 @@ fn an_administrator_works_through_the_console_in_chromium() {
     );
     for name in [
         "login",
+        "limited",
+        "admin-form",
         "overview",
         "vm-confirm",
         "vms",

@@ -402,7 +402,7 @@ fn an_upload_is_timed_by_its_pauses_not_its_length() {
         c.upload_stall_timeout_secs = 2;
         c.keep_alive_timeout_secs = 30;
     });
-    let session = server.session("ops");
+    let session = server.admin_session("root");
     let headers = [
         ("Cookie", session.cookie.as_str()),
         ("X-CSRF-Token", session.csrf.as_str()),
@@ -653,7 +653,7 @@ fn event_streams_and_the_terminal_outlive_every_timeout() {
         c.body_timeout_secs = 1;
         c.upload_stall_timeout_secs = 1;
     });
-    let session = server.session("root");
+    let session = server.admin_session("root");
     let addr = server.addr;
     let cookie = session.cookie.clone();
     // The metrics stream, for 3.5 s.

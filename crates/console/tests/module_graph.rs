@@ -94,8 +94,11 @@ fn shared_modules_import_no_feature() {
         "login",
         "layer_actions",
         "node_layers",
+        "access",
     ];
-    for shared in ["state", "guard", "auth", "facts", "session", "error"] {
+    for shared in [
+        "state", "guard", "auth", "facts", "session", "error", "admin", "sudo",
+    ] {
         let bad: Vec<&String> = g[shared]
             .iter()
             .filter(|m| features.contains(&m.as_str()))

@@ -11,7 +11,7 @@ use common::{Server, get, post_form};
 #[test]
 fn every_page_renders_with_the_navigation() {
     let server = Server::start(|_| {});
-    let s = server.session("root");
+    let s = server.admin_session("root");
     for (path, must) in [
         ("/", "SSH host keys"),
         ("/vms", "sVirt label"),
@@ -50,7 +50,7 @@ fn the_node_page_says_a_live_host_is_not_installed_on_a_layered_root() {
         return;
     }
     let server = Server::start(|_| {});
-    let s = server.session("root");
+    let s = server.admin_session("root");
     let page = get(&server.url("/node"), Some(&s), &[]);
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(
@@ -277,7 +277,7 @@ fn the_sampler_fills_the_history_and_streams_points() {
 #[test]
 fn malformed_input_is_a_400_with_a_message() {
     let server = Server::start(|_| {});
-    let s = server.session("root");
+    let s = server.admin_session("root");
     for path in [
         "/api/v1/logs?priority=9",
         "/api/v1/logs?priority=high",
@@ -348,7 +348,7 @@ fn storage_network_and_logs_answer_with_data_or_the_failing_command() {
 #[test]
 fn a_failing_unit_action_names_the_command_and_what_it_said() {
     let server = Server::start(|_| {});
-    let s = server.session("root");
+    let s = server.admin_session("root");
     let csrf = [("X-CSRF-Token", s.csrf.as_str())];
     // No such unit exists: systemctl fails with or without a running systemd.
     let unit = "hvnode-test-no-such-unit.service";

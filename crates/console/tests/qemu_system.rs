@@ -52,7 +52,7 @@ fn the_console_starts_and_stops_a_tcg_guest() {
     common::require_root();
     let guest = Guest::define();
     let server = Server::start(|c| c.libvirt_uri = URI.into());
-    let s = server.session("root");
+    let s = server.admin_session("root");
     let csrf = [("X-CSRF-Token", s.csrf.as_str())];
     let api = |p: &str| server.url(&format!("/api/v1/vms/{}{p}", guest.name));
 

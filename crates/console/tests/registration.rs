@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{PamService, Reply, Server, Session, TestUser, enc, get, login, post_form};
+use common::{PamService, Reply, Server, Session, TestUser, enc, get, login_admin, post_form};
 use registration::{MANAGED_CERT_PATH, RegistrationState, STATE_PATH, Sysroot, load_state};
 use test_engine::TestEngine;
 
@@ -51,7 +51,7 @@ fn setup() -> Setup {
         c.admin_groups = vec![group];
         c.sysroot = sysroot;
     });
-    let session = login(&server, &user.name, &user.password).unwrap();
+    let session = login_admin(&server, &user.name, &user.password).unwrap();
     Setup {
         server,
         session,

@@ -149,9 +149,15 @@ fn first_event(server: &Server, s: &Session, path: &str, event: &str) -> Value {
 fn every_api_answer_matches_its_schema() {
     let schemas = Schemas::load();
     let server = Server::start(|_| {});
-    let s = server.session("root");
-
-    schemas.check("api-v1-session.json", &ok(&server, &s, "/api/v1/session"));
+    // Every session starts limited; the walk below changes things, as an
+    // administrator, and ends by turning the access off again.
+    let limited = ok(&server, &server.session("root"), "/api/v1/session");
+    assert_eq!(limited["data"]["admin"], false, "{limited}");
+    schemas.check("api-v1-session.json", &limited);
+    let s = server.admin_session("root");
+    let session = ok(&server, &s, "/api/v1/session");
+    assert_eq!(session["data"]["admin"], true, "{session}");
+    schemas.check("api-v1-session.json", &session);
 
     // This host as it is: a live system (a build host does not run from a layer).
     schemas.check("api-v1-overview.json", &ok(&server, &s, "/api/v1/overview"));
@@ -344,6 +350,18 @@ fn every_api_answer_matches_its_schema() {
     let r = get(&server.url("/api/v1/logs?priority=9"), Some(&s), &[]);
     assert_eq!(r.status, 400);
     schemas.check("api-v1-error.json", &r.json());
+    // Turning administrative access off answers the session, as it now is.
+    let r = common::request(
+        &server,
+        "DELETE",
+        "/api/v1/session/admin",
+        Some(&s),
+        &csrf,
+        "",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["data"]["admin"], false, "{}", r.body);
+    schemas.check("api-v1-session.json", &r.json());
     drop(server);
 
     // libvirt unreachable: the VM list fails, the Node page says why in its place.

@@ -1,41 +1,14 @@
 //! Walks every route the router declares (read from `src/router.rs`, so a new route cannot
 //! be forgotten here) and checks the session, CSRF and Origin rules and the headers.
+//! The sessions that change something have administrative access, so that what
+//! refuses them here is the rule under test (`tests/admin_access.rs` walks the routes
+//! with a limited session).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use common::{Reply, Server, get, post_form};
-
-/// (method, path) of every `.route(...)` in the router, path parameters filled in.
-fn routes() -> Vec<(String, String)> {
-    let src = include_str!("../src/router.rs");
-    let mut out = Vec::new();
-    let starts: Vec<usize> = src.match_indices(".route(").map(|(i, _)| i).collect();
-    for (n, start) in starts.iter().enumerate() {
-        let end = starts.get(n + 1).copied().unwrap_or(src.len());
-        let call = &src[*start..end];
-        let call = &call[..call
-            .find(".fallback(")
-            .or(call.find(".merge("))
-            .unwrap_or(call.len())];
-        let path = &call[call.find('"').unwrap() + 1..];
-        let path = &path[..path.find('"').unwrap()];
-        let path = path
-            .replace("{name}", "test")
-            .replace("{action}", "start")
-            .replace("{unit}", "ssh.service")
-            .replace("{layer}", "hvnode-1.0-0.20261125.0+1")
-            .replace("{file}", "console.css");
-        for (needle, method) in [("get(", "GET"), ("post(", "POST")] {
-            if call.contains(needle) {
-                out.push((method.to_string(), path.clone()));
-            }
-        }
-    }
-    assert!(out.len() >= 25, "the router has more routes than {out:?}");
-    out
-}
+use common::{Reply, Server, get, post_form, request, routes};
 
 const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/login"),
@@ -65,21 +38,6 @@ fn assert_headers(r: &Reply, what: &str, tls: bool) {
             r.header("strict-transport-security").is_some(),
             "{what}: no HSTS"
         );
-    }
-}
-
-fn request(
-    server: &Server,
-    method: &str,
-    path: &str,
-    session: Option<&common::Session>,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Reply {
-    let url = server.url(path);
-    match method {
-        "GET" => get(&url, session, headers),
-        _ => post_form(&url, session, headers, body),
     }
 }
 
@@ -124,11 +82,11 @@ fn without_a_session_only_login_and_static_files_answer() {
 #[test]
 fn state_changes_need_the_csrf_token_and_a_matching_origin() {
     let server = Server::start(|_| {});
-    let s = server.session("root");
-    let other = server.session("root");
+    let s = server.admin_session("root");
+    let other = server.admin_session("root");
     let posts: Vec<_> = routes()
         .into_iter()
-        .filter(|(m, p)| m == "POST" && p != "/login")
+        .filter(|(m, p)| m != "GET" && p != "/login")
         .collect();
     assert!(posts.len() >= 5, "{posts:?}");
     for (method, path) in &posts {
@@ -178,7 +136,7 @@ fn state_changes_need_the_csrf_token_and_a_matching_origin() {
 #[test]
 fn streams_and_websockets_refuse_foreign_origins() {
     let server = Server::start(|_| {});
-    let s = server.session("root");
+    let s = server.admin_session("root");
     for path in ["/api/v1/metrics/stream", "/api/v1/logs/stream"] {
         let r = get(
             &server.url(path),
@@ -234,7 +192,7 @@ fn authenticated_pages_carry_the_headers_and_no_private_key() {
 #[test]
 fn hostile_inputs_never_crash_the_server() {
     let server = Server::start(|_| {});
-    let s = server.session("root");
+    let s = server.admin_session("root");
     let long = "a".repeat(4000);
     let names = [
         "",
@@ -326,7 +284,7 @@ fn only_a_persons_requests_keep_a_session_alive() {
 #[test]
 fn origin_null_is_refused_for_websockets_and_the_login() {
     let server = Server::start(|_| {});
-    let s = server.session("root");
+    let s = server.admin_session("root");
     let r = get(
         &server.url("/terminal/socket"),
         Some(&s),

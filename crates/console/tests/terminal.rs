@@ -50,7 +50,7 @@ fn read_until(
 fn a_command_runs_in_a_login_shell_and_the_size_follows_the_browser() {
     common::require_root();
     let server = Server::start(|_| {});
-    let s = server.session("root");
+    let s = server.admin_session("root");
     let mut ws = open(&server, &s, &server.origin()).unwrap();
     ws.send(Message::Text(r#"{"resize":[40,132]}"#.into()))
         .unwrap();
@@ -74,9 +74,12 @@ fn a_command_runs_in_a_login_shell_and_the_size_follows_the_browser() {
 #[test]
 fn a_shell_runs_as_the_logged_in_user() {
     let _pam = common::PamService::install();
-    let user = common::TestUser::create(None);
-    let server = Server::start(|_| {});
-    let s = server.session(&user.name);
+    // Opening a terminal needs administrative access, and the rights it is checked
+    // against: an admin group.
+    let user = common::TestUser::create(Some("hvsh"));
+    let group = user.group().to_string();
+    let server = Server::start(|c| c.admin_groups = vec![group]);
+    let s = server.admin_session(&user.name);
     let mut ws = open(&server, &s, &server.origin()).unwrap();
     ws.send(Message::Binary(
         b"echo me=$(id -un) home=$HOME\n".to_vec().into(),
@@ -93,7 +96,7 @@ fn a_shell_runs_as_the_logged_in_user() {
 fn logout_ends_the_shell_and_foreign_pages_cannot_open_one() {
     common::require_root();
     let server = Server::start(|_| {});
-    let s = server.session("root");
+    let s = server.admin_session("root");
     assert!(open(&server, &s, "http://evil.example").is_err());
     let mut ws = open(&server, &s, &server.origin()).unwrap();
     ws.send(Message::Binary(b"echo ready\n".to_vec().into()))

@@ -24,7 +24,7 @@ fn put(server: &Server, file: &str, session: Option<&Session>, csrf: bool, body:
 #[test]
 fn a_bundle_and_its_signature_are_uploaded_whole_with_the_session_only() {
     let server = Server::start(|_| {});
-    let s = server.session("root");
+    let s = server.admin_session("root");
     let uploads = server.state.config.state_dir.join("uploads");
     // 3 MiB: far past the body limit of forms and JSON.
     let bundle: Vec<u8> = (0..3 << 20).map(|i: u32| (i % 251) as u8).collect();

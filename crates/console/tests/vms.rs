@@ -57,7 +57,7 @@ fn list_shows_the_test_domain_with_its_facts() {
 #[test]
 fn api_actions_change_the_state() {
     let server = Server::start(|_| {});
-    let s = server.session("root");
+    let s = server.admin_session("root");
     let csrf = [("X-CSRF-Token", s.csrf.as_str())];
     let act = |a: &str| {
         post_form(
@@ -91,7 +91,7 @@ fn api_actions_change_the_state() {
 #[test]
 fn page_actions_ask_for_confirmation_first() {
     let server = Server::start(|_| {});
-    let s = server.session("root");
+    let s = server.admin_session("root");
     let url = server.url("/vms/test/force-off");
     let r = post_form(&url, Some(&s), &[], &format!("csrf={}", s.csrf));
     assert_eq!(r.status, 200);
@@ -117,7 +117,7 @@ fn page_actions_ask_for_confirmation_first() {
 #[test]
 fn unknown_vms_and_actions_and_malformed_bodies() {
     let server = Server::start(|_| {});
-    let s = server.session("root");
+    let s = server.admin_session("root");
     let csrf = [("X-CSRF-Token", s.csrf.as_str())];
     let r = get(&server.url("/api/v1/vms/no-such-vm"), Some(&s), &[]);
     assert_eq!(r.status, 404);

@@ -108,8 +108,10 @@ pub const CONSOLE_URL: &str = "https://127.0.0.1:9090";
 
 /// Logs in to the node's web console as the kickstart's admin
 /// ([`crate::install::ADMIN_USER`]) with curl inside the guest (PAM, over
-/// TLS), after checking that root is refused; the session's cookie is kept
-/// in `/tmp/jar` for [`console_post`].
+/// TLS), after checking that root is refused, and turns on the session's
+/// administrative access with the same password (sudo's rules for the
+/// `sudo` group allow it); the session's cookie is kept in `/tmp/jar` for
+/// [`console_post`].
 pub fn console_login(c: &mut Console) -> Result<()> {
     let login = |user: &str| {
         format!(
@@ -126,6 +128,21 @@ pub fn console_login(c: &mut Console) -> Result<()> {
     ensure!(
         answer.trim().starts_with('3'),
         "the console's login answered {answer}"
+    );
+    // Every session starts limited (read-only).
+    let admin = c.check(
+        &console_post(
+            "/api/v1/session/admin",
+            &format!(
+                "--data-urlencode password={}",
+                crate::install::ROOT_PASSWORD
+            ),
+        ),
+        CMD,
+    )?;
+    ensure!(
+        admin.trim_end().ends_with("200"),
+        "turning on the console session's administrative access answered {admin}"
     );
     Ok(())
 }

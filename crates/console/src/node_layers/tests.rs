@@ -24,6 +24,7 @@ fn node_page(layers: LayersView) -> pages::NodePage {
             user: "root".into(),
             csrf: "tok".into(),
             hostname: "node1".into(),
+            admin: true,
         },
         image: NEW.into(),
         os: "Debian".into(),
@@ -288,4 +289,32 @@ fn plain_shows_its_store_in_words_and_its_space() {
     let space = storage.checks.iter().find(|c| c.name == "Space").unwrap();
     assert_eq!(space.status, health::Status::Failed);
     assert_eq!(space.detail, "85% used (limit 80%)");
+}
+
+#[test]
+fn a_limited_session_sees_the_mode_and_the_actions_disabled() {
+    let mut t = node_page(node_view(updated_node()));
+    let admin = t.render().unwrap();
+    assert!(
+        admin.contains(r#"id="access-mode" data-admin="1""#),
+        "{admin}"
+    );
+    assert!(admin.contains(r#"action="/session/admin/off""#));
+    assert!(!admin.contains("limited-banner"));
+    assert!(!admin.contains("disabled"), "{admin}");
+    t.page.admin = false;
+    let limited = t.render().unwrap();
+    for want in [
+        r#"<body data-page="/node" data-admin="0">"#,
+        r#"<summary id="access-mode" data-admin="0""#,
+        r#"<form method="post" action="/session/admin" class="access-form">"#,
+        r#"<input type="hidden" name="back" value="/node">"#,
+        r#"<input type="password" id="admin-password" name="password""#,
+        r#"id="limited-banner""#,
+        r#"<button type="submit" class="action-boot-next" disabled title="Needs administrative access">"#,
+        r#"<button type="submit" id="action-update-check" disabled title="Needs administrative access">"#,
+    ] {
+        assert!(limited.contains(want), "{want}\n{limited}");
+    }
+    assert!(!limited.contains(r#"action="/session/admin/off""#));
 }

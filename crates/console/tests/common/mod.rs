@@ -8,14 +8,16 @@
     clippy::result_large_err
 )]
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
-use console::auth::Authenticator;
-use console::clock::ManualClock;
+use console::auth::{Authenticator, Pam};
+use console::clock::{Clock, ManualClock};
+use console::sudo::{AdminPolicy, PolicyError};
 use console::{AppState, Config, Console, Metrics};
 use ureq::Agent;
 
@@ -27,6 +29,34 @@ pub const TEST_NODE_XML: &str = include_str!("../fixtures/test-node.xml");
 /// a test waits a moment, not seconds, for the history's first points.
 pub const SAMPLE_PERIOD: std::time::Duration = std::time::Duration::from_millis(50);
 
+/// A stand-in for sudo's policy of administrative access: allows every account but
+/// those [`SudoPolicy::deny`] names, and counts the questions. Tests that are not
+/// about sudo use it; `tests/admin_access.rs` also asks the real sudo.
+#[derive(Debug, Default)]
+pub struct SudoPolicy {
+    denied: Mutex<HashSet<String>>,
+    asked: AtomicUsize,
+}
+
+impl SudoPolicy {
+    /// From now on `user`'s sudo rules allow only some commands.
+    pub fn deny(&self, user: &str) {
+        self.denied.lock().unwrap().insert(user.to_string());
+    }
+
+    /// How often the console asked.
+    pub fn asked(&self) -> usize {
+        self.asked.load(Ordering::SeqCst)
+    }
+}
+
+impl AdminPolicy for SudoPolicy {
+    fn allows(&self, user: &str) -> Result<bool, PolicyError> {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        Ok(!self.denied.lock().unwrap().contains(user))
+    }
+}
+
 /// A running console; stops when dropped.
 pub struct Server {
     pub addr: SocketAddr,
@@ -34,6 +64,8 @@ pub struct Server {
     /// The clock of sessions and the login throttle: it stands still until a test
     /// advances it past an idle timeout or the throttle's window.
     pub clock: Arc<ManualClock>,
+    /// The sudo policy's stand-in (unused by a server started with the real sudo).
+    pub policy: Arc<SudoPolicy>,
     pub tls: bool,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -41,23 +73,34 @@ pub struct Server {
 }
 
 impl Server {
-    /// Plain HTTP on loopback, libvirt's test driver, the given tweaks.
+    /// Plain HTTP on loopback, libvirt's test driver, PAM, the sudo policy's
+    /// stand-in ([`Server::policy`]), the given tweaks.
     pub fn start(tweak: impl FnOnce(&mut Config)) -> Self {
-        Self::start_with(true, None, tweak)
+        Self::start_with(true, None, None, tweak)
     }
 
     pub fn start_tls(tweak: impl FnOnce(&mut Config)) -> Self {
-        Self::start_with(false, None, tweak)
+        Self::start_with(false, None, None, tweak)
     }
 
     /// Plain HTTP on loopback with logins checked by `auth` instead of PAM.
     pub fn start_with_auth(auth: Arc<dyn Authenticator>, tweak: impl FnOnce(&mut Config)) -> Self {
-        Self::start_with(true, Some(auth), tweak)
+        Self::start_with(true, Some(auth), None, tweak)
+    }
+
+    /// Plain HTTP on loopback, PAM, and the sudo policy asked of `policy` (the real
+    /// [`console::sudo::Sudo`]) instead of the stand-in.
+    pub fn start_with_policy(
+        policy: Arc<dyn AdminPolicy>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
+        Self::start_with(true, None, Some(policy), tweak)
     }
 
     fn start_with(
         insecure: bool,
         auth: Option<Arc<dyn Authenticator>>,
+        real_policy: Option<Arc<dyn AdminPolicy>>,
         tweak: impl FnOnce(&mut Config),
     ) -> Self {
         let dirs = tempfile::tempdir().unwrap();
@@ -76,6 +119,14 @@ impl Server {
         tweak(&mut config);
         let clock = Arc::new(ManualClock::new());
         let console_clock = clock.clone();
+        let stand_in = Arc::new(SudoPolicy::default());
+        let policy: Arc<dyn AdminPolicy> = real_policy.unwrap_or_else(|| stand_in.clone());
+        let auth = auth.unwrap_or_else(|| {
+            Arc::new(Pam {
+                service: config.pam_service.clone(),
+                admin_groups: config.admin_groups.clone(),
+            })
+        });
         let (tx, rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -87,13 +138,9 @@ impl Server {
             rt.block_on(async move {
                 let metrics = Arc::new(Metrics::default());
                 let sampler = console::spawn_sampler_every(metrics.clone(), SAMPLE_PERIOD);
-                let c = match auth {
-                    Some(auth) => {
-                        Console::bind_with_authenticator(config, metrics, console_clock, auth).await
-                    }
-                    None => Console::bind_with_clock(config, metrics, console_clock).await,
-                }
-                .unwrap();
+                let c = Console::bind_with_checks(config, metrics, console_clock, auth, policy)
+                    .await
+                    .unwrap();
                 tx.send((c.local_addr().unwrap(), c.state.clone())).unwrap();
                 c.serve(async move {
                     let _ = stop_rx.await;
@@ -107,6 +154,7 @@ impl Server {
             addr,
             state,
             clock,
+            policy: stand_in,
             tls: !insecure,
             stop: Some(stop_tx),
             thread: Some(thread),
@@ -139,9 +187,24 @@ impl Server {
             .expect("the sampler stopped")
     }
 
-    /// A session made directly in the store (for tests that are not about PAM).
+    /// A session made directly in the store (for tests that are not about PAM):
+    /// limited, as every session starts.
     pub fn session(&self, user: &str) -> Session {
         let (token, csrf) = self.state.sessions.lock().unwrap().create(user).unwrap();
+        Session {
+            cookie: format!("{}={token}", console::session::COOKIE),
+            csrf,
+        }
+    }
+
+    /// A session made directly in the store with administrative access turned on,
+    /// for tests that change something and are not about the access itself. The
+    /// console still checks its rights on each change: use root (always in an admin
+    /// group) or a member of one.
+    pub fn admin_session(&self, user: &str) -> Session {
+        let mut sessions = self.state.sessions.lock().unwrap();
+        let (token, csrf) = sessions.create(user).unwrap();
+        assert!(sessions.grant_admin(&token, self.clock.now()));
         Session {
             cookie: format!("{}={token}", console::session::COOKIE),
             csrf,
@@ -361,6 +424,91 @@ pub fn login(server: &Server, user: &str, password: &str) -> Result<Session, Rep
     Ok(Session { cookie, csrf })
 }
 
+/// Turns on administrative access for `session` through the API, with `password`.
+pub fn turn_on_admin(server: &Server, session: &Session, password: &str) -> Reply {
+    post_form(
+        &server.url("/api/v1/session/admin"),
+        Some(session),
+        &[("X-CSRF-Token", &session.csrf)],
+        &format!("password={}", enc(password)),
+    )
+}
+
+/// Logs in through the form and turns on administrative access with the same
+/// password: what an administrator does before changing anything.
+pub fn login_admin(server: &Server, user: &str, password: &str) -> Result<Session, Reply> {
+    let s = login(server, user, password)?;
+    let r = turn_on_admin(server, &s, password);
+    if r.status != 200 {
+        return Err(r);
+    }
+    Ok(s)
+}
+
+/// (method, path) of every `.route(...)` in the router, path parameters filled in:
+/// read from `src/router.rs`, so that a new route cannot be forgotten by the tests
+/// that walk them all.
+pub fn routes() -> Vec<(String, String)> {
+    let src = include_str!("../../src/router.rs");
+    let mut out = Vec::new();
+    let starts: Vec<usize> = src.match_indices(".route(").map(|(i, _)| i).collect();
+    for (n, start) in starts.iter().enumerate() {
+        let end = starts.get(n + 1).copied().unwrap_or(src.len());
+        let call = &src[*start..end];
+        let call = &call[..call
+            .find(".fallback(")
+            .or(call.find(".merge("))
+            .unwrap_or(call.len())];
+        let path = &call[call.find('"').unwrap() + 1..];
+        let path = &path[..path.find('"').unwrap()];
+        let path = path
+            .replace("{name}", "test")
+            .replace("{action}", "start")
+            .replace("{unit}", "ssh.service")
+            .replace("{layer}", "hvnode-1.0-0.20261125.0+1")
+            .replace("{file}", "console.css");
+        for (needle, method) in [
+            ("get(", "GET"),
+            ("post(", "POST"),
+            ("put(", "PUT"),
+            ("delete(", "DELETE"),
+        ] {
+            if call.contains(needle) {
+                out.push((method.to_string(), path.clone()));
+            }
+        }
+    }
+    assert!(out.len() >= 25, "the router has more routes than {out:?}");
+    out
+}
+
+/// A request of any method with a form body (`GET` sends none).
+pub fn request(
+    server: &Server,
+    method: &str,
+    path: &str,
+    session: Option<&Session>,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Reply {
+    let url = server.url(path);
+    let mut req = match method {
+        "GET" => return get(&url, session, headers),
+        "POST" => return post_form(&url, session, headers, body),
+        "PUT" => client().put(&url),
+        "DELETE" => client().delete(&url).force_send_body(),
+        other => panic!("no such method in the router: {other}"),
+    };
+    req = req.header("Content-Type", "application/x-www-form-urlencoded");
+    if let Some(s) = session {
+        req = req.header("Cookie", &s.cookie);
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    reply(req.send(body))
+}
+
 pub fn require_root() {
     assert!(
         nix::unistd::geteuid().is_root(),
@@ -369,7 +517,7 @@ pub fn require_root() {
 }
 
 /// Runs an account tool, retrying while another test holds the passwd lock.
-fn run(cmd: &mut Command) {
+pub fn run(cmd: &mut Command) {
     let mut last = String::new();
     for _ in 0..50 {
         let out = cmd.output().unwrap();

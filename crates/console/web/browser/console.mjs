@@ -1,5 +1,7 @@
 // Drives Debian's headless Chromium through the console like an administrator:
-// log in, watch the graphs move, force off and start a VM with confirmation, see the
+// log in, find the session limited (actions disabled, no terminal), turn on
+// administrative access with the password (a wrong one first), watch the graphs move,
+// force off and start a VM with confirmation, see the
 // list update without a reload, upload an update bundle and have it checked, follow the journal, register with an engine after
 // confirming its CA's fingerprint, run a command in the terminal, log out.
 // Run by tests/browser.rs, which starts the console and a loopback engine and passes:
@@ -52,6 +54,38 @@ try {
   const c = cookies.find((x) => x.name === "__Host-hvnode-session") || fail("no session cookie");
   if (!c.httpOnly || !c.secure || c.sameSite !== "Strict") fail("cookie flags: " + JSON.stringify(c));
   if (await page.evaluate(() => document.cookie.includes("__Host-hvnode-session"))) fail("cookie readable by script");
+
+  step("limited access");
+  // Every session starts limited: the mode is shown, actions are disabled and the
+  // server refuses them anyway.
+  if ((await page.textContent("#access-mode")).trim() !== "Limited access") fail("not limited after login");
+  await page.waitForSelector("#limited-banner");
+  await page.click('nav a[href="/vms"]');
+  await page.waitForSelector('tr[data-vm="test"] button.action-force-off[disabled]');
+  const refused = await page.evaluate(async () => {
+    const csrf = document.querySelector('meta[name="csrf-token"]').content;
+    const r = await fetch("/api/v1/vms/idle/force-off", { method: "POST", headers: { "X-CSRF-Token": csrf } });
+    return r.status + " " + (await r.json()).error;
+  });
+  if (!refused.startsWith("403 administrative access is off")) fail("a limited session's action: " + refused);
+  await page.click('nav a[href="/terminal"]');
+  await page.waitForSelector("#terminal-limited");
+  await shot("limited");
+
+  step("administrative access");
+  await page.click("#access-mode");
+  await page.fill("#admin-password", "wrong password");
+  await page.click("#admin-on");
+  await page.waitForSelector("p.alert");
+  if (!(await page.textContent("p.alert")).includes("administrative access refused")) fail("a wrong password was not refused");
+  if ((await page.textContent("#access-mode")).trim() !== "Limited access") fail("a wrong password turned it on");
+  await page.click("#access-mode");
+  await page.fill("#admin-password", HV_PASSWORD);
+  await shot("admin-form");
+  await page.click("#admin-on");
+  await page.waitForSelector('#access-mode[data-admin="1"]');
+  if (await page.$("#limited-banner")) fail("still says limited");
+  await page.click('nav a[href="/"]');
 
   step("graphs move");
   await until(() => Number(document.getElementById("graphs").dataset.updated || 0) > 0, null, "the first graph update");
@@ -145,6 +179,13 @@ try {
   await page.keyboard.type("echo hv-$((6*7)) $(id -un)\n");
   await until((u) => document.querySelector("#terminal .xterm-rows")?.textContent.includes("hv-42 " + u), HV_USER, "the command's output");
   await shot("terminal");
+
+  step("turn administrative access off");
+  await page.click('nav a[href="/vms"]');
+  await page.click("#admin-off");
+  await page.waitForURL(HV_URL + "/vms");
+  await page.waitForSelector('#access-mode[data-admin="0"]');
+  await page.waitForSelector('tr[data-vm="test"] button[disabled]');
 
   step("logout");
   await page.click("#logout");
