@@ -310,15 +310,7 @@ mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
 
-    /// The names in `dir`, sorted.
-    fn names_in(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
+    use hvnode_testutil::names_in;
 
     /// The runner's own uid and gid, which it may give its files.
     fn my_ids(path: &Path) -> (u32, u32) {

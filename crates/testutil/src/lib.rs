@@ -191,6 +191,25 @@ pub fn require_env(var: &str, how: &str) -> Option<OsString> {
     }
 }
 
+/// The names of the entries in `dir`, sorted (what a test expects a folder
+/// to hold after the code under test wrote to it).
+///
+/// # Panics
+/// When `dir` cannot be read: a test's own scratch folder.
+pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("listing {}: {e}", dir.display()))
+        .map(|e| {
+            e.unwrap_or_else(|e| panic!("listing {}: {e}", dir.display()))
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,14 +32,7 @@ fn facts_of(path: &Path) -> Facts {
     facts(&der).unwrap()
 }
 
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
+use hvnode_testutil::names_in;
 
 #[test]
 fn first_start_generates_and_reuses() {
