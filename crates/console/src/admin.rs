@@ -19,7 +19,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
-use crate::auth::{AuthError, Authenticator, Checks, is_admin};
+use crate::auth::{AuthError, Authenticator, Checks, Login, is_admin};
 use crate::error::ApiError;
 use crate::session::Session;
 use crate::state::{Authed, Shared};
@@ -129,11 +129,15 @@ pub async fn turn_on(
         slot,
         check,
         state.config.disallowed_users.clone(),
-        user.clone(),
-        password,
+        Login {
+            user: user.clone(),
+            password,
+            client,
+        },
     )
     .await;
-    match result {
+    // A password check only (AdminCheck opens no session): nothing to keep.
+    match result.map(drop) {
         Ok(()) => {
             throttle().succeeded(attempt);
             let granted = state

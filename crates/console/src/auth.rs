@@ -1,4 +1,6 @@
 //! Password checks through PAM and the admin-group rule, and the threads they run on.
+//! A login through [`Pam`] also opens a real PAM session, kept open on a thread of its
+//! own until the console's session ends ([`pam_session`], [`LoginSession`]).
 //!
 //! Every refusal looks the same from outside: the same answer (the login page says
 //! "Wrong user name or password") and about the same time. PAM's `pam_unix` makes a
@@ -8,7 +10,8 @@
 
 use std::ffi::CString;
 use std::fmt::Debug;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -92,10 +95,45 @@ pub trait Authenticator: Debug + Send + Sync {
     /// Blocking: the console calls it on a thread of its own.
     fn authenticate(&self, user: &str, password: &str) -> Result<(), AuthError>;
 
+    /// Checks a login of `user` from `client` as [`Authenticator::authenticate`] does
+    /// and, when it succeeds, opens a session for it that stays open until the
+    /// returned [`LoginSession`] is dropped. Blocking, like `authenticate`. Without
+    /// sessions of its own (the fakes of tests) the session is [`LoginSession::none`].
+    fn login(&self, user: &str, password: &str, client: IpAddr) -> Result<LoginSession, AuthError> {
+        let _ = client;
+        self.authenticate(user, password)
+            .map(|()| LoginSession::none())
+    }
+
     /// How long this check takes to refuse a wrong password: refusals decided without
     /// it are held back as long. PAM's `pam_unix` waits 2 s, varied by libpam.
     fn fail_delay(&self) -> Duration {
         pam_unix_delay()
+    }
+}
+
+/// An open login session (a PAM session for [`Pam`]), kept with the console's session
+/// ([`crate::session::Sessions`]). Dropping it ends the session: logout, expiry and
+/// the session store forgetting it all drop it. Dropping never blocks: it only tells
+/// the thread that owns the PAM handle, which then closes the session on its own.
+#[derive(Debug)]
+pub struct LoginSession {
+    /// Disconnects when dropped; the owner of the session waits for that.
+    _close: Option<mpsc::Sender<()>>,
+}
+
+impl LoginSession {
+    /// No session to close (logins that open none).
+    pub fn none() -> Self {
+        Self { _close: None }
+    }
+
+    /// A session whose owner waits on the receiving end of `close`: its `recv` fails
+    /// (the channel disconnects) when this value is dropped.
+    pub fn closed_through(close: mpsc::Sender<()>) -> Self {
+        Self {
+            _close: Some(close),
+        }
     }
 }
 
@@ -155,14 +193,13 @@ impl Checks {
         slot: Slot,
         auth: Arc<dyn Authenticator>,
         disallowed: Vec<String>,
-        user: String,
-        password: String,
-    ) -> Result<(), AuthError> {
+        login: Login,
+    ) -> Result<LoginSession, AuthError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()
             .name("hvnode-login".into())
             .spawn(move || {
-                let result = check(auth.as_ref(), &disallowed, &user, &password);
+                let result = check(auth.as_ref(), &disallowed, &login);
                 drop(slot);
                 let _ = tx.send(result);
             })
@@ -182,20 +219,38 @@ impl Checks {
     }
 }
 
-/// Decides one login: a user in `disallowed` is refused without asking `auth`, and
-/// every refusal `auth` decided without its own delay on failure is held back until
-/// [`Authenticator::fail_delay`] has passed. Blocking.
+/// One login to check: who, with what password, from where.
+#[derive(Clone)]
+pub struct Login {
+    pub user: String,
+    pub password: String,
+    /// The client's address (`PAM_RHOST`).
+    pub client: IpAddr,
+}
+
+impl Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password, nor the name typed (it may be a password).
+        f.debug_struct("Login")
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Decides one login with [`Authenticator::login`]: a user in `disallowed` is refused
+/// without asking `auth`, and every refusal `auth` decided without its own delay on
+/// failure is held back until [`Authenticator::fail_delay`] has passed. Blocking.
 pub fn check(
     auth: &dyn Authenticator,
     disallowed: &[String],
-    user: &str,
-    password: &str,
-) -> Result<(), AuthError> {
+    login: &Login,
+) -> Result<LoginSession, AuthError> {
     let start = Instant::now();
+    let user = login.user.as_str();
     let result = if disallowed.iter().any(|d| d == user) {
         Err(AuthError::Disallowed(user.to_string()))
     } else {
-        auth.authenticate(user, password)
+        auth.login(user, &login.password, login.client)
     };
     if result.as_ref().is_err_and(AuthError::needs_delay) {
         std::thread::sleep(auth.fail_delay().saturating_sub(start.elapsed()));
@@ -216,6 +271,10 @@ impl Authenticator for Pam {
     fn authenticate(&self, user: &str, password: &str) -> Result<(), AuthError> {
         authenticate(&self.service, user, password, &self.admin_groups)
     }
+
+    fn login(&self, user: &str, password: &str, client: IpAddr) -> Result<LoginSession, AuthError> {
+        pam_session::open(&self.service, user, password, client, &self.admin_groups)
+    }
 }
 
 /// Checks that `user` is root or a member of one of `admin_groups` and then, only
@@ -228,6 +287,19 @@ pub fn authenticate(
     password: &str,
     admin_groups: &[String],
 ) -> Result<(), AuthError> {
+    may_try(user, password, admin_groups)?;
+    let conv = Conversation::with_credentials(user, password);
+    let mut ctx = Context::new(service, Some(user), conv)
+        .map_err(|e| AuthError::Pam(service.to_string(), e.to_string()))?;
+    ctx.authenticate(Flag::DISALLOW_NULL_AUTHTOK)
+        .map_err(|_| AuthError::BadCredentials)?;
+    ctx.acct_mgmt(Flag::DISALLOW_NULL_AUTHTOK)
+        .map_err(|e| AuthError::AccountRefused(user.to_string(), e.to_string()))
+}
+
+/// Refuses, without asking PAM, empty or NUL-containing credentials and accounts that
+/// are neither root nor in one of `admin_groups`.
+fn may_try(user: &str, password: &str, admin_groups: &[String]) -> Result<(), AuthError> {
     if user.is_empty() || password.is_empty() || user.contains('\0') || password.contains('\0') {
         return Err(AuthError::BadCredentials);
     }
@@ -237,13 +309,7 @@ pub fn authenticate(
             admin_groups.join(", "),
         ));
     }
-    let conv = Conversation::with_credentials(user, password);
-    let mut ctx = Context::new(service, Some(user), conv)
-        .map_err(|e| AuthError::Pam(service.to_string(), e.to_string()))?;
-    ctx.authenticate(Flag::DISALLOW_NULL_AUTHTOK)
-        .map_err(|_| AuthError::BadCredentials)?;
-    ctx.acct_mgmt(Flag::DISALLOW_NULL_AUTHTOK)
-        .map_err(|e| AuthError::AccountRefused(user.to_string(), e.to_string()))
+    Ok(())
 }
 
 /// Whether `user` is root or a member of one of `admin_groups` (primary or
@@ -265,6 +331,8 @@ pub fn is_admin(user: &str, admin_groups: &[String]) -> bool {
         .filter_map(|gid| Group::from_gid(gid).ok().flatten())
         .any(|g| admin_groups.contains(&g.name))
 }
+
+pub mod pam_session;
 
 #[cfg(test)]
 mod tests {
@@ -306,7 +374,13 @@ mod tests {
             ("ops", Ok(())),
         ] {
             let start = Instant::now();
-            assert_eq!(check(&Accepts, &disallowed, user, "pw"), want, "{user}");
+            let login = Login {
+                user: user.into(),
+                password: "pw".into(),
+                client: [127, 0, 0, 1].into(),
+            };
+            let got = check(&Accepts, &disallowed, &login).map(|_| ());
+            assert_eq!(got, want, "{user}");
             let held = start.elapsed() >= Duration::from_millis(50);
             assert_eq!(held, user == "root" || user == "outsider", "{user}");
         }

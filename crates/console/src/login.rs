@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use crate::auth::{AuthError, Checks, MAX_AT_ONCE};
+use crate::auth::{AuthError, Checks, Login, MAX_AT_ONCE};
 use crate::error::ApiError;
 use crate::guard::{origin_allowed, session_cookie};
 use crate::pages::render;
@@ -176,8 +176,11 @@ pub async fn submit(
         slot,
         state.authenticator.clone(),
         state.config.disallowed_users.clone(),
-        user.clone(),
-        creds.password,
+        Login {
+            user: user.clone(),
+            password: creds.password,
+            client: ip,
+        },
     )
     .await;
     let mut throttle = state
@@ -185,10 +188,15 @@ pub async fn submit(
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
     match result {
-        Ok(()) => {
+        Ok(pam) => {
             throttle.succeeded(attempt);
             drop(throttle);
-            let created = state.sessions.lock().ok().and_then(|mut s| s.create(&user));
+            // Without a console session the PAM session is dropped, and so closed.
+            let created = state
+                .sessions
+                .lock()
+                .ok()
+                .and_then(|mut s| s.create_with(&user, pam));
             let Some((token, _csrf)) = created else {
                 return ApiError::Unavailable(
                     "could not start a session (no randomness for its token); try again".into(),

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use crate::auth::LoginSession;
 use crate::clock::{Clock, SystemClock};
 
 /// The session cookie's name. The `__Host-` prefix makes browsers accept it only when
@@ -56,10 +57,21 @@ impl Session {
     }
 }
 
-/// All sessions, keyed by their cookie value.
+/// A session as the store keeps it: what requests see, and the login's PAM session,
+/// which is closed when the entry is dropped (and only then: requests get clones of
+/// [`Session`], never of this).
+#[derive(Debug)]
+struct Entry {
+    session: Session,
+    _login: LoginSession,
+}
+
+/// All sessions, keyed by their cookie value. Every way a session ends (logout,
+/// expiry, the store itself dropped) drops its [`LoginSession`], which closes the PAM
+/// session on its own thread.
 #[derive(Debug)]
 pub struct Sessions {
-    by_token: HashMap<String, Session>,
+    by_token: HashMap<String, Entry>,
     /// What idle times are measured with.
     clock: Arc<dyn Clock>,
     /// How long a session lives at most, however active.
@@ -91,8 +103,15 @@ impl Sessions {
         self
     }
 
-    /// Starts a session for `user`; returns its cookie value and CSRF token.
+    /// Starts a session for `user` that has no login session to close; returns its
+    /// cookie value and CSRF token.
     pub fn create(&mut self, user: &str) -> Option<(String, String)> {
+        self.create_with(user, LoginSession::none())
+    }
+
+    /// Starts a session for `user` that keeps `login` open until it ends; returns its
+    /// cookie value and CSRF token. `None` (and `login` closed) without randomness.
+    pub fn create_with(&mut self, user: &str, login: LoginSession) -> Option<(String, String)> {
         let token = random_token();
         let csrf = random_token();
         if token.is_empty() || csrf.is_empty() || self.by_token.contains_key(&token) {
@@ -101,12 +120,15 @@ impl Sessions {
         let now = self.clock.now();
         self.by_token.insert(
             token.clone(),
-            Session {
-                user: user.to_string(),
-                csrf: csrf.clone(),
-                created: now,
-                last_seen: now,
-                admin: None,
+            Entry {
+                session: Session {
+                    user: user.to_string(),
+                    csrf: csrf.clone(),
+                    created: now,
+                    last_seen: now,
+                    admin: None,
+                },
+                _login: login,
             },
         );
         Some((token, csrf))
@@ -116,7 +138,7 @@ impl Sessions {
     /// longer than its maximum age; `touch` counts this request as activity.
     pub fn get(&mut self, token: &str, idle: Duration, touch: bool) -> Option<Session> {
         let now = self.clock.now();
-        let session = self.by_token.get_mut(token)?;
+        let session = &mut self.by_token.get_mut(token)?.session;
         if now.duration_since(session.last_seen) > idle
             || now.duration_since(session.created) > self.max_age
         {
@@ -133,7 +155,7 @@ impl Sessions {
     /// `checked`; `false` when there is no such session (it ended meanwhile).
     pub fn grant_admin(&mut self, token: &str, checked: Instant) -> bool {
         match self.by_token.get_mut(token) {
-            Some(s) => {
+            Some(Entry { session: s, .. }) => {
                 s.admin = Some(checked);
                 true
             }
@@ -144,27 +166,33 @@ impl Sessions {
     /// Records that the policy allowed the session of `token` again at `checked`, if
     /// its administrative access is still on (it may have been turned off meanwhile).
     pub fn renew_admin(&mut self, token: &str, checked: Instant) {
-        if let Some(s) = self.by_token.get_mut(token).filter(|s| s.admin.is_some()) {
+        if let Some(s) = self
+            .by_token
+            .get_mut(token)
+            .map(|e| &mut e.session)
+            .filter(|s| s.admin.is_some())
+        {
             s.admin = Some(checked);
         }
     }
 
     /// Turns administrative access off for the session of `token` (the session stays).
     pub fn revoke_admin(&mut self, token: &str) {
-        if let Some(s) = self.by_token.get_mut(token) {
+        if let Some(Entry { session: s, .. }) = self.by_token.get_mut(token) {
             s.admin = None;
         }
     }
 
+    /// Ends the session of `token` (logout): its login session is closed.
     pub fn remove(&mut self, token: &str) -> Option<Session> {
-        self.by_token.remove(token)
+        self.by_token.remove(token).map(|e| e.session)
     }
 
     /// Forgets sessions idle longer than `idle` or older than their maximum age.
     pub fn expire(&mut self, idle: Duration) {
         let now = self.clock.now();
         let max_age = self.max_age;
-        self.by_token.retain(|_, s| {
+        self.by_token.retain(|_, Entry { session: s, .. }| {
             now.duration_since(s.last_seen) <= idle && now.duration_since(s.created) <= max_age
         });
     }
@@ -493,6 +521,72 @@ mod tests {
         );
         s.remove(&token);
         assert!(!s.grant_admin(&token, at), "an ended session stays ended");
+    }
+
+    /// A login session whose closing the test can see: `closed()` is true once the
+    /// console's session let go of it.
+    fn watched() -> (LoginSession, impl Fn() -> bool) {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let closed = move || {
+            matches!(
+                rx.try_recv(),
+                Err(std::sync::mpsc::TryRecvError::Disconnected)
+            )
+        };
+        (LoginSession::closed_through(tx), closed)
+    }
+
+    #[test]
+    fn the_login_session_closes_on_logout_expiry_and_when_the_store_goes() {
+        let clock = Arc::new(ManualClock::new());
+        let mut s = Sessions::with_clock(clock.clone()).max_age(Duration::from_secs(3600));
+        let idle = Duration::from_secs(60);
+
+        // Logout.
+        let (login, closed) = watched();
+        let (token, _) = s.create_with("ops", login).unwrap();
+        let seen = s.get(&token, idle, true).unwrap();
+        assert!(!closed(), "open while the session lives");
+        drop(seen);
+        assert!(
+            !closed(),
+            "a request's copy of the session does not close it"
+        );
+        s.remove(&token);
+        assert!(closed(), "logout closes it");
+
+        // Idle expiry noticed by a request.
+        let (login, closed) = watched();
+        let (token, _) = s.create_with("ops", login).unwrap();
+        clock.advance(idle + Duration::from_secs(1));
+        assert!(!closed(), "nobody has looked yet");
+        assert!(s.get(&token, idle, true).is_none());
+        assert!(closed(), "an expired session found by a request is closed");
+
+        // Idle expiry by the sweep, and the absolute lifetime.
+        let (idle_login, idle_closed) = watched();
+        let (_idle_token, _) = s.create_with("ops", idle_login).unwrap();
+        let (busy_login, busy_closed) = watched();
+        let (busy, _) = s.create_with("ops", busy_login).unwrap();
+        clock.advance(Duration::from_secs(50));
+        assert!(s.get(&busy, idle, true).is_some());
+        clock.advance(Duration::from_secs(20));
+        s.expire(idle);
+        assert!(idle_closed(), "the sweep closes idle sessions");
+        assert!(!busy_closed(), "an active session stays open");
+        for _ in 0..60 {
+            clock.advance(Duration::from_secs(59));
+            let _ = s.get(&busy, idle, true);
+        }
+        s.expire(idle);
+        assert!(busy_closed(), "past its lifetime, however active");
+
+        // The store dropped (the console stopping).
+        let (login, closed) = watched();
+        let _ = s.create_with("ops", login).unwrap();
+        assert!(!closed());
+        drop(s);
+        assert!(closed(), "dropping the store closes every session");
     }
 
     #[test]

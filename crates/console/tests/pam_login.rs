@@ -4,9 +4,156 @@
 
 mod common;
 
-use std::time::Duration;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
-use common::{PamService, Server, TestUser, get, login, post_form, session_cookie};
+use common::{PamService, Server, TestUser, get, login, login_from, post_form, session_cookie};
+
+/// Forgets `user`'s failed logins, as an admin would with `faillock --reset`.
+fn faillock_reset(user: &str) {
+    let out = Command::new("faillock")
+        .args(["--user", user, "--reset"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// pam_faillock of the shipped stack locks an account after 5 failures (deny=5): then
+/// even the right password is refused, from any client, exactly as a wrong one, until
+/// the failures are reset.
+#[test]
+fn an_account_locked_by_faillock_is_refused_even_with_the_right_password() {
+    if !hvnode_testutil::require_tool("faillock") {
+        return;
+    }
+    let pam = PamService::install();
+    let user = TestUser::create(Some("hvlck"));
+    let group = user.group().to_string();
+    let server = Server::start(|c| {
+        c.pam_service = pam.name.clone();
+        c.admin_groups = vec![group];
+    });
+    // Five failures, from as many clients so the console's own throttle (per client)
+    // lets each reach PAM.
+    std::thread::scope(|scope| {
+        let attempts: Vec<_> = (1..=5)
+            .map(|i| {
+                let (server, user) = (&server, &user);
+                scope.spawn(move || {
+                    login_from(
+                        format!("127.0.5.{i}").parse().unwrap(),
+                        server,
+                        &user.name,
+                        "wrong-password",
+                    )
+                })
+            })
+            .collect();
+        for attempt in attempts {
+            assert_eq!(attempt.join().unwrap().status, 401);
+        }
+    });
+    let start = Instant::now();
+    let r = login_from(
+        "127.0.5.9".parse().unwrap(),
+        &server,
+        &user.name,
+        &user.password,
+    );
+    let took = start.elapsed();
+    assert_eq!(r.status, 401, "locked: {}", r.body);
+    assert!(r.body.contains("Wrong user name or password"), "{}", r.body);
+    assert!(session_cookie(&r).is_none());
+    assert!(
+        took >= Duration::from_millis(1200),
+        "a locked account takes as long as a wrong password (pam_faildelay): {took:?}"
+    );
+    // The lock was the reason: reset, the same password works.
+    faillock_reset(&user.name);
+    let r = login_from(
+        "127.0.5.9".parse().unwrap(),
+        &server,
+        &user.name,
+        &user.password,
+    );
+    assert_eq!(r.status, 303, "after faillock --reset: {}", r.body);
+}
+
+/// A session module (pam_exec, run on open_session and close_session) sees each
+/// login's PAM session open with the client's address and the console's PAM_TTY, and
+/// close at logout.
+#[test]
+fn a_login_opens_a_pam_session_and_logout_closes_it() {
+    let pam_exec = [
+        "/usr/lib/x86_64-linux-gnu/security/pam_exec.so",
+        "/usr/lib64/security/pam_exec.so",
+        "/lib/security/pam_exec.so",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists());
+    let Some(pam_exec) = pam_exec else {
+        hvnode_testutil::require_path(Path::new("/usr/lib/x86_64-linux-gnu/security/pam_exec.so"));
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("sessions");
+    let script = dir.path().join("session-hook");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$PAM_TYPE $PAM_USER $PAM_RHOST $PAM_TTY\" >> {}\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let pam = PamService::install_with(&format!(
+        "session    required                   {pam_exec} {}\n",
+        script.display()
+    ));
+    let user = TestUser::create(Some("hvses"));
+    let group = user.group().to_string();
+    let server = Server::start(|c| {
+        c.pam_service = pam.name.clone();
+        c.admin_groups = vec![group];
+    });
+    let lines = || std::fs::read_to_string(&marker).unwrap_or_default();
+    let s = login(&server, &user.name, &user.password).unwrap();
+    assert_eq!(
+        lines(),
+        format!("open_session {} 127.0.0.1 hvnode-console\n", user.name),
+        "opened before the login is answered"
+    );
+    assert_eq!(
+        get(&server.url("/api/v1/session"), Some(&s), &[]).status,
+        200
+    );
+    let out = post_form(
+        &server.url("/logout"),
+        Some(&s),
+        &[],
+        &format!("csrf={}", s.csrf),
+    );
+    assert_eq!(out.status, 303);
+    // Closed on the session's own thread, after the logout is answered.
+    let closed = format!("close_session {} 127.0.0.1 hvnode-console\n", user.name);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !lines().ends_with(&closed) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        lines(),
+        format!(
+            "open_session {} 127.0.0.1 hvnode-console\n{closed}",
+            user.name
+        )
+    );
+    // A refused login opens no session.
+    assert!(login(&server, &user.name, "wrong-password").is_err());
+    assert_eq!(lines().lines().count(), 2, "{}", lines());
+}
 
 #[test]
 fn admin_group_member_logs_in_with_the_right_cookie_and_out_again() {
@@ -119,10 +266,15 @@ fn failed_logins_are_throttled_with_retry_after() {
     assert_eq!(r.status, 429, "{}", r.body);
     let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
-    // Once the window has passed the right password works again.
+    // Once the window has passed the right password works again, once pam_faillock
+    // of the shipped stack (deny=5) has forgotten the failures too.
     server
         .clock
         .advance(console::session::WINDOW + Duration::from_secs(1));
+    if !hvnode_testutil::require_tool("faillock") {
+        return;
+    }
+    faillock_reset(&user.name);
     login(&server, &user.name, &user.password).unwrap();
 }
 
@@ -181,8 +333,8 @@ fn a_non_admins_right_password_answers_exactly_as_a_wrong_one() {
         c.admin_groups = vec![group];
     });
     let timed = |from: &str, user: &str, password: &str| {
-        let start = std::time::Instant::now();
-        let r = common::login_from(from.parse().unwrap(), &server, user, password);
+        let start = Instant::now();
+        let r = login_from(from.parse().unwrap(), &server, user, password);
         (r, start.elapsed())
     };
     let (right, wrong, admin_wrong) = std::thread::scope(|scope| {
@@ -213,4 +365,41 @@ fn a_non_admins_right_password_answers_exactly_as_a_wrong_one() {
             "{what}: {took:?}"
         );
     }
+}
+
+/// An expired account, and an account whose password has expired, are refused by PAM's
+/// account check (pam_acct_mgmt) after a right password, with the same answer as a
+/// wrong password; no session is opened for them.
+#[test]
+fn expired_accounts_and_passwords_answer_as_a_wrong_password() {
+    if !hvnode_testutil::require_tool("chage") {
+        return;
+    }
+    let pam = PamService::install();
+    let expired = TestUser::create(Some("hvexa"));
+    let stale = TestUser::create(Some("hvexp"));
+    let (ga, gp) = (expired.group().to_string(), stale.group().to_string());
+    let server = Server::start(|c| {
+        c.pam_service = pam.name.clone();
+        c.admin_groups = vec![ga, gp];
+    });
+    for (user, how) in [(&expired, ["-E", "0"]), (&stale, ["-d", "0"])] {
+        let out = Command::new("chage")
+            .args(how)
+            .arg(&user.name)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    for (user, what) in [(&expired, "account expired"), (&stale, "password expired")] {
+        let r = login(&server, &user.name, &user.password).unwrap_err();
+        assert_eq!(r.status, 401, "{what}: {}", r.body);
+        assert!(
+            r.body.contains("Wrong user name or password"),
+            "{what}: {}",
+            r.body
+        );
+        assert!(session_cookie(&r).is_none(), "{what}");
+    }
+    assert_eq!(server.state.session_count(), 0);
 }

@@ -553,6 +553,16 @@ impl PamService {
         std::fs::copy(&shipped, &path).unwrap();
         Self { name, path }
     }
+
+    /// The shipped stack with `extra` lines after it (e.g. a session module the test
+    /// watches).
+    pub fn install_with(extra: &str) -> Self {
+        let service = Self::install();
+        let mut text = std::fs::read_to_string(&service.path).unwrap();
+        text.push_str(extra);
+        std::fs::write(&service.path, text).unwrap();
+        service
+    }
 }
 
 impl Drop for PamService {
