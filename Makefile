@@ -31,9 +31,10 @@ unit: deps
 test:
 	tests/ci.sh
 
-## Fuzz the kickstart parser (cargo-fuzz, libFuzzer); FUZZ_SECONDS to set the length.
+## Fuzz a parser (cargo-fuzz, libFuzzer); FUZZ_SECONDS to set the length, FUZZ_TARGET
+## the target (default kickstart_parse; `tests/fuzz.sh --list` names them all).
 fuzz:
-	tests/fuzz.sh $(FUZZ_SECONDS)
+	FUZZ_TARGET=$(FUZZ_TARGET) tests/fuzz.sh $(FUZZ_SECONDS)
 
 ## Build the node image into out/ (needs root: mmdebstrap, chroot, loop-free ext4/squashfs).
 image: deps

@@ -173,7 +173,10 @@ async fn check_csrf(req: Request, expected: &str) -> Result<Request, Response> {
     Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
-fn form_urlencoded_field(body: &[u8], name: &str) -> Option<String> {
+/// The value of the first field `name` of an `application/x-www-form-urlencoded`
+/// body, decoded; `None` if the body is malformed or has no such field. Pure, so the
+/// fuzz target `console_request` can call it.
+pub fn form_urlencoded_field(body: &[u8], name: &str) -> Option<String> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).ok()?;
     pairs.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
 }

@@ -405,8 +405,9 @@ fn io_reason(e: &std::io::Error) -> String {
 }
 
 /// The engine's message from an error body: the servlet container may wrap the short
-/// text in an HTML page, so tags are dropped and the page body preferred.
-pub(crate) fn engine_message(body: &str) -> String {
+/// text in an HTML page, so tags are dropped and the page body preferred. Public for
+/// the fuzz target `registration_replies`.
+pub fn engine_message(body: &str) -> String {
     let lower = body.to_ascii_lowercase();
     let inner = match (lower.find("<body"), lower.rfind("</body>")) {
         (Some(start), Some(end)) if start < end => &body[start..end],

@@ -29,7 +29,7 @@ mod uniqueid;
 mod zerotouch;
 
 pub use backoff::{BACKOFF_CAP, BACKOFF_FLOOR, backoff_delay, random_jitter};
-pub use client::{Client, DEFAULT_TIMEOUT, EngineAddr, FetchedCa, RegisterParams};
+pub use client::{Client, DEFAULT_TIMEOUT, EngineAddr, FetchedCa, RegisterParams, engine_message};
 pub use error::{Error, ErrorKind};
 pub use fingerprint::{CaFingerprints, Fingerprint};
 pub use flow::{
