@@ -145,9 +145,12 @@ fn read_into(
         let trimmed = raw.trim_start();
         let directive = trimmed.split_whitespace().next().unwrap_or_default();
         if directive != "%include" && directive != "%ksappend" {
+            // Carriage returns ending a line are its line ending (a file saved on
+            // Windows), however many: kept, a script would run `cmd\r`, and
+            // each render and parse would take one more away.
             out.lines.push(Line {
                 loc,
-                text: raw.to_string(),
+                text: raw.trim_end_matches('\r').to_string(),
             });
             continue;
         }

@@ -141,3 +141,34 @@ proptest! {
         let _ = parse_str("ks.cfg", &rendered, &MemLoader::default());
     }
 }
+
+/// Parses, renders and parses again: the model must not change.
+fn assert_round_trip(text: &str) {
+    let loader = MemLoader::default();
+    let first = parse_str("ks.cfg", text, &loader);
+    let rendered = render(&first.kickstart);
+    let second = parse_str("ks.cfg", &rendered, &loader);
+    assert_eq!(first.kickstart, second.kickstart, "rendered:\n{rendered:?}");
+}
+
+/// Carriage returns at the end of a line are its line ending (a kickstart
+/// saved on Windows), however many there are: kept in a script's body, each
+/// render and parse took one more away (found by fuzzing).
+#[test]
+fn carriage_returns_ending_a_script_line_are_its_line_ending() {
+    let text = "%pre --nochroot\nec\r\r\r\r\necho d\n%end\n%onerror --log\necho e\n%end\n";
+    assert_round_trip(text);
+    let p = parse_str("ks.cfg", text, &MemLoader::default());
+    let rendered = render(&p.kickstart);
+    assert!(rendered.contains("\nec\necho d\n"), "{rendered:?}");
+}
+
+/// Lines of carriage returns only, in an add-on's body after blank lines,
+/// are blank lines (found by fuzzing).
+#[test]
+fn lines_of_carriage_returns_in_an_addon_are_blank() {
+    assert_round_trip(
+        "%addon org_hvnode_register --engine=engine.example.com\n\n\n\r\r\r\n\n\x0b\n\nx\n%end\n",
+    );
+    assert_round_trip("%addon com_example_other\n\r\r\n\r\nkey = value\r\r\n%end\n");
+}
