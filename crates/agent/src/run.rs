@@ -1,6 +1,5 @@
 //! Wiring: configuration, logging, the runtime, systemd notifications.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,38 +10,11 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::Args;
 
-pub const DEFAULT_CONFIG: &str = "/etc/hvnode/agent.toml";
+pub use hvnode_agent::setup::{DEFAULT_CONFIG, load_config};
 
-/// Logs to the journal when started by systemd (stderr is then a journal stream),
-/// otherwise to stderr. `RUST_LOG` sets the filter (default `info`).
+/// Logs to the journal under systemd, to stderr otherwise.
 pub fn init_logging() {
-    use tracing_subscriber::prelude::*;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
-        if let Ok(journald) = tracing_journald::layer() {
-            let _ = tracing_subscriber::registry()
-                .with(filter)
-                .with(journald.with_syslog_identifier("hvnode-agent".into()))
-                .try_init();
-            return;
-        }
-    }
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-        .try_init();
-}
-
-/// Reads the configuration file; a missing default file means defaults.
-pub fn load_config(path: &Path) -> Result<Config> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => toml::from_str(&text).with_context(|| format!("reading {}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && path == Path::new(DEFAULT_CONFIG) => {
-            Ok(Config::default())
-        }
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-    }
+    hvnode_agent::setup::init_logging("hvnode-agent");
 }
 
 /// Applies the command-line flags over the file's settings.

@@ -13,13 +13,40 @@ fn unit() -> String {
 
 #[test]
 fn systemd_accepts_every_line() {
-    let dir = tempfile::tempdir().unwrap();
-    // Point ExecStart at the built binary: verify checks that it exists.
-    let text = unit().replace(
-        "ExecStart=/usr/bin/hvnode-agent",
-        &format!("ExecStart={}", env!("CARGO_BIN_EXE_hvnode-agent")),
+    verify(
+        "hvnode-agent.service",
+        &unit(),
+        env!("CARGO_BIN_EXE_hvnode-agent"),
     );
-    let file = dir.path().join("hvnode-agent.service");
+    let helper = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../systemd/hvnode-helper.service"),
+    )
+    .unwrap();
+    verify(
+        "hvnode-helper.service",
+        &helper,
+        env!("CARGO_BIN_EXE_hvnode-helper"),
+    );
+}
+
+/// `systemd-analyze verify` of the unit `name` whose text is `text`, with its
+/// ExecStart pointed at the built `binary` (verify checks that it exists).
+fn verify(name: &str, text: &str, binary: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let program = std::path::Path::new(binary)
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap();
+    let text = text.replace(
+        &format!("ExecStart=/usr/bin/{program}"),
+        &format!("ExecStart={binary}"),
+    );
+    assert!(
+        text.contains(&format!("ExecStart={binary}")),
+        "{name}: {text}"
+    );
+    let file = dir.path().join(name);
     std::fs::write(&file, text).unwrap();
     let out = Command::new("systemd-analyze")
         .args(["verify", "--man=no"])

@@ -120,12 +120,18 @@ pub trait Authenticator: Debug + Send + Sync {
 pub struct LoginSession {
     /// Disconnects when dropped; the owner of the session waits for that.
     _close: Option<mpsc::Sender<()>>,
+    /// The connection to the privileged helper that holds the session
+    /// ([`remote`]); closing it (dropping the last reference) ends the session there.
+    held: Option<Arc<helper::Held>>,
 }
 
 impl LoginSession {
     /// No session to close (logins that open none).
     pub fn none() -> Self {
-        Self { _close: None }
+        Self {
+            _close: None,
+            held: None,
+        }
     }
 
     /// A session whose owner waits on the receiving end of `close`: its `recv` fails
@@ -133,7 +139,22 @@ impl LoginSession {
     pub fn closed_through(close: mpsc::Sender<()>) -> Self {
         Self {
             _close: Some(close),
+            held: None,
         }
+    }
+
+    /// A session the privileged helper holds for as long as `held` is open.
+    pub fn held_by_helper(held: helper::Held) -> Self {
+        Self {
+            _close: None,
+            held: Some(Arc::new(held)),
+        }
+    }
+
+    /// The helper's connection of a session it holds, for requests made as the
+    /// session's user (a terminal).
+    pub fn helper(&self) -> Option<Arc<helper::Held>> {
+        self.held.clone()
     }
 }
 
@@ -333,6 +354,7 @@ pub fn is_admin(user: &str, admin_groups: &[String]) -> bool {
 }
 
 pub mod pam_session;
+pub mod remote;
 
 #[cfg(test)]
 mod tests {

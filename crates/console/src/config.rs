@@ -27,6 +27,11 @@ pub struct Config {
     pub insecure_http: bool,
     /// PAM service used for logins (`/etc/pam.d/<name>`).
     pub pam_service: String,
+    /// The privileged helper's socket: when set, logins, their PAM sessions and the
+    /// sudo questions of administrative access are asked of the helper
+    /// (`hvnode-helper`, [`crate::auth::remote`]) instead of being done in this
+    /// process.
+    pub helper_socket: Option<PathBuf>,
     /// A session without activity for this many seconds is logged out.
     pub idle_timeout_secs: u64,
     /// A session ends this many hours after login, however active.
@@ -81,6 +86,7 @@ impl Default for Config {
             admin_groups: vec!["sudo".into(), "wheel".into()],
             insecure_http: false,
             pam_service: "hvnode".into(),
+            helper_socket: None,
             idle_timeout_secs: 15 * 60,
             session_max_hours: 8,
             disallowed_users: vec!["root".into()],
@@ -98,6 +104,30 @@ impl Default for Config {
 }
 
 impl Config {
+    /// What checks logins and the sudo policy under these settings: the helper at
+    /// [`Config::helper_socket`] when it is set, PAM and sudo in this process
+    /// otherwise.
+    pub fn checks(
+        &self,
+    ) -> (
+        std::sync::Arc<dyn crate::auth::Authenticator>,
+        std::sync::Arc<dyn crate::sudo::AdminPolicy>,
+    ) {
+        match &self.helper_socket {
+            Some(socket) => {
+                let remote = std::sync::Arc::new(crate::auth::remote::Remote::new(socket));
+                (remote.clone(), remote)
+            }
+            None => (
+                std::sync::Arc::new(crate::auth::Pam {
+                    service: self.pam_service.clone(),
+                    admin_groups: self.admin_groups.clone(),
+                }),
+                std::sync::Arc::new(crate::sudo::Sudo::default()),
+            ),
+        }
+    }
+
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_secs.max(1))
     }

@@ -92,11 +92,8 @@ impl Console {
         metrics: Arc<Metrics>,
         clock: Arc<dyn clock::Clock>,
     ) -> Result<Self, StartError> {
-        let pam = Arc::new(auth::Pam {
-            service: config.pam_service.clone(),
-            admin_groups: config.admin_groups.clone(),
-        });
-        Self::bind_with_authenticator(config, metrics, clock, pam).await
+        let (auth, policy) = config.checks();
+        Self::bind_with_checks(config, metrics, clock, auth, policy).await
     }
 
     /// [`Console::bind_with_clock`] with logins checked by `authenticator` instead of

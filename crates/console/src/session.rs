@@ -151,6 +151,12 @@ impl Sessions {
         Some(session.clone())
     }
 
+    /// The privileged helper's connection holding the login of the session of
+    /// `token`, when the helper holds it ([`LoginSession::helper`]).
+    pub fn helper_of(&self, token: &str) -> Option<Arc<helper::Held>> {
+        self.by_token.get(token)?._login.helper()
+    }
+
     /// Turns administrative access on for the session of `token`, its policy checked at
     /// `checked`; `false` when there is no such session (it ended meanwhile).
     pub fn grant_admin(&mut self, token: &str, checked: Instant) -> bool {

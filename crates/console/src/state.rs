@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use crate::auth::{Authenticator, Checks, Pam};
+use crate::auth::{Authenticator, Checks};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::facts::{FactsCache, LayersCache};
@@ -51,11 +51,8 @@ impl AppState {
 
     /// [`AppState::new`] with sessions and the login throttle on `clock`.
     pub fn with_clock(config: Config, metrics: Arc<Metrics>, clock: Arc<dyn Clock>) -> Shared {
-        let pam = Arc::new(Pam {
-            service: config.pam_service.clone(),
-            admin_groups: config.admin_groups.clone(),
-        });
-        Self::with_parts(config, metrics, clock, pam)
+        let (auth, policy) = config.checks();
+        Self::with_checks(config, metrics, clock, auth, policy)
     }
 
     /// [`AppState::with_clock`] with logins checked by `authenticator` instead of PAM.

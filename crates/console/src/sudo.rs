@@ -57,6 +57,10 @@ pub enum PolicyError {
         command: String,
         printed: String,
     },
+    /// The privileged helper that asks sudo could not answer
+    /// ([`crate::auth::remote`]).
+    #[error("asking whether {user} may run any command as root: {message}")]
+    Helper { user: String, message: String },
 }
 
 /// The host's sudo, run as root (the console's own user).

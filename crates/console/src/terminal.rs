@@ -63,12 +63,13 @@ struct Control {
     resize: Option<(u16, u16)>,
 }
 
-/// The program that gives `user` a login shell.
+/// The command line that gives `user` a login shell on this host.
 ///
 /// Under systemd the shell runs in a transient unit of its own (`systemd-run --pty`),
-/// outside the agent's sandbox, so the agent's unit can be hardened without limiting
-/// what an administrator does in the terminal. Elsewhere `runuser -l` starts it.
-pub fn shell_command(user: &str) -> Option<pty_process::Command> {
+/// outside the sandbox of the service that starts it, so that service can be
+/// hardened without limiting what an administrator does in the terminal. Elsewhere
+/// `runuser -l` starts it.
+pub fn login_shell_argv(user: &str) -> Option<Vec<String>> {
     let find = |names: &[&'static str]| {
         names
             .iter()
@@ -83,13 +84,18 @@ pub fn shell_command(user: &str) -> Option<pty_process::Command> {
         .map(|u| u.shell.to_string_lossy().into_owned())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "/bin/sh".into());
-    let argv = shell_argv(
+    shell_argv(
         user,
         &shell,
         under_systemd,
         find(&["/usr/bin/systemd-run", "/bin/systemd-run"]),
         find(&["/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser"]),
-    )?;
+    )
+}
+
+/// The program that gives `user` a login shell ([`login_shell_argv`]), for a pty.
+pub fn shell_command(user: &str) -> Option<pty_process::Command> {
+    let argv = login_shell_argv(user)?;
     let (program, args) = argv.split_first()?;
     Some(
         pty_process::Command::new(program)
@@ -97,6 +103,33 @@ pub fn shell_command(user: &str) -> Option<pty_process::Command> {
             .env("TERM", "xterm-256color")
             .kill_on_drop(true),
     )
+}
+
+/// A login shell for `user` on a new pty of `rows` × `cols`, started here (the
+/// privileged helper does this for the console, [`crate::auth::remote`]): the pty's
+/// controlling side and the shell.
+pub fn open_login_shell(
+    user: &str,
+    rows: u16,
+    cols: u16,
+) -> Result<helper::server::Terminal, String> {
+    let argv = login_shell_argv(user).ok_or("neither systemd-run nor runuser can start a shell")?;
+    let (program, args) = argv.split_first().ok_or("an empty shell command line")?;
+    let (pty, pts) = pty_process::blocking::open().map_err(|e| format!("opening a pty: {e}"))?;
+    pty.resize(pty_process::Size::new(
+        rows.clamp(2, 500),
+        cols.clamp(2, 1000),
+    ))
+    .map_err(|e| format!("sizing the pty: {e}"))?;
+    let child = pty_process::blocking::Command::new(program)
+        .args(args)
+        .env("TERM", "xterm-256color")
+        .spawn(pts)
+        .map_err(|e| format!("starting a shell with {program}: {e}"))?;
+    let master = std::os::fd::AsFd::as_fd(&pty)
+        .try_clone_to_owned()
+        .map_err(|e| format!("keeping the pty: {e}"))?;
+    Ok(helper::server::Terminal { master, child })
 }
 
 /// The command line of [`shell_command`], decided from what the host offers.
@@ -128,7 +161,20 @@ pub fn shell_argv(
     }
 }
 
-async fn run(mut socket: WebSocket, state: &Shared, authed: &Authed) -> Result<(), String> {
+async fn run(socket: WebSocket, state: &Shared, authed: &Authed) -> Result<(), String> {
+    let held = state
+        .sessions
+        .lock()
+        .ok()
+        .and_then(|s| s.helper_of(&authed.token));
+    match held {
+        Some(held) => remote::run(socket, state, authed, held).await,
+        None => run_here(socket, state, authed).await,
+    }
+}
+
+/// The shell started by this process (no privileged helper holds the session).
+async fn run_here(mut socket: WebSocket, state: &Shared, authed: &Authed) -> Result<(), String> {
     let user = &authed.session.user;
     let (pty, pts) = pty_process::open().map_err(|e| format!("opening a pty: {e}"))?;
     pty.resize(pty_process::Size::new(24, 80))
@@ -158,7 +204,8 @@ async fn run(mut socket: WebSocket, state: &Shared, authed: &Authed) -> Result<(
                     }
                     Some(Ok(Message::Text(t))) => {
                         if let Ok(Control { resize: Some((rows, cols)) }) = serde_json::from_str(&t) {
-                            let _ = writer.resize(pty_process::Size::new(rows.clamp(2, 500), cols.clamp(2, 1000)));
+                            let (rows, cols) = size(rows, cols);
+                            let _ = writer.resize(pty_process::Size::new(rows, cols));
                         }
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
@@ -178,6 +225,11 @@ async fn run(mut socket: WebSocket, state: &Shared, authed: &Authed) -> Result<(
     Ok(())
 }
 
+/// A control message's size, as the pty takes it.
+fn size(rows: u16, cols: u16) -> (u16, u16) {
+    (rows.clamp(2, 500), cols.clamp(2, 1000))
+}
+
 /// Whether a terminal may stay open: its session lives and keeps administrative
 /// access, whose rights are checked as for every change (a check that cannot be made
 /// now, sudo failing, leaves it open; the next change is refused anyway).
@@ -195,6 +247,8 @@ async fn may_stay_open(state: &Shared, token: &str, idle: Duration) -> bool {
         Err(e) => e.status() == StatusCode::SERVICE_UNAVAILABLE,
     }
 }
+
+mod remote;
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,7 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{PamService, Server, TestUser, get, login, login_from, post_form, session_cookie};
@@ -85,6 +86,17 @@ fn an_account_locked_by_faillock_is_refused_even_with_the_right_password() {
 /// close at logout.
 #[test]
 fn a_login_opens_a_pam_session_and_logout_closes_it() {
+    login_opens_and_logout_closes_a_pam_session(false);
+}
+
+/// The same through the privileged helper on its socket: the web side holds no PAM
+/// handle, and closing its connection at logout closes the helper's session.
+#[test]
+fn through_the_helper_a_login_opens_a_pam_session_and_logout_closes_it() {
+    login_opens_and_logout_closes_a_pam_session(true);
+}
+
+fn login_opens_and_logout_closes_a_pam_session(through_helper: bool) {
     let pam_exec = [
         "/usr/lib/x86_64-linux-gnu/security/pam_exec.so",
         "/usr/lib64/security/pam_exec.so",
@@ -115,10 +127,23 @@ fn a_login_opens_a_pam_session_and_logout_closes_it() {
     ));
     let user = TestUser::create(Some("hvses"));
     let group = user.group().to_string();
-    let server = Server::start(|c| {
+    let tweak = |c: &mut console::Config| {
         c.pam_service = pam.name.clone();
-        c.admin_groups = vec![group];
-    });
+        c.admin_groups = vec![group.clone()];
+    };
+    let server = if through_helper {
+        let mut config = console::Config::default();
+        tweak(&mut config);
+        let socket = dir.path().join("helper.sock");
+        let listener = helper::server::bind(&socket, None).unwrap();
+        let backend = console::auth::remote::PamBackend::from_config(&config);
+        let helper = helper::Server::new(listener, backend, helper::Options::default());
+        std::thread::spawn(move || helper.serve());
+        let remote = Arc::new(console::auth::remote::Remote::new(&socket));
+        Server::start_with_auth(remote, tweak)
+    } else {
+        Server::start(tweak)
+    };
     let lines = || std::fs::read_to_string(&marker).unwrap_or_default();
     let s = login(&server, &user.name, &user.password).unwrap();
     assert_eq!(

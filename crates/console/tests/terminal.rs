@@ -117,3 +117,73 @@ fn logout_ends_the_shell_and_foreign_pages_cannot_open_one() {
         }
     }
 }
+
+/// Through the privileged helper: the login's session is the helper's, the shell is
+/// started by the helper as the session's user and only relayed here (its pty comes
+/// over the helper's socket), it follows the browser's size, and logout ends it.
+#[test]
+fn through_the_helper_the_shell_is_the_sessions_user_and_ends_at_logout() {
+    let pam = common::PamService::install();
+    let user = common::TestUser::create(Some("hvhs"));
+    let group = user.group().to_string();
+    let tweak = |c: &mut console::Config| {
+        c.pam_service = pam.name.clone();
+        c.admin_groups = vec![group.clone()];
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("helper.sock");
+    let mut config = console::Config::default();
+    tweak(&mut config);
+    let listener = helper::server::bind(&socket, None).unwrap();
+    let backend = console::auth::remote::PamBackend::from_config(&config);
+    let helper = helper::Server::new(listener, backend, helper::Options::default());
+    std::thread::spawn(move || helper.serve());
+    let remote = std::sync::Arc::new(console::auth::remote::Remote::new(&socket));
+    let server = Server::start_with_auth(remote, tweak);
+    let s = common::login(&server, &user.name, &user.password).unwrap();
+    let token = s.cookie.split_once('=').unwrap().1;
+    assert!(
+        server
+            .state
+            .sessions
+            .lock()
+            .unwrap()
+            .helper_of(token)
+            .is_some(),
+        "the helper holds the login's session"
+    );
+    // Administrative access (the stand-in policy allows it).
+    let on = common::post_form(
+        &server.url("/api/v1/session/admin"),
+        Some(&s),
+        &[],
+        &format!("csrf={}&password={}", s.csrf, user.password),
+    );
+    assert_eq!(on.status, 200, "{}", on.body);
+    let mut ws = open(&server, &s, &server.origin()).unwrap();
+    ws.send(Message::Text(r#"{"resize":[30,100]}"#.into()))
+        .unwrap();
+    ws.send(Message::Binary(
+        b"echo me=$(id -un) home=$HOME; stty size\n".to_vec().into(),
+    ))
+    .unwrap();
+    let out = read_until(&mut ws, "30 100");
+    assert!(
+        out.contains(&format!("me={} home=/home/{}", user.name, user.name)),
+        "{out}"
+    );
+    let r = common::post_form(
+        &server.url("/logout"),
+        Some(&s),
+        &[],
+        &format!("csrf={}", s.csrf),
+    );
+    assert_eq!(r.status, 303);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match ws.read() {
+            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(_) => assert!(Instant::now() < deadline, "shell outlived the session"),
+        }
+    }
+}

@@ -48,12 +48,12 @@ pub fn check_node(c: &mut Console, name: &str, img: &Image, slow: Duration) -> R
         "{name}: SELinux is not enforcing"
     );
     let active = c.check(
-        "systemctl is-active libvirtd.service hvnode-agent.service",
+        "systemctl is-active libvirtd.service hvnode-helper.service hvnode-agent.service",
         CMD,
     )?;
     ensure!(
-        active.split_whitespace().collect::<Vec<_>>() == ["active", "active"],
-        "{name}: libvirtd and hvnode-agent: {active}"
+        active.split_whitespace().collect::<Vec<_>>() == ["active", "active", "active"],
+        "{name}: libvirtd, hvnode-helper and hvnode-agent: {active}"
     );
     let secmodel = c.check(
         "virsh -c qemu:///system capabilities | grep -c '<model>selinux</model>'",
@@ -111,7 +111,8 @@ pub const CONSOLE_URL: &str = "https://127.0.0.1:9090";
 /// TLS), after checking that root is refused, and turns on the session's
 /// administrative access with the same password (sudo's rules for the
 /// `sudo` group allow it); the session's cookie is kept in `/tmp/jar` for
-/// [`console_post`].
+/// [`console_post`]. The login's PAM session must be held by the privileged
+/// helper (hvnode-helper.service), not by the web process.
 pub fn console_login(c: &mut Console) -> Result<()> {
     let login = |user: &str| {
         format!(
@@ -143,6 +144,22 @@ pub fn console_login(c: &mut Console) -> Result<()> {
     ensure!(
         admin.trim_end().ends_with("200"),
         "turning on the console session's administrative access answered {admin}"
+    );
+    // The login's PAM session is the privileged helper's, not the web process's.
+    let opened = |unit: &str| {
+        format!(
+            "journalctl -b -u {unit} -o cat | grep -c 'session opened for user {}' || true",
+            crate::install::ADMIN_USER
+        )
+    };
+    let helper = c.check(&opened("hvnode-helper.service"), CMD)?;
+    let agent = c.check(&opened("hvnode-agent.service"), CMD)?;
+    ensure!(
+        helper.trim() != "0" && agent.trim() == "0",
+        "the console login's PAM session was opened {} times by hvnode-helper and {} by \
+         hvnode-agent (the helper must hold it)",
+        helper.trim(),
+        agent.trim()
     );
     Ok(())
 }

@@ -1,0 +1,77 @@
+//! `hvnode-helper`: the privileged side of the console ([`helper`]). It runs as root
+//! and answers, on a local socket, the typed requests of the console's web process:
+//! logins and their PAM sessions, password checks, the sudo policy
+//! ([`console::auth::remote::PamBackend`]), for the users it is told to serve.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use helper::{Options, Server};
+use nix::unistd::{Group, User};
+
+use crate::setup::load_config;
+
+/// What the helper is started with.
+#[derive(Debug, Clone)]
+pub struct HelperArgs {
+    /// The console's configuration (PAM service, admin groups, disallowed users).
+    pub config: PathBuf,
+    /// Where to listen.
+    pub socket: PathBuf,
+    /// Users, besides root, whose processes may ask.
+    pub allow_users: Vec<String>,
+    /// The group the socket belongs to (mode 0660); root only (0600) without one.
+    pub group: Option<String>,
+}
+
+/// The uid of each of `users`; an unknown name is an error naming it.
+pub fn uids_of(users: &[String]) -> Result<Vec<u32>> {
+    users
+        .iter()
+        .map(|name| match User::from_name(name) {
+            Ok(Some(u)) => Ok(u.uid.as_raw()),
+            Ok(None) => bail!(
+                "--allow-user {name}: no such user; create it (the image's sysusers.d \
+                 makes the console's) or leave the flag out"
+            ),
+            Err(e) => Err(e).with_context(|| format!("looking up --allow-user {name}")),
+        })
+        .collect()
+}
+
+/// Binds the socket and serves until the process is stopped.
+pub fn run(args: &HelperArgs) -> Result<()> {
+    let config = load_config(&args.config)?;
+    let allowed_uids = uids_of(&args.allow_users)?;
+    let group = match &args.group {
+        None => None,
+        Some(name) => Some(
+            Group::from_name(name)
+                .with_context(|| format!("looking up --group {name}"))?
+                .with_context(|| format!("--group {name}: no such group"))?
+                .gid,
+        ),
+    };
+    if let Some(dir) = args.socket.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating {}, the socket's folder", dir.display()))?;
+    }
+    let listener = helper::server::bind(&args.socket, group)
+        .with_context(|| format!("listening on {}", args.socket.display()))?;
+    let backend = console::auth::remote::PamBackend::from_config(&config);
+    tracing::info!(
+        socket = %args.socket.display(),
+        pam_service = %config.pam_service,
+        users = ?args.allow_users,
+        "helper listening"
+    );
+    // Not under systemd: nothing to notify, which is fine.
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    let options = Options {
+        allowed_uids,
+        ..Options::default()
+    };
+    Server::new(listener, backend, options)
+        .serve()
+        .with_context(|| format!("accepting connections on {}", args.socket.display()))
+}

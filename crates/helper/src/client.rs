@@ -1,0 +1,209 @@
+//! The unprivileged side: asks the helper, one connection per question, and keeps a
+//! login's connection open for as long as its session lasts ([`Held`]).
+
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::frame::{self, FrameError};
+use crate::proto::{Password, Refusal, Reply, Request};
+
+/// The helper could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Nothing listens on the socket (the helper is not running) or it may not be
+    /// opened.
+    #[error(
+        "connecting to the privileged helper at {path}: {source}; is hvnode-helper.service \
+         running? (systemctl status hvnode-helper)"
+    )]
+    Connect {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The request or its answer did not get through.
+    #[error(
+        "asking the privileged helper at {path} ({request}): {source}; see its journal (journalctl -u hvnode-helper)"
+    )]
+    Frame {
+        path: PathBuf,
+        request: &'static str,
+        source: FrameError,
+    },
+    /// The helper answered with an error.
+    #[error("the privileged helper could not answer {request}: {message}")]
+    Helper {
+        request: &'static str,
+        message: String,
+    },
+    /// The helper answered something that does not answer the request (a helper of
+    /// another version).
+    #[error(
+        "the privileged helper answered {request} with {reply:?}; are the helper and this service of the same version?"
+    )]
+    Unexpected { request: &'static str, reply: Reply },
+}
+
+/// A login session the helper keeps open: dropping this closes its connection, and
+/// the helper then closes the session (and kills the shells it started for it).
+/// Requests that act as the session's user go over this connection.
+#[derive(Debug)]
+pub struct Held {
+    stream: Mutex<UnixStream>,
+    path: PathBuf,
+    timeout: Duration,
+}
+
+impl Held {
+    /// A login shell for the session's user on a new terminal of `rows` × `cols`:
+    /// the terminal's controlling side and the shell's process id. Closing the
+    /// descriptor hangs up the terminal, which ends the shell.
+    pub fn open_terminal(&self, rows: u16, cols: u16) -> Result<(OwnedFd, u32), ClientError> {
+        let request = Request::OpenTerminal { rows, cols };
+        // One request at a time on the session's connection.
+        let stream = self
+            .stream
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let failed = |source| ClientError::Frame {
+            path: self.path.clone(),
+            request: request.name(),
+            source,
+        };
+        stream
+            .set_read_timeout(Some(self.timeout))
+            .map_err(|e| failed(FrameError::Io(e)))?;
+        frame::write(&mut &*stream, &request).map_err(failed)?;
+        let (reply, fd) = frame::read_with_fd::<Reply>(&stream).map_err(failed)?;
+        // Silent again until the next request or logout.
+        let _ = stream.set_read_timeout(None);
+        match (reply, fd) {
+            (Reply::Terminal { pid }, Some(fd)) => Ok((fd, pid)),
+            (Reply::Error { message }, _) => Err(ClientError::Helper {
+                request: request.name(),
+                message,
+            }),
+            (reply, _) => Err(ClientError::Unexpected {
+                request: request.name(),
+                reply,
+            }),
+        }
+    }
+}
+
+/// A client of the helper at a socket path.
+#[derive(Debug, Clone)]
+pub struct Client {
+    path: PathBuf,
+    timeout: Duration,
+}
+
+impl Client {
+    /// A client of the helper listening at `path`. An answer that takes longer than
+    /// a minute (PAM's modules can be slow, never that slow) is an error.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// The helper's socket.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Logs `user` in from `client`: the session, held open until the returned
+    /// [`Held`] is dropped, or why the login was refused.
+    pub fn login(
+        &self,
+        user: &str,
+        password: &str,
+        client: std::net::IpAddr,
+    ) -> Result<Result<Held, Refusal>, ClientError> {
+        let request = Request::Login {
+            user: user.to_string(),
+            password: Password(password.to_string()),
+            client,
+        };
+        let (stream, reply) = self.exchange(&request)?;
+        match reply {
+            Reply::LoggedIn => {
+                // The session's connection stays open, silent, until logout.
+                let _ = stream.set_read_timeout(None);
+                Ok(Ok(Held {
+                    stream: Mutex::new(stream),
+                    path: self.path.clone(),
+                    timeout: self.timeout,
+                }))
+            }
+            Reply::Refused { refusal } => Ok(Err(refusal)),
+            other => Err(self.unexpected(&request, other)),
+        }
+    }
+
+    /// Checks `user`'s password and account without opening a session: `Ok(Ok(()))`
+    /// when they are good, or why not.
+    pub fn authenticate(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<Result<(), Refusal>, ClientError> {
+        let request = Request::Authenticate {
+            user: user.to_string(),
+            password: Password(password.to_string()),
+        };
+        match self.exchange(&request)?.1 {
+            Reply::Authenticated => Ok(Ok(())),
+            Reply::Refused { refusal } => Ok(Err(refusal)),
+            other => Err(self.unexpected(&request, other)),
+        }
+    }
+
+    /// Whether `user` may run every command as root by the sudo policy.
+    pub fn may_administer(&self, user: &str) -> Result<bool, ClientError> {
+        let request = Request::MayAdminister {
+            user: user.to_string(),
+        };
+        match self.exchange(&request)?.1 {
+            Reply::Allowed { allowed } => Ok(allowed),
+            other => Err(self.unexpected(&request, other)),
+        }
+    }
+
+    fn unexpected(&self, request: &Request, reply: Reply) -> ClientError {
+        match reply {
+            Reply::Error { message } => ClientError::Helper {
+                request: request.name(),
+                message,
+            },
+            reply => ClientError::Unexpected {
+                request: request.name(),
+                reply,
+            },
+        }
+    }
+
+    /// Sends `request` on a new connection and reads the answer.
+    fn exchange(&self, request: &Request) -> Result<(UnixStream, Reply), ClientError> {
+        let connect = |source| ClientError::Connect {
+            path: self.path.clone(),
+            source,
+        };
+        let mut stream = UnixStream::connect(&self.path).map_err(connect)?;
+        stream
+            .set_read_timeout(Some(self.timeout))
+            .and_then(|()| stream.set_write_timeout(Some(self.timeout)))
+            .map_err(connect)?;
+        let failed = |source| ClientError::Frame {
+            path: self.path.clone(),
+            request: request.name(),
+            source,
+        };
+        frame::write(&mut stream, request).map_err(failed)?;
+        let reply = frame::read(&mut stream).map_err(failed)?;
+        Ok((stream, reply))
+    }
+}

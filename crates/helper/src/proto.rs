@@ -1,0 +1,158 @@
+//! What a client may ask of the helper, and what it answers. Every request is a
+//! closed, typed question; the helper decides it with its own rules (the PAM stack,
+//! the admin groups, `disallowed_users`, the sudo policy), never the client's.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// A password: sent as it is, never shown (`Debug` prints a placeholder), so that
+/// a logged request cannot leak it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Password(pub String);
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(hidden)")
+    }
+}
+
+/// A request, one per frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Checks a console login of `user` from `client` and, when it is good, opens
+    /// the login's session (PAM: authenticate, account, credentials, session) and
+    /// keeps it open for as long as this connection stays open. Answered
+    /// [`Reply::LoggedIn`] or [`Reply::Refused`].
+    Login {
+        user: String,
+        password: Password,
+        /// The address the login came from (`PAM_RHOST`).
+        client: IpAddr,
+    },
+    /// Checks `user`'s password and account as a login does, without opening a
+    /// session (turning on administrative access asks for the password again).
+    /// Answered [`Reply::Authenticated`] or [`Reply::Refused`].
+    Authenticate { user: String, password: Password },
+    /// Whether `user`'s sudo rules let them run every command as root, which
+    /// administrative access needs. Answered [`Reply::Allowed`].
+    MayAdminister { user: String },
+    /// A login shell for the user of this connection's session, on a new terminal
+    /// (pty) of `rows` × `cols`. Only on a session's connection: the helper, not
+    /// the client, says whose shell it is. Answered [`Reply::Terminal`] with the
+    /// terminal's controlling side passed along (`SCM_RIGHTS`); the shell ends when
+    /// the client closes it, and at the latest when the session ends.
+    OpenTerminal { rows: u16, cols: u16 },
+}
+
+impl Request {
+    /// The request's name, for logs and errors (no arguments: they may be secret).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Login { .. } => "login",
+            Self::Authenticate { .. } => "authenticate",
+            Self::MayAdminister { .. } => "may_administer",
+            Self::OpenTerminal { .. } => "open_terminal",
+        }
+    }
+}
+
+/// An answer, one per request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Reply {
+    /// The login is good; this connection now holds its session.
+    LoggedIn,
+    /// The password and the account are good ([`Request::Authenticate`]).
+    Authenticated,
+    /// The login was refused, and why (the client must not show the reason to the
+    /// person logging in: every refusal looks like a wrong password there).
+    Refused { refusal: Refusal },
+    /// The answer to [`Request::MayAdminister`].
+    Allowed { allowed: bool },
+    /// The shell of [`Request::OpenTerminal`] started as process `pid`; its
+    /// terminal's descriptor came with this frame.
+    Terminal { pid: u32 },
+    /// The request could not be served (malformed, not allowed on this connection,
+    /// the helper's own failure); what to do is in the message.
+    Error { message: String },
+}
+
+/// Why a login was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Refusal {
+    /// Wrong user name or password (PAM does not say which).
+    #[error("wrong user name or password")]
+    BadCredentials,
+    /// Not root and in none of the admin groups; the password was not checked.
+    #[error("not root and not in an admin group ({groups})")]
+    NotAdmin { groups: String },
+    /// In `disallowed_users`; the password was not checked.
+    #[error("the account is in disallowed_users and may not log in to the console")]
+    Disallowed,
+    /// Locked, expired, or refused by PAM's account management.
+    #[error("the account may not log in: {why}")]
+    AccountRefused { why: String },
+    /// PAM could not be used (missing service file, broken module).
+    #[error("PAM service {service}: {why}")]
+    Pam { service: String, why: String },
+    /// The check could not be run (no thread, the helper is shutting down).
+    #[error("{why}")]
+    Unavailable { why: String },
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn requests_and_replies_have_a_stable_wire_form() {
+        let login = Request::Login {
+            user: "admin".into(),
+            password: Password("s3cret".into()),
+            client: "192.0.2.7".parse().unwrap(),
+        };
+        assert_eq!(
+            serde_json::to_string(&login).unwrap(),
+            r#"{"request":"login","user":"admin","password":"s3cret","client":"192.0.2.7"}"#
+        );
+        let refused = Reply::Refused {
+            refusal: Refusal::NotAdmin {
+                groups: "sudo, wheel".into(),
+            },
+        };
+        assert_eq!(
+            serde_json::to_string(&refused).unwrap(),
+            r#"{"reply":"refused","refusal":{"kind":"not_admin","groups":"sudo, wheel"}}"#
+        );
+    }
+
+    #[test]
+    fn a_password_is_never_shown() {
+        let login = Request::Login {
+            user: "admin".into(),
+            password: Password("s3cret".into()),
+            client: "::1".parse().unwrap(),
+        };
+        let shown = format!("{login:?} {login:#?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("admin"));
+    }
+
+    #[test]
+    fn unknown_requests_and_extra_fields_are_refused() {
+        for text in [
+            r#"{"request":"run","argv":["/bin/sh"]}"#,
+            r#"{"request":"may_administer","user":"a","as":"root"}"#,
+            r#"{"request":"login","user":"a","password":"b"}"#,
+        ] {
+            assert!(serde_json::from_str::<Request>(text).is_err(), "{text}");
+        }
+    }
+}

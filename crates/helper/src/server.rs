@@ -1,0 +1,398 @@
+//! The helper's side: accepts connections on its socket, checks who connected, and
+//! answers requests with a [`Backend`], a thread per connection.
+
+use std::fs;
+use std::io::{self, ErrorKind};
+use std::net::IpAddr;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+use nix::unistd::{Gid, Pid, chown};
+
+use crate::frame::{self, FrameError};
+use crate::proto::{Refusal, Reply, Request};
+
+/// What the helper does for each request: the privileged work itself. The node's
+/// helper uses PAM and sudo; tests put in one that counts and answers as told.
+pub trait Backend: Send + Sync + 'static {
+    /// What keeps an open login session open; dropping it closes the session.
+    type Session: Send + 'static;
+
+    /// Checks a login and opens its session ([`Request::Login`]). Blocking.
+    fn login(&self, user: &str, password: &str, client: IpAddr) -> Result<Self::Session, Refusal>;
+
+    /// Checks a password and the account without opening a session
+    /// ([`Request::Authenticate`]). Blocking.
+    fn authenticate(&self, user: &str, password: &str) -> Result<(), Refusal>;
+
+    /// Whether `user` may run every command as root by the sudo policy
+    /// ([`Request::MayAdminister`]); an error says why it could not be learned.
+    /// Blocking.
+    fn may_administer(&self, user: &str) -> Result<bool, String>;
+
+    /// Starts a login shell for `user` on a new terminal of `rows` × `cols`
+    /// ([`Request::OpenTerminal`]); `user` is the one whose login opened the
+    /// connection's session.
+    fn open_terminal(&self, user: &str, rows: u16, cols: u16) -> Result<Terminal, String>;
+}
+
+/// A shell on a terminal, as [`Backend::open_terminal`] started it.
+#[derive(Debug)]
+pub struct Terminal {
+    /// The terminal's controlling side (the pty master), passed to the client.
+    pub master: OwnedFd,
+    /// The shell (or what starts it: `systemd-run`, `runuser`).
+    pub child: std::process::Child,
+}
+
+/// A shell started for a session: killed when the session ends, if still running.
+#[derive(Debug)]
+struct Running {
+    pid: Pid,
+    done: Arc<AtomicBool>,
+}
+
+impl Running {
+    /// Waits for `child` on a thread of its own (so it never lingers as a zombie).
+    fn watch(mut child: std::process::Child) -> io::Result<Self> {
+        let pid = Pid::from_raw(child.id() as i32);
+        let done = Arc::new(AtomicBool::new(false));
+        let flag = done.clone();
+        std::thread::Builder::new()
+            .name("hvnode-helper-shell".into())
+            .spawn(move || {
+                let _ = child.wait();
+                flag.store(true, Ordering::SeqCst);
+            })?;
+        Ok(Self { pid, done })
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !self.done.load(Ordering::SeqCst) {
+            // The waiting thread reaps it; until then the pid is still the shell's.
+            let _ = kill(self.pid, Signal::SIGKILL);
+        }
+    }
+}
+
+/// How the helper serves.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The users, besides root, whose processes may connect (the console's user).
+    pub allowed_uids: Vec<u32>,
+    /// Most connections open at once; each is a thread, and each open login session
+    /// holds one.
+    pub max_connections: usize,
+    /// How long a connection that holds no session may stay silent (waiting for a
+    /// request or in the middle of one) before it is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            allowed_uids: Vec::new(),
+            max_connections: 512,
+            idle_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A helper bound to its socket.
+#[derive(Debug)]
+pub struct Server<B> {
+    listener: UnixListener,
+    backend: Arc<B>,
+    options: Options,
+    open: Arc<AtomicUsize>,
+}
+
+/// Binds the helper's socket at `path`: a stale socket left by an earlier helper is
+/// replaced (anything else there is an error), and the socket is made readable and
+/// writable by root only, or also by `group` when given (the group of the services
+/// that may connect; the helper still checks each peer's user).
+pub fn bind(path: &Path, group: Option<Gid>) -> io::Result<UnixListener> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => fs::remove_file(path)?,
+        Ok(_) => {
+            return Err(io::Error::new(
+                ErrorKind::AlreadyExists,
+                format!(
+                    "{} exists and is not a socket; move it away, it is where the helper listens",
+                    path.display()
+                ),
+            ));
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let listener = UnixListener::bind(path)?;
+    let mode = if group.is_some() { 0o660 } else { 0o600 };
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
+    if let Some(gid) = group {
+        chown(path, None, Some(gid)).map_err(io::Error::from)?;
+    }
+    Ok(listener)
+}
+
+impl<B: Backend> Server<B> {
+    /// A helper answering on `listener` with `backend`.
+    pub fn new(listener: UnixListener, backend: B, options: Options) -> Self {
+        Self {
+            listener,
+            backend: Arc::new(backend),
+            options,
+            open: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Connections open now.
+    pub fn open_connections(&self) -> Arc<AtomicUsize> {
+        self.open.clone()
+    }
+
+    /// Serves until the listener fails: each accepted connection is checked and then
+    /// served on a thread of its own.
+    pub fn serve(self) -> io::Result<()> {
+        loop {
+            let stream = match self.listener.accept() {
+                Ok((s, _)) => s,
+                // A connection that went away before it was accepted, or a short
+                // shortage of descriptors: the next one may do.
+                Err(e) if is_transient(&e) => {
+                    tracing::warn!("accepting a connection to the helper: {e}");
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            self.accept(stream);
+        }
+    }
+
+    fn accept(&self, mut stream: UnixStream) {
+        let Some(peer) = self.peer(&stream) else {
+            return;
+        };
+        if self.open.fetch_add(1, Ordering::SeqCst) >= self.options.max_connections {
+            self.open.fetch_sub(1, Ordering::SeqCst);
+            tracing::warn!(
+                pid = peer.1,
+                "refused a connection: {} are open, the most the helper serves",
+                self.options.max_connections
+            );
+            let _ = frame::write(
+                &mut stream,
+                &Reply::Error {
+                    message: format!(
+                        "the helper serves at most {} connections at once; try again when \
+                         sessions have ended",
+                        self.options.max_connections
+                    ),
+                },
+            );
+            return;
+        }
+        let backend = self.backend.clone();
+        let open = self.open.clone();
+        let idle = self.options.idle_timeout;
+        let spawned = std::thread::Builder::new()
+            .name("hvnode-helper".into())
+            .spawn(move || {
+                serve_connection(stream, &*backend, idle, peer.1);
+                open.fetch_sub(1, Ordering::SeqCst);
+            });
+        if let Err(e) = spawned {
+            self.open.fetch_sub(1, Ordering::SeqCst);
+            tracing::error!("no thread for a helper connection: {e}");
+        }
+    }
+
+    /// The peer's user and process, when it may connect; otherwise the connection is
+    /// answered with an error and closed.
+    fn peer(&self, stream: &UnixStream) -> Option<(u32, i32)> {
+        let creds = match getsockopt(stream, PeerCredentials) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("reading a helper client's credentials: {e}; closing it");
+                return None;
+            }
+        };
+        let (uid, pid) = (creds.uid(), creds.pid());
+        if uid == 0 || self.options.allowed_uids.contains(&uid) {
+            return Some((uid, pid));
+        }
+        tracing::warn!(
+            uid,
+            pid,
+            "refused a connection from a user the helper does not serve"
+        );
+        let mut stream = stream;
+        let _ = frame::write(
+            &mut stream,
+            &Reply::Error {
+                message: format!("uid {uid} may not use the helper"),
+            },
+        );
+        None
+    }
+}
+
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(nix::libc::ECONNABORTED | nix::libc::EMFILE | nix::libc::ENFILE | nix::libc::EINTR)
+    )
+}
+
+/// Answers one connection's requests until it closes, fails, or (while it holds no
+/// session) stays silent for `idle`. A login's session lives as long as the
+/// connection: it is dropped, and closed, when this returns.
+fn serve_connection<B: Backend>(mut stream: UnixStream, backend: &B, idle: Duration, pid: i32) {
+    let mut session: Option<Held<B::Session>> = None;
+    if let Err(e) = stream.set_read_timeout(Some(idle)) {
+        tracing::warn!(pid, "setting a helper connection's timeout: {e}");
+        return;
+    }
+    loop {
+        let request: Request = match frame::read(&mut stream) {
+            Ok(r) => r,
+            Err(FrameError::Closed) => break,
+            Err(FrameError::Io(e)) => {
+                if session.is_none()
+                    && !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
+                {
+                    tracing::debug!(pid, "helper connection ended: {e}");
+                }
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(pid, "a helper client sent {e}; closing its connection");
+                let _ = frame::write(
+                    &mut stream,
+                    &Reply::Error {
+                        message: format!("{e}; the connection is closed"),
+                    },
+                );
+                break;
+            }
+        };
+        let name = request.name();
+        let (reply, fd) = answer(backend, request, &mut session);
+        if matches!(reply, Reply::LoggedIn) {
+            // The connection now holds the session: it may stay silent until logout.
+            if let Err(e) = stream.set_read_timeout(None) {
+                tracing::warn!(pid, "keeping a session's connection open: {e}");
+                break;
+            }
+        }
+        let written = match &fd {
+            Some(fd) => frame::write_with_fd(&stream, &reply, fd.as_fd()),
+            None => frame::write(&mut stream, &reply),
+        };
+        // The helper's own copy of a passed descriptor closes here.
+        drop(fd);
+        if let Err(e) = written {
+            tracing::warn!(pid, request = name, "answering a helper client: {e}");
+            break;
+        }
+    }
+    if let Some(held) = session.take() {
+        tracing::debug!(
+            pid,
+            user = %held.user,
+            shells = held.shells.len(),
+            "a login session's connection closed; the session and its shells end"
+        );
+    }
+}
+
+/// What a session's connection holds: whose it is, what the login opened, and the
+/// shells started for it (killed when this is dropped).
+struct Held<S> {
+    user: String,
+    _session: S,
+    shells: Vec<Running>,
+}
+
+fn answer<B: Backend>(
+    backend: &B,
+    request: Request,
+    session: &mut Option<Held<B::Session>>,
+) -> (Reply, Option<OwnedFd>) {
+    let reply = match request {
+        Request::OpenTerminal { rows, cols } => return open_terminal(backend, session, rows, cols),
+        Request::Login { .. } if session.is_some() => Reply::Error {
+            message: "this connection holds a login session already; open another \
+                      connection for another login"
+                .into(),
+        },
+        Request::Login {
+            user,
+            password,
+            client,
+        } => match backend.login(&user, &password.0, client) {
+            Ok(s) => {
+                *session = Some(Held {
+                    user,
+                    _session: s,
+                    shells: Vec::new(),
+                });
+                Reply::LoggedIn
+            }
+            Err(refusal) => Reply::Refused { refusal },
+        },
+        Request::Authenticate { user, password } => {
+            match backend.authenticate(&user, &password.0) {
+                Ok(()) => Reply::Authenticated,
+                Err(refusal) => Reply::Refused { refusal },
+            }
+        }
+        Request::MayAdminister { user } => match backend.may_administer(&user) {
+            Ok(allowed) => Reply::Allowed { allowed },
+            Err(message) => Reply::Error { message },
+        },
+    };
+    (reply, None)
+}
+
+/// Starts a shell for the session's user and hands over its terminal.
+fn open_terminal<B: Backend>(
+    backend: &B,
+    session: &mut Option<Held<B::Session>>,
+    rows: u16,
+    cols: u16,
+) -> (Reply, Option<OwnedFd>) {
+    let Some(held) = session else {
+        let message = "a terminal is opened on a login session's connection only".into();
+        return (Reply::Error { message }, None);
+    };
+    held.shells.retain(|s| !s.done.load(Ordering::SeqCst));
+    match backend.open_terminal(&held.user, rows, cols) {
+        Ok(Terminal { master, child }) => {
+            let pid = child.id();
+            match Running::watch(child) {
+                Ok(running) => {
+                    held.shells.push(running);
+                    tracing::info!(user = %held.user, pid, "terminal opened");
+                    (Reply::Terminal { pid }, Some(master))
+                }
+                Err(e) => {
+                    let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                    let message = format!("no thread to watch the shell: {e}");
+                    (Reply::Error { message }, None)
+                }
+            }
+        }
+        Err(message) => (Reply::Error { message }, None),
+    }
+}

@@ -1,0 +1,399 @@
+//! The helper on a real socket, with a backend that counts: sessions live exactly as
+//! long as their connections, peers are checked by the kernel's credentials, and bad
+//! frames, silence and crowds end connections without stopping the helper.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
+
+use std::io::{Read, Write};
+use std::net::IpAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use helper::proto::{Password, Refusal, Reply, Request};
+use helper::server::Terminal;
+use helper::{Backend, Client, Options, Server, frame};
+
+#[derive(Debug, Default)]
+struct Counts {
+    open: AtomicUsize,
+    clients: Mutex<Vec<IpAddr>>,
+}
+
+/// Accepts `admin` with `good`, refuses others as PAM would.
+#[derive(Debug, Default, Clone)]
+struct Fake(Arc<Counts>);
+
+#[derive(Debug)]
+struct Open(Arc<Counts>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Backend for Fake {
+    type Session = Open;
+
+    fn login(&self, user: &str, password: &str, client: IpAddr) -> Result<Open, Refusal> {
+        self.0.clients.lock().unwrap().push(client);
+        match (user, password) {
+            ("admin", "good") => {
+                self.0.open.fetch_add(1, Ordering::SeqCst);
+                Ok(Open(self.0.clone()))
+            }
+            ("guest", _) => Err(Refusal::NotAdmin {
+                groups: "wheel".into(),
+            }),
+            _ => Err(Refusal::BadCredentials),
+        }
+    }
+
+    fn authenticate(&self, user: &str, password: &str) -> Result<(), Refusal> {
+        self.login(user, password, IpAddr::from([127, 0, 0, 1]))
+            .map(|_| ())
+    }
+
+    /// `cat` on one end of a socket pair, the other end for the client: what is
+    /// written to the "terminal" comes back.
+    fn open_terminal(&self, user: &str, rows: u16, cols: u16) -> Result<Terminal, String> {
+        assert_eq!((user, rows, cols), ("admin", 24, 80));
+        let (ours, theirs) = UnixStream::pair().map_err(|e| e.to_string())?;
+        let child = std::process::Command::new("cat")
+            .stdin(std::os::fd::OwnedFd::from(
+                theirs.try_clone().map_err(|e| e.to_string())?,
+            ))
+            .stdout(std::os::fd::OwnedFd::from(theirs))
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        Ok(Terminal {
+            master: ours.into(),
+            child,
+        })
+    }
+
+    fn may_administer(&self, user: &str) -> Result<bool, String> {
+        match user {
+            "admin" => Ok(true),
+            "broken" => Err("sudo failed: syntax error in /etc/sudoers".into()),
+            _ => Ok(false),
+        }
+    }
+}
+
+struct Running {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    counts: Arc<Counts>,
+    connections: Arc<AtomicUsize>,
+}
+
+fn start(options: Options) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("socket");
+    let listener = helper::server::bind(&path, None).unwrap();
+    let fake = Fake::default();
+    let counts = fake.0.clone();
+    let server = Server::new(listener, fake, options);
+    let connections = server.open_connections();
+    std::thread::spawn(move || server.serve());
+    Running {
+        _dir: dir,
+        path,
+        counts,
+        connections,
+    }
+}
+
+/// Waits up to 5 s for `f` to hold.
+fn eventually(what: &str, f: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < Duration::from_secs(5), "{what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_login_session_lasts_as_long_as_its_connection() {
+    let h = start(Options::default());
+    let client = Client::new(&h.path);
+    let from: IpAddr = "2001:db8::7".parse().unwrap();
+    let first = client.login("admin", "good", from).unwrap().unwrap();
+    let second = client.login("admin", "good", from).unwrap().unwrap();
+    assert_eq!(h.counts.open.load(Ordering::SeqCst), 2);
+    assert_eq!(h.counts.clients.lock().unwrap()[0], from);
+    drop(first);
+    eventually("the first session closes with its connection", || {
+        h.counts.open.load(Ordering::SeqCst) == 1
+    });
+    // A session's connection stays open however long it is silent.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(h.counts.open.load(Ordering::SeqCst), 1);
+    drop(second);
+    eventually("the second closes too", || {
+        h.counts.open.load(Ordering::SeqCst) == 0
+    });
+    eventually("and their threads end", || {
+        h.connections.load(Ordering::SeqCst) == 0
+    });
+}
+
+/// Whether process `pid` still runs (not a zombie either).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+#[test]
+fn a_session_opens_terminals_whose_shells_end_with_it() {
+    let h = start(Options::default());
+    let held = Client::new(&h.path)
+        .login("admin", "good", "::1".parse().unwrap())
+        .unwrap()
+        .unwrap();
+    let (fd, pid) = held.open_terminal(24, 80).unwrap();
+    let mut term = UnixStream::from(fd);
+    term.write_all(b"echo\n").unwrap();
+    let mut back = [0u8; 5];
+    term.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"echo\n");
+    assert!(running(pid));
+    let (_second, pid2) = held.open_terminal(24, 80).unwrap();
+    // Logout: the session's connection closes, and its shells are killed.
+    drop(held);
+    eventually("the session's shells end with it", || {
+        !running(pid) && !running(pid2)
+    });
+}
+
+#[test]
+fn a_terminal_needs_a_session() {
+    let h = start(Options::default());
+    let mut s = UnixStream::connect(&h.path).unwrap();
+    frame::write(&mut s, &Request::OpenTerminal { rows: 24, cols: 80 }).unwrap();
+    let (reply, fd) = frame::read_with_fd::<Reply>(&s).unwrap();
+    assert!(fd.is_none());
+    let Reply::Error { message } = reply else {
+        panic!("a terminal was opened without a session: {reply:?}");
+    };
+    assert!(
+        message.contains("login session's connection only"),
+        "{message}"
+    );
+}
+
+#[test]
+fn refusals_and_policy_answers_come_back_as_the_backend_gave_them() {
+    let h = start(Options::default());
+    let client = Client::new(&h.path);
+    let ip: IpAddr = "192.0.2.1".parse().unwrap();
+    assert_eq!(
+        client.login("admin", "bad", ip).unwrap().unwrap_err(),
+        Refusal::BadCredentials
+    );
+    assert_eq!(
+        client.login("guest", "x", ip).unwrap().unwrap_err(),
+        Refusal::NotAdmin {
+            groups: "wheel".into()
+        }
+    );
+    assert_eq!(h.counts.open.load(Ordering::SeqCst), 0);
+    assert_eq!(client.authenticate("admin", "good").unwrap(), Ok(()));
+    assert_eq!(
+        client.authenticate("admin", "bad").unwrap(),
+        Err(Refusal::BadCredentials)
+    );
+    assert_eq!(h.counts.open.load(Ordering::SeqCst), 0);
+    assert!(client.may_administer("admin").unwrap());
+    assert!(!client.may_administer("limited").unwrap());
+    let e = client.may_administer("broken").unwrap_err().to_string();
+    assert!(e.contains("syntax error in /etc/sudoers"), "{e}");
+}
+
+#[test]
+fn a_second_login_on_a_session_connection_is_refused() {
+    let h = start(Options::default());
+    let mut s = UnixStream::connect(&h.path).unwrap();
+    let login = Request::Login {
+        user: "admin".into(),
+        password: Password("good".into()),
+        client: "::1".parse().unwrap(),
+    };
+    frame::write(&mut s, &login).unwrap();
+    assert_eq!(frame::read::<Reply>(&mut s).unwrap(), Reply::LoggedIn);
+    frame::write(&mut s, &login).unwrap();
+    let Reply::Error { message } = frame::read::<Reply>(&mut s).unwrap() else {
+        panic!("a second login on a session's connection was not refused");
+    };
+    assert!(
+        message.contains("holds a login session already"),
+        "{message}"
+    );
+    // The connection and its session stay.
+    assert_eq!(h.counts.open.load(Ordering::SeqCst), 1);
+    frame::write(
+        &mut s,
+        &Request::MayAdminister {
+            user: "admin".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        frame::read::<Reply>(&mut s).unwrap(),
+        Reply::Allowed { allowed: true }
+    );
+}
+
+#[test]
+fn bad_frames_end_their_connection_and_the_helper_serves_on() {
+    let h = start(Options::default());
+    // Too long, announced.
+    let mut s = UnixStream::connect(&h.path).unwrap();
+    s.write_all(&(10u32 << 20).to_be_bytes()).unwrap();
+    let Reply::Error { message } = frame::read::<Reply>(&mut s).unwrap() else {
+        panic!("an oversized frame got no error");
+    };
+    assert!(message.contains("at most 65536"), "{message}");
+    assert!(matches!(
+        frame::read::<Reply>(&mut s),
+        Err(frame::FrameError::Closed | frame::FrameError::Io(_))
+    ));
+    // Not a request: an argv to run.
+    let mut s = UnixStream::connect(&h.path).unwrap();
+    frame::write(
+        &mut s,
+        &serde_json::json!({"request": "run", "argv": ["/bin/sh"]}),
+    )
+    .unwrap();
+    let Reply::Error { message } = frame::read::<Reply>(&mut s).unwrap() else {
+        panic!("an unknown request got no error");
+    };
+    assert!(
+        message.contains("not a message this side knows"),
+        "{message}"
+    );
+    // Garbage.
+    let mut s = UnixStream::connect(&h.path).unwrap();
+    s.write_all(b"\0\0\0\x05hello").unwrap();
+    assert!(matches!(
+        frame::read::<Reply>(&mut s).unwrap(),
+        Reply::Error { .. }
+    ));
+    assert!(Client::new(&h.path).may_administer("admin").unwrap());
+}
+
+#[test]
+fn silent_and_half_sent_requests_are_closed_after_the_idle_timeout() {
+    let h = start(Options {
+        idle_timeout: Duration::from_millis(300),
+        ..Options::default()
+    });
+    let mut silent = UnixStream::connect(&h.path).unwrap();
+    let mut half = UnixStream::connect(&h.path).unwrap();
+    half.write_all(&[0, 0, 0, 40, b'{']).unwrap();
+    for s in [&mut silent, &mut half] {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let started = Instant::now();
+        let mut buf = [0u8; 16];
+        // The helper closes: end of file (or a reset), not our own timeout.
+        let n = s.read(&mut buf).unwrap_or(0);
+        assert_eq!(n, 0);
+        assert!(started.elapsed() < Duration::from_secs(4));
+    }
+    eventually("their threads end", || {
+        h.connections.load(Ordering::SeqCst) == 0
+    });
+}
+
+#[test]
+fn connections_past_the_cap_are_answered_with_an_error_and_closed() {
+    let h = start(Options {
+        max_connections: 3,
+        ..Options::default()
+    });
+    let client = Client::new(&h.path);
+    let ip: IpAddr = "::1".parse().unwrap();
+    let held: Vec<_> = (0..3)
+        .map(|_| client.login("admin", "good", ip).unwrap().unwrap())
+        .collect();
+    let e = client.may_administer("admin").unwrap_err().to_string();
+    assert!(e.contains("at most 3 connections"), "{e}");
+    drop(held);
+    eventually("room again once sessions end", || {
+        client.may_administer("admin").is_ok()
+    });
+}
+
+#[test]
+fn only_root_and_the_allowed_users_are_served() {
+    if !hvnode_testutil::require_root() {
+        return;
+    }
+    let h = start(Options::default());
+    // The file's mode lets anyone connect: the peer's credentials must stop them.
+    std::fs::set_permissions(h._dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&h.path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    // The test's own executable may sit where another user cannot run it; Python's
+    // socket module speaks the frames as well.
+    let ask_as = |path: &PathBuf, uid: u32| {
+        use std::os::unix::process::CommandExt;
+        let out = std::process::Command::new("python3")
+            .args(["-c", ASK_IN_PYTHON])
+            .arg(path)
+            .current_dir("/")
+            .uid(uid)
+            .gid(uid)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let nobody = ask_as(&h.path, 65534);
+    assert!(
+        nobody.contains(r#"{"reply":"error","message":"uid 65534 may not use the helper"}"#),
+        "{nobody}"
+    );
+
+    let h = start(Options {
+        allowed_uids: vec![65534],
+        ..Options::default()
+    });
+    std::fs::set_permissions(h._dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&h.path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let allowed = ask_as(&h.path, 65534);
+    assert!(
+        allowed.contains(r#"{"reply":"allowed","allowed":true}"#),
+        "{allowed}"
+    );
+}
+
+/// Connects to the socket named by its argument, asks whether `admin` may
+/// administer, and prints the answer's JSON.
+const ASK_IN_PYTHON: &str = r#"
+import json, socket, struct, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+body = json.dumps({"request": "may_administer", "user": "admin"}).encode()
+try:
+    s.sendall(struct.pack(">I", len(body)) + body)
+except BrokenPipeError:
+    pass  # refused: the helper answered and closed before reading
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+    if len(data) >= 4 and len(data) >= 4 + struct.unpack(">I", data[:4])[0]:
+        break
+print(data[4:].decode())
+"#;
