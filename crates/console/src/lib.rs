@@ -35,6 +35,7 @@ pub mod metrics;
 pub mod node_layers;
 pub mod node_update;
 pub mod pages;
+pub mod privileged;
 pub mod register;
 pub mod router;
 pub mod server;

@@ -344,12 +344,9 @@ pub async fn vm_action(
         };
         return render(&t).into_response();
     }
-    let result = tokio::task::spawn_blocking(move || lv.act(&name, action))
-        .await
-        .unwrap_or_else(|e| Err(VirtError::Failed(e.to_string())));
-    match result {
-        Ok(_) => Redirect::to("/vms").into_response(),
-        Err(e) => error_page(page, &e.into(), "/vms"),
+    match crate::privileged::vm_action(&state, &authed.token, &name, action).await {
+        Ok(()) => Redirect::to("/vms").into_response(),
+        Err(e) => error_page(page, &e, "/vms"),
     }
 }
 
@@ -407,6 +404,7 @@ pub async fn services(
 /// `POST /services/{unit}/{action}`: stopping, restarting or disabling a unit asks
 /// for confirmation first.
 pub async fn service_action(
+    State(state): State<Shared>,
     Extension(authed): Extension<Authed>,
     Path((unit, action)): Path<(String, String)>,
     body: Bytes,
@@ -438,7 +436,7 @@ pub async fn service_action(
         };
         return render(&t).into_response();
     }
-    match views::unit_action(unit, &action).await {
+    match crate::privileged::unit_action(&state, &authed.token, &unit, &action).await {
         Ok(()) => Redirect::to("/services").into_response(),
         Err(e) => error_page(page, &e, "/services"),
     }

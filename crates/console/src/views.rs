@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::facts::SlowFacts;
 use crate::journal::{self, Entry, LogQuery};
 use crate::metrics::human_bytes;
-use crate::services::{self, ServiceFilter, Unit, UnitAction};
+use crate::services::{ServiceFilter, Unit};
 use crate::state::AppState;
 use crate::vms::SecModel;
 
@@ -252,18 +252,6 @@ pub fn filter_units(units: Vec<Unit>, q: &ServiceFilter) -> Vec<Unit> {
         })
         .filter(|u| q.state.is_empty() || u.active == q.state)
         .collect()
-}
-
-/// Validates and runs a unit action.
-pub async fn unit_action(unit: String, action: &str) -> Result<(), ApiError> {
-    let action: UnitAction = action.parse().map_err(ApiError::BadRequest)?;
-    if !services::valid_unit_name(&unit) {
-        return Err(ApiError::BadRequest(format!("not a unit name: {unit:?}")));
-    }
-    tokio::task::spawn_blocking(move || services::act(&unit, action))
-        .await
-        .map_err(|e| ApiError::Failed(e.to_string()))?
-        .map_err(ApiError::from)
 }
 
 /// The node page's facts.

@@ -744,3 +744,50 @@ fn sudo_answers_within_the_agents_unit_limits() {
     let (code, stdout, stderr) = ask(&narrow.name);
     assert_eq!((code, stderr.as_str()), (Some(1), ""), "{stdout}");
 }
+
+/// Through the privileged helper, the helper itself decides: a session the web side
+/// let turn on administrative access (its stand-in policy says yes to everyone) still
+/// changes nothing unless the helper finds, with the real sudo, that its user may run
+/// every command as root; the full member's VM action is made.
+#[test]
+fn through_the_helper_only_a_full_sudoer_changes_anything_whatever_the_web_side_says() {
+    if !have_sudo() {
+        return;
+    }
+    let pam = PamService::install();
+    let (full, narrow, _rules) = full_and_narrow();
+    let groups = vec![full.group().to_string(), narrow.group().to_string()];
+    let tweak = |c: &mut console::Config| {
+        c.pam_service = pam.name.clone();
+        c.admin_groups = groups.clone();
+    };
+    let mut config = console::Config::default();
+    tweak(&mut config);
+    let helper = common::Helper::unstarted();
+    let server = Server::start_with_auth(helper.remote(), tweak);
+    // The helper makes its VM changes on the server's own test driver.
+    helper.serve(&config, Some(server.state.libvirt.clone()));
+
+    let full_s = login(&server, &full.name, &full.password).unwrap();
+    let narrow_s = login(&server, &narrow.name, &narrow.password).unwrap();
+    for (s, user) in [(&full_s, &full), (&narrow_s, &narrow)] {
+        let r = turn_on_admin(&server, s, &user.password);
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let r = vm_action(&server, &narrow_s, "force-off");
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(
+        r.body.contains("may not administer this node"),
+        "{}",
+        r.body
+    );
+    assert_eq!(vm_state(&server, &full_s), "running");
+    let r = vm_action(&server, &full_s, "force-off");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(vm_state(&server, &full_s), "shut off");
+    // A unit action goes the same way (this unit does not exist: systemctl says so).
+    let r = service_action(&server, &narrow_s);
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = service_action(&server, &full_s);
+    assert_ne!(r.status, 403, "{}", r.body);
+}

@@ -6,7 +6,6 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{PamService, Server, TestUser, get, login, login_from, post_form, session_cookie};
@@ -131,18 +130,14 @@ fn login_opens_and_logout_closes_a_pam_session(through_helper: bool) {
         c.pam_service = pam.name.clone();
         c.admin_groups = vec![group.clone()];
     };
-    let server = if through_helper {
+    let helper = through_helper.then(|| {
         let mut config = console::Config::default();
         tweak(&mut config);
-        let socket = dir.path().join("helper.sock");
-        let listener = helper::server::bind(&socket, None).unwrap();
-        let backend = console::auth::remote::PamBackend::from_config(&config);
-        let helper = helper::Server::new(listener, backend, helper::Options::default());
-        std::thread::spawn(move || helper.serve());
-        let remote = Arc::new(console::auth::remote::Remote::new(&socket));
-        Server::start_with_auth(remote, tweak)
-    } else {
-        Server::start(tweak)
+        common::Helper::start(&config, None)
+    });
+    let server = match &helper {
+        Some(h) => Server::start_with_auth(h.remote(), tweak),
+        None => Server::start(tweak),
     };
     let lines = || std::fs::read_to_string(&marker).unwrap_or_default();
     let s = login(&server, &user.name, &user.password).unwrap();

@@ -130,16 +130,10 @@ fn through_the_helper_the_shell_is_the_sessions_user_and_ends_at_logout() {
         c.pam_service = pam.name.clone();
         c.admin_groups = vec![group.clone()];
     };
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("helper.sock");
     let mut config = console::Config::default();
     tweak(&mut config);
-    let listener = helper::server::bind(&socket, None).unwrap();
-    let backend = console::auth::remote::PamBackend::from_config(&config);
-    let helper = helper::Server::new(listener, backend, helper::Options::default());
-    std::thread::spawn(move || helper.serve());
-    let remote = std::sync::Arc::new(console::auth::remote::Remote::new(&socket));
-    let server = Server::start_with_auth(remote, tweak);
+    let helper = common::Helper::start(&config, None);
+    let server = Server::start_with_auth(helper.remote(), tweak);
     let s = common::login(&server, &user.name, &user.password).unwrap();
     let token = s.cookie.split_once('=').unwrap().1;
     assert!(

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::frame::{self, FrameError};
-use crate::proto::{Password, Refusal, Reply, Request};
+use crate::proto::{Change, Failure, FailureKind, Password, Refusal, Reply, Request};
 
 /// The helper could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -57,11 +57,26 @@ pub struct Held {
 }
 
 impl Held {
-    /// A login shell for the session's user on a new terminal of `rows` × `cols`:
-    /// the terminal's controlling side and the shell's process id. Closing the
-    /// descriptor hangs up the terminal, which ends the shell.
-    pub fn open_terminal(&self, rows: u16, cols: u16) -> Result<(OwnedFd, u32), ClientError> {
-        let request = Request::OpenTerminal { rows, cols };
+    /// Makes `change` as the session's user (the helper checks that they may
+    /// administer the node). A failure to ask is [`FailureKind::Unavailable`].
+    pub fn change(&self, change: Change) -> Result<(), Failure> {
+        let request = Request::Change { change };
+        let unavailable = |e: ClientError| Failure::new(FailureKind::Unavailable, e.to_string());
+        let (reply, _) = self.exchange(&request).map_err(unavailable)?;
+        match reply {
+            Reply::Changed => Ok(()),
+            Reply::Failed { failure } => Err(failure),
+            Reply::Error { message } => Err(Failure::new(FailureKind::Failed, message)),
+            reply => Err(unavailable(ClientError::Unexpected {
+                request: request.name(),
+                reply,
+            })),
+        }
+    }
+
+    /// Sends `request` on the session's connection and reads the answer, with the
+    /// descriptor passed along, if any.
+    fn exchange(&self, request: &Request) -> Result<(Reply, Option<OwnedFd>), ClientError> {
         // One request at a time on the session's connection.
         let stream = self
             .stream
@@ -75,11 +90,19 @@ impl Held {
         stream
             .set_read_timeout(Some(self.timeout))
             .map_err(|e| failed(FrameError::Io(e)))?;
-        frame::write(&mut &*stream, &request).map_err(failed)?;
-        let (reply, fd) = frame::read_with_fd::<Reply>(&stream).map_err(failed)?;
+        frame::write(&mut &*stream, request).map_err(failed)?;
+        let answer = frame::read_with_fd::<Reply>(&stream).map_err(failed)?;
         // Silent again until the next request or logout.
         let _ = stream.set_read_timeout(None);
-        match (reply, fd) {
+        Ok(answer)
+    }
+
+    /// A login shell for the session's user on a new terminal of `rows` × `cols`:
+    /// the terminal's controlling side and the shell's process id. Closing the
+    /// descriptor hangs up the terminal, which ends the shell.
+    pub fn open_terminal(&self, rows: u16, cols: u16) -> Result<(OwnedFd, u32), ClientError> {
+        let request = Request::OpenTerminal { rows, cols };
+        match self.exchange(&request)? {
             (Reply::Terminal { pid }, Some(fd)) => Ok((fd, pid)),
             (Reply::Error { message }, _) => Err(ClientError::Helper {
                 request: request.name(),

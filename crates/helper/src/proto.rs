@@ -46,6 +46,58 @@ pub enum Request {
     /// terminal's controlling side passed along (`SCM_RIGHTS`); the shell ends when
     /// the client closes it, and at the latest when the session ends.
     OpenTerminal { rows: u16, cols: u16 },
+    /// A change made as the user of this connection's session. Only on a session's
+    /// connection, and only when the helper finds that user may administer the node
+    /// (an admin group and sudo rules that allow every command as root, asked again
+    /// once the last answer is a minute old). Answered [`Reply::Changed`] or
+    /// [`Reply::Failed`].
+    Change { change: Change },
+}
+
+/// What [`Request::Change`] changes. Names and actions are checked by the helper,
+/// which knows the valid ones; the client's checks are only for its own messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Change {
+    /// A virtual machine's power: `start`, `shutdown`, `force-off`, `reboot`.
+    Vm { name: String, action: String },
+    /// A systemd unit: `start`, `stop`, `restart`, `enable`, `disable`.
+    Unit { unit: String, action: String },
+}
+
+/// Why a change was not made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// A name or action that is not valid.
+    Invalid,
+    /// What it names does not exist.
+    NotFound,
+    /// The session's user may not administer the node, or the request is not
+    /// allowed on this connection.
+    NotAllowed,
+    /// What makes the change (libvirtd, systemd) cannot be reached.
+    Unavailable,
+    /// It was tried and failed.
+    Failed,
+}
+
+/// A change that was not made, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(deny_unknown_fields)]
+#[error("{message}")]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
 }
 
 impl Request {
@@ -56,6 +108,7 @@ impl Request {
             Self::Authenticate { .. } => "authenticate",
             Self::MayAdminister { .. } => "may_administer",
             Self::OpenTerminal { .. } => "open_terminal",
+            Self::Change { .. } => "change",
         }
     }
 }
@@ -76,6 +129,10 @@ pub enum Reply {
     /// The shell of [`Request::OpenTerminal`] started as process `pid`; its
     /// terminal's descriptor came with this frame.
     Terminal { pid: u32 },
+    /// The change of [`Request::Change`] is made.
+    Changed,
+    /// The change of [`Request::Change`] was not made.
+    Failed { failure: Failure },
     /// The request could not be served (malformed, not allowed on this connection,
     /// the helper's own failure); what to do is in the message.
     Error { message: String },

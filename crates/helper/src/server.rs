@@ -17,7 +17,11 @@ use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use nix::unistd::{Gid, Pid, chown};
 
 use crate::frame::{self, FrameError};
-use crate::proto::{Refusal, Reply, Request};
+use crate::proto::{Change, Failure, FailureKind, Refusal, Reply, Request};
+
+/// How long the helper trusts its answer that a session's user may administer the
+/// node before it asks again (on that session's next change).
+pub const ADMIN_RECHECK: Duration = Duration::from_secs(60);
 
 /// What the helper does for each request: the privileged work itself. The node's
 /// helper uses PAM and sudo; tests put in one that counts and answers as told.
@@ -41,6 +45,10 @@ pub trait Backend: Send + Sync + 'static {
     /// ([`Request::OpenTerminal`]); `user` is the one whose login opened the
     /// connection's session.
     fn open_terminal(&self, user: &str, rows: u16, cols: u16) -> Result<Terminal, String>;
+
+    /// Makes `change` ([`Request::Change`]) for `user`, whom the helper has found
+    /// may administer the node. Blocking.
+    fn change(&self, user: &str, change: &Change) -> Result<(), Failure>;
 }
 
 /// A shell on a terminal, as [`Backend::open_terminal`] started it.
@@ -322,6 +330,8 @@ struct Held<S> {
     user: String,
     _session: S,
     shells: Vec<Running>,
+    /// When the user was last found allowed to administer the node.
+    admin_checked: Option<std::time::Instant>,
 }
 
 fn answer<B: Backend>(
@@ -331,6 +341,10 @@ fn answer<B: Backend>(
 ) -> (Reply, Option<OwnedFd>) {
     let reply = match request {
         Request::OpenTerminal { rows, cols } => return open_terminal(backend, session, rows, cols),
+        Request::Change { change } => match make_change(backend, session, &change) {
+            Ok(()) => Reply::Changed,
+            Err(failure) => Reply::Failed { failure },
+        },
         Request::Login { .. } if session.is_some() => Reply::Error {
             message: "this connection holds a login session already; open another \
                       connection for another login"
@@ -346,6 +360,7 @@ fn answer<B: Backend>(
                     user,
                     _session: s,
                     shells: Vec::new(),
+                    admin_checked: None,
                 });
                 Reply::LoggedIn
             }
@@ -395,4 +410,55 @@ fn open_terminal<B: Backend>(
         }
         Err(message) => (Reply::Error { message }, None),
     }
+}
+
+/// Makes a change as the session's user, once the helper has found they may
+/// administer the node (asked again when the last answer is older than
+/// [`ADMIN_RECHECK`]).
+fn make_change<B: Backend>(
+    backend: &B,
+    session: &mut Option<Held<B::Session>>,
+    change: &Change,
+) -> Result<(), Failure> {
+    let Some(held) = session else {
+        return Err(Failure::new(
+            FailureKind::NotAllowed,
+            "a change is made on a login session's connection only",
+        ));
+    };
+    let fresh = held
+        .admin_checked
+        .is_some_and(|t| t.elapsed() < ADMIN_RECHECK);
+    if !fresh {
+        match backend.may_administer(&held.user) {
+            Ok(true) => held.admin_checked = Some(std::time::Instant::now()),
+            Ok(false) => {
+                held.admin_checked = None;
+                tracing::warn!(user = %held.user, ?change, "refused a change: the user may not administer the node");
+                return Err(Failure::new(
+                    FailureKind::NotAllowed,
+                    format!(
+                        "{} may not administer this node (that takes an admin group and sudo \
+                         rules that allow every command as root)",
+                        held.user
+                    ),
+                ));
+            }
+            Err(e) => {
+                return Err(Failure::new(
+                    FailureKind::Unavailable,
+                    format!(
+                        "checking whether {} may administer this node: {e}",
+                        held.user
+                    ),
+                ));
+            }
+        }
+    }
+    let result = backend.change(&held.user, change);
+    match &result {
+        Ok(()) => tracing::info!(user = %held.user, ?change, "change made"),
+        Err(f) => tracing::warn!(user = %held.user, ?change, "change not made: {f}"),
+    }
+    result
 }

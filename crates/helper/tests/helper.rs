@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use helper::proto::{Password, Refusal, Reply, Request};
+use helper::proto::{Change, Failure, FailureKind, Password, Refusal, Reply, Request};
 use helper::server::Terminal;
 use helper::{Backend, Client, Options, Server, frame};
 
@@ -21,6 +21,8 @@ use helper::{Backend, Client, Options, Server, frame};
 struct Counts {
     open: AtomicUsize,
     clients: Mutex<Vec<IpAddr>>,
+    policy_asked: AtomicUsize,
+    changes: Mutex<Vec<(String, Change)>>,
 }
 
 /// Accepts `admin` with `good`, refuses others as PAM would.
@@ -42,7 +44,7 @@ impl Backend for Fake {
     fn login(&self, user: &str, password: &str, client: IpAddr) -> Result<Open, Refusal> {
         self.0.clients.lock().unwrap().push(client);
         match (user, password) {
-            ("admin", "good") => {
+            ("admin" | "limited", "good") => {
                 self.0.open.fetch_add(1, Ordering::SeqCst);
                 Ok(Open(self.0.clone()))
             }
@@ -76,7 +78,22 @@ impl Backend for Fake {
         })
     }
 
+    fn change(&self, user: &str, change: &Change) -> Result<(), Failure> {
+        if let Change::Vm { name, .. } = change {
+            if name == "missing" {
+                return Err(Failure::new(FailureKind::NotFound, "no VM named missing"));
+            }
+        }
+        self.0
+            .changes
+            .lock()
+            .unwrap()
+            .push((user.to_string(), change.clone()));
+        Ok(())
+    }
+
     fn may_administer(&self, user: &str) -> Result<bool, String> {
+        self.0.policy_asked.fetch_add(1, Ordering::SeqCst);
         match user {
             "admin" => Ok(true),
             "broken" => Err("sudo failed: syntax error in /etc/sudoers".into()),
@@ -174,6 +191,55 @@ fn a_session_opens_terminals_whose_shells_end_with_it() {
     eventually("the session's shells end with it", || {
         !running(pid) && !running(pid2)
     });
+}
+
+#[test]
+fn changes_are_made_as_the_sessions_user_only_when_they_may_administer() {
+    let h = start(Options::default());
+    let client = Client::new(&h.path);
+    let ip: IpAddr = "::1".parse().unwrap();
+    let admin = client.login("admin", "good", ip).unwrap().unwrap();
+    let start_vm = Change::Vm {
+        name: "web1".into(),
+        action: "start".into(),
+    };
+    admin.change(start_vm.clone()).unwrap();
+    let restart = Change::Unit {
+        unit: "chrony.service".into(),
+        action: "restart".into(),
+    };
+    admin.change(restart.clone()).unwrap();
+    // The policy's answer is kept for a minute: asked once for both.
+    assert_eq!(h.counts.policy_asked.load(Ordering::SeqCst), 1);
+    let e = admin
+        .change(Change::Vm {
+            name: "missing".into(),
+            action: "start".into(),
+        })
+        .unwrap_err();
+    assert_eq!(e.kind, FailureKind::NotFound, "{e}");
+
+    // A session whose user the sudo policy refuses changes nothing.
+    let limited = client.login("limited", "good", ip).unwrap().unwrap();
+    let e = limited.change(start_vm.clone()).unwrap_err();
+    assert_eq!(e.kind, FailureKind::NotAllowed, "{e}");
+    assert!(e.message.contains("limited may not administer"), "{e}");
+    assert_eq!(
+        *h.counts.changes.lock().unwrap(),
+        [
+            ("admin".to_string(), start_vm.clone()),
+            ("admin".to_string(), restart)
+        ]
+    );
+
+    // Nor does a connection without a session.
+    let mut s = UnixStream::connect(&h.path).unwrap();
+    frame::write(&mut s, &Request::Change { change: start_vm }).unwrap();
+    let Reply::Failed { failure } = frame::read::<Reply>(&mut s).unwrap() else {
+        panic!("a change without a session was not refused");
+    };
+    assert_eq!(failure.kind, FailureKind::NotAllowed);
+    assert_eq!(h.counts.changes.lock().unwrap().len(), 2);
 }
 
 #[test]

@@ -95,6 +95,8 @@ pub struct PamBackend {
     /// Accounts that may never log in (`disallowed_users` of agent.toml).
     pub disallowed: Vec<String>,
     pub sudo: Sudo,
+    /// The libvirt connection VM changes are made on.
+    pub libvirt: std::sync::Arc<crate::vms::Libvirt>,
 }
 
 impl PamBackend {
@@ -107,6 +109,7 @@ impl PamBackend {
             },
             disallowed: config.disallowed_users.clone(),
             sudo: Sudo::default(),
+            libvirt: std::sync::Arc::new(crate::vms::Libvirt::new(&config.libvirt_uri)),
         }
     }
 
@@ -131,8 +134,16 @@ impl Backend for PamBackend {
         self.pam.authenticate(user, password).map_err(refusal)
     }
 
+    /// An admin group and sudo rules that allow every command as root.
     fn may_administer(&self, user: &str) -> Result<bool, String> {
+        if !super::is_admin(user, &self.pam.admin_groups) {
+            return Ok(false);
+        }
         self.sudo.allows(user).map_err(|e| e.to_string())
+    }
+
+    fn change(&self, _user: &str, change: &helper::Change) -> Result<(), helper::Failure> {
+        crate::privileged::make_here(&self.libvirt, change)
     }
 
     fn open_terminal(
@@ -172,6 +183,7 @@ mod tests {
             },
             disallowed: vec!["root".into()],
             sudo: Sudo::default(),
+            libvirt: std::sync::Arc::new(crate::vms::Libvirt::new("test:///default")),
         };
         assert_eq!(
             backend

@@ -626,3 +626,43 @@ impl Drop for TestUser {
         }
     }
 }
+
+/// The privileged helper on a socket of its own, serving the console's PAM backend
+/// for `config` (its PAM service, admin groups, disallowed users, and the real
+/// sudo), making VM changes on `libvirt` (give the server's, so that both see the
+/// same test driver's state).
+pub struct Helper {
+    _dir: tempfile::TempDir,
+    pub socket: PathBuf,
+}
+
+impl Helper {
+    pub fn start(config: &Config, libvirt: Option<Arc<console::vms::Libvirt>>) -> Self {
+        let h = Self::unstarted();
+        h.serve(config, libvirt);
+        h
+    }
+
+    /// A socket path for a helper that [`Helper::serve`] starts later (once the
+    /// console whose libvirt connection it shares runs).
+    pub fn unstarted() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("helper.sock");
+        Self { _dir: dir, socket }
+    }
+
+    pub fn serve(&self, config: &Config, libvirt: Option<Arc<console::vms::Libvirt>>) {
+        let listener = helper::server::bind(&self.socket, None).unwrap();
+        let mut backend = console::auth::remote::PamBackend::from_config(config);
+        if let Some(l) = libvirt {
+            backend.libvirt = l;
+        }
+        let server = helper::Server::new(listener, backend, helper::Options::default());
+        std::thread::spawn(move || server.serve());
+    }
+
+    /// The web side's authenticator and sudo policy: this helper.
+    pub fn remote(&self) -> Arc<console::auth::remote::Remote> {
+        Arc::new(console::auth::remote::Remote::new(&self.socket))
+    }
+}

@@ -1,0 +1,109 @@
+//! The changes the console makes to the node (a VM's power, a unit's state), made
+//! where the session's rights are: by the privileged helper when it holds the
+//! request's session (it checks again that the session's user may administer the
+//! node, and the web process needs no rights for them), in this process otherwise.
+//! Both run [`make_here`], so a change behaves the same either way.
+
+use helper::{Change, Failure, FailureKind};
+
+use crate::api::blocking;
+use crate::error::ApiError;
+use crate::services::{self, UnitAction};
+use crate::state::Shared;
+use crate::vms::{Libvirt, VirtError, VmAction};
+
+/// Makes `change` in this process: names and actions checked first.
+pub fn make_here(libvirt: &Libvirt, change: &Change) -> Result<(), Failure> {
+    match change {
+        Change::Vm { name, action } => {
+            let action: VmAction = action
+                .parse()
+                .map_err(|e| Failure::new(FailureKind::Invalid, e))?;
+            libvirt.act(name, action).map(|_| ()).map_err(|e| {
+                let kind = match e {
+                    VirtError::NoSuchVm(_) => FailureKind::NotFound,
+                    VirtError::Unavailable { .. } => FailureKind::Unavailable,
+                    VirtError::Failed(_) => FailureKind::Failed,
+                };
+                Failure::new(kind, e.to_string())
+            })
+        }
+        Change::Unit { unit, action } => {
+            let action: UnitAction = action
+                .parse()
+                .map_err(|e| Failure::new(FailureKind::Invalid, e))?;
+            if !services::valid_unit_name(unit) {
+                return Err(Failure::new(
+                    FailureKind::Invalid,
+                    format!("not a unit name: {unit:?}"),
+                ));
+            }
+            services::act(unit, action).map_err(|e| {
+                let kind = if e.not_found {
+                    FailureKind::Unavailable
+                } else {
+                    FailureKind::Failed
+                };
+                Failure::new(kind, e.to_string())
+            })
+        }
+    }
+}
+
+/// What the console answers for a change that was not made.
+pub fn api_error(f: Failure) -> ApiError {
+    match f.kind {
+        FailureKind::Invalid => ApiError::BadRequest(f.message),
+        FailureKind::NotFound => ApiError::NotFound(f.message),
+        FailureKind::NotAllowed => ApiError::Forbidden(f.message),
+        FailureKind::Unavailable => ApiError::Unavailable(f.message),
+        FailureKind::Failed => ApiError::Failed(f.message),
+    }
+}
+
+/// Makes `change` for the session of `token`: through the helper when it holds the
+/// session, here otherwise.
+pub async fn make(state: &Shared, token: &str, change: Change) -> Result<(), ApiError> {
+    let held = state.sessions.lock().ok().and_then(|s| s.helper_of(token));
+    let libvirt = state.libvirt.clone();
+    blocking(move || {
+        match held {
+            Some(held) => held.change(change),
+            None => make_here(&libvirt, &change),
+        }
+        .map_err(api_error)
+    })
+    .await
+}
+
+/// A VM's power action for the session of `token`.
+pub async fn vm_action(
+    state: &Shared,
+    token: &str,
+    name: &str,
+    action: VmAction,
+) -> Result<(), ApiError> {
+    let change = Change::Vm {
+        name: name.to_string(),
+        action: action.as_str().to_string(),
+    };
+    make(state, token, change).await
+}
+
+/// A unit's action for the session of `token`.
+pub async fn unit_action(
+    state: &Shared,
+    token: &str,
+    unit: &str,
+    action: &str,
+) -> Result<(), ApiError> {
+    let action: UnitAction = action.parse().map_err(ApiError::BadRequest)?;
+    if !services::valid_unit_name(unit) {
+        return Err(ApiError::BadRequest(format!("not a unit name: {unit:?}")));
+    }
+    let change = Change::Unit {
+        unit: unit.to_string(),
+        action: action.as_str().to_string(),
+    };
+    make(state, token, change).await
+}
