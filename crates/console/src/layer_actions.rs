@@ -16,22 +16,14 @@ use crate::pages::{self, PageCtx};
 use crate::state::{Authed, Shared};
 use crate::views;
 
-/// Sets grub's `next_entry` to `name` after checking it against fresh facts (blocking).
-fn boot_next(state: &Shared, layer: LayerName) -> Result<LayerName, ApiError> {
-    let facts = status::gather(&status::boot_dir())
-        .map_err(|e| ApiError::Failed(format!("reading the layer store: {e:#}")))?;
-    boot_next_target(&facts, &layer)?;
-    let result = layers::boot::set_next(&status::boot_dir(), &layer);
+/// Boots `layer` next time, for the session of `token` ([`crate::privileged`]).
+async fn boot_next(state: &Shared, token: &str, layer: &LayerName) -> Result<(), ApiError> {
+    let change = helper::Change::BootNext {
+        layer: layer.to_string(),
+    };
+    let result = crate::privileged::make(state, token, change).await;
     state.layers.invalidate();
-    result.map_err(|e| {
-        ApiError::Failed(format!(
-            "{e:#}: the next boot is unchanged. Check that /boot is mounted read-write, \
-             or run `grub-editenv /boot/grub/grubenv set next_entry={layer}` as root in \
-             the terminal"
-        ))
-    })?;
-    tracing::info!(%layer, "next boot set to layer");
-    Ok(layer)
+    result
 }
 
 /// `POST /node/layers/{layer}/boot-next`: asks for confirmation, then sets grub's
@@ -80,8 +72,8 @@ pub async fn boot_next_page(
             "/node",
         );
     }
-    match blocking(move || boot_next(&state, layer)).await {
-        Ok(_) => Redirect::to("/node").into_response(),
+    match boot_next(&state, &authed.token, &layer).await {
+        Ok(()) => Redirect::to("/node").into_response(),
         Err(e) => pages::error_page(page, &e, "/node"),
     }
 }
@@ -90,36 +82,21 @@ pub async fn boot_next_page(
 /// caller has confirmed by calling. Answers `NodeLayers`, the new state.
 pub async fn boot_next_api(
     State(state): State<Shared>,
+    Extension(authed): Extension<Authed>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let layer = parse_layer(&name)?;
+    boot_next(&state, &authed.token, &layer).await?;
     let st = state.clone();
-    let v = blocking(move || {
-        boot_next(&st, layer)?;
-        Ok(view(&st.layers.get()))
-    })
-    .await?;
+    let v = blocking(move || Ok(view(&st.layers.get()))).await?;
     Ok(ok("NodeLayers", to_value(&v)))
 }
 
-/// Makes the layer `nodectl rollback` would choose the default, checked
-/// against fresh facts (blocking).
-fn rollback(state: &Shared) -> Result<update::RollbackPlan, ApiError> {
-    let boot = status::boot_dir();
-    let facts = status::gather(&boot)
-        .map_err(|e| ApiError::Failed(format!("reading the layer store: {e:#}")))?;
-    let plan = update::plan_rollback(&facts, None, false)
-        .map_err(|e| ApiError::Conflict(e.to_string()))?;
-    let result = update::apply_rollback(&plan, &boot);
+/// Rolls back, for the session of `token` ([`crate::privileged`]).
+async fn rollback(state: &Shared, token: &str) -> Result<(), ApiError> {
+    let result = crate::privileged::make(state, token, helper::Change::Rollback).await;
     state.layers.invalidate();
-    result.map_err(|e| {
-        ApiError::Failed(format!(
-            "{e:#}: the default layer is unchanged. Check that /boot is mounted read-write, \
-             or run `nodectl rollback` in the terminal"
-        ))
-    })?;
-    tracing::info!(from = %plan.from, to = %plan.to, "default layer rolled back");
-    Ok(plan)
+    result
 }
 
 /// `POST /node/rollback`: asks for confirmation (what becomes the default,
@@ -165,20 +142,20 @@ pub async fn rollback_page(
             "/node",
         );
     }
-    match blocking(move || rollback(&state)).await {
-        Ok(_) => Redirect::to("/node").into_response(),
+    match rollback(&state, &authed.token).await {
+        Ok(()) => Redirect::to("/node").into_response(),
         Err(e) => pages::error_page(page, &e, "/node"),
     }
 }
 
 /// `POST /api/v1/node/rollback` (`X-CSRF-Token` required): answers
 /// `NodeLayers`, the new state.
-pub async fn rollback_api(State(state): State<Shared>) -> Result<Response, ApiError> {
+pub async fn rollback_api(
+    State(state): State<Shared>,
+    Extension(authed): Extension<Authed>,
+) -> Result<Response, ApiError> {
+    rollback(&state, &authed.token).await?;
     let st = state.clone();
-    let v = blocking(move || {
-        rollback(&st)?;
-        Ok(view(&st.layers.get()))
-    })
-    .await?;
+    let v = blocking(move || Ok(view(&st.layers.get()))).await?;
     Ok(ok("NodeLayers", to_value(&v)))
 }

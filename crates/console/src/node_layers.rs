@@ -309,6 +309,43 @@ pub fn boot_next_target(facts: &Facts, layer: &LayerName) -> Result<(), ApiError
     Ok(())
 }
 
+/// Sets grub's `next_entry` to `layer` after checking it against fresh facts
+/// (blocking): what the privileged helper, or this process without one, does for
+/// [`boot_next`].
+pub fn set_boot_next(layer: &LayerName) -> Result<(), ApiError> {
+    let facts = status::gather(&status::boot_dir())
+        .map_err(|e| ApiError::Failed(format!("reading the layer store: {e:#}")))?;
+    boot_next_target(&facts, layer)?;
+    layers::boot::set_next(&status::boot_dir(), layer).map_err(|e| {
+        ApiError::Failed(format!(
+            "{e:#}: the next boot is unchanged. Check that /boot is mounted read-write, \
+             or run `grub-editenv /boot/grub/grubenv set next_entry={layer}` as root in \
+             the terminal"
+        ))
+    })?;
+    tracing::info!(%layer, "next boot set to layer");
+    Ok(())
+}
+
+/// Makes the layer `nodectl rollback` would choose the default, checked against
+/// fresh facts (blocking): what the privileged helper, or this process without one,
+/// does for the Node page's "Roll back" ([`crate::privileged`]).
+pub fn roll_back() -> Result<update::RollbackPlan, ApiError> {
+    let boot = status::boot_dir();
+    let facts = status::gather(&boot)
+        .map_err(|e| ApiError::Failed(format!("reading the layer store: {e:#}")))?;
+    let plan = update::plan_rollback(&facts, None, false)
+        .map_err(|e| ApiError::Conflict(e.to_string()))?;
+    update::apply_rollback(&plan, &boot).map_err(|e| {
+        ApiError::Failed(format!(
+            "{e:#}: the default layer is unchanged. Check that /boot is mounted read-write, \
+             or run `nodectl rollback` in the terminal"
+        ))
+    })?;
+    tracing::info!(from = %plan.from, to = %plan.to, "default layer rolled back");
+    Ok(plan)
+}
+
 #[cfg(test)]
 pub(crate) mod fixtures;
 #[cfg(test)]

@@ -6,7 +6,6 @@
 
 use helper::{Change, Failure, FailureKind};
 
-use crate::api::blocking;
 use crate::error::ApiError;
 use crate::services::{self, UnitAction};
 use crate::state::Shared;
@@ -28,6 +27,10 @@ pub fn make_here(libvirt: &Libvirt, change: &Change) -> Result<(), Failure> {
                 Failure::new(kind, e.to_string())
             })
         }
+        Change::BootNext { layer } => crate::node_layers::parse_layer(layer)
+            .and_then(|l| crate::node_layers::set_boot_next(&l))
+            .map_err(failure),
+        Change::Rollback => crate::node_layers::roll_back().map(|_| ()).map_err(failure),
         Change::Unit { unit, action } => {
             let action: UnitAction = action
                 .parse()
@@ -50,11 +53,27 @@ pub fn make_here(libvirt: &Libvirt, change: &Change) -> Result<(), Failure> {
     }
 }
 
+/// A change not made here, as the helper tells it.
+fn failure(e: ApiError) -> Failure {
+    let kind = match &e {
+        ApiError::BadRequest(_) => FailureKind::Invalid,
+        ApiError::NotFound(_) => FailureKind::NotFound,
+        ApiError::Conflict(_) => FailureKind::Conflict,
+        ApiError::Unauthorized | ApiError::Forbidden(_) | ApiError::TooManyRequests { .. } => {
+            FailureKind::NotAllowed
+        }
+        ApiError::Unavailable(_) => FailureKind::Unavailable,
+        ApiError::Failed(_) => FailureKind::Failed,
+    };
+    Failure::new(kind, e.to_string())
+}
+
 /// What the console answers for a change that was not made.
 pub fn api_error(f: Failure) -> ApiError {
     match f.kind {
         FailureKind::Invalid => ApiError::BadRequest(f.message),
         FailureKind::NotFound => ApiError::NotFound(f.message),
+        FailureKind::Conflict => ApiError::Conflict(f.message),
         FailureKind::NotAllowed => ApiError::Forbidden(f.message),
         FailureKind::Unavailable => ApiError::Unavailable(f.message),
         FailureKind::Failed => ApiError::Failed(f.message),
@@ -66,14 +85,13 @@ pub fn api_error(f: Failure) -> ApiError {
 pub async fn make(state: &Shared, token: &str, change: Change) -> Result<(), ApiError> {
     let held = state.sessions.lock().ok().and_then(|s| s.helper_of(token));
     let libvirt = state.libvirt.clone();
-    blocking(move || {
-        match held {
-            Some(held) => held.change(change),
-            None => make_here(&libvirt, &change),
-        }
-        .map_err(api_error)
+    tokio::task::spawn_blocking(move || match held {
+        Some(held) => held.change(change),
+        None => make_here(&libvirt, &change),
     })
     .await
+    .map_err(|e| ApiError::Failed(format!("making the change: {e}")))?
+    .map_err(api_error)
 }
 
 /// A VM's power action for the session of `token`.

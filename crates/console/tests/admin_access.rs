@@ -790,4 +790,14 @@ fn through_the_helper_only_a_full_sudoer_changes_anything_whatever_the_web_side_
     assert_eq!(r.status, 403, "{}", r.body);
     let r = service_action(&server, &full_s);
     assert_ne!(r.status, 403, "{}", r.body);
+    // And the layer actions (this host runs from no layered root: a conflict).
+    for path in [
+        "/api/v1/node/layers/hvnode-1.0-1+1/boot-next",
+        "/api/v1/node/rollback",
+    ] {
+        let r = post_form(&server.url(path), Some(&narrow_s), &csrf(&narrow_s), "");
+        assert_eq!(r.status, 403, "{path}: {}", r.body);
+        let r = post_form(&server.url(path), Some(&full_s), &csrf(&full_s), "");
+        assert_ne!(r.status, 403, "{path}: {}", r.body);
+    }
 }

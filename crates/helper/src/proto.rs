@@ -63,6 +63,11 @@ pub enum Change {
     Vm { name: String, action: String },
     /// A systemd unit: `start`, `stop`, `restart`, `enable`, `disable`.
     Unit { unit: String, action: String },
+    /// Boot `layer` (a layer of the node's store) at the next boot only (grub's
+    /// `next_entry`).
+    BootNext { layer: String },
+    /// Make the layer before the default the default again (`nodectl rollback`).
+    Rollback,
 }
 
 /// Why a change was not made.
@@ -73,6 +78,9 @@ pub enum FailureKind {
     Invalid,
     /// What it names does not exist.
     NotFound,
+    /// The node's state does not allow it (a layer action on a node that does not
+    /// run from a layered root, nothing to roll back to).
+    Conflict,
     /// The session's user may not administer the node, or the request is not
     /// allowed on this connection.
     NotAllowed,

@@ -53,7 +53,8 @@ fn refusal(e: AuthError) -> Refusal {
         AuthError::Disallowed(_) => Refusal::Disallowed,
         AuthError::AccountRefused(_, why) => Refusal::AccountRefused { why },
         AuthError::Pam(service, why) => Refusal::Pam { service, why },
-        e @ (AuthError::NotSudoer(_) | AuthError::Policy(_) | AuthError::Unavailable(_)) => {
+        AuthError::Unavailable(why) => Refusal::Unavailable { why },
+        e @ (AuthError::NotSudoer(_) | AuthError::Policy(_)) => {
             Refusal::Unavailable { why: e.to_string() }
         }
     }
