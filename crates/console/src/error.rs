@@ -65,6 +65,39 @@ impl From<hostinfo::Error> for ApiError {
     }
 }
 
+/// A change the privileged helper did not make, answered as this process would.
+impl From<helper::Failure> for ApiError {
+    fn from(f: helper::Failure) -> Self {
+        use helper::FailureKind as K;
+        match f.kind {
+            K::Invalid => Self::BadRequest(f.message),
+            K::NotFound => Self::NotFound(f.message),
+            K::Conflict => Self::Conflict(f.message),
+            K::NotAllowed => Self::Forbidden(f.message),
+            K::Unavailable => Self::Unavailable(f.message),
+            K::Failed => Self::Failed(f.message),
+        }
+    }
+}
+
+/// A change not made in the privileged helper, as it tells the web side.
+impl From<ApiError> for helper::Failure {
+    fn from(e: ApiError) -> Self {
+        use helper::FailureKind as K;
+        let kind = match &e {
+            ApiError::BadRequest(_) => K::Invalid,
+            ApiError::NotFound(_) => K::NotFound,
+            ApiError::Conflict(_) => K::Conflict,
+            ApiError::Unauthorized | ApiError::Forbidden(_) | ApiError::TooManyRequests { .. } => {
+                K::NotAllowed
+            }
+            ApiError::Unavailable(_) => K::Unavailable,
+            ApiError::Failed(_) => K::Failed,
+        };
+        Self::new(kind, e.to_string())
+    }
+}
+
 impl From<command::CommandError> for ApiError {
     fn from(e: command::CommandError) -> Self {
         Self::Failed(e.to_string())

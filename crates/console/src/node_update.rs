@@ -14,6 +14,7 @@
 //! write the layer store or mount images; elsewhere it runs directly.
 
 use std::io::{BufRead, BufReader};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -197,13 +198,68 @@ pub fn run(mut cmd: Command, mut on_line: impl FnMut(&str)) -> Result<(), ApiErr
     Ok(())
 }
 
-/// A check: the plan, or why the update is refused.
-pub fn check(nodectl: &Path, source: &str) -> Result<Run, ApiError> {
+/// Starts `nodectl update` for `source` (checked, or applied with `apply`) with
+/// its standard output and error on one pipe: the pipe's read end and the process.
+/// What the privileged helper runs for a session it holds.
+pub fn spawn(
+    nodectl: &Path,
+    source: &str,
+    apply: bool,
+) -> Result<(OwnedFd, std::process::Child), ApiError> {
+    let source = check_source(source)?;
+    let mut cmd = command(nodectl, &source, apply, under_systemd());
+    let line = command::command_line(&cmd);
+    let pipe = |e: std::io::Error| ApiError::Failed(format!("a pipe for `{line}`: {e}"));
+    let (reader, writer) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| pipe(e.into()))?;
+    cmd.stdout(writer.try_clone().map_err(pipe)?).stderr(writer);
+    let child = cmd.spawn().map_err(|e| {
+        ApiError::Failed(format!(
+            "starting `{line}`: {e}: is nodectl installed (the image has it at {NODECTL})?"
+        ))
+    })?;
+    // The command keeps the pipe's write ends: dropped, the read end ends with the
+    // process.
+    drop(cmd);
+    Ok((reader, child))
+}
+
+/// Feeds each line read from `output` to `on_line` until it ends.
+pub fn read_lines(output: OwnedFd, mut on_line: impl FnMut(&str)) {
+    for l in BufReader::new(std::fs::File::from(output))
+        .lines()
+        .map_while(Result::ok)
+    {
+        on_line(&l);
+    }
+}
+
+/// Runs an update for `source` (checked, or applied with `apply`): through the
+/// privileged helper when it holds the session (`held`), in this process
+/// otherwise; each line of its output goes to `on_line`.
+pub fn run_for(
+    held: Option<&helper::Held>,
+    nodectl: &Path,
+    source: &str,
+    apply: bool,
+    on_line: impl FnMut(&str),
+) -> Result<(), ApiError> {
+    match held {
+        Some(held) => {
+            let (output, _pid) = held.run_update(source, apply).map_err(ApiError::from)?;
+            read_lines(output, on_line);
+            Ok(())
+        }
+        None => run(command(nodectl, source, apply, under_systemd()), on_line),
+    }
+}
+
+/// A check: the plan, or why the update is refused; through the helper when it
+/// holds the session (`held`).
+pub fn check(held: Option<&helper::Held>, nodectl: &Path, source: &str) -> Result<Run, ApiError> {
     let source = check_source(source)?;
     let mut r = Run::default();
-    run(command(nodectl, &source, false, under_systemd()), |l| {
-        r.push(l)
-    })?;
+    run_for(held, nodectl, &source, false, |l| r.push(l))?;
     if let Some(e) = &r.error {
         return Err(ApiError::Conflict(format!("the update is refused: {e}")));
     }
@@ -244,7 +300,13 @@ impl Jobs {
 
     /// Starts applying `source` on a thread of its own; refused while a job
     /// runs.
-    pub fn start(self: &Arc<Self>, nodectl: PathBuf, source: &str) -> Result<(), ApiError> {
+    /// Applies it through the privileged helper when it holds the session (`held`).
+    pub fn start(
+        self: &Arc<Self>,
+        held: Option<Arc<helper::Held>>,
+        nodectl: PathBuf,
+        source: &str,
+    ) -> Result<(), ApiError> {
         let source = check_source(source)?;
         {
             let mut slot = self
@@ -264,8 +326,9 @@ impl Jobs {
         }
         let jobs = Arc::clone(self);
         std::thread::spawn(move || {
-            let cmd = command(&nodectl, &source, true, under_systemd());
-            let outcome = run(cmd, |l| jobs.update(|j| j.run.push(l)));
+            let outcome = run_for(held.as_deref(), &nodectl, &source, true, |l| {
+                jobs.update(|j| j.run.push(l))
+            });
             jobs.update(|j| {
                 if let Err(e) = &outcome {
                     j.run.error = Some(e.to_string());
@@ -380,10 +443,10 @@ mod tests {
 
     #[test]
     fn a_missing_nodectl_is_a_clear_error_and_ends_the_job() {
-        let e = check(Path::new("/nonexistent/nodectl"), "/b.update.tar").unwrap_err();
+        let e = check(None, Path::new("/nonexistent/nodectl"), "/b.update.tar").unwrap_err();
         assert!(e.to_string().contains("is nodectl installed"), "{e}");
         let jobs = Arc::new(Jobs::default());
-        jobs.start("/nonexistent/nodectl".into(), "/b.update.tar")
+        jobs.start(None, "/nonexistent/nodectl".into(), "/b.update.tar")
             .unwrap();
         for _ in 0..100 {
             if jobs.get().is_some_and(|j| !j.running) {

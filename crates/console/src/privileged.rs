@@ -29,8 +29,10 @@ pub fn make_here(libvirt: &Libvirt, change: &Change) -> Result<(), Failure> {
         }
         Change::BootNext { layer } => crate::node_layers::parse_layer(layer)
             .and_then(|l| crate::node_layers::set_boot_next(&l))
-            .map_err(failure),
-        Change::Rollback => crate::node_layers::roll_back().map(|_| ()).map_err(failure),
+            .map_err(Failure::from),
+        Change::Rollback => crate::node_layers::roll_back()
+            .map(|_| ())
+            .map_err(Failure::from),
         Change::Unit { unit, action } => {
             let action: UnitAction = action
                 .parse()
@@ -53,33 +55,6 @@ pub fn make_here(libvirt: &Libvirt, change: &Change) -> Result<(), Failure> {
     }
 }
 
-/// A change not made here, as the helper tells it.
-fn failure(e: ApiError) -> Failure {
-    let kind = match &e {
-        ApiError::BadRequest(_) => FailureKind::Invalid,
-        ApiError::NotFound(_) => FailureKind::NotFound,
-        ApiError::Conflict(_) => FailureKind::Conflict,
-        ApiError::Unauthorized | ApiError::Forbidden(_) | ApiError::TooManyRequests { .. } => {
-            FailureKind::NotAllowed
-        }
-        ApiError::Unavailable(_) => FailureKind::Unavailable,
-        ApiError::Failed(_) => FailureKind::Failed,
-    };
-    Failure::new(kind, e.to_string())
-}
-
-/// What the console answers for a change that was not made.
-pub fn api_error(f: Failure) -> ApiError {
-    match f.kind {
-        FailureKind::Invalid => ApiError::BadRequest(f.message),
-        FailureKind::NotFound => ApiError::NotFound(f.message),
-        FailureKind::Conflict => ApiError::Conflict(f.message),
-        FailureKind::NotAllowed => ApiError::Forbidden(f.message),
-        FailureKind::Unavailable => ApiError::Unavailable(f.message),
-        FailureKind::Failed => ApiError::Failed(f.message),
-    }
-}
-
 /// Makes `change` for the session of `token`: through the helper when it holds the
 /// session, here otherwise.
 pub async fn make(state: &Shared, token: &str, change: Change) -> Result<(), ApiError> {
@@ -91,7 +66,7 @@ pub async fn make(state: &Shared, token: &str, change: Change) -> Result<(), Api
     })
     .await
     .map_err(|e| ApiError::Failed(format!("making the change: {e}")))?
-    .map_err(api_error)
+    .map_err(ApiError::from)
 }
 
 /// A VM's power action for the session of `token`.

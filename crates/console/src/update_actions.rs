@@ -60,14 +60,15 @@ pub async fn submit(
         Ok(f) => f,
         Err(e) => return pages::error_page(page, &e, "/node"),
     };
+    let held = helper_of(&state, &authed);
     if form.confirm.as_deref() == Some("yes") {
-        return match state.updates.start(NODECTL.into(), &form.source) {
+        return match state.updates.start(held, NODECTL.into(), &form.source) {
             Ok(()) => Redirect::to("/node/update").into_response(),
             Err(e) => pages::error_page(page, &e, "/node"),
         };
     }
     let source = form.source.clone();
-    match blocking(move || node_update::check(NODECTL.as_ref(), &source)).await {
+    match blocking(move || node_update::check(held.as_deref(), NODECTL.as_ref(), &source)).await {
         Ok(run) => render(&UpdateConfirmPage {
             page,
             source: form.source.trim().to_string(),
@@ -76,6 +77,16 @@ pub async fn submit(
         .into_response(),
         Err(e) => pages::error_page(page, &e, "/node"),
     }
+}
+
+/// The privileged helper's connection when it holds the request's session: an
+/// update is then checked and applied by the helper ([`node_update::run_for`]).
+fn helper_of(state: &Shared, authed: &Authed) -> Option<std::sync::Arc<helper::Held>> {
+    state
+        .sessions
+        .lock()
+        .ok()
+        .and_then(|s| s.helper_of(&authed.token))
 }
 
 /// `GET /node/update`: the current or last update job.
@@ -92,16 +103,22 @@ pub async fn page(State(state): State<Shared>, Extension(authed): Extension<Auth
 /// `POST /api/v1/node/update` (`X-CSRF-Token` required), JSON
 /// `{"source": …, "confirm": false}`: the check, answered as `UpdatePlan`;
 /// with `"confirm": true` the job is started: 202 and `UpdateJob`.
-pub async fn api_submit(State(state): State<Shared>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn api_submit(
+    State(state): State<Shared>,
+    Extension(authed): Extension<Authed>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let req: UpdateRequest = parse_json(&body)?;
+    let held = helper_of(&state, &authed);
     if req.confirm {
-        state.updates.start(NODECTL.into(), &req.source)?;
+        state.updates.start(held, NODECTL.into(), &req.source)?;
         let mut r = ok("UpdateJob", to_value(&state.updates.get()));
         *r.status_mut() = StatusCode::ACCEPTED;
         return Ok(r);
     }
     let source = req.source;
-    let run = blocking(move || node_update::check(NODECTL.as_ref(), &source)).await?;
+    let run =
+        blocking(move || node_update::check(held.as_deref(), NODECTL.as_ref(), &source)).await?;
     Ok(ok("UpdatePlan", to_value(&run)))
 }
 

@@ -74,6 +74,26 @@ impl Held {
         }
     }
 
+    /// Starts `nodectl update` for `source` (checked, or applied with `apply`) as
+    /// the session's user: the read end of its output (one JSON object per line,
+    /// its error output among them) and its process id.
+    pub fn run_update(&self, source: &str, apply: bool) -> Result<(OwnedFd, u32), Failure> {
+        let request = Request::RunUpdate {
+            source: source.to_string(),
+            apply,
+        };
+        let unavailable = |e: ClientError| Failure::new(FailureKind::Unavailable, e.to_string());
+        match self.exchange(&request).map_err(unavailable)? {
+            (Reply::Running { pid }, Some(fd)) => Ok((fd, pid)),
+            (Reply::Failed { failure }, _) => Err(failure),
+            (Reply::Error { message }, _) => Err(Failure::new(FailureKind::Failed, message)),
+            (reply, _) => Err(unavailable(ClientError::Unexpected {
+                request: request.name(),
+                reply,
+            })),
+        }
+    }
+
     /// Sends `request` on the session's connection and reads the answer, with the
     /// descriptor passed along, if any.
     fn exchange(&self, request: &Request) -> Result<(Reply, Option<OwnedFd>), ClientError> {
@@ -225,8 +245,14 @@ impl Client {
             request: request.name(),
             source,
         };
-        frame::write(&mut stream, request).map_err(failed)?;
-        let reply = frame::read(&mut stream).map_err(failed)?;
-        Ok((stream, reply))
+        let written = frame::write(&mut stream, request);
+        // A helper that refuses the connection (too many, or this user) answers at
+        // once and closes it: the request then meets a closed socket, and the
+        // answer that says why is still there to read.
+        let reply = frame::read(&mut stream);
+        match (written, reply) {
+            (_, Ok(reply)) => Ok((stream, reply)),
+            (Err(e), Err(_)) | (Ok(()), Err(e)) => Err(failed(e)),
+        }
     }
 }

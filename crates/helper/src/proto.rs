@@ -52,6 +52,12 @@ pub enum Request {
     /// once the last answer is a minute old). Answered [`Reply::Changed`] or
     /// [`Reply::Failed`].
     Change { change: Change },
+    /// `nodectl update SOURCE --json`, checked (`apply: false`: the plan only) or
+    /// applied (`--yes`), as the user of this connection's session, on the same
+    /// terms as [`Request::Change`]. Answered [`Reply::Running`] with the read end
+    /// of its output (standard output and error, one JSON object per line) passed
+    /// along, or [`Reply::Failed`].
+    RunUpdate { source: String, apply: bool },
 }
 
 /// What [`Request::Change`] changes. Names and actions are checked by the helper,
@@ -117,6 +123,7 @@ impl Request {
             Self::MayAdminister { .. } => "may_administer",
             Self::OpenTerminal { .. } => "open_terminal",
             Self::Change { .. } => "change",
+            Self::RunUpdate { .. } => "run_update",
         }
     }
 }
@@ -139,8 +146,12 @@ pub enum Reply {
     Terminal { pid: u32 },
     /// The change of [`Request::Change`] is made.
     Changed,
-    /// The change of [`Request::Change`] was not made.
+    /// The change of [`Request::Change`] (or the run of [`Request::RunUpdate`])
+    /// was not made.
     Failed { failure: Failure },
+    /// The update of [`Request::RunUpdate`] runs as process `pid`; its output's
+    /// read end came with this frame, and ends when it does.
+    Running { pid: u32 },
     /// The request could not be served (malformed, not allowed on this connection,
     /// the helper's own failure); what to do is in the message.
     Error { message: String },

@@ -49,6 +49,16 @@ pub trait Backend: Send + Sync + 'static {
     /// Makes `change` ([`Request::Change`]) for `user`, whom the helper has found
     /// may administer the node. Blocking.
     fn change(&self, user: &str, change: &Change) -> Result<(), Failure>;
+
+    /// Starts `nodectl update` for `source` ([`Request::RunUpdate`]) for `user`,
+    /// whom the helper has found may administer the node: the read end of its
+    /// output and the process.
+    fn run_update(
+        &self,
+        user: &str,
+        source: &str,
+        apply: bool,
+    ) -> Result<(OwnedFd, std::process::Child), Failure>;
 }
 
 /// A shell on a terminal, as [`Backend::open_terminal`] started it.
@@ -345,6 +355,12 @@ fn answer<B: Backend>(
             Ok(()) => Reply::Changed,
             Err(failure) => Reply::Failed { failure },
         },
+        Request::RunUpdate { source, apply } => {
+            return match run_update(backend, session, &source, apply) {
+                Ok((pid, output)) => (Reply::Running { pid }, Some(output)),
+                Err(failure) => (Reply::Failed { failure }, None),
+            };
+        }
         Request::Login { .. } if session.is_some() => Reply::Error {
             message: "this connection holds a login session already; open another \
                       connection for another login"
@@ -420,6 +436,52 @@ fn make_change<B: Backend>(
     session: &mut Option<Held<B::Session>>,
     change: &Change,
 ) -> Result<(), Failure> {
+    let held = authorized(backend, session, &format!("{change:?}"))?;
+    let result = backend.change(&held.user, change);
+    match &result {
+        Ok(()) => tracing::info!(user = %held.user, ?change, "change made"),
+        Err(f) => tracing::warn!(user = %held.user, ?change, "change not made: {f}"),
+    }
+    result
+}
+
+/// Starts an update run as the session's user, once found allowed: its pid and
+/// the read end of its output. The helper's thread reaps it.
+fn run_update<B: Backend>(
+    backend: &B,
+    session: &mut Option<Held<B::Session>>,
+    source: &str,
+    apply: bool,
+) -> Result<(u32, OwnedFd), Failure> {
+    let what = format!("nodectl update {source:?} (apply: {apply})");
+    let held = authorized(backend, session, &what)?;
+    let (output, child) = backend.run_update(&held.user, source, apply)?;
+    let pid = child.id();
+    // Reaped on a thread of its own; an update is never killed with the session.
+    std::thread::Builder::new()
+        .name("hvnode-helper-update".into())
+        .spawn(move || {
+            let mut child = child;
+            let _ = child.wait();
+        })
+        .map_err(|e| {
+            Failure::new(
+                FailureKind::Failed,
+                format!("no thread for the update: {e}"),
+            )
+        })?;
+    tracing::info!(user = %held.user, pid, "{what} started");
+    Ok((pid, output))
+}
+
+/// The session of this connection, once the helper has found its user may
+/// administer the node (asked again when the last answer is older than
+/// [`ADMIN_RECHECK`]); `what` names the request in the journal.
+fn authorized<'a, B: Backend>(
+    backend: &B,
+    session: &'a mut Option<Held<B::Session>>,
+    what: &str,
+) -> Result<&'a mut Held<B::Session>, Failure> {
     let Some(held) = session else {
         return Err(Failure::new(
             FailureKind::NotAllowed,
@@ -434,7 +496,7 @@ fn make_change<B: Backend>(
             Ok(true) => held.admin_checked = Some(std::time::Instant::now()),
             Ok(false) => {
                 held.admin_checked = None;
-                tracing::warn!(user = %held.user, ?change, "refused a change: the user may not administer the node");
+                tracing::warn!(user = %held.user, "refused {what}: the user may not administer the node");
                 return Err(Failure::new(
                     FailureKind::NotAllowed,
                     format!(
@@ -455,10 +517,5 @@ fn make_change<B: Backend>(
             }
         }
     }
-    let result = backend.change(&held.user, change);
-    match &result {
-        Ok(()) => tracing::info!(user = %held.user, ?change, "change made"),
-        Err(f) => tracing::warn!(user = %held.user, ?change, "change not made: {f}"),
-    }
-    result
+    Ok(held)
 }

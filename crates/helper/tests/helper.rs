@@ -92,6 +92,28 @@ impl Backend for Fake {
         Ok(())
     }
 
+    /// A shell that prints a progress line and an error line, as nodectl would.
+    fn run_update(
+        &self,
+        _user: &str,
+        source: &str,
+        apply: bool,
+    ) -> Result<(std::os::fd::OwnedFd, std::process::Child), Failure> {
+        let failed = |e: std::io::Error| Failure::new(FailureKind::Failed, e.to_string());
+        let (reader, writer) = rustix::pipe::pipe().map_err(|e| failed(e.into()))?;
+        let child = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "echo \"{\\\"source\\\":\\\"$0\\\",\\\"apply\\\":$1}\"; echo oops >&2",
+            ])
+            .args([source, &apply.to_string()])
+            .stdout(writer.try_clone().map_err(failed)?)
+            .stderr(writer)
+            .spawn()
+            .map_err(failed)?;
+        Ok((reader, child))
+    }
+
     fn may_administer(&self, user: &str) -> Result<bool, String> {
         self.0.policy_asked.fetch_add(1, Ordering::SeqCst);
         match user {
@@ -240,6 +262,24 @@ fn changes_are_made_as_the_sessions_user_only_when_they_may_administer() {
     };
     assert_eq!(failure.kind, FailureKind::NotAllowed);
     assert_eq!(h.counts.changes.lock().unwrap().len(), 2);
+}
+
+#[test]
+fn an_update_runs_for_an_administrator_and_its_output_comes_back() {
+    let h = start(Options::default());
+    let client = Client::new(&h.path);
+    let ip: IpAddr = "::1".parse().unwrap();
+    let admin = client.login("admin", "good", ip).unwrap().unwrap();
+    let (fd, _pid) = admin.run_update("/var/tmp/b.tar", true).unwrap();
+    let mut out = String::new();
+    std::fs::File::from(fd).read_to_string(&mut out).unwrap();
+    assert_eq!(
+        out,
+        "{\"source\":\"/var/tmp/b.tar\",\"apply\":true}\noops\n"
+    );
+    let limited = client.login("limited", "good", ip).unwrap().unwrap();
+    let e = limited.run_update("/var/tmp/b.tar", false).unwrap_err();
+    assert_eq!(e.kind, FailureKind::NotAllowed, "{e}");
 }
 
 #[test]

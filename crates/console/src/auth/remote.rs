@@ -147,6 +147,16 @@ impl Backend for PamBackend {
         crate::privileged::make_here(&self.libvirt, change)
     }
 
+    fn run_update(
+        &self,
+        _user: &str,
+        source: &str,
+        apply: bool,
+    ) -> Result<(std::os::fd::OwnedFd, std::process::Child), helper::Failure> {
+        crate::node_update::spawn(crate::node_update::NODECTL.as_ref(), source, apply)
+            .map_err(helper::Failure::from)
+    }
+
     fn open_terminal(
         &self,
         user: &str,
