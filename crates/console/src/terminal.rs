@@ -12,11 +12,10 @@ use std::time::Duration;
 use askama::Template;
 use axum::Extension;
 use axum::extract::State;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::admin;
 use crate::guard::CSP;
@@ -93,18 +92,6 @@ pub fn login_shell_argv(user: &str) -> Option<Vec<String>> {
     )
 }
 
-/// The program that gives `user` a login shell ([`login_shell_argv`]), for a pty.
-pub fn shell_command(user: &str) -> Option<pty_process::Command> {
-    let argv = login_shell_argv(user)?;
-    let (program, args) = argv.split_first()?;
-    Some(
-        pty_process::Command::new(program)
-            .args(args)
-            .env("TERM", "xterm-256color")
-            .kill_on_drop(true),
-    )
-}
-
 /// A login shell for `user` on a new pty of `rows` × `cols`, started here (the
 /// privileged helper does this for the console, [`crate::auth::remote`]): the pty's
 /// controlling side and the shell.
@@ -132,7 +119,7 @@ pub fn open_login_shell(
     Ok(helper::server::Terminal { master, child })
 }
 
-/// The command line of [`shell_command`], decided from what the host offers.
+/// The command line of [`login_shell_argv`], decided from what the host offers.
 pub fn shell_argv(
     user: &str,
     shell: &str,
@@ -161,67 +148,37 @@ pub fn shell_argv(
     }
 }
 
+/// Opens the session's shell (by the privileged helper when it holds the session,
+/// here otherwise) and relays it until the socket or the shell ends, or the session
+/// may no longer keep it open.
 async fn run(socket: WebSocket, state: &Shared, authed: &Authed) -> Result<(), String> {
     let held = state
         .sessions
         .lock()
         .ok()
         .and_then(|s| s.helper_of(&authed.token));
-    match held {
-        Some(held) => remote::run(socket, state, authed, held).await,
-        None => run_here(socket, state, authed).await,
-    }
-}
-
-/// The shell started by this process (no privileged helper holds the session).
-async fn run_here(mut socket: WebSocket, state: &Shared, authed: &Authed) -> Result<(), String> {
-    let user = &authed.session.user;
-    let (pty, pts) = pty_process::open().map_err(|e| format!("opening a pty: {e}"))?;
-    pty.resize(pty_process::Size::new(24, 80))
-        .map_err(|e| format!("sizing the pty: {e}"))?;
-    let cmd = shell_command(user).ok_or("neither systemd-run nor runuser can start a shell")?;
-    let mut child = cmd
-        .spawn(pts)
-        .map_err(|e| format!("starting a shell: {e}"))?;
-    tracing::info!(user = %user, "terminal opened");
-    let (mut reader, mut writer) = pty.into_split();
-    let mut buf = vec![0u8; 8192];
-    let mut check = tokio::time::interval(Duration::from_secs(5));
-    let idle = state.config.idle_timeout();
-    loop {
-        tokio::select! {
-            n = reader.read(&mut buf) => {
-                // EIO once the shell has exited and the pty is closed.
-                let n = match n { Ok(0) | Err(_) => break, Ok(n) => n };
-                if socket.send(Message::Binary(buf[..n].to_vec().into())).await.is_err() {
-                    break;
-                }
-            }
-            msg = socket.recv() => {
-                match msg {
-                    Some(Ok(Message::Binary(b))) => {
-                        if writer.write_all(&b).await.is_err() { break; }
-                    }
-                    Some(Ok(Message::Text(t))) => {
-                        if let Ok(Control { resize: Some((rows, cols)) }) = serde_json::from_str(&t) {
-                            let (rows, cols) = size(rows, cols);
-                            let _ = writer.resize(pty_process::Size::new(rows, cols));
-                        }
-                    }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    _ => break,
-                }
-            }
-            _ = check.tick() => {
-                if !may_stay_open(state, &authed.token, idle).await { break; }
-            }
-            _ = child.wait() => break,
+    let user = authed.session.user.clone();
+    let (master, child, pid) = match held {
+        Some(held) => {
+            let (fd, pid) = tokio::task::spawn_blocking(move || held.open_terminal(24, 80))
+                .await
+                .map_err(|e| format!("asking the helper for a terminal: {e}"))?
+                .map_err(|e| e.to_string())?;
+            (fd, None, pid)
         }
+        None => {
+            let t = tokio::task::spawn_blocking(move || open_login_shell(&user, 24, 80))
+                .await
+                .map_err(|e| format!("starting a shell: {e}"))??;
+            let pid = t.child.id();
+            (t.master, Some(t.child), pid)
+        }
+    };
+    relay::run(socket, state, authed, master, pid).await?;
+    if let Some(mut child) = child {
+        let _ = child.kill();
+        let _ = tokio::task::spawn_blocking(move || child.wait()).await;
     }
-    let _ = child.start_kill();
-    let _ = child.wait().await;
-    let _ = socket.send(Message::Close(None)).await;
-    tracing::info!(user = %user, "terminal closed");
     Ok(())
 }
 
@@ -248,7 +205,7 @@ async fn may_stay_open(state: &Shared, token: &str, idle: Duration) -> bool {
     }
 }
 
-mod remote;
+mod relay;
 
 #[cfg(test)]
 mod tests {

@@ -46,6 +46,28 @@ fn read_until(
     panic!("{needle:?} never appeared in {seen:?}");
 }
 
+/// Logs the session out: the terminal's socket closes within 15 s.
+fn logout_closes(
+    server: &Server,
+    s: &common::Session,
+    ws: &mut tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
+) {
+    let r = common::post_form(
+        &server.url("/logout"),
+        Some(s),
+        &[],
+        &format!("csrf={}", s.csrf),
+    );
+    assert_eq!(r.status, 303);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match ws.read() {
+            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(_) => assert!(Instant::now() < deadline, "shell outlived the session"),
+        }
+    }
+}
+
 #[test]
 fn a_command_runs_in_a_login_shell_and_the_size_follows_the_browser() {
     common::require_root();
@@ -102,20 +124,7 @@ fn logout_ends_the_shell_and_foreign_pages_cannot_open_one() {
     ws.send(Message::Binary(b"echo ready\n".to_vec().into()))
         .unwrap();
     read_until(&mut ws, "ready");
-    let r = common::post_form(
-        &server.url("/logout"),
-        Some(&s),
-        &[],
-        &format!("csrf={}", s.csrf),
-    );
-    assert_eq!(r.status, 303);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        match ws.read() {
-            Ok(Message::Close(_)) | Err(_) => break,
-            Ok(_) => assert!(Instant::now() < deadline, "shell outlived the session"),
-        }
-    }
+    logout_closes(&server, &s, &mut ws);
 }
 
 /// Through the privileged helper: the login's session is the helper's, the shell is
@@ -166,18 +175,5 @@ fn through_the_helper_the_shell_is_the_sessions_user_and_ends_at_logout() {
         out.contains(&format!("me={} home=/home/{}", user.name, user.name)),
         "{out}"
     );
-    let r = common::post_form(
-        &server.url("/logout"),
-        Some(&s),
-        &[],
-        &format!("csrf={}", s.csrf),
-    );
-    assert_eq!(r.status, 303);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        match ws.read() {
-            Ok(Message::Close(_)) | Err(_) => break,
-            Ok(_) => assert!(Instant::now() < deadline, "shell outlived the session"),
-        }
-    }
+    logout_closes(&server, &s, &mut ws);
 }

@@ -1,11 +1,10 @@
-//! The terminal of a session the privileged helper holds: the helper starts the
-//! shell as the session's user and hands over the pty's controlling side
-//! (`SCM_RIGHTS`); this process only relays bytes between it and the WebSocket. It
-//! never starts a process as anyone.
+//! Relays a terminal between its pty's controlling side and the WebSocket. For a
+//! session the privileged helper holds, the helper started the shell as the
+//! session's user and handed over the pty (`SCM_RIGHTS`): this process then starts
+//! no process as anyone.
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
@@ -15,19 +14,17 @@ use tokio::io::unix::AsyncFd;
 use super::{Control, may_stay_open, size};
 use crate::state::{Authed, Shared};
 
-/// Relays the helper's terminal for the session of `authed` until the socket or
-/// the shell ends, or the session may no longer keep it open.
+/// Relays the terminal `fd` (a pty's controlling side, its shell process `pid`) for
+/// the session of `authed` until the socket or the shell ends, or the session may no
+/// longer keep it open.
 pub(super) async fn run(
     mut socket: WebSocket,
     state: &Shared,
     authed: &Authed,
-    held: Arc<helper::Held>,
+    fd: OwnedFd,
+    pid: u32,
 ) -> Result<(), String> {
     let user = &authed.session.user;
-    let (fd, pid) = tokio::task::spawn_blocking(move || held.open_terminal(24, 80))
-        .await
-        .map_err(|e| format!("asking the helper for a terminal: {e}"))?
-        .map_err(|e| e.to_string())?;
     rustix::io::ioctl_fionbio(&fd, true)
         .map_err(|e| format!("making the terminal non-blocking: {e}"))?;
     // The AsyncFd owns the descriptor outright (an OwnedFd nothing else holds), so
@@ -36,7 +33,7 @@ pub(super) async fn run(
     // `unsafe`, which the workspace forbids.
     #[allow(deprecated)]
     let pty = AsyncFd::new(fd).map_err(|e| format!("watching the terminal: {e}"))?;
-    tracing::info!(user = %user, pid, "terminal opened (shell started by the helper)");
+    tracing::info!(user = %user, pid, "terminal opened");
     let mut buf = vec![0u8; 8192];
     let mut check = tokio::time::interval(Duration::from_secs(5));
     let idle = state.config.idle_timeout();
