@@ -16,6 +16,15 @@
 //! capped in all and per client that has not logged in, the oldest that has not
 //! logged in closed to make room for a newcomer when the total is full, and every
 //! phase of a connection timed ([`limits`]).
+//!
+//! The privilege boundary: with `helper_socket` set (the image sets it), logins and
+//! their PAM sessions, password checks, the sudo policy, terminals, VM, unit and
+//! layer changes and updates are the privileged helper's (`hvnode-helper`, the
+//! `helper` crate): it holds each login's session on a connection of its own and
+//! decides every change itself, for the session's user ([`auth::remote`],
+//! [`privileged`]). What this process still does as root (libvirt, journal and
+//! layer reads, the Registration page, uploads) moves there next, and then this
+//! process runs as an unprivileged user in its own SELinux domain.
 
 pub mod access;
 pub mod admin;
