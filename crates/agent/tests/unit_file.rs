@@ -103,14 +103,47 @@ fn the_registration_page_may_write_the_registration_files() {
     assert!(text.lines().any(|l| l == "ProtectHome=read-only"));
 }
 
+/// The unit's `ReadWritePaths=` and `CapabilityBoundingSet=`, word by word.
+fn settings(text: &str) -> (Vec<String>, Vec<String>) {
+    let words = |key: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix(key))
+            .flat_map(str::split_whitespace)
+            .map(|p| p.trim_start_matches('-').to_string())
+            .collect()
+    };
+    (words("ReadWritePaths="), words("CapabilityBoundingSet="))
+}
+
+/// The helper sets the next boot's layer and rolls back (grub-editenv writes
+/// grubenv.new beside /boot/grub/grubenv, then renames it; lvs gives the layer facts
+/// it checks first), checks logins (pam_faillock) and asks sudo; the web process
+/// keeps none of those rights.
 #[test]
-fn the_node_page_may_set_the_next_boot_entry() {
-    let text = unit();
-    // grub-editenv writes grubenv.new beside /boot/grub/grubenv, then renames it.
-    assert!(
-        text.lines().any(|l| l == "ReadWritePaths=-/boot/grub"),
-        "/boot/grub is not writable"
-    );
+fn the_helper_has_the_rights_of_its_requests_and_the_web_process_does_not() {
+    let helper = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../systemd/hvnode-helper.service"),
+    )
+    .unwrap();
+    let (paths, caps) = settings(&helper);
+    for p in ["/boot/grub", "/run/lvm", "/run/faillock"] {
+        assert!(paths.iter().any(|w| w == p), "helper: {p} is not writable");
+    }
+    for c in [
+        "CAP_SYS_ADMIN",
+        "CAP_SETUID",
+        "CAP_SETGID",
+        "CAP_AUDIT_WRITE",
+    ] {
+        assert!(caps.iter().any(|w| w == c), "helper: no {c}");
+    }
+    let (paths, caps) = settings(&unit());
+    for p in ["/boot/grub", "/run/faillock"] {
+        assert!(!paths.iter().any(|w| w == p), "agent: {p} is writable");
+    }
+    for c in ["CAP_SETUID", "CAP_SETGID", "CAP_AUDIT_WRITE", "CAP_KILL"] {
+        assert!(!caps.iter().any(|w| w == c), "agent: {c}");
+    }
 }
 
 #[test]

@@ -693,16 +693,17 @@ fn through_pam_and_sudo_only_the_full_member_gets_administrative_access() {
     assert!(!is_admin(&server, &full_s));
 }
 
-/// The agent's unit takes away most capabilities and sets `NoNewPrivileges`; sudo
-/// must still answer within them (it switches to the sudoers files' owner to read
-/// them, which needs CAP_SETUID and CAP_SETGID).
+/// The privileged helper's unit (which asks sudo for the console) takes away most
+/// capabilities and sets `NoNewPrivileges`; sudo must still answer within them (it
+/// switches to the sudoers files' owner to read them, which needs CAP_SETUID and
+/// CAP_SETGID).
 #[test]
-fn sudo_answers_within_the_agents_unit_limits() {
+fn sudo_answers_within_the_helpers_unit_limits() {
     if !(have_sudo() && hvnode_testutil::require_tool("setpriv")) {
         return;
     }
     let unit = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../systemd/hvnode-agent.service"),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../systemd/hvnode-helper.service"),
     )
     .unwrap();
     let caps: Vec<String> = unit
