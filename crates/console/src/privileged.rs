@@ -58,7 +58,7 @@ pub fn make_here(libvirt: &Libvirt, change: &Change) -> Result<(), Failure> {
 /// Makes `change` for the session of `token`: through the helper when it holds the
 /// session, here otherwise.
 pub async fn make(state: &Shared, token: &str, change: Change) -> Result<(), ApiError> {
-    let held = state.sessions.lock().ok().and_then(|s| s.helper_of(token));
+    let held = state.helper_of(token);
     let libvirt = state.libvirt.clone();
     tokio::task::spawn_blocking(move || match held {
         Some(held) => held.change(change),

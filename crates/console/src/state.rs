@@ -98,6 +98,13 @@ impl AppState {
         })
     }
 
+    /// The privileged helper's connection holding the login of the session of
+    /// `token`, when the helper holds it: requests made as that session's user
+    /// (changes, terminals, updates) go over it.
+    pub fn helper_of(&self, token: &str) -> Option<Arc<helper::Held>> {
+        self.sessions.lock().ok().and_then(|s| s.helper_of(token))
+    }
+
     /// Number of live sessions.
     pub fn session_count(&self) -> usize {
         self.sessions.lock().map(|s| s.len()).unwrap_or(0)

@@ -152,11 +152,7 @@ pub fn shell_argv(
 /// here otherwise) and relays it until the socket or the shell ends, or the session
 /// may no longer keep it open.
 async fn run(socket: WebSocket, state: &Shared, authed: &Authed) -> Result<(), String> {
-    let held = state
-        .sessions
-        .lock()
-        .ok()
-        .and_then(|s| s.helper_of(&authed.token));
+    let held = state.helper_of(&authed.token);
     let user = authed.session.user.clone();
     let (master, child, pid) = match held {
         Some(held) => {

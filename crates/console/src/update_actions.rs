@@ -60,7 +60,7 @@ pub async fn submit(
         Ok(f) => f,
         Err(e) => return pages::error_page(page, &e, "/node"),
     };
-    let held = helper_of(&state, &authed);
+    let held = state.helper_of(&authed.token);
     if form.confirm.as_deref() == Some("yes") {
         return match state.updates.start(held, NODECTL.into(), &form.source) {
             Ok(()) => Redirect::to("/node/update").into_response(),
@@ -77,16 +77,6 @@ pub async fn submit(
         .into_response(),
         Err(e) => pages::error_page(page, &e, "/node"),
     }
-}
-
-/// The privileged helper's connection when it holds the request's session: an
-/// update is then checked and applied by the helper ([`node_update::run_for`]).
-fn helper_of(state: &Shared, authed: &Authed) -> Option<std::sync::Arc<helper::Held>> {
-    state
-        .sessions
-        .lock()
-        .ok()
-        .and_then(|s| s.helper_of(&authed.token))
 }
 
 /// `GET /node/update`: the current or last update job.
@@ -109,7 +99,7 @@ pub async fn api_submit(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: UpdateRequest = parse_json(&body)?;
-    let held = helper_of(&state, &authed);
+    let held = state.helper_of(&authed.token);
     if req.confirm {
         state.updates.start(held, NODECTL.into(), &req.source)?;
         let mut r = ok("UpdateJob", to_value(&state.updates.get()));

@@ -3,7 +3,7 @@
 
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -151,11 +151,6 @@ impl Client {
             path: path.into(),
             timeout: Duration::from_secs(60),
         }
-    }
-
-    /// The helper's socket.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Logs `user` in from `client`: the session, held open until the returned

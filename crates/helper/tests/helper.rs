@@ -158,6 +158,23 @@ fn eventually(what: &str, f: impl Fn() -> bool) {
 }
 
 #[test]
+fn a_stale_socket_is_replaced_and_anything_else_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("socket");
+    let first = helper::server::bind(&path, None).unwrap();
+    drop(first);
+    // The socket file an earlier helper left: replaced, and only root may use it.
+    helper::server::bind(&path, None).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let file = dir.path().join("file");
+    std::fs::write(&file, "not a socket").unwrap();
+    let e = helper::server::bind(&file, None).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists, "{e}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a socket");
+}
+
+#[test]
 fn a_login_session_lasts_as_long_as_its_connection() {
     let h = start(Options::default());
     let client = Client::new(&h.path);
