@@ -4,9 +4,11 @@
 //! ([`console::auth::remote::PamBackend`]), for the users it is told to serve.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use helper::{Options, Server};
+use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::{Group, User};
 
 use crate::setup::load_config;
@@ -39,8 +41,22 @@ pub fn uids_of(users: &[String]) -> Result<Vec<u32>> {
         .collect()
 }
 
-/// Binds the socket and serves until the process is stopped.
+/// How long a stop waits for the login sessions to close (systemd's stop timeout
+/// is longer).
+const STOP_WAIT: Duration = Duration::from_secs(20);
+
+/// Binds the socket and serves until the process is stopped (SIGTERM or SIGINT):
+/// then every connection is closed, and the login sessions with them (their PAM
+/// sessions closed, their shells ended) before the process exits.
 pub fn run(args: &HelperArgs) -> Result<()> {
+    // Blocked here, before any thread starts, so that every thread inherits the
+    // mask and only the stopping thread below receives them.
+    let mut stop_signals = SigSet::empty();
+    stop_signals.add(Signal::SIGTERM);
+    stop_signals.add(Signal::SIGINT);
+    stop_signals
+        .thread_block()
+        .context("blocking SIGTERM and SIGINT for an orderly stop")?;
     let config = load_config(&args.config)?;
     let allowed_uids = uids_of(&args.allow_users)?;
     let group = match &args.group {
@@ -71,7 +87,33 @@ pub fn run(args: &HelperArgs) -> Result<()> {
         allowed_uids,
         ..Options::default()
     };
-    Server::new(listener, backend, options)
+    let server = Server::new(listener, backend, options);
+    let stopper = server.stopper();
+    std::thread::Builder::new()
+        .name("hvnode-helper-stop".into())
+        .spawn(move || {
+            let signal = stop_signals.wait();
+            tracing::info!(
+                ?signal,
+                "stopping: closing every connection and login session"
+            );
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+            let left = stopper.stop(STOP_WAIT);
+            let open = console::auth::pam_session::wait_closed(STOP_WAIT);
+            if left > 0 || open > 0 {
+                tracing::warn!(
+                    connections = left,
+                    pam_sessions = open,
+                    "stopped with connections or PAM sessions still open after {} s",
+                    STOP_WAIT.as_secs()
+                );
+            } else {
+                tracing::info!("stopped: every login session closed");
+            }
+            std::process::exit(0);
+        })
+        .context("starting the thread that stops the helper")?;
+    server
         .serve()
         .with_context(|| format!("accepting connections on {}", args.socket.display()))
 }

@@ -238,3 +238,65 @@ fn an_administrators_certificate_wins_over_the_generated_one() {
         "nothing generated"
     );
 }
+
+/// The `hvnode-helper` binary stops in order on SIGTERM: it tells systemd it is
+/// stopping, closes every connection (so each login session's PAM session is closed
+/// by its thread before the process ends) and exits with success, not by the signal.
+#[test]
+fn the_helper_closes_its_connections_and_exits_cleanly_on_sigterm() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let notify = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&notify).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let config = dir.path().join("agent.toml");
+    std::fs::write(&config, "admin_groups = [\"nobody-group\"]\n").unwrap();
+    let socket = dir.path().join("run/helper.sock");
+    let child = Command::new(env!("CARGO_BIN_EXE_hvnode-helper"))
+        .args(["--config", config.to_str().unwrap()])
+        .args(["--socket", socket.to_str().unwrap()])
+        .env("NOTIFY_SOCKET", &notify)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut helper = Agent(child);
+    messages(&sock, "READY=1", Duration::from_secs(20));
+    // A client in the middle of nothing: the helper does not wait for it to speak.
+    let mut held = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    held.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // The connection is served (on its thread) before the stop.
+    std::thread::sleep(Duration::from_millis(200));
+
+    sigterm(&helper.0);
+    messages(&sock, "STOPPING=1", Duration::from_secs(5));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = helper.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the helper did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        status.success(),
+        "exited by itself, not by the signal: {status}"
+    );
+    let mut rest = Vec::new();
+    assert_eq!(
+        held.read_to_end(&mut rest).unwrap(),
+        0,
+        "the connection was closed"
+    );
+    let mut stderr = String::new();
+    helper
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -156,6 +156,13 @@ impl LoginSession {
     pub fn helper(&self) -> Option<Arc<helper::Held>> {
         self.held.clone()
     }
+
+    /// Whether the login session has ended underneath the console: the helper that
+    /// held it closed its connection (it stopped or restarted, and closed the PAM
+    /// session). A session that is not the helper's ends only with the console's.
+    pub fn has_ended(&self) -> bool {
+        self.held.as_ref().is_some_and(|h| !h.is_open())
+    }
 }
 
 /// `pam_unix`'s 2 s delay on failure as libpam varies it: the mean of three random

@@ -135,11 +135,15 @@ impl Sessions {
     }
 
     /// The session of `token` if it has not been idle longer than `idle` nor lived
-    /// longer than its maximum age; `touch` counts this request as activity.
+    /// longer than its maximum age, and its login session is still open (the helper
+    /// that holds it may have stopped); `touch` counts this request as activity.
     pub fn get(&mut self, token: &str, idle: Duration, touch: bool) -> Option<Session> {
         let now = self.clock.now();
-        let session = &mut self.by_token.get_mut(token)?.session;
-        if now.duration_since(session.last_seen) > idle
+        let entry = self.by_token.get_mut(token)?;
+        let ended = entry._login.has_ended();
+        let session = &mut entry.session;
+        if ended
+            || now.duration_since(session.last_seen) > idle
             || now.duration_since(session.created) > self.max_age
         {
             self.by_token.remove(token);
@@ -194,12 +198,15 @@ impl Sessions {
         self.by_token.remove(token).map(|e| e.session)
     }
 
-    /// Forgets sessions idle longer than `idle` or older than their maximum age.
+    /// Forgets sessions idle longer than `idle`, older than their maximum age, or
+    /// whose login session has ended.
     pub fn expire(&mut self, idle: Duration) {
         let now = self.clock.now();
         let max_age = self.max_age;
-        self.by_token.retain(|_, Entry { session: s, .. }| {
-            now.duration_since(s.last_seen) <= idle && now.duration_since(s.created) <= max_age
+        self.by_token.retain(|_, Entry { session: s, _login }| {
+            now.duration_since(s.last_seen) <= idle
+                && now.duration_since(s.created) <= max_age
+                && !_login.has_ended()
         });
     }
 

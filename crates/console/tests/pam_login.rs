@@ -173,6 +173,24 @@ fn login_opens_and_logout_closes_a_pam_session(through_helper: bool) {
     // A refused login opens no session.
     assert!(login(&server, &user.name, "wrong-password").is_err());
     assert_eq!(lines().lines().count(), 2, "{}", lines());
+    let Some(helper) = helper else {
+        return;
+    };
+    // The helper stopping (systemctl stop, a restart) closes the PAM session it
+    // holds before it exits, and the web session it belonged to ends with it.
+    let s = login(&server, &user.name, &user.password).unwrap();
+    assert_eq!(
+        get(&server.url("/api/v1/session"), Some(&s), &[]).status,
+        200
+    );
+    helper.stop();
+    assert!(lines().ends_with(&closed), "{}", lines());
+    assert_eq!(lines().lines().count(), 4, "{}", lines());
+    assert_eq!(
+        get(&server.url("/api/v1/session"), Some(&s), &[]).status,
+        401,
+        "the web session ends with the helper's"
+    );
 }
 
 #[test]

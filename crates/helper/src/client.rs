@@ -94,6 +94,27 @@ impl Held {
         }
     }
 
+    /// Whether the helper still holds the session: `false` once its connection has
+    /// been closed from the helper's side (the helper stopped or restarted, and the
+    /// session with it). The helper never speaks unasked, so anything readable on
+    /// an idle session's connection means it has ended.
+    pub fn is_open(&self) -> bool {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd;
+        // A request under way has the connection: it is open as far as can be told.
+        let Ok(stream) = self.stream.try_lock() else {
+            return true;
+        };
+        // The end of the stream reads as POLLIN; a hang-up is reported unasked.
+        let mut fds = [PollFd::new(stream.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::ZERO) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(nix::errno::Errno::EINTR) => true,
+            Err(_) => false,
+        }
+    }
+
     /// Sends `request` on the session's connection and reads the answer, with the
     /// descriptor passed along, if any.
     fn exchange(&self, request: &Request) -> Result<(Reply, Option<OwnedFd>), ClientError> {

@@ -32,7 +32,7 @@ pub mod server;
 
 pub use client::{Client, ClientError, Held};
 pub use proto::{Change, Failure, FailureKind, Refusal, Reply, Request};
-pub use server::{Backend, Options, Server};
+pub use server::{Backend, Options, Server, Stopper};
 
 /// Where the node's helper listens.
 pub const DEFAULT_SOCKET: &str = "/run/hvnode-helper/socket";

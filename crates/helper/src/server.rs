@@ -1,16 +1,18 @@
 //! The helper's side: accepts connections on its socket, checks who connected, and
 //! answers requests with a [`Backend`], a thread per connection.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::{self, ErrorKind};
 use std::net::IpAddr;
+use std::net::Shutdown;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
@@ -132,6 +134,76 @@ pub struct Server<B> {
     backend: Arc<B>,
     options: Options,
     open: Arc<AtomicUsize>,
+    connections: Connections,
+}
+
+/// The connections being served, each by a copy of its socket, so that a stop can
+/// close them all ([`Stopper`]).
+#[derive(Debug, Clone, Default)]
+struct Connections {
+    by_id: Arc<Mutex<HashMap<u64, UnixStream>>>,
+    next: Arc<AtomicU64>,
+    stopping: Arc<AtomicBool>,
+}
+
+impl Connections {
+    /// Keeps a copy of `stream` until [`Connections::forget`]; `None` once the
+    /// helper is stopping (the connection is then not served).
+    fn register(&self, stream: &UnixStream) -> Option<u64> {
+        let copy = stream.try_clone().ok()?;
+        let mut by_id = self.by_id.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.stopping.load(Ordering::SeqCst) {
+            return None;
+        }
+        let id = self.next.fetch_add(1, Ordering::SeqCst);
+        by_id.insert(id, copy);
+        Some(id)
+    }
+
+    fn forget(&self, id: u64) {
+        self.by_id
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+    }
+}
+
+/// Stops a running [`Server`] in an orderly way: what its service manager's stop
+/// (SIGTERM) should do before the process ends.
+#[derive(Debug, Clone)]
+pub struct Stopper {
+    connections: Connections,
+    open: Arc<AtomicUsize>,
+}
+
+impl Stopper {
+    /// Closes every connection, so that each login session's thread closes its PAM
+    /// session and ends the shells started for it, and waits until all of them
+    /// have finished or `wait` has passed; new connections are no longer served.
+    /// Returns how many connections were still being served when it gave up (0
+    /// when all ended).
+    pub fn stop(&self, wait: Duration) -> usize {
+        {
+            let by_id = self
+                .connections
+                .by_id
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            self.connections.stopping.store(true, Ordering::SeqCst);
+            for stream in by_id.values() {
+                // Its thread's read ends at once; the session closes as it unwinds.
+                let _ = stream.shutdown(Shutdown::Both);
+            }
+        }
+        let deadline = Instant::now() + wait;
+        loop {
+            let open = self.open.load(Ordering::SeqCst);
+            if open == 0 || Instant::now() >= deadline {
+                return open;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 /// Binds the helper's socket at `path`: a stale socket left by an earlier helper is
@@ -170,12 +242,21 @@ impl<B: Backend> Server<B> {
             backend: Arc::new(backend),
             options,
             open: Arc::new(AtomicUsize::new(0)),
+            connections: Connections::default(),
         }
     }
 
     /// Connections open now.
     pub fn open_connections(&self) -> Arc<AtomicUsize> {
         self.open.clone()
+    }
+
+    /// What stops this server once it serves (from another thread: a signal's).
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            connections: self.connections.clone(),
+            open: self.open.clone(),
+        }
     }
 
     /// Serves until the listener fails: each accepted connection is checked and then
@@ -220,16 +301,24 @@ impl<B: Backend> Server<B> {
             );
             return;
         }
+        let Some(id) = self.connections.register(&stream) else {
+            // Stopping (or out of descriptors for the copy): not served.
+            self.open.fetch_sub(1, Ordering::SeqCst);
+            return;
+        };
         let backend = self.backend.clone();
         let open = self.open.clone();
+        let connections = self.connections.clone();
         let idle = self.options.idle_timeout;
         let spawned = std::thread::Builder::new()
             .name("hvnode-helper".into())
             .spawn(move || {
                 serve_connection(stream, &*backend, idle, peer.1);
+                connections.forget(id);
                 open.fetch_sub(1, Ordering::SeqCst);
             });
         if let Err(e) = spawned {
+            self.connections.forget(id);
             self.open.fetch_sub(1, Ordering::SeqCst);
             tracing::error!("no thread for a helper connection: {e}");
         }
@@ -341,7 +430,7 @@ struct Held<S> {
     _session: S,
     shells: Vec<Running>,
     /// When the user was last found allowed to administer the node.
-    admin_checked: Option<std::time::Instant>,
+    admin_checked: Option<Instant>,
 }
 
 fn answer<B: Backend>(
@@ -493,7 +582,7 @@ fn authorized<'a, B: Backend>(
         .is_some_and(|t| t.elapsed() < ADMIN_RECHECK);
     if !fresh {
         match backend.may_administer(&held.user) {
-            Ok(true) => held.admin_checked = Some(std::time::Instant::now()),
+            Ok(true) => held.admin_checked = Some(Instant::now()),
             Ok(false) => {
                 held.admin_checked = None;
                 tracing::warn!(user = %held.user, "refused {what}: the user may not administer the node");

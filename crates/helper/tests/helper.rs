@@ -129,6 +129,7 @@ struct Running {
     path: PathBuf,
     counts: Arc<Counts>,
     connections: Arc<AtomicUsize>,
+    stopper: helper::Stopper,
 }
 
 fn start(options: Options) -> Running {
@@ -139,12 +140,14 @@ fn start(options: Options) -> Running {
     let counts = fake.0.clone();
     let server = Server::new(listener, fake, options);
     let connections = server.open_connections();
+    let stopper = server.stopper();
     std::thread::spawn(move || server.serve());
     Running {
         _dir: dir,
         path,
         counts,
         connections,
+        stopper,
     }
 }
 
@@ -197,6 +200,62 @@ fn a_login_session_lasts_as_long_as_its_connection() {
     eventually("and their threads end", || {
         h.connections.load(Ordering::SeqCst) == 0
     });
+}
+
+#[test]
+fn a_stop_closes_every_session_and_its_shells_and_serves_no_one_after() {
+    let h = start(Options::default());
+    let client = Client::new(&h.path);
+    let held = client
+        .login("admin", "good", "::1".parse().unwrap())
+        .unwrap()
+        .unwrap();
+    let other = client
+        .login("limited", "good", "::1".parse().unwrap())
+        .unwrap()
+        .unwrap();
+    let (_term, pid) = held.open_terminal(24, 80).unwrap();
+    // A connection in the middle of nothing (no session): closed too.
+    let _idle = UnixStream::connect(&h.path).unwrap();
+    eventually("three connections served", || {
+        h.connections.load(Ordering::SeqCst) == 3
+    });
+    assert!(held.is_open() && other.is_open());
+    assert_eq!(h.counts.open.load(Ordering::SeqCst), 2);
+
+    let left = h.stopper.stop(Duration::from_secs(5));
+    assert_eq!(left, 0, "every connection ended within the wait");
+    assert_eq!(
+        h.counts.open.load(Ordering::SeqCst),
+        0,
+        "both login sessions closed before stop returned"
+    );
+    eventually("the session's shell ends with it", || !running(pid));
+    // The web side sees it: the sessions' connections are closed.
+    assert!(!held.is_open() && !other.is_open());
+    // Nobody is served any more: a new connection is closed unanswered.
+    let e = client.may_administer("admin").unwrap_err();
+    assert!(
+        matches!(e, helper::ClientError::Frame { .. }),
+        "a connection after the stop is closed: {e}"
+    );
+}
+
+#[test]
+fn an_open_session_connection_reads_as_open_while_the_helper_holds_it() {
+    let h = start(Options::default());
+    let held = Client::new(&h.path)
+        .login("admin", "good", "::1".parse().unwrap())
+        .unwrap()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(held.is_open());
+    // Requests leave it open.
+    held.change(Change::BootNext {
+        layer: "hvnode-1.0-1+1".into(),
+    })
+    .unwrap();
+    assert!(held.is_open());
 }
 
 /// Whether process `pid` still runs (not a zombie either).

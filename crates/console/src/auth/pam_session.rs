@@ -19,7 +19,9 @@
 //! plain IPv4), `PAM_TTY` is [`PAM_TTY`], `PAM_USER` the account.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use pam_client::conv_mock::Conversation;
 use pam_client::{Context, Flag};
@@ -64,6 +66,45 @@ pub fn open(
                 .into(),
         ))
     })
+}
+
+/// PAM sessions open now (opened and not yet closed), in this process.
+static OPEN: AtomicUsize = AtomicUsize::new(0);
+
+/// How many PAM sessions this process has open.
+pub fn open_sessions() -> usize {
+    OPEN.load(Ordering::SeqCst)
+}
+
+/// Waits until every PAM session this process opened has been closed (their
+/// [`LoginSession`]s dropped first), or `wait` has passed; returns how many are
+/// still open. For a stop: the process must not end before their threads have
+/// called `pam_close_session`.
+pub fn wait_closed(wait: Duration) -> usize {
+    let deadline = Instant::now() + wait;
+    loop {
+        let open = open_sessions();
+        if open == 0 || Instant::now() >= deadline {
+            return open;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Counts a PAM session as open from its creation to its drop.
+struct Counted;
+
+impl Counted {
+    fn new() -> Self {
+        OPEN.fetch_add(1, Ordering::SeqCst);
+        Self
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        OPEN.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The PAM session's thread: answers the login on `answer`, then keeps the session
@@ -122,6 +163,8 @@ fn run(
             return;
         }
     };
+    // Counted until the session is closed, at the end of this function.
+    let _counted = Counted::new();
     let (close_tx, close_rx) = mpsc::channel::<()>();
     if answer
         .send(Ok(LoginSession::closed_through(close_tx)))

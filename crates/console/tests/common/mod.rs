@@ -634,6 +634,7 @@ impl Drop for TestUser {
 pub struct Helper {
     _dir: tempfile::TempDir,
     pub socket: PathBuf,
+    stopper: Mutex<Option<helper::Stopper>>,
 }
 
 impl Helper {
@@ -648,7 +649,11 @@ impl Helper {
     pub fn unstarted() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("helper.sock");
-        Self { _dir: dir, socket }
+        Self {
+            _dir: dir,
+            socket,
+            stopper: Mutex::new(None),
+        }
     }
 
     pub fn serve(&self, config: &Config, libvirt: Option<Arc<console::vms::Libvirt>>) {
@@ -658,7 +663,24 @@ impl Helper {
             backend.libvirt = l;
         }
         let server = helper::Server::new(listener, backend, helper::Options::default());
+        *self.stopper.lock().unwrap() = Some(server.stopper());
         std::thread::spawn(move || server.serve());
+    }
+
+    /// Stops the helper as its SIGTERM does: every connection and login session
+    /// closed (the PAM sessions on their own threads, waited for).
+    pub fn stop(&self) {
+        let stopper = self
+            .stopper
+            .lock()
+            .unwrap()
+            .take()
+            .expect("a helper serves");
+        assert_eq!(stopper.stop(std::time::Duration::from_secs(10)), 0);
+        assert_eq!(
+            console::auth::pam_session::wait_closed(std::time::Duration::from_secs(10)),
+            0
+        );
     }
 
     /// The web side's authenticator and sudo policy: this helper.
