@@ -680,6 +680,7 @@ impl Writer<'_> {
             devlog,
         )?;
         self.mount(&["-t", &v.fstype], &dev, &staging)?;
+        let image_has_it = target.exists();
         migrate(&target, &staging)?;
         if matches!(v.mountpoint.as_str(), "/tmp" | "/var/tmp") {
             // systemd-tmpfiles cleans these and may not read a
@@ -687,7 +688,12 @@ impl Writer<'_> {
             let _ = fs::remove_dir(staging.join("lost+found"));
         }
         self.unmount_last()?;
-        label_path(sysroot, &target, devlog)?;
+        // A mount point the image has keeps the label the image gave it; one made
+        // here is labelled (setfiles costs a second or more under emulation, for
+        // each of up to eight volumes).
+        if !image_has_it {
+            label_path(sysroot, &target, devlog)?;
+        }
         let mount_opts: &[&str] = if v.backing == Backing::Thin {
             &["-o", "discard"]
         } else {
@@ -734,11 +740,14 @@ impl Writer<'_> {
                 format!("subvol={subvol},discard=async"),
             )
         };
+        let image_has_it = under(sysroot, mp).exists();
         if !v.is_swap() {
             migrate(&under(sysroot, mp), &top.join(&subvol))?;
         }
         fs::create_dir_all(under(sysroot, mp))?;
-        label_path(sysroot, &under(sysroot, mp), devlog)?;
+        if !image_has_it {
+            label_path(sysroot, &under(sysroot, mp), devlog)?;
+        }
         self.mount(&["-t", "btrfs", "-o", &opts], &dev, &under(sysroot, mp))?;
         fstab_entries.push(Entry {
             source: format!("UUID={uuid}"),

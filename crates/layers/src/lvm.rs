@@ -220,7 +220,11 @@ impl LvmStore {
         Command::new("dd")
             .arg(format!("if={}", image.display()))
             .arg(format!("of={}", dev.display()))
-            .args(["bs=4M", "conv=sparse,fsync", "status=none"])
+            // Direct writes: through the page cache, 1.2 GiB of cache pages are
+            // allocated (and zeroed) for data written once and never read back;
+            // under emulation that was three quarters of the copy's time (37 s
+            // instead of 10 s). dd writes a short last block without O_DIRECT.
+            .args(["bs=4M", "conv=sparse,fsync", "oflag=direct", "status=none"])
             .run()
             .with_context(|| {
                 format!("writing the image {} to {}", image.display(), dev.display())
