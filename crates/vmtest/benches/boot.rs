@@ -117,12 +117,17 @@ fn main() -> Result<()> {
 }
 
 /// An installed thin node: `HVNODE_BENCH_DISK`, else one installed here
-/// (and kept for the next run).
+/// (and kept for the next run of the same image: its name carries the
+/// root image's digest, since a rebuild keeps the NVR).
 fn installed_disk(img: &Image, dir: &Path) -> Result<PathBuf> {
     if let Some(d) = std::env::var_os("HVNODE_BENCH_DISK") {
         return Ok(PathBuf::from(d));
     }
-    let disk = dir.join(format!("{}.qcow2", img.nvr));
+    let digest = img
+        .squashfs_sha256
+        .get(..12)
+        .unwrap_or(&img.squashfs_sha256);
+    let disk = dir.join(format!("{}-{digest}.qcow2", img.nvr));
     if !disk.is_file() {
         println!("installing a thin node into {} first", disk.display());
         let ks = Unattended::from_medium(&img.squashfs_sha256, "thinp").kickstart();
