@@ -232,8 +232,8 @@ pub async fn logs_stream(
 }
 
 /// `GET /api/v1/storage`.
-pub async fn storage() -> Result<Response, ApiError> {
-    let s = blocking(|| Ok(views::storage())).await?;
+pub async fn storage(State(state): State<Shared>) -> Result<Response, ApiError> {
+    let s = blocking(move || Ok(views::storage(&state.reader))).await?;
     Ok(ok("Storage", to_value(&s)))
 }
 

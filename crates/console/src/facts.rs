@@ -91,13 +91,13 @@ impl Expires for SlowFacts {
 
 impl SlowFacts {
     /// Reads the running host (blocking: runs programs, asks libvirt).
-    pub fn gather(ssh_dir: &Path, libvirt: &Libvirt) -> Self {
+    pub fn gather(ssh_dir: &Path, libvirt: &Libvirt, reader: &Reader) -> Self {
         let security = libvirt
             .security_models()
             .map(|models| models.into_iter().map(|m| m.model).collect())
             .map_err(|e| e.to_string());
         SlowFacts {
-            host: health::HostFacts::gather(security),
+            host: health::HostFacts::gather(security, reader.thin_pools()),
             host_keys: hostinfo::host_key_fingerprints(ssh_dir),
         }
     }
@@ -108,8 +108,8 @@ pub type FactsCache = TtlCache<SlowFacts>;
 
 impl FactsCache {
     /// The cached facts, learned afresh when stale (blocking).
-    pub fn get(&self, ssh_dir: &Path, libvirt: &Libvirt) -> Arc<SlowFacts> {
-        self.get_with(|| SlowFacts::gather(ssh_dir, libvirt))
+    pub fn get(&self, ssh_dir: &Path, libvirt: &Libvirt, reader: &Reader) -> Arc<SlowFacts> {
+        self.get_with(|| SlowFacts::gather(ssh_dir, libvirt, reader))
     }
 }
 
@@ -126,10 +126,11 @@ impl Expires for Snapshot {
 }
 
 impl Snapshot {
-    /// Reads the running system (blocking: runs programs).
-    pub fn gather() -> Self {
+    /// Reads the running system, the store through `reader` (blocking: runs
+    /// programs, or asks the helper).
+    pub fn gather(reader: &Reader) -> Self {
         Self {
-            facts: status::gather(&status::boot_dir()).map_err(|e| format!("{e:#}")),
+            facts: reader.layer_facts(),
             image: status::image_nvr(),
         }
     }
@@ -140,8 +141,41 @@ pub type LayersCache = TtlCache<Snapshot>;
 
 impl LayersCache {
     /// The facts, gathered afresh when stale (blocking).
-    pub fn get(&self) -> Arc<Snapshot> {
-        self.get_with(Snapshot::gather)
+    pub fn get(&self, reader: &Reader) -> Arc<Snapshot> {
+        self.get_with(|| Snapshot::gather(reader))
+    }
+}
+
+/// Facts only root can read (LVM's and btrfs's views of the layer store, the thin
+/// pools): asked of the privileged helper when one is configured, read in this
+/// process otherwise.
+#[derive(Debug, Clone, Default)]
+pub struct Reader {
+    helper: Option<helper::Client>,
+}
+
+impl Reader {
+    /// Asks the helper at `socket`, or reads here without one.
+    pub fn new(socket: Option<&Path>) -> Self {
+        Self {
+            helper: socket.map(helper::Client::new),
+        }
+    }
+
+    /// The layer store's facts, as `nodectl info` reads them (blocking).
+    pub fn layer_facts(&self) -> Result<Facts, String> {
+        match &self.helper {
+            Some(client) => client.layer_facts().map_err(|e| e.to_string()),
+            None => status::gather(&status::boot_dir()).map_err(|e| format!("{e:#}")),
+        }
+    }
+
+    /// The thin pools and their use (blocking).
+    pub fn thin_pools(&self) -> Result<Vec<hostinfo::ThinPool>, String> {
+        match &self.helper {
+            Some(client) => client.thin_pools().map_err(|e| e.to_string()),
+            None => hostinfo::thin_pools().map_err(|e| e.last_line().to_string()),
+        }
     }
 }
 
@@ -206,7 +240,7 @@ mod tests {
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 let (c, l) = (cache.clone(), libvirt.clone());
-                std::thread::spawn(move || c.get(Path::new("/etc/ssh"), &l))
+                std::thread::spawn(move || c.get(Path::new("/etc/ssh"), &l, &Reader::default()))
             })
             .collect();
         let got: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
@@ -214,7 +248,7 @@ mod tests {
             got.iter().all(|f| Arc::ptr_eq(f, &got[0])),
             "one refresh for all"
         );
-        let again = cache.get(Path::new("/etc/ssh"), &libvirt);
+        let again = cache.get(Path::new("/etc/ssh"), &libvirt, &Reader::default());
         assert!(Arc::ptr_eq(&again, &got[0]), "reused within the TTL");
         assert_eq!(
             again.host.libvirt_security.as_ref().unwrap()[0],

@@ -7,7 +7,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use layers::LayerName;
-use layers::status;
 
 use crate::api::{blocking, ok, to_value};
 use crate::error::ApiError;
@@ -42,9 +41,11 @@ pub async fn boot_next_page(
     };
     if !confirm {
         let l = layer.clone();
+        let reader = state.reader.clone();
         let checked = blocking(move || {
-            let facts = status::gather(&status::boot_dir())
-                .map_err(|e| ApiError::Failed(format!("reading the layer store: {e:#}")))?;
+            let facts = reader
+                .layer_facts()
+                .map_err(|e| ApiError::Failed(format!("reading the layer store: {e}")))?;
             boot_next_target(&facts, &l)?;
             Ok(facts.grubenv)
         })
@@ -88,7 +89,7 @@ pub async fn boot_next_api(
     let layer = parse_layer(&name)?;
     boot_next(&state, &authed.token, &layer).await?;
     let st = state.clone();
-    let v = blocking(move || Ok(view(&st.layers.get()))).await?;
+    let v = blocking(move || Ok(view(&st.layers.get(&st.reader)))).await?;
     Ok(ok("NodeLayers", to_value(&v)))
 }
 
@@ -112,9 +113,11 @@ pub async fn rollback_page(
         Err(e) => return pages::error_page(page, &e, "/node"),
     };
     if !confirm {
+        let reader = state.reader.clone();
         let planned = blocking(move || {
-            let facts = status::gather(&status::boot_dir())
-                .map_err(|e| ApiError::Failed(format!("reading the layer store: {e:#}")))?;
+            let facts = reader
+                .layer_facts()
+                .map_err(|e| ApiError::Failed(format!("reading the layer store: {e}")))?;
             update::plan_rollback(&facts, None, false)
                 .map_err(|e| ApiError::Conflict(e.to_string()))
         })
@@ -156,6 +159,6 @@ pub async fn rollback_api(
 ) -> Result<Response, ApiError> {
     rollback(&state, &authed.token).await?;
     let st = state.clone();
-    let v = blocking(move || Ok(view(&st.layers.get()))).await?;
+    let v = blocking(move || Ok(view(&st.layers.get(&st.reader)))).await?;
     Ok(ok("NodeLayers", to_value(&v)))
 }

@@ -514,9 +514,12 @@ struct StoragePage {
 }
 
 /// `GET /storage`.
-pub async fn storage(Extension(authed): Extension<Authed>) -> Response {
+pub async fn storage(
+    State(state): State<Shared>,
+    Extension(authed): Extension<Authed>,
+) -> Response {
     let page = PageCtx::new(&authed, "/storage");
-    let s = tokio::task::spawn_blocking(views::storage).await;
+    let s = tokio::task::spawn_blocking(move || views::storage(&state.reader)).await;
     let Ok(s) = s else {
         return error_page(page, &ApiError::Failed("storage scan failed".into()), "/");
     };

@@ -2,7 +2,8 @@
 //! where the session's rights are: by the privileged helper when it holds the
 //! request's session (it checks again that the session's user may administer the
 //! node, and the web process needs no rights for them), in this process otherwise.
-//! Both run [`make_here`], so a change behaves the same either way.
+//! Both run [`make_here`], so a change behaves the same either way. The facts
+//! only root can read come the same way ([`crate::facts::Reader`]).
 
 use helper::{Change, Failure, FailureKind};
 

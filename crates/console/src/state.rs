@@ -40,6 +40,8 @@ pub struct AppState {
     pub layers: LayersCache,
     /// The node's update job (`nodectl update`, started from the Node page).
     pub updates: Arc<Jobs>,
+    /// Where the facts only root can read come from (the helper, when configured).
+    pub reader: crate::facts::Reader,
 }
 
 pub type Shared = Arc<AppState>;
@@ -81,6 +83,7 @@ impl AppState {
     ) -> Shared {
         let libvirt = Arc::new(Libvirt::new(&config.libvirt_uri));
         let max_age = config.session_max_age();
+        let reader = crate::facts::Reader::new(config.helper_socket.as_deref());
         Arc::new(Self {
             tls: !config.insecure_http,
             config,
@@ -95,6 +98,7 @@ impl AppState {
             facts: FactsCache::default(),
             layers: LayersCache::default(),
             updates: Arc::new(Jobs::default()),
+            reader,
         })
     }
 

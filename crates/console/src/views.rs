@@ -23,14 +23,16 @@ pub struct Overview {
 /// The node's health: the layered root's checks when it runs from a layer,
 /// and the host's (the same report as `nodectl check`).
 pub fn node_health(state: &AppState, slow: &SlowFacts) -> health::Report {
-    let snap = state.layers.get();
+    let snap = state.layers.get(&state.reader);
     health::report(snap.facts.as_ref().ok(), &slow.host)
 }
 
 /// Gathers the overview (blocking).
 pub fn overview(state: &AppState) -> Result<Overview, ApiError> {
     let info = hostinfo::system_info()?;
-    let slow = state.facts.get(&state.config.ssh_dir, &state.libvirt);
+    let slow = state
+        .facts
+        .get(&state.config.ssh_dir, &state.libvirt, &state.reader);
     Ok(Overview {
         health: node_health(state, &slow),
         host_keys: slow.host_keys.clone(),
@@ -61,10 +63,10 @@ pub struct Storage {
     pub block_devices: Result<Vec<hostinfo::BlockDevice>, String>,
 }
 
-/// Gathers storage facts (blocking).
-pub fn storage() -> Storage {
+/// Gathers storage facts, the thin pools through `reader` (blocking).
+pub fn storage(reader: &crate::facts::Reader) -> Storage {
     Storage {
-        thin_pools: hostinfo::thin_pools().map_err(|e| e.to_string()),
+        thin_pools: reader.thin_pools(),
         filesystems: hostinfo::filesystems().map_err(|e| e.to_string()),
         block_devices: hostinfo::block_devices().map_err(|e| e.to_string()),
     }
@@ -289,9 +291,11 @@ pub fn registration_summary(state: registration::Result<registration::StateFile>
 /// Gathers the node page (blocking).
 pub fn node(state: &AppState) -> Result<Node, ApiError> {
     let info = hostinfo::system_info()?;
-    let mut layers = crate::node_layers::view(&state.layers.get());
+    let mut layers = crate::node_layers::view(&state.layers.get(&state.reader));
     if layers.installed {
-        let slow = state.facts.get(&state.config.ssh_dir, &state.libvirt);
+        let slow = state
+            .facts
+            .get(&state.config.ssh_dir, &state.libvirt, &state.reader);
         layers.health = Some(node_health(state, &slow));
     }
     let registration = registration_summary(registration::current_state(

@@ -423,3 +423,50 @@ fn static_files_and_xterm_are_bundled() {
         "xterm.js from npm is not bundled: run tests/deps.sh, then rebuild"
     );
 }
+
+/// With a helper configured, the facts only root can read (the layer store, the thin
+/// pools) come from it: served through it, and, when it is down, the pages say so
+/// instead of reading them in the web process.
+#[test]
+fn with_a_helper_the_layer_facts_and_thin_pools_come_through_it() {
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap();
+    if layers::status::layer_from_cmdline(&cmdline).is_some() {
+        hvnode_testutil::skip(format!("this host runs from a layer ({})", cmdline.trim()));
+        return;
+    }
+    let helper = common::Helper::unstarted();
+    let socket = helper.socket.clone();
+    let server = Server::start(|c| c.helper_socket = Some(socket));
+    let s = server.admin_session("root");
+
+    // Down: the web side does not fall back to reading them itself.
+    let r = get(&server.url("/api/v1/storage"), Some(&s), &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let error = r.json()["data"]["thin_pools"]["error"].clone();
+    assert!(
+        error.as_str().is_some_and(|e| e.contains("hvnode-helper")),
+        "{error}"
+    );
+    let r = get(&server.url("/api/v1/node"), Some(&s), &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("hvnode-helper"), "{}", r.body);
+
+    // Up: the same answers as read here (a live host: no layered root).
+    helper.serve(&console::Config::default(), None);
+    let r = get(&server.url("/api/v1/storage"), Some(&s), &[]);
+    let pools = &r.json()["data"]["thin_pools"];
+    assert!(
+        pools.is_array()
+            || pools["error"]
+                .as_str()
+                .is_some_and(|e| !e.contains("hvnode-helper")),
+        "{pools}"
+    );
+    // The layer facts are cached for seconds: a new console asks afresh.
+    let socket = helper.socket.clone();
+    let server = Server::start(|c| c.helper_socket = Some(socket));
+    let s = server.admin_session("root");
+    let r = get(&server.url("/api/v1/node"), Some(&s), &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["data"]["layers"]["installed"], false, "{}", r.body);
+}

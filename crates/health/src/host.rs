@@ -47,8 +47,13 @@ pub struct HostFacts {
 
 impl HostFacts {
     /// Reads the running host. libvirt is asked by the caller (the console
-    /// keeps a connection; `nodectl` opens one), which passes its answer.
-    pub fn gather(libvirt_security: Result<Vec<String>, String>) -> HostFacts {
+    /// keeps a connection; `nodectl` opens one), which passes its answer, and so
+    /// are the thin pools (`lvs` takes privileges: the console asks its helper,
+    /// `nodectl` runs [`hostinfo::thin_pools`]).
+    pub fn gather(
+        libvirt_security: Result<Vec<String>, String>,
+        thin_pools: Result<Vec<hostinfo::ThinPool>, String>,
+    ) -> HostFacts {
         let memory = std::fs::read_to_string("/proc/meminfo")
             .map(|t| hostinfo::system::parse_meminfo(&t))
             .unwrap_or_default();
@@ -65,7 +70,7 @@ impl HostFacts {
                 .open("/dev/kvm")
                 .is_ok(),
             filesystems: hostinfo::filesystems().map_err(|e| e.to_string()),
-            thin_pools: hostinfo::thin_pools().map_err(|e| e.last_line().to_string()),
+            thin_pools,
             libvirt_security,
             units: SERVICES
                 .iter()

@@ -232,6 +232,25 @@ impl Client {
         }
     }
 
+    /// The layer store's facts, read by the helper (`lvs` and btrfs's subvolume list
+    /// take privileges).
+    pub fn layer_facts(&self) -> Result<layers::status::Facts, ClientError> {
+        let request = Request::LayerFacts;
+        match self.exchange(&request)?.1 {
+            Reply::LayerFacts { facts } => Ok(*facts),
+            other => Err(self.unexpected(&request, other)),
+        }
+    }
+
+    /// The node's thin pools and their use, read by the helper.
+    pub fn thin_pools(&self) -> Result<Vec<hostinfo::ThinPool>, ClientError> {
+        let request = Request::ThinPools;
+        match self.exchange(&request)?.1 {
+            Reply::ThinPools { pools } => Ok(pools),
+            other => Err(self.unexpected(&request, other)),
+        }
+    }
+
     fn unexpected(&self, request: &Request, reply: Reply) -> ClientError {
         match reply {
             Reply::Error { message } => ClientError::Helper {

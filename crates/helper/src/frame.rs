@@ -12,9 +12,29 @@ use rustix::net::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// The largest frame either side accepts: a request carries a user name and a
-/// password, an answer a few facts; nothing legitimate comes near it.
+/// The largest request the helper reads: a request carries a user name and a
+/// password, or a change's names; nothing legitimate comes near it, and the
+/// helper's memory for hundreds of connections stays small.
 pub const MAX_FRAME: usize = 64 * 1024;
+
+/// The largest answer a client reads: the layer store's facts of a node with
+/// many layers and a long trial history fit many times over. Only the helper
+/// writes answers.
+pub const MAX_REPLY_FRAME: usize = 1024 * 1024;
+
+/// A message that travels in frames, and the largest frame of it a side accepts.
+pub trait Message: Serialize + DeserializeOwned {
+    /// Frames announcing more bytes are refused unread.
+    const MAX: usize;
+}
+
+impl Message for crate::proto::Request {
+    const MAX: usize = MAX_FRAME;
+}
+
+impl Message for crate::proto::Reply {
+    const MAX: usize = MAX_REPLY_FRAME;
+}
 
 /// A frame that could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -25,16 +45,17 @@ pub enum FrameError {
     /// The connection failed or timed out (also: closed in the middle of a frame).
     #[error("{0}")]
     Io(#[from] io::Error),
-    /// A frame announced more than [`MAX_FRAME`] bytes.
-    #[error("a frame of {0} bytes announced; at most {MAX_FRAME} are accepted")]
-    TooLarge(usize),
+    /// A frame announced more bytes than its kind of message may have
+    /// ([`MAX_FRAME`] for a request, [`MAX_REPLY_FRAME`] for an answer).
+    #[error("a frame of {0} bytes announced; at most {1} are accepted")]
+    TooLarge(usize, usize),
     /// The frame's bytes are not the JSON of a message this side knows.
     #[error("a frame that is not a message this side knows: {0}")]
     Malformed(serde_json::Error),
 }
 
 /// Reads one frame and decodes it.
-pub fn read<T: DeserializeOwned>(r: &mut impl Read) -> Result<T, FrameError> {
+pub fn read<T: Message>(r: &mut impl Read) -> Result<T, FrameError> {
     let mut len = [0u8; 4];
     // A clean end of the connection is one before the first byte of a frame.
     match r.read(&mut len[..1])? {
@@ -42,8 +63,8 @@ pub fn read<T: DeserializeOwned>(r: &mut impl Read) -> Result<T, FrameError> {
         _ => r.read_exact(&mut len[1..])?,
     }
     let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_FRAME {
-        return Err(FrameError::TooLarge(len));
+    if len > T::MAX {
+        return Err(FrameError::TooLarge(len, T::MAX));
     }
     let mut body = vec![0u8; len];
     r.read_exact(&mut body)?;
@@ -51,16 +72,16 @@ pub fn read<T: DeserializeOwned>(r: &mut impl Read) -> Result<T, FrameError> {
 }
 
 /// Encodes `message` and writes it as one frame.
-pub fn write<T: Serialize>(w: &mut impl Write, message: &T) -> Result<(), FrameError> {
+pub fn write<T: Message>(w: &mut impl Write, message: &T) -> Result<(), FrameError> {
     w.write_all(&encode(message)?)?;
     w.flush()?;
     Ok(())
 }
 
-fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, FrameError> {
+fn encode<T: Message>(message: &T) -> Result<Vec<u8>, FrameError> {
     let body = serde_json::to_vec(message).map_err(FrameError::Malformed)?;
-    if body.len() > MAX_FRAME {
-        return Err(FrameError::TooLarge(body.len()));
+    if body.len() > T::MAX {
+        return Err(FrameError::TooLarge(body.len(), T::MAX));
     }
     let mut out = Vec::with_capacity(4 + body.len());
     out.extend_from_slice(&(body.len() as u32).to_be_bytes());
@@ -70,7 +91,7 @@ fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, FrameError> {
 
 /// Writes `message` as one frame and passes `fd` with its first bytes
 /// (`SCM_RIGHTS`): the receiver gets its own descriptor of the same open file.
-pub fn write_with_fd<T: Serialize>(
+pub fn write_with_fd<T: Message>(
     stream: &UnixStream,
     message: &T,
     fd: BorrowedFd<'_>,
@@ -99,9 +120,7 @@ pub fn write_with_fd<T: Serialize>(
 
 /// Reads one frame and the descriptor passed with it, if any (more than one are
 /// closed: a frame carries at most one).
-pub fn read_with_fd<T: DeserializeOwned>(
-    stream: &UnixStream,
-) -> Result<(T, Option<OwnedFd>), FrameError> {
+pub fn read_with_fd<T: Message>(stream: &UnixStream) -> Result<(T, Option<OwnedFd>), FrameError> {
     let mut len = [0u8; 4];
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
@@ -126,8 +145,8 @@ pub fn read_with_fd<T: DeserializeOwned>(
     let mut rest = stream;
     rest.read_exact(&mut len[got.bytes..])?;
     let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_FRAME {
-        return Err(FrameError::TooLarge(len));
+    if len > T::MAX {
+        return Err(FrameError::TooLarge(len, T::MAX));
     }
     let mut body = vec![0u8; len];
     rest.read_exact(&mut body)?;
@@ -140,7 +159,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::proto::Request;
+    use crate::proto::{Reply, Request};
 
     #[test]
     fn a_frame_reads_back_as_written() {
@@ -209,7 +228,28 @@ mod tests {
         let big = ((MAX_FRAME + 1) as u32).to_be_bytes();
         assert!(matches!(
             read::<Request>(&mut big.as_slice()),
-            Err(FrameError::TooLarge(n)) if n == MAX_FRAME + 1
+            Err(FrameError::TooLarge(n, MAX_FRAME)) if n == MAX_FRAME + 1
+        ));
+        // An answer may be larger than a request (the layer facts), up to its own
+        // limit.
+        assert!(matches!(
+            read::<Reply>(&mut big.as_slice()),
+            Err(FrameError::Io(_))
+        ));
+        let bigger = ((MAX_REPLY_FRAME + 1) as u32).to_be_bytes();
+        assert!(matches!(
+            read::<Reply>(&mut bigger.as_slice()),
+            Err(FrameError::TooLarge(n, MAX_REPLY_FRAME)) if n == MAX_REPLY_FRAME + 1
+        ));
+        let long = Reply::Error {
+            message: "x".repeat(MAX_FRAME * 2),
+        };
+        let mut buf = Vec::new();
+        write(&mut buf, &long).unwrap();
+        assert_eq!(read::<Reply>(&mut buf.as_slice()).unwrap(), long);
+        assert!(matches!(
+            read::<Request>(&mut buf.as_slice()),
+            Err(FrameError::TooLarge(..))
         ));
         let mut junk = 5u32.to_be_bytes().to_vec();
         junk.extend_from_slice(b"hello");
@@ -217,12 +257,10 @@ mod tests {
             read::<Request>(&mut junk.as_slice()),
             Err(FrameError::Malformed(_))
         ));
-        let mut unknown = Vec::new();
-        write(
-            &mut unknown,
-            &serde_json::json!({"request": "run", "argv": ["sh"]}),
-        )
-        .unwrap();
+        let body =
+            serde_json::to_vec(&serde_json::json!({"request": "run", "argv": ["sh"]})).unwrap();
+        let mut unknown = (body.len() as u32).to_be_bytes().to_vec();
+        unknown.extend_from_slice(&body);
         assert!(matches!(
             read::<Request>(&mut unknown.as_slice()),
             Err(FrameError::Malformed(_))

@@ -58,6 +58,14 @@ pub enum Request {
     /// of its output (standard output and error, one JSON object per line) passed
     /// along, or [`Reply::Failed`].
     RunUpdate { source: String, apply: bool },
+    /// The node's layer store as `nodectl info` reads it (volumes, layers, boot
+    /// entries, trial history): read-only, on any connection. Reading LVM's and
+    /// btrfs's views takes privileges the web process does not have. Answered
+    /// [`Reply::LayerFacts`] or [`Reply::Error`].
+    LayerFacts,
+    /// The node's LVM thin pools and how full they are: read-only, on any
+    /// connection. Answered [`Reply::ThinPools`] or [`Reply::Error`].
+    ThinPools,
 }
 
 /// What [`Request::Change`] changes. Names and actions are checked by the helper,
@@ -124,12 +132,14 @@ impl Request {
             Self::OpenTerminal { .. } => "open_terminal",
             Self::Change { .. } => "change",
             Self::RunUpdate { .. } => "run_update",
+            Self::LayerFacts => "layer_facts",
+            Self::ThinPools => "thin_pools",
         }
     }
 }
 
 /// An answer, one per request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Reply {
     /// The login is good; this connection now holds its session.
@@ -152,6 +162,10 @@ pub enum Reply {
     /// The update of [`Request::RunUpdate`] runs as process `pid`; its output's
     /// read end came with this frame, and ends when it does.
     Running { pid: u32 },
+    /// The answer to [`Request::LayerFacts`].
+    LayerFacts { facts: Box<layers::status::Facts> },
+    /// The answer to [`Request::ThinPools`].
+    ThinPools { pools: Vec<hostinfo::ThinPool> },
     /// The request could not be served (malformed, not allowed on this connection,
     /// the helper's own failure); what to do is in the message.
     Error { message: String },

@@ -61,6 +61,14 @@ pub trait Backend: Send + Sync + 'static {
         source: &str,
         apply: bool,
     ) -> Result<(OwnedFd, std::process::Child), Failure>;
+
+    /// The layer store's facts ([`Request::LayerFacts`]); an error says why they
+    /// could not be read. Blocking.
+    fn layer_facts(&self) -> Result<layers::status::Facts, String>;
+
+    /// The thin pools ([`Request::ThinPools`]); an error says why they could not be
+    /// read. Blocking.
+    fn thin_pools(&self) -> Result<Vec<hostinfo::ThinPool>, String>;
 }
 
 /// A shell on a terminal, as [`Backend::open_terminal`] started it.
@@ -479,6 +487,16 @@ fn answer<B: Backend>(
         }
         Request::MayAdminister { user } => match backend.may_administer(&user) {
             Ok(allowed) => Reply::Allowed { allowed },
+            Err(message) => Reply::Error { message },
+        },
+        Request::LayerFacts => match backend.layer_facts() {
+            Ok(facts) => Reply::LayerFacts {
+                facts: Box::new(facts),
+            },
+            Err(message) => Reply::Error { message },
+        },
+        Request::ThinPools => match backend.thin_pools() {
+            Ok(pools) => Reply::ThinPools { pools },
             Err(message) => Reply::Error { message },
         },
     };

@@ -114,6 +114,25 @@ impl Backend for Fake {
         Ok((reader, child))
     }
 
+    /// Facts of a node with a long trial history: more than a request's frame
+    /// holds, as an answer may be.
+    fn layer_facts(&self) -> Result<layers::status::Facts, String> {
+        let mut facts = layers::status::Facts {
+            backend: Some(layers::status::Backend::Lvm),
+            vg: "hvnode".into(),
+            current_layer: Some("hvnode-1.0-1+1".parse().unwrap()),
+            ..Default::default()
+        };
+        facts.boot_files = (0..4000)
+            .map(|i| format!("hvnode-1.0-{i}+1/vmlinuz"))
+            .collect();
+        Ok(facts)
+    }
+
+    fn thin_pools(&self) -> Result<Vec<hostinfo::ThinPool>, String> {
+        Err("lvs failed: no LVM here".into())
+    }
+
     fn may_administer(&self, user: &str) -> Result<bool, String> {
         self.0.policy_asked.fetch_add(1, Ordering::SeqCst);
         match user {
@@ -452,11 +471,9 @@ fn bad_frames_end_their_connection_and_the_helper_serves_on() {
     ));
     // Not a request: an argv to run.
     let mut s = UnixStream::connect(&h.path).unwrap();
-    frame::write(
-        &mut s,
-        &serde_json::json!({"request": "run", "argv": ["/bin/sh"]}),
-    )
-    .unwrap();
+    let body = br#"{"request": "run", "argv": ["/bin/sh"]}"#;
+    s.write_all(&(body.len() as u32).to_be_bytes()).unwrap();
+    s.write_all(body).unwrap();
     let Reply::Error { message } = frame::read::<Reply>(&mut s).unwrap() else {
         panic!("an unknown request got no error");
     };
@@ -579,3 +596,23 @@ while True:
         break
 print(data[4:].decode())
 "#;
+
+#[test]
+fn the_layer_facts_and_thin_pools_come_back_on_any_connection() {
+    let h = start(Options::default());
+    let client = Client::new(&h.path);
+    let facts = client.layer_facts().unwrap();
+    assert_eq!(facts.vg, "hvnode");
+    assert_eq!(facts.backend, Some(layers::status::Backend::Lvm));
+    assert_eq!(facts.boot_files.len(), 4000);
+    let size = serde_json::to_vec(&facts).unwrap().len();
+    assert!(
+        size > frame::MAX_FRAME,
+        "an answer larger than a request may be ({size} bytes)"
+    );
+    // The backend's failure comes back as its message.
+    let e = client.thin_pools().unwrap_err();
+    assert!(e.to_string().contains("no LVM here"), "{e}");
+    // Neither needs a session, nor asks the sudo policy.
+    assert_eq!(h.counts.policy_asked.load(Ordering::SeqCst), 0);
+}

@@ -122,7 +122,7 @@ pub fn filesystems() -> Result<Vec<Filesystem>, Error> {
 }
 
 /// An LVM thin pool and how full its data and metadata are.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ThinPool {
     pub vg: String,
     pub name: String,

@@ -24,12 +24,12 @@ pub mod volumes;
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use nvr::{LayerName, Nvr};
 
 /// What a store holds: bases, and the layers made from them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Inventory {
     pub bases: Vec<Nvr>,
     pub layers: Vec<LayerName>,

@@ -24,7 +24,7 @@ mod plain;
 pub use plain::{is_plain_root, store_inventory, volume};
 
 /// A menu entry read back from grub.cfg.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GrubEntry {
     pub id: String,
     pub title: String,
@@ -112,7 +112,7 @@ pub fn layer_from_cmdline(cmdline: &str) -> Option<LayerName> {
 }
 
 /// Which layer store a node has, found by [`gather`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// Thin LVM volumes (`autopart --type=thinp`).
@@ -141,7 +141,7 @@ impl std::fmt::Display for Backend {
 }
 
 /// Everything `info` and `check` look at.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Facts {
     /// The layer store; `None` when none was found (not an installed node).
     pub backend: Option<Backend>,

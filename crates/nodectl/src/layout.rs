@@ -81,7 +81,10 @@ pub fn info(json: bool) -> Result<ExitCode> {
 /// The node's health: the layered root's checks when it runs from a
 /// layer, and the host's.
 pub fn node_health(facts: &status::Facts) -> health::Report {
-    let host = health::HostFacts::gather(crate::libvirt::security_models());
+    let host = health::HostFacts::gather(
+        crate::libvirt::security_models(),
+        hostinfo::thin_pools().map_err(|e| e.last_line().to_string()),
+    );
     health::report(Some(facts), &host)
 }
 

@@ -139,7 +139,10 @@ fn node_info_and_check_match_their_schemas() {
     assert!(recorded["bootloader"]["trial"].is_string(), "{recorded}");
     schemas.check("nodectl-NodeInfo.json", &recorded);
     // Its health: the layered root's groups, then this host's.
-    let host = health::HostFacts::gather(Err("libvirt is not asked in this test".into()));
+    let host = health::HostFacts::gather(
+        Err("libvirt is not asked in this test".into()),
+        hostinfo::thin_pools().map_err(|e| e.last_line().to_string()),
+    );
     let report = health::report(Some(&facts), &host);
     schemas.check("nodectl-NodeCheck.json", &envelope("NodeCheck", &report));
     schemas.check(

@@ -165,6 +165,17 @@ impl Backend for PamBackend {
     ) -> Result<helper::server::Terminal, String> {
         crate::terminal::open_login_shell(user, rows, cols)
     }
+
+    /// Read here, by root: what the web process asks for with [`Reader`].
+    ///
+    /// [`Reader`]: crate::facts::Reader
+    fn layer_facts(&self) -> Result<layers::status::Facts, String> {
+        crate::facts::Reader::new(None).layer_facts()
+    }
+
+    fn thin_pools(&self) -> Result<Vec<hostinfo::ThinPool>, String> {
+        crate::facts::Reader::new(None).thin_pools()
+    }
 }
 
 #[cfg(test)]
