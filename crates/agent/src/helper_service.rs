@@ -41,9 +41,9 @@ pub fn uids_of(users: &[String]) -> Result<Vec<u32>> {
         .collect()
 }
 
-/// How long a stop waits for the login sessions to close (systemd's stop timeout
-/// is longer).
-const STOP_WAIT: Duration = Duration::from_secs(20);
+/// How long a stop waits, at most, for the connections to end and the PAM sessions
+/// to close: within the unit's `TimeoutStopSec=10s`, after which systemd kills.
+pub const STOP_WAIT: Duration = Duration::from_secs(8);
 
 /// Binds the socket and serves until the process is stopped (SIGTERM or SIGINT):
 /// then every connection is closed, and the login sessions with them (their PAM
@@ -98,8 +98,11 @@ pub fn run(args: &HelperArgs) -> Result<()> {
                 "stopping: closing every connection and login session"
             );
             let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+            let deadline = std::time::Instant::now() + STOP_WAIT;
             let left = stopper.stop(STOP_WAIT);
-            let open = console::auth::pam_session::wait_closed(STOP_WAIT);
+            let open = console::auth::pam_session::wait_closed(
+                deadline.saturating_duration_since(std::time::Instant::now()),
+            );
             if left > 0 || open > 0 {
                 tracing::warn!(
                     connections = left,

@@ -30,6 +30,27 @@ fn sigterm(child: &Child) {
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
 }
 
+/// A socket in `dir` for systemd-like notifications (`NOTIFY_SOCKET`), and its path.
+fn notify_socket(dir: &std::path::Path) -> (std::path::PathBuf, UnixDatagram) {
+    let notify = dir.join("notify.sock");
+    let sock = UnixDatagram::bind(&notify).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    (notify, sock)
+}
+
+/// How `child` (`what`) exited, within 10 s.
+fn wait_exit(child: &mut Child, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "{what} did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn messages(sock: &UnixDatagram, want: &str, timeout: Duration) -> Vec<String> {
     let deadline = Instant::now() + timeout;
     let mut seen = Vec::new();
@@ -50,10 +71,7 @@ fn messages(sock: &UnixDatagram, want: &str, timeout: Duration) -> Vec<String> {
 #[test]
 fn starts_with_tls_notifies_systemd_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let notify = dir.path().join("notify.sock");
-    let sock = UnixDatagram::bind(&notify).unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
+    let (notify, sock) = notify_socket(dir.path());
     let node = dir.path().join("node.xml");
     std::fs::write(&node, "<node><domain type='test'><name>a</name><memory>1024</memory><os><type>hvm</type></os></domain></node>").unwrap();
     let port = free_port();
@@ -111,14 +129,7 @@ fn starts_with_tls_notifies_systemd_and_stops_on_sigterm() {
     assert!(r.body_mut().read_to_string().unwrap().contains("Log in"));
 
     sigterm(&agent.0);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = agent.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "agent did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_exit(&mut agent.0, "the agent");
     assert!(status.success(), "{status}");
     messages(&sock, "STOPPING=1", Duration::from_secs(2));
 }
@@ -246,10 +257,7 @@ fn an_administrators_certificate_wins_over_the_generated_one() {
 fn the_helper_closes_its_connections_and_exits_cleanly_on_sigterm() {
     use std::io::Read;
     let dir = tempfile::tempdir().unwrap();
-    let notify = dir.path().join("notify.sock");
-    let sock = UnixDatagram::bind(&notify).unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
+    let (notify, sock) = notify_socket(dir.path());
     let config = dir.path().join("agent.toml");
     std::fs::write(&config, "admin_groups = [\"nobody-group\"]\n").unwrap();
     let socket = dir.path().join("run/helper.sock");
@@ -272,14 +280,7 @@ fn the_helper_closes_its_connections_and_exits_cleanly_on_sigterm() {
 
     sigterm(&helper.0);
     messages(&sock, "STOPPING=1", Duration::from_secs(5));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = helper.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "the helper did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_exit(&mut helper.0, "the helper");
     assert!(
         status.success(),
         "exited by itself, not by the signal: {status}"

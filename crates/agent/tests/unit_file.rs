@@ -154,6 +154,28 @@ fn the_helper_has_the_rights_of_its_requests_and_the_web_process_does_not() {
     }
 }
 
+/// systemd kills the helper `TimeoutStopSec` after SIGTERM: its orderly stop (every
+/// connection closed, each PAM session closed) must end before that.
+#[test]
+fn the_helper_stops_in_order_before_systemd_kills_it() {
+    let helper = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../systemd/hvnode-helper.service"),
+    )
+    .unwrap();
+    let timeout: u64 = helper
+        .lines()
+        .find_map(|l| l.strip_prefix("TimeoutStopSec="))
+        .and_then(|v| v.strip_suffix('s'))
+        .expect("TimeoutStopSec=Ns in hvnode-helper.service")
+        .parse()
+        .unwrap();
+    assert!(
+        hvnode_agent::helper_service::STOP_WAIT.as_secs() < timeout,
+        "the helper waits {:?} for sessions to close, systemd {timeout} s",
+        hvnode_agent::helper_service::STOP_WAIT
+    );
+}
+
 #[test]
 fn the_descriptor_limit_holds_the_connection_cap_and_the_reserve() {
     let text = unit();

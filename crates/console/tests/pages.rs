@@ -42,11 +42,20 @@ fn every_page_renders_with_the_navigation() {
 /// This build host does not boot from a layer: the Node page and `/api/v1/node` say
 /// so instead of failing, and a layer cannot be chosen for the next boot. Skipped on
 /// a host that does boot from a layer (a failure in CI, whose hosts do not).
+/// Whether this host runs from a layer (then the tests of a live host's Node page
+/// are skipped, saying so).
+fn runs_from_a_layer() -> bool {
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap();
+    let layered = layers::status::layer_from_cmdline(&cmdline).is_some();
+    if layered {
+        hvnode_testutil::skip(format!("this host runs from a layer ({})", cmdline.trim()));
+    }
+    layered
+}
+
 #[test]
 fn the_node_page_says_a_live_host_is_not_installed_on_a_layered_root() {
-    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap();
-    if layers::status::layer_from_cmdline(&cmdline).is_some() {
-        hvnode_testutil::skip(format!("this host runs from a layer ({})", cmdline.trim()));
+    if runs_from_a_layer() {
         return;
     }
     let server = Server::start(|_| {});
@@ -429,9 +438,7 @@ fn static_files_and_xterm_are_bundled() {
 /// instead of reading them in the web process.
 #[test]
 fn with_a_helper_the_layer_facts_and_thin_pools_come_through_it() {
-    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap();
-    if layers::status::layer_from_cmdline(&cmdline).is_some() {
-        hvnode_testutil::skip(format!("this host runs from a layer ({})", cmdline.trim()));
+    if runs_from_a_layer() {
         return;
     }
     let helper = common::Helper::unstarted();

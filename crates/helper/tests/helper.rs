@@ -170,6 +170,14 @@ fn start(options: Options) -> Running {
     }
 }
 
+/// `admin`'s session, held by the helper `h`.
+fn admin_login(h: &Running) -> helper::Held {
+    Client::new(&h.path)
+        .login("admin", "good", "::1".parse().unwrap())
+        .unwrap()
+        .unwrap()
+}
+
 /// Waits up to 5 s for `f` to hold.
 fn eventually(what: &str, f: impl Fn() -> bool) {
     let start = Instant::now();
@@ -263,10 +271,7 @@ fn a_stop_closes_every_session_and_its_shells_and_serves_no_one_after() {
 #[test]
 fn an_open_session_connection_reads_as_open_while_the_helper_holds_it() {
     let h = start(Options::default());
-    let held = Client::new(&h.path)
-        .login("admin", "good", "::1".parse().unwrap())
-        .unwrap()
-        .unwrap();
+    let held = admin_login(&h);
     std::thread::sleep(Duration::from_millis(100));
     assert!(held.is_open());
     // Requests leave it open.
@@ -291,10 +296,7 @@ fn running(pid: u32) -> bool {
 #[test]
 fn a_session_opens_terminals_whose_shells_end_with_it() {
     let h = start(Options::default());
-    let held = Client::new(&h.path)
-        .login("admin", "good", "::1".parse().unwrap())
-        .unwrap()
-        .unwrap();
+    let held = admin_login(&h);
     let (fd, pid) = held.open_terminal(24, 80).unwrap();
     let mut term = UnixStream::from(fd);
     term.write_all(b"echo\n").unwrap();
