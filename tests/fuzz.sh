@@ -12,6 +12,8 @@
 #                         forms (CSRF field, login form) and CSRF comparison
 #   registration_replies  the engine's answers: SSH key, CA PEM, fingerprints,
 #                         error-page messages
+#   helper_request        the privileged helper's reading of its clients' frames
+#                         into requests, and their round trip
 # Every target but kickstart_parse is seeded from fuzz/seeds/<target>/ (committed);
 # the working corpus fuzz/corpus/<target>/ grows as libFuzzer finds new paths and is
 # not committed. `make fuzz FUZZ_TARGET=… FUZZ_SECONDS=…` calls this script.
