@@ -63,7 +63,7 @@ impl Session {
 #[derive(Debug)]
 struct Entry {
     session: Session,
-    _login: LoginSession,
+    login: LoginSession,
 }
 
 /// All sessions, keyed by their cookie value. Every way a session ends (logout,
@@ -128,7 +128,7 @@ impl Sessions {
                     last_seen: now,
                     admin: None,
                 },
-                _login: login,
+                login,
             },
         );
         Some((token, csrf))
@@ -140,7 +140,7 @@ impl Sessions {
     pub fn get(&mut self, token: &str, idle: Duration, touch: bool) -> Option<Session> {
         let now = self.clock.now();
         let entry = self.by_token.get_mut(token)?;
-        let ended = entry._login.has_ended();
+        let ended = entry.login.has_ended();
         let session = &mut entry.session;
         if ended
             || now.duration_since(session.last_seen) > idle
@@ -158,7 +158,7 @@ impl Sessions {
     /// The privileged helper's connection holding the login of the session of
     /// `token`, when the helper holds it ([`LoginSession::helper`]).
     pub fn helper_of(&self, token: &str) -> Option<Arc<helper::Held>> {
-        self.by_token.get(token)?._login.helper()
+        self.by_token.get(token)?.login.helper()
     }
 
     /// Turns administrative access on for the session of `token`, its policy checked at
@@ -203,10 +203,10 @@ impl Sessions {
     pub fn expire(&mut self, idle: Duration) {
         let now = self.clock.now();
         let max_age = self.max_age;
-        self.by_token.retain(|_, Entry { session: s, _login }| {
+        self.by_token.retain(|_, Entry { session: s, login }| {
             now.duration_since(s.last_seen) <= idle
                 && now.duration_since(s.created) <= max_age
-                && !_login.has_ended()
+                && !login.has_ended()
         });
     }
 
