@@ -46,6 +46,7 @@ pub mod node_update;
 pub mod pages;
 pub mod privileged;
 pub mod register;
+pub mod register_run;
 pub mod router;
 pub mod server;
 pub mod services;

@@ -7,11 +7,10 @@
 //! 2. `POST /registration/register`: the administrator confirms the fingerprint shown;
 //!    the CA is fetched again and must still have it, then the node registers.
 //!
-//! Both go through the `registration` crate; the engine is never asked from the
-//! browser. Failures are shown on the page in the words `nodectl` uses, with what to
-//! do next.
-
-use std::time::Duration;
+//! Both are `nodectl register` steps, which the privileged helper runs for an
+//! administrator's session ([`crate::register_run`]): the web process writes none of
+//! the files a registration writes. The engine is never asked from the browser.
+//! Failures are shown on the page in the words `nodectl` uses, with what to do next.
 
 use askama::Template;
 use axum::Extension;
@@ -21,17 +20,17 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hostinfo::units::UtcTime;
 use registration::{
-    CaFingerprints, EngineAddr, ErrorKind, Fingerprint, RegisterOptions, Registration,
-    RegistrationState, StateFile, Sysroot, Trust,
+    CaFingerprints, EngineAddr, ErrorKind, ErrorReport, Fingerprint, RegisterOptions, Registration,
+    RegistrationState, StateFile, Sysroot,
 };
 use serde::Deserialize;
 
 use crate::error::parse_form;
 use crate::pages::{PageCtx, render};
+use crate::register_run::StepError;
 use crate::state::{Authed, Shared};
 
-/// How long each request to the engine may take (the registration makes four).
-pub const ENGINE_TIMEOUT: Duration = Duration::from_secs(20);
+pub use crate::register_run::ENGINE_TIMEOUT;
 
 /// Where to compare the fingerprint on the engine.
 const ENGINE_FINGERPRINT_COMMAND: &str =
@@ -370,10 +369,10 @@ pub fn next_step(kind: ErrorKind) -> Option<&'static str> {
     }
 }
 
-fn error_view(e: &registration::Error) -> ErrorView {
+fn error_view(e: &ErrorReport) -> ErrorView {
     ErrorView {
-        message: e.to_string(),
-        next: next_step(e.kind()),
+        message: e.message.clone(),
+        next: next_step(e.error_kind),
     }
 }
 
@@ -441,10 +440,26 @@ impl Shown {
         }
     }
 
-    fn failed(form: RegisterForm, e: &registration::Error) -> Self {
+    fn failed(form: RegisterForm, e: impl Into<StepError>) -> Self {
+        let (status, error) = match e.into() {
+            StepError::Report(r) => (status_of(r.error_kind), error_view(&r)),
+            StepError::Helper(f) => {
+                let next = match f.kind {
+                    helper::FailureKind::Unavailable => Some(
+                        "The console's privileged helper runs registrations: systemctl \
+                         status hvnode-helper says whether it runs, journalctl -u \
+                         hvnode-helper why not.",
+                    ),
+                    _ => None,
+                };
+                let message = f.message.clone();
+                let status = crate::error::ApiError::from(f).status();
+                (status, ErrorView { message, next })
+            }
+        };
         Self {
-            status: status_of(e.kind()),
-            error: Some(error_view(e)),
+            status,
+            error: Some(error),
             ..Self::form(form)
         }
     }
@@ -504,11 +519,11 @@ pub async fn fetch(
         Ok(f) => f,
         Err(e) => return show(&state, &authed, bad_form(&e)).await,
     };
-    let shown = fetch_step(&state, form).await;
+    let shown = fetch_step(&state, &authed, form).await;
     show(&state, &authed, shown).await
 }
 
-async fn fetch_step(state: &Shared, form: RegisterForm) -> Shown {
+async fn fetch_step(state: &Shared, authed: &Authed, form: RegisterForm) -> Shown {
     let engine = match engine_of(&form) {
         Ok(e) => e,
         Err(e) => return Shown::failed(form, &e),
@@ -520,22 +535,18 @@ async fn fetch_step(state: &Shared, form: RegisterForm) -> Shown {
     };
     let root = sysroot(state);
     let addr = engine.clone();
+    let held = state.helper_of(&authed.token);
     let fetched = tokio::task::spawn_blocking(move || {
+        let fetched = crate::register_run::fetch_ca(held.as_deref(), &root, &addr, typed.as_ref());
+        // A fetch leaves a registered node's state as it was.
         let current = registration::load_state(&root).ok().map(|f| f.status);
-        registration::fetch_ca_to_confirm(&root, &addr, typed.as_ref(), ENGINE_TIMEOUT)
-            .map(|c| (c, current))
+        fetched.map(|c| (c, current))
     })
     .await;
     let (fetched, current) = match fetched {
         Ok(Ok(f)) => f,
-        Ok(Err(e)) => return Shown::failed(form, &e),
-        Err(e) => {
-            let e = registration::Error::UnexpectedAnswer {
-                command: "get-pki-trust".into(),
-                detail: format!("the worker fetching it failed: {e}"),
-            };
-            return Shown::failed(form, &e);
-        }
+        Ok(Err(e)) => return Shown::failed(form, e),
+        Err(e) => return Shown::failed(form, worker_failed("get-pki-trust", &e)),
     };
     // A typed fingerprint that did not match ended in an error above.
     let typed_matches = typed.map(|_| true);
@@ -545,7 +556,7 @@ async fn fetch_step(state: &Shared, form: RegisterForm) -> Shown {
         .map(|s| s.summary());
     let confirm = confirm_view(
         &engine,
-        &fetched.ca.fingerprints,
+        &fetched.ca,
         fetched.previous.map(|p| p.sha256),
         typed_matches,
         replaces,
@@ -555,6 +566,14 @@ async fn fetch_step(state: &Shared, form: RegisterForm) -> Shown {
     Shown {
         confirm: Some(confirm),
         ..Shown::form(form)
+    }
+}
+
+/// A worker thread that died: reported as nodectl reports a local failure.
+fn worker_failed(step: &str, e: &tokio::task::JoinError) -> ErrorReport {
+    ErrorReport {
+        error_kind: ErrorKind::Local,
+        message: format!("the worker running {step} failed: {e}"),
     }
 }
 
@@ -593,14 +612,15 @@ async fn register_step(state: &Shared, authed: &Authed, form: RegisterForm) -> S
     options.timeout = ENGINE_TIMEOUT;
     tracing::info!(user = %authed.session.user, %engine, %fingerprint, "registering with engine");
     let root = sysroot(state);
+    let held = state.helper_of(&authed.token);
     let result = tokio::task::spawn_blocking(move || {
-        registration::register(&root, &options, Trust::Fingerprint(fingerprint))
+        crate::register_run::register(held.as_deref(), &root, options, fingerprint)
     })
     .await;
     match result {
-        Ok(Ok(outcome)) => {
-            tracing::info!(%engine, state = outcome.state.name(), "registered with engine");
-            let key = if outcome.authorized_key.added {
+        Ok(Ok(done)) => {
+            tracing::info!(%engine, "registered with engine");
+            let key = if done.key_added {
                 "was added to"
             } else {
                 "was already in"
@@ -609,25 +629,16 @@ async fn register_step(state: &Shared, authed: &Authed, form: RegisterForm) -> S
                 notice: Some(format!(
                     "Registered with engine {engine} (unique id {}). The engine's SSH key {} {} \
                      {}.",
-                    outcome.unique_id.id,
-                    outcome.engine_ssh_key,
-                    key,
-                    outcome.authorized_key.path.display()
+                    done.unique_id, done.engine_ssh_key, key, done.key_path
                 )),
                 ..Shown::form(default_form())
             }
         }
         Ok(Err(e)) => {
             tracing::warn!(%engine, "registration failed: {e}");
-            Shown::failed(form, &e)
+            Shown::failed(form, e)
         }
-        Err(e) => {
-            let e = registration::Error::UnexpectedAnswer {
-                command: "register".into(),
-                detail: format!("the worker registering failed: {e}"),
-            };
-            Shown::failed(form, &e)
-        }
+        Err(e) => Shown::failed(form, worker_failed("register", &e)),
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::frame::{self, FrameError};
-use crate::proto::{Change, Failure, FailureKind, Password, Refusal, Reply, Request};
+use crate::proto::{Change, Failure, FailureKind, Password, Refusal, RegisterStep, Reply, Request};
 
 /// The helper could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -78,10 +78,20 @@ impl Held {
     /// the session's user: the read end of its output (one JSON object per line,
     /// its error output among them) and its process id.
     pub fn run_update(&self, source: &str, apply: bool) -> Result<(OwnedFd, u32), Failure> {
-        let request = Request::RunUpdate {
+        self.run(Request::RunUpdate {
             source: source.to_string(),
             apply,
-        };
+        })
+    }
+
+    /// Starts `nodectl register --json` for `step` as the session's user: the read
+    /// end of its standard output (one JSON document) and its process id.
+    pub fn register(&self, step: RegisterStep) -> Result<(OwnedFd, u32), Failure> {
+        self.run(Request::Register { step })
+    }
+
+    /// A request answered with a running process's output.
+    fn run(&self, request: Request) -> Result<(OwnedFd, u32), Failure> {
         let unavailable = |e: ClientError| Failure::new(FailureKind::Unavailable, e.to_string());
         match self.exchange(&request).map_err(unavailable)? {
             (Reply::Running { pid }, Some(fd)) => Ok((fd, pid)),

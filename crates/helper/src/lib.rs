@@ -31,7 +31,7 @@ pub mod proto;
 pub mod server;
 
 pub use client::{Client, ClientError, Held};
-pub use proto::{Change, Failure, FailureKind, Refusal, Reply, Request};
+pub use proto::{Change, Failure, FailureKind, Refusal, RegisterStep, Reply, Request};
 pub use server::{Backend, Options, Server, Stopper};
 
 /// Where the node's helper listens.

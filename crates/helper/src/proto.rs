@@ -58,6 +58,14 @@ pub enum Request {
     /// of its output (standard output and error, one JSON object per line) passed
     /// along, or [`Reply::Failed`].
     RunUpdate { source: String, apply: bool },
+    /// A step of a registration with an oVirt engine (`nodectl register --json`), as
+    /// the user of this connection's session, on the same terms as
+    /// [`Request::Change`]: it trusts a CA, installs the engine's SSH key for root and
+    /// tells the engine this node's identity. Answered [`Reply::Running`] with the
+    /// read end of nodectl's standard output passed along (one JSON document:
+    /// `EngineCa`, `RegistrationResult` or `RegistrationError`), or
+    /// [`Reply::Failed`].
+    Register { step: RegisterStep },
     /// The node's layer store as `nodectl info` reads it (volumes, layers, boot
     /// entries, trial history): read-only, on any connection. Reading LVM's and
     /// btrfs's views takes privileges the web process does not have. Answered
@@ -122,6 +130,30 @@ impl Failure {
     }
 }
 
+/// What [`Request::Register`] does. The helper checks every field before nodectl
+/// sees it (an engine name or address and a port, a fingerprint's form, node names
+/// without control characters).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RegisterStep {
+    /// Fetch the engine's CA without trusting it, to show its fingerprints; with
+    /// `fingerprint`, check that it has that one (`nodectl register --fetch-ca`).
+    FetchCa {
+        engine: String,
+        port: u16,
+        fingerprint: Option<String>,
+    },
+    /// Register, trusting the engine's CA only if it has `fingerprint` (the one the
+    /// administrator confirmed); a registration the node has is replaced.
+    Register {
+        engine: String,
+        port: u16,
+        fingerprint: String,
+        node_name: Option<String>,
+        node_address: Option<String>,
+    },
+}
+
 impl Request {
     /// The request's name, for logs and errors (no arguments: they may be secret).
     pub fn name(&self) -> &'static str {
@@ -132,6 +164,7 @@ impl Request {
             Self::OpenTerminal { .. } => "open_terminal",
             Self::Change { .. } => "change",
             Self::RunUpdate { .. } => "run_update",
+            Self::Register { .. } => "register",
             Self::LayerFacts => "layer_facts",
             Self::ThinPools => "thin_pools",
         }
@@ -156,11 +189,12 @@ pub enum Reply {
     Terminal { pid: u32 },
     /// The change of [`Request::Change`] is made.
     Changed,
-    /// The change of [`Request::Change`] (or the run of [`Request::RunUpdate`])
-    /// was not made.
+    /// The change of [`Request::Change`] (or the run of [`Request::RunUpdate`] or
+    /// [`Request::Register`]) was not made.
     Failed { failure: Failure },
-    /// The update of [`Request::RunUpdate`] runs as process `pid`; its output's
-    /// read end came with this frame, and ends when it does.
+    /// The update of [`Request::RunUpdate`] (or the nodectl of
+    /// [`Request::Register`]) runs as process `pid`; its output's read end came
+    /// with this frame, and ends when it does.
     Running { pid: u32 },
     /// The answer to [`Request::LayerFacts`].
     LayerFacts { facts: Box<layers::status::Facts> },

@@ -19,7 +19,7 @@ use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use nix::unistd::{Gid, Pid, chown};
 
 use crate::frame::{self, FrameError};
-use crate::proto::{Change, Failure, FailureKind, Refusal, Reply, Request};
+use crate::proto::{Change, Failure, FailureKind, Refusal, RegisterStep, Reply, Request};
 
 /// How long the helper trusts its answer that a session's user may administer the
 /// node before it asks again (on that session's next change).
@@ -60,6 +60,15 @@ pub trait Backend: Send + Sync + 'static {
         user: &str,
         source: &str,
         apply: bool,
+    ) -> Result<(OwnedFd, std::process::Child), Failure>;
+
+    /// Starts `nodectl register` for `step` ([`Request::Register`]) for `user`,
+    /// whom the helper has found may administer the node: the read end of its
+    /// standard output and the process.
+    fn register(
+        &self,
+        user: &str,
+        step: &RegisterStep,
     ) -> Result<(OwnedFd, std::process::Child), Failure>;
 
     /// The layer store's facts ([`Request::LayerFacts`]); an error says why they
@@ -453,10 +462,16 @@ fn answer<B: Backend>(
             Err(failure) => Reply::Failed { failure },
         },
         Request::RunUpdate { source, apply } => {
-            return match run_update(backend, session, &source, apply) {
-                Ok((pid, output)) => (Reply::Running { pid }, Some(output)),
-                Err(failure) => (Reply::Failed { failure }, None),
-            };
+            let what = format!("nodectl update {source:?} (apply: {apply})");
+            return running(start(backend, session, &what, |user| {
+                backend.run_update(user, &source, apply)
+            }));
+        }
+        Request::Register { step } => {
+            let what = format!("nodectl register ({step:?})");
+            return running(start(backend, session, &what, |user| {
+                backend.register(user, &step)
+            }));
         }
         Request::Login { .. } if session.is_some() => Reply::Error {
             message: "this connection holds a login session already; open another \
@@ -552,33 +567,35 @@ fn make_change<B: Backend>(
     result
 }
 
-/// Starts an update run as the session's user, once found allowed: its pid and
-/// the read end of its output. The helper's thread reaps it.
-fn run_update<B: Backend>(
+/// Starts a run (an update, a registration step: `what`) with `spawn` as the
+/// session's user, once found allowed: its pid and the read end of its output. The
+/// helper's thread reaps it; a run is never killed with the session.
+fn start<B: Backend>(
     backend: &B,
     session: &mut Option<Held<B::Session>>,
-    source: &str,
-    apply: bool,
+    what: &str,
+    spawn: impl FnOnce(&str) -> Result<(OwnedFd, std::process::Child), Failure>,
 ) -> Result<(u32, OwnedFd), Failure> {
-    let what = format!("nodectl update {source:?} (apply: {apply})");
-    let held = authorized(backend, session, &what)?;
-    let (output, child) = backend.run_update(&held.user, source, apply)?;
+    let held = authorized(backend, session, what)?;
+    let (output, child) = spawn(&held.user)?;
     let pid = child.id();
-    // Reaped on a thread of its own; an update is never killed with the session.
     std::thread::Builder::new()
-        .name("hvnode-helper-update".into())
+        .name("hvnode-helper-run".into())
         .spawn(move || {
             let mut child = child;
             let _ = child.wait();
         })
-        .map_err(|e| {
-            Failure::new(
-                FailureKind::Failed,
-                format!("no thread for the update: {e}"),
-            )
-        })?;
+        .map_err(|e| Failure::new(FailureKind::Failed, format!("no thread for {what}: {e}")))?;
     tracing::info!(user = %held.user, pid, "{what} started");
     Ok((pid, output))
+}
+
+/// The answer to a run's start.
+fn running(started: Result<(u32, OwnedFd), Failure>) -> (Reply, Option<OwnedFd>) {
+    match started {
+        Ok((pid, output)) => (Reply::Running { pid }, Some(output)),
+        Err(failure) => (Reply::Failed { failure }, None),
+    }
 }
 
 /// The session of this connection, once the helper has found its user may

@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use helper::proto::{Change, Failure, FailureKind, Password, Refusal, Reply, Request};
+use helper::proto::{
+    Change, Failure, FailureKind, Password, Refusal, RegisterStep, Reply, Request,
+};
 use helper::server::Terminal;
 use helper::{Backend, Client, Options, Server, frame};
 
@@ -109,6 +111,23 @@ impl Backend for Fake {
             .args([source, &apply.to_string()])
             .stdout(writer.try_clone().map_err(failed)?)
             .stderr(writer)
+            .spawn()
+            .map_err(failed)?;
+        Ok((reader, child))
+    }
+
+    /// A shell that prints the step it was given as nodectl's JSON would come.
+    fn register(
+        &self,
+        _user: &str,
+        step: &RegisterStep,
+    ) -> Result<(std::os::fd::OwnedFd, std::process::Child), Failure> {
+        let failed = |e: std::io::Error| Failure::new(FailureKind::Failed, e.to_string());
+        let json = serde_json::to_string(step).map_err(|e| failed(e.into()))?;
+        let (reader, writer) = rustix::pipe::pipe().map_err(|e| failed(e.into()))?;
+        let child = std::process::Command::new("sh")
+            .args(["-c", "printf '%s' \"$0\"", &json])
+            .stdout(writer)
             .spawn()
             .map_err(failed)?;
         Ok((reader, child))
@@ -377,6 +396,41 @@ fn an_update_runs_for_an_administrator_and_its_output_comes_back() {
     let limited = client.login("limited", "good", ip).unwrap().unwrap();
     let e = limited.run_update("/var/tmp/b.tar", false).unwrap_err();
     assert_eq!(e.kind, FailureKind::NotAllowed, "{e}");
+}
+
+#[test]
+fn a_registration_step_runs_for_an_administrator_only() {
+    let h = start(Options::default());
+    let client = Client::new(&h.path);
+    let ip: IpAddr = "::1".parse().unwrap();
+    let step = RegisterStep::Register {
+        engine: "engine.example.com".into(),
+        port: 443,
+        fingerprint: format!("SHA256:{}", "ab".repeat(32)),
+        node_name: Some("node1".into()),
+        node_address: None,
+    };
+    let admin = client.login("admin", "good", ip).unwrap().unwrap();
+    let (fd, _pid) = admin.register(step.clone()).unwrap();
+    let mut out = String::new();
+    std::fs::File::from(fd).read_to_string(&mut out).unwrap();
+    assert_eq!(
+        serde_json::from_str::<RegisterStep>(&out).unwrap(),
+        step,
+        "{out}"
+    );
+    let limited = client.login("limited", "good", ip).unwrap().unwrap();
+    let e = limited.register(step.clone()).unwrap_err();
+    assert_eq!(e.kind, FailureKind::NotAllowed, "{e}");
+    // Without a session: refused before the backend is asked.
+    let mut s = UnixStream::connect(&h.path).unwrap();
+    frame::write(&mut s, &Request::Register { step }).unwrap();
+    let (reply, fd) = frame::read_with_fd::<Reply>(&s).unwrap();
+    assert!(fd.is_none());
+    let Reply::Failed { failure } = reply else {
+        panic!("a registration without a session was not refused: {reply:?}");
+    };
+    assert_eq!(failure.kind, FailureKind::NotAllowed);
 }
 
 #[test]

@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use registration::{
-    Confirmation, EngineAddr, Fingerprint, RegisterOptions, RegisterOutcome, RegistrationState,
-    StateFile, Sysroot, Trust, ZeroTouchEnd,
+    CaFingerprints, Confirmation, EngineAddr, ErrorKind, ErrorReport, Fingerprint, RegisterOptions,
+    RegisterOutcome, RegistrationState, StateFile, Sysroot, Trust, ZeroTouchEnd,
 };
 use serde::Serialize;
 
@@ -26,6 +26,13 @@ pub struct RegisterArgs {
     /// kickstart), retrying with backoff until it succeeds (hvnode-register.service).
     #[arg(long, conflicts_with_all = ["engine_fqdn", "fingerprint", "node_name", "node_address"])]
     zero_touch: bool,
+
+    /// Only fetch the engine's CA, without trusting it, and show its fingerprints
+    /// (with --fingerprint: check it has that one); the node is then
+    /// awaiting-confirmation until a registration with --fingerprint confirms it. The
+    /// web console's first step.
+    #[arg(long, conflicts_with_all = ["status", "zero_touch", "node_name", "node_address", "yes"])]
+    fetch_ca: bool,
 
     /// The engine's fully qualified name (or address), as its certificate names it.
     #[arg(
@@ -82,8 +89,27 @@ pub struct RegisterArgs {
     json: bool,
 }
 
-/// Runs `nodectl register`.
+/// Runs `nodectl register`. With `--json` a failure is printed on stdout too, as a
+/// `RegistrationError` (its kind says what to do next), so that whoever ran nodectl
+/// for someone else (the console, through the privileged helper) can show it as
+/// nodectl would.
 pub fn run(args: &RegisterArgs) -> Result<()> {
+    let result = run_args(args);
+    if let (true, Err(e)) = (args.json, &result) {
+        let report = e
+            .chain()
+            .find_map(|c| c.downcast_ref::<registration::Error>())
+            .map(ErrorReport::from)
+            .unwrap_or_else(|| ErrorReport {
+                error_kind: ErrorKind::Local,
+                message: format!("{e:#}"),
+            });
+        print_json("RegistrationError", report)?;
+    }
+    result
+}
+
+fn run_args(args: &RegisterArgs) -> Result<()> {
     let sysroot = Sysroot::new(&args.sysroot);
     if args.status {
         return status(&sysroot, args.json);
@@ -102,6 +128,9 @@ pub fn run(args: &RegisterArgs) -> Result<()> {
         .map(str::parse)
         .transpose()
         .context("reading --fingerprint")?;
+    if args.fetch_ca {
+        return fetch_ca(&sysroot, &engine, fingerprint.as_ref(), args);
+    }
 
     let current = current_state(&sysroot)?;
     let interactive = std::io::stdin().is_terminal();
@@ -156,6 +185,55 @@ pub fn run(args: &RegisterArgs) -> Result<()> {
         print_outcome(&outcome);
         Ok(())
     }
+}
+
+/// `--fetch-ca`: the engine's CA, fetched without trusting it, for someone to compare.
+fn fetch_ca(
+    sysroot: &Sysroot,
+    engine: &EngineAddr,
+    expected: Option<&Fingerprint>,
+    args: &RegisterArgs,
+) -> Result<()> {
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    let fetched = registration::fetch_ca_to_confirm(sysroot, engine, expected, timeout)
+        .with_context(|| format!("fetching the CA of engine {engine}"))?;
+    if args.json {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct EngineCa<'a> {
+            engine: &'a EngineAddr,
+            ca: &'a CaFingerprints,
+            sha256_base64: String,
+            previous: Option<&'a CaFingerprints>,
+        }
+        return print_json(
+            "EngineCa",
+            EngineCa {
+                engine,
+                ca: &fetched.ca.fingerprints,
+                sha256_base64: fetched.ca.fingerprints.sha256_base64(),
+                previous: fetched.previous.as_ref(),
+            },
+        );
+    }
+    let ca = &fetched.ca.fingerprints;
+    println!("The engine {engine} presents this CA certificate (not trusted yet):");
+    println!("  SHA-256: {}", ca.sha256);
+    println!("           {}", ca.sha256_base64());
+    println!("  SHA-1:   {}", ca.sha1);
+    if let Some(previous) = &fetched.previous {
+        println!(
+            "WARNING: this is not the CA confirmed at the last registration with this \
+             engine ({}).",
+            previous.sha256
+        );
+    }
+    println!(
+        "Compare it with the engine's own, then register: nodectl register --engine-fqdn \
+         {} --engine-port {} --fingerprint {}",
+        engine.host, engine.port, ca.sha256
+    );
+    Ok(())
 }
 
 /// The persisted state, with `registered` promoted (and saved) as `managed` once the

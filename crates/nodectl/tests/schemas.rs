@@ -1,5 +1,6 @@
 //! `nodectl --json` against the schemas of `docs/schemas/`: every kind nodectl prints
-//! (`NodeInfo`, `NodeCheck`, `Registration`, `RegistrationResult`) is produced — by
+//! (`NodeInfo`, `NodeCheck`, `Registration`, `RegistrationResult`, `EngineCa`,
+//! `RegistrationError`) is produced — by
 //! the binary on this host, by the binary against the loopback test engine and
 //! scratch sysroots, and from recorded facts of an installed node — and validated;
 //! every property the schemas declare must have been seen; wrong shapes are refused.
@@ -31,6 +32,8 @@ const NODECTL_SCHEMAS: &[&str] = &[
     "nodectl-NodeCheck.json",
     "nodectl-Registration.json",
     "nodectl-RegistrationResult.json",
+    "nodectl-EngineCa.json",
+    "nodectl-RegistrationError.json",
     "nodectl-Rollback.json",
     "nodectl-UpdateLine.json",
     "health-Report.json",
@@ -424,6 +427,97 @@ fn registration_kinds_match_their_schemas() {
     let mut unregistered = result;
     unregistered["state"] = json!({ "state": "unregistered" });
     schemas.rejects("nodectl-RegistrationResult.json", &unregistered);
+}
+
+/// The console's first step (`--fetch-ca`) and the failures every form of `register
+/// --json` prints, against the loopback engine: a CA not trusted yet, one that differs
+/// from the CA confirmed before, a wrong fingerprint, an engine that does not answer,
+/// and a failure of nodectl's own.
+#[test]
+fn fetched_cas_and_registration_errors_match_their_schemas() {
+    let schemas = Schemas::load();
+    let engine = TestEngine::start();
+    let node = Node::new();
+    let port = engine.port().to_string();
+    let fetch = |node: &Node, extra: &[&str], code: i32| {
+        let mut args = vec!["register", "--fetch-ca", "--engine-fqdn", "127.0.0.1"];
+        args.extend_from_slice(&["--engine-port", &port, "--timeout", "5", "--json"]);
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--sysroot", path(node.dir.path())]);
+        nodectl(&args, &[code])
+    };
+
+    let fetched = fetch(&node, &[], 0);
+    assert_eq!(fetched["kind"], "EngineCa", "{fetched}");
+    assert_eq!(fetched["ca"]["sha256"], engine.ca_sha256_hex().as_str());
+    assert_eq!(fetched["previous"], Value::Null);
+    schemas.check("nodectl-EngineCa.json", &fetched);
+    assert_eq!(node.status()["status"]["state"], "awaiting-confirmation");
+
+    // Registered with this engine under another CA: the fetch names the one before.
+    let registered = Node::new();
+    let before = CaFingerprints::of_der(b"the CA confirmed before");
+    registration::save_state(
+        &registered.sysroot(),
+        &RegistrationState::Registered(Registration {
+            engine: EngineAddr::new("127.0.0.1", engine.port()).unwrap(),
+            ca: before.clone(),
+            unique_id: DMI_UUID.to_lowercase(),
+            name: None,
+            address: None,
+            ssh_user: "root".into(),
+            ssh_port: 22,
+            ssh_key_fingerprint: None,
+            vds_port: 54321,
+            registered_at: 1_764_100_000,
+        }),
+    )
+    .unwrap();
+    let changed = fetch(&registered, &[], 0);
+    assert_eq!(changed["previous"]["sha256"], before.sha256.as_str());
+    schemas.check("nodectl-EngineCa.json", &changed);
+    assert_eq!(registered.status()["status"]["state"], "registered");
+
+    let wrong = format!("SHA256:{}", "00".repeat(32));
+    let mismatch = fetch(&node, &["--fingerprint", &wrong], 1);
+    assert_eq!(mismatch["errorKind"], "fingerprint-mismatch", "{mismatch}");
+    schemas.check("nodectl-RegistrationError.json", &mismatch);
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port().to_string();
+    drop(closed);
+    let unreachable = nodectl(
+        &[
+            "register",
+            "--engine-fqdn",
+            "127.0.0.1",
+            "--engine-port",
+            &closed_port,
+            "--fingerprint",
+            &wrong,
+            "--timeout",
+            "5",
+            "--json",
+            "--sysroot",
+            path(node.dir.path()),
+        ],
+        &[1],
+    );
+    assert_eq!(unreachable["errorKind"], "unreachable", "{unreachable}");
+    schemas.check("nodectl-RegistrationError.json", &unreachable);
+
+    // Not a registration's error: nodectl's own, as a local one.
+    let own = fetch(&node, &["--fingerprint", "SHA256:zz"], 1);
+    assert_eq!(own["kind"], "RegistrationError", "{own}");
+    schemas.check("nodectl-RegistrationError.json", &own);
+
+    schemas.assert_covered(&["nodectl-EngineCa.json", "nodectl-RegistrationError.json"]);
+    let mut extra = fetched;
+    extra["pem"] = json!("-----BEGIN CERTIFICATE-----");
+    schemas.rejects("nodectl-EngineCa.json", &extra);
+    let mut kind = mismatch;
+    kind["errorKind"] = json!("oops");
+    schemas.rejects("nodectl-RegistrationError.json", &kind);
 }
 
 /// Every schema in `docs/schemas/` is a draft 2020-12 schema that follows the house

@@ -225,6 +225,33 @@ pub enum ErrorKind {
     Local,
 }
 
+/// An [`Error`] as it crosses a process boundary: `nodectl register --json` prints
+/// it when a registration fails, and the console, which asks the privileged helper to
+/// run nodectl, shows it as it would show the error itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ErrorReport {
+    /// What kind of failure it was (what to do next depends on it).
+    pub error_kind: ErrorKind,
+    /// The error's message, as [`Error`]'s `Display` writes it.
+    pub message: String,
+}
+
+impl From<&Error> for ErrorReport {
+    fn from(e: &Error) -> Self {
+        Self {
+            error_kind: e.kind(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 impl Error {
     pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
         Self::Io {

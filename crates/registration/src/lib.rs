@@ -30,7 +30,7 @@ mod zerotouch;
 
 pub use backoff::{BACKOFF_CAP, BACKOFF_FLOOR, backoff_delay, random_jitter};
 pub use client::{Client, DEFAULT_TIMEOUT, EngineAddr, FetchedCa, RegisterParams, engine_message};
-pub use error::{Error, ErrorKind};
+pub use error::{Error, ErrorKind, ErrorReport};
 pub use fingerprint::{CaFingerprints, Fingerprint};
 pub use flow::{
     CaToConfirm, Confirmation, LOCK_PATH, RegisterOptions, RegisterOutcome, Trust,

@@ -98,6 +98,10 @@ pub struct PamBackend {
     pub sudo: Sudo,
     /// The libvirt connection VM changes are made on.
     pub libvirt: std::sync::Arc<crate::vms::Libvirt>,
+    /// The `nodectl` that registrations run.
+    pub nodectl: std::path::PathBuf,
+    /// The root of the tree registrations write (`sysroot` of agent.toml).
+    pub sysroot: std::path::PathBuf,
 }
 
 impl PamBackend {
@@ -111,6 +115,8 @@ impl PamBackend {
             disallowed: config.disallowed_users.clone(),
             sudo: Sudo::default(),
             libvirt: std::sync::Arc::new(crate::vms::Libvirt::new(&config.libvirt_uri)),
+            nodectl: crate::node_update::NODECTL.into(),
+            sysroot: config.sysroot.clone(),
         }
     }
 
@@ -155,6 +161,14 @@ impl Backend for PamBackend {
     ) -> Result<(std::os::fd::OwnedFd, std::process::Child), helper::Failure> {
         crate::node_update::spawn(crate::node_update::NODECTL.as_ref(), source, apply)
             .map_err(helper::Failure::from)
+    }
+
+    fn register(
+        &self,
+        _user: &str,
+        step: &helper::RegisterStep,
+    ) -> Result<(std::os::fd::OwnedFd, std::process::Child), helper::Failure> {
+        crate::register_run::spawn(&self.nodectl, &self.sysroot, step)
     }
 
     fn open_terminal(
@@ -206,6 +220,8 @@ mod tests {
             disallowed: vec!["root".into()],
             sudo: Sudo::default(),
             libvirt: std::sync::Arc::new(crate::vms::Libvirt::new("test:///default")),
+            nodectl: crate::node_update::NODECTL.into(),
+            sysroot: "/".into(),
         };
         assert_eq!(
             backend

@@ -657,11 +657,22 @@ impl Helper {
     }
 
     pub fn serve(&self, config: &Config, libvirt: Option<Arc<console::vms::Libvirt>>) {
+        self.serve_with(config, |backend| {
+            if let Some(l) = libvirt {
+                backend.libvirt = l;
+            }
+        });
+    }
+
+    /// Serves with the backend of `config` as `tweak` changes it.
+    pub fn serve_with(
+        &self,
+        config: &Config,
+        tweak: impl FnOnce(&mut console::auth::remote::PamBackend),
+    ) {
         let listener = helper::server::bind(&self.socket, None).unwrap();
         let mut backend = console::auth::remote::PamBackend::from_config(config);
-        if let Some(l) = libvirt {
-            backend.libvirt = l;
-        }
+        tweak(&mut backend);
         let server = helper::Server::new(listener, backend, helper::Options::default());
         *self.stopper.lock().unwrap() = Some(server.stopper());
         std::thread::spawn(move || server.serve());
