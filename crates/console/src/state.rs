@@ -81,7 +81,11 @@ impl AppState {
         authenticator: Arc<dyn Authenticator>,
         policy: Arc<dyn AdminPolicy>,
     ) -> Shared {
-        let libvirt = Arc::new(Libvirt::new(&config.libvirt_uri));
+        // With a helper, which makes every change, the web process only reads.
+        let libvirt = Arc::new(match config.helper_socket {
+            Some(_) => Libvirt::read_only(&config.libvirt_uri),
+            None => Libvirt::new(&config.libvirt_uri),
+        });
         let max_age = config.session_max_age();
         let reader = crate::facts::Reader::new(config.helper_socket.as_deref());
         Arc::new(Self {

@@ -156,6 +156,8 @@ impl FromStr for VmAction {
 #[derive(Debug)]
 pub struct Libvirt {
     uri: String,
+    /// Whether connections are read-only ([`Libvirt::read_only`]).
+    read_only: bool,
     /// The current connection, shared by the requests using it; held only to take or
     /// replace it, never during a call.
     conn: Mutex<Option<Arc<Client>>>,
@@ -192,10 +194,19 @@ impl Libvirt {
     pub fn new(uri: &str) -> Self {
         Self {
             uri: uri.to_string(),
+            read_only: false,
             conn: Mutex::new(None),
             models: Mutex::new(None),
             cpu_seen: Mutex::new(std::collections::HashMap::new()),
         }
+    }
+
+    /// A connection that reads and changes nothing (libvirtd's read-only socket):
+    /// the web process's, when the privileged helper makes the changes.
+    pub fn read_only(uri: &str) -> Self {
+        let mut libvirt = Self::new(uri);
+        libvirt.read_only = true;
+        libvirt
     }
 
     pub fn uri(&self) -> &str {
@@ -230,6 +241,7 @@ impl Libvirt {
         }
         let options = Options {
             call_timeout: CALL_TIMEOUT,
+            read_only: self.read_only,
         };
         let conn = Arc::new(
             Client::connect_with(&self.uri, options)

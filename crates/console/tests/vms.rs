@@ -212,3 +212,34 @@ fn node_page_names_the_security_model() {
     assert!(page.body.contains("testSecurity"));
     assert!(page.body.contains("selinux-mode"));
 }
+
+/// With a privileged helper configured, the web process's libvirt connection is
+/// read-only (libvirtd's read-only socket): the list and a VM's facts, sVirt label
+/// included, come through it; a change is not the web process's to make, and libvirt
+/// would refuse it.
+#[test]
+fn with_a_helper_the_web_process_reads_libvirt_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("helper.sock");
+    let server = Server::start(|c| c.helper_socket = Some(socket));
+    let s = server.admin_session("root");
+    let r = get(&server.url("/api/v1/vms"), Some(&s), &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let items = r.json()["data"]["items"].as_array().unwrap().clone();
+    let names: Vec<_> = items.iter().map(|v| v["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["idle", "test"]);
+    assert_eq!(
+        items[1]["seclabels"][0]["label"],
+        "system_u:system_r:svirt_t:s0:c12,c345"
+    );
+    assert_eq!(state_of(&server, &s, "test"), "running");
+    let csrf = [("X-CSRF-Token", s.csrf.as_str())];
+    let r = post_form(
+        &server.url("/api/v1/vms/test/force-off"),
+        Some(&s),
+        &csrf,
+        "",
+    );
+    assert_ne!(r.status, 200, "{}", r.body);
+    assert_eq!(state_of(&server, &s, "test"), "running");
+}

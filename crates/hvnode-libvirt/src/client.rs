@@ -21,6 +21,11 @@ pub struct Options {
     /// answer. A daemon that trickles its answer still ends the call at this deadline.
     /// Asking for the capabilities can make libvirtd probe qemu, which takes seconds.
     pub call_timeout: Duration,
+    /// Open the connection read-only (`VIR_CONNECT_RO`), on the daemon's read-only
+    /// socket (`libvirt-sock-ro`), which any local user may reach: domains, their
+    /// state, XML and statistics can be read, nothing changed (libvirt refuses every
+    /// change with "read only access prevents …").
+    pub read_only: bool,
 }
 
 impl Options {
@@ -32,9 +37,13 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             call_timeout: Self::DEFAULT_CALL_TIMEOUT,
+            read_only: false,
         }
     }
 }
+
+/// `virConnectOpen`'s flag for a read-only connection (`VIR_CONNECT_RO`).
+const CONNECT_RO: u32 = 1;
 
 /// A connection to the libvirt daemon serving one URI.
 ///
@@ -195,7 +204,13 @@ impl Client {
 
     /// [`Client::connect`] with `options`.
     pub fn connect_with(uri: &str, options: Options) -> Result<Self> {
-        Self::connect_to(Target::from_uri(uri)?, options)
+        let target = Target::from_uri(uri)?;
+        let target = if options.read_only {
+            target.read_only()
+        } else {
+            target
+        };
+        Self::connect_to(target, options)
     }
 
     /// Connects to `target.socket`, authenticates (none, or polkit, which libvirtd
@@ -217,8 +232,9 @@ impl Client {
             target,
         };
         client.authenticate()?;
+        let flags = if options.read_only { CONNECT_RO } else { 0 };
         let mut args = Enc::default();
-        args.optional_string(Some(&client.target.name)).u32(0);
+        args.optional_string(Some(&client.target.name)).u32(flags);
         client.call(Procedure::ConnectOpen, &args.0)?;
         Ok(client)
     }

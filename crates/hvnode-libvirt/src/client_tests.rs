@@ -99,6 +99,7 @@ fn connect(dir: &tempfile::TempDir, timeout: Duration) -> Client {
         target(dir),
         Options {
             call_timeout: timeout,
+            read_only: false,
         },
     )
     .unwrap()
@@ -244,6 +245,7 @@ fn the_deadline_covers_connecting_and_can_be_changed() {
     });
     let options = Options {
         call_timeout: Duration::from_millis(200),
+        read_only: false,
     };
     let err = Client::connect_to(target(&dir), options).unwrap_err();
     assert!(err.is_timeout(), "{err:?}");

@@ -14,7 +14,7 @@
 //! # fn main() -> Result<(), hvnode_libvirt::Error> {
 //! let client = Client::connect_with(
 //!     "qemu:///system",
-//!     Options { call_timeout: Duration::from_secs(30) },
+//!     Options { call_timeout: Duration::from_secs(30), read_only: false },
 //! )?;
 //! // Domains that disappear during the listing are skipped.
 //! let states = client.for_each_domain(|c, dom| {

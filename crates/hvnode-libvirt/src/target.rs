@@ -59,6 +59,25 @@ impl Target {
     }
 }
 
+impl Target {
+    /// The daemon's read-only socket beside its read-write one (`libvirt-sock-ro`,
+    /// `virtqemud-sock-ro`), where `socket` is one of the daemon's own; a socket the
+    /// URI named (`?socket=`) is kept as it is.
+    pub fn read_only(mut self) -> Self {
+        let name = self
+            .socket
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let daemons =
+            name == "libvirt-sock" || (name.starts_with("virt") && name.ends_with("d-sock"));
+        if daemons {
+            self.socket.set_file_name(format!("{name}-ro"));
+        }
+        self
+    }
+}
+
 /// libvirtd's socket, or the modular daemon's for `driver` where libvirtd's is absent.
 fn default_socket(driver: &str, run_dir: &Path) -> PathBuf {
     let monolithic = run_dir.join("libvirt-sock");
@@ -92,6 +111,19 @@ mod tests {
             Target::from_uri("test:///default").unwrap().name,
             "test:///default"
         );
+    }
+
+    #[test]
+    fn read_only_connections_go_to_the_daemons_read_only_socket() {
+        let t = Target::from_uri("qemu:///system").unwrap().read_only();
+        assert!(
+            t.socket.to_string_lossy().ends_with("-sock-ro"),
+            "{}",
+            t.socket.display()
+        );
+        assert_eq!(t.name, "qemu:///system");
+        let named = Target::from_uri("test:///default?socket=/tmp/s").unwrap();
+        assert_eq!(named.clone().read_only(), named);
     }
 
     #[test]

@@ -27,10 +27,15 @@ const NODE_XML: &str = "<node>
 /// A client on a private test-driver node, or `None` (skipped on a workstation, a
 /// failure in CI) when libvirtd does not run.
 fn connect(dir: &tempfile::TempDir) -> Option<Client> {
+    connect_with(dir, false)
+}
+
+fn connect_with(dir: &tempfile::TempDir, read_only: bool) -> Option<Client> {
     let node = dir.path().join("node.xml");
     std::fs::write(&node, NODE_XML).unwrap();
     let options = Options {
         call_timeout: Duration::from_secs(30),
+        read_only,
     };
     match Client::connect_with(&format!("test://{}", node.display()), options) {
         Ok(client) => Some(client),
@@ -109,4 +114,35 @@ fn power_actions_change_the_state() {
     // The connection outlives a refusal.
     client.check_alive().unwrap();
     client.close().unwrap();
+}
+
+/// A read-only connection, on libvirtd's read-only socket, reads what the console
+/// shows and changes nothing: libvirt itself refuses.
+#[test]
+fn a_read_only_connection_reads_and_cannot_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(client) = connect_with(&dir, true) else {
+        return;
+    };
+    assert!(
+        client
+            .target()
+            .socket
+            .to_string_lossy()
+            .ends_with("-sock-ro"),
+        "{}",
+        client.target().socket.display()
+    );
+    let alpha = client.lookup_domain("alpha").unwrap();
+    assert_eq!(
+        client.domain_info(&alpha).unwrap().state,
+        DomainState::Running
+    );
+    let err = client.destroy_domain(&alpha).unwrap_err();
+    let refusal = err.remote().expect("libvirt's refusal");
+    assert!(refusal.message.contains("read only"), "{err}");
+    assert_eq!(
+        client.domain_info(&alpha).unwrap().state,
+        DomainState::Running
+    );
 }
