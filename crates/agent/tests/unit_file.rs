@@ -38,10 +38,7 @@ fn verify(name: &str, text: &str, binary: &str) {
         .unwrap()
         .to_str()
         .unwrap();
-    let text = text.replace(
-        &format!("ExecStart=/usr/bin/{program}"),
-        &format!("ExecStart={binary}"),
-    );
+    let text = text.replace(&format!("/usr/bin/{program}"), binary);
     assert!(
         text.contains(&format!("ExecStart={binary}")),
         "{name}: {text}"
@@ -63,7 +60,6 @@ fn notify_watchdog_restart_and_the_binary() {
     let text = unit();
     for line in [
         "Type=notify",
-        "ExecStart=/usr/bin/hvnode-agent",
         "Restart=on-failure",
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
@@ -71,6 +67,10 @@ fn notify_watchdog_restart_and_the_binary() {
         assert!(text.lines().any(|l| l == line), "missing {line}");
     }
     assert!(text.lines().any(|l| l.starts_with("WatchdogSec=")));
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("ExecStart=/usr/bin/hvnode-agent "))
+    );
 }
 
 /// The unit's `ReadWritePaths=` and `CapabilityBoundingSet=`, word by word.
@@ -126,17 +126,72 @@ fn the_helper_has_the_rights_of_its_requests_and_the_web_process_does_not() {
     assert!(unit().lines().any(|l| l == "ProtectHome=read-only"));
     // The layer facts and thin pools (lvs, btrfs subvolume list) come from the
     // helper too.
-    for c in [
-        "CAP_SETUID",
-        "CAP_SETGID",
-        "CAP_AUDIT_WRITE",
-        "CAP_KILL",
-        "CAP_SYS_ADMIN",
-        "CAP_CHOWN",
-        "CAP_FOWNER",
-    ] {
-        assert!(!caps.iter().any(|w| w == c), "agent: {c}");
+    assert!(caps.is_empty(), "agent: capabilities {caps:?}");
+}
+
+/// The value of the unit's line `key=`, the last one given.
+fn value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines().rev().find_map(|l| l.strip_prefix(key))
+}
+
+/// The web process runs as its own user, which the image makes (sysusers.d), which
+/// the helper serves, and which reads its certificate from the copy the root step
+/// before it leaves in the runtime directory systemd gives that user.
+#[test]
+fn the_web_process_runs_as_its_own_user_with_no_capabilities() {
+    let text = unit();
+    let user = value(&text, "User=").expect("User=");
+    assert_eq!(value(&text, "Group="), Some(user));
+    assert_eq!(value(&text, "CapabilityBoundingSet="), Some(""));
+    assert_eq!(value(&text, "AmbientCapabilities="), Some(""));
+    let groups = value(&text, "SupplementaryGroups=").unwrap_or_default();
+    for g in ["systemd-journal", "kvm"] {
+        assert!(groups.split_whitespace().any(|w| w == g), "no group {g}");
     }
+    // No directory systemd would hand to the user but its own.
+    for key in ["ConfigurationDirectory=", "ReadWritePaths="] {
+        assert_eq!(value(&text, key), None, "{key}");
+    }
+    assert_eq!(value(&text, "StateDirectory="), Some("hvnode-console"));
+
+    let sysusers = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../image/files/usr/lib/sysusers.d/hvnode.conf"),
+    )
+    .unwrap();
+    assert!(
+        sysusers
+            .lines()
+            .any(|l| l.split_whitespace().take(2).eq(["u", user])),
+        "sysusers.d makes no {user}"
+    );
+    let helper = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../systemd/hvnode-helper.service"),
+    )
+    .unwrap();
+    let helper_start = value(&helper, "ExecStart=").unwrap();
+    assert!(
+        helper_start.contains(&format!("--allow-user {user}"))
+            && helper_start.contains(&format!("--group {user}")),
+        "{helper_start}"
+    );
+
+    let install = value(
+        &text,
+        "ExecStartPre=+/usr/bin/hvnode-agent --install-certificate ",
+    )
+    .expect("the certificate installed as root before the start");
+    let start = value(&text, "ExecStart=").unwrap();
+    assert_eq!(
+        start,
+        format!("/usr/bin/hvnode-agent --certs-dir {install}")
+    );
+    let runtime: Vec<&str> = value(&text, "RuntimeDirectory=")
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let install_dir = install.trim_start_matches("/run/");
+    assert!(runtime.contains(&install_dir), "{runtime:?} {install}");
 }
 
 /// systemd kills the helper `TimeoutStopSec` after SIGTERM: its orderly stop (every

@@ -81,7 +81,7 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([0u16; 8], 9090)),
             libvirt_uri: "qemu:///system".into(),
-            state_dir: "/var/lib/hvnode".into(),
+            state_dir: "/var/lib/hvnode-console".into(),
             certs_dir: "/etc/hvnode/ws-certs.d".into(),
             admin_groups: vec!["sudo".into(), "wheel".into()],
             insecure_http: false,

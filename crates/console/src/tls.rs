@@ -21,8 +21,10 @@
 //! marking it as the console's), `inspect` (what a certificate says, read back with
 //! `x509-parser`), `renewal` (whether it is made anew) and `serve` (which certificate
 //! is served, and the rustls configuration); [`server_config`] puts them together.
+//! `install` hands the certificate that wins to a console that runs unprivileged.
 
 mod inspect;
+mod install;
 mod names;
 mod renewal;
 mod self_signed;
@@ -36,6 +38,7 @@ use std::sync::Arc;
 use rustls::ServerConfig;
 
 pub use inspect::{Facts, facts};
+pub use install::{INSTALLED, install_certificate, install_for_this_host};
 pub use names::{NodeNames, fqdn_from_hosts};
 pub use renewal::{RENEW_BEFORE, Renewal, ensure_certificate, renewal};
 pub use self_signed::{BACKDATED, SELF_SIGNED, VALIDITY, generate_self_signed, make_self_signed};

@@ -403,7 +403,7 @@ mod tests {
 
     #[test]
     fn no_space_is_said_with_the_numbers() {
-        let dir = Path::new("/var/lib/hvnode/uploads");
+        let dir = Path::new("/var/lib/hvnode-console/uploads");
         let e = check_space(dir, "x.update.tar", 1 << 30, Some(900 << 20)).unwrap_err();
         let s = e.to_string();
         assert!(

@@ -288,7 +288,7 @@ fn console_update(c: &mut vmtest::Console, name: &str, url: &str, layer: &str) {
             answer.trim_end().ends_with("201"),
             "{name}: upload of {f}: {answer}"
         );
-        path = format!("/var/lib/hvnode/uploads/{f}");
+        path = format!("/var/lib/hvnode-console/uploads/{f}");
         assert!(
             answer.contains(&format!("\"path\":\"{path}\"")),
             "{name}: {answer}"
