@@ -175,6 +175,9 @@ fn the_web_process_runs_as_its_own_user_with_no_capabilities() {
             && helper_start.contains(&format!("--group {user}")),
         "{helper_start}"
     );
+    // Giving its socket to that group takes CAP_CHOWN.
+    let (_, helper_caps) = settings(&helper);
+    assert!(helper_caps.iter().any(|c| c == "CAP_CHOWN"), "{helper_caps:?}");
 
     let install = value(
         &text,
