@@ -1,0 +1,102 @@
+//! `hvnode-vdsm`: serves vdsm's wire protocol to oVirt Engine on TCP 54321, once the
+//! engine's host deploy has left the node's certificates (until then it waits, and
+//! says so), reloading them when they change.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use tokio_rustls::TlsAcceptor;
+
+/// The engine's side of an hvnode node: a vdsm-compatible host service.
+#[derive(Debug, Parser)]
+#[command(name = "hvnode-vdsm", version)]
+struct Args {
+    /// Address and port to listen on (`[::]` also takes IPv4 connections; without
+    /// IPv6, 0.0.0.0 is used instead).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "[::]:54321")]
+    listen: SocketAddr,
+    /// Where the engine's host deploy leaves the certificates: keys/vdsmkey.pem,
+    /// certs/vdsmcert.pem, certs/cacert.pem.
+    #[arg(long, value_name = "DIR", default_value = "/etc/pki/vdsm")]
+    pki_dir: PathBuf,
+    /// The root of the node's files the verbs read (DMI facts, …).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    sysroot: PathBuf,
+}
+
+/// How often the certificates are looked at for a change.
+const PKI_CHECK: Duration = Duration::from_secs(5);
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hvnode-vdsm: starting the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hvnode-vdsm: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<()> {
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Err(e) if args.listen.ip().is_unspecified() && args.listen.is_ipv6() => {
+            let v4 = SocketAddr::from(([0, 0, 0, 0], args.listen.port()));
+            tracing::info!("IPv6 unavailable ({e}); listening on {v4}");
+            tokio::net::TcpListener::bind(v4).await
+        }
+        other => other,
+    }
+    .with_context(|| format!("listening on {}", args.listen))?;
+    tracing::info!(listen = %listener.local_addr()?, "listening");
+    let tls: vdsm::Tls = Arc::new(RwLock::new(None));
+    let watched = tls.clone();
+    let pki_dir = args.pki_dir.clone();
+    tokio::spawn(async move {
+        let mut seen = None;
+        loop {
+            let stamp = vdsm::pki::stamp(&pki_dir);
+            if seen.as_ref() != Some(&stamp) {
+                seen = Some(stamp);
+                let config = vdsm::pki::server_config(&pki_dir);
+                let acceptor = match config {
+                    Ok(c) => {
+                        tracing::info!(pki = %pki_dir.display(), "certificates loaded; serving the engine");
+                        Some(TlsAcceptor::from(c))
+                    }
+                    Err(e) => {
+                        tracing::warn!("not serving yet: {e}");
+                        None
+                    }
+                };
+                if let Ok(mut t) = watched.write() {
+                    *t = acceptor;
+                }
+            }
+            tokio::time::sleep(PKI_CHECK).await;
+        }
+    });
+    let verbs = Arc::new(vdsm::host::HostVerbs::new(&args.sysroot));
+    vdsm::serve(listener, tls, verbs, vdsm::ServeOptions::default())
+        .await
+        .context("serving")
+}

@@ -1,0 +1,440 @@
+//! The service on loopback, over TLS with certificates of a CA made per test, as the
+//! engine's Java client and vdsm's own client talk to it: the frames they send, the
+//! answers they read, heart-beats, and what closes a connection (no certificate of
+//! the engine's CA, garbage, oversized frames, a client slow to connect, too many
+//! connections) without stopping the service for others.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rcgen::{
+    BasicConstraints, Certificate, CertificateParams, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair,
+};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use vdsm::stomp::{Decoder, Frame};
+
+struct Ca {
+    key: KeyPair,
+    cert: Certificate,
+}
+
+impl Ca {
+    fn new(name: &str) -> Self {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, name);
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        Self { key, cert }
+    }
+
+    /// A certificate and key (PEM) for `name`, for both ends as the engine issues them.
+    fn issue(&self, name: &str) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec![name.to_string()]).unwrap();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, name);
+        params.distinguished_name = dn;
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+/// A running service and the engine's CA.
+struct Service {
+    addr: SocketAddr,
+    ca: Ca,
+    _pki: tempfile::TempDir,
+    _runtime: tokio::runtime::Runtime,
+}
+
+fn write_pki(dir: &Path, ca: &Ca) {
+    let (cert, key) = ca.issue("localhost");
+    for (path, text) in [
+        (vdsm::pki::KEY, key),
+        (vdsm::pki::CERT, cert),
+        (vdsm::pki::CA, ca.cert.pem()),
+    ] {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+}
+
+fn start(options: vdsm::ServeOptions) -> Service {
+    let ca = Ca::new("engine CA");
+    let pki = tempfile::tempdir().unwrap();
+    write_pki(pki.path(), &ca);
+    let config = vdsm::pki::server_config(pki.path()).unwrap();
+    let tls: vdsm::Tls = Arc::new(RwLock::new(Some(config.into())));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let verbs = Arc::new(vdsm::host::HostVerbs::new(pki.path()));
+    runtime.spawn(vdsm::serve(listener, tls, verbs, options));
+    Service {
+        addr,
+        ca,
+        _pki: pki,
+        _runtime: runtime,
+    }
+}
+
+/// A client connection, as the engine opens it: TLS with its certificate signed by
+/// `identity` (none: no client certificate), trusting the engine's CA.
+struct Client {
+    stream: TlsStream<TcpStream>,
+    decoder: Decoder,
+}
+
+async fn connect(service: &Service, identity: Option<&Ca>) -> std::io::Result<Client> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(service.ca.cert.der().to_vec()))
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = match identity {
+        Some(ca) => {
+            let (cert, key) = ca.issue("engine.example.com");
+            let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let tcp = TcpStream::connect(service.addr).await?;
+    let stream = TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await?;
+    Ok(Client {
+        stream,
+        decoder: Decoder::default(),
+    })
+}
+
+impl Client {
+    async fn send(&mut self, frame: Frame) {
+        self.stream.write_all(&frame.encode()).await.unwrap();
+    }
+
+    /// The next frame, or `None` when the server closed the connection; heart-beats
+    /// are counted in `beats`.
+    async fn frame(&mut self, within: Duration) -> Option<Frame> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(f) = self.decoder.next_frame().unwrap() {
+                return Some(f);
+            }
+            let mut buf = [0u8; 4096];
+            let n = tokio::time::timeout_at(deadline, self.stream.read(&mut buf))
+                .await
+                .expect("the server answers in time")
+                .unwrap_or(0);
+            if n == 0 {
+                return None;
+            }
+            self.decoder.push(&buf[..n]);
+        }
+    }
+
+    /// CONNECT as the engine does, and SUBSCRIBE to its two destinations.
+    async fn engine_handshake(&mut self, heart_beat: &str) -> Frame {
+        self.send(
+            Frame::new("CONNECT")
+                .header("accept-version", "1.2")
+                .header("host", "engine")
+                .header("heart-beat", heart_beat),
+        )
+        .await;
+        let connected = self.frame(Duration::from_secs(5)).await.unwrap();
+        for (id, destination) in [
+            ("sub-responses", vdsm::server::RESPONSE_QUEUE),
+            ("sub-events", vdsm::server::EVENT_QUEUE),
+        ] {
+            self.send(
+                Frame::new("SUBSCRIBE")
+                    .header("destination", destination)
+                    .header("id", id)
+                    .header("ack", "auto"),
+            )
+            .await;
+        }
+        connected
+    }
+
+    async fn call(&mut self, reply_to: &str, body: &Value) -> (Frame, Value) {
+        let text = serde_json::to_vec(body).unwrap();
+        self.send(
+            Frame::new("SEND")
+                .header("destination", "jms.topic.vdsm_requests")
+                .header("reply-to", reply_to)
+                .header("ovirtCorrelationId", "flow-1")
+                .body(text),
+        )
+        .await;
+        let frame = self.frame(Duration::from_secs(10)).await.unwrap();
+        let value = serde_json::from_slice(&frame.body).unwrap();
+        (frame, value)
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn the_engines_conversation_from_connect_to_disconnect() {
+    let service = start(vdsm::ServeOptions::default());
+    rt().block_on(async {
+        let mut c = connect(&service, Some(&service.ca)).await.unwrap();
+        let connected = c.engine_handshake("0,1000").await;
+        assert_eq!(connected.command, "CONNECTED", "{connected:?}");
+        assert_eq!(connected.get("version"), Some("1.2"));
+        assert_eq!(connected.get("heart-beat"), Some("1000,0"));
+
+        let request = json!({"jsonrpc": "2.0", "method": "Host.ping2", "params": {}, "id": "a1"});
+        let (message, answer) = c.call(vdsm::server::RESPONSE_QUEUE, &request).await;
+        assert_eq!(message.command, "MESSAGE");
+        assert_eq!(message.get("destination"), Some(vdsm::server::RESPONSE_QUEUE));
+        assert_eq!(message.get("subscription"), Some("sub-responses"));
+        assert_eq!(message.get("content-type"), Some("application/json"));
+        assert_eq!(
+            message.get("content-length"),
+            Some(message.body.len().to_string().as_str())
+        );
+        assert_eq!(answer, json!({"jsonrpc": "2.0", "id": "a1", "result": true}));
+
+        // Not served yet: answered, not fatal.
+        let request = json!({"jsonrpc": "2.0", "method": "Host.getStorageRepoStats", "params": {}, "id": "a2"});
+        let (_, answer) = c.call(vdsm::server::RESPONSE_QUEUE, &request).await;
+        assert_eq!(answer["error"]["code"], -32601, "{answer}");
+
+        // Idle: the server's heart-beat, a newline, comes within the interval.
+        let mut beat = [0u8; 1];
+        let started = std::time::Instant::now();
+        tokio::time::timeout(Duration::from_secs(3), c.stream.read_exact(&mut beat))
+            .await
+            .expect("a heart-beat within 3 s")
+            .unwrap();
+        assert_eq!(beat, *b"\n");
+        assert!(started.elapsed() < Duration::from_millis(2500));
+
+        c.send(Frame::new("DISCONNECT").header("receipt", "bye-1")).await;
+        let receipt = c.frame(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(receipt.command, "RECEIPT");
+        assert_eq!(receipt.get("receipt-id"), Some("bye-1"));
+        assert!(c.frame(Duration::from_secs(5)).await.is_none(), "closed after DISCONNECT");
+    });
+}
+
+#[test]
+fn vdsms_own_client_sends_a_batch_to_its_own_reply_queue() {
+    let service = start(vdsm::ServeOptions::default());
+    rt().block_on(async {
+        let mut c = connect(&service, Some(&service.ca)).await.unwrap();
+        c.send(
+            Frame::new("CONNECT")
+                .header("accept-version", "1.2")
+                .header("heart-beat", "0,24000"),
+        )
+        .await;
+        assert_eq!(
+            c.frame(Duration::from_secs(5)).await.unwrap().command,
+            "CONNECTED"
+        );
+        let queue = "0d6f2b1e-5c1a-4f7e-9a7d-4d1c2b3a4f5e";
+        c.send(
+            Frame::new("SUBSCRIBE")
+                .header("destination", queue)
+                .header("id", "s1"),
+        )
+        .await;
+        let batch = json!([
+            {"jsonrpc": "2.0", "method": "Host.ping2", "params": {}, "id": "1"},
+            {"jsonrpc": "2.0", "method": "Host.getHardwareInfo", "id": "2"},
+        ]);
+        let (message, answer) = c.call(queue, &batch).await;
+        assert_eq!(message.get("destination"), Some(queue));
+        let items = answer.as_array().expect("a batch answered with a batch");
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0]["result"], true);
+        assert!(items[1]["result"].is_object(), "{answer}");
+    });
+}
+
+#[test]
+fn only_clients_with_a_certificate_of_the_engines_ca_are_served() {
+    let service = start(vdsm::ServeOptions::default());
+    let rogue = Ca::new("another CA");
+    rt().block_on(async {
+        for identity in [None, Some(&rogue)] {
+            // The refusal shows at the handshake or at the first read (TLS 1.3 sends
+            // the client's certificate after the client considers itself connected).
+            let refused = match connect(&service, identity).await {
+                Err(_) => true,
+                Ok(mut c) => {
+                    c.send(Frame::new("CONNECT").header("accept-version", "1.2"))
+                        .await;
+                    let mut buf = [0u8; 64];
+                    !matches!(c.stream.read(&mut buf).await, Ok(n) if n > 0)
+                }
+            };
+            assert!(
+                refused,
+                "served a client with {}",
+                if identity.is_some() {
+                    "another CA's certificate"
+                } else {
+                    "no certificate"
+                }
+            );
+        }
+        // The service still serves the engine.
+        let mut c = connect(&service, Some(&service.ca)).await.unwrap();
+        assert_eq!(c.engine_handshake("0,15000").await.command, "CONNECTED");
+    });
+}
+
+#[test]
+fn garbage_and_oversized_frames_close_only_their_own_connection() {
+    let service = start(vdsm::ServeOptions::default());
+    rt().block_on(async {
+        let mut engine = connect(&service, Some(&service.ca)).await.unwrap();
+        engine.engine_handshake("0,15000").await;
+
+        let mut garbage = connect(&service, Some(&service.ca)).await.unwrap();
+        garbage
+            .stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: node\r\n\r\n")
+            .await
+            .unwrap();
+        let error = garbage.frame(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(error.command, "ERROR");
+        assert!(
+            error.get("message").unwrap().contains("not a command"),
+            "{error:?}"
+        );
+        assert!(garbage.frame(Duration::from_secs(5)).await.is_none());
+
+        let mut huge = connect(&service, Some(&service.ca)).await.unwrap();
+        huge.engine_handshake("0,15000").await;
+        huge.stream
+            .write_all(b"SEND\ndestination:jms.topic.vdsm_requests\ncontent-length:999999999\n\n")
+            .await
+            .unwrap();
+        let error = huge.frame(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(error.command, "ERROR");
+        assert!(
+            error.get("message").unwrap().contains("longer than"),
+            "{error:?}"
+        );
+
+        let mut early = connect(&service, Some(&service.ca)).await.unwrap();
+        early
+            .send(Frame::new("SEND").header("destination", "jms.topic.vdsm_requests"))
+            .await;
+        let error = early.frame(Duration::from_secs(5)).await.unwrap();
+        assert!(
+            error.get("message").unwrap().contains("before CONNECT"),
+            "{error:?}"
+        );
+
+        let mut old = connect(&service, Some(&service.ca)).await.unwrap();
+        old.send(Frame::new("CONNECT").header("accept-version", "1.0,1.1"))
+            .await;
+        let error = old.frame(Duration::from_secs(5)).await.unwrap();
+        assert!(
+            error.get("message").unwrap().contains("1.2 only"),
+            "{error:?}"
+        );
+
+        let request = json!({"jsonrpc": "2.0", "method": "Host.ping2", "id": "still"});
+        let (_, answer) = engine.call(vdsm::server::RESPONSE_QUEUE, &request).await;
+        assert_eq!(answer["result"], true);
+    });
+}
+
+#[test]
+fn slow_clients_and_too_many_connections_are_closed() {
+    let mut options = vdsm::ServeOptions {
+        max_connections: 3,
+        ..Default::default()
+    };
+    options.connection.connect_timeout = Duration::from_millis(300);
+    let service = start(options);
+    rt().block_on(async {
+        // Connected over TLS, silent: closed once the time to CONNECT is up.
+        let mut silent = connect(&service, Some(&service.ca)).await.unwrap();
+        let error = silent.frame(Duration::from_secs(5)).await.unwrap();
+        assert!(
+            error.get("message").unwrap().contains("no CONNECT"),
+            "{error:?}"
+        );
+        assert!(silent.frame(Duration::from_secs(5)).await.is_none());
+
+        // A client that promised heart-beats and went quiet: closed.
+        let mut quiet = connect(&service, Some(&service.ca)).await.unwrap();
+        quiet.engine_handshake("1000,0").await;
+        let error = quiet.frame(Duration::from_secs(5)).await.unwrap();
+        assert!(
+            error.get("message").unwrap().contains("heart-beat"),
+            "{error:?}"
+        );
+        assert!(quiet.frame(Duration::from_secs(5)).await.is_none());
+        // Its slot is given back as its task ends, just after the close.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+
+        // Three held open; a fourth is closed at once; the three still work.
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let mut c = connect(&service, Some(&service.ca)).await.unwrap();
+            c.engine_handshake("0,15000").await;
+            held.push(c);
+        }
+        let fourth = connect(&service, Some(&service.ca)).await;
+        let closed = match fourth {
+            Err(_) => true,
+            Ok(mut c) => c.frame(Duration::from_secs(5)).await.is_none(),
+        };
+        assert!(closed, "a fourth connection was served");
+        for c in &mut held {
+            let request = json!({"jsonrpc": "2.0", "method": "Host.ping2", "id": "x"});
+            assert_eq!(
+                c.call(vdsm::server::RESPONSE_QUEUE, &request).await.1["result"],
+                true
+            );
+        }
+    });
+}
