@@ -3,56 +3,26 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use hvnode_testutil::units::{self, value};
 use std::path::PathBuf;
-use std::process::Command;
 
 fn unit() -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../systemd/hvnode-agent.service");
-    std::fs::read_to_string(path).unwrap()
+    units::unit("hvnode-agent.service")
 }
 
 #[test]
 fn systemd_accepts_every_line() {
-    verify(
+    units::verify(
         "hvnode-agent.service",
         &unit(),
         env!("CARGO_BIN_EXE_hvnode-agent"),
     );
-    let helper = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../systemd/hvnode-helper.service"),
-    )
-    .unwrap();
-    verify(
+    let helper = units::unit("hvnode-helper.service");
+    units::verify(
         "hvnode-helper.service",
         &helper,
         env!("CARGO_BIN_EXE_hvnode-helper"),
     );
-}
-
-/// `systemd-analyze verify` of the unit `name` whose text is `text`, with its
-/// ExecStart pointed at the built `binary` (verify checks that it exists).
-fn verify(name: &str, text: &str, binary: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let program = std::path::Path::new(binary)
-        .file_name()
-        .unwrap()
-        .to_str()
-        .unwrap();
-    let text = text.replace(&format!("/usr/bin/{program}"), binary);
-    assert!(
-        text.contains(&format!("ExecStart={binary}")),
-        "{name}: {text}"
-    );
-    let file = dir.path().join(name);
-    std::fs::write(&file, text).unwrap();
-    let out = Command::new("systemd-analyze")
-        .args(["verify", "--man=no"])
-        .arg(&file)
-        .output()
-        .expect("systemd-analyze (package systemd, installed by tests/deps.sh)");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert!(stderr.trim().is_empty(), "systemd complains: {stderr}");
 }
 
 #[test]
@@ -91,10 +61,7 @@ fn settings(text: &str) -> (Vec<String>, Vec<String>) {
 /// the web process keeps none of those rights.
 #[test]
 fn the_helper_has_the_rights_of_its_requests_and_the_web_process_does_not() {
-    let helper = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../systemd/hvnode-helper.service"),
-    )
-    .unwrap();
+    let helper = units::unit("hvnode-helper.service");
     let (paths, caps) = settings(&helper);
     for p in ["/boot/grub", "/run/lvm", "/run/faillock"] {
         assert!(paths.iter().any(|w| w == p), "helper: {p} is not writable");
@@ -129,30 +96,25 @@ fn the_helper_has_the_rights_of_its_requests_and_the_web_process_does_not() {
     assert!(caps.is_empty(), "agent: capabilities {caps:?}");
 }
 
-/// The value of the unit's line `key=`, the last one given.
-fn value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    text.lines().rev().find_map(|l| l.strip_prefix(key))
-}
-
 /// The web process runs as its own user, which the image makes (sysusers.d), which
 /// the helper serves, and which reads its certificate from the copy the root step
 /// before it leaves in the runtime directory systemd gives that user.
 #[test]
 fn the_web_process_runs_as_its_own_user_with_no_capabilities() {
     let text = unit();
-    let user = value(&text, "User=").expect("User=");
-    assert_eq!(value(&text, "Group="), Some(user));
-    assert_eq!(value(&text, "CapabilityBoundingSet="), Some(""));
-    assert_eq!(value(&text, "AmbientCapabilities="), Some(""));
-    let groups = value(&text, "SupplementaryGroups=").unwrap_or_default();
+    let user = value(&text, "User").expect("User=");
+    assert_eq!(value(&text, "Group"), Some(user));
+    assert_eq!(value(&text, "CapabilityBoundingSet"), Some(""));
+    assert_eq!(value(&text, "AmbientCapabilities"), Some(""));
+    let groups = value(&text, "SupplementaryGroups").unwrap_or_default();
     for g in ["systemd-journal", "kvm"] {
         assert!(groups.split_whitespace().any(|w| w == g), "no group {g}");
     }
     // No directory systemd would hand to the user but its own.
-    for key in ["ConfigurationDirectory=", "ReadWritePaths="] {
+    for key in ["ConfigurationDirectory", "ReadWritePaths"] {
         assert_eq!(value(&text, key), None, "{key}");
     }
-    assert_eq!(value(&text, "StateDirectory="), Some("hvnode-console"));
+    assert_eq!(value(&text, "StateDirectory"), Some("hvnode-console"));
 
     let sysusers = std::fs::read_to_string(
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -165,11 +127,8 @@ fn the_web_process_runs_as_its_own_user_with_no_capabilities() {
             .any(|l| l.split_whitespace().take(2).eq(["u", user])),
         "sysusers.d makes no {user}"
     );
-    let helper = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../systemd/hvnode-helper.service"),
-    )
-    .unwrap();
-    let helper_start = value(&helper, "ExecStart=").unwrap();
+    let helper = units::unit("hvnode-helper.service");
+    let helper_start = value(&helper, "ExecStart").unwrap();
     assert!(
         helper_start.contains(&format!("--allow-user {user}"))
             && helper_start.contains(&format!("--group {user}")),
@@ -177,19 +136,20 @@ fn the_web_process_runs_as_its_own_user_with_no_capabilities() {
     );
     // Giving its socket to that group takes CAP_CHOWN.
     let (_, helper_caps) = settings(&helper);
-    assert!(helper_caps.iter().any(|c| c == "CAP_CHOWN"), "{helper_caps:?}");
+    assert!(
+        helper_caps.iter().any(|c| c == "CAP_CHOWN"),
+        "{helper_caps:?}"
+    );
 
-    let install = value(
-        &text,
-        "ExecStartPre=+/usr/bin/hvnode-agent --install-certificate ",
-    )
-    .expect("the certificate installed as root before the start");
-    let start = value(&text, "ExecStart=").unwrap();
+    let install = value(&text, "ExecStartPre")
+        .and_then(|l| l.strip_prefix("+/usr/bin/hvnode-agent --install-certificate "))
+        .expect("the certificate installed as root before the start");
+    let start = value(&text, "ExecStart").unwrap();
     assert_eq!(
         start,
         format!("/usr/bin/hvnode-agent --certs-dir {install}")
     );
-    let runtime: Vec<&str> = value(&text, "RuntimeDirectory=")
+    let runtime: Vec<&str> = value(&text, "RuntimeDirectory")
         .unwrap()
         .split_whitespace()
         .collect();
@@ -201,10 +161,7 @@ fn the_web_process_runs_as_its_own_user_with_no_capabilities() {
 /// connection closed, each PAM session closed) must end before that.
 #[test]
 fn the_helper_stops_in_order_before_systemd_kills_it() {
-    let helper = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../systemd/hvnode-helper.service"),
-    )
-    .unwrap();
+    let helper = units::unit("hvnode-helper.service");
     let timeout: u64 = helper
         .lines()
         .find_map(|l| l.strip_prefix("TimeoutStopSec="))

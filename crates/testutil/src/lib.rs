@@ -28,6 +28,7 @@
 //! `CI=true HVNODE_TEST_MISSING=nft,root cargo test …` must fail.
 
 pub mod loopfs;
+pub mod units;
 
 use std::ffi::OsString;
 use std::fmt::Display;

@@ -68,6 +68,7 @@ async fn run(args: Args) -> Result<()> {
     }
     .with_context(|| format!("listening on {}", args.listen))?;
     tracing::info!(listen = %listener.local_addr()?, "listening");
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let tls: vdsm::Tls = Arc::new(RwLock::new(None));
     let watched = tls.clone();
     let pki_dir = args.pki_dir.clone();
@@ -78,16 +79,17 @@ async fn run(args: Args) -> Result<()> {
             if seen.as_ref() != Some(&stamp) {
                 seen = Some(stamp);
                 let config = vdsm::pki::server_config(&pki_dir);
-                let acceptor = match config {
+                let (acceptor, status) = match config {
                     Ok(c) => {
                         tracing::info!(pki = %pki_dir.display(), "certificates loaded; serving the engine");
-                        Some(TlsAcceptor::from(c))
+                        (Some(TlsAcceptor::from(c)), "serving the engine".to_string())
                     }
                     Err(e) => {
                         tracing::warn!("not serving yet: {e}");
-                        None
+                        (None, format!("not serving yet: {e}"))
                     }
                 };
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(&status)]);
                 if let Ok(mut t) = watched.write() {
                     *t = acceptor;
                 }
