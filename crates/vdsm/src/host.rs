@@ -3,25 +3,47 @@
 //! The engine calls, in order (docs of the protocol: `Host.ping2` while it deploys,
 //! then `Host.getCapabilities`, `Host.getHardwareInfo`, `Host.getStats` to take the
 //! host Up, then `Host.getAllVmStats` every few seconds). A verb not served yet is
-//! answered "method not found" (-32601), never with made-up facts.
+//! answered "method not found" (-32601), never with made-up facts. Served:
+//! `Host.ping2`, `Host.confirmConnectivity`, `Host.getHardwareInfo`, `Host.getStats`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
 use crate::jsonrpc::{RpcError, Verbs, code};
+use crate::stats;
 
 /// The node's verbs, reading its files under `sysroot` (`/` on a node).
 #[derive(Debug, Clone)]
 pub struct HostVerbs {
     pub sysroot: PathBuf,
+    host: stats::Host,
+    sampler: Arc<stats::Sampler>,
+    started: Instant,
 }
 
 impl HostVerbs {
+    /// The verbs of the host under `sysroot`, its usage sampled from now on.
     pub fn new(sysroot: impl Into<PathBuf>) -> Self {
+        let sysroot = sysroot.into();
+        let host = stats::Host {
+            root: sysroot.clone(),
+        };
+        let sampler = stats::Sampler::start(host.clone(), stats::SAMPLE_EVERY);
         Self {
-            sysroot: sysroot.into(),
+            sysroot,
+            host,
+            sampler,
+            started: Instant::now(),
         }
+    }
+
+    /// `Host.getStats`: the usage between the last two samples.
+    fn stats(&self) -> Value {
+        let (a, b) = self.sampler.pair(&self.host);
+        stats::host_stats(&self.host, &a, &b, self.started)
     }
 
     /// `Host.getHardwareInfo`: the DMI facts the kernel exports; each field only
@@ -54,6 +76,7 @@ impl Verbs for HostVerbs {
             // change it keeps the connection (and the change) alive.
             "Host.ping2" | "Host.confirmConnectivity" => Ok(Value::Bool(true)),
             "Host.getHardwareInfo" => Ok(self.hardware_info()),
+            "Host.getStats" => Ok(self.stats()),
             other => Err(RpcError::new(
                 code::METHOD_NOT_FOUND,
                 format!(
@@ -83,7 +106,7 @@ mod tests {
             json!({"systemManufacturer": "QEMU", "systemProductName": "Standard PC (Q35 + ICH9, 2009)"})
         );
         assert_eq!(verbs.call("Host.ping2", &Map::new()), Ok(Value::Bool(true)));
-        let e = verbs.call("Host.getStats", &Map::new()).unwrap_err();
+        let e = verbs.call("Host.getCapabilities", &Map::new()).unwrap_err();
         assert_eq!(e.code, code::METHOD_NOT_FOUND);
     }
 }

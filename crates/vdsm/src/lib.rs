@@ -11,6 +11,7 @@ pub mod host;
 pub mod jsonrpc;
 pub mod pki;
 pub mod server;
+pub mod stats;
 pub mod stomp;
 
 use std::sync::{Arc, RwLock};

@@ -93,7 +93,8 @@ fn start(options: vdsm::ServeOptions) -> Service {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let addr = listener.local_addr().unwrap();
-    let verbs = Arc::new(vdsm::host::HostVerbs::new(pki.path()));
+    // This host's own facts.
+    let verbs = Arc::new(vdsm::host::HostVerbs::new("/"));
     runtime.spawn(vdsm::serve(listener, tls, verbs, options));
     Service {
         addr,
@@ -284,13 +285,23 @@ fn vdsms_own_client_sends_a_batch_to_its_own_reply_queue() {
         let batch = json!([
             {"jsonrpc": "2.0", "method": "Host.ping2", "params": {}, "id": "1"},
             {"jsonrpc": "2.0", "method": "Host.getHardwareInfo", "id": "2"},
+            {"jsonrpc": "2.0", "method": "Host.getStats", "params": {}, "id": "3"},
         ]);
         let (message, answer) = c.call(queue, &batch).await;
         assert_eq!(message.get("destination"), Some(queue));
         let items = answer.as_array().expect("a batch answered with a batch");
-        assert_eq!(items.len(), 2);
+        assert_eq!(items.len(), 3);
         assert_eq!(items[0]["result"], true);
         assert!(items[1]["result"].is_object(), "{answer}");
+        // This host's usage, in the engine's shapes: percentages as strings, MiB.
+        let stats = &items[2]["result"];
+        let idle: f64 = stats["cpuIdle"].as_str().unwrap().parse().unwrap();
+        assert!((0.0..=100.0).contains(&idle), "{stats}");
+        assert!(stats["memFree"].as_u64().unwrap() > 0, "{stats}");
+        assert!(
+            stats["dateTime"].as_str().unwrap().ends_with(" GMT"),
+            "{stats}"
+        );
     });
 }
 

@@ -32,10 +32,15 @@ struct Args {
 const PKI_CHECK: Duration = Duration::from_secs(5);
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
+    // Under systemd the journal stamps each line itself.
+    let fmt = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        fmt.without_time().with_ansi(false).init();
+    } else {
+        fmt.init();
+    }
     let args = Args::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
