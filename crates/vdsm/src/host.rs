@@ -4,7 +4,8 @@
 //! then `Host.getCapabilities`, `Host.getHardwareInfo`, `Host.getStats` to take the
 //! host Up, then `Host.getAllVmStats` every few seconds). A verb not served yet is
 //! answered "method not found" (-32601), never with made-up facts. Served:
-//! `Host.ping2`, `Host.confirmConnectivity`, `Host.getHardwareInfo`, `Host.getStats`.
+//! `Host.ping2`, `Host.confirmConnectivity`, `Host.getHardwareInfo`, `Host.getStats`,
+//! `Host.getAllVmStats`, `Host.getVMList`, `Host.dumpxmls`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use serde_json::{Map, Value, json};
 
 use crate::jsonrpc::{RpcError, Verbs, code};
 use crate::stats;
+use crate::vms::Vms;
 
 /// The node's verbs, reading its files under `sysroot` (`/` on a node).
 #[derive(Debug, Clone)]
@@ -22,11 +24,13 @@ pub struct HostVerbs {
     host: stats::Host,
     sampler: Arc<stats::Sampler>,
     started: Instant,
+    vms: Arc<Vms>,
 }
 
 impl HostVerbs {
-    /// The verbs of the host under `sysroot`, its usage sampled from now on.
-    pub fn new(sysroot: impl Into<PathBuf>) -> Self {
+    /// The verbs of the host under `sysroot`, its usage sampled from now on, its VMs
+    /// read from libvirt at `libvirt_uri` (read-only).
+    pub fn new(sysroot: impl Into<PathBuf>, libvirt_uri: &str) -> Self {
         let sysroot = sysroot.into();
         let host = stats::Host {
             root: sysroot.clone(),
@@ -37,6 +41,7 @@ impl HostVerbs {
             host,
             sampler,
             started: Instant::now(),
+            vms: Arc::new(Vms::new(libvirt_uri)),
         }
     }
 
@@ -70,13 +75,16 @@ impl HostVerbs {
 }
 
 impl Verbs for HostVerbs {
-    fn call(&self, method: &str, _params: &Map<String, Value>) -> Result<Value, RpcError> {
+    fn call(&self, method: &str, params: &Map<String, Value>) -> Result<Value, RpcError> {
         match method {
             // The engine polls it while it deploys the host, and during a network
             // change it keeps the connection (and the change) alive.
             "Host.ping2" | "Host.confirmConnectivity" => Ok(Value::Bool(true)),
             "Host.getHardwareInfo" => Ok(self.hardware_info()),
             "Host.getStats" => Ok(self.stats()),
+            "Host.getAllVmStats" => self.vms.all_stats(),
+            "Host.getVMList" => self.vms.vm_list(params),
+            "Host.dumpxmls" => self.vms.dump_xmls(params),
             other => Err(RpcError::new(
                 code::METHOD_NOT_FOUND,
                 format!(
@@ -99,7 +107,7 @@ mod tests {
         std::fs::write(dmi.join("sys_vendor"), "QEMU\n").unwrap();
         std::fs::write(dmi.join("product_name"), "Standard PC (Q35 + ICH9, 2009)\n").unwrap();
         std::fs::write(dmi.join("product_serial"), "\n").unwrap();
-        let verbs = HostVerbs::new(root.path());
+        let verbs = HostVerbs::new(root.path(), "test:///default");
         let info = verbs.call("Host.getHardwareInfo", &Map::new()).unwrap();
         assert_eq!(
             info,

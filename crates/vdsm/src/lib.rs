@@ -13,6 +13,7 @@ pub mod pki;
 pub mod server;
 pub mod stats;
 pub mod stomp;
+pub mod vms;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;

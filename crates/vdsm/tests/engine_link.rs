@@ -65,6 +65,18 @@ struct Service {
     _runtime: tokio::runtime::Runtime,
 }
 
+/// libvirt's test driver node the service's VM verbs read: one running domain.
+const NODE_XML: &str = "<node>
+  <domain type='test'>
+    <name>alpha</name>
+    <uuid>6f5c1e2a-0001-4002-8003-000000000042</uuid>
+    <memory unit='KiB'>524288</memory>
+    <vcpu>2</vcpu>
+    <os><type arch='x86_64'>hvm</type></os>
+  </domain>
+</node>";
+const ALPHA: &str = "6f5c1e2a-0001-4002-8003-000000000042";
+
 fn write_pki(dir: &Path, ca: &Ca) {
     let (cert, key) = ca.issue("localhost");
     for (path, text) in [
@@ -93,8 +105,12 @@ fn start(options: vdsm::ServeOptions) -> Service {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let addr = listener.local_addr().unwrap();
-    // This host's own facts.
-    let verbs = Arc::new(vdsm::host::HostVerbs::new("/"));
+    // This host's own facts, and VMs of libvirt's test driver (through libvirtd,
+    // which tests/deps.sh starts).
+    let node = pki.path().join("node.xml");
+    std::fs::write(&node, NODE_XML).unwrap();
+    let uri = format!("test://{}", node.display());
+    let verbs = Arc::new(vdsm::host::HostVerbs::new("/", &uri));
     runtime.spawn(vdsm::serve(listener, tls, verbs, options));
     Service {
         addr,
@@ -447,5 +463,49 @@ fn slow_clients_and_too_many_connections_are_closed() {
                 true
             );
         }
+    });
+}
+
+/// The engine's view of the VMs the node runs: their statistics, their list, and
+/// their XML by id (how it adds a VM it did not start as an external one).
+#[test]
+fn running_vms_are_reported_and_their_xml_given_by_id() {
+    if !Path::new("/run/libvirt/libvirt-sock-ro").exists() {
+        hvnode_testutil::skip("libvirtd does not run (tests/deps.sh starts it)");
+        return;
+    }
+    let service = start(vdsm::ServeOptions::default());
+    rt().block_on(async {
+        let mut c = connect(&service, Some(&service.ca)).await.unwrap();
+        c.engine_handshake("0,15000").await;
+        let call = |method: &str, params: Value| json!({"jsonrpc": "2.0", "method": method, "params": params, "id": method});
+        let (_, answer) = c
+            .call(vdsm::server::RESPONSE_QUEUE, &call("Host.getAllVmStats", json!({})))
+            .await;
+        let stats = answer["result"].as_array().expect("a list").clone();
+        assert_eq!(stats.len(), 1, "{answer}");
+        let alpha = &stats[0];
+        assert_eq!(alpha["vmId"], ALPHA);
+        assert_eq!(alpha["vmName"], "alpha");
+        assert_eq!(alpha["status"], "Up");
+        assert_eq!(alpha["vcpuCount"], "2");
+        assert!(alpha["hash"].as_str().is_some_and(|h| !h.is_empty()));
+
+        let (_, answer) = c
+            .call(vdsm::server::RESPONSE_QUEUE, &call("Host.getVMList", json!({})))
+            .await;
+        assert_eq!(answer["result"], json!([{"vmId": ALPHA, "status": "Up"}]));
+
+        let (_, answer) = c
+            .call(vdsm::server::RESPONSE_QUEUE, &call("Host.dumpxmls", json!({"vmList": [ALPHA]})))
+            .await;
+        let xml = answer["result"][ALPHA].as_str().expect("the XML by id");
+        assert!(xml.contains("<name>alpha</name>"), "{xml}");
+
+        let missing = "00000000-0000-0000-0000-000000000001";
+        let (_, answer) = c
+            .call(vdsm::server::RESPONSE_QUEUE, &call("Host.dumpxmls", json!({"vmList": [missing]})))
+            .await;
+        assert_eq!(answer["error"]["code"], 1, "{answer}");
     });
 }

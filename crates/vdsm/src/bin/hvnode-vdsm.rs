@@ -23,6 +23,9 @@ struct Args {
     /// certs/vdsmcert.pem, certs/cacert.pem.
     #[arg(long, value_name = "DIR", default_value = "/etc/pki/vdsm")]
     pki_dir: PathBuf,
+    /// The libvirt connection the VM verbs read (read-only).
+    #[arg(long, value_name = "URI", default_value = "qemu:///system")]
+    libvirt_uri: String,
     /// The root of the node's files the verbs read (DMI facts, …).
     #[arg(long, value_name = "DIR", default_value = "/")]
     sysroot: PathBuf,
@@ -102,7 +105,7 @@ async fn run(args: Args) -> Result<()> {
             tokio::time::sleep(PKI_CHECK).await;
         }
     });
-    let verbs = Arc::new(vdsm::host::HostVerbs::new(&args.sysroot));
+    let verbs = Arc::new(vdsm::host::HostVerbs::new(&args.sysroot, &args.libvirt_uri));
     vdsm::serve(listener, tls, verbs, vdsm::ServeOptions::default())
         .await
         .context("serving")
