@@ -112,7 +112,8 @@ pub struct Host {
 }
 
 impl Host {
-    fn read(&self, path: &str) -> String {
+    /// The text of `path` under the root; empty when it cannot be read.
+    pub fn read(&self, path: &str) -> String {
         std::fs::read_to_string(self.root.join(path.trim_start_matches('/'))).unwrap_or_default()
     }
 

@@ -82,6 +82,17 @@ impl Vms {
         Ok(client)
     }
 
+    /// libvirt's capabilities document (the host CPU, the machine types).
+    pub fn capabilities_xml(&self) -> Result<String, RpcError> {
+        let client = self.client()?;
+        client.capabilities().map_err(|e| {
+            if e.is_connection_error() {
+                *self.conn.lock().unwrap_or_else(PoisonError::into_inner) = None;
+            }
+            self.unavailable(e)
+        })
+    }
+
     /// Every running domain with its facts and live XML; a failed call drops the
     /// connection so that the next verb connects again.
     fn running(&self) -> Result<Vec<Running>, RpcError> {

@@ -491,6 +491,15 @@ fn running_vms_are_reported_and_their_xml_given_by_id() {
         assert_eq!(alpha["vcpuCount"], "2");
         assert!(alpha["hash"].as_str().is_some_and(|h| !h.is_empty()));
 
+        // The capabilities of this host, libvirt's machine types among them.
+        let (_, answer) = c
+            .call(vdsm::server::RESPONSE_QUEUE, &call("Host.getCapabilities", json!({})))
+            .await;
+        let caps = &answer["result"];
+        assert!(caps["cpuFlags"].as_str().is_some_and(|f| f.contains("model_")), "{answer}");
+        assert!(caps["clusterLevels"].as_array().is_some_and(|l| !l.is_empty()), "{answer}");
+        assert!(caps["HBAInventory"].is_object(), "{answer}");
+
         let (_, answer) = c
             .call(vdsm::server::RESPONSE_QUEUE, &call("Host.getVMList", json!({})))
             .await;
