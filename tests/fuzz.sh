@@ -14,6 +14,8 @@
 #                         error-page messages
 #   helper_request        the privileged helper's reading of its clients' frames
 #                         into requests, and their round trip
+#   vdsm_frames           the VDSM service's STOMP frames split across reads,
+#                         their round trip, and the JSON-RPC in their bodies
 # Every target but kickstart_parse is seeded from fuzz/seeds/<target>/ (committed);
 # the working corpus fuzz/corpus/<target>/ grows as libFuzzer finds new paths and is
 # not committed. `make fuzz FUZZ_TARGET=… FUZZ_SECONDS=…` calls this script.

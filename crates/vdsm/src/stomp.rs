@@ -220,6 +220,9 @@ impl Decoder {
                 body_start + n
             }
             None => match self.buf[body_start..].iter().position(|b| *b == 0) {
+                Some(i) if i > self.limits.max_body => {
+                    return Err(FrameError::BodyTooLarge(i, self.limits.max_body));
+                }
                 Some(i) => body_start + i,
                 None if self.buf.len() - body_start > self.limits.max_body => {
                     return Err(FrameError::BodyTooLarge(
@@ -401,6 +404,14 @@ mod tests {
             d.next_frame(),
             Err(FrameError::BodyTooLarge(17, 16))
         ));
+        // A body without content-length, whole at once: still held to the limit
+        // (found by fuzzing).
+        let mut d = Decoder::new(limits);
+        let mut whole = b"SEND\n\n".to_vec();
+        whole.extend([b'x'; 40]);
+        whole.push(0);
+        d.push(&whole);
+        assert!(matches!(d.next_frame(), Err(FrameError::BodyTooLarge(40, 16))));
         let mut d = Decoder::new(limits);
         d.push(b"SEND\na:1\nb:2\nc:3\n\n\0");
         assert_eq!(d.next_frame(), Err(FrameError::TooManyHeaders(2)));
