@@ -143,15 +143,7 @@ pub fn command(nodectl: &Path, source: &str, apply: bool, under_systemd: bool) -
         argv.push("--yes".into());
     }
     let mut cmd = if under_systemd {
-        let mut c = Command::new("systemd-run");
-        c.args([
-            "--quiet",
-            "--wait",
-            "--pipe",
-            "--collect",
-            "--description=hvnode update from the web console",
-        ]);
-        c.arg("--");
+        let mut c = transient_unit("hvnode update from the web console");
         c.args(&argv);
         c
     } else {
@@ -163,6 +155,17 @@ pub fn command(nodectl: &Path, source: &str, apply: bool, under_systemd: bool) -
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     cmd
+}
+
+/// `systemd-run` starting what follows in a transient unit of its own, described as
+/// `description`, with its standard input and output connected to this process's
+/// (`--pipe`), waited for and collected when it ends.
+pub fn transient_unit(description: &str) -> Command {
+    let mut c = Command::new("systemd-run");
+    c.args(["--quiet", "--wait", "--pipe", "--collect"])
+        .arg(format!("--description={description}"))
+        .arg("--");
+    c
 }
 
 /// Whether the agent runs as a systemd service (then `nodectl` gets a unit

@@ -172,15 +172,7 @@ pub fn args(sysroot: &Path, step: &RegisterStep) -> Vec<String> {
 /// output goes where the helper's does (the journal).
 pub fn command(nodectl: &Path, sysroot: &Path, step: &RegisterStep) -> Command {
     let mut cmd = if crate::node_update::under_systemd() {
-        let mut c = Command::new("systemd-run");
-        c.args([
-            "--quiet",
-            "--wait",
-            "--pipe",
-            "--collect",
-            "--description=hvnode registration from the web console",
-            "--",
-        ]);
+        let mut c = crate::node_update::transient_unit("hvnode registration from the web console");
         c.arg(nodectl);
         c
     } else {

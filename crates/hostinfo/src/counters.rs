@@ -38,9 +38,11 @@ pub struct NetCounters {
     pub rx_bytes: u64,
     pub rx_packets: u64,
     pub rx_errors: u64,
+    pub rx_dropped: u64,
     pub tx_bytes: u64,
     pub tx_packets: u64,
     pub tx_errors: u64,
+    pub tx_dropped: u64,
 }
 
 /// Parses `/proc/net/dev`.
@@ -61,9 +63,11 @@ pub fn parse_net_dev(text: &str) -> Vec<NetCounters> {
                 rx_bytes: v[0],
                 rx_packets: v[1],
                 rx_errors: v[2],
+                rx_dropped: v[3],
                 tx_bytes: v[8],
                 tx_packets: v[9],
                 tx_errors: v[10],
+                tx_dropped: v[11],
             })
         })
         .collect()
@@ -250,9 +254,11 @@ mod tests {
             rx_bytes: rx,
             rx_packets: 0,
             rx_errors: 0,
+            rx_dropped: 0,
             tx_bytes: tx,
             tx_packets: 0,
             tx_errors: 0,
+            tx_dropped: 0,
         };
         let a = Counters {
             cpu: CpuTimes {

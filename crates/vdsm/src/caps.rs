@@ -457,6 +457,7 @@ pub fn packages(root: &Path) -> BTreeMap<String, Package> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::put;
 
     const LIBVIRT_CAPS: &str = "<capabilities>
   <host><cpu><arch>x86_64</arch><model>Skylake-Client-IBRS</model></cpu></host>
@@ -507,12 +508,6 @@ mod tests {
         assert!(cluster_levels(Some(&new), Some(&qemu)).contains(&"4.8"));
         assert_eq!(netmask_of(24), "255.255.255.0");
         assert_eq!(netmask_of(0), "0.0.0.0");
-    }
-
-    fn put(root: &Path, path: &str, text: &str) {
-        let p = root.join(path.trim_start_matches('/'));
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
     }
 
     #[test]

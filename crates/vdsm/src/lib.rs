@@ -16,6 +16,14 @@ pub mod stats;
 pub mod stomp;
 pub mod vms;
 
+/// A scratch tree of a host's files for the verbs' tests.
+#[cfg(test)]
+pub(crate) fn put(root: &std::path::Path, path: &str, text: &str) {
+    let p = root.join(path.trim_start_matches('/'));
+    std::fs::create_dir_all(p.parent().expect("a file in a folder")).expect("making the folder");
+    std::fs::write(p, text).expect("writing the file");
+}
+
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 

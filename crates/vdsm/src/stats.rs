@@ -58,40 +58,6 @@ pub fn parse_proc_stat(text: &str) -> (CpuSplit, BTreeMap<u32, CpuSplit>) {
     (all, each)
 }
 
-/// One interface's counters.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NetSample {
-    pub rx_bytes: u64,
-    pub tx_bytes: u64,
-    pub rx_dropped: u64,
-    pub tx_dropped: u64,
-}
-
-/// `/proc/net/dev`, with the dropped packets `hostinfo` leaves out.
-pub fn parse_net_dev(text: &str) -> BTreeMap<String, NetSample> {
-    text.lines()
-        .skip(2)
-        .filter_map(|line| {
-            let (name, rest) = line.split_once(':')?;
-            let v: Vec<u64> = rest
-                .split_whitespace()
-                .map(|x| x.parse().unwrap_or(0))
-                .collect();
-            (v.len() >= 16).then(|| {
-                (
-                    name.trim().to_string(),
-                    NetSample {
-                        rx_bytes: v[0],
-                        rx_dropped: v[3],
-                        tx_bytes: v[8],
-                        tx_dropped: v[11],
-                    },
-                )
-            })
-        })
-        .collect()
-}
-
 /// The counters at one moment.
 #[derive(Debug, Clone)]
 pub struct Sample {
@@ -100,7 +66,7 @@ pub struct Sample {
     pub wall: u64,
     pub cpu: CpuSplit,
     pub cpus: BTreeMap<u32, CpuSplit>,
-    pub net: BTreeMap<String, NetSample>,
+    pub net: Vec<hostinfo::counters::NetCounters>,
     /// This process's own CPU time (user, system), in clock ticks.
     pub own: (u64, u64),
 }
@@ -126,7 +92,7 @@ impl Host {
             wall: hostinfo::now_unix(),
             cpu,
             cpus,
-            net: parse_net_dev(&self.read("/proc/net/dev")),
+            net: hostinfo::counters::parse_net_dev(&self.read("/proc/net/dev")),
             own,
         }
     }
@@ -314,7 +280,8 @@ pub fn host_stats(host: &Host, a: &Sample, b: &Sample, started: Instant) -> Valu
 
     let mut network = Map::new();
     let (mut rx_dropped, mut tx_dropped) = (0u64, 0u64);
-    for (name, n) in b.net.iter().filter(|(name, _)| name.as_str() != "lo") {
+    for n in b.net.iter().filter(|n| n.name != "lo") {
+        let name = &n.name;
         let (state, speed) = host.link(name);
         rx_dropped += n.rx_dropped;
         tx_dropped += n.tx_dropped;
@@ -426,12 +393,7 @@ fn numa_mem_free(host: &Host) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn put(root: &std::path::Path, path: &str, text: &str) {
-        let p = root.join(path.trim_start_matches('/'));
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
+    use crate::put;
 
     const NET_DEV: &str = "Inter-|   Receive                                                |  Transmit
  face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed

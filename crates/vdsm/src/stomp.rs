@@ -411,7 +411,10 @@ mod tests {
         whole.extend([b'x'; 40]);
         whole.push(0);
         d.push(&whole);
-        assert!(matches!(d.next_frame(), Err(FrameError::BodyTooLarge(40, 16))));
+        assert!(matches!(
+            d.next_frame(),
+            Err(FrameError::BodyTooLarge(40, 16))
+        ));
         let mut d = Decoder::new(limits);
         d.push(b"SEND\na:1\nb:2\nc:3\n\n\0");
         assert_eq!(d.next_frame(), Err(FrameError::TooManyHeaders(2)));
