@@ -1,7 +1,8 @@
 //! What a booted node must be, checked from a root shell inside it: SELinux
 //! enforcing, libvirtd up with the selinux security model, every enabled
 //! hvnode unit up, the serial console's long device timeout, the image's
-//! identity, and no AVC denial since boot. The live system and installed
+//! identity, the engine's link (`hvnode-vdsm`) answering a client of the engine's
+//! CA, and no AVC denial since boot. The live system and installed
 //! nodes are checked alike.
 
 use std::path::Path;
@@ -91,7 +92,108 @@ pub fn check_node(c: &mut Console, name: &str, img: &Image, slow: Duration) -> R
     );
     let identity = c.check("cat /usr/lib/hvnode/image.json", CMD)?;
     ensure!(identity.contains(&img.nvr), "{name}: {identity}");
+    // The process that parses the console's network traffic holds no privilege;
+    // its helper is root's.
+    let users = c.check(
+        "ps -o comm=,user:32=,label= -C hvnode-agent,hvnode-helper | sort",
+        CMD,
+    )?;
+    let users: Vec<Vec<&str>> = users
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    ensure!(
+        users.len() == 2
+            && users[0].get(..2) == Some(&["hvnode-agent", "hvnode-ws"][..])
+            && users[1].get(..2) == Some(&["hvnode-helper", "root"][..]),
+        "{name}: the console's processes and their users: {users:?}"
+    );
+    check_vdsm(c, name)?;
     no_avc(c, name)
+}
+
+/// The engine's link, `hvnode-vdsm`, on the node as the image runs it (its user,
+/// its sandbox, the node's libvirt): waiting without certificates; serving once a
+/// CA, a host certificate and key are put where the engine's host deploy puts them;
+/// and, to a client with a certificate of that CA, answering the verbs the engine
+/// calls to take a host Up (`openssl s_client` speaks the STOMP frames).
+pub fn check_vdsm(c: &mut Console, name: &str) -> Result<()> {
+    let script = r#"set -e
+d=$(mktemp -d); cd "$d"
+ps -o user=,group= -C hvnode-vdsm | sed 's/^/user: /'
+systemctl show -p StatusText hvnode-vdsm | sed 's/^/before: /'
+key() { openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1.key" -out "$1.csr" -subj "/CN=$1" 2>/dev/null; }
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -subj /CN=engine-ca -days 2 2>/dev/null
+for n in node engine; do key $n; openssl x509 -req -in $n.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out $n.pem -days 2 2>/dev/null; done
+install -d /etc/pki/vdsm/keys /etc/pki/vdsm/certs
+install -m 0440 -o vdsm -g kvm node.key /etc/pki/vdsm/keys/vdsmkey.pem
+install -m 0644 node.pem /etc/pki/vdsm/certs/vdsmcert.pem
+install -m 0644 ca.pem /etc/pki/vdsm/certs/cacert.pem
+for i in $(seq 60); do systemctl show -p StatusText hvnode-vdsm | grep -q 'serving the engine' && break; sleep 1; done
+systemctl show -p StatusText hvnode-vdsm | sed 's/^/after: /'
+body='[{"jsonrpc":"2.0","method":"Host.ping2","id":"p1"},{"jsonrpc":"2.0","method":"Host.getCapabilities","id":"c1"},{"jsonrpc":"2.0","method":"Host.getStats","id":"s1"},{"jsonrpc":"2.0","method":"Host.getAllVmStats","id":"v1"}]'
+mkfifo in
+(printf 'CONNECT\naccept-version:1.2\nheart-beat:0,15000\n\n\0SUBSCRIBE\ndestination:jms.topic.vdsm_responses\nid:s1\n\n\0SEND\ndestination:jms.topic.vdsm_requests\ncontent-length:%d\n\n%s\0' ${#body} "$body"; sleep 120) > in &
+feeder=$!
+timeout 120 openssl s_client -quiet -connect 127.0.0.1:54321 -cert engine.pem -key engine.key -CAfile ca.pem < in > out 2> err &
+for i in $(seq 120); do grep -q '"id":"v1"' out 2>/dev/null && break; sleep 1; done
+kill $feeder 2>/dev/null || true
+tr '\0' '\n' < out | grep -c '^CONNECTED' | sed 's/^/connected: /'
+for id in p1 c1 s1 v1; do grep -o "\"id\":\"$id\"" out | head -1 | sed 's/^/answered: /'; done
+grep -c '"error":{' out | sed 's/^/errors: /' || true
+grep -o '"emulatedMachines":\[[^]]*' out | head -c 120 | sed 's/^/machines: /'; echo
+rm -rf /etc/pki/vdsm "$d"
+"#;
+    c.send(&format!(
+        "cat > /tmp/vdsm-check.sh <<'HVNODE_EOF'
+{script}HVNODE_EOF
+"
+    ))?;
+    let out = c.check("bash /tmp/vdsm-check.sh", CMD)?;
+    eprintln!("{name}: hvnode-vdsm\n{out}");
+    let line = |prefix: &str| {
+        out.lines()
+            .filter_map(|l| l.trim().strip_prefix(prefix))
+            .map(str::trim)
+            .collect::<Vec<_>>()
+    };
+    ensure!(
+        line("user:")
+            .first()
+            .map(|u| u.split_whitespace().collect::<Vec<_>>())
+            == Some(vec!["vdsm", "kvm"]),
+        "{name}: hvnode-vdsm does not run as vdsm:kvm:\n{out}"
+    );
+    ensure!(
+        line("before:")
+            .first()
+            .is_some_and(|s| s.contains("vdsmkey.pem is missing")),
+        "{name}: hvnode-vdsm without certificates:\n{out}"
+    );
+    ensure!(
+        line("after:")
+            .first()
+            .is_some_and(|s| s.contains("serving the engine")),
+        "{name}: hvnode-vdsm did not take the certificates:\n{out}"
+    );
+    ensure!(
+        line("connected:") == ["1"],
+        "{name}: no CONNECTED from hvnode-vdsm:\n{out}"
+    );
+    let answered = line("answered:");
+    ensure!(
+        answered.len() == 4,
+        "{name}: hvnode-vdsm answered {answered:?} of ping2, getCapabilities, getStats, getAllVmStats:\n{out}"
+    );
+    ensure!(
+        line("errors:") == ["0"],
+        "{name}: hvnode-vdsm answered with errors:\n{out}"
+    );
+    ensure!(
+        line("machines:").first().is_some_and(|m| m.contains("pc-")),
+        "{name}: no machine types in the capabilities:\n{out}"
+    );
+    Ok(())
 }
 
 /// No SELinux denial since boot.
