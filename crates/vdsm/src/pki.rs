@@ -102,7 +102,7 @@ pub fn server_config(dir: &Path) -> Result<Arc<ServerConfig>, PkiError> {
         .map_err(|e| {
             invalid(
                 &cert_path,
-                format!("does not go with {}: {e}", key_path.display()),
+                format!("cannot be served with the key {}: {e}", key_path.display()),
             )
         })?;
     Ok(Arc::new(config))

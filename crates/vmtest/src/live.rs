@@ -122,9 +122,9 @@ pub fn check_vdsm(c: &mut Console, name: &str) -> Result<()> {
 d=$(mktemp -d); cd "$d"
 ps -o user=,group= -C hvnode-vdsm | sed 's/^/user: /'
 systemctl show -p StatusText hvnode-vdsm | sed 's/^/before: /'
-key() { openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1.key" -out "$1.csr" -subj "/CN=$1" 2>/dev/null; }
+key() { openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1.key" -out "$1.csr" -subj "/CN=$1" -addext "subjectAltName=DNS:$1" -addext "extendedKeyUsage=serverAuth,clientAuth" 2>/dev/null; }
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -subj /CN=engine-ca -days 2 2>/dev/null
-for n in node engine; do key $n; openssl x509 -req -in $n.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out $n.pem -days 2 2>/dev/null; done
+for n in node engine; do key $n; openssl x509 -req -in $n.csr -copy_extensions copy -CA ca.pem -CAkey ca.key -CAcreateserial -out $n.pem -days 2 2>/dev/null; done
 install -d /etc/pki/vdsm/keys /etc/pki/vdsm/certs
 install -m 0440 -o vdsm -g kvm node.key /etc/pki/vdsm/keys/vdsmkey.pem
 install -m 0644 node.pem /etc/pki/vdsm/certs/vdsmcert.pem
@@ -136,12 +136,12 @@ mkfifo in
 (printf 'CONNECT\naccept-version:1.2\nheart-beat:0,15000\n\n\0SUBSCRIBE\ndestination:jms.topic.vdsm_responses\nid:s1\n\n\0SEND\ndestination:jms.topic.vdsm_requests\ncontent-length:%d\n\n%s\0' ${#body} "$body"; sleep 120) > in &
 feeder=$!
 timeout 120 openssl s_client -quiet -connect 127.0.0.1:54321 -cert engine.pem -key engine.key -CAfile ca.pem < in > out 2> err &
-for i in $(seq 120); do grep -q '"id":"v1"' out 2>/dev/null && break; sleep 1; done
+for i in $(seq 120); do grep -aq '"id":"v1"' out 2>/dev/null && break; sleep 1; done
 kill $feeder 2>/dev/null || true
 tr '\0' '\n' < out | grep -c '^CONNECTED' | sed 's/^/connected: /'
-for id in p1 c1 s1 v1; do grep -o "\"id\":\"$id\"" out | head -1 | sed 's/^/answered: /'; done
-grep -c '"error":{' out | sed 's/^/errors: /' || true
-grep -o '"emulatedMachines":\[[^]]*' out | head -c 120 | sed 's/^/machines: /'; echo
+for id in p1 c1 s1 v1; do grep -ao "\"id\":\"$id\"" out | head -1 | sed 's/^/answered: /'; done
+grep -ac '"error":{' out | sed 's/^/errors: /' || true
+grep -ao '"emulatedMachines":\[[^]]*' out | head -c 120 | sed 's/^/machines: /'; echo
 rm -rf /etc/pki/vdsm "$d"
 "#;
     c.send(&format!(
