@@ -362,8 +362,8 @@ pub fn next_step(kind: ErrorKind) -> Option<&'static str> {
         ),
         ErrorKind::BadInput => Some("Correct the form and try again."),
         ErrorKind::Local => Some(
-            "The agent's log has the details: journalctl -u hvnode-agent. nodectl register \
-             on the node's shell reports the same problem.",
+            "The node's journal has the details: journalctl -u hvnode-helper -u \
+             hvnode-agent. nodectl register on the node's shell reports the same problem.",
         ),
         _ => None,
     }

@@ -150,19 +150,6 @@ fn cpu_places(host: &Host, online: &[u32], nodes: &BTreeMap<u32, Vec<u32>>) -> V
         .collect()
 }
 
-fn numa_nodes(host: &Host) -> BTreeMap<u32, Vec<u32>> {
-    let mut nodes = BTreeMap::new();
-    let dir = host.root.join("sys/devices/system/node");
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(n) = name.strip_prefix("node").and_then(|n| n.parse().ok()) {
-            let list = std::fs::read_to_string(entry.path().join("cpulist")).unwrap_or_default();
-            nodes.insert(n, parse_cpu_list(&list));
-        }
-    }
-    nodes
-}
-
 /// `SELinux` as vdsm reports it: 1 enforcing, 0 permissive, -1 disabled.
 fn selinux_mode(host: &Host) -> &'static str {
     match host.read("/sys/fs/selinux/enforce").trim() {
@@ -285,7 +272,7 @@ pub fn capabilities(host: &Host, gathered: &Gathered) -> Value {
             listed
         }
     };
-    let nodes = numa_nodes(host);
+    let nodes = host.numa_nodes();
     let places = cpu_places(host, &online, &nodes);
     let sockets: BTreeSet<u32> = places.iter().map(|p| p.socket).collect();
     let cores: BTreeSet<(u32, u32)> = places.iter().map(|p| (p.socket, p.core)).collect();
@@ -294,12 +281,7 @@ pub fn capabilities(host: &Host, gathered: &Gathered) -> Value {
     let mut numa = Map::new();
     let mut distances = Map::new();
     for (n, cpus) in &nodes {
-        let node_mem = host.read(&format!("/sys/devices/system/node/node{n}/meminfo"));
-        let total_kib: u64 = node_mem
-            .lines()
-            .find(|l| l.contains(" MemTotal:"))
-            .and_then(|l| l.split(':').nth(1)?.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0);
+        let total_kib = host.node_meminfo_kib(*n, "MemTotal");
         numa.insert(
             n.to_string(),
             json!({"cpus": cpus, "totalMemory": (total_kib / 1024).to_string()}),

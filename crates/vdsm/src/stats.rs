@@ -97,22 +97,27 @@ impl Host {
         }
     }
 
-    /// The NUMA node of each CPU (`/sys/devices/system/node/nodeN/cpulist`); CPUs of
-    /// no node are on node 0.
-    fn numa_nodes(&self) -> BTreeMap<u32, u32> {
+    /// The NUMA nodes and their CPUs (`/sys/devices/system/node/nodeN/cpulist`).
+    pub fn numa_nodes(&self) -> BTreeMap<u32, Vec<u32>> {
         let mut nodes = BTreeMap::new();
         let dir = self.root.join("sys/devices/system/node");
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(node) = name.strip_prefix("node").and_then(|n| n.parse().ok()) else {
-                continue;
-            };
-            let list = std::fs::read_to_string(entry.path().join("cpulist")).unwrap_or_default();
-            for cpu in parse_cpu_list(&list) {
-                nodes.insert(cpu, node);
+            if let Some(node) = name.strip_prefix("node").and_then(|n| n.parse().ok()) {
+                let list =
+                    std::fs::read_to_string(entry.path().join("cpulist")).unwrap_or_default();
+                nodes.insert(node, parse_cpu_list(&list));
             }
         }
         nodes
+    }
+
+    /// A figure of NUMA node `node`'s `meminfo`, in KiB.
+    pub fn node_meminfo_kib(&self, node: u32, key: &str) -> u64 {
+        meminfo_kib(
+            &self.read(&format!("/sys/devices/system/node/node{node}/meminfo")),
+            key,
+        )
     }
 
     /// An interface's link state and speed (Mb/s; 0 when the driver does not say).
@@ -128,6 +133,18 @@ impl Host {
         let up = matches!(state.as_str(), "up" | "unknown");
         (if up { "up" } else { "down" }.to_string(), speed)
     }
+}
+
+/// The figure `key` of a meminfo text, in KiB: `/proc/meminfo`'s `Key: N kB` lines
+/// and a NUMA node's `Node 0 Key: N kB` alike; 0 when it is not there.
+pub fn meminfo_kib(text: &str, key: &str) -> u64 {
+    text.lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            (name.split_whitespace().last() == Some(key)).then_some(value)
+        })
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// `0-3,8,10-11` as CPU numbers.
@@ -232,6 +249,12 @@ fn cpu_percents(a: &CpuSplit, b: &CpuSplit) -> (f64, f64, f64) {
 pub fn host_stats(host: &Host, a: &Sample, b: &Sample, started: Instant) -> Value {
     let (user, sys, idle) = cpu_percents(&a.cpu, &b.cpu);
     let nodes = host.numa_nodes();
+    let node_of = |cpu: &u32| {
+        nodes
+            .iter()
+            .find(|(_, cpus)| cpus.contains(cpu))
+            .map_or(0, |(n, _)| *n)
+    };
     let mut per_cpu = Map::new();
     for (n, split) in &b.cpus {
         let before = a.cpus.get(n).copied().unwrap_or_default();
@@ -239,7 +262,7 @@ pub fn host_stats(host: &Host, a: &Sample, b: &Sample, started: Instant) -> Valu
         per_cpu.insert(
             n.to_string(),
             json!({"cpuUser": two(u), "cpuSys": two(s), "cpuIdle": two(i),
-                   "nodeIndex": nodes.get(n).copied().unwrap_or(0)}),
+                   "nodeIndex": node_of(n)}),
         );
     }
     // The service's own share of all CPU time, as vdsm reports its own.
@@ -247,16 +270,9 @@ pub fn host_stats(host: &Host, a: &Sample, b: &Sample, started: Instant) -> Valu
     let own_user = percent(b.own.0.saturating_sub(a.own.0), total);
     let own_sys = percent(b.own.1.saturating_sub(a.own.1), total);
 
-    let mem = hostinfo::system::parse_meminfo(&host.read("/proc/meminfo"));
-    let mib = |bytes: u64| bytes / (1024 * 1024);
     let meminfo = host.read("/proc/meminfo");
-    let kib_of = |key: &str| -> u64 {
-        meminfo
-            .lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    };
+    let mem = hostinfo::system::parse_meminfo(&meminfo);
+    let mib = |bytes: u64| bytes / (1024 * 1024);
     let load = hostinfo::system::parse_loadavg(&host.read("/proc/loadavg")).unwrap_or_default();
     let uptime = hostinfo::system::parse_uptime(&host.read("/proc/uptime")).unwrap_or(0);
     let thp = host.read("/sys/kernel/mm/transparent_hugepage/enabled");
@@ -313,7 +329,7 @@ pub fn host_stats(host: &Host, a: &Sample, b: &Sample, started: Instant) -> Valu
         "memShared": mib(ksm_shared * page),
         "swapTotal": mib(mem.swap_total),
         "swapFree": mib(mem.swap_free),
-        "anonHugePages": kib_of("AnonHugePages") / 1024,
+        "anonHugePages": meminfo_kib(&meminfo, "AnonHugePages") / 1024,
         "hugepages": {},
         "ksmState": ksm_run,
         "ksmPages": ksm_pages,
@@ -336,7 +352,7 @@ pub fn host_stats(host: &Host, a: &Sample, b: &Sample, started: Instant) -> Valu
         "bootTime": b.wall.saturating_sub(uptime).to_string(),
         "elapsedTime": started.elapsed().as_secs().to_string(),
         "dateTime": date_time(b.wall),
-        "numaNodeMemFree": numa_mem_free(host),
+        "numaNodeMemFree": numa_mem_free(host, &nodes),
     })
 }
 
@@ -362,32 +378,18 @@ fn disk_stats(host: &Host) -> Value {
 
 /// Free memory per NUMA node (`/sys/devices/system/node/nodeN/meminfo`), MiB and
 /// percent used.
-fn numa_mem_free(host: &Host) -> Value {
-    let mut nodes = Map::new();
-    let dir = host.root.join("sys/devices/system/node");
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(node) = name
-            .strip_prefix("node")
-            .filter(|n| n.parse::<u32>().is_ok())
-        else {
-            continue;
-        };
-        let text = std::fs::read_to_string(entry.path().join("meminfo")).unwrap_or_default();
-        let kib = |key: &str| -> u64 {
-            text.lines()
-                .find(|l| l.contains(&format!(" {key}:")))
-                .and_then(|l| l.split(':').nth(1)?.split_whitespace().next()?.parse().ok())
-                .unwrap_or(0)
-        };
-        let (total, free) = (kib("MemTotal"), kib("MemFree"));
-        nodes.insert(
-            node.to_string(),
+fn numa_mem_free(host: &Host, nodes: &BTreeMap<u32, Vec<u32>>) -> Value {
+    let mut free_by_node = Map::new();
+    for n in nodes.keys() {
+        let total = host.node_meminfo_kib(*n, "MemTotal");
+        let free = host.node_meminfo_kib(*n, "MemFree");
+        free_by_node.insert(
+            n.to_string(),
             json!({"memFree": (free / 1024).to_string(),
                    "memPercent": percent(total.saturating_sub(free), total).round() as u64}),
         );
     }
-    Value::Object(nodes)
+    Value::Object(free_by_node)
 }
 
 #[cfg(test)]
@@ -487,6 +489,16 @@ mod tests {
         let boot: u64 = s["bootTime"].as_str().unwrap().parse().unwrap();
         assert_eq!(boot, b.wall - 3600);
         assert!(s["dateTime"].as_str().unwrap().ends_with(" GMT"));
+    }
+
+    #[test]
+    fn meminfo_figures_of_the_host_and_of_a_node() {
+        let host = "MemTotal:        8388608 kB\nAnonHugePages:    204800 kB\n";
+        assert_eq!(meminfo_kib(host, "MemTotal"), 8_388_608);
+        assert_eq!(meminfo_kib(host, "AnonHugePages"), 204_800);
+        assert_eq!(meminfo_kib(host, "HugePages"), 0);
+        let node = "Node 1 MemTotal:       4194304 kB\nNode 1 MemFree:     1024 kB\n";
+        assert_eq!(meminfo_kib(node, "MemFree"), 1024);
     }
 
     #[test]
