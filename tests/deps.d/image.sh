@@ -7,6 +7,13 @@ need_prog mtools mcopy mmd
 need_prog dosfstools mkfs.vfat
 need_prog e2fsprogs mkfs.ext4 debugfs e2fsck resize2fs tune2fs
 need_prog policycoreutils setfiles
+# The image's own SELinux modules (image/selinux) are compiled with the
+# reference policy's development files.
+need_apt selinux-policy-dev
+need_prog checkpolicy checkmodule
+need_prog semodule-utils semodule_package
+need_prog m4 m4
+need_prog make make
 need_prog qemu-system-x86 qemu-system-x86_64
 need_prog qemu-utils qemu-img
 need_apt grub-pc-bin grub-efi-amd64-bin arch-test ovmf

@@ -3,7 +3,7 @@
 //! logins and their PAM sessions, password checks, the sudo policy
 //! ([`console::auth::remote::PamBackend`]), for the users it is told to serve.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -24,6 +24,21 @@ pub struct HelperArgs {
     pub allow_users: Vec<String>,
     /// The group the socket belongs to (mode 0660); root only (0600) without one.
     pub group: Option<String>,
+}
+
+/// Makes or renews the console's certificate in the certificates directory of the
+/// configuration `config` and copies the one that wins to `out` for the owner of
+/// `out` (`hvnode-helper --install-certificate`).
+pub fn install_certificate(config: &Path, out: &Path) -> Result<()> {
+    let config = load_config(config)?;
+    console::tls::install_for_this_host(&config.certs_dir, out).with_context(|| {
+        format!(
+            "installing the console's certificate from {} in {}",
+            config.certs_dir.display(),
+            out.display()
+        )
+    })?;
+    Ok(())
 }
 
 /// The uid of each of `users`; an unknown name is an error naming it.

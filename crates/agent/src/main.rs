@@ -38,12 +38,6 @@ pub struct Args {
     /// Log out sessions idle for this many seconds.
     #[arg(long, value_name = "SECONDS")]
     pub idle_timeout: Option<u64>,
-    /// Make or renew the console's certificate in the certificates directory when it
-    /// is due, copy the one that wins (chain and key) to DIR/console.cert for the
-    /// owner of DIR, and exit: run as root before the console starts as its own user
-    /// (the unit's ExecStartPre=+).
-    #[arg(long, value_name = "DIR")]
-    pub install_certificate: Option<PathBuf>,
 }
 
 fn main() -> std::process::ExitCode {

@@ -48,16 +48,6 @@ pub fn apply_flags(mut config: Config, args: &Args) -> Config {
 
 pub fn run(args: Args) -> Result<()> {
     let config = apply_flags(load_config(&args.config)?, &args);
-    if let Some(out) = &args.install_certificate {
-        console::tls::install_for_this_host(&config.certs_dir, out).with_context(|| {
-            format!(
-                "installing the console's certificate from {} in {}",
-                config.certs_dir.display(),
-                out.display()
-            )
-        })?;
-        return Ok(());
-    }
     if !running_as_root() && config.helper_socket.is_none() {
         tracing::warn!(
             "not running as root and no helper_socket: PAM can check only this user's \

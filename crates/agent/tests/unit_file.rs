@@ -142,7 +142,7 @@ fn the_web_process_runs_as_its_own_user_with_no_capabilities() {
     );
 
     let install = value(&text, "ExecStartPre")
-        .and_then(|l| l.strip_prefix("+/usr/bin/hvnode-agent --install-certificate "))
+        .and_then(|l| l.strip_prefix("+/usr/bin/hvnode-helper --install-certificate "))
         .expect("the certificate installed as root before the start");
     let start = value(&text, "ExecStart").unwrap();
     assert_eq!(

@@ -17,6 +17,7 @@ pub mod initramfs;
 pub mod label;
 pub mod manifest;
 pub mod payload;
+pub mod policy;
 pub mod progress;
 pub mod recipe;
 pub mod rootfs;
@@ -283,6 +284,7 @@ impl<'a> Build<'a> {
         };
         for stage in [
             "bootstrap",
+            "configure",
             "initramfs",
             "initramfs-live",
             "squash",
@@ -348,12 +350,26 @@ impl<'a> Build<'a> {
             kickstart_dir: self.opts.workspace.join("kickstart"),
         };
         let units = payload.install(&root)?;
+        let policies = match &self.recipe.selinux.sources {
+            Some(src) => policy::compile(
+                &self.recipe_dir.join(src),
+                &self.work.join("selinux"),
+                &root.join("/usr/share/hvnode/selinux"),
+                &self.log("configure"),
+            )?,
+            None => Vec::new(),
+        };
         if let Some(key) = &self.opts.sign_key {
             trust_key(&root, key)?;
         }
         self.progress.finish(
             st,
-            &format!("{} binaries, {} units", payload.binaries.len(), units.len()),
+            &format!(
+                "{} binaries, {} units, {} policy modules",
+                payload.binaries.len(),
+                units.len(),
+                policies.len()
+            ),
         );
 
         let st = self.progress.stage("configure");

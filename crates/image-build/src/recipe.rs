@@ -106,6 +106,11 @@ pub struct Selinux {
     pub mode: SelinuxMode,
     #[serde(default)]
     pub booleans: BTreeMap<String, bool>,
+    /// A folder of the image's own policy modules (reference-policy sources,
+    /// `NAME.te` with `NAME.fc` and `NAME.if`), relative to the recipe; see
+    /// [`crate::policy`].
+    #[serde(default)]
+    pub sources: Option<String>,
 }
 
 impl Default for Selinux {
@@ -113,6 +118,7 @@ impl Default for Selinux {
         Selinux {
             mode: SelinuxMode::Enforcing,
             booleans: BTreeMap::new(),
+            sources: None,
         }
     }
 }

@@ -23,14 +23,26 @@ pub fn value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
 
 /// Panics unless `systemd-analyze verify` accepts the unit `name` whose text is `text`
 /// without a word, with `/usr/bin/PROGRAM` pointed at the built `binary` (verify
-/// checks that the programs exist).
+/// checks that the programs exist), and any other `/usr/bin/` program the unit runs
+/// at the build's binary of that name, where it was built beside `binary`.
 pub fn verify(name: &str, text: &str, binary: &str) {
     let dir = tempfile::tempdir().expect("a scratch folder");
     let program = Path::new(binary)
         .file_name()
         .and_then(|p| p.to_str())
         .expect("a binary's file name");
-    let text = text.replace(&format!("/usr/bin/{program}"), binary);
+    let mut text = text.replace(&format!("/usr/bin/{program}"), binary);
+    if let Some(built) = Path::new(binary).parent() {
+        let others: Vec<String> = text
+            .split(|c: char| c.is_whitespace() || c == '=' || c == '+')
+            .filter_map(|w| w.strip_prefix("/usr/bin/"))
+            .filter(|p| built.join(p).is_file())
+            .map(String::from)
+            .collect();
+        for p in others {
+            text = text.replace(&format!("/usr/bin/{p}"), &built.join(&p).to_string_lossy());
+        }
+    }
     assert!(
         text.contains(binary),
         "{name} does not run {program}: {text}"

@@ -92,24 +92,122 @@ pub fn check_node(c: &mut Console, name: &str, img: &Image, slow: Duration) -> R
     );
     let identity = c.check("cat /usr/lib/hvnode/image.json", CMD)?;
     ensure!(identity.contains(&img.nvr), "{name}: {identity}");
-    // The process that parses the console's network traffic holds no privilege;
-    // its helper is root's.
-    let users = c.check(
-        "ps -o comm=,user:32=,label= -C hvnode-agent,hvnode-helper | sort",
+    // The processes that parse network traffic hold no privilege and run in
+    // SELinux domains of their own (image/selinux/hvnode.te); the console's
+    // helper is root's, in its own domain.
+    let procs = c.check(
+        "ps -o comm=,user:32=,label= -C hvnode-agent,hvnode-helper,hvnode-vdsm | sort",
         CMD,
     )?;
-    let users: Vec<Vec<&str>> = users
+    let procs: Vec<Vec<&str>> = procs
         .lines()
         .map(|l| l.split_whitespace().collect())
         .collect();
+    let expected = [
+        [
+            "hvnode-agent",
+            "hvnode-ws",
+            "system_u:system_r:hvnode_ws_t:s0",
+        ],
+        [
+            "hvnode-helper",
+            "root",
+            "system_u:system_r:hvnode_helper_t:s0",
+        ],
+        ["hvnode-vdsm", "vdsm", "system_u:system_r:hvnode_vdsm_t:s0"],
+    ];
     ensure!(
-        users.len() == 2
-            && users[0].get(..2) == Some(&["hvnode-agent", "hvnode-ws"][..])
-            && users[1].get(..2) == Some(&["hvnode-helper", "root"][..]),
-        "{name}: the console's processes and their users: {users:?}"
+        procs.len() == expected.len()
+            && procs.iter().zip(&expected).all(|(p, e)| p.as_slice() == e),
+        "{name}: the console's and the engine link's processes, their users and \
+         domains: {procs:?}, expected {expected:?}"
     );
     check_vdsm(c, name)?;
+    use_console(c, name)?;
     no_avc(c, name)
+}
+
+/// The web console as an administrator uses it, each request crossing from the
+/// web process's domain to what it reads or asks the helper for: a login with
+/// administrative access (an account made for it), every page, systemd's units over
+/// D-Bus, a VM started and forced off (sVirt labels it), and a shell on the terminal
+/// page over its WebSocket. What a domain may not do shows as an answer that is not
+/// 200, or as an AVC denial that [`no_avc`] then reports.
+pub fn use_console(c: &mut Console, name: &str) -> Result<()> {
+    let user = crate::install::ADMIN_USER;
+    c.check(
+        &format!(
+            "id {user} >/dev/null 2>&1 || {{ useradd -m -G sudo {user} && echo '{user}:{}' | chpasswd; }}",
+            crate::install::ROOT_PASSWORD
+        ),
+        CMD,
+    )?;
+    console_login(c)?;
+    let pages = "/ /vms /services /logs /storage /networking /node /registration /terminal \
+        /api/v1/overview /api/v1/metrics /api/v1/vms /api/v1/services /api/v1/logs \
+        /api/v1/storage /api/v1/network /api/v1/node";
+    let answers = c.check(
+        &format!(
+            "for p in {pages}; do curl -sk -b /tmp/jar -o /dev/null -w \"%{{http_code}} $p\\n\" {CONSOLE_URL}$p; done"
+        ),
+        CMD,
+    )?;
+    let failed: Vec<&str> = answers.lines().filter(|l| !l.starts_with("200 ")).collect();
+    ensure!(
+        failed.is_empty(),
+        "{name}: the console's pages that did not answer 200: {failed:?}"
+    );
+    // A VM with no disk: SeaBIOS finds nothing to boot and waits.
+    c.send(
+        "cat > /tmp/probe.xml <<'HVNODE_EOF'
+<domain type='qemu'><name>probe</name><memory unit='MiB'>32</memory><vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type></os><devices><serial type='pty'/></devices></domain>
+HVNODE_EOF
+",
+    )?;
+    c.check("virsh -q -c qemu:///system define /tmp/probe.xml", CMD)?;
+    for action in ["start", "force-off"] {
+        let answer = c.check(
+            &console_post(&format!("/api/v1/vms/probe/{action}"), ""),
+            CMD,
+        )?;
+        ensure!(
+            answer.trim_end().ends_with("200"),
+            "{name}: the console's VM {action}: {answer}"
+        );
+        if action == "start" {
+            let vm = c.check(
+                &format!("curl -sk -b /tmp/jar {CONSOLE_URL}/api/v1/vms/probe"),
+                CMD,
+            )?;
+            ensure!(
+                vm.contains("svirt_t"),
+                "{name}: the started VM has no sVirt label: {vm}"
+            );
+        }
+    }
+    c.check("virsh -q -c qemu:///system undefine probe", CMD)?;
+    // The terminal: a WebSocket upgrade, then one binary frame of input, masked
+    // with a zero key (the payload as it is), as a browser's xterm.js sends it.
+    let input = "echo TERM-$(id -un)-OK; exit\n";
+    let script = format!(
+        r#"cookie=$(awk '$6 ~ /^__Host/ {{print $6"="$7}}' /tmp/jar)
+input='{input}'
+input=$(printf "$input")$'\n'
+( printf 'GET /terminal/socket HTTP/1.1\r\nHost: 127.0.0.1:9090\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: {CONSOLE_URL}\r\nCookie: %s\r\n\r\n' "$cookie"
+  sleep 5; printf "\x82\x$(printf %02x $((${{#input}} | 128)))\x00\x00\x00\x00"; printf '%s' "$input"; sleep 10
+) | timeout 30 openssl s_client -quiet -connect 127.0.0.1:9090 2>/dev/null | tr -c '[:print:]\n' '.' | grep -ao 'TERM-[a-z]*-OK' | head -1
+"#
+    );
+    c.send(&format!(
+        "cat > /tmp/terminal.sh <<'HVNODE_EOF'\n{script}HVNODE_EOF\n"
+    ))?;
+    let shell = c.check("bash /tmp/terminal.sh", CMD)?;
+    ensure!(
+        shell.trim() == format!("TERM-{user}-OK"),
+        "{name}: the console's terminal gave no shell of {user}: {shell:?} \
+         (journalctl -u hvnode-helper has why)"
+    );
+    Ok(())
 }
 
 /// The engine's link, `hvnode-vdsm`, on the node as the image runs it (its user,

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use hvnode_agent::helper_service::{HelperArgs, run};
+use hvnode_agent::helper_service::{HelperArgs, install_certificate, run};
 use hvnode_agent::setup::{DEFAULT_CONFIG, init_logging};
 
 /// The privileged helper of the node's web console: logins, PAM sessions and the
@@ -23,11 +23,28 @@ struct Args {
     /// The socket's group (mode 0660); without it only root may connect.
     #[arg(long, value_name = "NAME")]
     group: Option<String>,
+    /// Instead of serving: make or renew the console's certificate in the
+    /// configuration's certificates directory when it is due, copy the one that wins
+    /// (chain and key) to DIR/console.cert for the owner of DIR, and exit. The
+    /// console's unit runs it as root before each start (ExecStartPre=+), in the
+    /// helper's SELinux domain: the web process's own domain may not write root's
+    /// certificates.
+    #[arg(long, value_name = "DIR")]
+    install_certificate: Option<PathBuf>,
 }
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     init_logging("hvnode-helper");
+    if let Some(out) = &args.install_certificate {
+        return match install_certificate(&args.config, out) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hvnode-helper: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let args = HelperArgs {
         config: args.config,
         socket: args.socket,

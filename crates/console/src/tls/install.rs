@@ -1,6 +1,6 @@
 //! The certificate handed to an unprivileged web process: the certificates directory
 //! is root's (keys 0600 in a 0700 directory), so a step that runs as root before the
-//! console starts (`hvnode-agent --install-certificate DIR`, the unit's
+//! console starts (`hvnode-helper --install-certificate DIR`, the unit's
 //! `ExecStartPre=+`) makes or renews the console's own as [`ensure_certificate`]
 //! does, and copies the one that wins, chain and key in one file, into the service's
 //! runtime directory, owned by that directory's owner (the console's user), mode 0600.

@@ -1,0 +1,120 @@
+//! The image's SELinux module (image/selinux) and the units it confines agree: each
+//! hvnode daemon's binary is the entry point of its domain, and every folder
+//! systemd makes for it has the file type the domain's rules name. A renamed
+//! binary or folder would otherwise leave a process in `initrc_t` or a denied
+//! folder, found only in a boot.
+
+use std::path::Path;
+
+use hvnode_testutil::units::{unit, value};
+
+fn policy_file(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../image/selinux")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The type `hvnode.fc` gives `path` (its regular expression written out).
+fn file_type(fc: &str, path: &str) -> Option<String> {
+    fc.lines()
+        .map(str::split_whitespace)
+        .filter_map(|mut f| {
+            let p = f.next()?;
+            let ctx = f.last()?;
+            Some((p.to_string(), ctx.to_string()))
+        })
+        .find(|(p, _)| p == path)
+        .and_then(|(_, ctx)| {
+            ctx.split(':')
+                .nth(2)
+                .map(|t| t.trim_end_matches(",s0)").to_string())
+        })
+}
+
+const DAEMONS: [(&str, &str, &str); 3] = [
+    ("hvnode-agent.service", "hvnode_ws_t", "hvnode_ws_exec_t"),
+    (
+        "hvnode-helper.service",
+        "hvnode_helper_t",
+        "hvnode_helper_exec_t",
+    ),
+    ("hvnode-vdsm.service", "hvnode_vdsm_t", "hvnode_vdsm_exec_t"),
+];
+
+#[test]
+fn each_daemon_binary_enters_its_domain() {
+    let fc = policy_file("hvnode.fc");
+    let te = policy_file("hvnode.te");
+    for (name, domain, exec) in DAEMONS {
+        let text = unit(name);
+        let binary = value(&text, "ExecStart")
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("{name}: no ExecStart"));
+        assert_eq!(
+            file_type(&fc, binary).as_deref(),
+            Some(exec),
+            "{name}: {binary} is not labelled {exec} in hvnode.fc"
+        );
+        assert!(
+            te.contains(&format!("init_daemon_domain({domain}, {exec})")),
+            "{name}: hvnode.te makes no daemon domain {domain} entered by {exec}"
+        );
+    }
+}
+
+#[test]
+fn the_folders_systemd_makes_have_the_domains_types() {
+    let fc = policy_file("hvnode.fc");
+    let expect = [
+        (
+            "hvnode-agent.service",
+            "RuntimeDirectory",
+            "/run",
+            "hvnode_ws_runtime_t",
+        ),
+        (
+            "hvnode-agent.service",
+            "StateDirectory",
+            "/var/lib",
+            "hvnode_ws_var_lib_t",
+        ),
+        (
+            "hvnode-helper.service",
+            "RuntimeDirectory",
+            "/run",
+            "hvnode_helper_runtime_t",
+        ),
+    ];
+    for (name, key, root, ty) in expect {
+        let text = unit(name);
+        let dirs = value(&text, key).unwrap_or_else(|| panic!("{name}: no {key}"));
+        for dir in dirs.split_whitespace() {
+            // A nested folder (hvnode-agent/tls) takes its parent's rule.
+            let top = dir.split('/').next().unwrap_or(dir);
+            assert_eq!(
+                file_type(&fc, &format!("{root}/{top}(/.*)?")).as_deref(),
+                Some(ty),
+                "{name}: {key}={dir} has no rule {root}/{top}(/.*)? {ty} in hvnode.fc"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_root_certificate_step_runs_in_the_helpers_domain() {
+    // The web process's domain may not write root's certificates: the step that
+    // makes them, run as root before each start, is the helper's binary.
+    let text = unit("hvnode-agent.service");
+    let pre = value(&text, "ExecStartPre").expect("an ExecStartPre");
+    let binary = pre
+        .trim_start_matches('+')
+        .split_whitespace()
+        .next()
+        .unwrap_or_default();
+    let helper = unit("hvnode-helper.service");
+    let helper_binary = value(&helper, "ExecStart")
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_default();
+    assert_eq!(binary, helper_binary, "{pre}");
+}
