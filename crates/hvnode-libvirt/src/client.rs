@@ -310,6 +310,24 @@ impl Client {
         wire::decode_domain_list(&self.call(p, &args.0)?).map_err(protocol(p))
     }
 
+    /// The names of all host devices (`virConnectListAllNodeDevices` without
+    /// filter): `computer`, `pci_0000_00_1f_2`, `net_eth0_…`, ….
+    pub fn list_node_devices(&self) -> Result<Vec<String>> {
+        let p = Procedure::ConnectListAllNodeDevices;
+        let mut args = Enc::default();
+        args.i32(1).u32(0); // need_results, flags
+        wire::decode_node_device_list(&self.call(p, &args.0)?).map_err(protocol(p))
+    }
+
+    /// A host device's XML (`virNodeDeviceGetXMLDesc`).
+    pub fn node_device_xml(&self, name: &str) -> Result<String> {
+        check_arg("a node device name", name)?;
+        let p = Procedure::NodeDeviceGetXmlDesc;
+        let mut args = Enc::default();
+        args.string(name).u32(0);
+        wire::decode_string(&self.call(p, &args.0)?, "node device XML").map_err(protocol(p))
+    }
+
     /// Lists the domains and runs `each` on every one of them, skipping those that
     /// disappear meanwhile (where `each` fails with `VIR_ERR_NO_DOMAIN`): a domain
     /// undefined or a transient one stopped between the listing and its own calls is

@@ -22,6 +22,8 @@ pub const LEN_WORD: usize = 4;
 pub const HEADER_LEN: usize = 24;
 /// `REMOTE_DOMAIN_LIST_MAX`: the most domains one listing carries.
 pub const DOMAIN_LIST_MAX: usize = 16_384;
+/// `REMOTE_NODE_DEVICE_LIST_MAX`: the most host devices one listing carries.
+pub const NODE_DEVICE_LIST_MAX: usize = 65_536;
 /// `REMOTE_AUTH_TYPE_LIST_MAX`: the most authentication schemes offered.
 pub const AUTH_TYPE_LIST_MAX: usize = 20;
 
@@ -54,11 +56,13 @@ pub enum Procedure {
     AuthPolkit,
     DomainIsPersistent,
     ConnectListAllDomains,
+    NodeDeviceGetXmlDesc,
+    ConnectListAllNodeDevices,
 }
 
 impl Procedure {
     /// Every procedure this client calls.
-    pub const ALL: [Procedure; 16] = [
+    pub const ALL: [Procedure; 18] = [
         Self::ConnectOpen,
         Self::ConnectClose,
         Self::ConnectGetCapabilities,
@@ -75,6 +79,8 @@ impl Procedure {
         Self::AuthPolkit,
         Self::DomainIsPersistent,
         Self::ConnectListAllDomains,
+        Self::NodeDeviceGetXmlDesc,
+        Self::ConnectListAllNodeDevices,
     ];
 
     /// The procedure's number on the wire.
@@ -96,6 +102,8 @@ impl Procedure {
             Self::AuthPolkit => 70,
             Self::DomainIsPersistent => 151,
             Self::ConnectListAllDomains => 273,
+            Self::NodeDeviceGetXmlDesc => 114,
+            Self::ConnectListAllNodeDevices => 285,
         }
     }
 
@@ -123,6 +131,8 @@ impl Procedure {
             Self::AuthPolkit => "REMOTE_PROC_AUTH_POLKIT",
             Self::DomainIsPersistent => "REMOTE_PROC_DOMAIN_IS_PERSISTENT",
             Self::ConnectListAllDomains => "REMOTE_PROC_CONNECT_LIST_ALL_DOMAINS",
+            Self::NodeDeviceGetXmlDesc => "REMOTE_PROC_NODE_DEVICE_GET_XML_DESC",
+            Self::ConnectListAllNodeDevices => "REMOTE_PROC_CONNECT_LIST_ALL_NODE_DEVICES",
         }
     }
 
@@ -145,6 +155,8 @@ impl Procedure {
             Self::AuthPolkit => "authentication (polkit)",
             Self::DomainIsPersistent => "virDomainIsPersistent",
             Self::ConnectListAllDomains => "virConnectListAllDomains",
+            Self::NodeDeviceGetXmlDesc => "virNodeDeviceGetXMLDesc",
+            Self::ConnectListAllNodeDevices => "virConnectListAllNodeDevices",
         }
     }
 }
@@ -349,6 +361,23 @@ pub(crate) fn decode_domain_list(body: &[u8]) -> Result<Vec<Domain>, ProtocolErr
     Ok(domains)
 }
 
+/// `remote_connect_list_all_node_devices_ret`: the devices' names (each a
+/// `remote_nonnull_node_device`), then their count.
+pub(crate) fn decode_node_device_list(body: &[u8]) -> Result<Vec<String>, ProtocolError> {
+    let mut d = Dec::new(body);
+    let n = d.count(
+        "node device list",
+        NODE_DEVICE_LIST_MAX,
+        "REMOTE_NODE_DEVICE_LIST_MAX",
+        4,
+    )?;
+    let names = (0..n)
+        .map(|_| d.string("node device name"))
+        .collect::<Result<Vec<_>, _>>()?;
+    d.u32("node device count")?;
+    Ok(names)
+}
+
 /// `remote_nonnull_domain` alone (the lookups' answers).
 pub(crate) fn decode_domain(body: &[u8]) -> Result<Domain, ProtocolError> {
     Dec::new(body).domain()
@@ -390,6 +419,8 @@ pub enum Answer {
     Info(DomainInfo),
     Text(String),
     Flag(bool),
+    /// Names (of host devices).
+    Names(Vec<String>),
 }
 
 /// Decodes one whole message from the daemon (length word included) as the client
@@ -440,6 +471,8 @@ fn decode_answer(procedure: Procedure, body: &[u8]) -> Result<Answer, ProtocolEr
         | P::AuthPolkit => Answer::Done,
         P::ConnectGetCapabilities => Answer::Text(decode_string(body, "capabilities")?),
         P::DomainGetXmlDesc => Answer::Text(decode_string(body, "domain XML")?),
+        P::NodeDeviceGetXmlDesc => Answer::Text(decode_string(body, "node device XML")?),
+        P::ConnectListAllNodeDevices => Answer::Names(decode_node_device_list(body)?),
         P::DomainGetAutostart => Answer::Flag(decode_flag(body, "autostart")?),
         P::DomainIsPersistent => Answer::Flag(decode_flag(body, "persistence")?),
         P::DomainGetInfo => Answer::Info(decode_domain_info(body)?),

@@ -43,7 +43,7 @@ fn protocol_problem(frame: &[u8]) -> ProtocolError {
 
 /// The numbers of `enum remote_procedure` in libvirt's `src/remote/remote_protocol.x`,
 /// copied by hand from that file: the client must send exactly these.
-const REMOTE_PROTOCOL_X: [(&str, i32); 16] = [
+const REMOTE_PROTOCOL_X: [(&str, i32); 18] = [
     ("REMOTE_PROC_CONNECT_OPEN", 1),
     ("REMOTE_PROC_CONNECT_CLOSE", 2),
     ("REMOTE_PROC_CONNECT_GET_CAPABILITIES", 7),
@@ -60,6 +60,8 @@ const REMOTE_PROTOCOL_X: [(&str, i32); 16] = [
     ("REMOTE_PROC_AUTH_POLKIT", 70),
     ("REMOTE_PROC_DOMAIN_IS_PERSISTENT", 151),
     ("REMOTE_PROC_CONNECT_LIST_ALL_DOMAINS", 273),
+    ("REMOTE_PROC_NODE_DEVICE_GET_XML_DESC", 114),
+    ("REMOTE_PROC_CONNECT_LIST_ALL_NODE_DEVICES", 285),
 ];
 
 #[test]
@@ -103,6 +105,28 @@ fn calls_are_framed_with_their_length_and_header() {
         }
     );
     assert_eq!(d.u32("arg").unwrap(), 9);
+}
+
+#[test]
+fn a_node_device_listing_decodes_and_is_bounded() {
+    let mut e = Enc::default();
+    e.u32(2)
+        .string("computer")
+        .string("pci_0000_00_1f_2")
+        .u32(2);
+    let answer = decode_reply(&ok_reply(Procedure::ConnectListAllNodeDevices, 5, &e.0)).unwrap();
+    assert_eq!(
+        answer,
+        Answer::Names(vec!["computer".into(), "pci_0000_00_1f_2".into()])
+    );
+    // A count past REMOTE_NODE_DEVICE_LIST_MAX is refused before anything is read.
+    let mut e = Enc::default();
+    e.u32(NODE_DEVICE_LIST_MAX as u32 + 1);
+    let err = decode_reply(&ok_reply(Procedure::ConnectListAllNodeDevices, 5, &e.0)).unwrap_err();
+    assert!(
+        err.to_string().contains("REMOTE_NODE_DEVICE_LIST_MAX"),
+        "{err}"
+    );
 }
 
 #[test]

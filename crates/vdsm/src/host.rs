@@ -6,7 +6,7 @@
 //! answered "method not found" (-32601), never with made-up facts. Served:
 //! `Host.ping2`, `Host.confirmConnectivity`, `Host.getCapabilities`,
 //! `Host.getHardwareInfo`, `Host.getStats`,
-//! `Host.getAllVmStats`, `Host.getVMList`, `Host.dumpxmls`.
+//! `Host.getAllVmStats`, `Host.getVMList`, `Host.dumpxmls`, `Host.hostdevListByCaps`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,6 +46,12 @@ impl HostVerbs {
         }
     }
 
+    /// Starts watching the VMs for `|virt|VM_status|` events ([`crate::events`]);
+    /// the channel goes to [`crate::server::Options::events`].
+    pub fn watch_vms(&self) -> tokio::sync::broadcast::Sender<crate::events::Event> {
+        crate::events::watch(self.vms.clone(), crate::events::WATCH_EVERY)
+    }
+
     /// `Host.getCapabilities`: the host's facts, libvirt's among them.
     fn capabilities(&self) -> Result<Value, RpcError> {
         let gathered = crate::caps::Gathered {
@@ -65,6 +71,33 @@ impl HostVerbs {
     fn stats(&self) -> Value {
         let (a, b) = self.sampler.pair(&self.host);
         stats::host_stats(&self.host, &a, &b, self.started)
+    }
+
+    /// `Host.hostdevListByCaps{caps?}`: the host's devices ([`crate::hostdev`]),
+    /// those of the capabilities `caps` names when it is given.
+    fn host_devices(&self, params: &Map<String, Value>) -> Result<Value, RpcError> {
+        let caps = match params.get("caps") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_array()
+                    .and_then(|a| {
+                        a.iter()
+                            .map(|c| c.as_str().map(String::from))
+                            .collect::<Option<Vec<_>>>()
+                    })
+                    .ok_or_else(|| {
+                        RpcError::invalid_params(
+                            "caps is a list of capability names (pci, usb_device, …)",
+                        )
+                    })?,
+            ),
+        };
+        let devices = self.vms.node_devices()?;
+        Ok(crate::hostdev::list_by_caps(
+            &devices,
+            caps.as_deref(),
+            &self.sysroot,
+        ))
     }
 
     /// `Host.getHardwareInfo`: the DMI facts the kernel exports; each field only
@@ -102,6 +135,7 @@ impl Verbs for HostVerbs {
             "Host.getAllVmStats" => self.vms.all_stats(),
             "Host.getVMList" => self.vms.vm_list(params),
             "Host.dumpxmls" => self.vms.dump_xmls(params),
+            "Host.hostdevListByCaps" => self.host_devices(params),
             other => Err(RpcError::new(
                 code::METHOD_NOT_FOUND,
                 format!(

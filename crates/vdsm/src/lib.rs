@@ -8,7 +8,9 @@
 //! connections and serves each on a task of its own, within a cap.
 
 pub mod caps;
+pub mod events;
 pub mod host;
+pub mod hostdev;
 pub mod jsonrpc;
 pub mod pki;
 pub mod server;

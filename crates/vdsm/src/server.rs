@@ -12,9 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::events::Event;
 use crate::jsonrpc::{self, Verbs};
 use crate::stomp::{Decoder, Frame, Limits};
 
@@ -36,6 +38,9 @@ pub struct Options {
     pub min_heart_beat: Duration,
     /// Verbs running at once for one connection; further requests wait their turn.
     pub max_calls: usize,
+    /// Where events come from ([`crate::events`]); each goes to the subscriptions
+    /// of [`EVENT_QUEUE`].
+    pub events: Option<broadcast::Sender<Event>>,
 }
 
 impl Default for Options {
@@ -45,6 +50,7 @@ impl Default for Options {
             connect_timeout: Duration::from_secs(30),
             min_heart_beat: Duration::from_secs(1),
             max_calls: 8,
+            events: None,
         }
     }
 }
@@ -144,6 +150,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         tick.reset();
         let mut last_write = Instant::now();
+        let mut events = options.events.as_ref().map(broadcast::Sender::subscribe);
         loop {
             let silent_limit = match self.beats {
                 None => connect_deadline,
@@ -180,6 +187,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                             Flow::Stop => return Ok(()),
                         }
                         last_write = Instant::now();
+                    }
+                }
+                event = next_event(&mut events) => {
+                    match event {
+                        Ok(event) => {
+                            if self.beats.is_some() {
+                                self.reply(EVENT_QUEUE, &event.to_json()).await?;
+                                last_write = Instant::now();
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            tracing::warn!(missed = n, "a slow connection missed events");
+                        }
+                        // The watcher is gone: no more events for this connection.
+                        Err(broadcast::error::RecvError::Closed) => events = None,
                     }
                 }
                 Some(done) = calls.join_next() => {
@@ -307,7 +329,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         Ok(flow)
     }
 
-    /// Sends `answer` to every subscription on `destination`.
+    /// Sends `answer` to every subscription on `destination` (an event that nobody
+    /// subscribed to is dropped quietly: not every client wants events).
     async fn reply(
         &mut self,
         destination: &str,
@@ -321,7 +344,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             .filter(|(_, d)| d == destination)
             .map(|(id, _)| id.clone())
             .collect();
-        if subscribed.is_empty() {
+        if subscribed.is_empty() && destination != EVENT_QUEUE {
             tracing::warn!(
                 destination,
                 "an answer for a destination nobody subscribed to, dropped"
@@ -336,6 +359,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             self.write(&message).await?;
         }
         Ok(())
+    }
+}
+
+/// The next event, or never when there is no channel.
+async fn next_event(
+    events: &mut Option<broadcast::Receiver<Event>>,
+) -> Result<Event, broadcast::error::RecvError> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -3,7 +3,7 @@
 //! not start as an external VM, `external-NAME`, then asks for its XML with
 //! `Host.dumpxmls` and follows it through `Host.getAllVmStats`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -93,21 +93,18 @@ impl Vms {
         })
     }
 
-    /// Every running domain with its facts and live XML; a failed call drops the
-    /// connection so that the next verb connects again.
-    fn running(&self) -> Result<Vec<Running>, RpcError> {
+    /// `each` of the running domains; a failed call drops the connection so that
+    /// the next verb connects again.
+    fn for_each_running<T>(
+        &self,
+        mut each: impl FnMut(&Client, &Domain) -> Result<T, hvnode_libvirt::Error>,
+    ) -> Result<Vec<T>, RpcError> {
         let client = self.client()?;
         let listed = client.for_each_domain(|c, dom| {
             if dom.id < 0 {
                 return Ok(None);
             }
-            let info = c.domain_info(dom)?;
-            let xml = c.domain_xml(dom, 0)?;
-            Ok(Some(Running {
-                dom: dom.clone(),
-                info,
-                xml,
-            }))
+            each(c, dom).map(Some)
         });
         match listed {
             Ok(v) => Ok(v.into_iter().flatten().collect()),
@@ -118,6 +115,69 @@ impl Vms {
                 Err(self.unavailable(e))
             }
         }
+    }
+
+    /// Every running domain with its facts and live XML.
+    fn running(&self) -> Result<Vec<Running>, RpcError> {
+        self.for_each_running(|c, dom| {
+            let info = c.domain_info(dom)?;
+            let xml = c.domain_xml(dom, 0)?;
+            Ok(Running {
+                dom: dom.clone(),
+                info,
+                xml,
+            })
+        })
+    }
+
+    /// The vdsm status of each running domain, by id: one call per domain, no XML
+    /// (what the event watcher compares, [`crate::events`]).
+    pub fn statuses(&self) -> Result<BTreeMap<String, &'static str>, RpcError> {
+        Ok(self
+            .for_each_running(|c, dom| {
+                Ok((dom.uuid_string(), vdsm_status(c.domain_info(dom)?.state)))
+            })?
+            .into_iter()
+            .collect())
+    }
+
+    /// The statistics of each running domain, by id.
+    pub fn stats_by_id(&self) -> Result<BTreeMap<String, Value>, RpcError> {
+        let now = Instant::now();
+        Ok(self
+            .running()?
+            .iter()
+            .map(|r| (r.dom.uuid_string(), self.stats_of(r, now)))
+            .collect())
+    }
+
+    /// Every host device libvirt's node-device driver lists, with its XML; a device
+    /// gone between the listing and its XML is left out, as vdsm leaves it out.
+    pub fn node_devices(&self) -> Result<Vec<(String, String)>, RpcError> {
+        let client = self.client()?;
+        let fail = |e: hvnode_libvirt::Error| {
+            if e.is_connection_error() {
+                *self.conn.lock().unwrap_or_else(PoisonError::into_inner) = None;
+            }
+            self.unavailable(e)
+        };
+        let mut out = Vec::new();
+        for name in client.list_node_devices().map_err(fail)? {
+            match client.node_device_xml(&name) {
+                Ok(xml) => out.push((name, xml)),
+                Err(e) if e.remote().is_some() && !e.is_connection_error() => {
+                    tracing::debug!(device = %name, "a host device gone while listed: {e}");
+                }
+                Err(e) => return Err(fail(e)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The service's clock for `statusTime` and events' `notify_time`:
+    /// milliseconds since it started, as vdsm's monotonic clock.
+    pub fn clock_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// The domain's share of one host CPU since the last call that saw it, percent.
@@ -143,7 +203,7 @@ impl Vms {
             "vmId": r.dom.uuid_string(),
             "vmName": r.dom.name,
             "status": status,
-            "statusTime": self.started.elapsed().as_millis().to_string(),
+            "statusTime": self.clock_ms().to_string(),
             "hash": hasher.finish().to_string(),
             "cpuUser": format!("{:.2}", self.cpu_percent(r, now)),
             "cpuSys": "0.00",

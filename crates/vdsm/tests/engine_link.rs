@@ -2,7 +2,8 @@
 //! engine's Java client and vdsm's own client talk to it: the frames they send, the
 //! answers they read, heart-beats, and what closes a connection (no certificate of
 //! the engine's CA, garbage, oversized frames, a client slow to connect, too many
-//! connections) without stopping the service for others.
+//! connections) without stopping the service for others, and events to the
+//! connections that subscribed to them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -74,6 +75,16 @@ const NODE_XML: &str = "<node>
     <vcpu>2</vcpu>
     <os><type arch='x86_64'>hvm</type></os>
   </domain>
+  <device>
+    <name>pci_0000_00_1f_2</name>
+    <parent>computer</parent>
+    <capability type='pci'>
+      <domain>0</domain><bus>0</bus><slot>31</slot><function>2</function>
+      <product id='0x2922'>82801IR/IO/IH (ICH9R/DO/DH) 6 port SATA Controller [AHCI mode]</product>
+      <vendor id='0x8086'>Intel Corporation</vendor>
+      <iommuGroup number='7'><address domain='0x0000' bus='0x00' slot='0x1f' function='0x2'/></iommuGroup>
+    </capability>
+  </device>
 </node>";
 const ALPHA: &str = "6f5c1e2a-0001-4002-8003-000000000042";
 
@@ -511,10 +522,90 @@ fn running_vms_are_reported_and_their_xml_given_by_id() {
         let xml = answer["result"][ALPHA].as_str().expect("the XML by id");
         assert!(xml.contains("<name>alpha</name>"), "{xml}");
 
+        // The host's devices, as libvirt's node-device driver lists them.
+        let (_, answer) = c
+            .call(
+                vdsm::server::RESPONSE_QUEUE,
+                &call("Host.hostdevListByCaps", json!({"caps": ["pci"]})),
+            )
+            .await;
+        let sata = &answer["result"]["pci_0000_00_1f_2"]["params"];
+        assert_eq!(sata["capability"], "pci", "{answer}");
+        assert_eq!(sata["vendor_id"], "0x8086", "{answer}");
+        assert_eq!(sata["iommu_group"], "7", "{answer}");
+        assert_eq!(sata["address"]["slot"], "31", "{answer}");
+        let (_, answer) = c
+            .call(
+                vdsm::server::RESPONSE_QUEUE,
+                &call("Host.hostdevListByCaps", json!({"caps": "pci"})),
+            )
+            .await;
+        assert_eq!(answer["error"]["code"], -32602, "{answer}");
+
         let missing = "00000000-0000-0000-0000-000000000001";
         let (_, answer) = c
             .call(vdsm::server::RESPONSE_QUEUE, &call("Host.dumpxmls", json!({"vmList": [missing]})))
             .await;
         assert_eq!(answer["error"]["code"], 1, "{answer}");
+    });
+}
+
+/// Events go to every connection that subscribed to `jms.queue.events`, as a
+/// JSON-RPC notification in a MESSAGE frame of that destination, between the
+/// answers; a connection that did not subscribe gets none.
+#[test]
+fn events_reach_the_connections_subscribed_to_the_event_queue() {
+    let (events, _) = tokio::sync::broadcast::channel(16);
+    let mut options = vdsm::ServeOptions::default();
+    options.connection.events = Some(events.clone());
+    let service = start(options);
+    rt().block_on(async {
+        let mut engine = connect(&service, Some(&service.ca)).await.unwrap();
+        engine.engine_handshake("0,15000").await;
+        // vdsm's own client: answers only, no events.
+        let mut other = connect(&service, Some(&service.ca)).await.unwrap();
+        other
+            .send(Frame::new("CONNECT").header("accept-version", "1.2"))
+            .await;
+        assert_eq!(
+            other.frame(Duration::from_secs(5)).await.unwrap().command,
+            "CONNECTED"
+        );
+        other
+            .send(
+                Frame::new("SUBSCRIBE")
+                    .header("destination", vdsm::server::RESPONSE_QUEUE)
+                    .header("id", "answers"),
+            )
+            .await;
+        // Both subscriptions are in once a call through them is answered.
+        let ping = json!({"jsonrpc": "2.0", "method": "Host.ping2", "id": "p"});
+        engine.call(vdsm::server::RESPONSE_QUEUE, &ping).await;
+        other.call(vdsm::server::RESPONSE_QUEUE, &ping).await;
+
+        let event =
+            vdsm::events::Event::vm_status(ALPHA, json!({"vmId": ALPHA, "status": "Up"}), 1234);
+        events.send(event.clone()).unwrap();
+        let message = engine.frame(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(message.command, "MESSAGE");
+        assert_eq!(message.get("destination"), Some(vdsm::server::EVENT_QUEUE));
+        assert_eq!(message.get("subscription"), Some("sub-events"));
+        let body: Value = serde_json::from_slice(&message.body).unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "jsonrpc": "2.0",
+                "method": format!("|virt|VM_status|{ALPHA}"),
+                "params": {ALPHA: {"vmId": ALPHA, "status": "Up"}, "notify_time": 1234}
+            })
+        );
+        // The other connection's next frame is the answer to its next call.
+        let (_, answer) = other
+            .call(
+                vdsm::server::RESPONSE_QUEUE,
+                &json!({"jsonrpc": "2.0", "method": "Host.ping2", "id": "q"}),
+            )
+            .await;
+        assert_eq!(answer["id"], "q", "{answer}");
     });
 }

@@ -157,13 +157,7 @@ pub fn use_console(c: &mut Console, name: &str) -> Result<()> {
         failed.is_empty(),
         "{name}: the console's pages that did not answer 200: {failed:?}"
     );
-    // A VM with no disk: SeaBIOS finds nothing to boot and waits.
-    c.send(
-        "cat > /tmp/probe.xml <<'HVNODE_EOF'
-<domain type='qemu'><name>probe</name><memory unit='MiB'>32</memory><vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type></os><devices><serial type='pty'/></devices></domain>
-HVNODE_EOF
-",
-    )?;
+    put_probe(c)?;
     c.check("virsh -q -c qemu:///system define /tmp/probe.xml", CMD)?;
     for action in ["start", "force-off"] {
         let answer = c.check(
@@ -210,12 +204,26 @@ input=$(printf "$input")$'\n'
     Ok(())
 }
 
+/// A VM with no disk, `probe`, in `/tmp/probe.xml`: SeaBIOS finds nothing to boot
+/// and waits, which is all a VM start needs to show.
+fn put_probe(c: &mut Console) -> Result<()> {
+    c.send(
+        "cat > /tmp/probe.xml <<'HVNODE_EOF'
+<domain type='qemu'><name>probe</name><memory unit='MiB'>32</memory><vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type></os><devices><serial type='pty'/></devices></domain>
+HVNODE_EOF
+",
+    )?;
+    Ok(())
+}
+
 /// The engine's link, `hvnode-vdsm`, on the node as the image runs it (its user,
 /// its sandbox, the node's libvirt): waiting without certificates; serving once a
 /// CA, a host certificate and key are put where the engine's host deploy puts them;
 /// and, to a client with a certificate of that CA, answering the verbs the engine
-/// calls to take a host Up (`openssl s_client` speaks the STOMP frames).
+/// calls to take a host Up (`openssl s_client` speaks the STOMP frames), and sending a
+/// `VM_status` event when a VM starts and when it is destroyed.
 pub fn check_vdsm(c: &mut Console, name: &str) -> Result<()> {
+    put_probe(c)?;
     let script = r#"set -e
 d=$(mktemp -d); cd "$d"
 ps -o user=,group= -C hvnode-vdsm | sed 's/^/user: /'
@@ -229,17 +237,26 @@ install -m 0644 node.pem /etc/pki/vdsm/certs/vdsmcert.pem
 install -m 0644 ca.pem /etc/pki/vdsm/certs/cacert.pem
 for i in $(seq 60); do systemctl show -p StatusText hvnode-vdsm | grep -q 'serving the engine' && break; sleep 1; done
 systemctl show -p StatusText hvnode-vdsm | sed 's/^/after: /'
-body='[{"jsonrpc":"2.0","method":"Host.ping2","id":"p1"},{"jsonrpc":"2.0","method":"Host.getCapabilities","id":"c1"},{"jsonrpc":"2.0","method":"Host.getStats","id":"s1"},{"jsonrpc":"2.0","method":"Host.getAllVmStats","id":"v1"}]'
+body='[{"jsonrpc":"2.0","method":"Host.ping2","id":"p1"},{"jsonrpc":"2.0","method":"Host.getCapabilities","id":"c1"},{"jsonrpc":"2.0","method":"Host.getStats","id":"s1"},{"jsonrpc":"2.0","method":"Host.getAllVmStats","id":"v1"},{"jsonrpc":"2.0","method":"Host.hostdevListByCaps","id":"h1"}]'
 mkfifo in
-(printf 'CONNECT\naccept-version:1.2\nheart-beat:0,15000\n\n\0SUBSCRIBE\ndestination:jms.topic.vdsm_responses\nid:s1\n\n\0SEND\ndestination:jms.topic.vdsm_requests\ncontent-length:%d\n\n%s\0' ${#body} "$body"; sleep 120) > in &
+(printf 'CONNECT\naccept-version:1.2\nheart-beat:0,15000\n\n\0SUBSCRIBE\ndestination:jms.topic.vdsm_responses\nid:s1\n\n\0SUBSCRIBE\ndestination:jms.queue.events\nid:s2\n\n\0SEND\ndestination:jms.topic.vdsm_requests\ncontent-length:%d\n\n%s\0' ${#body} "$body"; sleep 240) > in &
 feeder=$!
-timeout 120 openssl s_client -quiet -connect 127.0.0.1:54321 -cert engine.pem -key engine.key -CAfile ca.pem < in > out 2> err &
-for i in $(seq 120); do grep -aq '"id":"v1"' out 2>/dev/null && break; sleep 1; done
+timeout 240 openssl s_client -quiet -connect 127.0.0.1:54321 -cert engine.pem -key engine.key -CAfile ca.pem < in > out 2> err &
+for i in $(seq 120); do grep -aq '"id":"h1"' out 2>/dev/null && break; sleep 1; done
+# A VM started and destroyed while the engine listens: an event for each.
+virsh -q -c qemu:///system define /tmp/probe.xml >/dev/null
+virsh -q -c qemu:///system start probe >/dev/null
+for i in $(seq 60); do grep -a '|virt|VM_status|' out 2>/dev/null | grep -q '"status":"Up"' && break; sleep 1; done
+virsh -q -c qemu:///system destroy probe >/dev/null
+for i in $(seq 60); do grep -a '|virt|VM_status|' out 2>/dev/null | grep -q '"status":"Down"' && break; sleep 1; done
+virsh -q -c qemu:///system undefine probe >/dev/null
 kill $feeder 2>/dev/null || true
 tr '\0' '\n' < out | grep -c '^CONNECTED' | sed 's/^/connected: /'
-for id in p1 c1 s1 v1; do grep -ao "\"id\":\"$id\"" out | head -1 | sed 's/^/answered: /'; done
+for id in p1 c1 s1 v1 h1; do grep -ao "\"id\":\"$id\"" out | head -1 | sed 's/^/answered: /'; done
 grep -ac '"error":{' out | sed 's/^/errors: /' || true
+tr '\0' '\n' < out | grep -a '|virt|VM_status|' | grep -ao '"status":"[A-Za-z ]*"' | sed 's/^/event: /'
 grep -ao '"emulatedMachines":\[[^]]*' out | head -c 120 | sed 's/^/machines: /'; echo
+grep -ao '"pci_0000_00_[0-9a-f_]*":{"params"' out | wc -l | sed 's/^/pci devices: /'
 rm -rf /etc/pki/vdsm "$d"
 "#;
     c.send(&format!(
@@ -280,8 +297,16 @@ rm -rf /etc/pki/vdsm "$d"
     );
     let answered = line("answered:");
     ensure!(
-        answered.len() == 4,
-        "{name}: hvnode-vdsm answered {answered:?} of ping2, getCapabilities, getStats, getAllVmStats:\n{out}"
+        answered.len() == 5,
+        "{name}: hvnode-vdsm answered {answered:?} of ping2, getCapabilities, getStats, \
+         getAllVmStats, hostdevListByCaps:\n{out}"
+    );
+    ensure!(
+        line("pci devices:")
+            .first()
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|n| n > 0),
+        "{name}: hvnode-vdsm listed no PCI device:\n{out}"
     );
     ensure!(
         line("errors:") == ["0"],
@@ -290,6 +315,11 @@ rm -rf /etc/pki/vdsm "$d"
     ensure!(
         line("machines:").first().is_some_and(|m| m.contains("pc-")),
         "{name}: no machine types in the capabilities:\n{out}"
+    );
+    let events = line("event:");
+    ensure!(
+        events.contains(&"\"status\":\"Up\"") && events.last() == Some(&"\"status\":\"Down\""),
+        "{name}: hvnode-vdsm's VM_status events for a VM started and destroyed: {events:?}\n{out}"
     );
     Ok(())
 }

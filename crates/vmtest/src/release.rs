@@ -86,14 +86,20 @@ pub fn build(workspace: &Path, changes: &Changes, key: &TestKey, work: &Path) ->
     let text = fs::read_to_string(image.join("hvnode.toml")).context("reading the recipe")?;
     let recipe = changed_recipe(&text, &changes.release_suffix)?;
     fs::write(recipe_dir.join("hvnode.toml"), recipe).context("writing the test recipe")?;
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(image.join("files"))
-        .arg(recipe_dir.join("files"))
-        .status()
-        .context("copying the image's files")?;
-    if !status.success() {
-        bail!("cp -a {} failed", image.join("files").display());
+    // The recipe's folders (its files, its SELinux module's sources), as they are.
+    for dir in ["files", "selinux"] {
+        if !image.join(dir).is_dir() {
+            continue;
+        }
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(image.join(dir))
+            .arg(recipe_dir.join(dir))
+            .status()
+            .with_context(|| format!("copying the image's {dir}"))?;
+        if !status.success() {
+            bail!("cp -a {} failed", image.join(dir).display());
+        }
     }
     for (path, text) in &changes.files {
         let p = recipe_dir.join("files").join(path.trim_start_matches('/'));

@@ -106,7 +106,9 @@ async fn run(args: Args) -> Result<()> {
         }
     });
     let verbs = Arc::new(vdsm::host::HostVerbs::new(&args.sysroot, &args.libvirt_uri));
-    vdsm::serve(listener, tls, verbs, vdsm::ServeOptions::default())
+    let mut options = vdsm::ServeOptions::default();
+    options.connection.events = Some(verbs.watch_vms());
+    vdsm::serve(listener, tls, verbs, options)
         .await
         .context("serving")
 }
