@@ -1,7 +1,8 @@
 //! A client for libvirt's remote protocol: XDR messages over the local daemon's unix
 //! socket (libvirtd, or a modular daemon such as virtqemud), for the calls a node's
 //! services make: list domains, read their facts and XML, start, shut down, force
-//! off and reboot them, read the host's capabilities.
+//! off and reboot them, read the host's capabilities, list the host's devices and
+//! read their XML.
 //!
 //! It speaks the protocol itself instead of linking `libvirt.so`, which keeps libvirt's
 //! C client library (and the fifty-odd libraries it loads) out of the process, and out

@@ -1,9 +1,10 @@
 //! What a booted node must be, checked from a root shell inside it: SELinux
 //! enforcing, libvirtd up with the selinux security model, every enabled
 //! hvnode unit up, the serial console's long device timeout, the image's
-//! identity, the engine's link (`hvnode-vdsm`) answering a client of the engine's
-//! CA, and no AVC denial since boot. The live system and installed
-//! nodes are checked alike.
+//! identity, each network-facing process in its own SELinux domain, the engine's
+//! link (`hvnode-vdsm`) answering a client of the engine's CA and sending VM events,
+//! the web console used as an administrator uses it (pages, a VM started and forced
+//! off, a terminal shell), and no AVC denial since boot.
 
 use std::path::Path;
 use std::time::Duration;
