@@ -64,6 +64,15 @@ impl Vms {
         )
     }
 
+    /// A failed call as the verb's error; a broken connection is dropped, so that
+    /// the next verb connects again.
+    fn failed(&self, e: hvnode_libvirt::Error) -> RpcError {
+        if e.is_connection_error() {
+            *self.conn.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        }
+        self.unavailable(e)
+    }
+
     /// The read-only connection, opened again after a failure.
     fn client(&self) -> Result<Arc<Client>, RpcError> {
         let mut guard = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
@@ -85,16 +94,10 @@ impl Vms {
     /// libvirt's capabilities document (the host CPU, the machine types).
     pub fn capabilities_xml(&self) -> Result<String, RpcError> {
         let client = self.client()?;
-        client.capabilities().map_err(|e| {
-            if e.is_connection_error() {
-                *self.conn.lock().unwrap_or_else(PoisonError::into_inner) = None;
-            }
-            self.unavailable(e)
-        })
+        client.capabilities().map_err(|e| self.failed(e))
     }
 
-    /// `each` of the running domains; a failed call drops the connection so that
-    /// the next verb connects again.
+    /// `each` of the running domains.
     fn for_each_running<T>(
         &self,
         mut each: impl FnMut(&Client, &Domain) -> Result<T, hvnode_libvirt::Error>,
@@ -108,12 +111,7 @@ impl Vms {
         });
         match listed {
             Ok(v) => Ok(v.into_iter().flatten().collect()),
-            Err(e) => {
-                if e.is_connection_error() {
-                    *self.conn.lock().unwrap_or_else(PoisonError::into_inner) = None;
-                }
-                Err(self.unavailable(e))
-            }
+            Err(e) => Err(self.failed(e)),
         }
     }
 
@@ -155,20 +153,14 @@ impl Vms {
     /// gone between the listing and its XML is left out, as vdsm leaves it out.
     pub fn node_devices(&self) -> Result<Vec<(String, String)>, RpcError> {
         let client = self.client()?;
-        let fail = |e: hvnode_libvirt::Error| {
-            if e.is_connection_error() {
-                *self.conn.lock().unwrap_or_else(PoisonError::into_inner) = None;
-            }
-            self.unavailable(e)
-        };
         let mut out = Vec::new();
-        for name in client.list_node_devices().map_err(fail)? {
+        for name in client.list_node_devices().map_err(|e| self.failed(e))? {
             match client.node_device_xml(&name) {
                 Ok(xml) => out.push((name, xml)),
                 Err(e) if e.remote().is_some() && !e.is_connection_error() => {
                     tracing::debug!(device = %name, "a host device gone while listed: {e}");
                 }
-                Err(e) => return Err(fail(e)),
+                Err(e) => return Err(self.failed(e)),
             }
         }
         Ok(out)
