@@ -107,19 +107,65 @@ impl Diagnostics {
     }
 }
 
+/// Words longer than this get no suggestion: no keyword comes near it, and
+/// scoring costs the product of the two lengths per candidate.
+const SUGGEST_MAX_LEN: usize = 48;
+
 /// "did you mean" for a misspelt word, from a list of the valid ones.
+///
+/// A typo keeps a word's length within a few characters, so a candidate less
+/// than half or more than twice as long (give or take two) is not scored: a
+/// long word sharing a keyword's first letters would otherwise reach the
+/// threshold on the prefix alone, and a file of garbage words would cost
+/// seconds to diagnose.
 pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    let len = word.chars().count();
+    if len > SUGGEST_MAX_LEN {
+        return None;
+    }
+    let mut counts = [0u16; 256];
+    for ch in word.chars() {
+        counts[bucket(ch)] += 1;
+    }
     let mut best: Option<(f64, &str)> = None;
     for c in candidates {
+        let clen = c.chars().count();
+        if len > 2 * clen + 2 || clen > 2 * len + 2 || !may_reach_threshold(&counts, len, c, clen) {
+            continue;
+        }
         let score = strsim::jaro_winkler(word, c);
         if score >= 0.8 && best.is_none_or(|(b, _)| score > b) {
             best = Some((score, c));
         }
     }
     best.map(|(_, c)| c)
+}
+
+fn bucket(ch: char) -> usize {
+    (u32::from(ch) & 0xff) as usize
+}
+
+/// Whether `candidate` can score 0.8 against the word whose characters
+/// `counts` holds. Jaro-Winkler adds its prefix bonus only above a Jaro
+/// similarity of 0.7, and that similarity is at most (m/|a| + m/|b| + 1) / 3
+/// for m matching characters; m is at most the characters the two words have
+/// in common (counted here in buckets, which can only overcount). One pass over
+/// the candidate instead of Jaro's pass per pair of characters.
+fn may_reach_threshold(counts: &[u16; 256], len: usize, candidate: &str, clen: usize) -> bool {
+    let mut used = [0u16; 256];
+    let mut common = 0usize;
+    for ch in candidate.chars() {
+        let b = bucket(ch);
+        if used[b] < counts[b] {
+            used[b] += 1;
+            common += 1;
+        }
+    }
+    let common = common as f64;
+    len > 0 && clen > 0 && common / len as f64 + common / clen as f64 > 1.1
 }
 
 /// Appends ` (did you mean X?)` when there is a close candidate.
@@ -153,5 +199,42 @@ mod tests {
         assert_eq!(did_you_mean("--tpye", opts), Some("--type"));
         assert_eq!(did_you_mean("--encrpted", opts), Some("--encrypted"));
         assert_eq!(did_you_mean("--zzzzzz", opts), None);
+    }
+
+    #[test]
+    fn no_suggestion_for_a_word_far_longer_than_every_candidate() {
+        let long = format!("--type{}", "x".repeat(40));
+        assert_eq!(did_you_mean(&long, ["--type"]), None);
+        assert_eq!(did_you_mean(&"--type".repeat(20), ["--type"]), None);
+        assert_eq!(did_you_mean("--typee", ["--type"]), Some("--type"));
+    }
+
+    proptest::proptest! {
+        /// The common-character bound only skips candidates that could not
+        /// reach the threshold: for words of similar length the answer is the
+        /// one of scoring every candidate.
+        #[test]
+        fn the_bound_never_drops_a_suggestion(
+            word in "[a-dé-]{1,12}",
+            cands in proptest::collection::vec("[a-dé-]{1,12}", 1..8),
+        ) {
+            let len = word.chars().count();
+            let near: Vec<&str> = cands
+                .iter()
+                .map(String::as_str)
+                .filter(|c| {
+                    let clen = c.chars().count();
+                    len <= 2 * clen + 2 && clen <= 2 * len + 2
+                })
+                .collect();
+            let mut best: Option<(f64, &str)> = None;
+            for c in &near {
+                let score = strsim::jaro_winkler(&word, c);
+                if score >= 0.8 && best.is_none_or(|(b, _)| score > b) {
+                    best = Some((score, c));
+                }
+            }
+            proptest::prop_assert_eq!(did_you_mean(&word, near.iter().copied()), best.map(|(_, c)| c));
+        }
     }
 }
