@@ -125,6 +125,16 @@ pub fn package_line(line: &str) -> Result<Option<String>, String> {
     if t == "-" {
         return Err("%packages: a lone '-' names nothing to exclude".into());
     }
+    // No package, group or module name starts with '%'; kept, the line would be
+    // written back as a section's line (`%end# note` read as the package "%end"
+    // ends the section when written again).
+    if t.starts_with('%') {
+        let word = line.split_whitespace().next().unwrap_or(t);
+        return Err(format!(
+            "%packages: {word} is not a package name; %end ends the section only as a \
+             word of its own (a comment after it needs a space: \"%end # note\")"
+        ));
+    }
     if t.starts_with('@') {
         let words: Vec<&str> = t.split_whitespace().collect();
         if words.contains(&"--nodefaults") && words.contains(&"--optional") {

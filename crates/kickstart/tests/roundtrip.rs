@@ -172,3 +172,21 @@ fn lines_of_carriage_returns_in_an_addon_are_blank() {
     );
     assert_round_trip("%addon com_example_other\n\r\r\n\r\nkey = value\r\r\n%end\n");
 }
+
+/// `%end#note` inside `%packages` is a line of the section, not its end (as in
+/// pykickstart), and no package name starts with '%': the line is an error,
+/// not a package "%end" that would end the section when written back (found by
+/// fuzzing).
+#[test]
+fn a_packages_line_starting_with_percent_is_an_error_not_a_package() {
+    let text = "%packages\n@core\n%end# hvnode\nvim\n%end\nrootpw --lock\n";
+    assert_round_trip(text);
+    let p = parse_str("ks.cfg", text, &MemLoader::default());
+    let errors: Vec<String> = p.diagnostics.iter().map(ToString::to_string).collect();
+    assert!(
+        errors.iter().any(|e| e.contains("%end# is not a package name")),
+        "{errors:?}"
+    );
+    let rendered = render(&p.kickstart);
+    assert!(rendered.contains("@core\nvim\n%end\n"), "{rendered:?}");
+}
