@@ -24,6 +24,11 @@ pub struct HelperArgs {
     pub allow_users: Vec<String>,
     /// The group the socket belongs to (mode 0660); root only (0600) without one.
     pub group: Option<String>,
+    /// The engine link's user, served on `engine_socket` (its alone, mode 0600)
+    /// with the engine's actions only; no such socket without one.
+    pub engine_user: Option<String>,
+    /// Where to listen for the engine's link.
+    pub engine_socket: PathBuf,
 }
 
 /// Makes or renews the console's certificate in the certificates directory of the
@@ -104,6 +109,15 @@ pub fn run(args: &HelperArgs) -> Result<()> {
     };
     let server = Server::new(listener, backend, options);
     let stopper = server.stopper();
+    // The console is served even when the engine's link cannot be: a missing user
+    // or socket is logged, and the engine's VM actions then fail with the reason.
+    let engine_stopper = args.engine_user.as_ref().and_then(|user| {
+        serve_engine(args, &config, user)
+            .inspect_err(|e| {
+                tracing::error!("{e:#}; the engine's VM actions are not served");
+            })
+            .ok()
+    });
     std::thread::Builder::new()
         .name("hvnode-helper-stop".into())
         .spawn(move || {
@@ -114,7 +128,10 @@ pub fn run(args: &HelperArgs) -> Result<()> {
             );
             let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
             let deadline = std::time::Instant::now() + STOP_WAIT;
-            let left = stopper.stop(STOP_WAIT);
+            if let Some(engine) = &engine_stopper {
+                engine.stop(Duration::from_secs(1));
+            }
+            let left = stopper.stop(deadline.saturating_duration_since(std::time::Instant::now()));
             let open = console::auth::pam_session::wait_closed(
                 deadline.saturating_duration_since(std::time::Instant::now()),
             );
@@ -134,4 +151,44 @@ pub fn run(args: &HelperArgs) -> Result<()> {
     server
         .serve()
         .with_context(|| format!("accepting connections on {}", args.socket.display()))
+}
+
+/// Listens for the engine's link on its own socket, owned by `user` (mode 0600),
+/// and serves it on a thread: the engine's actions only, for that user only.
+fn serve_engine(
+    args: &HelperArgs,
+    config: &console::Config,
+    user: &str,
+) -> Result<helper::Stopper> {
+    let uid = match User::from_name(user) {
+        Ok(Some(u)) => u.uid,
+        Ok(None) => bail!(
+            "--engine-user {user}: no such user; create it (the image's sysusers.d makes \
+             vdsm) or leave the flag out"
+        ),
+        Err(e) => return Err(e).with_context(|| format!("looking up --engine-user {user}")),
+    };
+    let listener = helper::server::bind_for_user(&args.engine_socket, uid)
+        .with_context(|| format!("listening on {}", args.engine_socket.display()))?;
+    let options = Options {
+        engine_uids: vec![uid.as_raw()],
+        ..Options::default()
+    };
+    let server = Server::new(
+        listener,
+        console::auth::remote::PamBackend::from_config(config),
+        options,
+    );
+    let stopper = server.stopper();
+    let socket = args.engine_socket.clone();
+    std::thread::Builder::new()
+        .name("hvnode-helper-engine".into())
+        .spawn(move || {
+            if let Err(e) = server.serve() {
+                tracing::error!(socket = %socket.display(), "the engine link's socket failed: {e}");
+            }
+        })
+        .context("starting the thread that serves the engine's link")?;
+    tracing::info!(socket = %args.engine_socket.display(), user, "listening for the engine's link");
+    Ok(stopper)
 }

@@ -5,7 +5,7 @@
 //! Both run [`make_here`], so a change behaves the same either way. The facts
 //! only root can read come the same way ([`crate::facts::Reader`]).
 
-use helper::{Change, Failure, FailureKind};
+use helper::{Change, EngineAction, Failure, FailureKind};
 
 use crate::error::ApiError;
 use crate::services::{self, UnitAction};
@@ -19,14 +19,7 @@ pub fn make_here(libvirt: &Libvirt, change: &Change) -> Result<(), Failure> {
             let action: VmAction = action
                 .parse()
                 .map_err(|e| Failure::new(FailureKind::Invalid, e))?;
-            libvirt.act(name, action).map(|_| ()).map_err(|e| {
-                let kind = match e {
-                    VirtError::NoSuchVm(_) => FailureKind::NotFound,
-                    VirtError::Unavailable { .. } => FailureKind::Unavailable,
-                    VirtError::Failed(_) => FailureKind::Failed,
-                };
-                Failure::new(kind, e.to_string())
-            })
+            libvirt.act(name, action).map(|_| ()).map_err(vm_failure)
         }
         Change::BootNext { layer } => crate::node_layers::parse_layer(layer)
             .and_then(|l| crate::node_layers::set_boot_next(&l))
@@ -54,6 +47,41 @@ pub fn make_here(libvirt: &Libvirt, change: &Change) -> Result<(), Failure> {
             })
         }
     }
+}
+
+fn vm_failure(e: VirtError) -> Failure {
+    let kind = match e {
+        VirtError::NoSuchVm(_) => FailureKind::NotFound,
+        VirtError::Unavailable { .. } => FailureKind::Unavailable,
+        VirtError::Failed(_) => FailureKind::Failed,
+    };
+    Failure::new(kind, e.to_string())
+}
+
+/// Does what the engine asked through its link (the helper serves it to that
+/// link's user only): a VM named by its libvirt UUID powered off or shut down.
+pub fn engine_here(libvirt: &Libvirt, action: &EngineAction) -> Result<(), Failure> {
+    let (vm_id, vm_action) = match action {
+        EngineAction::VmDestroy { vm_id } => (vm_id, VmAction::ForceOff),
+        EngineAction::VmShutdown { vm_id, reboot } => (
+            vm_id,
+            if *reboot {
+                VmAction::Reboot
+            } else {
+                VmAction::Shutdown
+            },
+        ),
+    };
+    let uuid = uuid::Uuid::parse_str(vm_id).map_err(|e| {
+        Failure::new(
+            FailureKind::Invalid,
+            format!("{vm_id:?} is not a VM id (a UUID): {e}"),
+        )
+    })?;
+    libvirt
+        .act_by_uuid(uuid.as_bytes(), vm_action)
+        .map(|_| ())
+        .map_err(vm_failure)
 }
 
 /// Makes `change` for the session of `token`: through the helper when it holds the

@@ -119,6 +119,9 @@ pub fn open_login_shell(
     Ok(helper::server::Terminal { master, child })
 }
 
+/// The PAM service systemd runs for a terminal's shell unit.
+pub const TERMINAL_PAM_SERVICE: &str = "hvnode-terminal";
+
 /// The command line of [`login_shell_argv`], decided from what the host offers.
 pub fn shell_argv(
     user: &str,
@@ -136,6 +139,9 @@ pub fn shell_argv(
             "--collect",
             "--service-type=exec",
             &format!("--uid={user}"),
+            // A login of its own: the user's SELinux domain, audit login uid and
+            // limits (image/files/etc/pam.d/hvnode-terminal).
+            &format!("--property=PAMName={TERMINAL_PAM_SERVICE}"),
             "--property=WorkingDirectory=~",
             "--setenv=TERM=xterm-256color",
             "--",
@@ -220,7 +226,30 @@ mod tests {
         assert_eq!(argv[0], "/usr/bin/systemd-run");
         assert!(argv.contains(&"--pty".to_string()));
         assert!(argv.contains(&"--uid=ops".to_string()));
+        assert!(argv.contains(&"--property=PAMName=hvnode-terminal".to_string()));
         assert_eq!(&argv[argv.len() - 3..], ["--", "/bin/bash", "-l"]);
+    }
+
+    /// The stack the shell's unit names is in the image, and puts the shell in
+    /// the user's SELinux domain: pam_selinux closes first and opens last, as
+    /// in login's and sshd's stacks.
+    #[test]
+    fn the_terminal_pam_stack_is_in_the_image() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../image/files/etc/pam.d")
+            .join(TERMINAL_PAM_SERVICE);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let session: Vec<&str> = text.lines().filter(|l| l.starts_with("session")).collect();
+        assert!(session.first().unwrap().ends_with("pam_selinux.so close"));
+        assert!(
+            session
+                .last()
+                .unwrap()
+                .ends_with("pam_selinux.so nottys open")
+        );
+        for module in ["pam_loginuid.so", "pam_limits.so"] {
+            assert!(session.iter().any(|l| l.contains(module)), "{module}");
+        }
     }
 
     #[test]

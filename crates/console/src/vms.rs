@@ -345,9 +345,25 @@ impl Libvirt {
     /// Starts, shuts down, forces off or reboots a domain; returns its new state.
     pub fn act(&self, name: &str, action: VmAction) -> Result<Vm, VirtError> {
         check_name(name)?;
+        self.act_on(name, |conn| conn.lookup_domain(name), action)
+    }
+
+    /// [`Libvirt::act`] on the domain with libvirt UUID `uuid` (the engine names
+    /// VMs by it).
+    pub fn act_by_uuid(&self, uuid: &[u8; 16], action: VmAction) -> Result<Vm, VirtError> {
+        let id = uuid::Uuid::from_bytes(*uuid).to_string();
+        self.act_on(&id, |conn| conn.lookup_domain_by_uuid(uuid), action)
+    }
+
+    fn act_on(
+        &self,
+        name: &str,
+        lookup: impl FnOnce(&Client) -> Result<Domain, hvnode_libvirt::Error>,
+        action: VmAction,
+    ) -> Result<Vm, VirtError> {
         self.with_conn(|conn| {
             let err = |e| self.classify(e, name);
-            let dom = conn.lookup_domain(name).map_err(err)?;
+            let dom = lookup(conn).map_err(err)?;
             match action {
                 VmAction::Start => conn.start_domain(&dom),
                 VmAction::Shutdown => conn.shutdown_domain(&dom),
@@ -356,7 +372,7 @@ impl Libvirt {
             }
             .map_err(err)?;
             tracing::info!(
-                vm = name,
+                vm = dom.name,
                 action = action.as_str(),
                 "virtual machine action"
             );

@@ -8,7 +8,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::frame::{self, FrameError};
-use crate::proto::{Change, Failure, FailureKind, Password, Refusal, RegisterStep, Reply, Request};
+use crate::proto::{
+    Change, EngineAction, Failure, FailureKind, Password, Refusal, RegisterStep, Reply, Request,
+};
 
 /// The helper could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -258,6 +260,18 @@ impl Client {
         match self.exchange(&request)?.1 {
             Reply::ThinPools { pools } => Ok(pools),
             other => Err(self.unexpected(&request, other)),
+        }
+    }
+
+    /// Does what the engine asked (the engine link's connections only). A failure
+    /// to ask is [`FailureKind::Unavailable`].
+    pub fn engine(&self, action: EngineAction) -> Result<(), Failure> {
+        let request = Request::Engine { action };
+        let unavailable = |e: ClientError| Failure::new(FailureKind::Unavailable, e.to_string());
+        match self.exchange(&request).map_err(unavailable)?.1 {
+            Reply::Changed => Ok(()),
+            Reply::Failed { failure } => Err(failure),
+            other => Err(unavailable(self.unexpected(&request, other))),
         }
     }
 

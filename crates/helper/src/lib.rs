@@ -31,8 +31,14 @@ pub mod proto;
 pub mod server;
 
 pub use client::{Client, ClientError, Held};
-pub use proto::{Change, Failure, FailureKind, Refusal, RegisterStep, Reply, Request};
+pub use proto::{
+    Change, EngineAction, Failure, FailureKind, Refusal, RegisterStep, Reply, Request,
+};
 pub use server::{Backend, Options, Server, Stopper};
 
 /// Where the node's helper listens.
 pub const DEFAULT_SOCKET: &str = "/run/hvnode-helper/socket";
+
+/// Where the helper listens for the engine's link (hvnode-vdsm), when it serves
+/// one (`hvnode-helper --engine-user`): a socket of that user alone.
+pub const DEFAULT_ENGINE_SOCKET: &str = "/run/hvnode-helper/engine";

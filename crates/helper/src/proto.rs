@@ -74,6 +74,22 @@ pub enum Request {
     /// The node's LVM thin pools and how full they are: read-only, on any
     /// connection. Answered [`Reply::ThinPools`] or [`Reply::Error`].
     ThinPools,
+    /// What oVirt Engine asked of the node through its link (hvnode-vdsm, which
+    /// checked the engine's client certificate). Served only to the engine link's
+    /// user (the helper's `--engine-user`, on its own socket), which may ask
+    /// nothing else. Answered [`Reply::Changed`] or [`Reply::Failed`].
+    Engine { action: EngineAction },
+}
+
+/// What [`Request::Engine`] does: the engine's VM verbs that change a VM. VMs are
+/// named by their libvirt UUID, as the engine names them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum EngineAction {
+    /// `VM.destroy`: the VM is powered off at once.
+    VmDestroy { vm_id: String },
+    /// `VM.shutdown`: the guest is asked to shut down (ACPI), or to reboot.
+    VmShutdown { vm_id: String, reboot: bool },
 }
 
 /// What [`Request::Change`] changes. Names and actions are checked by the helper,
@@ -167,6 +183,7 @@ impl Request {
             Self::Register { .. } => "register",
             Self::LayerFacts => "layer_facts",
             Self::ThinPools => "thin_pools",
+            Self::Engine { .. } => "engine",
         }
     }
 }
@@ -187,10 +204,11 @@ pub enum Reply {
     /// The shell of [`Request::OpenTerminal`] started as process `pid`; its
     /// terminal's descriptor came with this frame.
     Terminal { pid: u32 },
-    /// The change of [`Request::Change`] is made.
+    /// The change of [`Request::Change`] (or the action of [`Request::Engine`]) is
+    /// made.
     Changed,
-    /// The change of [`Request::Change`] (or the run of [`Request::RunUpdate`] or
-    /// [`Request::Register`]) was not made.
+    /// The change of [`Request::Change`] (or the action of [`Request::Engine`], or
+    /// the run of [`Request::RunUpdate`] or [`Request::Register`]) was not made.
     Failed { failure: Failure },
     /// The update of [`Request::RunUpdate`] (or the nodectl of
     /// [`Request::Register`]) runs as process `pid`; its output's read end came
@@ -254,6 +272,26 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&refused).unwrap(),
             r#"{"reply":"refused","refusal":{"kind":"not_admin","groups":"sudo, wheel"}}"#
+        );
+    }
+
+    #[test]
+    fn engine_actions_have_a_stable_wire_form() {
+        let destroy = Request::Engine {
+            action: EngineAction::VmShutdown {
+                vm_id: "6f5c1e2a-0001-4002-8003-000000000042".into(),
+                reboot: false,
+            },
+        };
+        assert_eq!(
+            serde_json::to_string(&destroy).unwrap(),
+            r#"{"request":"engine","action":{"kind":"vm_shutdown","vm_id":"6f5c1e2a-0001-4002-8003-000000000042","reboot":false}}"#
+        );
+        assert!(
+            serde_json::from_str::<Request>(
+                r#"{"request":"engine","action":{"kind":"vm_start","vm_id":"x"}}"#
+            )
+            .is_err()
         );
     }
 

@@ -16,10 +16,12 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
-use nix::unistd::{Gid, Pid, chown};
+use nix::unistd::{Gid, Pid, Uid, chown};
 
 use crate::frame::{self, FrameError};
-use crate::proto::{Change, Failure, FailureKind, Refusal, RegisterStep, Reply, Request};
+use crate::proto::{
+    Change, EngineAction, Failure, FailureKind, Refusal, RegisterStep, Reply, Request,
+};
 
 /// How long the helper trusts its answer that a session's user may administer the
 /// node before it asks again (on that session's next change).
@@ -78,6 +80,10 @@ pub trait Backend: Send + Sync + 'static {
     /// The thin pools ([`Request::ThinPools`]); an error says why they could not be
     /// read. Blocking.
     fn thin_pools(&self) -> Result<Vec<hostinfo::ThinPool>, String>;
+
+    /// Does what the engine asked through its link ([`Request::Engine`]), for a
+    /// connection of the engine link's user. Blocking.
+    fn engine(&self, action: &EngineAction) -> Result<(), Failure>;
 }
 
 /// A shell on a terminal, as [`Backend::open_terminal`] started it.
@@ -126,6 +132,10 @@ impl Drop for Running {
 pub struct Options {
     /// The users, besides root, whose processes may connect (the console's user).
     pub allowed_uids: Vec<u32>,
+    /// The users whose connections are the engine's link (hvnode-vdsm's user):
+    /// they may connect, ask [`Request::Engine`] and nothing else, and no one
+    /// else may ask that.
+    pub engine_uids: Vec<u32>,
     /// Most connections open at once; each is a thread, and each open login session
     /// holds one.
     pub max_connections: usize,
@@ -138,6 +148,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             allowed_uids: Vec::new(),
+            engine_uids: Vec::new(),
             max_connections: 512,
             idle_timeout: Duration::from_secs(30),
         }
@@ -228,6 +239,28 @@ impl Stopper {
 /// writable by root only, or also by `group` when given (the group of the services
 /// that may connect; the helper still checks each peer's user).
 pub fn bind(path: &Path, group: Option<Gid>) -> io::Result<UnixListener> {
+    let listener = bind_fresh(path)?;
+    let mode = if group.is_some() { 0o660 } else { 0o600 };
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
+    if let Some(gid) = group {
+        chown(path, None, Some(gid)).map_err(io::Error::from)?;
+    }
+    Ok(listener)
+}
+
+/// Binds a socket at `path` as [`bind`] does, readable and writable by `owner`
+/// only (and root): the engine link's socket, whose one client is its service's
+/// user.
+pub fn bind_for_user(path: &Path, owner: Uid) -> io::Result<UnixListener> {
+    let listener = bind_fresh(path)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
+    chown(path, Some(owner), None).map_err(io::Error::from)?;
+    Ok(listener)
+}
+
+/// A new socket at `path`, replacing a stale socket (anything else there is an
+/// error).
+fn bind_fresh(path: &Path) -> io::Result<UnixListener> {
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => fs::remove_file(path)?,
         Ok(_) => {
@@ -242,13 +275,7 @@ pub fn bind(path: &Path, group: Option<Gid>) -> io::Result<UnixListener> {
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    let listener = UnixListener::bind(path)?;
-    let mode = if group.is_some() { 0o660 } else { 0o600 };
-    fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
-    if let Some(gid) = group {
-        chown(path, None, Some(gid)).map_err(io::Error::from)?;
-    }
-    Ok(listener)
+    UnixListener::bind(path)
 }
 
 impl<B: Backend> Server<B> {
@@ -327,10 +354,15 @@ impl<B: Backend> Server<B> {
         let open = self.open.clone();
         let connections = self.connections.clone();
         let idle = self.options.idle_timeout;
+        let role = if self.options.engine_uids.contains(&peer.0) {
+            Role::Engine
+        } else {
+            Role::Console
+        };
         let spawned = std::thread::Builder::new()
             .name("hvnode-helper".into())
             .spawn(move || {
-                serve_connection(stream, &*backend, idle, peer.1);
+                serve_connection(stream, &*backend, idle, peer.1, role);
                 connections.forget(id);
                 open.fetch_sub(1, Ordering::SeqCst);
             });
@@ -352,7 +384,10 @@ impl<B: Backend> Server<B> {
             }
         };
         let (uid, pid) = (creds.uid(), creds.pid());
-        if uid == 0 || self.options.allowed_uids.contains(&uid) {
+        if uid == 0
+            || self.options.allowed_uids.contains(&uid)
+            || self.options.engine_uids.contains(&uid)
+        {
             return Some((uid, pid));
         }
         tracing::warn!(
@@ -378,10 +413,37 @@ fn is_transient(e: &io::Error) -> bool {
     )
 }
 
+/// Whose connection it is, by its peer's user: the engine's link may ask
+/// [`Request::Engine`] only, and only it may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Console,
+    Engine,
+}
+
+impl Role {
+    /// Why `request` is not served on a connection of this role, if it is not.
+    fn refuses(self, request: &Request) -> Option<&'static str> {
+        match (self, matches!(request, Request::Engine { .. })) {
+            (Role::Engine, false) => Some("the engine's link may ask for engine actions only"),
+            (Role::Console, true) => {
+                Some("engine actions are served to the engine's link (hvnode-vdsm) only")
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Answers one connection's requests until it closes, fails, or (while it holds no
 /// session) stays silent for `idle`. A login's session lives as long as the
 /// connection: it is dropped, and closed, when this returns.
-fn serve_connection<B: Backend>(mut stream: UnixStream, backend: &B, idle: Duration, pid: i32) {
+fn serve_connection<B: Backend>(
+    mut stream: UnixStream,
+    backend: &B,
+    idle: Duration,
+    pid: i32,
+    role: Role,
+) {
     let mut session: Option<Held<B::Session>> = None;
     if let Err(e) = stream.set_read_timeout(Some(idle)) {
         tracing::warn!(pid, "setting a helper connection's timeout: {e}");
@@ -411,7 +473,14 @@ fn serve_connection<B: Backend>(mut stream: UnixStream, backend: &B, idle: Durat
             }
         };
         let name = request.name();
-        let (reply, fd) = answer(backend, request, &mut session);
+        let (reply, fd) = match role.refuses(&request) {
+            Some(why) => {
+                tracing::warn!(pid, request = name, "refused: {why}");
+                let failure = Failure::new(FailureKind::NotAllowed, why);
+                (Reply::Failed { failure }, None)
+            }
+            None => answer(backend, request, &mut session),
+        };
         if matches!(reply, Reply::LoggedIn) {
             // The connection now holds the session: it may stay silent until logout.
             if let Err(e) = stream.set_read_timeout(None) {
@@ -513,6 +582,16 @@ fn answer<B: Backend>(
         Request::ThinPools => match backend.thin_pools() {
             Ok(pools) => Reply::ThinPools { pools },
             Err(message) => Reply::Error { message },
+        },
+        Request::Engine { action } => match backend.engine(&action) {
+            Ok(()) => {
+                tracing::info!(?action, "engine action made");
+                Reply::Changed
+            }
+            Err(failure) => {
+                tracing::warn!(?action, "engine action failed: {failure}");
+                Reply::Failed { failure }
+            }
         },
     };
     (reply, None)

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use helper::proto::{
-    Change, Failure, FailureKind, Password, Refusal, RegisterStep, Reply, Request,
+    Change, EngineAction, Failure, FailureKind, Password, Refusal, RegisterStep, Reply, Request,
 };
 use helper::server::Terminal;
 use helper::{Backend, Client, Options, Server, frame};
@@ -25,6 +25,7 @@ struct Counts {
     clients: Mutex<Vec<IpAddr>>,
     policy_asked: AtomicUsize,
     changes: Mutex<Vec<(String, Change)>>,
+    engine_actions: Mutex<Vec<EngineAction>>,
 }
 
 /// Accepts `admin` with `good`, refuses others as PAM would.
@@ -150,6 +151,16 @@ impl Backend for Fake {
 
     fn thin_pools(&self) -> Result<Vec<hostinfo::ThinPool>, String> {
         Err("lvs failed: no LVM here".into())
+    }
+
+    fn engine(&self, action: &EngineAction) -> Result<(), Failure> {
+        if let EngineAction::VmDestroy { vm_id } = action {
+            if vm_id == "missing" {
+                return Err(Failure::new(FailureKind::NotFound, "no VM with id missing"));
+            }
+        }
+        self.0.engine_actions.lock().unwrap().push(action.clone());
+        Ok(())
     }
 
     fn may_administer(&self, user: &str) -> Result<bool, String> {
@@ -671,4 +682,62 @@ fn the_layer_facts_and_thin_pools_come_back_on_any_connection() {
     assert!(e.to_string().contains("no LVM here"), "{e}");
     // Neither needs a session, nor asks the sudo policy.
     assert_eq!(h.counts.policy_asked.load(Ordering::SeqCst), 0);
+}
+
+/// The engine link's user may ask for engine actions and nothing else; no other
+/// user may ask for them.
+#[test]
+fn engine_actions_are_served_to_the_engine_link_only() {
+    let me = nix::unistd::getuid().as_raw();
+    let destroy = |id: &str| EngineAction::VmDestroy { vm_id: id.into() };
+
+    let console = start(Options::default());
+    let refused = Client::new(&console.path).engine(destroy("a")).unwrap_err();
+    assert_eq!(refused.kind, FailureKind::NotAllowed, "{refused}");
+    assert!(refused.message.contains("engine's link"), "{refused}");
+    assert!(console.counts.engine_actions.lock().unwrap().is_empty());
+
+    let engine = start(Options {
+        engine_uids: vec![me],
+        ..Options::default()
+    });
+    let client = Client::new(&engine.path);
+    client.engine(destroy("a")).unwrap();
+    let shutdown = EngineAction::VmShutdown {
+        vm_id: "b".into(),
+        reboot: true,
+    };
+    client.engine(shutdown.clone()).unwrap();
+    let missing = client.engine(destroy("missing")).unwrap_err();
+    assert_eq!(missing.kind, FailureKind::NotFound, "{missing}");
+    assert_eq!(
+        *engine.counts.engine_actions.lock().unwrap(),
+        [destroy("a"), shutdown]
+    );
+    // Nothing else, not even a question that any console connection may ask.
+    let err = client.may_administer("admin").unwrap_err().to_string();
+    assert!(err.contains("engine actions only"), "{err}");
+    assert!(
+        client
+            .login("admin", "good", "::1".parse().unwrap())
+            .is_err()
+    );
+    assert_eq!(engine.counts.policy_asked.load(Ordering::SeqCst), 0);
+    assert_eq!(engine.counts.open.load(Ordering::SeqCst), 0);
+}
+
+/// The engine link's socket belongs to its user, mode 0600.
+#[test]
+fn the_engine_socket_is_its_users_alone() {
+    if !hvnode_testutil::require_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("engine");
+    let _listener =
+        helper::server::bind_for_user(&path, nix::unistd::Uid::from_raw(65534)).unwrap();
+    let meta = std::fs::metadata(&path).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(meta.uid(), 65534);
+    assert_eq!(meta.mode() & 0o777, 0o600);
 }

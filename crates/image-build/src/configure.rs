@@ -54,6 +54,16 @@ pub fn booleans_local(booleans: &std::collections::BTreeMap<String, bool>) -> St
 
 /// The banner on the console login prompt: agetty expands `\4` to the
 /// machine's IPv4 address.
+/// libvirt's SELinux driver labels a KVM guest's qemu with the first line
+/// of this file and an emulated (TCG) guest's with the second. TCG's code
+/// generator needs executable memory: the reference policy's
+/// svirt_prot_exec_t allows it, svirt_t does not (the boolean
+/// `virt_use_execmem` would give it to every guest). The policy ships only the
+/// first line; image/selinux/hvnode.te gives svirt_prot_exec_t what svirt_t
+/// has besides.
+pub const VIRTUAL_DOMAIN_CONTEXT: &str =
+    "system_u:system_r:svirt_t:s0\nsystem_u:system_r:svirt_prot_exec_t:s0\n";
+
 pub fn issue(nvr: &str) -> String {
     format!("hvnode {nvr} (\\l)\n\nNode console: https://\\4:9090/\n\n")
 }
@@ -112,6 +122,11 @@ pub fn configure(root: &Root, recipe: &Recipe, units: &[String], epoch: i64) -> 
         }
         c.run()
             .context("building the image's SELinux policy (semodule -B)")?;
+        root.write(
+            "/etc/selinux/default/contexts/virtual_domain_context",
+            VIRTUAL_DOMAIN_CONTEXT.as_bytes(),
+            0o644,
+        )?;
     }
     // A machine-id is made on first boot, never shipped.
     root.write("/etc/machine-id", b"", 0o444)?;

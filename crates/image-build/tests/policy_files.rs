@@ -118,3 +118,49 @@ fn the_root_certificate_step_runs_in_the_helpers_domain() {
         .unwrap_or_default();
     assert_eq!(binary, helper_binary, "{pre}");
 }
+
+/// Executable memory is for emulated guests only: the recipe turns on no
+/// boolean that gives it to every guest (`virt_use_execmem`, `allow_execmem`),
+/// libvirt's second (TCG) domain is svirt_prot_exec_t, and the module gives that
+/// domain the guests' disks (labelled svirt_image_t whatever the domain) and
+/// the network that svirt_t has.
+#[test]
+fn only_emulated_guests_map_executable_memory() {
+    let recipe_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../image/hvnode.toml");
+    let recipe = image_build::recipe::Recipe::load(&recipe_path).expect("the image recipe");
+    for b in ["virt_use_execmem", "allow_execmem"] {
+        assert_ne!(
+            recipe.selinux.booleans.get(b),
+            Some(&true),
+            "the recipe turns on {b}"
+        );
+    }
+    let contexts: Vec<&str> = image_build::configure::VIRTUAL_DOMAIN_CONTEXT
+        .lines()
+        .collect();
+    assert_eq!(
+        contexts,
+        [
+            "system_u:system_r:svirt_t:s0",
+            "system_u:system_r:svirt_prot_exec_t:s0"
+        ]
+    );
+    let te = policy_file("hvnode.te");
+    for rule in [
+        "manage_files_pattern(svirt_prot_exec_t, svirt_image_t, svirt_image_t)",
+        "rw_blk_files_pattern(svirt_prot_exec_t, svirt_image_t, svirt_image_t)",
+        "corenet_tcp_connect_all_ports(svirt_prot_exec_t)",
+    ] {
+        assert!(te.contains(rule), "hvnode.te lacks {rule}");
+    }
+    let cil = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../image/files/usr/share/hvnode/selinux/hvnode-local.cil"),
+    )
+    .expect("hvnode-local.cil");
+    assert!(
+        !cil.lines()
+            .any(|l| l.starts_with("(allow") && l.contains("execmem")),
+        "hvnode-local.cil allows execmem"
+    );
+}

@@ -184,7 +184,9 @@ fn a_packages_line_starting_with_percent_is_an_error_not_a_package() {
     let p = parse_str("ks.cfg", text, &MemLoader::default());
     let errors: Vec<String> = p.diagnostics.iter().map(ToString::to_string).collect();
     assert!(
-        errors.iter().any(|e| e.contains("%end# is not a package name")),
+        errors
+            .iter()
+            .any(|e| e.contains("%end# is not a package name")),
         "{errors:?}"
     );
     let rendered = render(&p.kickstart);

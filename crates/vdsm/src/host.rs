@@ -6,7 +6,9 @@
 //! answered "method not found" (-32601), never with made-up facts. Served:
 //! `Host.ping2`, `Host.confirmConnectivity`, `Host.getCapabilities`,
 //! `Host.getHardwareInfo`, `Host.getStats`,
-//! `Host.getAllVmStats`, `Host.getVMList`, `Host.dumpxmls`, `Host.hostdevListByCaps`.
+//! `Host.getAllVmStats`, `Host.getVMList`, `Host.dumpxmls`, `Host.hostdevListByCaps`,
+//! and of the VM verbs `VM.getStats`, `VM.destroy` and `VM.shutdown` (the last two
+//! through the privileged helper, [`crate::actions`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,6 +28,7 @@ pub struct HostVerbs {
     sampler: Arc<stats::Sampler>,
     started: Instant,
     vms: Arc<Vms>,
+    actions: Option<crate::actions::Actions>,
 }
 
 impl HostVerbs {
@@ -43,7 +46,26 @@ impl HostVerbs {
             sampler,
             started: Instant::now(),
             vms: Arc::new(Vms::new(libvirt_uri)),
+            actions: None,
         }
+    }
+
+    /// The VM actions (`VM.destroy`, `VM.shutdown`) asked of the privileged helper
+    /// at `socket` (its engine socket); without it they answer that they cannot be
+    /// made.
+    pub fn with_helper(mut self, socket: impl Into<PathBuf>) -> Self {
+        self.actions = Some(crate::actions::Actions::new(socket, self.vms.clone()));
+        self
+    }
+
+    fn actions(&self) -> Result<&crate::actions::Actions, RpcError> {
+        self.actions.as_ref().ok_or_else(|| {
+            RpcError::new(
+                code::GENERAL_EXCEPTION,
+                "this service was started without the privileged helper's socket \
+                 (--helper-socket), which VM actions go through",
+            )
+        })
     }
 
     /// Starts watching the VMs for `|virt|VM_status|` events ([`crate::events`]);
@@ -136,6 +158,9 @@ impl Verbs for HostVerbs {
             "Host.getVMList" => self.vms.vm_list(params),
             "Host.dumpxmls" => self.vms.dump_xmls(params),
             "Host.hostdevListByCaps" => self.host_devices(params),
+            "VM.getStats" => self.vms.vm_stats(params),
+            "VM.destroy" => self.actions()?.destroy(params),
+            "VM.shutdown" => self.actions()?.shutdown(params),
             other => Err(RpcError::new(
                 code::METHOD_NOT_FOUND,
                 format!(

@@ -7,6 +7,7 @@
 //! as vdsm answers it ([`jsonrpc`]) and the verbs ([`host`]). [`serve`] accepts
 //! connections and serves each on a task of its own, within a cap.
 
+pub mod actions;
 pub mod caps;
 pub mod events;
 pub mod host;

@@ -255,6 +255,19 @@ impl Vms {
         Ok(Value::Array(list))
     }
 
+    /// `VM.getStats{vmID}`: a list of the one running VM's statistics, as vdsm
+    /// answers it.
+    pub fn vm_stats(&self, params: &Map<String, Value>) -> Result<Value, RpcError> {
+        let id = crate::actions::vm_id(params)?;
+        let now = Instant::now();
+        let running = self.running()?;
+        let r = running
+            .iter()
+            .find(|r| r.dom.uuid_string() == id)
+            .ok_or_else(|| no_such_vm(&id))?;
+        Ok(Value::Array(vec![self.stats_of(r, now)]))
+    }
+
     /// `Host.dumpxmls{vmList}`: the live XML of each VM asked for, by id.
     pub fn dump_xmls(&self, params: &Map<String, Value>) -> Result<Value, RpcError> {
         let wanted = vm_ids(params, "vmList")?
@@ -263,15 +276,20 @@ impl Vms {
         let mut xmls = Map::new();
         for id in wanted {
             let Some(r) = running.iter().find(|r| r.dom.uuid_string() == id) else {
-                return Err(RpcError::new(
-                    code::NO_SUCH_VM,
-                    format!("Virtual machine does not exist: {{'vmId': '{id}'}}"),
-                ));
+                return Err(no_such_vm(&id));
             };
             xmls.insert(id, json!(r.xml));
         }
         Ok(Value::Object(xmls))
     }
+}
+
+/// vdsm's error for a VM it does not run.
+pub fn no_such_vm(id: &str) -> RpcError {
+    RpcError::new(
+        code::NO_SUCH_VM,
+        format!("Virtual machine does not exist: {{'vmId': '{id}'}}"),
+    )
 }
 
 /// A list of VM ids under `key`; `None` when it is absent.

@@ -102,6 +102,13 @@ fn write_pki(dir: &Path, ca: &Ca) {
 }
 
 fn start(options: vdsm::ServeOptions) -> Service {
+    start_with(options, false)
+}
+
+/// The service; with `helper`, with a privileged helper of its own for the VM
+/// actions (the node's helper backend, on the same libvirt), serving this test's
+/// user as the engine link's.
+fn start_with(options: vdsm::ServeOptions, helper: bool) -> Service {
     let ca = Ca::new("engine CA");
     let pki = tempfile::tempdir().unwrap();
     write_pki(pki.path(), &ca);
@@ -121,7 +128,27 @@ fn start(options: vdsm::ServeOptions) -> Service {
     let node = pki.path().join("node.xml");
     std::fs::write(&node, NODE_XML).unwrap();
     let uri = format!("test://{}", node.display());
-    let verbs = Arc::new(vdsm::host::HostVerbs::new("/", &uri));
+    let mut verbs = vdsm::host::HostVerbs::new("/", &uri);
+    if helper {
+        let socket = pki.path().join("helper-engine");
+        let me = nix::unistd::getuid();
+        let listener = helper::server::bind_for_user(&socket, me).unwrap();
+        let config = console::Config {
+            libvirt_uri: uri.clone(),
+            ..console::Config::default()
+        };
+        let server = helper::Server::new(
+            listener,
+            console::auth::remote::PamBackend::from_config(&config),
+            helper::Options {
+                engine_uids: vec![me.as_raw()],
+                ..helper::Options::default()
+            },
+        );
+        std::thread::spawn(move || server.serve());
+        verbs = verbs.with_helper(socket);
+    }
+    let verbs = Arc::new(verbs);
     runtime.spawn(vdsm::serve(listener, tls, verbs, options));
     Service {
         addr,
@@ -607,5 +634,52 @@ fn events_reach_the_connections_subscribed_to_the_event_queue() {
             )
             .await;
         assert_eq!(answer["id"], "q", "{answer}");
+    });
+}
+
+/// The engine's VM actions go through the privileged helper: the service asks, the
+/// helper (serving the engine link's user only) acts on libvirt. libvirt's test
+/// driver keeps a state per connection, so the helper's copy of `alpha` is the one
+/// that stops, and the service's read-only view still lists it running.
+#[test]
+fn vm_actions_go_through_the_helper_and_vm_stats_come_from_libvirt() {
+    if !Path::new("/run/libvirt/libvirt-sock").exists() {
+        hvnode_testutil::skip("libvirtd does not run (tests/deps.sh starts it)");
+        return;
+    }
+    let service = start_with(vdsm::ServeOptions::default(), true);
+    rt().block_on(async {
+        let mut c = connect(&service, Some(&service.ca)).await.unwrap();
+        c.engine_handshake("0,15000").await;
+        let call = |method: &str, params: Value| json!({"jsonrpc": "2.0", "method": method, "params": params, "id": method});
+        let mut ask = async |method: &str, params: Value| {
+            c.call(vdsm::server::RESPONSE_QUEUE, &call(method, params)).await.1
+        };
+        let stats = ask("VM.getStats", json!({"vmID": ALPHA})).await;
+        assert_eq!(stats["result"][0]["vmId"], ALPHA, "{stats}");
+        assert_eq!(stats["result"][0]["status"], "Up", "{stats}");
+        let missing = "00000000-0000-0000-0000-000000000001";
+        let answer = ask("VM.getStats", json!({"vmID": missing})).await;
+        assert_eq!(answer["error"]["code"], 1, "{answer}");
+
+        // A reboot, then a shutdown (ACPI), then the power off: each made.
+        let answer = ask("VM.shutdown", json!({"vmID": ALPHA, "reboot": true})).await;
+        assert_eq!(answer["result"], true, "{answer}");
+        let answer = ask("VM.shutdown", json!({"vmID": ALPHA, "delay": 30, "message": "bye"})).await;
+        assert_eq!(answer["result"], true, "{answer}");
+        // The test driver's shutdown stops the domain at once: destroying it now
+        // is libvirt's "not running", a failure the engine is told.
+        let answer = ask("VM.destroy", json!({"vmID": ALPHA, "gracefulAttempts": 1})).await;
+        assert_eq!(answer["error"]["code"], 100, "{answer}");
+        assert!(
+            answer["error"]["message"].as_str().is_some_and(|m| m.contains("not running")),
+            "{answer}"
+        );
+        let answer = ask("VM.destroy", json!({"vmID": missing})).await;
+        assert_eq!(answer["error"]["code"], 1, "{answer}");
+        let answer = ask("VM.destroy", json!({"vmID": "not-a-uuid"})).await;
+        assert_eq!(answer["error"]["code"], 100, "{answer}");
+        let answer = ask("VM.destroy", json!({})).await;
+        assert_eq!(answer["error"]["code"], -32602, "{answer}");
     });
 }

@@ -174,32 +174,44 @@ pub fn use_console(c: &mut Console, name: &str) -> Result<()> {
                 &format!("curl -sk -b /tmp/jar {CONSOLE_URL}/api/v1/vms/probe"),
                 CMD,
             )?;
+            // The probe is an emulated (TCG) guest: the domain with
+            // executable memory; KVM guests keep svirt_t, which has none.
             ensure!(
-                vm.contains("svirt_t"),
-                "{name}: the started VM has no sVirt label: {vm}"
+                vm.contains("svirt_prot_exec_t"),
+                "{name}: the started TCG VM is not labelled svirt_prot_exec_t: {vm}"
+            );
+            let execmem = c.check("cat /sys/fs/selinux/booleans/virt_use_execmem", CMD)?;
+            ensure!(
+                execmem.trim() == "0 0",
+                "{name}: virt_use_execmem is on (every guest may map executable memory): {execmem}"
             );
         }
     }
     c.check("virsh -q -c qemu:///system undefine probe", CMD)?;
     // The terminal: a WebSocket upgrade, then one binary frame of input, masked
     // with a zero key (the payload as it is), as a browser's xterm.js sends it.
-    let input = "echo TERM-$(id -un)-OK; exit\n";
+    // The shell says who it is, its SELinux domain and its audit login uid:
+    // the user's login domain and uid, as after an ssh login (the transient
+    // unit's PAM stack, /etc/pam.d/hvnode-terminal), not init's scripts'.
+    let input = "echo TERM-$(id -un)-$(id -Z | cut -d: -f3)-$(cat /proc/self/loginuid)-OK; exit\n";
     let script = format!(
         r#"cookie=$(awk '$6 ~ /^__Host/ {{print $6"="$7}}' /tmp/jar)
 input='{input}'
 input=$(printf "$input")$'\n'
 ( printf 'GET /terminal/socket HTTP/1.1\r\nHost: 127.0.0.1:9090\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: {CONSOLE_URL}\r\nCookie: %s\r\n\r\n' "$cookie"
   sleep 5; printf "\x82\x$(printf %02x $((${{#input}} | 128)))\x00\x00\x00\x00"; printf '%s' "$input"; sleep 10
-) | timeout 30 openssl s_client -quiet -connect 127.0.0.1:9090 2>/dev/null | tr -c '[:print:]\n' '.' | grep -ao 'TERM-[a-z]*-OK' | head -1
+) | timeout 30 openssl s_client -quiet -connect 127.0.0.1:9090 2>/dev/null | tr -c '[:print:]\n' '.' | grep -ao 'TERM-[a-z]*-[a-z_]*-[0-9]*-OK' | head -1
 "#
     );
     c.send(&format!(
         "cat > /tmp/terminal.sh <<'HVNODE_EOF'\n{script}HVNODE_EOF\n"
     ))?;
     let shell = c.check("bash /tmp/terminal.sh", CMD)?;
+    let uid = c.check(&format!("id -u {user}"), CMD)?;
+    let uid = uid.trim();
     ensure!(
-        shell.trim() == format!("TERM-{user}-OK"),
-        "{name}: the console's terminal gave no shell of {user}: {shell:?} \
+        shell.trim() == format!("TERM-{user}-unconfined_t-{uid}-OK"),
+        "{name}: the console's terminal gave no shell of {user} (uid {uid}) in unconfined_t: {shell:?} \
          (journalctl -u hvnode-helper has why)"
     );
     Ok(())
@@ -240,20 +252,29 @@ for i in $(seq 60); do systemctl show -p StatusText hvnode-vdsm | grep -q 'servi
 systemctl show -p StatusText hvnode-vdsm | sed 's/^/after: /'
 body='[{"jsonrpc":"2.0","method":"Host.ping2","id":"p1"},{"jsonrpc":"2.0","method":"Host.getCapabilities","id":"c1"},{"jsonrpc":"2.0","method":"Host.getStats","id":"s1"},{"jsonrpc":"2.0","method":"Host.getAllVmStats","id":"v1"},{"jsonrpc":"2.0","method":"Host.hostdevListByCaps","id":"h1"}]'
 mkfifo in
-(printf 'CONNECT\naccept-version:1.2\nheart-beat:0,15000\n\n\0SUBSCRIBE\ndestination:jms.topic.vdsm_responses\nid:s1\n\n\0SUBSCRIBE\ndestination:jms.queue.events\nid:s2\n\n\0SEND\ndestination:jms.topic.vdsm_requests\ncontent-length:%d\n\n%s\0' ${#body} "$body"; sleep 240) > in &
+send() { printf 'SEND\ndestination:jms.topic.vdsm_requests\ncontent-length:%d\n\n%s\0' ${#1} "$1"; }
+# The second batch (the engine's VM verbs) is sent once the file "next" holds it.
+(printf 'CONNECT\naccept-version:1.2\nheart-beat:0,15000\n\n\0SUBSCRIBE\ndestination:jms.topic.vdsm_responses\nid:s1\n\n\0SUBSCRIBE\ndestination:jms.queue.events\nid:s2\n\n\0'; send "$body"
+ while [ ! -s next ]; do sleep 0.2; done; send "$(cat next)"; sleep 240) > in &
 feeder=$!
 timeout 240 openssl s_client -quiet -connect 127.0.0.1:54321 -cert engine.pem -key engine.key -CAfile ca.pem < in > out 2> err &
 for i in $(seq 120); do grep -aq '"id":"h1"' out 2>/dev/null && break; sleep 1; done
-# A VM started and destroyed while the engine listens: an event for each.
+# A VM started while the engine listens, then its statistics and its power-off
+# asked by the engine (VM.getStats, VM.destroy through the helper): an event for
+# each change.
 virsh -q -c qemu:///system define /tmp/probe.xml >/dev/null
+uuid=$(virsh -q -c qemu:///system domuuid probe)
 virsh -q -c qemu:///system start probe >/dev/null
 for i in $(seq 60); do grep -a '|virt|VM_status|' out 2>/dev/null | grep -q '"status":"Up"' && break; sleep 1; done
-virsh -q -c qemu:///system destroy probe >/dev/null
+echo "[{\"jsonrpc\":\"2.0\",\"method\":\"VM.getStats\",\"params\":{\"vmID\":\"$uuid\"},\"id\":\"g1\"},{\"jsonrpc\":\"2.0\",\"method\":\"VM.destroy\",\"params\":{\"vmID\":\"$uuid\"},\"id\":\"d1\"}]" > next.tmp && mv next.tmp next
 for i in $(seq 60); do grep -a '|virt|VM_status|' out 2>/dev/null | grep -q '"status":"Down"' && break; sleep 1; done
+virsh -q -c qemu:///system domstate probe | sed 's/^/state after VM.destroy: /'
+virsh -q -c qemu:///system destroy probe >/dev/null 2>&1 || true
 virsh -q -c qemu:///system undefine probe >/dev/null
 kill $feeder 2>/dev/null || true
 tr '\0' '\n' < out | grep -c '^CONNECTED' | sed 's/^/connected: /'
-for id in p1 c1 s1 v1 h1; do grep -ao "\"id\":\"$id\"" out | head -1 | sed 's/^/answered: /'; done
+for id in p1 c1 s1 v1 h1 g1 d1; do grep -ao "\"id\":\"$id\"" out | head -1 | sed 's/^/answered: /'; done
+grep -ao '"id":"d1"[^}]*"result":true' out | head -1 | sed 's/^/destroyed: /'
 grep -ac '"error":{' out | sed 's/^/errors: /' || true
 tr '\0' '\n' < out | grep -a '|virt|VM_status|' | grep -ao '"status":"[A-Za-z ]*"' | sed 's/^/event: /'
 grep -ao '"emulatedMachines":\[[^]]*' out | head -c 120 | sed 's/^/machines: /'; echo
@@ -298,9 +319,13 @@ rm -rf /etc/pki/vdsm "$d"
     );
     let answered = line("answered:");
     ensure!(
-        answered.len() == 5,
+        answered.len() == 7,
         "{name}: hvnode-vdsm answered {answered:?} of ping2, getCapabilities, getStats, \
-         getAllVmStats, hostdevListByCaps:\n{out}"
+         getAllVmStats, hostdevListByCaps, VM.getStats, VM.destroy:\n{out}"
+    );
+    ensure!(
+        line("destroyed:").len() == 1 && line("state after VM.destroy:") == ["shut off"],
+        "{name}: the engine's VM.destroy (through the helper) did not power the VM off:\n{out}"
     );
     ensure!(
         line("pci devices:")

@@ -23,6 +23,14 @@ struct Args {
     /// The socket's group (mode 0660); without it only root may connect.
     #[arg(long, value_name = "NAME")]
     group: Option<String>,
+    /// The engine's link's user (hvnode-vdsm runs as vdsm): the helper also listens
+    /// on --engine-socket, a socket of that user alone, and does there what the
+    /// engine asks of VMs (VM.destroy, VM.shutdown), nothing else.
+    #[arg(long, value_name = "NAME")]
+    engine_user: Option<String>,
+    /// Where to listen for the engine's link.
+    #[arg(long, default_value = helper::DEFAULT_ENGINE_SOCKET)]
+    engine_socket: PathBuf,
     /// Instead of serving: make or renew the console's certificate in the
     /// configuration's certificates directory when it is due, copy the one that wins
     /// (chain and key) to DIR/console.cert for the owner of DIR, and exit. The
@@ -50,6 +58,8 @@ fn main() -> std::process::ExitCode {
         socket: args.socket,
         allow_users: args.allow_users,
         group: args.group,
+        engine_user: args.engine_user,
+        engine_socket: args.engine_socket,
     };
     match run(&args) {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -153,6 +153,10 @@ impl Backend for PamBackend {
         crate::privileged::make_here(&self.libvirt, change)
     }
 
+    fn engine(&self, action: &helper::EngineAction) -> Result<(), helper::Failure> {
+        crate::privileged::engine_here(&self.libvirt, action)
+    }
+
     fn run_update(
         &self,
         _user: &str,

@@ -29,6 +29,11 @@ struct Args {
     /// The root of the node's files the verbs read (DMI facts, …).
     #[arg(long, value_name = "DIR", default_value = "/")]
     sysroot: PathBuf,
+    /// The privileged helper's socket for this service (hvnode-helper
+    /// --engine-user), which makes the VM actions the engine asks for
+    /// (VM.destroy, VM.shutdown).
+    #[arg(long, value_name = "PATH", default_value = helper::DEFAULT_ENGINE_SOCKET)]
+    helper_socket: PathBuf,
 }
 
 /// How often the certificates are looked at for a change.
@@ -105,7 +110,10 @@ async fn run(args: Args) -> Result<()> {
             tokio::time::sleep(PKI_CHECK).await;
         }
     });
-    let verbs = Arc::new(vdsm::host::HostVerbs::new(&args.sysroot, &args.libvirt_uri));
+    let verbs = Arc::new(
+        vdsm::host::HostVerbs::new(&args.sysroot, &args.libvirt_uri)
+            .with_helper(&args.helper_socket),
+    );
     let mut options = vdsm::ServeOptions::default();
     options.connection.events = Some(verbs.watch_vms());
     vdsm::serve(listener, tls, verbs, options)

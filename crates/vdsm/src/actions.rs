@@ -1,0 +1,178 @@
+//! The engine's verbs that change a VM: `VM.destroy` and `VM.shutdown`. The
+//! service holds no privilege (libvirt's read-only socket, no capabilities), so it
+//! asks the privileged helper, on the socket the helper keeps for this service's
+//! user alone (`hvnode-helper --engine-user vdsm`, [`helper::EngineAction`]). The
+//! engine's client certificate was checked on the connection that carried the
+//! verb; the helper checks that the asking process is this service's user.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use helper::{EngineAction, Failure, FailureKind};
+use serde_json::{Map, Value};
+
+use crate::jsonrpc::{RpcError, code};
+use crate::vms::Vms;
+
+/// How long a forced shutdown waits for the guest before it powers the VM off,
+/// when the engine gives no `timeout` (vdsm's `sys_shutdown_timeout`).
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The VM actions, asked of the helper at its engine socket.
+#[derive(Debug, Clone)]
+pub struct Actions {
+    helper: helper::Client,
+    vms: Arc<Vms>,
+}
+
+/// A VM's id as the engine sends it (`vmID`), lower case as libvirt prints it.
+pub fn vm_id(params: &Map<String, Value>) -> Result<String, RpcError> {
+    params
+        .get("vmID")
+        .and_then(Value::as_str)
+        .map(str::to_lowercase)
+        .ok_or_else(|| RpcError::invalid_params("vmID, the VM's id, is required"))
+}
+
+/// An optional parameter of type `T`; `null` is absent.
+fn optional<T: serde::de::DeserializeOwned>(
+    params: &Map<String, Value>,
+    key: &str,
+    what: &str,
+) -> Result<Option<T>, RpcError> {
+    match params.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => serde_json::from_value(v.clone())
+            .map(Some)
+            .map_err(|_| RpcError::invalid_params(format!("{key} is {what}"))),
+    }
+}
+
+/// The verb's error for the helper's failure: vdsm's NoSuchVM for a VM that is
+/// not there, its general exception otherwise.
+fn failed(vm: &str, f: Failure) -> RpcError {
+    match f.kind {
+        FailureKind::NotFound => crate::vms::no_such_vm(vm),
+        _ => RpcError::new(code::GENERAL_EXCEPTION, f.message),
+    }
+}
+
+impl Actions {
+    /// Actions asked of the helper at `socket`; `vms` reads the VMs' states (a
+    /// forced shutdown looks whether the guest went down).
+    pub fn new(socket: impl Into<PathBuf>, vms: Arc<Vms>) -> Self {
+        Self {
+            helper: helper::Client::new(socket),
+            vms,
+        }
+    }
+
+    /// `VM.destroy{vmID, gracefulAttempts?}`: the VM powered off at once (libvirt
+    /// destroys with SIGTERM first, then SIGKILL, which is vdsm's graceful
+    /// attempt).
+    pub fn destroy(&self, params: &Map<String, Value>) -> Result<Value, RpcError> {
+        let vm = vm_id(params)?;
+        optional::<u64>(params, "gracefulAttempts", "a count")?;
+        self.helper
+            .engine(EngineAction::VmDestroy { vm_id: vm.clone() })
+            .map_err(|f| failed(&vm, f))?;
+        Ok(Value::Bool(true))
+    }
+
+    /// `VM.shutdown{vmID, delay?, message?, reboot?, timeout?, force?}`: the guest
+    /// asked to shut down, or to reboot, through ACPI. `delay` and `message` are
+    /// for a guest agent, which this service does not speak (vdsm's ACPI path
+    /// ignores them too). With `force`, a guest still running after `timeout`
+    /// seconds (120 by default) is powered off.
+    pub fn shutdown(&self, params: &Map<String, Value>) -> Result<Value, RpcError> {
+        let vm = vm_id(params)?;
+        optional::<i64>(params, "delay", "a number of seconds")?;
+        optional::<String>(params, "message", "a string")?;
+        let reboot = optional::<bool>(params, "reboot", "a boolean")?.unwrap_or(false);
+        let timeout = optional::<u64>(params, "timeout", "a number of seconds")?
+            .map_or(DEFAULT_SHUTDOWN_TIMEOUT, Duration::from_secs);
+        let force = optional::<bool>(params, "force", "a boolean")?.unwrap_or(false);
+        self.helper
+            .engine(EngineAction::VmShutdown {
+                vm_id: vm.clone(),
+                reboot,
+            })
+            .map_err(|f| failed(&vm, f))?;
+        if force && !reboot {
+            self.power_off_unless_down(vm, timeout);
+        }
+        Ok(Value::Bool(true))
+    }
+
+    /// After `timeout`, powers `vm` off if it is still running.
+    fn power_off_unless_down(&self, vm: String, timeout: Duration) {
+        let me = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("hvnode-vdsm-shutdown".into())
+            .spawn(move || {
+                std::thread::sleep(timeout);
+                let running = match me.vms.statuses() {
+                    Ok(s) => s.contains_key(&vm),
+                    Err(e) => {
+                        tracing::warn!(vm, "a forced shutdown cannot see the VM's state: {e}");
+                        true
+                    }
+                };
+                if running {
+                    tracing::info!(
+                        vm,
+                        "the guest did not shut down within {} s; powering it off",
+                        timeout.as_secs()
+                    );
+                    if let Err(e) = me
+                        .helper
+                        .engine(EngineAction::VmDestroy { vm_id: vm.clone() })
+                    {
+                        tracing::warn!(vm, "powering off after a shutdown's timeout: {e}");
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("no thread to force a shutdown after its timeout: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn params(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn parameters_are_checked_before_the_helper_is_asked() {
+        let vms = Arc::new(Vms::new("test:///default"));
+        let actions = Actions::new("/nonexistent/helper/socket", vms);
+        let err = actions.destroy(&params(json!({}))).unwrap_err();
+        assert_eq!(err.code, code::INVALID_PARAMS);
+        let err = actions
+            .shutdown(&params(json!({"vmID": "x", "reboot": "yes"})))
+            .unwrap_err();
+        assert_eq!(err.code, code::INVALID_PARAMS, "{err}");
+        // Good parameters reach the helper, which is not there: a general failure
+        // that says where it was looked for.
+        let err = actions
+            .destroy(&params(
+                json!({"vmID": "6F5C1E2A-0001-4002-8003-000000000042"}),
+            ))
+            .unwrap_err();
+        assert_eq!(err.code, code::GENERAL_EXCEPTION);
+        assert!(err.message.contains("/nonexistent/helper/socket"), "{err}");
+    }
+
+    #[test]
+    fn a_vm_the_helper_does_not_find_is_vdsms_no_such_vm() {
+        let e = failed("abc", Failure::new(FailureKind::NotFound, "no such domain"));
+        assert_eq!(e.code, code::NO_SUCH_VM);
+        assert_eq!(e.message, "Virtual machine does not exist: {'vmId': 'abc'}");
+    }
+}
