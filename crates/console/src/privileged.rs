@@ -5,7 +5,7 @@
 //! Both run [`make_here`], so a change behaves the same either way. The facts
 //! only root can read come the same way ([`crate::facts::Reader`]).
 
-use helper::{Change, EngineAction, Failure, FailureKind};
+use helper::{Change, EngineAction, EngineFacts, Failure, FailureKind};
 
 use crate::error::ApiError;
 use crate::services::{self, UnitAction};
@@ -82,6 +82,31 @@ pub fn engine_here(libvirt: &Libvirt, action: &EngineAction) -> Result<(), Failu
         .act_by_uuid(uuid.as_bytes(), vm_action)
         .map(|_| ())
         .map_err(vm_failure)
+}
+
+/// The facts the engine asks for that only root may read: DMI's system serial
+/// and UUID under `sysroot`, libvirt's usable CPU models. What cannot be read is
+/// left out and logged.
+pub fn engine_facts_here(libvirt: &Libvirt, sysroot: &std::path::Path) -> EngineFacts {
+    let dmi = |file: &str| {
+        let path = sysroot.join("sys/class/dmi/id").join(file);
+        match std::fs::read_to_string(&path) {
+            Ok(v) => Some(v.trim().to_string()).filter(|v| !v.is_empty()),
+            Err(e) => {
+                tracing::debug!(path = %path.display(), "not read for the engine: {e}");
+                None
+            }
+        }
+    };
+    let cpu_models = libvirt.usable_cpu_models().unwrap_or_else(|e| {
+        tracing::warn!("the CPU models for the engine: {e}");
+        Vec::new()
+    });
+    EngineFacts {
+        system_serial: dmi("product_serial"),
+        system_uuid: dmi("product_uuid"),
+        cpu_models,
+    }
 }
 
 /// Makes `change` for the session of `token`: through the helper when it holds the

@@ -380,6 +380,23 @@ impl Libvirt {
         })
     }
 
+    /// The CPU models libvirt finds usable for x86_64 guests here: KVM's when
+    /// `/dev/kvm` is there, emulation's (TCG) otherwise.
+    pub fn usable_cpu_models(&self) -> Result<Vec<String>, VirtError> {
+        let virttype = if std::path::Path::new("/dev/kvm").exists() {
+            "kvm"
+        } else {
+            "qemu"
+        };
+        self.with_conn(|conn| {
+            let xml = conn
+                .domain_capabilities(None, Some("x86_64"), None, Some(virttype))
+                .map_err(|e| self.classify(e, ""))?;
+            hvnode_libvirt::caps::usable_cpu_models(&xml)
+                .map_err(|e| VirtError::Failed(format!("domain capabilities XML: {e}")))
+        })
+    }
+
     /// The security models libvirt offers (`selinux`, `dac`).
     pub fn security_models(&self) -> Result<Vec<SecModel>, VirtError> {
         self.with_conn(|conn| {

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use crate::frame::{self, FrameError};
 use crate::proto::{
-    Change, EngineAction, Failure, FailureKind, Password, Refusal, RegisterStep, Reply, Request,
+    Change, EngineAction, EngineFacts, Failure, FailureKind, Password, Refusal, RegisterStep,
+    Reply, Request,
 };
 
 /// The helper could not answer.
@@ -272,6 +273,16 @@ impl Client {
             Reply::Changed => Ok(()),
             Reply::Failed { failure } => Err(failure),
             other => Err(unavailable(self.unexpected(&request, other))),
+        }
+    }
+
+    /// The facts only root may read that the engine asks for (the engine link's
+    /// connections only).
+    pub fn engine_facts(&self) -> Result<EngineFacts, ClientError> {
+        let request = Request::EngineFacts;
+        match self.exchange(&request)?.1 {
+            Reply::EngineFacts { facts } => Ok(facts),
+            other => Err(self.unexpected(&request, other)),
         }
     }
 

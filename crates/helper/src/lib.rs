@@ -32,7 +32,7 @@ pub mod server;
 
 pub use client::{Client, ClientError, Held};
 pub use proto::{
-    Change, EngineAction, Failure, FailureKind, Refusal, RegisterStep, Reply, Request,
+    Change, EngineAction, EngineFacts, Failure, FailureKind, Refusal, RegisterStep, Reply, Request,
 };
 pub use server::{Backend, Options, Server, Stopper};
 

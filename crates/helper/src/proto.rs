@@ -79,6 +79,26 @@ pub enum Request {
     /// user (the helper's `--engine-user`, on its own socket), which may ask
     /// nothing else. Answered [`Reply::Changed`] or [`Reply::Failed`].
     Engine { action: EngineAction },
+    /// The facts the engine asks for that only root may read: the firmware's
+    /// serial number and system UUID, the CPU models libvirt offers guests here.
+    /// Served only to the engine link's user, as [`Request::Engine`]. Answered
+    /// [`Reply::EngineFacts`] or [`Reply::Error`].
+    EngineFacts,
+}
+
+/// What [`Request::EngineFacts`] answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineFacts {
+    /// DMI's `product_serial` (readable by root only), when the firmware gives
+    /// one.
+    pub system_serial: Option<String>,
+    /// DMI's `product_uuid` (readable by root only), when the firmware gives one.
+    pub system_uuid: Option<String>,
+    /// The CPU models libvirt finds usable for guests on this host (its domain
+    /// capabilities, which it answers on a read-write connection only); empty
+    /// when libvirt could not say.
+    pub cpu_models: Vec<String>,
 }
 
 /// What [`Request::Engine`] does: the engine's VM verbs that change a VM. VMs are
@@ -184,6 +204,7 @@ impl Request {
             Self::LayerFacts => "layer_facts",
             Self::ThinPools => "thin_pools",
             Self::Engine { .. } => "engine",
+            Self::EngineFacts => "engine_facts",
         }
     }
 }
@@ -218,6 +239,8 @@ pub enum Reply {
     LayerFacts { facts: Box<layers::status::Facts> },
     /// The answer to [`Request::ThinPools`].
     ThinPools { pools: Vec<hostinfo::ThinPool> },
+    /// The answer to [`Request::EngineFacts`].
+    EngineFacts { facts: EngineFacts },
     /// The request could not be served (malformed, not allowed on this connection,
     /// the helper's own failure); what to do is in the message.
     Error { message: String },

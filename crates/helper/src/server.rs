@@ -20,7 +20,7 @@ use nix::unistd::{Gid, Pid, Uid, chown};
 
 use crate::frame::{self, FrameError};
 use crate::proto::{
-    Change, EngineAction, Failure, FailureKind, Refusal, RegisterStep, Reply, Request,
+    Change, EngineAction, EngineFacts, Failure, FailureKind, Refusal, RegisterStep, Reply, Request,
 };
 
 /// How long the helper trusts its answer that a session's user may administer the
@@ -84,6 +84,11 @@ pub trait Backend: Send + Sync + 'static {
     /// Does what the engine asked through its link ([`Request::Engine`]), for a
     /// connection of the engine link's user. Blocking.
     fn engine(&self, action: &EngineAction) -> Result<(), Failure>;
+
+    /// The facts only root may read that the engine asks for
+    /// ([`Request::EngineFacts`]); an error says why they could not be read.
+    /// Blocking.
+    fn engine_facts(&self) -> Result<EngineFacts, String>;
 }
 
 /// A shell on a terminal, as [`Backend::open_terminal`] started it.
@@ -424,10 +429,15 @@ enum Role {
 impl Role {
     /// Why `request` is not served on a connection of this role, if it is not.
     fn refuses(self, request: &Request) -> Option<&'static str> {
-        match (self, matches!(request, Request::Engine { .. })) {
-            (Role::Engine, false) => Some("the engine's link may ask for engine actions only"),
+        match (
+            self,
+            matches!(request, Request::Engine { .. } | Request::EngineFacts),
+        ) {
+            (Role::Engine, false) => {
+                Some("the engine's link may ask for engine actions and facts only")
+            }
             (Role::Console, true) => {
-                Some("engine actions are served to the engine's link (hvnode-vdsm) only")
+                Some("engine actions and facts are served to the engine's link (hvnode-vdsm) only")
             }
             _ => None,
         }
@@ -581,6 +591,10 @@ fn answer<B: Backend>(
         },
         Request::ThinPools => match backend.thin_pools() {
             Ok(pools) => Reply::ThinPools { pools },
+            Err(message) => Reply::Error { message },
+        },
+        Request::EngineFacts => match backend.engine_facts() {
+            Ok(facts) => Reply::EngineFacts { facts },
             Err(message) => Reply::Error { message },
         },
         Request::Engine { action } => match backend.engine(&action) {

@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use helper::proto::{
-    Change, EngineAction, Failure, FailureKind, Password, Refusal, RegisterStep, Reply, Request,
+    Change, EngineAction, EngineFacts, Failure, FailureKind, Password, Refusal, RegisterStep,
+    Reply, Request,
 };
 use helper::server::Terminal;
 use helper::{Backend, Client, Options, Server, frame};
@@ -161,6 +162,14 @@ impl Backend for Fake {
         }
         self.0.engine_actions.lock().unwrap().push(action.clone());
         Ok(())
+    }
+
+    fn engine_facts(&self) -> Result<EngineFacts, String> {
+        Ok(EngineFacts {
+            system_serial: Some("S3R1AL".into()),
+            system_uuid: None,
+            cpu_models: vec!["EPYC".into()],
+        })
     }
 
     fn may_administer(&self, user: &str) -> Result<bool, String> {
@@ -695,6 +704,7 @@ fn engine_actions_are_served_to_the_engine_link_only() {
     let refused = Client::new(&console.path).engine(destroy("a")).unwrap_err();
     assert_eq!(refused.kind, FailureKind::NotAllowed, "{refused}");
     assert!(refused.message.contains("engine's link"), "{refused}");
+    assert!(Client::new(&console.path).engine_facts().is_err());
     assert!(console.counts.engine_actions.lock().unwrap().is_empty());
 
     let engine = start(Options {
@@ -702,6 +712,9 @@ fn engine_actions_are_served_to_the_engine_link_only() {
         ..Options::default()
     });
     let client = Client::new(&engine.path);
+    let facts = client.engine_facts().unwrap();
+    assert_eq!(facts.system_serial.as_deref(), Some("S3R1AL"));
+    assert_eq!(facts.cpu_models, ["EPYC"]);
     client.engine(destroy("a")).unwrap();
     let shutdown = EngineAction::VmShutdown {
         vm_id: "b".into(),
@@ -716,7 +729,7 @@ fn engine_actions_are_served_to_the_engine_link_only() {
     );
     // Nothing else, not even a question that any console connection may ask.
     let err = client.may_administer("admin").unwrap_err().to_string();
-    assert!(err.contains("engine actions only"), "{err}");
+    assert!(err.contains("engine actions and facts only"), "{err}");
     assert!(
         client
             .login("admin", "good", "::1".parse().unwrap())

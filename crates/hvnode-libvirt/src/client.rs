@@ -328,6 +328,37 @@ impl Client {
         wire::decode_string(&self.call(p, &args.0)?, "node device XML").map_err(protocol(p))
     }
 
+    /// What the hypervisor offers its domains (`virConnectGetDomainCapabilities`):
+    /// the CPU models usable on this host among them. Each argument left out is
+    /// libvirt's default (the host's architecture, the emulator's default
+    /// machine). libvirt answers it on a read-write connection only.
+    pub fn domain_capabilities(
+        &self,
+        emulator: Option<&str>,
+        arch: Option<&str>,
+        machine: Option<&str>,
+        virttype: Option<&str>,
+    ) -> Result<String> {
+        for (what, v) in [
+            ("an emulator path", emulator),
+            ("an architecture", arch),
+            ("a machine type", machine),
+            ("a virtualization type", virttype),
+        ] {
+            if let Some(v) = v {
+                check_arg(what, v)?;
+            }
+        }
+        let p = Procedure::ConnectGetDomainCapabilities;
+        let mut args = Enc::default();
+        args.optional_string(emulator)
+            .optional_string(arch)
+            .optional_string(machine)
+            .optional_string(virttype)
+            .u32(0);
+        wire::decode_string(&self.call(p, &args.0)?, "domain capabilities").map_err(protocol(p))
+    }
+
     /// Lists the domains and runs `each` on every one of them, skipping those that
     /// disappear meanwhile (where `each` fails with `VIR_ERR_NO_DOMAIN`): a domain
     /// undefined or a transient one stopped between the listing and its own calls is

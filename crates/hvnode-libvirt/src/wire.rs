@@ -58,11 +58,12 @@ pub enum Procedure {
     ConnectListAllDomains,
     NodeDeviceGetXmlDesc,
     ConnectListAllNodeDevices,
+    ConnectGetDomainCapabilities,
 }
 
 impl Procedure {
     /// Every procedure this client calls.
-    pub const ALL: [Procedure; 18] = [
+    pub const ALL: [Procedure; 19] = [
         Self::ConnectOpen,
         Self::ConnectClose,
         Self::ConnectGetCapabilities,
@@ -81,6 +82,7 @@ impl Procedure {
         Self::ConnectListAllDomains,
         Self::NodeDeviceGetXmlDesc,
         Self::ConnectListAllNodeDevices,
+        Self::ConnectGetDomainCapabilities,
     ];
 
     /// The procedure's number on the wire.
@@ -104,6 +106,7 @@ impl Procedure {
             Self::ConnectListAllDomains => 273,
             Self::NodeDeviceGetXmlDesc => 114,
             Self::ConnectListAllNodeDevices => 285,
+            Self::ConnectGetDomainCapabilities => 342,
         }
     }
 
@@ -133,6 +136,7 @@ impl Procedure {
             Self::ConnectListAllDomains => "REMOTE_PROC_CONNECT_LIST_ALL_DOMAINS",
             Self::NodeDeviceGetXmlDesc => "REMOTE_PROC_NODE_DEVICE_GET_XML_DESC",
             Self::ConnectListAllNodeDevices => "REMOTE_PROC_CONNECT_LIST_ALL_NODE_DEVICES",
+            Self::ConnectGetDomainCapabilities => "REMOTE_PROC_CONNECT_GET_DOMAIN_CAPABILITIES",
         }
     }
 
@@ -157,6 +161,7 @@ impl Procedure {
             Self::ConnectListAllDomains => "virConnectListAllDomains",
             Self::NodeDeviceGetXmlDesc => "virNodeDeviceGetXMLDesc",
             Self::ConnectListAllNodeDevices => "virConnectListAllNodeDevices",
+            Self::ConnectGetDomainCapabilities => "virConnectGetDomainCapabilities",
         }
     }
 }
@@ -472,6 +477,9 @@ fn decode_answer(procedure: Procedure, body: &[u8]) -> Result<Answer, ProtocolEr
         P::ConnectGetCapabilities => Answer::Text(decode_string(body, "capabilities")?),
         P::DomainGetXmlDesc => Answer::Text(decode_string(body, "domain XML")?),
         P::NodeDeviceGetXmlDesc => Answer::Text(decode_string(body, "node device XML")?),
+        P::ConnectGetDomainCapabilities => {
+            Answer::Text(decode_string(body, "domain capabilities")?)
+        }
         P::ConnectListAllNodeDevices => Answer::Names(decode_node_device_list(body)?),
         P::DomainGetAutostart => Answer::Flag(decode_flag(body, "autostart")?),
         P::DomainIsPersistent => Answer::Flag(decode_flag(body, "persistence")?),

@@ -43,7 +43,7 @@ fn protocol_problem(frame: &[u8]) -> ProtocolError {
 
 /// The numbers of `enum remote_procedure` in libvirt's `src/remote/remote_protocol.x`,
 /// copied by hand from that file: the client must send exactly these.
-const REMOTE_PROTOCOL_X: [(&str, i32); 18] = [
+const REMOTE_PROTOCOL_X: [(&str, i32); 19] = [
     ("REMOTE_PROC_CONNECT_OPEN", 1),
     ("REMOTE_PROC_CONNECT_CLOSE", 2),
     ("REMOTE_PROC_CONNECT_GET_CAPABILITIES", 7),
@@ -62,6 +62,7 @@ const REMOTE_PROTOCOL_X: [(&str, i32); 18] = [
     ("REMOTE_PROC_CONNECT_LIST_ALL_DOMAINS", 273),
     ("REMOTE_PROC_NODE_DEVICE_GET_XML_DESC", 114),
     ("REMOTE_PROC_CONNECT_LIST_ALL_NODE_DEVICES", 285),
+    ("REMOTE_PROC_CONNECT_GET_DOMAIN_CAPABILITIES", 342),
 ];
 
 #[test]

@@ -146,3 +146,40 @@ fn a_read_only_connection_reads_and_cannot_change() {
         DomainState::Running
     );
 }
+
+/// The qemu driver's domain capabilities on this host: the CPU models a guest may
+/// be given. libvirt answers them on a read-write connection only.
+#[test]
+fn the_qemu_drivers_domain_capabilities_name_usable_cpu_models() {
+    let options = |read_only| Options {
+        call_timeout: Duration::from_secs(60),
+        read_only,
+    };
+    let client = match Client::connect_with("qemu:///system", options(false)) {
+        Ok(c) => c,
+        Err(e @ Error::Connect { .. }) => {
+            hvnode_testutil::skip(format!(
+                "libvirtd is not reachable ({e}); tests/deps.sh starts it"
+            ));
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let virttype = if std::path::Path::new("/dev/kvm").exists() {
+        "kvm"
+    } else {
+        "qemu"
+    };
+    let xml = client
+        .domain_capabilities(None, Some("x86_64"), None, Some(virttype))
+        .unwrap();
+    assert!(xml.contains("<domainCapabilities>"), "{xml}");
+    let models = hvnode_libvirt::caps::usable_cpu_models(&xml).unwrap();
+    assert!(!models.is_empty(), "{xml}");
+
+    let ro = Client::connect_with("qemu:///system", options(true)).unwrap();
+    let err = ro
+        .domain_capabilities(None, Some("x86_64"), None, Some(virttype))
+        .unwrap_err();
+    assert!(err.remote().is_some(), "{err}");
+}

@@ -1,15 +1,16 @@
-//! The engine's verbs that change a VM: `VM.destroy` and `VM.shutdown`. The
-//! service holds no privilege (libvirt's read-only socket, no capabilities), so it
-//! asks the privileged helper, on the socket the helper keeps for this service's
+//! The engine's verbs that change a VM (`VM.destroy` and `VM.shutdown`), and the
+//! facts only root may read (the firmware's serial number and system UUID, the CPU
+//! models libvirt offers guests). The service holds no privilege (libvirt's
+//! read-only socket, no capabilities), so it asks the privileged helper, on the socket the helper keeps for this service's
 //! user alone (`hvnode-helper --engine-user vdsm`, [`helper::EngineAction`]). The
 //! engine's client certificate was checked on the connection that carried the
 //! verb; the helper checks that the asking process is this service's user.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use helper::{EngineAction, Failure, FailureKind};
+use helper::{EngineAction, EngineFacts, Failure, FailureKind};
 use serde_json::{Map, Value};
 
 use crate::jsonrpc::{RpcError, code};
@@ -24,6 +25,9 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct Actions {
     helper: helper::Client,
     vms: Arc<Vms>,
+    /// The facts, once the helper gave them (they do not change while the host
+    /// runs); asked again after a failure.
+    facts: Arc<Mutex<Option<EngineFacts>>>,
 }
 
 /// A VM's id as the engine sends it (`vmID`), lower case as libvirt prints it.
@@ -65,7 +69,21 @@ impl Actions {
         Self {
             helper: helper::Client::new(socket),
             vms,
+            facts: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// The facts only root may read, from the helper (kept once read); `None`,
+    /// logged, when the helper cannot be asked: the verbs then leave them out.
+    pub fn facts(&self) -> Option<EngineFacts> {
+        let mut kept = self.facts.lock().unwrap_or_else(PoisonError::into_inner);
+        if kept.is_none() {
+            match self.helper.engine_facts() {
+                Ok(f) => *kept = Some(f),
+                Err(e) => tracing::warn!("the host's facts that root reads: {e}"),
+            }
+        }
+        kept.clone()
     }
 
     /// `VM.destroy{vmID, gracefulAttempts?}`: the VM powered off at once (libvirt

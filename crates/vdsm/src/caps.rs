@@ -113,6 +113,9 @@ pub struct Gathered {
     pub packages: BTreeMap<String, Package>,
     /// The interfaces, as `ip -j addr` lists them.
     pub interfaces: Vec<hostinfo::Interface>,
+    /// The CPU models libvirt finds usable for guests here (its domain
+    /// capabilities, read by the helper); empty when unknown.
+    pub cpu_models: Vec<String>,
 }
 
 /// One CPU's place: its socket, core and NUMA node.
@@ -258,7 +261,14 @@ pub fn capabilities(host: &Host, gathered: &Gathered) -> Value {
         .split_whitespace()
         .map(str::to_string)
         .collect();
-    flags.extend(host_model.iter().map(|m| format!("model_{m}")));
+    // vdsm's cpuFlags name every usable model (the engine finds the cluster's
+    // CPU type among them) and the host's own.
+    for m in gathered.cpu_models.iter().chain(host_model.iter()) {
+        let flag = format!("model_{m}");
+        if !flags.contains(&flag) {
+            flags.push(flag);
+        }
+    }
 
     let online = {
         let listed = parse_cpu_list(&host.read("/sys/devices/system/cpu/online"));
@@ -563,6 +573,7 @@ mod tests {
                 interface("eth0", &[]),
                 interface("ovirtmgmt", &["192.0.2.10/24", "fe80::1/64"]),
             ],
+            cpu_models: vec!["Skylake-Client-IBRS".into(), "Nehalem".into()],
         };
         let c = capabilities(
             &Host {
@@ -571,7 +582,11 @@ mod tests {
             &gathered,
         );
         assert_eq!(c["kvmEnabled"], "true");
-        assert_eq!(c["cpuFlags"], "fpu,vmx,nx,sse4_2,model_Skylake-Client-IBRS");
+        // The usable models, then the host's own, each once.
+        assert_eq!(
+            c["cpuFlags"],
+            "fpu,vmx,nx,sse4_2,model_Skylake-Client-IBRS,model_Nehalem"
+        );
         assert_eq!(
             (
                 c["cpuSockets"].clone(),

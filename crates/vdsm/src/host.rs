@@ -74,9 +74,17 @@ impl HostVerbs {
         crate::events::watch(self.vms.clone(), crate::events::WATCH_EVERY)
     }
 
+    /// What the helper reads for this unprivileged service, when it has one.
+    fn root_facts(&self) -> Option<helper::EngineFacts> {
+        self.actions
+            .as_ref()
+            .and_then(crate::actions::Actions::facts)
+    }
+
     /// `Host.getCapabilities`: the host's facts, libvirt's among them.
     fn capabilities(&self) -> Result<Value, RpcError> {
         let gathered = crate::caps::Gathered {
+            cpu_models: self.root_facts().map(|f| f.cpu_models).unwrap_or_default(),
             libvirt_caps: self.vms.capabilities_xml()?,
             packages: crate::caps::packages(&self.sysroot),
             interfaces: hostinfo::interfaces().map_err(|e| {
@@ -123,10 +131,22 @@ impl HostVerbs {
     }
 
     /// `Host.getHardwareInfo`: the DMI facts the kernel exports; each field only
-    /// when the firmware gives it (the engine takes every one as optional).
+    /// when the firmware gives it (the engine takes every one as optional). The
+    /// serial number and system UUID are root's to read: the helper reads them
+    /// when this service cannot.
     fn hardware_info(&self) -> Value {
         let dmi = self.sysroot.join("sys/class/dmi/id");
         let mut info = Map::new();
+        if let Some(f) = self.root_facts() {
+            for (field, value) in [
+                ("systemSerialNumber", f.system_serial),
+                ("systemUUID", f.system_uuid),
+            ] {
+                if let Some(v) = value {
+                    info.insert(field.into(), json!(v));
+                }
+            }
+        }
         for (field, file) in [
             ("systemManufacturer", "sys_vendor"),
             ("systemProductName", "product_name"),
@@ -137,7 +157,7 @@ impl HostVerbs {
         ] {
             let value = std::fs::read_to_string(dmi.join(file)).unwrap_or_default();
             let value = value.trim();
-            if !value.is_empty() {
+            if !value.is_empty() && !info.contains_key(field) {
                 info.insert(field.into(), json!(value));
             }
         }

@@ -250,7 +250,7 @@ install -m 0644 node.pem /etc/pki/vdsm/certs/vdsmcert.pem
 install -m 0644 ca.pem /etc/pki/vdsm/certs/cacert.pem
 for i in $(seq 60); do systemctl show -p StatusText hvnode-vdsm | grep -q 'serving the engine' && break; sleep 1; done
 systemctl show -p StatusText hvnode-vdsm | sed 's/^/after: /'
-body='[{"jsonrpc":"2.0","method":"Host.ping2","id":"p1"},{"jsonrpc":"2.0","method":"Host.getCapabilities","id":"c1"},{"jsonrpc":"2.0","method":"Host.getStats","id":"s1"},{"jsonrpc":"2.0","method":"Host.getAllVmStats","id":"v1"},{"jsonrpc":"2.0","method":"Host.hostdevListByCaps","id":"h1"}]'
+body='[{"jsonrpc":"2.0","method":"Host.ping2","id":"p1"},{"jsonrpc":"2.0","method":"Host.getCapabilities","id":"c1"},{"jsonrpc":"2.0","method":"Host.getStats","id":"s1"},{"jsonrpc":"2.0","method":"Host.getAllVmStats","id":"v1"},{"jsonrpc":"2.0","method":"Host.hostdevListByCaps","id":"h1"},{"jsonrpc":"2.0","method":"Host.getHardwareInfo","id":"w1"}]'
 mkfifo in
 send() { printf 'SEND\ndestination:jms.topic.vdsm_requests\ncontent-length:%d\n\n%s\0' ${#1} "$1"; }
 # The second batch (the engine's VM verbs) is sent once the file "next" holds it.
@@ -273,12 +273,15 @@ virsh -q -c qemu:///system destroy probe >/dev/null 2>&1 || true
 virsh -q -c qemu:///system undefine probe >/dev/null
 kill $feeder 2>/dev/null || true
 tr '\0' '\n' < out | grep -c '^CONNECTED' | sed 's/^/connected: /'
-for id in p1 c1 s1 v1 h1 g1 d1; do grep -ao "\"id\":\"$id\"" out | head -1 | sed 's/^/answered: /'; done
+for id in p1 c1 s1 v1 h1 w1 g1 d1; do grep -ao "\"id\":\"$id\"" out | head -1 | sed 's/^/answered: /'; done
 grep -ao '"id":"d1"[^}]*"result":true' out | head -1 | sed 's/^/destroyed: /'
 grep -ac '"error":{' out | sed 's/^/errors: /' || true
 tr '\0' '\n' < out | grep -a '|virt|VM_status|' | grep -ao '"status":"[A-Za-z ]*"' | sed 's/^/event: /'
 grep -ao '"emulatedMachines":\[[^]]*' out | head -c 120 | sed 's/^/machines: /'; echo
 grep -ao '"pci_0000_00_[0-9a-f_]*":{"params"' out | wc -l | sed 's/^/pci devices: /'
+# Root's facts, read by the helper for the unprivileged service.
+grep -ao '"systemUUID":"[0-9a-fA-F-]*"' out | head -1 | sed 's/^/hardware: /'
+grep -ao '"cpuFlags":"[^"]*"' out | head -1 | tr ',' '\n' | grep -c '^model_' | sed 's/^/cpu models: /'
 rm -rf /etc/pki/vdsm "$d"
 "#;
     c.send(&format!(
@@ -319,9 +322,22 @@ rm -rf /etc/pki/vdsm "$d"
     );
     let answered = line("answered:");
     ensure!(
-        answered.len() == 7,
+        answered.len() == 8,
         "{name}: hvnode-vdsm answered {answered:?} of ping2, getCapabilities, getStats, \
-         getAllVmStats, hostdevListByCaps, VM.getStats, VM.destroy:\n{out}"
+         getAllVmStats, hostdevListByCaps, getHardwareInfo, VM.getStats, VM.destroy:\n{out}"
+    );
+    ensure!(
+        line("hardware:").len() == 1,
+        "{name}: hvnode-vdsm's getHardwareInfo has no systemUUID (root's to read, the \
+         helper's to give):\n{out}"
+    );
+    ensure!(
+        line("cpu models:")
+            .first()
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|n| n > 1),
+        "{name}: hvnode-vdsm's cpuFlags name the host's model only, not libvirt's usable \
+         ones (the helper's domain capabilities):\n{out}"
     );
     ensure!(
         line("destroyed:").len() == 1 && line("state after VM.destroy:") == ["shut off"],

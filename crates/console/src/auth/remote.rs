@@ -157,6 +157,13 @@ impl Backend for PamBackend {
         crate::privileged::engine_here(&self.libvirt, action)
     }
 
+    fn engine_facts(&self) -> Result<helper::EngineFacts, String> {
+        Ok(crate::privileged::engine_facts_here(
+            &self.libvirt,
+            &self.sysroot,
+        ))
+    }
+
     fn run_update(
         &self,
         _user: &str,
