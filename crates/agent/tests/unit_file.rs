@@ -63,9 +63,21 @@ fn settings(text: &str) -> (Vec<String>, Vec<String>) {
 fn the_helper_has_the_rights_of_its_requests_and_the_web_process_does_not() {
     let helper = units::unit("hvnode-helper.service");
     let (paths, caps) = settings(&helper);
-    for p in ["/boot/grub", "/run/lvm", "/run/faillock"] {
+    for p in [
+        "/boot/grub",
+        "/run/lvm",
+        "/run/faillock",
+        "/sys/kernel/mm/ksm",
+    ] {
         assert!(paths.iter().any(|w| w == p), "helper: {p} is not writable");
     }
+    // The engine's link has its own socket, served as the vdsm user's.
+    assert!(
+        helper
+            .lines()
+            .any(|l| l.starts_with("ExecStart=") && l.contains("--engine-user vdsm")),
+        "helper: no --engine-user vdsm"
+    );
     for c in [
         "CAP_SYS_ADMIN",
         "CAP_SETUID",

@@ -62,6 +62,16 @@ fn vm_failure(e: VirtError) -> Failure {
 /// link's user only): a VM named by its libvirt UUID powered off or shut down.
 pub fn engine_here(libvirt: &Libvirt, action: &EngineAction) -> Result<(), Failure> {
     let (vm_id, vm_action) = match action {
+        EngineAction::Ksm {
+            enabled,
+            merge_across_nodes,
+        } => {
+            return set_ksm(
+                std::path::Path::new("/sys/kernel/mm/ksm"),
+                *enabled,
+                *merge_across_nodes,
+            );
+        }
         EngineAction::VmDestroy { vm_id } => (vm_id, VmAction::ForceOff),
         EngineAction::VmShutdown { vm_id, reboot } => (
             vm_id,
@@ -82,6 +92,46 @@ pub fn engine_here(libvirt: &Libvirt, action: &EngineAction) -> Result<(), Failu
         .act_by_uuid(uuid.as_bytes(), vm_action)
         .map(|_| ())
         .map_err(vm_failure)
+}
+
+/// Turns the kernel's same-page merging on or off in `ksm` (`/sys/kernel/mm/ksm`)
+/// and sets whether it merges across NUMA nodes. The kernel takes a change of
+/// `merge_across_nodes` only while no page is merged, so the merged pages are
+/// first split (`run` = 2) when it changes.
+pub fn set_ksm(
+    ksm: &std::path::Path,
+    enabled: bool,
+    merge_across_nodes: Option<bool>,
+) -> Result<(), Failure> {
+    let write = |file: &str, value: &str| {
+        let path = ksm.join(file);
+        std::fs::write(&path, value).map_err(|e| {
+            let kind = if e.kind() == std::io::ErrorKind::NotFound {
+                FailureKind::Unavailable
+            } else {
+                FailureKind::Failed
+            };
+            Failure::new(
+                kind,
+                format!(
+                    "writing {value} to {}: {e} (is KSM in this kernel, and /sys writable \
+                     for hvnode-helper?)",
+                    path.display()
+                ),
+            )
+        })
+    };
+    let read = |file: &str| std::fs::read_to_string(ksm.join(file)).unwrap_or_default();
+    if let Some(merge) = merge_across_nodes {
+        let want = if merge { "1" } else { "0" };
+        if read("merge_across_nodes").trim() != want {
+            write("run", "2")?;
+            write("merge_across_nodes", want)?;
+        }
+    }
+    write("run", if enabled { "1" } else { "0" })?;
+    tracing::info!(enabled, ?merge_across_nodes, "KSM set as the engine asked");
+    Ok(())
 }
 
 /// The facts the engine asks for that only root may read: DMI's system serial
@@ -153,4 +203,44 @@ pub async fn unit_action(
         action: action.as_str().to_string(),
     };
     make(state, token, change).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A KSM folder as sysfs has it: `run` and `merge_across_nodes`, each write
+    /// replacing the value; `order` collects what was written, in order.
+    fn ksm_dir(run: &str, merge: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("run"), run).unwrap();
+        std::fs::write(dir.path().join("merge_across_nodes"), merge).unwrap();
+        dir
+    }
+
+    fn value(dir: &tempfile::TempDir, file: &str) -> String {
+        std::fs::read_to_string(dir.path().join(file)).unwrap()
+    }
+
+    #[test]
+    fn ksm_is_turned_on_and_off_and_its_numa_merging_set() {
+        let dir = ksm_dir("0\n", "1\n");
+        set_ksm(dir.path(), true, None).unwrap();
+        assert_eq!(value(&dir, "run"), "1");
+        assert_eq!(value(&dir, "merge_across_nodes"), "1\n");
+        set_ksm(dir.path(), true, Some(false)).unwrap();
+        assert_eq!(value(&dir, "merge_across_nodes"), "0");
+        assert_eq!(value(&dir, "run"), "1");
+        set_ksm(dir.path(), false, Some(false)).unwrap();
+        assert_eq!(value(&dir, "run"), "0");
+    }
+
+    #[test]
+    fn a_kernel_without_ksm_is_unavailable_and_says_where_it_looked() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("ksm");
+        let e = set_ksm(&missing, true, None).unwrap_err();
+        assert_eq!(e.kind, FailureKind::Unavailable);
+        assert!(e.message.contains("ksm/run"), "{e}");
+    }
 }

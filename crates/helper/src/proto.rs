@@ -110,6 +110,13 @@ pub enum EngineAction {
     VmDestroy { vm_id: String },
     /// `VM.shutdown`: the guest is asked to shut down (ACPI), or to reboot.
     VmShutdown { vm_id: String, reboot: bool },
+    /// `Host.setMOMPolicyParameters`' memory sharing: the kernel's same-page
+    /// merging (KSM) on or off, and whether it merges pages of different NUMA
+    /// nodes (changed only when given).
+    Ksm {
+        enabled: bool,
+        merge_across_nodes: Option<bool>,
+    },
 }
 
 /// What [`Request::Change`] changes. Names and actions are checked by the helper,

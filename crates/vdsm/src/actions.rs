@@ -123,6 +123,38 @@ impl Actions {
         Ok(Value::Bool(true))
     }
 
+    /// `Host.setMOMPolicyParameters{key_value_store}`: of the engine's cluster
+    /// policy, the memory sharing is applied to the kernel (KSM on or off, merging
+    /// across NUMA nodes), as vdsm's MOM applies it. `balloonEnabled` asks for a
+    /// balloon controller, which this service does not run: it is logged, not
+    /// applied (`getStats` says `momStatus: disabled`).
+    pub fn mom_policy(&self, params: &Map<String, Value>) -> Result<Value, RpcError> {
+        let store = params
+            .get("key_value_store")
+            .and_then(Value::as_object)
+            .ok_or_else(|| {
+                RpcError::invalid_params("key_value_store, the policy's variables, is required")
+            })?;
+        let flag = |key: &str| optional::<bool>(store, key, "a boolean");
+        let ksm = flag("ksmEnabled")?;
+        let merge = flag("ksmMergeAcrossNodes")?;
+        if let Some(balloon) = flag("balloonEnabled")? {
+            tracing::info!(
+                balloon,
+                "the engine's balloon policy: not applied, no balloon controller runs here"
+            );
+        }
+        if let Some(enabled) = ksm {
+            self.helper
+                .engine(EngineAction::Ksm {
+                    enabled,
+                    merge_across_nodes: merge,
+                })
+                .map_err(|f| RpcError::new(code::GENERAL_EXCEPTION, f.message))?;
+        }
+        Ok(Value::Bool(true))
+    }
+
     /// After `timeout`, powers `vm` off if it is still running.
     fn power_off_unless_down(&self, vm: String, timeout: Duration) {
         let me = self.clone();
@@ -183,6 +215,27 @@ mod tests {
                 json!({"vmID": "6F5C1E2A-0001-4002-8003-000000000042"}),
             ))
             .unwrap_err();
+        assert_eq!(err.code, code::GENERAL_EXCEPTION);
+        assert!(err.message.contains("/nonexistent/helper/socket"), "{err}");
+    }
+
+    #[test]
+    fn a_mom_policy_without_ksm_asks_nothing_and_a_bad_one_is_refused() {
+        let vms = Arc::new(Vms::new("test:///default"));
+        let actions = Actions::new("/nonexistent/helper/socket", vms);
+        let balloon_only = params(json!({"key_value_store": {"balloonEnabled": true}}));
+        assert_eq!(actions.mom_policy(&balloon_only).unwrap(), json!(true));
+        for bad in [
+            json!({}),
+            json!({"key_value_store": {"ksmEnabled": "yes"}}),
+            json!({"key_value_store": [1]}),
+        ] {
+            let err = actions.mom_policy(&params(bad)).unwrap_err();
+            assert_eq!(err.code, code::INVALID_PARAMS, "{err}");
+        }
+        // KSM is the helper's to set: without one, a general failure naming it.
+        let ksm = params(json!({"key_value_store": {"ksmEnabled": true}}));
+        let err = actions.mom_policy(&ksm).unwrap_err();
         assert_eq!(err.code, code::GENERAL_EXCEPTION);
         assert!(err.message.contains("/nonexistent/helper/socket"), "{err}");
     }

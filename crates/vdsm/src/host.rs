@@ -7,8 +7,9 @@
 //! `Host.ping2`, `Host.confirmConnectivity`, `Host.getCapabilities`,
 //! `Host.getHardwareInfo`, `Host.getStats`,
 //! `Host.getAllVmStats`, `Host.getVMList`, `Host.dumpxmls`, `Host.hostdevListByCaps`,
-//! and of the VM verbs `VM.getStats`, `VM.destroy` and `VM.shutdown` (the last two
-//! through the privileged helper, [`crate::actions`]).
+//! `Host.setMOMPolicyParameters`, and of the VM verbs `VM.getStats`, `VM.destroy`
+//! and `VM.shutdown` (the changes through the privileged helper,
+//! [`crate::actions`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -178,6 +179,7 @@ impl Verbs for HostVerbs {
             "Host.getVMList" => self.vms.vm_list(params),
             "Host.dumpxmls" => self.vms.dump_xmls(params),
             "Host.hostdevListByCaps" => self.host_devices(params),
+            "Host.setMOMPolicyParameters" => self.actions()?.mom_policy(params),
             "VM.getStats" => self.vms.vm_stats(params),
             "VM.destroy" => self.actions()?.destroy(params),
             "VM.shutdown" => self.actions()?.shutdown(params),

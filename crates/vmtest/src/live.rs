@@ -266,14 +266,16 @@ virsh -q -c qemu:///system define /tmp/probe.xml >/dev/null
 uuid=$(virsh -q -c qemu:///system domuuid probe)
 virsh -q -c qemu:///system start probe >/dev/null
 for i in $(seq 60); do grep -a '|virt|VM_status|' out 2>/dev/null | grep -q '"status":"Up"' && break; sleep 1; done
-echo "[{\"jsonrpc\":\"2.0\",\"method\":\"VM.getStats\",\"params\":{\"vmID\":\"$uuid\"},\"id\":\"g1\"},{\"jsonrpc\":\"2.0\",\"method\":\"VM.destroy\",\"params\":{\"vmID\":\"$uuid\"},\"id\":\"d1\"}]" > next.tmp && mv next.tmp next
+echo "[{\"jsonrpc\":\"2.0\",\"method\":\"VM.getStats\",\"params\":{\"vmID\":\"$uuid\"},\"id\":\"g1\"},{\"jsonrpc\":\"2.0\",\"method\":\"VM.destroy\",\"params\":{\"vmID\":\"$uuid\"},\"id\":\"d1\"},{\"jsonrpc\":\"2.0\",\"method\":\"Host.setMOMPolicyParameters\",\"params\":{\"key_value_store\":{\"balloonEnabled\":false,\"ksmEnabled\":true,\"ksmMergeAcrossNodes\":true}},\"id\":\"m1\"}]" > next.tmp && mv next.tmp next
 for i in $(seq 60); do grep -a '|virt|VM_status|' out 2>/dev/null | grep -q '"status":"Down"' && break; sleep 1; done
 virsh -q -c qemu:///system domstate probe | sed 's/^/state after VM.destroy: /'
 virsh -q -c qemu:///system destroy probe >/dev/null 2>&1 || true
 virsh -q -c qemu:///system undefine probe >/dev/null
 kill $feeder 2>/dev/null || true
 tr '\0' '\n' < out | grep -c '^CONNECTED' | sed 's/^/connected: /'
-for id in p1 c1 s1 v1 h1 w1 g1 d1; do grep -ao "\"id\":\"$id\"" out | head -1 | sed 's/^/answered: /'; done
+for i in $(seq 30); do grep -aq '"id":"m1"' out && break; sleep 1; done
+sed 's/^/ksm run: /' /sys/kernel/mm/ksm/run
+for id in p1 c1 s1 v1 h1 w1 g1 d1 m1; do grep -ao "\"id\":\"$id\"" out | head -1 | sed 's/^/answered: /'; done
 grep -ao '"id":"d1"[^}]*"result":true' out | head -1 | sed 's/^/destroyed: /'
 grep -ac '"error":{' out | sed 's/^/errors: /' || true
 tr '\0' '\n' < out | grep -a '|virt|VM_status|' | grep -ao '"status":"[A-Za-z ]*"' | sed 's/^/event: /'
@@ -322,9 +324,14 @@ rm -rf /etc/pki/vdsm "$d"
     );
     let answered = line("answered:");
     ensure!(
-        answered.len() == 8,
+        answered.len() == 9,
         "{name}: hvnode-vdsm answered {answered:?} of ping2, getCapabilities, getStats, \
-         getAllVmStats, hostdevListByCaps, getHardwareInfo, VM.getStats, VM.destroy:\n{out}"
+         getAllVmStats, hostdevListByCaps, getHardwareInfo, VM.getStats, VM.destroy, \
+         setMOMPolicyParameters:\n{out}"
+    );
+    ensure!(
+        line("ksm run:") == ["1"],
+        "{name}: the engine's policy (ksmEnabled) did not turn KSM on:\n{out}"
     );
     ensure!(
         line("hardware:").len() == 1,
