@@ -124,9 +124,18 @@ fn command_line(cfg: &Config, serial: &Path, pflash: Option<&Pflash>, cpu: &str)
     c
 }
 
-/// The machine, its vCPUs and memory, no screen, the serial console.
+/// The system UUID every test guest's firmware reports (SMBIOS type 1), as a
+/// server's does: without one qemu leaves it unset and Linux shows none.
+pub const SYSTEM_UUID: &str = "4c4c4544-0048-5610-8056-b4c04f4e3432";
+/// The serial number every test guest's firmware reports (SMBIOS type 1).
+pub const SYSTEM_SERIAL: &str = "HVNODE-QEMU-0001";
+
+/// The machine, its vCPUs and memory, its firmware's identity, no screen, the
+/// serial console.
 fn machine_args(c: &mut Command, cfg: &Config, serial: &Path, cpu: &str) {
     c.args(["-machine", "q35", "-accel", "tcg", "-cpu", cpu])
+        .args(["-uuid", SYSTEM_UUID])
+        .args(["-smbios", &format!("type=1,serial={SYSTEM_SERIAL}")])
         .args([
             "-m",
             &cfg.memory_mib.to_string(),

@@ -282,7 +282,8 @@ tr '\0' '\n' < out | grep -a '|virt|VM_status|' | grep -ao '"status":"[A-Za-z ]*
 grep -ao '"emulatedMachines":\[[^]]*' out | head -c 120 | sed 's/^/machines: /'; echo
 grep -ao '"pci_0000_00_[0-9a-f_]*":{"params"' out | wc -l | sed 's/^/pci devices: /'
 # Root's facts, read by the helper for the unprivileged service.
-grep -ao '"systemUUID":"[0-9a-fA-F-]*"' out | head -1 | sed 's/^/hardware: /'
+grep -ao '"systemSerialNumber":"[^"]*"' out | head -1 | sed 's/^/hardware: /'
+grep -ao '"systemUUID":"[^"]*"' out | head -1 | sed 's/^/hardware: /'
 grep -ao '"cpuFlags":"[^"]*"' out | head -1 | tr ',' '\n' | grep -c '^model_' | sed 's/^/cpu models: /'
 rm -rf /etc/pki/vdsm "$d"
 "#;
@@ -333,10 +334,15 @@ rm -rf /etc/pki/vdsm "$d"
         line("ksm run:") == ["1"],
         "{name}: the engine's policy (ksmEnabled) did not turn KSM on:\n{out}"
     );
+    // The firmware's serial number and UUID are root's to read: the helper's to
+    // give the unprivileged service.
     ensure!(
-        line("hardware:").len() == 1,
-        "{name}: hvnode-vdsm's getHardwareInfo has no systemUUID (root's to read, the \
-         helper's to give):\n{out}"
+        line("hardware:")
+            == [
+                format!("\"systemSerialNumber\":\"{}\"", qemu::SYSTEM_SERIAL),
+                format!("\"systemUUID\":\"{}\"", qemu::SYSTEM_UUID),
+            ],
+        "{name}: hvnode-vdsm's getHardwareInfo lacks the firmware's serial number or UUID:\n{out}"
     );
     ensure!(
         line("cpu models:")
