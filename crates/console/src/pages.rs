@@ -358,7 +358,6 @@ struct ServicesPage {
     states: Vec<(&'static str, &'static str, bool)>,
     units: Vec<services::Unit>,
     error: Option<String>,
-    unit_actions: [&'static str; 5],
 }
 
 /// `GET /services`.
@@ -396,7 +395,6 @@ pub async fn services(
         states,
         units,
         error,
-        unit_actions: ["start", "stop", "restart", "enable", "disable"],
     };
     render(&t).into_response()
 }

@@ -92,6 +92,31 @@ pub enum UnitAction {
     Disable,
 }
 
+impl Unit {
+    /// The actions that change this unit as it is: start when it is not running,
+    /// stop and restart when it is (or is on its way), enable when it is disabled,
+    /// disable when it is enabled. A static, masked, generated or transient unit is
+    /// neither enabled nor disabled by hand.
+    pub fn actions(&self) -> Vec<UnitAction> {
+        let mut out = Vec::new();
+        let up = matches!(
+            self.active.as_str(),
+            "active" | "activating" | "reloading" | "refreshing"
+        );
+        if up {
+            out.extend([UnitAction::Stop, UnitAction::Restart]);
+        } else if self.active != "deactivating" {
+            out.push(UnitAction::Start);
+        }
+        match self.enabled.as_str() {
+            "disabled" => out.push(UnitAction::Enable),
+            "enabled" | "enabled-runtime" => out.push(UnitAction::Disable),
+            _ => {}
+        }
+        out
+    }
+}
+
 impl UnitAction {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -176,6 +201,28 @@ mod tests {
         assert_eq!(u[1].active, "active");
         assert_eq!(u[1].enabled, "enabled");
         assert!(parse_units("{}", "[]").is_err());
+    }
+
+    #[test]
+    fn only_the_actions_that_change_a_unit_are_offered() {
+        let unit = |active: &str, enabled: &str| Unit {
+            unit: "x.service".into(),
+            load: "loaded".into(),
+            active: active.into(),
+            sub: String::new(),
+            description: String::new(),
+            enabled: enabled.into(),
+        };
+        let names =
+            |u: Unit| -> Vec<&str> { u.actions().into_iter().map(UnitAction::as_str).collect() };
+        assert_eq!(
+            names(unit("active", "enabled")),
+            ["stop", "restart", "disable"]
+        );
+        assert_eq!(names(unit("inactive", "disabled")), ["start", "enable"]);
+        assert_eq!(names(unit("failed", "static")), ["start"]);
+        assert_eq!(names(unit("activating", "masked")), ["stop", "restart"]);
+        assert!(names(unit("deactivating", "generated")).is_empty());
     }
 
     #[test]
