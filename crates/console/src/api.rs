@@ -135,7 +135,7 @@ pub async fn vm(
 }
 
 /// `POST /api/v1/vms/{name}/{action}` (`X-CSRF-Token` required): start, shutdown,
-/// force-off or reboot. The API caller has confirmed by calling.
+/// force-off, reboot, pause or resume. The API caller has confirmed by calling.
 pub async fn vm_action(
     State(state): State<Shared>,
     Extension(authed): Extension<Authed>,

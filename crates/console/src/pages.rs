@@ -239,7 +239,6 @@ struct VmsPage {
     uri: String,
     vms: Vec<Vm>,
     error: Option<String>,
-    actions: [VmAction; 4],
 }
 
 /// `GET /vms`.
@@ -257,7 +256,6 @@ pub async fn vms(State(state): State<Shared>, Extension(authed): Extension<Authe
         uri: state.libvirt.uri().to_string(),
         vms,
         error,
-        actions: VmAction::ALL,
     };
     render(&t).into_response()
 }
@@ -333,7 +331,8 @@ pub async fn vm_action(
             }
             VmAction::Shutdown => " The guest is asked to shut down by itself.",
             VmAction::Reboot => " The guest is asked to reboot.",
-            VmAction::Start => "",
+            VmAction::Pause => " Its vCPUs stop; its memory is kept until it resumes.",
+            VmAction::Start | VmAction::Resume => "",
         };
         let t = ConfirmPage {
             question: format!("{} virtual machine “{name}”?{warning}", action.label()),

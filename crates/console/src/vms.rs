@@ -82,6 +82,9 @@ pub struct Vm {
     /// Busy share of the VM's vCPUs since the previous look at it (none the first
     /// time, or when it is not running).
     pub cpu_percent: Option<f64>,
+    /// What may be done to it in its state ([`VmAction::for_state`]): the page
+    /// offers these and no others.
+    pub actions: Vec<VmAction>,
 }
 
 /// CPU use between two readings of a domain's CPU time, as a share of its vCPUs.
@@ -118,10 +121,34 @@ pub enum VmAction {
     Shutdown,
     ForceOff,
     Reboot,
+    Pause,
+    Resume,
 }
 
 impl VmAction {
-    pub const ALL: [VmAction; 4] = [Self::Start, Self::Shutdown, Self::ForceOff, Self::Reboot];
+    pub const ALL: [VmAction; 6] = [
+        Self::Start,
+        Self::Shutdown,
+        Self::ForceOff,
+        Self::Reboot,
+        Self::Pause,
+        Self::Resume,
+    ];
+
+    /// The actions that apply to a domain in `state`: start a stopped one; shut
+    /// down, reboot, pause or force off a running one; resume or force off a
+    /// paused one; force off one that is shutting down or suspended to memory.
+    pub fn for_state(state: DomainState) -> Vec<VmAction> {
+        match state {
+            DomainState::Shutoff | DomainState::Crashed => vec![Self::Start],
+            DomainState::Running | DomainState::Blocked => {
+                vec![Self::Shutdown, Self::Reboot, Self::Pause, Self::ForceOff]
+            }
+            DomainState::Paused => vec![Self::Resume, Self::ForceOff],
+            DomainState::ShuttingDown | DomainState::PmSuspended => vec![Self::ForceOff],
+            DomainState::NoState | DomainState::Other(_) => vec![Self::ForceOff],
+        }
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -129,6 +156,8 @@ impl VmAction {
             Self::Shutdown => "shutdown",
             Self::ForceOff => "force-off",
             Self::Reboot => "reboot",
+            Self::Pause => "pause",
+            Self::Resume => "resume",
         }
     }
 
@@ -138,6 +167,8 @@ impl VmAction {
             Self::Shutdown => "Shut down",
             Self::ForceOff => "Force off",
             Self::Reboot => "Reboot",
+            Self::Pause => "Pause",
+            Self::Resume => "Resume",
         }
     }
 }
@@ -148,7 +179,9 @@ impl FromStr for VmAction {
         Self::ALL
             .into_iter()
             .find(|a| a.as_str() == s)
-            .ok_or_else(|| format!("unknown action {s:?} (start, shutdown, force-off, reboot)"))
+            .ok_or_else(|| {
+                format!("unknown action {s:?} (start, shutdown, force-off, reboot, pause, resume)")
+            })
     }
 }
 
@@ -305,6 +338,7 @@ impl Libvirt {
             uuid,
             cpu_percent,
             state: state_name(info.state),
+            actions: VmAction::for_state(info.state),
             running,
             vcpus: info.vcpus,
             memory_kib: info.memory_kib,
@@ -369,6 +403,8 @@ impl Libvirt {
                 VmAction::Shutdown => conn.shutdown_domain(&dom),
                 VmAction::ForceOff => conn.destroy_domain(&dom),
                 VmAction::Reboot => conn.reboot_domain(&dom, 0),
+                VmAction::Pause => conn.suspend_domain(&dom),
+                VmAction::Resume => conn.resume_domain(&dom),
             }
             .map_err(err)?;
             tracing::info!(

@@ -106,8 +106,9 @@
     }
     tr.append(sv);
     const act = cell("", "actions");
-    for (const [name, label] of actions) {
-      if ((name === "start") === vm.running) continue;
+    // The server says which actions apply to the VM's state.
+    for (const name of vm.actions) {
+      const label = actions[name] || name;
       const f = document.createElement("form");
       f.method = "post";
       f.action = "/vms/" + encodeURIComponent(vm.name) + "/" + name;
@@ -127,7 +128,8 @@
     const body = document.getElementById("vm-rows");
     if (!body) return;
     const err = document.getElementById("vm-error");
-    const actions = [["start", "Start"], ["shutdown", "Shut down"], ["force-off", "Force off"], ["reboot", "Reboot"]];
+    const actions = {"start": "Start", "shutdown": "Shut down", "force-off": "Force off", "reboot": "Reboot",
+      "pause": "Pause", "resume": "Resume"};
     const poll = async () => {
       try {
         const r = await fetch("/api/v1/vms", background);

@@ -67,9 +67,27 @@ fn api_actions_change_the_state() {
             "",
         )
     };
+    // Each answer names the actions its new state offers, and the page shows those.
+    let r = act("pause");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["data"]["state"], "paused");
+    assert_eq!(
+        r.json()["data"]["actions"],
+        serde_json::json!(["resume", "force-off"])
+    );
+    let page = get(&server.url("/vms"), Some(&s), &[]);
+    assert!(page.body.contains("action-resume"), "{}", page.body);
+    assert!(!page.body.contains("action-start"), "{}", page.body);
+    let r = act("resume");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.json()["data"]["actions"],
+        serde_json::json!(["shutdown", "reboot", "pause", "force-off"])
+    );
     let r = act("force-off");
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["data"]["state"], "shut off");
+    assert_eq!(r.json()["data"]["actions"], serde_json::json!(["start"]));
     assert_eq!(state_of(&server, &s, "test"), "shut off");
     let r = act("start");
     assert_eq!(r.status, 200, "{}", r.body);

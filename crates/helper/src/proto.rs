@@ -124,7 +124,8 @@ pub enum EngineAction {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Change {
-    /// A virtual machine's power: `start`, `shutdown`, `force-off`, `reboot`.
+    /// A virtual machine's power: `start`, `shutdown`, `force-off`, `reboot`,
+    /// `pause`, `resume`.
     Vm { name: String, action: String },
     /// A systemd unit: `start`, `stop`, `restart`, `enable`, `disable`.
     Unit { unit: String, action: String },

@@ -440,6 +440,18 @@ impl Client {
             .map(drop)
     }
 
+    /// Pauses the domain's vCPUs, keeping its memory (`virDomainSuspend`).
+    pub fn suspend_domain(&self, dom: &Domain) -> Result<()> {
+        self.domain_call(Procedure::DomainSuspend, dom, None)
+            .map(drop)
+    }
+
+    /// Lets a paused domain run again (`virDomainResume`).
+    pub fn resume_domain(&self, dom: &Domain) -> Result<()> {
+        self.domain_call(Procedure::DomainResume, dom, None)
+            .map(drop)
+    }
+
     /// Asks the guest to reboot (`virDomainReboot`, `flags` as libvirt's; 0 lets
     /// the hypervisor choose how).
     pub fn reboot_domain(&self, dom: &Domain, flags: u32) -> Result<()> {

@@ -59,11 +59,13 @@ pub enum Procedure {
     NodeDeviceGetXmlDesc,
     ConnectListAllNodeDevices,
     ConnectGetDomainCapabilities,
+    DomainSuspend,
+    DomainResume,
 }
 
 impl Procedure {
     /// Every procedure this client calls.
-    pub const ALL: [Procedure; 19] = [
+    pub const ALL: [Procedure; 21] = [
         Self::ConnectOpen,
         Self::ConnectClose,
         Self::ConnectGetCapabilities,
@@ -83,6 +85,8 @@ impl Procedure {
         Self::NodeDeviceGetXmlDesc,
         Self::ConnectListAllNodeDevices,
         Self::ConnectGetDomainCapabilities,
+        Self::DomainSuspend,
+        Self::DomainResume,
     ];
 
     /// The procedure's number on the wire.
@@ -107,6 +111,8 @@ impl Procedure {
             Self::NodeDeviceGetXmlDesc => 114,
             Self::ConnectListAllNodeDevices => 285,
             Self::ConnectGetDomainCapabilities => 342,
+            Self::DomainSuspend => 34,
+            Self::DomainResume => 28,
         }
     }
 
@@ -137,6 +143,8 @@ impl Procedure {
             Self::NodeDeviceGetXmlDesc => "REMOTE_PROC_NODE_DEVICE_GET_XML_DESC",
             Self::ConnectListAllNodeDevices => "REMOTE_PROC_CONNECT_LIST_ALL_NODE_DEVICES",
             Self::ConnectGetDomainCapabilities => "REMOTE_PROC_CONNECT_GET_DOMAIN_CAPABILITIES",
+            Self::DomainSuspend => "REMOTE_PROC_DOMAIN_SUSPEND",
+            Self::DomainResume => "REMOTE_PROC_DOMAIN_RESUME",
         }
     }
 
@@ -162,6 +170,8 @@ impl Procedure {
             Self::NodeDeviceGetXmlDesc => "virNodeDeviceGetXMLDesc",
             Self::ConnectListAllNodeDevices => "virConnectListAllNodeDevices",
             Self::ConnectGetDomainCapabilities => "virConnectGetDomainCapabilities",
+            Self::DomainSuspend => "virDomainSuspend",
+            Self::DomainResume => "virDomainResume",
         }
     }
 }
@@ -473,6 +483,8 @@ fn decode_answer(procedure: Procedure, body: &[u8]) -> Result<Answer, ProtocolEr
         | P::DomainDestroy
         | P::DomainReboot
         | P::DomainShutdown
+        | P::DomainSuspend
+        | P::DomainResume
         | P::AuthPolkit => Answer::Done,
         P::ConnectGetCapabilities => Answer::Text(decode_string(body, "capabilities")?),
         P::DomainGetXmlDesc => Answer::Text(decode_string(body, "domain XML")?),

@@ -43,7 +43,7 @@ fn protocol_problem(frame: &[u8]) -> ProtocolError {
 
 /// The numbers of `enum remote_procedure` in libvirt's `src/remote/remote_protocol.x`,
 /// copied by hand from that file: the client must send exactly these.
-const REMOTE_PROTOCOL_X: [(&str, i32); 19] = [
+const REMOTE_PROTOCOL_X: [(&str, i32); 21] = [
     ("REMOTE_PROC_CONNECT_OPEN", 1),
     ("REMOTE_PROC_CONNECT_CLOSE", 2),
     ("REMOTE_PROC_CONNECT_GET_CAPABILITIES", 7),
@@ -63,6 +63,8 @@ const REMOTE_PROTOCOL_X: [(&str, i32); 19] = [
     ("REMOTE_PROC_NODE_DEVICE_GET_XML_DESC", 114),
     ("REMOTE_PROC_CONNECT_LIST_ALL_NODE_DEVICES", 285),
     ("REMOTE_PROC_CONNECT_GET_DOMAIN_CAPABILITIES", 342),
+    ("REMOTE_PROC_DOMAIN_SUSPEND", 34),
+    ("REMOTE_PROC_DOMAIN_RESUME", 28),
 ];
 
 #[test]

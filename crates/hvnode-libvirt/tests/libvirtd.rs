@@ -108,6 +108,10 @@ fn power_actions_change_the_state() {
     );
     assert!(refusal.message.contains("already running"), "{err}");
     assert!(!err.is_connection_error());
+    client.suspend_domain(&beta).unwrap();
+    assert_eq!(state(&client), DomainState::Paused);
+    client.resume_domain(&beta).unwrap();
+    assert_eq!(state(&client), DomainState::Running);
     client.reboot_domain(&beta, 0).unwrap();
     client.shutdown_domain(&beta).unwrap();
     assert_eq!(state(&client), DomainState::Shutoff);
