@@ -138,8 +138,8 @@ pub struct Options {
     /// The users, besides root, whose processes may connect (the console's user).
     pub allowed_uids: Vec<u32>,
     /// The users whose connections are the engine's link (hvnode-vdsm's user):
-    /// they may connect, ask [`Request::Engine`] and nothing else, and no one
-    /// else may ask that.
+    /// they may connect and ask [`Request::Engine`] and [`Request::EngineFacts`],
+    /// nothing else, and no one else may ask those.
     pub engine_uids: Vec<u32>,
     /// Most connections open at once; each is a thread, and each open login session
     /// holds one.
@@ -419,7 +419,7 @@ fn is_transient(e: &io::Error) -> bool {
 }
 
 /// Whose connection it is, by its peer's user: the engine's link may ask
-/// [`Request::Engine`] only, and only it may.
+/// [`Request::Engine`] and [`Request::EngineFacts`] only, and only it may.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
     Console,
