@@ -32,7 +32,8 @@ fn args(cfg: &Config) -> Vec<String> {
         .collect()
 }
 
-/// The machine, memory, vCPUs, no screen, the serial console, the RNG.
+/// The machine, its firmware's identity, memory, vCPUs, no screen, the serial
+/// console, the RNG.
 fn machine<'a>(memory: &'a str, cpus: &'a str) -> Vec<&'a str> {
     vec![
         "-machine",
@@ -41,6 +42,10 @@ fn machine<'a>(memory: &'a str, cpus: &'a str) -> Vec<&'a str> {
         "tcg",
         "-cpu",
         CPU,
+        "-uuid",
+        "4c4c4544-0048-5610-8056-b4c04f4e3432",
+        "-smbios",
+        "type=1,serial=HVNODE-QEMU-0001",
         "-m",
         memory,
         "-smp",
