@@ -210,7 +210,7 @@ mod tests {
     use super::*;
 
     /// A KSM folder as sysfs has it: `run` and `merge_across_nodes`, each write
-    /// replacing the value; `order` collects what was written, in order.
+    /// replacing the value.
     fn ksm_dir(run: &str, merge: &str) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("run"), run).unwrap();
