@@ -50,3 +50,10 @@ bench-boot: image
 ## root), against a plain copy of the image (builds the image first).
 bench-update: image
 	HVNODE_IMAGE_DIR=$(CURDIR)/out $(CARGO) bench -p hvnode-update --bench update
+
+## The engine's link under load: Host.getStats round trips (one at a time, and 10
+## connections at once) and hvnode-vdsm's memory, idle and with 10 engine
+## connections (libvirt's test driver, through the libvirtd deps starts).
+.PHONY: bench-vdsm
+bench-vdsm: deps
+	$(CARGO) bench -p hvnode-vdsm --bench engine_link

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suites need, idempotently: Debian packages that are
 # missing, and a Python venv with the reference kickstart validator
-# (pykickstart, the oracle of the kickstart corpus test).
+# (pykickstart, the oracle of the kickstart corpus test) and stomp.py (a STOMP
+# client of its own, the engine link's second client: crates/vdsm/tests/stomp_py.rs).
 #
 # A suite with needs of its own adds a script to tests/deps.d/: each is
 # sourced here, after the apt helpers below are defined, in name order.
@@ -12,6 +13,7 @@ cd "$(dirname "$0")/.."
 : "${HVNODE_VENV:=$HVNODE_CACHE/venv}"
 export HVNODE_CACHE HVNODE_VENV
 PYKICKSTART_VERSION=3.78
+STOMP_PY_VERSION=9.0.0
 
 # Debian packages the tests use. Only the missing ones are installed.
 APT_PACKAGES=(python3 python3-venv openssh-server openssh-client)
@@ -78,6 +80,13 @@ if [ ! -e "$stamp" ]; then
     mkdir -p "$(dirname "$HVNODE_VENV")"
     python3 -m venv "$HVNODE_VENV"
     "$HVNODE_VENV/bin/pip" install -q --disable-pip-version-check "pykickstart==$PYKICKSTART_VERSION"
+    touch "$stamp"
+fi
+# Added to a venv made before it was needed, as to a new one.
+stamp="$HVNODE_VENV/.stomp-py-$STOMP_PY_VERSION"
+if [ ! -e "$stamp" ]; then
+    echo "deps: installing stomp.py $STOMP_PY_VERSION into venv $HVNODE_VENV" >&2
+    "$HVNODE_VENV/bin/pip" install -q --disable-pip-version-check "stomp-py==$STOMP_PY_VERSION"
     touch "$stamp"
 fi
 
