@@ -7,6 +7,10 @@
 //! 2. `POST /registration/register`: the administrator confirms the fingerprint shown;
 //!    the CA is fetched again and must still have it, then the node registers.
 //!
+//! Beside the state, the page shows what the engine's link (`hvnode-vdsm`) says of the
+//! engine, from its status file: whether the engine is connected, when it last asked,
+//! the cluster levels offered (the `managed:` line of `nodectl register --status`).
+//!
 //! Both are `nodectl register` steps, which the privileged helper runs for an
 //! administrator's session ([`crate::register_run`]): the web process writes none of
 //! the files a registration writes. The engine is never asked from the browser.
@@ -24,6 +28,7 @@ use registration::{
     RegistrationState, StateFile, Sysroot,
 };
 use serde::Deserialize;
+use vdsm::status::{Managed, Report as LinkReport, STATUS_PATH, Status as LinkStatus};
 
 use crate::error::parse_form;
 use crate::pages::{PageCtx, render};
@@ -61,6 +66,89 @@ pub struct StateView {
     pub awaiting: Option<ConfirmView>,
     /// Whether the state is a failure (shown as a warning).
     pub failed: bool,
+}
+
+/// The engine's link as the page shows it.
+#[derive(Debug, Clone)]
+pub struct LinkView {
+    /// [`Managed::name`] (`connected`, `not-serving`, …).
+    pub state: &'static str,
+    /// The `managed: …` line.
+    pub summary: String,
+    pub rows: Vec<Row>,
+    /// Whether the link cannot serve the engine (shown as a warning).
+    pub warn: bool,
+}
+
+/// The engine's link as `managed` classifies it, with the rows of its status file
+/// (`None`: there is none, or it could not be read).
+pub fn link_view(managed: &Managed, status: Option<&LinkStatus>) -> LinkView {
+    let warn = matches!(
+        managed,
+        Managed::NotRunning | Managed::Unknown { .. } | Managed::NotServing { .. }
+    );
+    let mut rows = Vec::new();
+    if let Some(s) = status {
+        let peers = if s.peers.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", s.peers.join(", "))
+        };
+        rows.push(row(
+            "reg-vdsm-connections",
+            "Engine connections",
+            format!("{}{peers}", s.connections),
+            false,
+        ));
+        let method = s
+            .last_method
+            .as_ref()
+            .map(|m| format!(" ({m})"))
+            .unwrap_or_default();
+        rows.push(row(
+            "reg-vdsm-last-request",
+            "Last request",
+            s.last_request.map_or_else(
+                || "none since the service started".to_string(),
+                |t| format!("{}{method}", utc(t)),
+            ),
+            false,
+        ));
+        rows.push(row(
+            "reg-vdsm-requests",
+            "Requests",
+            format!(
+                "{} since the service started ({})",
+                s.requests,
+                utc(s.started)
+            ),
+            false,
+        ));
+        rows.push(row(
+            "reg-vdsm-levels",
+            "Cluster levels offered",
+            if s.cluster_levels.is_empty() {
+                "none yet".to_string()
+            } else {
+                s.cluster_levels.join(", ")
+            },
+            true,
+        ));
+        if let Some(level) = &s.engine_cluster_level {
+            rows.push(row(
+                "reg-vdsm-engine-level",
+                "Cluster level in use",
+                level.clone(),
+                true,
+            ));
+        }
+    }
+    LinkView {
+        state: managed.name(),
+        summary: managed.to_string(),
+        rows,
+        warn,
+    }
 }
 
 /// The fingerprints shown for confirmation and what the confirm form posts.
@@ -112,6 +200,7 @@ struct RegistrationPage {
     page: PageCtx,
     state: Option<StateView>,
     state_error: Option<String>,
+    link: LinkView,
     form: RegisterForm,
     confirm: Option<ConfirmView>,
     error: Option<ErrorView>,
@@ -421,6 +510,13 @@ fn load(sysroot: &Sysroot) -> (Option<StateView>, Option<String>) {
     }
 }
 
+/// Reads the engine's link's status file (blocking).
+fn load_link(sysroot: &Sysroot) -> LinkView {
+    let read = LinkStatus::read(&sysroot.path(STATUS_PATH));
+    let managed = Managed::of(&read, registration::now_unix());
+    link_view(&managed, read.ok().flatten().as_ref())
+}
+
 struct Shown {
     status: StatusCode,
     form: RegisterForm,
@@ -467,13 +563,22 @@ impl Shown {
 
 async fn show(state: &Shared, authed: &Authed, shown: Shown) -> Response {
     let root = sysroot(state);
-    let (view, state_error) = tokio::task::spawn_blocking(move || load(&root))
-        .await
-        .unwrap_or_else(|e| (None, Some(format!("reading the state failed: {e}"))));
+    let loaded = tokio::task::spawn_blocking(move || (load(&root), load_link(&root))).await;
+    let ((view, state_error), link) = loaded.unwrap_or_else(|e| {
+        let failed = format!("reading the state failed: {e}");
+        let link = link_view(
+            &Managed::Unknown {
+                error: failed.clone(),
+            },
+            None,
+        );
+        ((None, Some(failed)), link)
+    });
     let page = RegistrationPage {
         page: PageCtx::new(authed, "/registration"),
         state: view,
         state_error,
+        link,
         form: shown.form,
         confirm: shown.confirm,
         error: shown.error,
@@ -642,89 +747,25 @@ async fn register_step(state: &Shared, authed: &Authed, form: RegisterForm) -> S
     }
 }
 
-/// `GET /api/v1/registration`: the persisted state, as `nodectl register --status
-/// --json` prints it.
+/// `GET /api/v1/registration`: the persisted state and the engine's link, as
+/// `nodectl register --status --json` prints them.
 pub async fn api(State(state): State<Shared>) -> Result<Response, crate::error::ApiError> {
     let root = sysroot(&state);
-    let file = tokio::task::spawn_blocking(move || registration::current_state(&root))
-        .await
-        .map_err(|e| crate::error::ApiError::Failed(format!("worker failed: {e}")))?
-        .map_err(|e| crate::error::ApiError::Failed(e.to_string()))?;
+    let (file, link) = tokio::task::spawn_blocking(move || {
+        let link = LinkReport::load(&root.path(STATUS_PATH), registration::now_unix());
+        (registration::current_state(&root), link)
+    })
+    .await
+    .map_err(|e| crate::error::ApiError::Failed(format!("worker failed: {e}")))?;
+    let file = file.map_err(|e| crate::error::ApiError::Failed(e.to_string()))?;
     Ok(axum::Json(serde_json::json!({
         "apiVersion": crate::api::API_VERSION,
         "kind": "Registration",
-        "data": { "updatedAt": file.updated_at, "status": file.status },
+        "data": { "updatedAt": file.updated_at, "status": file.status, "vdsm": link },
     }))
     .into_response())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn form(engine: &str, port: &str) -> RegisterForm {
-        RegisterForm {
-            engine: engine.into(),
-            port: port.into(),
-            ..RegisterForm::default()
-        }
-    }
-
-    #[test]
-    fn engine_address_and_port() {
-        let e = engine_of(&form("Engine.Example.com", "")).unwrap();
-        assert_eq!((e.host.as_str(), e.port), ("engine.example.com", 443));
-        let e = engine_of(&form("engine.example.com:8443", "")).unwrap();
-        assert_eq!(e.port, 8443);
-        let e = engine_of(&form(" engine.example.com ", "8443")).unwrap();
-        assert_eq!(e.port, 8443);
-        let e = engine_of(&form("[2001:db8::1]", "443")).unwrap();
-        assert_eq!(e.host, "2001:db8::1");
-        for (host, port) in [
-            ("", "443"),
-            ("engine:8443", "443"),
-            ("engine", "http"),
-            ("engine", "0"),
-            ("a b", ""),
-            ("<script>", ""),
-        ] {
-            let err = engine_of(&form(host, port)).unwrap_err();
-            assert_eq!(err.kind(), ErrorKind::BadInput, "{host} {port}");
-        }
-    }
-
-    #[test]
-    fn every_state_has_a_headline() {
-        let engine = EngineAddr::new("engine.example.com", 443).unwrap();
-        let ca = CaFingerprints::of_der(b"ca");
-        let file = |status| StateFile {
-            updated_at: 1_700_000_000,
-            ..StateFile::new(status)
-        };
-        let v = state_view(&file(RegistrationState::Unregistered));
-        assert_eq!(v.headline, "Not registered with an engine");
-        let v = state_view(&file(RegistrationState::AwaitingConfirmation {
-            engine: engine.clone(),
-            ca: ca.clone(),
-            previous_ca: None,
-            since: 1,
-        }));
-        assert_eq!(v.awaiting.unwrap().sha256, ca.sha256);
-        let v = state_view(&file(RegistrationState::Failed {
-            engine,
-            ca: None,
-            attempts: 2,
-            error_kind: ErrorKind::Unreachable,
-            last_error: "cannot reach".into(),
-            failed_at: 1_700_000_000,
-            next_retry_at: 1_700_000_004,
-        }));
-        assert!(v.failed);
-        assert!(v.rows.iter().any(|r| r.value == "cannot reach"));
-        assert!(
-            v.rows.iter().any(|r| r.value == "2023-11-14 22:13:20 UTC"),
-            "{:?}",
-            v.rows
-        );
-    }
-}
+#[path = "register_tests.rs"]
+mod tests;

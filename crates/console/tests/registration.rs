@@ -203,6 +203,58 @@ fn the_fingerprint_is_shown_then_confirming_registers_and_the_state_follows() {
         text_of(&page.body, "reg-headline"),
         Some(format!("Managed by engine {engine_addr}").as_str())
     );
+    // The engine's link has not started here: the page says so.
+    assert_eq!(
+        text_of(&page.body, "reg-vdsm-summary"),
+        Some("managed: no, hvnode-vdsm is not running (systemctl status hvnode-vdsm says why)")
+    );
+    assert!(
+        page.body
+            .contains(r#"data-state="not-running" class="warn""#)
+    );
+
+    // The engine connects to the link and asks: the page shows what it says.
+    let now = registration::now_unix();
+    let link = s.root.path(vdsm::status::STATUS_PATH);
+    std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+    vdsm::status::Status {
+        serving: true,
+        connections: 1,
+        peers: vec!["192.0.2.5:40212".into()],
+        last_connected: Some(now - 600),
+        last_request: Some(now - 3),
+        last_method: Some("Host.getStats".into()),
+        requests: 42,
+        cluster_levels: vec!["4.6".into(), "4.7".into()],
+        pid: 812,
+        started: now - 7_200,
+        ..Default::default()
+    }
+    .write(&link)
+    .unwrap();
+    let page = s.page();
+    let summary = text_of(&page.body, "reg-vdsm-summary").unwrap();
+    assert!(
+        summary.starts_with(
+            "managed: the engine is connected (1 connection from 192.0.2.5:40212), last asked"
+        ) && summary.ends_with(" s ago (Host.getStats)"),
+        "{summary}"
+    );
+    assert!(page.body.contains(r#"data-state="connected">"#));
+    assert_eq!(
+        text_of(&page.body, "reg-vdsm-connections"),
+        Some("1 (192.0.2.5:40212)")
+    );
+    assert!(
+        text_of(&page.body, "reg-vdsm-last-request")
+            .unwrap()
+            .ends_with(" UTC (Host.getStats)")
+    );
+    assert_eq!(text_of(&page.body, "reg-vdsm-levels"), Some("4.6, 4.7"));
+    let api = get(&s.server.url("/api/v1/registration"), Some(&s.session), &[]);
+    let data = &api.json()["data"];
+    assert_eq!(data["vdsm"]["state"], "connected", "{data}");
+    assert_eq!(data["vdsm"]["service"]["requests"], 42, "{data}");
 }
 
 #[test]

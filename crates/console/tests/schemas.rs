@@ -301,6 +301,32 @@ fn every_api_answer_matches_its_schema() {
         assert_eq!(r["data"]["status"]["state"], state.name(), "{r}");
         schemas.check("api-v1-registration.json", &r);
     }
+    // The engine's link: not running (no status file), then serving the engine.
+    let r = ok(&server, &s, "/api/v1/registration");
+    assert_eq!(r["data"]["vdsm"]["state"], "not-running", "{r}");
+    let link = sysroot.path(vdsm::status::STATUS_PATH);
+    std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+    vdsm::status::Status {
+        serving: true,
+        connections: 1,
+        peers: vec!["192.0.2.5:40212".into()],
+        last_connected: Some(1_764_100_000),
+        last_request: Some(1_764_100_003),
+        last_method: Some("Host.getStats".into()),
+        requests: 42,
+        cluster_levels: vec!["4.6".into(), "4.7".into()],
+        engine_cluster_level: None,
+        pid: 812,
+        started: 1_764_099_000,
+        ..Default::default()
+    }
+    .write(&link)
+    .unwrap();
+    let r = ok(&server, &s, "/api/v1/registration");
+    assert_eq!(r["data"]["vdsm"]["state"], "connected", "{r}");
+    assert_eq!(r["data"]["vdsm"]["service"]["pid"], 812, "{r}");
+    schemas.check("api-v1-registration.json", &r);
+    std::fs::remove_file(&link).unwrap();
 
     // The update job: none yet; then one as nodectl update --json reported it
     // on a node (its lines recorded there, shortened).
@@ -378,11 +404,12 @@ fn every_api_answer_matches_its_schema() {
     );
     schemas.check("api-v1-node.json", &node);
 
-    let api: Vec<&str> = schemas
+    let mut api: Vec<&str> = schemas
         .names()
         .into_iter()
         .filter(|n| n.starts_with("api-v1-"))
         .collect();
+    api.push("vdsm-Report.json");
     schemas.assert_covered(&api);
 }
 

@@ -1,6 +1,7 @@
 //! The host's checks, on any hvnode system (installed or live): SELinux,
 //! the firewall, virtualisation (KVM, sVirt), resources (memory, file
-//! systems, thin pools outside the layer store) and services.
+//! systems, thin pools outside the layer store), services and the engine's
+//! link ([`crate::engine_link`]).
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -8,6 +9,7 @@ use std::process::Command;
 use command::CommandExt;
 use serde::Deserialize;
 
+use crate::engine_link::{self, VdsmFacts};
 use crate::firewall::{self, FirewallFacts};
 use crate::{
     FULL_PERCENT, Group, Item, MEMORY_AVAILABLE_MIN_PERCENT, USAGE_LIMIT_PERCENT, group, item,
@@ -43,6 +45,8 @@ pub struct HostFacts {
     /// Units systemd reports as failed, or why it could not be asked.
     pub failed_units: Result<Vec<String>, String>,
     pub firewall: FirewallFacts,
+    /// The engine's link (hvnode-vdsm).
+    pub vdsm: VdsmFacts,
 }
 
 impl HostFacts {
@@ -78,11 +82,13 @@ impl HostFacts {
                 .collect(),
             failed_units: failed_units(),
             firewall: firewall::gather(),
+            vdsm: VdsmFacts::gather(),
         }
     }
 }
 
-fn active_state(unit: &str) -> String {
+/// `unit`'s ActiveState; empty when systemd does not know it or cannot be asked.
+pub(crate) fn active_state(unit: &str) -> String {
     Command::new("systemctl")
         .args(["show", "-p", "ActiveState", "--value", unit])
         .run_capture()
@@ -121,6 +127,7 @@ pub fn groups(h: &HostFacts, store_pool: Option<(String, String)>) -> Vec<Group>
         virtualisation(h),
         resources(h, store_pool),
         services(h),
+        engine_link::group_of(&h.vdsm),
     ]
 }
 

@@ -57,6 +57,7 @@ pub(crate) fn healthy() -> HostFacts {
             active_state: "active".into(),
             table_loaded: Some(true),
         },
+        vdsm: engine_link::tests::enrolled(),
     }
 }
 
@@ -77,6 +78,7 @@ fn a_healthy_host_checks_ok() {
         "  File systems ... OK (3 mounted, each under 90% full)\n",
         "  Thin pool hvnode/pool00 ... OK (data 12.5%, metadata 8.0% (limit 80%))\n",
         "  Failed units ... OK (none)\n",
+        "vdsm ... OK\n  hvnode-vdsm.service ... OK (active)\n",
     ] {
         assert!(text.contains(want), "{want}\n{text}");
     }
@@ -91,7 +93,7 @@ fn the_store_pool_is_left_to_the_store_check() {
 #[test]
 fn each_host_fault_has_its_verdict() {
     type Breaker = fn(&mut HostFacts);
-    let cases: [(&str, Status, &str, Breaker); 12] = [
+    let cases: [(&str, Status, &str, Breaker); 13] = [
         ("Enforcing", Status::Failed, "permissive", |h| {
             h.selinux.mode = "permissive".into()
         }),
@@ -135,6 +137,9 @@ fn each_host_fault_has_its_verdict() {
             "lvm2-monitor.service",
             |h| h.failed_units = Ok(vec!["lvm2-monitor.service".into()]),
         ),
+        ("hvnode-vdsm.service", Status::Failed, "inactive", |h| {
+            h.vdsm.active_state = "inactive".into()
+        }),
     ];
     for (name, status, detail, breaker) in cases {
         let mut h = healthy();

@@ -3,17 +3,20 @@
 //! and an update's trial boot all read.
 //!
 //! Facts are gathered elsewhere and passed in ([`layers::status::Facts`] for
-//! the layered root, [`HostFacts`] for the rest); [`report`] only reads them,
+//! the layered root, [`HostFacts`] for the rest, the engine's link
+//! ([`VdsmFacts`]) among them); [`report`] only reads them,
 //! so every verdict is tested on recorded facts. Each limit lives here once:
 //! [`USAGE_LIMIT_PERCENT`] for a thin pool or a layer store,
 //! [`FULL_PERCENT`] for any other file system, [`MEMORY_AVAILABLE_MIN_PERCENT`].
 
 use serde::Serialize;
 
+pub mod engine_link;
 pub mod firewall;
 pub mod host;
 pub mod layered;
 
+pub use engine_link::VdsmFacts;
 pub use firewall::FirewallFacts;
 pub use host::HostFacts;
 

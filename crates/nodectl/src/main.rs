@@ -30,7 +30,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Check the node's health: boot entries, volumes, thin pool, SELinux, services.
+    /// Check the node's health: boot entries, volumes, thin pool, SELinux, services,
+    /// the engine's link (vdsm).
     Check {
         #[arg(long)]
         json: bool,

@@ -1,4 +1,5 @@
-//! `nodectl register`: register with an engine, or show the registration state.
+//! `nodectl register`: register with an engine, or show the registration state and
+//! what the engine's link (hvnode-vdsm) says of the engine.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -11,13 +12,15 @@ use registration::{
     RegisterOutcome, RegistrationState, StateFile, Sysroot, Trust, ZeroTouchEnd,
 };
 use serde::Serialize;
+use vdsm::status::{Managed, Status as LinkStatus};
 
 use crate::output::{print_json, utc};
 
 /// Options of `nodectl register`.
 #[derive(Debug, Args)]
 pub struct RegisterArgs {
-    /// Show the registration state instead of registering.
+    /// Show the registration state, and whether the engine is connected to the
+    /// engine's link (hvnode-vdsm), instead of registering.
     #[arg(long, conflicts_with_all = ["engine_fqdn", "fingerprint", "zero_touch"])]
     status: bool,
 
@@ -281,23 +284,54 @@ fn zero_touch(sysroot: &Sysroot, args: &RegisterArgs) -> Result<()> {
 
 fn status(sysroot: &Sysroot, json: bool) -> Result<()> {
     let file = current_state(sysroot)?;
+    // What the engine's link says of the engine (hvnode-vdsm's status file).
+    let link = LinkStatus::read(&sysroot.path(vdsm::status::STATUS_PATH));
+    let now = registration::now_unix();
     if json {
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
         struct Status<'a> {
             updated_at: u64,
             status: &'a RegistrationState,
+            vdsm: vdsm::status::Report,
         }
         return print_json(
             "Registration",
             Status {
                 updated_at: file.updated_at,
                 status: &file.status,
+                vdsm: vdsm::status::Report::new(link, now),
             },
         );
     }
     print_state(&file.status);
+    print_link(&link, now);
     Ok(())
+}
+
+/// The engine's link: whether the engine is connected, when it last asked, the
+/// cluster levels offered.
+fn print_link(link: &Result<Option<LinkStatus>>, now: u64) {
+    println!("managed:  {}", Managed::of(link, now).describe());
+    let Ok(Some(s)) = link else {
+        return;
+    };
+    let last = s
+        .last_request
+        .map(|t| format!(", the last at {}", utc(t)))
+        .unwrap_or_default();
+    println!(
+        "requests: {} since hvnode-vdsm started ({}){last}",
+        s.requests,
+        utc(s.started)
+    );
+    if !s.cluster_levels.is_empty() {
+        let used = match &s.engine_cluster_level {
+            Some(l) => format!("the engine uses {l}"),
+            None => "which the engine uses is not known".to_string(),
+        };
+        println!("levels:   {} offered ({used})", s.cluster_levels.join(", "));
+    }
 }
 
 fn print_state(state: &RegistrationState) {
@@ -322,7 +356,7 @@ fn print_state(state: &RegistrationState) {
             }
             println!("since:    {}", utc(r.registered_at));
             if let RegistrationState::Managed { managed_since, .. } = state {
-                println!("managed:  since {}", utc(*managed_since));
+                println!("deployed: {}", utc(*managed_since));
             }
         }
         RegistrationState::Failed {

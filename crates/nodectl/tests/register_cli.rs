@@ -327,6 +327,44 @@ fn managed_once_the_engine_deployed_its_certificate() {
     assert_eq!(node.status_json()["status"]["state"], "managed");
     let human = ok(&node.nodectl(&["--status"]));
     assert!(human.contains("managed by engine 127.0.0.1:"), "{human}");
+    assert!(human.contains("\ndeployed: "), "{human}");
+    // No status file: the engine's link is not running.
+    assert_eq!(node.status_json()["vdsm"]["state"], "not-running");
+    assert!(
+        human.contains("\nmanaged:  no, hvnode-vdsm is not running"),
+        "{human}"
+    );
+
+    // The engine's link serves the engine, which asked a moment ago.
+    let now = registration::now_unix();
+    let link = vdsm::status::Status {
+        serving: true,
+        connections: 1,
+        peers: vec!["192.0.2.5:40212".into()],
+        last_connected: Some(now - 600),
+        last_request: Some(now - 3),
+        last_method: Some("Host.getStats".into()),
+        requests: 42,
+        cluster_levels: vec!["4.6".into(), "4.7".into()],
+        pid: 812,
+        started: 1_764_100_000,
+        ..Default::default()
+    };
+    let path = node.path(vdsm::status::STATUS_PATH);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    link.write(&path).unwrap();
+    let status = node.status_json();
+    assert_eq!(status["vdsm"]["state"], "connected", "{status}");
+    assert_eq!(status["vdsm"]["service"]["requests"], 42, "{status}");
+    let human = ok(&node.nodectl(&["--status"]));
+    for want in [
+        "\nmanaged:  the engine is connected (1 connection from 192.0.2.5:40212), last asked ",
+        " s ago (Host.getStats)\n",
+        "\nrequests: 42 since hvnode-vdsm started (2025-11-25 19:46:40 UTC), the last at ",
+        "\nlevels:   4.6, 4.7 offered (which the engine uses is not known)\n",
+    ] {
+        assert!(human.contains(want), "{want}\n{human}");
+    }
 }
 
 #[test]

@@ -38,6 +38,8 @@ const NODECTL_SCHEMAS: &[&str] = &[
     "nodectl-UpdateLine.json",
     "health-Report.json",
     "registration-State.json",
+    "registration-StateFile.json",
+    "vdsm-Report.json",
 ];
 
 /// Runs nodectl; `ok_codes` are the exit codes that are not a failure.
@@ -316,7 +318,7 @@ fn registration_kinds_match_their_schemas() {
     assert_eq!(result["state"]["state"], "registered", "{result}");
     schemas.check("nodectl-RegistrationResult.json", &result);
     schemas.check("nodectl-Registration.json", &node.status());
-    // The state file the node keeps has the same shape as `--status --json`.
+    // The state file the node keeps: `--status --json` without the engine's link.
     let file = fs::read_to_string(
         node.dir
             .path()
@@ -324,7 +326,7 @@ fn registration_kinds_match_their_schemas() {
     )
     .unwrap();
     schemas.check(
-        "nodectl-Registration.json",
+        "registration-StateFile.json",
         &serde_json::from_str(&file).unwrap(),
     );
 
@@ -336,6 +338,41 @@ fn registration_kinds_match_their_schemas() {
     );
     let managed = node.status();
     assert_eq!(managed["status"]["state"], "managed", "{managed}");
+    assert_eq!(managed["vdsm"]["state"], "not-running", "{managed}");
+    schemas.check("nodectl-Registration.json", &managed);
+    // The engine's link keeps its status file: waiting for the certificates, then
+    // serving the engine.
+    let link = node
+        .dir
+        .path()
+        .join(vdsm::status::STATUS_PATH.trim_start_matches('/'));
+    fs::create_dir_all(link.parent().unwrap()).unwrap();
+    let waiting = vdsm::status::Status {
+        waiting_for: Some("/etc/pki/vdsm/keys/vdsmkey.pem is missing".into()),
+        pid: 812,
+        started: 1_764_100_000,
+        ..Default::default()
+    };
+    waiting.write(&link).unwrap();
+    let status = node.status();
+    assert_eq!(status["vdsm"]["state"], "not-serving", "{status}");
+    schemas.check("nodectl-Registration.json", &status);
+    let serving = vdsm::status::Status {
+        serving: true,
+        waiting_for: None,
+        connections: 1,
+        peers: vec!["192.0.2.5:40212".into()],
+        last_connected: Some(1_764_100_000),
+        last_request: Some(1_764_100_003),
+        last_method: Some("Host.getStats".into()),
+        requests: 42,
+        cluster_levels: vec!["4.6".into(), "4.7".into()],
+        engine_cluster_level: Some("4.7".into()),
+        ..waiting
+    };
+    serving.write(&link).unwrap();
+    let managed = node.status();
+    assert_eq!(managed["vdsm"]["state"], "connected", "{managed}");
     schemas.check("nodectl-Registration.json", &managed);
     let mut again = register.to_vec();
     again.push("--yes");
@@ -409,6 +446,8 @@ fn registration_kinds_match_their_schemas() {
         "nodectl-Registration.json",
         "nodectl-RegistrationResult.json",
         "registration-State.json",
+        "registration-StateFile.json",
+        "vdsm-Report.json",
     ]);
 
     // Wrong shapes are refused.
@@ -418,6 +457,15 @@ fn registration_kinds_match_their_schemas() {
     let mut extra = managed.clone();
     extra["status"]["token"] = json!("secret");
     schemas.rejects("nodectl-Registration.json", &extra);
+    let mut link = managed.clone();
+    link["vdsm"]["state"] = json!("managed");
+    schemas.rejects("nodectl-Registration.json", &link);
+    let mut link = managed.clone();
+    link["vdsm"]["service"]["connections"] = json!(-1);
+    schemas.rejects("nodectl-Registration.json", &link);
+    let mut no_link = managed.clone();
+    no_link.as_object_mut().unwrap().remove("vdsm");
+    schemas.rejects("nodectl-Registration.json", &no_link);
     let mut kind = result.clone();
     kind["kind"] = json!("Registration");
     schemas.rejects("nodectl-RegistrationResult.json", &kind);

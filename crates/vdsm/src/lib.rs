@@ -16,6 +16,7 @@ pub mod jsonrpc;
 pub mod pki;
 pub mod server;
 pub mod stats;
+pub mod status;
 pub mod stomp;
 pub mod vms;
 
