@@ -72,6 +72,11 @@ pub fn engine_here(libvirt: &Libvirt, action: &EngineAction) -> Result<(), Failu
                 *merge_across_nodes,
             );
         }
+        EngineAction::SetupNetworks { .. }
+        | EngineAction::RollbackNetworks
+        | EngineAction::CommitNetworks => {
+            return engine_networks(&netconf::store::Store::new("/"), action);
+        }
         EngineAction::VmDestroy { vm_id } => (vm_id, VmAction::ForceOff),
         EngineAction::VmShutdown { vm_id, reboot } => (
             vm_id,
@@ -92,6 +97,66 @@ pub fn engine_here(libvirt: &Libvirt, action: &EngineAction) -> Result<(), Failu
         .act_by_uuid(uuid.as_bytes(), vm_action)
         .map(|_| ())
         .map_err(vm_failure)
+}
+
+/// The engine's network changes on the node whose store is `store`
+/// ([`netconf::store`]): a setup checked and written, then taken up by
+/// systemd-networkd (undone at once when networkd refuses it); a rollback to
+/// the networks before the changes not confirmed; a commit of the running
+/// networks as those a boot starts with.
+pub fn engine_networks(
+    store: &netconf::store::Store,
+    action: &EngineAction,
+) -> Result<(), Failure> {
+    let stored = |e: netconf::store::StoreError| {
+        let kind = match e {
+            netconf::store::StoreError::NothingToRollBack => FailureKind::Conflict,
+            _ => FailureKind::Failed,
+        };
+        Failure::new(kind, e.to_string())
+    };
+    let activate = |t: &netconf::store::Transition| {
+        netconf::store::activate(t, &store.links()).map_err(|e| {
+            Failure::new(
+                FailureKind::Failed,
+                format!("systemd-networkd did not take up the engine's networks: {e}"),
+            )
+        })
+    };
+    match action {
+        EngineAction::SetupNetworks { changes } => {
+            let t = store.setup(changes).map_err(|e| match e {
+                netconf::store::SetupError::Invalid(i) => {
+                    Failure::new(FailureKind::Invalid, i.message)
+                }
+                netconf::store::SetupError::Store(e) => stored(e),
+            })?;
+            if let Err(failure) = activate(&t) {
+                // Back to the networks before, which networkd took.
+                if let Ok(back) = store.rollback() {
+                    let _ = activate(&back);
+                }
+                return Err(failure);
+            }
+            tracing::info!(networks = ?t.after.0.keys().collect::<Vec<_>>(), "the engine's networks set up");
+            Ok(())
+        }
+        EngineAction::RollbackNetworks => {
+            let t = store.rollback().map_err(stored)?;
+            activate(&t)?;
+            tracing::warn!(networks = ?t.after.0.keys().collect::<Vec<_>>(), "the engine's networks rolled back: the change was not confirmed");
+            Ok(())
+        }
+        EngineAction::CommitNetworks => {
+            store.commit().map_err(stored)?;
+            tracing::info!("the engine's running networks are now those a boot starts with");
+            Ok(())
+        }
+        _ => Err(Failure::new(
+            FailureKind::Invalid,
+            "not a network change of the engine",
+        )),
+    }
 }
 
 /// Turns the kernel's same-page merging on or off in `ksm` (`/sys/kernel/mm/ksm`)

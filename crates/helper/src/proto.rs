@@ -117,6 +117,17 @@ pub enum EngineAction {
         enabled: bool,
         merge_across_nodes: Option<bool>,
     },
+    /// `Host.setupNetworks`: the engine's networks changed (checked again by the
+    /// helper), their systemd-networkd files written and taken up; the networks
+    /// before are kept until [`EngineAction::CommitNetworks`] or
+    /// [`EngineAction::RollbackNetworks`].
+    SetupNetworks { changes: Vec<netconf::Change> },
+    /// The engine did not confirm the change (its connectivity check): the
+    /// running networks back to those before it.
+    RollbackNetworks,
+    /// `Host.setSafeNetworkConfig` (or `commitOnSuccess`): the running networks
+    /// become those a boot starts with.
+    CommitNetworks,
 }
 
 /// What [`Request::Change`] changes. Names and actions are checked by the helper,

@@ -155,6 +155,76 @@ impl Actions {
         Ok(Value::Bool(true))
     }
 
+    /// `Host.setupNetworks{networks, bondings, options}` ([`crate::network`]):
+    /// checked against the host under `root`, made by the helper, then, unless
+    /// the engine said not to check, kept only if a call from the engine
+    /// (`calls`) arrives within the connectivity timeout; rolled back otherwise
+    /// (vdsm's code 10). Committed as the networks a boot starts with when
+    /// `commitOnSuccess` asks. Answers vdsm's done status.
+    pub fn setup_networks(
+        &self,
+        root: &std::path::Path,
+        calls: &crate::network::Calls,
+        params: &Map<String, Value>,
+    ) -> Result<Value, RpcError> {
+        use crate::network::code as net;
+        let (changes, options) = crate::network::parse_setup(params)?;
+        crate::network::precheck(root, &changes)?;
+        let ask = |action: EngineAction| {
+            self.helper.engine(action).map_err(|f| {
+                let code = match f.kind {
+                    FailureKind::Invalid => net::BAD_PARAMS,
+                    _ => code::GENERAL_EXCEPTION,
+                };
+                RpcError::new(code, f.message)
+            })
+        };
+        let names: Vec<String> = changes
+            .iter()
+            .map(|c| match c {
+                netconf::Change::Set { name, .. } => name.clone(),
+                netconf::Change::Remove { name } => format!("-{name}"),
+            })
+            .collect();
+        let mark = calls.so_far();
+        ask(EngineAction::SetupNetworks { changes })?;
+        tracing::info!(
+            ?names,
+            check = options.check,
+            timeout_s = options.timeout.as_secs(),
+            "the engine's networks changed"
+        );
+        if options.check && !calls.wait_past(mark, options.timeout) {
+            tracing::warn!(
+                ?names,
+                "no call from the engine within {} s of the network change: rolling it back",
+                options.timeout.as_secs()
+            );
+            ask(EngineAction::RollbackNetworks)?;
+            return Err(RpcError::new(
+                net::LOST_CONNECTION,
+                format!(
+                    "connectivity check failed: no call from the engine within {} s of the                      network change ({}), which was rolled back",
+                    options.timeout.as_secs(),
+                    names.join(", ")
+                ),
+            ));
+        }
+        if options.commit {
+            ask(EngineAction::CommitNetworks)?;
+        }
+        Ok(serde_json::json!({"code": 0, "message": "Done"}))
+    }
+
+    /// `Host.setSafeNetworkConfig`: the running networks become those a boot
+    /// starts with.
+    pub fn commit_networks(&self) -> Result<Value, RpcError> {
+        self.helper
+            .engine(EngineAction::CommitNetworks)
+            .map_err(|f| RpcError::new(code::GENERAL_EXCEPTION, f.message))?;
+        Ok(Value::Bool(true))
+    }
+
     /// After `timeout`, powers `vm` off if it is still running.
     fn power_off_unless_down(&self, vm: String, timeout: Duration) {
         let me = self.clone();

@@ -169,6 +169,7 @@ fn network(host: &Host, interfaces: &[hostinfo::Interface]) -> Map<String, Value
     let mut bondings = Map::new();
     let mut vlans = Map::new();
     let mut networks = Map::new();
+    let mut by_name = Map::new();
     for i in interfaces.iter().filter(|i| i.link_type != "loopback") {
         let sys = |f: &str| host.read(&format!("/sys/class/net/{}/{f}", i.name));
         let (v4, v6): (Vec<&String>, Vec<&String>) =
@@ -192,6 +193,7 @@ fn network(host: &Host, interfaces: &[hostinfo::Interface]) -> Map<String, Value
             "dhcpv6": false,
             "speed": speed.max(0),
         });
+        by_name.insert(i.name.clone(), facts.clone());
         let dir = host.root.join(format!("sys/class/net/{}", i.name));
         if dir.join("bridge").is_dir() {
             let ports: Vec<String> = std::fs::read_dir(dir.join("brif"))
@@ -202,6 +204,9 @@ fn network(host: &Host, interfaces: &[hostinfo::Interface]) -> Map<String, Value
                 .collect();
             facts["ports"] = json!(ports);
             facts["stp"] = json!(sys("bridge/stp_state").trim() != "0");
+            by_name.insert(i.name.clone(), facts.clone());
+            // A management bridge made at install (a kickstart's network line),
+            // before the engine set any network up.
             if i.name == "ovirtmgmt" {
                 let mut net = facts.clone();
                 net["bridged"] = json!(true);
@@ -228,6 +233,17 @@ fn network(host: &Host, interfaces: &[hostinfo::Interface]) -> Map<String, Value
             nics.insert(i.name.clone(), facts);
         }
     }
+    let running = netconf::store::Store::new(&host.root)
+        .running()
+        .unwrap_or_else(|e| {
+            tracing::warn!("the engine's networks: {e}");
+            netconf::Networks::default()
+        });
+    networks.extend(crate::network::report(
+        &running,
+        &by_name,
+        &host.read("/proc/net/route"),
+    ));
     let mut out = Map::new();
     out.insert("nics".into(), Value::Object(nics));
     out.insert("bridges".into(), Value::Object(bridges));

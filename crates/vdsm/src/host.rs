@@ -6,8 +6,9 @@
 //! answered "method not found" (-32601), never with made-up facts. Served:
 //! `Host.ping2`, `Host.confirmConnectivity`, `Host.getCapabilities`,
 //! `Host.getHardwareInfo`, `Host.getStats`,
-//! `Host.getAllVmStats`, `Host.getVMList`, `Host.dumpxmls`, `Host.hostdevListByCaps`,
-//! `Host.setMOMPolicyParameters`, and of the VM verbs `VM.getStats`, `VM.destroy`
+//! `Host.getAllVmStats`, `Host.getVMList`, `Host.getVMFullList`, `Host.dumpxmls`, `Host.hostdevListByCaps`,
+//! `Host.setMOMPolicyParameters`, `Host.setupNetworks`,
+//! `Host.setSafeNetworkConfig` ([`crate::network`]), and of the VM verbs `VM.getStats`, `VM.destroy`
 //! and `VM.shutdown` (the changes through the privileged helper,
 //! [`crate::actions`]).
 
@@ -30,6 +31,9 @@ pub struct HostVerbs {
     started: Instant,
     vms: Arc<Vms>,
     actions: Option<crate::actions::Actions>,
+    /// Every call answered, counted: the engine's confirmation of a network
+    /// change.
+    calls: Arc<crate::network::Calls>,
 }
 
 impl HostVerbs {
@@ -48,6 +52,7 @@ impl HostVerbs {
             started: Instant::now(),
             vms: Arc::new(Vms::new(libvirt_uri)),
             actions: None,
+            calls: crate::network::Calls::new(),
         }
     }
 
@@ -168,6 +173,7 @@ impl HostVerbs {
 
 impl Verbs for HostVerbs {
     fn call(&self, method: &str, params: &Map<String, Value>) -> Result<Value, RpcError> {
+        self.calls.count();
         match method {
             // The engine polls it while it deploys the host, and during a network
             // change it keeps the connection (and the change) alive.
@@ -177,9 +183,15 @@ impl Verbs for HostVerbs {
             "Host.getCapabilities" => self.capabilities(),
             "Host.getAllVmStats" => self.vms.all_stats(),
             "Host.getVMList" => self.vms.vm_list(params),
+            "Host.getVMFullList" => self.vms.full_list(params),
             "Host.dumpxmls" => self.vms.dump_xmls(params),
             "Host.hostdevListByCaps" => self.host_devices(params),
             "Host.setMOMPolicyParameters" => self.actions()?.mom_policy(params),
+            "Host.setupNetworks" => {
+                self.actions()?
+                    .setup_networks(&self.sysroot, &self.calls, params)
+            }
+            "Host.setSafeNetworkConfig" => self.actions()?.commit_networks(),
             "VM.getStats" => self.vms.vm_stats(params),
             "VM.destroy" => self.actions()?.destroy(params),
             "VM.shutdown" => self.actions()?.shutdown(params),

@@ -13,6 +13,7 @@ pub mod events;
 pub mod host;
 pub mod hostdev;
 pub mod jsonrpc;
+pub mod network;
 pub mod pki;
 pub mod server;
 pub mod stats;
@@ -84,6 +85,11 @@ pub async fn serve(
                 continue;
             }
         };
+        // Frames go out as they are made: an event and an answer back to back
+        // must not wait for the client's delayed acknowledgement (Nagle).
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, "TCP_NODELAY: {e}");
+        }
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             tracing::warn!(%peer, max = options.max_connections, "too many connections; closed");
             continue;

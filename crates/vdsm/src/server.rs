@@ -116,6 +116,8 @@ where
         decoder: Decoder::new(options.limits),
         subscriptions: Vec::new(),
         beats: None,
+        last_write: Instant::now(),
+        messages: 0,
     };
     let result = conn.run(verbs, options).await;
     if let Err(ConnError::Protocol(message)) = &result {
@@ -132,12 +134,20 @@ struct Conn<S> {
     /// Subscription ids and their destinations.
     subscriptions: Vec<(String, String)>,
     beats: Option<HeartBeats>,
+    /// When bytes last went to the client: a heart-beat is due only after a
+    /// quiet interval (a frame read, or an event for another connection's
+    /// subscription, writes nothing here).
+    last_write: Instant,
+    /// `MESSAGE` frames sent, numbering their `message-id`.
+    messages: u64,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     async fn write(&mut self, frame: &Frame) -> std::io::Result<()> {
         self.stream.write_all(&frame.encode()).await?;
-        self.stream.flush().await
+        self.stream.flush().await?;
+        self.last_write = Instant::now();
+        Ok(())
     }
 
     async fn run(&mut self, verbs: Arc<dyn Verbs>, options: &Options) -> Result<(), ConnError> {
@@ -149,7 +159,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         tick.reset();
-        let mut last_write = Instant::now();
         let mut events = options.events.as_ref().map(broadcast::Sender::subscribe);
         loop {
             let silent_limit = match self.beats {
@@ -186,7 +195,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                             }
                             Flow::Stop => return Ok(()),
                         }
-                        last_write = Instant::now();
                     }
                 }
                 event = next_event(&mut events) => {
@@ -194,7 +202,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                         Ok(event) => {
                             if self.beats.is_some() {
                                 self.reply(EVENT_QUEUE, &event.to_json()).await?;
-                                last_write = Instant::now();
                             }
                         }
                         Err(broadcast::error::RecvError::Lagged(n)) => {
@@ -209,15 +216,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                         .map_err(|e| ConnError::Protocol(format!("a verb's worker failed: {e}")))?;
                     if let Some(answer) = answer {
                         self.reply(&reply_to, &answer).await?;
-                        last_write = Instant::now();
                     }
                 }
                 _ = tick.tick() => {
                     let every = self.beats.and_then(|b| b.send_every);
-                    if every.is_some_and(|e| last_write.elapsed() + Duration::from_millis(50) >= e) {
+                    if every.is_some_and(|e| self.last_write.elapsed() + Duration::from_millis(50) >= e) {
                         self.stream.write_all(b"\n").await?;
                         self.stream.flush().await?;
-                        last_write = Instant::now();
+                        self.last_write = Instant::now();
                     }
                 }
                 _ = tokio::time::sleep_until(silent_limit) => {
@@ -351,7 +357,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             );
         }
         for id in subscribed {
+            self.messages += 1;
             let message = Frame::new("MESSAGE")
+                .header("message-id", &self.messages.to_string())
                 .header("destination", destination)
                 .header("content-type", "application/json")
                 .header("subscription", &id)
@@ -400,5 +408,66 @@ mod tests {
         );
         assert_eq!(heart_beats(Some("x,1"), min), None);
         assert_eq!(heart_beats(Some("1000"), min), None);
+    }
+
+    struct NoVerbs;
+    impl Verbs for NoVerbs {
+        fn call(
+            &self,
+            _: &str,
+            _: &serde_json::Map<String, serde_json::Value>,
+        ) -> Result<serde_json::Value, jsonrpc::RpcError> {
+            Ok(serde_json::Value::Bool(true))
+        }
+    }
+
+    /// Events for other connections' subscriptions write nothing on a
+    /// connection that did not subscribe to them: its heart-beats stay due.
+    #[test]
+    fn a_connection_without_events_gets_its_heart_beats_while_events_flow() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (events, _) = broadcast::channel(16);
+            let options = Options {
+                min_heart_beat: Duration::from_millis(200),
+                events: Some(events.clone()),
+                ..Options::default()
+            };
+            let (mut client, server) = tokio::io::duplex(64 * 1024);
+            let served = tokio::spawn(async move {
+                serve_connection(server, Arc::new(NoVerbs), &options).await
+            });
+            client
+                .write_all(b"CONNECT\naccept-version:1.2\nheart-beat:0,300\n\n\0SUBSCRIBE\ndestination:jms.topic.vdsm_responses\nid:1\n\n\0")
+                .await
+                .unwrap();
+            let feeder = tokio::spawn(async move {
+                loop {
+                    let _ = events.send(Event::vm_status("vm", serde_json::json!({}), 0));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            });
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            let until = Instant::now() + Duration::from_millis(1500);
+            while Instant::now() < until {
+                if let Ok(Ok(n)) =
+                    tokio::time::timeout(Duration::from_millis(100), client.read(&mut buf)).await
+                {
+                    got.extend_from_slice(&buf[..n]);
+                }
+            }
+            feeder.abort();
+            let text = String::from_utf8_lossy(&got);
+            assert!(text.starts_with("CONNECTED\n"), "{text:?}");
+            assert!(!text.contains("MESSAGE"), "{text:?}");
+            let beats = text.split('\0').nth(1).unwrap_or_default().matches('\n').count();
+            assert!(beats >= 3, "{beats} heart-beats in 1.5 s at 300 ms: {text:?}");
+            drop(client);
+            let _ = served.await;
+        });
     }
 }

@@ -255,6 +255,24 @@ impl Vms {
         Ok(Value::Array(list))
     }
 
+    /// `Host.getVMFullList{vmList?}`: each running VM's definition as vdsm keeps
+    /// it (id, name, status, memory in MiB, vCPUs, machine type, the live XML),
+    /// only those of `vmList` when it is given.
+    pub fn full_list(&self, params: &Map<String, Value>) -> Result<Value, RpcError> {
+        let wanted = vm_ids(params, "vmList")?;
+        let list = self
+            .running()?
+            .iter()
+            .filter(|r| {
+                wanted
+                    .as_ref()
+                    .is_none_or(|w| w.contains(&r.dom.uuid_string()))
+            })
+            .map(full_conf)
+            .collect();
+        Ok(Value::Array(list))
+    }
+
     /// `VM.getStats{vmID}`: a list of the one running VM's statistics, as vdsm
     /// answers it.
     pub fn vm_stats(&self, params: &Map<String, Value>) -> Result<Value, RpcError> {
@@ -282,6 +300,32 @@ impl Vms {
         }
         Ok(Value::Object(xmls))
     }
+}
+
+/// A running VM's definition, as `Host.getVMFullList` gives it.
+fn full_conf(r: &Running) -> Value {
+    let machine = roxmltree::Document::parse(&r.xml)
+        .ok()
+        .and_then(|doc| {
+            doc.descendants()
+                .find(|n| {
+                    n.has_tag_name("type") && n.parent().is_some_and(|p| p.has_tag_name("os"))
+                })
+                .and_then(|n| n.attribute("machine").map(str::to_string))
+        })
+        .unwrap_or_default();
+    json!({
+        "vmId": r.dom.uuid_string(),
+        "vmName": r.dom.name,
+        "status": vdsm_status(r.info.state),
+        "memSize": r.info.max_memory_kib / 1024,
+        "smp": r.info.vcpus.to_string(),
+        "emulatedMachine": machine,
+        "vmType": "kvm",
+        "kvmEnable": "true",
+        "acpiEnable": "true",
+        "xml": r.xml,
+    })
 }
 
 /// vdsm's error for a VM it does not run.

@@ -549,6 +549,17 @@ fn running_vms_are_reported_and_their_xml_given_by_id() {
         let xml = answer["result"][ALPHA].as_str().expect("the XML by id");
         assert!(xml.contains("<name>alpha</name>"), "{xml}");
 
+        let (_, answer) = c
+            .call(vdsm::server::RESPONSE_QUEUE, &call("Host.getVMFullList", json!({"vmList": [ALPHA]})))
+            .await;
+        let conf = &answer["result"][0];
+        assert_eq!(conf["vmId"], ALPHA, "{answer}");
+        assert_eq!(conf["vmName"], "alpha");
+        assert_eq!(conf["status"], "Up");
+        assert_eq!(conf["smp"], "2");
+        assert!(conf["memSize"].as_u64().is_some_and(|m| m > 0), "{answer}");
+        assert!(conf["xml"].as_str().is_some_and(|x| x.contains("<name>alpha</name>")));
+
         // The host's devices, as libvirt's node-device driver lists them.
         let (_, answer) = c
             .call(

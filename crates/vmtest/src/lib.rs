@@ -9,6 +9,7 @@
 //! ([`profile`]), a file server for guests ([`http`]), later releases of
 //! the image for update tests ([`release`]) and test folders ([`image`]).
 
+pub mod engine_net;
 pub mod http;
 pub mod image;
 pub mod install;

@@ -229,6 +229,20 @@ HVNODE_EOF
     Ok(())
 }
 
+/// Shell lines (in a scratch folder) that make an engine's CA, a host
+/// certificate and key put where the engine's host deploy puts them, and an
+/// engine's client certificate and key (`engine.pem`, `engine.key`, with
+/// `ca.pem`), then wait until `hvnode-vdsm` serves with them.
+pub(crate) const ENGINE_PKI: &str = r#"key() { openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1.key" -out "$1.csr" -subj "/CN=$1" -addext "subjectAltName=DNS:$1" -addext "extendedKeyUsage=serverAuth,clientAuth" 2>/dev/null; }
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -subj /CN=engine-ca -days 2 2>/dev/null
+for n in node engine; do key $n; openssl x509 -req -in $n.csr -copy_extensions copy -CA ca.pem -CAkey ca.key -CAcreateserial -out $n.pem -days 2 2>/dev/null; done
+install -d /etc/pki/vdsm/keys /etc/pki/vdsm/certs
+install -m 0440 -o vdsm -g kvm node.key /etc/pki/vdsm/keys/vdsmkey.pem
+install -m 0644 node.pem /etc/pki/vdsm/certs/vdsmcert.pem
+install -m 0644 ca.pem /etc/pki/vdsm/certs/cacert.pem
+for i in $(seq 60); do systemctl show -p StatusText hvnode-vdsm | grep -q 'serving the engine' && break; sleep 1; done
+"#;
+
 /// The engine's link, `hvnode-vdsm`, on the node as the image runs it (its user,
 /// its sandbox, the node's libvirt): waiting without certificates; serving once a
 /// CA, a host certificate and key are put where the engine's host deploy puts them;
@@ -241,14 +255,7 @@ pub fn check_vdsm(c: &mut Console, name: &str) -> Result<()> {
 d=$(mktemp -d); cd "$d"
 ps -o user=,group= -C hvnode-vdsm | sed 's/^/user: /'
 systemctl show -p StatusText hvnode-vdsm | sed 's/^/before: /'
-key() { openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1.key" -out "$1.csr" -subj "/CN=$1" -addext "subjectAltName=DNS:$1" -addext "extendedKeyUsage=serverAuth,clientAuth" 2>/dev/null; }
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -subj /CN=engine-ca -days 2 2>/dev/null
-for n in node engine; do key $n; openssl x509 -req -in $n.csr -copy_extensions copy -CA ca.pem -CAkey ca.key -CAcreateserial -out $n.pem -days 2 2>/dev/null; done
-install -d /etc/pki/vdsm/keys /etc/pki/vdsm/certs
-install -m 0440 -o vdsm -g kvm node.key /etc/pki/vdsm/keys/vdsmkey.pem
-install -m 0644 node.pem /etc/pki/vdsm/certs/vdsmcert.pem
-install -m 0644 ca.pem /etc/pki/vdsm/certs/cacert.pem
-for i in $(seq 60); do systemctl show -p StatusText hvnode-vdsm | grep -q 'serving the engine' && break; sleep 1; done
+HVNODE_ENGINE_PKI
 systemctl show -p StatusText hvnode-vdsm | sed 's/^/after: /'
 body='[{"jsonrpc":"2.0","method":"Host.ping2","id":"p1"},{"jsonrpc":"2.0","method":"Host.getCapabilities","id":"c1"},{"jsonrpc":"2.0","method":"Host.getStats","id":"s1"},{"jsonrpc":"2.0","method":"Host.getAllVmStats","id":"v1"},{"jsonrpc":"2.0","method":"Host.hostdevListByCaps","id":"h1"},{"jsonrpc":"2.0","method":"Host.getHardwareInfo","id":"w1"}]'
 mkfifo in
@@ -287,6 +294,7 @@ grep -ao '"systemUUID":"[^"]*"' out | head -1 | sed 's/^/hardware: /'
 grep -ao '"cpuFlags":"[^"]*"' out | head -1 | tr ',' '\n' | grep -c '^model_' | sed 's/^/cpu models: /'
 rm -rf /etc/pki/vdsm "$d"
 "#;
+    let script = script.replace("HVNODE_ENGINE_PKI", ENGINE_PKI.trim_end());
     c.send(&format!(
         "cat > /tmp/vdsm-check.sh <<'HVNODE_EOF'
 {script}HVNODE_EOF

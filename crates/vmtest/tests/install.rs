@@ -862,6 +862,7 @@ fn live_cd_on_seabios_then_failures_stop_cleanly_and_reinstall_works() {
     vmtest::live::boot_finished(c, &dir, "live-cd-bios", BOOT).unwrap();
     // libvirt's first capability probe runs qemu: TCG inside TCG.
     vmtest::live::check_node(c, "live-cd-bios", &img, BOOT).unwrap();
+    vmtest::engine_net::check_engine_networks(c, "live-cd-bios").unwrap();
     let good = Unattended {
         poweroff: false,
         ..Unattended::from_medium(&img.squashfs_sha256, "thinp")

@@ -39,11 +39,34 @@ struct Args {
     /// certificates.
     #[arg(long, value_name = "DIR")]
     install_certificate: Option<PathBuf>,
+    /// Instead of serving: the engine's networks as it last confirmed them
+    /// (Host.setSafeNetworkConfig) become the running ones, their
+    /// systemd-networkd files written, and exit. Run at boot before
+    /// systemd-networkd (hvnode-network-restore.service), so that a network change
+    /// the engine never confirmed does not outlive a reboot.
+    #[arg(long)]
+    restore_networks: bool,
 }
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     init_logging("hvnode-helper");
+    if args.restore_networks {
+        return match netconf::store::Store::new("/").restore_at_boot() {
+            Ok(changed) => {
+                if changed {
+                    tracing::warn!(
+                        "the engine's networks were not as last confirmed: the confirmed ones are back"
+                    );
+                }
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("hvnode-helper: restoring the engine's confirmed networks: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(out) = &args.install_certificate {
         return match install_certificate(&args.config, out) {
             Ok(()) => std::process::ExitCode::SUCCESS,
