@@ -19,6 +19,19 @@ pub const PKI_DIR: &str = "/etc/pki/vdsm";
 /// The node's unique id for the engine (vdsm's).
 pub const VDSM_ID: &str = "/etc/vdsm/vdsm.id";
 
+/// The group's name in the report.
+pub const GROUP: &str = "vdsm";
+
+/// The checks about the engine's enrolment of the node (its certificates),
+/// which only the engine's Enroll Certificate mends: a trial boot of an update
+/// does not fail on them (the layer before has the same certificates).
+pub const ENROLMENT_CHECKS: [&str; 2] = ["Certificates", "Certificate validity"];
+
+/// Whether `check` of group `group` is about the engine's enrolment.
+pub fn is_enrolment(group: &str, check: &str) -> bool {
+    group == GROUP && ENROLMENT_CHECKS.contains(&check)
+}
+
 /// A host certificate that expires within this many days is a warning: time
 /// enough to enrol it again before the engine loses the node.
 pub const CERT_WARN_DAYS: u64 = 30;
@@ -152,7 +165,7 @@ pub fn group_of(f: &VdsmFacts) -> Group {
     checks.extend(validity(f));
     checks.push(vdsm_id(f));
     checks.push(serving(f));
-    group("vdsm", checks)
+    group(GROUP, checks)
 }
 
 fn certificates(f: &VdsmFacts) -> Item {

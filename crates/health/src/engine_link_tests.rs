@@ -295,3 +295,13 @@ fn facts_are_read_from_the_node() {
         f.cert_not_after
     );
 }
+
+#[test]
+fn only_the_certificate_checks_are_the_engines_enrolment() {
+    use crate::engine_link::is_enrolment;
+    assert!(is_enrolment("vdsm", "Certificates"));
+    assert!(is_enrolment("vdsm", "Certificate validity"));
+    assert!(!is_enrolment("vdsm", "hvnode-vdsm.service"));
+    assert!(!is_enrolment("vdsm", "Serving"));
+    assert!(!is_enrolment("SELinux", "Certificates"));
+}

@@ -34,6 +34,8 @@ pub struct HostVerbs {
     /// Every call answered, counted: the engine's confirmation of a network
     /// change.
     calls: Arc<crate::network::Calls>,
+    /// The status the node's tools read ([`crate::status`]).
+    status: Option<Arc<crate::status::Tracker>>,
 }
 
 impl HostVerbs {
@@ -53,6 +55,7 @@ impl HostVerbs {
             vms: Arc::new(Vms::new(libvirt_uri)),
             actions: None,
             calls: crate::network::Calls::new(),
+            status: None,
         }
     }
 
@@ -61,6 +64,12 @@ impl HostVerbs {
     /// made.
     pub fn with_helper(mut self, socket: impl Into<PathBuf>) -> Self {
         self.actions = Some(crate::actions::Actions::new(socket, self.vms.clone()));
+        self
+    }
+
+    /// Each request counted in `status`, for the node's tools.
+    pub fn with_status(mut self, status: Arc<crate::status::Tracker>) -> Self {
+        self.status = Some(status);
         self
     }
 
@@ -174,6 +183,9 @@ impl HostVerbs {
 impl Verbs for HostVerbs {
     fn call(&self, method: &str, params: &Map<String, Value>) -> Result<Value, RpcError> {
         self.calls.count();
+        if let Some(s) = &self.status {
+            s.request(method);
+        }
         match method {
             // The engine polls it while it deploys the host, and during a network
             // change it keeps the connection (and the change) alive.

@@ -48,6 +48,8 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// How long a TLS handshake may take.
     pub handshake_timeout: Duration,
+    /// Where the connections are counted for the node's tools ([`status`]).
+    pub status: Option<Arc<status::Tracker>>,
 }
 
 impl Default for ServeOptions {
@@ -56,6 +58,7 @@ impl Default for ServeOptions {
             connection: server::Options::default(),
             max_connections: 64,
             handshake_timeout: Duration::from_secs(10),
+            status: None,
         }
     }
 }
@@ -117,9 +120,15 @@ pub async fn serve(
                 }
             };
             tracing::info!(%peer, "engine connected");
+            if let Some(t) = &options.status {
+                t.connected(peer);
+            }
             match server::serve_connection(stream, verbs, &options.connection).await {
                 Ok(()) => tracing::info!(%peer, "connection closed"),
                 Err(e) => tracing::warn!(%peer, "connection closed: {e}"),
+            }
+            if let Some(t) = &options.status {
+                t.disconnected(peer);
             }
         });
     }

@@ -9,10 +9,10 @@
 //! understand each other; fields a reader does not know are ignored.
 
 use std::fmt;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -55,10 +55,6 @@ pub struct Status {
     pub started: u64,
 }
 
-/// Temporary files of one process get distinct names (connections update the
-/// status from their own tasks).
-static TEMP_SEQUENCE: AtomicU64 = AtomicU64::new(0);
-
 impl Status {
     /// Replaces the file at `path` with this status: a temporary file beside it,
     /// mode 0644 whatever the umask, renamed over it, so that a reader sees the old
@@ -66,28 +62,16 @@ impl Status {
     pub fn write(&self, path: &Path) -> Result<()> {
         let mut json = serde_json::to_vec_pretty(self).context("encoding the status")?;
         json.push(b'\n');
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!(
-            ".{name}.{}.{}",
-            std::process::id(),
-            TEMP_SEQUENCE.fetch_add(1, Ordering::Relaxed)
-        ));
-        let result = write_new(&tmp, &json).and_then(|()| {
-            std::fs::rename(&tmp, path)
-                .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
-        });
-        if result.is_err() {
-            // Never leave the temporary file behind.
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result.with_context(|| {
+        fsutil::write_atomic(
+            path,
+            &json,
+            fsutil::Options {
+                mode: MODE,
+                owner: None,
+                create_parents: false,
+            },
+        )
+        .with_context(|| {
             format!(
                 "writing the engine link's status to {} (the service's runtime directory, \
                  RuntimeDirectory=hvnode-vdsm in its unit, must exist and be its own)",
@@ -147,20 +131,6 @@ impl Status {
             now,
         }
     }
-}
-
-fn write_new(tmp: &Path, json: &[u8]) -> Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(MODE)
-        .open(tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
-    file.write_all(json)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    // The service's umask (0077) narrowed the mode given at creation.
-    file.set_permissions(std::fs::Permissions::from_mode(MODE))
-        .with_context(|| format!("setting the mode of {}", tmp.display()))
 }
 
 /// Whether the engine manages the node through the link, as a person asks it.
@@ -334,9 +304,112 @@ impl Report {
     }
 }
 
+/// Seconds since the Unix epoch, now.
+fn epoch_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The service's side of the status: kept in memory, changed by the certificate
+/// watcher, the connections and the verbs, and written by one task
+/// ([`Tracker::write_on_change`]), so that an older status never replaces a newer
+/// one.
+#[derive(Debug)]
+pub struct Tracker {
+    status: Mutex<Status>,
+    changed: tokio::sync::Notify,
+}
+
+impl Tracker {
+    /// The status of this process, started now, offering `cluster_levels`.
+    pub fn new(cluster_levels: Vec<String>) -> Arc<Self> {
+        Arc::new(Self {
+            status: Mutex::new(Status {
+                cluster_levels,
+                pid: std::process::id(),
+                started: epoch_now(),
+                ..Status::default()
+            }),
+            changed: tokio::sync::Notify::new(),
+        })
+    }
+
+    fn update(&self, change: impl FnOnce(&mut Status)) {
+        change(&mut self.status.lock().unwrap_or_else(PoisonError::into_inner));
+        self.changed.notify_one();
+    }
+
+    /// The certificates are loaded (`None`), or what the service waits for.
+    pub fn serving(&self, waiting_for: Option<String>) {
+        self.update(|s| {
+            s.serving = waiting_for.is_none();
+            s.waiting_for = waiting_for;
+        });
+    }
+
+    /// An engine connection from `peer` passed its TLS handshake.
+    pub fn connected(&self, peer: SocketAddr) {
+        self.update(|s| {
+            s.connections += 1;
+            s.peers.push(peer.to_string());
+            s.last_connected = Some(epoch_now());
+        });
+    }
+
+    /// The connection from `peer` closed.
+    pub fn disconnected(&self, peer: SocketAddr) {
+        let peer = peer.to_string();
+        self.update(|s| {
+            s.connections = s.connections.saturating_sub(1);
+            if let Some(i) = s.peers.iter().position(|p| *p == peer) {
+                s.peers.remove(i);
+            }
+        });
+    }
+
+    /// A request for `method` arrived.
+    pub fn request(&self, method: &str) {
+        self.update(|s| {
+            s.requests += 1;
+            s.last_request = Some(epoch_now());
+            s.last_method = Some(method.to_string());
+        });
+    }
+
+    /// What the service holds now.
+    pub fn snapshot(&self) -> Status {
+        self.status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Writes the status to `path` now and after each change, at most once per
+    /// `every` (the engine asks every few seconds). A failure is logged once
+    /// until a write succeeds again.
+    pub async fn write_on_change(self: Arc<Self>, path: PathBuf, every: Duration) {
+        let mut failing = false;
+        loop {
+            match self.snapshot().write(&path) {
+                Ok(()) => failing = false,
+                Err(e) if !failing => {
+                    tracing::warn!("{e:#}");
+                    failing = true;
+                }
+                Err(_) => {}
+            }
+            self.changed.notified().await;
+            tokio::time::sleep(every).await;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     const NOW: u64 = 1_764_100_000;
 
@@ -546,5 +619,46 @@ mod tests {
         }
         // A clock that went back.
         assert_eq!(ago(NOW, NOW + 5), "0 s ago");
+    }
+
+    /// The service's tracker: connections counted by peer, requests with their
+    /// verb, and the file written by one task after a change.
+    #[test]
+    fn the_tracker_writes_what_the_connections_and_verbs_did() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("status.json");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let t = Tracker::new(vec!["4.7".into()]);
+            tokio::spawn(
+                t.clone()
+                    .write_on_change(path.clone(), Duration::from_millis(10)),
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let first = Status::read(&path).unwrap().unwrap();
+            assert!(!first.serving);
+            assert_eq!(first.cluster_levels, ["4.7"]);
+            let a: SocketAddr = "192.0.2.5:40212".parse().unwrap();
+            let b: SocketAddr = "192.0.2.6:40000".parse().unwrap();
+            t.serving(None);
+            t.connected(a);
+            t.connected(b);
+            t.request("Host.getStats");
+            t.disconnected(a);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let s = Status::read(&path).unwrap().unwrap();
+            assert!(s.serving && s.waiting_for.is_none());
+            assert_eq!((s.connections, s.peers.clone()), (1, vec![b.to_string()]));
+            assert_eq!(
+                (s.requests, s.last_method.as_deref()),
+                (1, Some("Host.getStats"))
+            );
+            assert!(matches!(s.summary(epoch_now()), Managed::Connected { .. }));
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o644);
+        });
     }
 }

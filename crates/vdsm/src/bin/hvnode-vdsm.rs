@@ -34,10 +34,16 @@ struct Args {
     /// (VM.destroy, VM.shutdown).
     #[arg(long, value_name = "PATH", default_value = helper::DEFAULT_ENGINE_SOCKET)]
     helper_socket: PathBuf,
+    /// Where the service keeps its status for the node's tools (nodectl register
+    /// --status, nodectl check, the console's Registration page).
+    #[arg(long, value_name = "PATH", default_value = vdsm::status::STATUS_PATH)]
+    status_file: PathBuf,
 }
 
 /// How often the certificates are looked at for a change.
 const PKI_CHECK: Duration = Duration::from_secs(5);
+/// How often, at most, the status file is written.
+const STATUS_EVERY: Duration = Duration::from_secs(1);
 
 fn main() -> std::process::ExitCode {
     // Under systemd the journal stamps each line itself.
@@ -82,8 +88,17 @@ async fn run(args: Args) -> Result<()> {
     .with_context(|| format!("listening on {}", args.listen))?;
     tracing::info!(listen = %listener.local_addr()?, "listening");
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    let packages = vdsm::caps::packages(&args.sysroot);
+    let levels = vdsm::caps::cluster_levels(packages.get("libvirt"), packages.get("qemu-kvm"));
+    let status = vdsm::status::Tracker::new(levels.iter().map(|l| l.to_string()).collect());
+    tokio::spawn(
+        status
+            .clone()
+            .write_on_change(args.status_file.clone(), STATUS_EVERY),
+    );
     let tls: vdsm::Tls = Arc::new(RwLock::new(None));
     let watched = tls.clone();
+    let tracked = status.clone();
     let pki_dir = args.pki_dir.clone();
     tokio::spawn(async move {
         let mut seen = None;
@@ -95,10 +110,12 @@ async fn run(args: Args) -> Result<()> {
                 let (acceptor, status) = match config {
                     Ok(c) => {
                         tracing::info!(pki = %pki_dir.display(), "certificates loaded; serving the engine");
+                        tracked.serving(None);
                         (Some(TlsAcceptor::from(c)), "serving the engine".to_string())
                     }
                     Err(e) => {
                         tracing::warn!("not serving yet: {e}");
+                        tracked.serving(Some(e.to_string()));
                         (None, format!("not serving yet: {e}"))
                     }
                 };
@@ -112,9 +129,13 @@ async fn run(args: Args) -> Result<()> {
     });
     let verbs = Arc::new(
         vdsm::host::HostVerbs::new(&args.sysroot, &args.libvirt_uri)
-            .with_helper(&args.helper_socket),
+            .with_helper(&args.helper_socket)
+            .with_status(status.clone()),
     );
-    let mut options = vdsm::ServeOptions::default();
+    let mut options = vdsm::ServeOptions {
+        status: Some(status),
+        ..vdsm::ServeOptions::default()
+    };
     options.connection.events = Some(verbs.watch_vms());
     vdsm::serve(listener, tls, verbs, options)
         .await
