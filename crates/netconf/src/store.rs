@@ -76,17 +76,7 @@ impl Transition {
             .collect()
     }
 
-    /// The devices whose configuration may have changed, before or after.
-    pub fn touched(&self) -> Vec<String> {
-        let gone = self.gone();
-        let mut out = self.before.devices();
-        out.extend(self.after.devices());
-        out.sort();
-        out.dedup();
-        out.retain(|d| !gone.contains(d));
-        out
-    }
-
+    /// Whether the change changes nothing.
     pub fn is_empty(&self) -> bool {
         self.before == self.after
     }
@@ -246,33 +236,30 @@ impl Store {
     }
 }
 
-/// Has systemd-networkd take up a [`Transition`]: its files read again, the
-/// devices no network makes any more deleted, the devices the change touched
-/// configured anew (a NIC leaves its old address for the bridge's port). A
-/// device made by the change (a new bridge) is configured as networkd creates
-/// it.
+/// Has systemd-networkd take up a [`Transition`]: the devices no network makes
+/// any more deleted (networkd leaves a device whose file is gone), then the
+/// daemon restarted, which reads every file again and configures each link by
+/// the first that matches (a NIC leaves its old address for the bridge's port;
+/// a new bridge is made and takes the address).
+///
+/// Not `networkctl reload`: networkd authorizes that D-Bus call by the caller's
+/// capabilities, which it reads in `/proc` (its unit's `ProtectProc=invisible`
+/// hides them), else by polkit, which a node does not run; the call then waits
+/// for D-Bus's timeout and fails, for root too.
 pub fn activate(t: &Transition, links: &dyn Links) -> Result<(), CommandError> {
-    networkctl(&["reload"])?;
     for device in t.gone() {
         if links.exists(&device) {
-            networkctl(&["delete", &device])?;
+            // rtnetlink from networkctl itself, no D-Bus.
+            run("networkctl", &["delete", &device])?;
         }
     }
-    let present: Vec<String> = t
-        .touched()
-        .into_iter()
-        .filter(|d| links.exists(d))
-        .collect();
-    if !present.is_empty() {
-        let mut args = vec!["reconfigure"];
-        args.extend(present.iter().map(String::as_str));
-        networkctl(&args)?;
-    }
-    Ok(())
+    run("systemctl", &["restart", "systemd-networkd.service"])
 }
 
-fn networkctl(args: &[&str]) -> Result<(), CommandError> {
-    let mut cmd = Command::new("networkctl");
+fn run(program: &str, args: &[&str]) -> Result<(), CommandError> {
+    let mut cmd = Command::new(program);
     cmd.args(args);
-    cmd.run()
+    // A child of a Type=notify service must not speak for it.
+    cmd.env_remove("NOTIFY_SOCKET");
+    cmd.stdin_closed().run()
 }
