@@ -68,6 +68,10 @@ fn the_helper_has_the_rights_of_its_requests_and_the_web_process_does_not() {
         "/run/lvm",
         "/run/faillock",
         "/sys/kernel/mm/ksm",
+        // The engine's networks (Host.setupNetworks): networkd's files and the
+        // running and safe configurations.
+        "/etc/systemd/network",
+        "/etc/hvnode/networks",
     ] {
         assert!(paths.iter().any(|w| w == p), "helper: {p} is not writable");
     }
@@ -83,6 +87,8 @@ fn the_helper_has_the_rights_of_its_requests_and_the_web_process_does_not() {
         "CAP_SETUID",
         "CAP_SETGID",
         "CAP_AUDIT_WRITE",
+        // networkctl delete (rtnetlink) of a bridge no network makes any more.
+        "CAP_NET_ADMIN",
     ] {
         assert!(caps.iter().any(|w| w == c), "helper: no {c}");
     }

@@ -242,10 +242,10 @@ impl Store {
 /// the first that matches (a NIC leaves its old address for the bridge's port;
 /// a new bridge is made and takes the address).
 ///
-/// Not `networkctl reload`: networkd authorizes that D-Bus call by the caller's
-/// capabilities, which it reads in `/proc` (its unit's `ProtectProc=invisible`
-/// hides them), else by polkit, which a node does not run; the call then waits
-/// for D-Bus's timeout and fails, for root too.
+/// Not `networkctl reload`: on a node that D-Bus call to networkd waits for
+/// D-Bus's timeout and fails ("Connection timed out"), for root in a shell too;
+/// networkd authorizes it by the caller's capabilities or by polkit, which the
+/// node does not run.
 pub fn activate(t: &Transition, links: &dyn Links) -> Result<(), CommandError> {
     for device in t.gone() {
         if links.exists(&device) {

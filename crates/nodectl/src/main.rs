@@ -48,6 +48,10 @@ enum Command {
     /// the layer on trial becomes the default if the node is healthy, else the
     /// node goes back to its default layer.
     Trial,
+    /// Print the node's unique id for the engine (vdsm's), writing it to
+    /// /etc/vdsm/vdsm.id first when the node has none (the firmware's system
+    /// UUID, else a random one); run at first boot by hvnode-unique-id.service.
+    UniqueId,
 }
 
 fn main() -> ExitCode {
@@ -61,6 +65,12 @@ fn main() -> ExitCode {
         Command::Update(args) => update::run(&args),
         Command::Rollback(args) => rollback::run(&args),
         Command::Trial => trial::run(),
+        Command::UniqueId => registration::unique_id(&registration::Sysroot::new("/"))
+            .map(|u| {
+                println!("{}", u.id);
+                ExitCode::SUCCESS
+            })
+            .map_err(|e| anyhow::anyhow!("the node's unique id: {e}")),
     };
     match result {
         Ok(code) => code,

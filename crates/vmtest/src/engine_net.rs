@@ -28,6 +28,8 @@ sleep 6
 HVNODE_ENGINE_PKI
 nic=$(ip -o -4 route show default | awk '{print $5; exit}')
 echo "nic: $nic"
+# Made at first boot (hvnode-unique-id.service) from the firmware's UUID.
+sed 's/^/unique id: /' /etc/vdsm/vdsm.id
 ip -o -4 addr show dev "$nic" | awk '{print "address before: " $4}'
 req() { printf '{"jsonrpc":"2.0","method":"%s","params":%s,"id":"%s"}' "$1" "$2" "$3"; }
 send() { printf 'SEND\ndestination:jms.topic.vdsm_requests\ncontent-length:%d\nreply-to:jms.topic.vdsm_responses\n\n%s\0' ${#1} "$1"; }
@@ -117,6 +119,11 @@ pub fn check_engine_networks(c: &mut Console, name: &str) -> Result<()> {
         .map(|s| s.to_string())
         .unwrap_or_default();
     let before = line("address before:").first().map(|s| s.to_string());
+    ensure!(
+        line("unique id:") == [qemu::SYSTEM_UUID],
+        "{name}: /etc/vdsm/vdsm.id is not the firmware's UUID {}:\n{out}",
+        qemu::SYSTEM_UUID
+    );
     ensure!(
         line("setup answer:")
             .first()
