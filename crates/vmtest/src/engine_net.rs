@@ -13,6 +13,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
+use base64::Engine as _;
 
 use crate::Console;
 use crate::live::ENGINE_PKI;
@@ -77,11 +78,16 @@ ip -o -4 addr show dev ovirtmgmt | awk '{print "after rollback: " $4}'
 echo reached-rolled-back > /dev/tcp/10.0.2.2/PORT || echo 'unreached: rolled back'
 grep -c 10.0.2.99 /etc/hvnode/networks/running.json | sed 's/^/static in running: /' || true
 kill $feeder 2>/dev/null || true
-rm -rf /etc/pki/vdsm "$d"
+# The engine's client certificate, for a call from the host through qemu's
+# port forward; the node's certificates stay until it is done.
+for f in ca.pem engine.pem engine.key; do echo "file $f $(base64 -w0 $f)"; done
+rm -rf "$d"
 "#;
 
-/// Runs the check in the guest behind `c`; `name` names the boot in errors.
-pub fn check_engine_networks(c: &mut Console, name: &str) -> Result<()> {
+/// Runs the check in the guest behind `c`; `name` names the boot in errors;
+/// `forward` is the host's port that qemu forwards to the guest's 54321, where
+/// the engine's calls come from at the end, as a real engine's would.
+pub fn check_engine_networks(c: &mut Console, name: &str, forward: u16) -> Result<()> {
     let listener = TcpListener::bind("127.0.0.1:0").context("a listener for the guest")?;
     let port = listener.local_addr()?.port();
     let (tx, rx) = mpsc::channel();
@@ -176,5 +182,105 @@ pub fn check_engine_networks(c: &mut Console, name: &str) -> Result<()> {
         "{name}: the node's traffic did not reach the host through the bridge \
          (received {reached:?}):\n{out}"
     );
+    let files = tempfile_dir()?;
+    for l in out.lines() {
+        if let Some((file, b64)) = l
+            .trim()
+            .strip_prefix("file ")
+            .and_then(|r| r.split_once(' '))
+        {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .with_context(|| format!("{name}: the guest's {file}"))?;
+            std::fs::write(files.join(file), bytes)?;
+        }
+    }
+    let answers = from_the_host(&files, forward);
+    let _ = std::fs::remove_dir_all(&files);
+    c.check("rm -rf /etc/pki/vdsm", CMD)?;
+    let answers = answers?;
+    eprintln!("{name}: from the host through the port forward:\n{answers}");
+    ensure!(
+        answers.contains("CONNECTED")
+            && answers.contains("\"id\":\"hp1\",\"jsonrpc\":\"2.0\",\"result\":true")
+            && answers.contains("\"id\":\"hc1\"")
+            && answers.contains("\"ovirtmgmt\":{"),
+        "{name}: hvnode-vdsm did not answer the host's ping2 and getCapabilities through \
+         qemu's port forward:\n{answers}"
+    );
     crate::live::no_avc(c, name)
+}
+
+/// A scratch folder on the host.
+fn tempfile_dir() -> Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("hvnode-engine-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("making {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// `Host.ping2` and `Host.getCapabilities` asked from the host through qemu's
+/// forward to the guest's 54321 (`openssl s_client` with the engine's client
+/// certificate in `files`): what came back, once both are answered.
+fn from_the_host(files: &std::path::Path, port: u16) -> Result<String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("openssl")
+        .args([
+            "s_client",
+            "-quiet",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("-cert")
+        .arg(files.join("engine.pem"))
+        .arg("-key")
+        .arg(files.join("engine.key"))
+        .arg("-CAfile")
+        .arg(files.join("ca.pem"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting openssl s_client on the host")?;
+    let mut stdin = child.stdin.take().context("openssl's input")?;
+    let mut stdout = child.stdout.take().context("openssl's output")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16 * 1024];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let send = |body: &str| {
+        format!(
+            "SEND\ndestination:jms.topic.vdsm_requests\ncontent-length:{}\nreply-to:jms.topic.vdsm_responses\n\n{body}\0",
+            body.len()
+        )
+    };
+    let frames = format!(
+        "CONNECT\naccept-version:1.2\nheart-beat:0,15000\n\n\0SUBSCRIBE\ndestination:jms.topic.vdsm_responses\nid:h\n\n\0{}{}",
+        send(r#"{"jsonrpc":"2.0","method":"Host.ping2","id":"hp1"}"#),
+        send(r#"{"jsonrpc":"2.0","method":"Host.getCapabilities","id":"hc1"}"#)
+    );
+    let written = stdin
+        .write_all(frames.as_bytes())
+        .and_then(|()| stdin.flush());
+    let mut got = Vec::new();
+    let until = std::time::Instant::now() + Duration::from_secs(120);
+    while written.is_ok() && std::time::Instant::now() < until {
+        if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(500)) {
+            got.extend(chunk);
+        }
+        let text = String::from_utf8_lossy(&got);
+        if text.contains("\"id\":\"hp1\"") && text.contains("\"id\":\"hc1\"") {
+            break;
+        }
+    }
+    drop(stdin);
+    let _ = child.kill();
+    let _ = child.wait();
+    written.context("writing to openssl s_client")?;
+    Ok(String::from_utf8_lossy(&got).replace('\0', "\n"))
 }

@@ -849,6 +849,9 @@ fn live_cd_on_seabios_then_failures_stop_cleanly_and_reinstall_works() {
     vmtest::blank_disk(&small, 20).unwrap();
     let mut cfg = Config::new(Firmware::Bios, Boot::Cdrom(img.iso.clone()));
     cfg.disks = vec![target.clone(), small];
+    // The engine's link, called from the host as an engine would.
+    let vdsm_port = vmtest::free_port().unwrap();
+    cfg.forwards = vec![(vdsm_port, 54321)];
     let log = vmtest::image::serial_log(&dir, "live");
     let mut vm = Vm::start(&cfg, &log).unwrap();
     let c = &mut vm.console;
@@ -862,7 +865,7 @@ fn live_cd_on_seabios_then_failures_stop_cleanly_and_reinstall_works() {
     vmtest::live::boot_finished(c, &dir, "live-cd-bios", BOOT).unwrap();
     // libvirt's first capability probe runs qemu: TCG inside TCG.
     vmtest::live::check_node(c, "live-cd-bios", &img, BOOT).unwrap();
-    vmtest::engine_net::check_engine_networks(c, "live-cd-bios").unwrap();
+    vmtest::engine_net::check_engine_networks(c, "live-cd-bios", vdsm_port).unwrap();
     let good = Unattended {
         poweroff: false,
         ..Unattended::from_medium(&img.squashfs_sha256, "thinp")
