@@ -12,7 +12,7 @@
 #![allow(clippy::expect_used)]
 
 mod http;
-mod pki;
+pub mod pki;
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -9,8 +9,9 @@ use rcgen::{
 use rustls::ServerConfig;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-/// The engine's internal CA.
-pub(crate) struct Ca {
+/// The engine's internal CA; also the engine CA of the tests that stand in for
+/// an engine's client (the engine link's tests and benchmark).
+pub struct Ca {
     key: KeyPair,
     cert: Certificate,
 }
@@ -24,11 +25,16 @@ impl std::fmt::Debug for Ca {
 impl Ca {
     /// A new self-signed CA; `generation` goes into its name so that a rotated CA differs.
     pub(crate) fn new(generation: u32) -> Self {
+        Self::named(&format!("test-engine CA {generation}"))
+    }
+
+    /// A new self-signed CA named `name`.
+    pub fn named(name: &str) -> Self {
         let key = KeyPair::generate().expect("generating the test CA key");
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::OrganizationName, "hvnode test engine");
-        dn.push(DnType::CommonName, format!("test-engine CA {generation}"));
+        dn.push(DnType::CommonName, name);
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![
@@ -42,7 +48,7 @@ impl Ca {
 
     /// The CA certificate as PEM the way the engine serves it: base64 in 76-character
     /// lines.
-    pub(crate) fn pem(&self) -> String {
+    pub fn pem(&self) -> String {
         use base64::Engine as _;
         let encoded = base64::engine::general_purpose::STANDARD.encode(self.cert.der());
         let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
@@ -55,16 +61,22 @@ impl Ca {
     }
 
     /// The CA certificate as DER.
-    pub(crate) fn der(&self) -> Vec<u8> {
+    pub fn der(&self) -> Vec<u8> {
         self.cert.der().to_vec()
     }
 
     /// A host certificate for `name` signed by this CA, PEM, as the engine's host deploy
     /// leaves it on a node (server and client use).
     pub(crate) fn host_certificate(&self, name: &str) -> String {
-        let key = KeyPair::generate().expect("generating the host key");
-        let mut params =
-            CertificateParams::new(vec![name.to_string()]).expect("host name is valid");
+        self.issue(name).0
+    }
+
+    /// A certificate for `name` signed by this CA for both ends of the engine's
+    /// link (server and client use), as the engine issues them, and its key:
+    /// (certificate PEM, key PEM).
+    pub fn issue(&self, name: &str) -> (String, String) {
+        let key = KeyPair::generate().expect("generating the key");
+        let mut params = CertificateParams::new(vec![name.to_string()]).expect("the name is valid");
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, name);
         params.distinguished_name = dn;
@@ -72,10 +84,10 @@ impl Ca {
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
-        params
+        let cert = params
             .signed_by(&key, &self.cert, &self.key)
-            .expect("signing the host certificate")
-            .pem()
+            .expect("signing the certificate");
+        (cert.pem(), key.serialize_pem())
     }
 
     /// A TLS server configuration presenting a certificate for `names` signed by this CA.

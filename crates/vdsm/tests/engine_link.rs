@@ -12,51 +12,15 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyPair,
-};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde_json::{Value, json};
+use test_engine::pki::Ca;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use vdsm::stomp::{Decoder, Frame};
-
-struct Ca {
-    key: KeyPair,
-    cert: Certificate,
-}
-
-impl Ca {
-    fn new(name: &str) -> Self {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, name);
-        params.distinguished_name = dn;
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let cert = params.self_signed(&key).unwrap();
-        Self { key, cert }
-    }
-
-    /// A certificate and key (PEM) for `name`, for both ends as the engine issues them.
-    fn issue(&self, name: &str) -> (String, String) {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(vec![name.to_string()]).unwrap();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, name);
-        params.distinguished_name = dn;
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-}
 
 /// A running service and the engine's CA.
 struct Service {
@@ -93,7 +57,7 @@ fn write_pki(dir: &Path, ca: &Ca) {
     for (path, text) in [
         (vdsm::pki::KEY, key),
         (vdsm::pki::CERT, cert),
-        (vdsm::pki::CA, ca.cert.pem()),
+        (vdsm::pki::CA, ca.pem()),
     ] {
         let p = dir.join(path);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -109,7 +73,7 @@ fn start(options: vdsm::ServeOptions) -> Service {
 /// actions (the node's helper backend, on the same libvirt), serving this test's
 /// user as the engine link's.
 fn start_with(options: vdsm::ServeOptions, helper: bool) -> Service {
-    let ca = Ca::new("engine CA");
+    let ca = Ca::named("engine CA");
     let pki = tempfile::tempdir().unwrap();
     write_pki(pki.path(), &ca);
     let config = vdsm::pki::server_config(pki.path()).unwrap();
@@ -167,9 +131,7 @@ struct Client {
 
 async fn connect(service: &Service, identity: Option<&Ca>) -> std::io::Result<Client> {
     let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from(service.ca.cert.der().to_vec()))
-        .unwrap();
+    roots.add(CertificateDer::from(service.ca.der())).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS12])
@@ -362,7 +324,7 @@ fn vdsms_own_client_sends_a_batch_to_its_own_reply_queue() {
 #[test]
 fn only_clients_with_a_certificate_of_the_engines_ca_are_served() {
     let service = start(vdsm::ServeOptions::default());
-    let rogue = Ca::new("another CA");
+    let rogue = Ca::named("another CA");
     rt().block_on(async {
         for identity in [None, Some(&rogue)] {
             // The refusal shows at the handshake or at the first read (TLS 1.3 sends

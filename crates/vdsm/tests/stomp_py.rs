@@ -21,11 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyPair,
-};
 use serde_json::{Value, json};
+use test_engine::pki::Ca;
 
 /// The script's exit status when stomp.py cannot be imported.
 const NO_STOMP: i32 = 77;
@@ -40,39 +37,6 @@ const VERBS: [&str; 5] = [
     "Host.getStats",
     "Host.getAllVmStats",
 ];
-
-struct Ca {
-    key: KeyPair,
-    cert: Certificate,
-}
-
-impl Ca {
-    fn new(name: &str) -> Self {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, name);
-        params.distinguished_name = dn;
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let cert = params.self_signed(&key).unwrap();
-        Self { key, cert }
-    }
-
-    /// A certificate and key (PEM) for `name`, for both ends as the engine issues them.
-    fn issue(&self, name: &str) -> (String, String) {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(vec![name.to_string()]).unwrap();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, name);
-        params.distinguished_name = dn;
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-}
 
 /// libvirt's test driver node the VM verbs read: one running domain.
 const NODE_XML: &str = "<node>
@@ -125,13 +89,13 @@ impl Service {
 
 fn start() -> Service {
     let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("engine CA");
+    let ca = Ca::named("engine CA");
     let (cert, key) = ca.issue("localhost");
     let (client_cert, client_key) = ca.issue("engine.example.com");
     for (path, text) in [
         (vdsm::pki::KEY, key),
         (vdsm::pki::CERT, cert),
-        (vdsm::pki::CA, ca.cert.pem()),
+        (vdsm::pki::CA, ca.pem()),
         ("client/cert.pem", client_cert),
         ("client/key.pem", client_key),
     ] {
