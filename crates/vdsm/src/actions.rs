@@ -204,7 +204,8 @@ impl Actions {
             return Err(RpcError::new(
                 net::LOST_CONNECTION,
                 format!(
-                    "connectivity check failed: no call from the engine within {} s of the                      network change ({}), which was rolled back",
+                    "connectivity check failed: no call from the engine within {} s of the \
+                     network change ({}), which was rolled back",
                     options.timeout.as_secs(),
                     names.join(", ")
                 ),
