@@ -404,6 +404,16 @@ impl<'a> Build<'a> {
             for dir in initramfs::INPUT_DIRS {
                 cache::add_tree(&mut key, dir, &files_dir.join(dir))?;
             }
+            // dracut copies the tree's os-release (initrd-release), which the
+            // configure stage changed: a cached image with the old one differed
+            // from a fresh build.
+            let os_release = configure::resolve_in_image(root, configure::OS_RELEASE)?;
+            key.add(
+                "os-release",
+                &fs::read(root.join(&os_release)).with_context(|| {
+                    format!("reading the image's os-release ({os_release}) for the initramfs key")
+                })?,
+            );
             let key = key.hex();
             initramfs::write_conf(root, self.recipe, flavor)?;
             let cached = self

@@ -186,8 +186,10 @@ impl Actions {
                 netconf::Change::Remove { name } => format!("-{name}"),
             })
             .collect();
-        let mark = calls.so_far();
         ask(EngineAction::SetupNetworks { changes })?;
+        // As vdsm: only a call after the change is made confirms it (one made
+        // while the old network was still up proves nothing of the new one).
+        let mark = calls.so_far();
         tracing::info!(
             ?names,
             check = options.check,

@@ -276,6 +276,47 @@ fn the_engines_conversation_from_connect_to_disconnect() {
     });
 }
 
+/// The engine's own heart-beat, `0,15000`, across 40 s of an idle link: the
+/// service writes a newline at least every 15 s (the engine drops a link silent
+/// for 22.5 s), and the link still answers after it.
+#[test]
+fn the_engines_heart_beats_keep_an_idle_link_for_40_s() {
+    let service = start(vdsm::ServeOptions::default());
+    rt().block_on(async {
+        let mut c = connect(&service, Some(&service.ca)).await.unwrap();
+        let connected = c.engine_handshake("0,15000").await;
+        assert_eq!(connected.get("heart-beat"), Some("15000,0"));
+        let started = tokio::time::Instant::now();
+        let mut last = started;
+        let mut beats = 0;
+        let mut longest = Duration::ZERO;
+        let mut buf = [0u8; 64];
+        while started.elapsed() < Duration::from_secs(40) {
+            let until = started + Duration::from_secs(40);
+            match tokio::time::timeout_at(until, c.stream.read(&mut buf)).await {
+                Err(_) => break,
+                Ok(read) => {
+                    let n = read.unwrap();
+                    assert!(n > 0, "the service closed an idle engine link");
+                    assert!(buf[..n].iter().all(|b| *b == b'\n'), "{:?}", &buf[..n]);
+                    beats += n;
+                    longest = longest.max(last.elapsed());
+                    last = tokio::time::Instant::now();
+                }
+            }
+        }
+        longest = longest.max(last.elapsed());
+        assert!(beats >= 2, "{beats} heart-beats in 40 s at 15 s");
+        assert!(
+            longest < Duration::from_millis(22_500),
+            "the link was silent for {longest:?}, past the engine's 22.5 s"
+        );
+        let ping = json!({"jsonrpc": "2.0", "method": "Host.ping2", "params": {}, "id": "late"});
+        let (_, answer) = c.call(vdsm::server::RESPONSE_QUEUE, &ping).await;
+        assert_eq!(answer["result"], true, "{answer}");
+    });
+}
+
 #[test]
 fn vdsms_own_client_sends_a_batch_to_its_own_reply_queue() {
     let service = start(vdsm::ServeOptions::default());
