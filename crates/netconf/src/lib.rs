@@ -294,16 +294,6 @@ impl Networks {
         out.dedup();
         out
     }
-
-    /// Every device these networks configure: lower devices, VLAN devices,
-    /// bridges.
-    pub fn devices(&self) -> Vec<String> {
-        let mut out = self.made_devices();
-        out.extend(self.0.values().map(|n| n.lower.clone()));
-        out.sort();
-        out.dedup();
-        out
-    }
 }
 
 /// The rules of one network on its own.
