@@ -459,7 +459,12 @@ impl Client {
             .map(drop)
     }
 
-    fn domain_call(&self, p: Procedure, dom: &Domain, flags: Option<u32>) -> Result<Vec<u8>> {
+    pub(crate) fn domain_call(
+        &self,
+        p: Procedure,
+        dom: &Domain,
+        flags: Option<u32>,
+    ) -> Result<Vec<u8>> {
         check_arg("a domain name", &dom.name)?;
         let mut args = Enc::default();
         args.domain(dom);
@@ -471,7 +476,7 @@ impl Client {
 
     /// One call under the lock: fails at once on a broken connection, and breaks it
     /// on a failure that leaves the stream in an unknown state.
-    fn call(&self, procedure: Procedure, args: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn call(&self, procedure: Procedure, args: &[u8]) -> Result<Vec<u8>> {
         let timeout = self.call_timeout();
         let mut conn = self.lock_conn(self.turns.take());
         if let Some(reason) = &conn.broken {
@@ -505,7 +510,7 @@ fn poisoned(mut conn: MutexGuard<'_, Conn>) -> MutexGuard<'_, Conn> {
     conn
 }
 
-fn protocol(procedure: Procedure) -> impl Fn(crate::ProtocolError) -> Error {
+pub(crate) fn protocol(procedure: Procedure) -> impl Fn(crate::ProtocolError) -> Error {
     move |problem| Error::Protocol {
         procedure: procedure.api_name(),
         problem,
@@ -514,7 +519,7 @@ fn protocol(procedure: Procedure) -> impl Fn(crate::ProtocolError) -> Error {
 
 /// A string the client sends: no NUL byte (libvirtd reads C strings) and at most
 /// `REMOTE_STRING_MAX` bytes.
-fn check_arg(what: &'static str, s: &str) -> Result<()> {
+pub(crate) fn check_arg(what: &'static str, s: &str) -> Result<()> {
     let reason = if s.contains('\0') {
         "it contains a NUL byte".to_string()
     } else if s.len() > STRING_MAX {

@@ -2,7 +2,8 @@
 //! socket (libvirtd, or a modular daemon such as virtqemud), for the calls a node's
 //! services make: list domains, read their facts and XML, start, shut down, force
 //! off and reboot them, read the host's capabilities, list the host's devices and
-//! read their XML.
+//! read their XML; and, for the console's VM pages, define, change and remove
+//! domains, their snapshots, storage pools and volumes, and virtual networks.
 //!
 //! It speaks the protocol itself instead of linking `libvirt.so`, which keeps libvirt's
 //! C client library (and the fifty-odd libraries it loads) out of the process, and out
@@ -40,6 +41,9 @@
 pub mod caps;
 mod client;
 mod error;
+mod manage;
+mod objects;
+mod procedure;
 mod target;
 mod types;
 pub mod wire;
@@ -48,6 +52,14 @@ mod xdr;
 pub use caps::SecModel;
 pub use client::{Client, Options};
 pub use error::{Error, ProtocolError, RemoteError, code};
+pub use manage::{
+    AFFECT_CONFIG, AFFECT_LIVE, MAXIMUM, REVERT_RUNNING, UNDEFINE_NVRAM,
+    UNDEFINE_SNAPSHOTS_METADATA,
+};
+pub use objects::{
+    BlockInfo, BlockStats, InterfaceStats, Network, PoolInfo, PoolState, Snapshot, StoragePool,
+    StorageVol, VolInfo,
+};
 pub use target::Target;
 pub use types::{AuthType, Domain, DomainInfo, DomainState};
 pub use wire::{Answer, decode_reply};

@@ -10,6 +10,9 @@ use crate::error::{Error, ProtocolError, RemoteError};
 use crate::types::{AuthType, Domain, DomainInfo, DomainState};
 use crate::xdr::{Dec, Enc, UUID_LEN};
 
+use crate::procedure::AnswerKind;
+pub use crate::procedure::Procedure;
+
 /// `REMOTE_PROGRAM`: libvirt's remote protocol.
 pub const PROGRAM: u32 = 0x2000_8086;
 /// `REMOTE_PROTOCOL_VERSION`.
@@ -34,147 +37,6 @@ pub(crate) const TYPE_MESSAGE: u32 = 2;
 /// `virNetMessageStatus`.
 pub(crate) const STATUS_OK: u32 = 0;
 pub(crate) const STATUS_ERROR: u32 = 1;
-
-/// The remote procedures this client calls, with their numbers in libvirt's
-/// `remote_protocol.x` (`enum remote_procedure`; numbers never change there).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Procedure {
-    ConnectOpen,
-    ConnectClose,
-    ConnectGetCapabilities,
-    DomainCreate,
-    DomainDestroy,
-    DomainGetXmlDesc,
-    DomainGetAutostart,
-    DomainGetInfo,
-    DomainLookupByName,
-    DomainLookupByUuid,
-    DomainReboot,
-    DomainShutdown,
-    AuthList,
-    AuthPolkit,
-    DomainIsPersistent,
-    ConnectListAllDomains,
-    NodeDeviceGetXmlDesc,
-    ConnectListAllNodeDevices,
-    ConnectGetDomainCapabilities,
-    DomainSuspend,
-    DomainResume,
-}
-
-impl Procedure {
-    /// Every procedure this client calls.
-    pub const ALL: [Procedure; 21] = [
-        Self::ConnectOpen,
-        Self::ConnectClose,
-        Self::ConnectGetCapabilities,
-        Self::DomainCreate,
-        Self::DomainDestroy,
-        Self::DomainGetXmlDesc,
-        Self::DomainGetAutostart,
-        Self::DomainGetInfo,
-        Self::DomainLookupByName,
-        Self::DomainLookupByUuid,
-        Self::DomainReboot,
-        Self::DomainShutdown,
-        Self::AuthList,
-        Self::AuthPolkit,
-        Self::DomainIsPersistent,
-        Self::ConnectListAllDomains,
-        Self::NodeDeviceGetXmlDesc,
-        Self::ConnectListAllNodeDevices,
-        Self::ConnectGetDomainCapabilities,
-        Self::DomainSuspend,
-        Self::DomainResume,
-    ];
-
-    /// The procedure's number on the wire.
-    pub const fn number(self) -> i32 {
-        match self {
-            Self::ConnectOpen => 1,
-            Self::ConnectClose => 2,
-            Self::ConnectGetCapabilities => 7,
-            Self::DomainCreate => 9,
-            Self::DomainDestroy => 12,
-            Self::DomainGetXmlDesc => 14,
-            Self::DomainGetAutostart => 15,
-            Self::DomainGetInfo => 16,
-            Self::DomainLookupByName => 23,
-            Self::DomainLookupByUuid => 24,
-            Self::DomainReboot => 27,
-            Self::DomainShutdown => 33,
-            Self::AuthList => 66,
-            Self::AuthPolkit => 70,
-            Self::DomainIsPersistent => 151,
-            Self::ConnectListAllDomains => 273,
-            Self::NodeDeviceGetXmlDesc => 114,
-            Self::ConnectListAllNodeDevices => 285,
-            Self::ConnectGetDomainCapabilities => 342,
-            Self::DomainSuspend => 34,
-            Self::DomainResume => 28,
-        }
-    }
-
-    /// The procedure of a number, if this client calls it.
-    pub fn from_number(n: i32) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| p.number() == n)
-    }
-
-    /// Its name in `remote_protocol.x` (`REMOTE_PROC_…`).
-    pub const fn remote_name(self) -> &'static str {
-        match self {
-            Self::ConnectOpen => "REMOTE_PROC_CONNECT_OPEN",
-            Self::ConnectClose => "REMOTE_PROC_CONNECT_CLOSE",
-            Self::ConnectGetCapabilities => "REMOTE_PROC_CONNECT_GET_CAPABILITIES",
-            Self::DomainCreate => "REMOTE_PROC_DOMAIN_CREATE",
-            Self::DomainDestroy => "REMOTE_PROC_DOMAIN_DESTROY",
-            Self::DomainGetXmlDesc => "REMOTE_PROC_DOMAIN_GET_XML_DESC",
-            Self::DomainGetAutostart => "REMOTE_PROC_DOMAIN_GET_AUTOSTART",
-            Self::DomainGetInfo => "REMOTE_PROC_DOMAIN_GET_INFO",
-            Self::DomainLookupByName => "REMOTE_PROC_DOMAIN_LOOKUP_BY_NAME",
-            Self::DomainLookupByUuid => "REMOTE_PROC_DOMAIN_LOOKUP_BY_UUID",
-            Self::DomainReboot => "REMOTE_PROC_DOMAIN_REBOOT",
-            Self::DomainShutdown => "REMOTE_PROC_DOMAIN_SHUTDOWN",
-            Self::AuthList => "REMOTE_PROC_AUTH_LIST",
-            Self::AuthPolkit => "REMOTE_PROC_AUTH_POLKIT",
-            Self::DomainIsPersistent => "REMOTE_PROC_DOMAIN_IS_PERSISTENT",
-            Self::ConnectListAllDomains => "REMOTE_PROC_CONNECT_LIST_ALL_DOMAINS",
-            Self::NodeDeviceGetXmlDesc => "REMOTE_PROC_NODE_DEVICE_GET_XML_DESC",
-            Self::ConnectListAllNodeDevices => "REMOTE_PROC_CONNECT_LIST_ALL_NODE_DEVICES",
-            Self::ConnectGetDomainCapabilities => "REMOTE_PROC_CONNECT_GET_DOMAIN_CAPABILITIES",
-            Self::DomainSuspend => "REMOTE_PROC_DOMAIN_SUSPEND",
-            Self::DomainResume => "REMOTE_PROC_DOMAIN_RESUME",
-        }
-    }
-
-    /// The libvirt API function it serves, as messages name the call.
-    pub const fn api_name(self) -> &'static str {
-        match self {
-            Self::ConnectOpen => "virConnectOpen",
-            Self::ConnectClose => "virConnectClose",
-            Self::ConnectGetCapabilities => "virConnectGetCapabilities",
-            Self::DomainCreate => "virDomainCreate",
-            Self::DomainDestroy => "virDomainDestroy",
-            Self::DomainGetXmlDesc => "virDomainGetXMLDesc",
-            Self::DomainGetAutostart => "virDomainGetAutostart",
-            Self::DomainGetInfo => "virDomainGetInfo",
-            Self::DomainLookupByName => "virDomainLookupByName",
-            Self::DomainLookupByUuid => "virDomainLookupByUUID",
-            Self::DomainReboot => "virDomainReboot",
-            Self::DomainShutdown => "virDomainShutdown",
-            Self::AuthList => "authentication (auth list)",
-            Self::AuthPolkit => "authentication (polkit)",
-            Self::DomainIsPersistent => "virDomainIsPersistent",
-            Self::ConnectListAllDomains => "virConnectListAllDomains",
-            Self::NodeDeviceGetXmlDesc => "virNodeDeviceGetXMLDesc",
-            Self::ConnectListAllNodeDevices => "virConnectListAllNodeDevices",
-            Self::ConnectGetDomainCapabilities => "virConnectGetDomainCapabilities",
-            Self::DomainSuspend => "virDomainSuspend",
-            Self::DomainResume => "virDomainResume",
-        }
-    }
-}
 
 /// A message header (`virNetMessageHeader`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -436,6 +298,19 @@ pub enum Answer {
     Flag(bool),
     /// Names (of host devices).
     Names(Vec<String>),
+    Snapshot(crate::Snapshot),
+    Snapshots(Vec<crate::Snapshot>),
+    Pool(crate::StoragePool),
+    Pools(Vec<crate::StoragePool>),
+    PoolInfo(crate::PoolInfo),
+    Vol(crate::StorageVol),
+    Vols(Vec<crate::StorageVol>),
+    VolInfo(crate::VolInfo),
+    Network(crate::Network),
+    Networks(Vec<crate::Network>),
+    BlockInfo(crate::BlockInfo),
+    BlockStats(crate::BlockStats),
+    InterfaceStats(crate::InterfaceStats),
 }
 
 /// Decodes one whole message from the daemon (length word included) as the client
@@ -475,30 +350,30 @@ pub fn decode_reply(frame: &[u8]) -> Result<Answer, Error> {
 
 /// The body of a successful answer to `procedure`.
 fn decode_answer(procedure: Procedure, body: &[u8]) -> Result<Answer, ProtocolError> {
-    use Procedure as P;
-    Ok(match procedure {
-        P::ConnectOpen
-        | P::ConnectClose
-        | P::DomainCreate
-        | P::DomainDestroy
-        | P::DomainReboot
-        | P::DomainShutdown
-        | P::DomainSuspend
-        | P::DomainResume
-        | P::AuthPolkit => Answer::Done,
-        P::ConnectGetCapabilities => Answer::Text(decode_string(body, "capabilities")?),
-        P::DomainGetXmlDesc => Answer::Text(decode_string(body, "domain XML")?),
-        P::NodeDeviceGetXmlDesc => Answer::Text(decode_string(body, "node device XML")?),
-        P::ConnectGetDomainCapabilities => {
-            Answer::Text(decode_string(body, "domain capabilities")?)
-        }
-        P::ConnectListAllNodeDevices => Answer::Names(decode_node_device_list(body)?),
-        P::DomainGetAutostart => Answer::Flag(decode_flag(body, "autostart")?),
-        P::DomainIsPersistent => Answer::Flag(decode_flag(body, "persistence")?),
-        P::DomainGetInfo => Answer::Info(decode_domain_info(body)?),
-        P::DomainLookupByName | P::DomainLookupByUuid => Answer::Domain(decode_domain(body)?),
-        P::AuthList => Answer::AuthTypes(decode_auth_list(body)?),
-        P::ConnectListAllDomains => Answer::Domains(decode_domain_list(body)?),
+    use crate::objects as o;
+    use AnswerKind as K;
+    Ok(match procedure.answer() {
+        K::Done => Answer::Done,
+        K::Text(what) => Answer::Text(decode_string(body, what)?),
+        K::Flag(what) => Answer::Flag(decode_flag(body, what)?),
+        K::AuthTypes => Answer::AuthTypes(decode_auth_list(body)?),
+        K::Domain => Answer::Domain(decode_domain(body)?),
+        K::Domains => Answer::Domains(decode_domain_list(body)?),
+        K::Info => Answer::Info(decode_domain_info(body)?),
+        K::Names => Answer::Names(decode_node_device_list(body)?),
+        K::Snapshot => Answer::Snapshot(o::decode_snapshot(body)?),
+        K::Snapshots => Answer::Snapshots(o::decode_snapshots(body)?),
+        K::Pool => Answer::Pool(o::decode_pool(body)?),
+        K::Pools => Answer::Pools(o::decode_pools(body)?),
+        K::PoolInfo => Answer::PoolInfo(o::decode_pool_info(body)?),
+        K::Vol => Answer::Vol(o::decode_vol(body)?),
+        K::Vols => Answer::Vols(o::decode_vols(body)?),
+        K::VolInfo => Answer::VolInfo(o::decode_vol_info(body)?),
+        K::Network => Answer::Network(o::decode_network(body)?),
+        K::Networks => Answer::Networks(o::decode_networks(body)?),
+        K::BlockInfo => Answer::BlockInfo(o::decode_block_info(body)?),
+        K::BlockStats => Answer::BlockStats(o::decode_block_stats(body)?),
+        K::InterfaceStats => Answer::InterfaceStats(o::decode_interface_stats(body)?),
     })
 }
 

@@ -187,3 +187,123 @@ fn the_qemu_drivers_domain_capabilities_name_usable_cpu_models() {
         .unwrap_err();
     assert!(err.remote().is_some(), "{err}");
 }
+
+/// Define, change and remove a domain; take, list, revert and delete its
+/// snapshots; define, build, start and stop a directory pool, create and delete a
+/// volume in it; list and stop/start a network: each checked by reading back.
+#[test]
+fn manages_domains_snapshots_pools_volumes_and_networks() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(client) = connect(&dir) else { return };
+    let dom = client
+        .define_domain(
+            "<domain type='test'><name>gamma</name><memory unit='KiB'>262144</memory>\
+             <vcpu placement='static' current='1'>4</vcpu>\
+             <os><type arch='x86_64'>hvm</type></os></domain>",
+        )
+        .unwrap();
+    assert_eq!(dom.name, "gamma");
+    client.set_domain_autostart(&dom, true).unwrap();
+    assert!(client.domain_autostart(&dom).unwrap());
+    client
+        .set_domain_vcpus(&dom, 2, hvnode_libvirt::AFFECT_CONFIG)
+        .unwrap();
+    client
+        .set_domain_memory(&dom, 131_072, hvnode_libvirt::AFFECT_CONFIG)
+        .unwrap();
+    let info = client.domain_info(&dom).unwrap();
+    assert_eq!((info.vcpus, info.memory_kib), (2, 131_072));
+
+    // Snapshots.
+    let snap = client
+        .create_snapshot(
+            &dom,
+            "<domainsnapshot><name>first</name><description>before</description></domainsnapshot>",
+            0,
+        )
+        .unwrap();
+    assert_eq!(snap.name, "first");
+    assert_eq!(snap.domain.name, "gamma");
+    let names: Vec<String> = client
+        .list_snapshots(&dom)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["first"]);
+    let xml = client.snapshot_xml(&snap, 0).unwrap();
+    assert!(xml.contains("<description>before</description>"), "{xml}");
+    assert_eq!(client.lookup_snapshot(&dom, "first").unwrap(), snap);
+    client.revert_to_snapshot(&snap, 0).unwrap();
+    client.delete_snapshot(&snap, 0).unwrap();
+    assert!(client.list_snapshots(&dom).unwrap().is_empty());
+    let err = client.lookup_snapshot(&dom, "first").unwrap_err();
+    assert!(err.remote().is_some(), "{err}");
+
+    // A directory pool and a volume in it.
+    let pool_dir = dir.path().join("pool");
+    let pool = client
+        .define_pool(&format!(
+            "<pool type='dir'><name>scratch</name><target><path>{}</path></target></pool>",
+            pool_dir.display()
+        ))
+        .unwrap();
+    client.build_pool(&pool).unwrap();
+    client.start_pool(&pool).unwrap();
+    assert!(client.list_pools().unwrap().contains(&pool));
+    assert_eq!(client.lookup_pool("scratch").unwrap(), pool);
+    let info = client.pool_info(&pool).unwrap();
+    assert_eq!(info.state, hvnode_libvirt::PoolState::Running);
+    assert!(
+        client
+            .pool_xml(&pool)
+            .unwrap()
+            .contains("<name>scratch</name>")
+    );
+    client.set_pool_autostart(&pool, true).unwrap();
+    assert!(client.pool_autostart(&pool).unwrap());
+    let vol = client
+        .create_volume(
+            &pool,
+            "<volume><name>gamma.qcow2</name><capacity unit='MiB'>64</capacity>\
+             <target><format type='qcow2'/></target></volume>",
+            0,
+        )
+        .unwrap();
+    assert_eq!(
+        (vol.pool.as_str(), vol.name.as_str()),
+        ("scratch", "gamma.qcow2")
+    );
+    assert_eq!(client.volume_info(&vol).unwrap().capacity, 64 << 20);
+    let path = client.volume_path(&vol).unwrap();
+    assert_eq!(client.lookup_volume_by_path(&path).unwrap(), vol);
+    assert_eq!(client.list_volumes(&pool).unwrap(), [vol.clone()]);
+    client.delete_volume(&vol).unwrap();
+    assert!(client.list_volumes(&pool).unwrap().is_empty());
+    client.stop_pool(&pool).unwrap();
+    assert_eq!(
+        client.pool_info(&pool).unwrap().state,
+        hvnode_libvirt::PoolState::Inactive
+    );
+    client.undefine_pool(&pool).unwrap();
+    assert!(client.lookup_pool("scratch").is_err());
+
+    // The test driver's node has no network unless defined; list what is there.
+    for net in client.list_networks().unwrap() {
+        assert_eq!(client.lookup_network(&net.name).unwrap(), net);
+        assert!(client.network_xml(&net).unwrap().contains(&net.name));
+        client.network_autostart(&net).unwrap();
+        if client.network_is_active(&net).unwrap() {
+            client.stop_network(&net).unwrap();
+            assert!(!client.network_is_active(&net).unwrap());
+            client.start_network(&net).unwrap();
+        }
+    }
+
+    client
+        .undefine_domain(&dom, hvnode_libvirt::UNDEFINE_SNAPSHOTS_METADATA)
+        .unwrap();
+    let err = client.lookup_domain("gamma").unwrap_err();
+    assert!(err.is_no_domain(), "{err}");
+    client.close().unwrap();
+}
