@@ -277,7 +277,7 @@ fn manages_domains_snapshots_pools_volumes_and_networks() {
     assert_eq!(client.volume_info(&vol).unwrap().capacity, 64 << 20);
     let path = client.volume_path(&vol).unwrap();
     assert_eq!(client.lookup_volume_by_path(&path).unwrap(), vol);
-    assert_eq!(client.list_volumes(&pool).unwrap(), [vol.clone()]);
+    assert_eq!(client.list_volumes(&pool).unwrap(), std::slice::from_ref(&vol));
     client.delete_volume(&vol).unwrap();
     assert!(client.list_volumes(&pool).unwrap().is_empty());
     client.stop_pool(&pool).unwrap();
