@@ -27,8 +27,16 @@ pub mod code {
     pub const RPC: i32 = 39;
     /// `VIR_ERR_NO_DOMAIN`: no such domain (any more).
     pub const NO_DOMAIN: i32 = 42;
+    /// `VIR_ERR_NO_NETWORK`: no such virtual network.
+    pub const NO_NETWORK: i32 = 43;
     /// `VIR_ERR_AUTH_FAILED`.
     pub const AUTH_FAILED: i32 = 45;
+    /// `VIR_ERR_NO_STORAGE_POOL`: no such storage pool.
+    pub const NO_STORAGE_POOL: i32 = 49;
+    /// `VIR_ERR_NO_STORAGE_VOL`: no such storage volume.
+    pub const NO_STORAGE_VOL: i32 = 50;
+    /// `VIR_ERR_NO_DOMAIN_SNAPSHOT`: no such snapshot.
+    pub const NO_DOMAIN_SNAPSHOT: i32 = 72;
     /// `VIR_ERR_OPERATION_INVALID`: not possible in the domain's current state.
     pub const OPERATION_INVALID: i32 = 55;
     /// `VIR_ERR_OPERATION_TIMEOUT`.
@@ -148,6 +156,21 @@ impl Error {
     /// Whether libvirt said the domain does not exist (any more): `VIR_ERR_NO_DOMAIN`.
     pub fn is_no_domain(&self) -> bool {
         self.remote().is_some_and(RemoteError::is_no_domain)
+    }
+
+    /// Whether libvirt said the object a call named does not exist: a domain, a
+    /// network, a storage pool or volume, a snapshot.
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self.remote_code(),
+            Some(
+                code::NO_DOMAIN
+                    | code::NO_NETWORK
+                    | code::NO_STORAGE_POOL
+                    | code::NO_STORAGE_VOL
+                    | code::NO_DOMAIN_SNAPSHOT
+            )
+        )
     }
 
     /// Whether the call's deadline passed.

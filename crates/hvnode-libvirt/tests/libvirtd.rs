@@ -238,7 +238,8 @@ fn manages_domains_snapshots_pools_volumes_and_networks() {
     client.delete_snapshot(&snap, 0).unwrap();
     assert!(client.list_snapshots(&dom).unwrap().is_empty());
     let err = client.lookup_snapshot(&dom, "first").unwrap_err();
-    assert!(err.remote().is_some(), "{err}");
+    assert_eq!(err.remote_code(), Some(code::NO_DOMAIN_SNAPSHOT), "{err}");
+    assert!(err.is_not_found());
 
     // A directory pool and a volume in it.
     let pool_dir = dir.path().join("pool");
@@ -277,7 +278,10 @@ fn manages_domains_snapshots_pools_volumes_and_networks() {
     assert_eq!(client.volume_info(&vol).unwrap().capacity, 64 << 20);
     let path = client.volume_path(&vol).unwrap();
     assert_eq!(client.lookup_volume_by_path(&path).unwrap(), vol);
-    assert_eq!(client.list_volumes(&pool).unwrap(), std::slice::from_ref(&vol));
+    assert_eq!(
+        client.list_volumes(&pool).unwrap(),
+        std::slice::from_ref(&vol)
+    );
     client.delete_volume(&vol).unwrap();
     assert!(client.list_volumes(&pool).unwrap().is_empty());
     client.stop_pool(&pool).unwrap();
@@ -286,7 +290,12 @@ fn manages_domains_snapshots_pools_volumes_and_networks() {
         hvnode_libvirt::PoolState::Inactive
     );
     client.undefine_pool(&pool).unwrap();
-    assert!(client.lookup_pool("scratch").is_err());
+    let err = client.lookup_pool("scratch").unwrap_err();
+    assert_eq!(err.remote_code(), Some(code::NO_STORAGE_POOL), "{err}");
+    let err = client.lookup_network("no-such-network").unwrap_err();
+    assert_eq!(err.remote_code(), Some(code::NO_NETWORK), "{err}");
+    let err = client.lookup_volume_by_path("/no/such/volume").unwrap_err();
+    assert_eq!(err.remote_code(), Some(code::NO_STORAGE_VOL), "{err}");
 
     // The test driver's node has no network unless defined; list what is there.
     for net in client.list_networks().unwrap() {
