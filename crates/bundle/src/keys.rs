@@ -242,7 +242,7 @@ impl TrustedKeys {
 
 /// A `minisign -G` public key file (a comment line and the key), or the
 /// key's base64 line alone (what `minisign -P` takes).
-fn read_public_key(file: &Path) -> Result<TrustedKey, BundleError> {
+pub fn read_public_key(file: &Path) -> Result<TrustedKey, BundleError> {
     let bad = |reason: String| BundleError::BadKeyFile {
         file: file.to_path_buf(),
         reason,

@@ -29,7 +29,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use error::{BundleError, WriteError};
-pub use keys::{SignKey, Signature, SignatureCheck, SignatureFormatError, TrustedKey, TrustedKeys};
+pub use keys::{
+    SignKey, Signature, SignatureCheck, SignatureFormatError, TrustedKey, TrustedKeys,
+    read_public_key,
+};
 pub use layers::Nvr;
 pub use manifest::{Manifest, Member, Metadata, check_member_name, root_member};
 pub use read::{Extracted, SignedBy, Verified, VerifyOptions, extract, verify};

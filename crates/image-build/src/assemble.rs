@@ -29,14 +29,33 @@ pub fn live_args(recipe: &Recipe, root: &str) -> String {
     args.join(" ")
 }
 
+/// The grub variable holding every menu entry's kernel arguments.
+pub const KARGS_VAR: &str = "hvnode_kargs";
+
+/// `s` as one grub word in single quotes (grub expands nothing there).
+pub fn grub_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
 /// The ISO's grub menu: install, live, and a troubleshooting submenu.
+/// Every entry boots with `$hvnode_kargs`, the build's arguments, which
+/// the grub customisation area (`custom.cfg`, sourced before the menu)
+/// may change, with the default entry and the timeout.
 pub fn iso_grub_cfg(recipe: &Recipe) -> String {
     let nvr = recipe.nvr();
-    let live = live_args(recipe, &format!("CDLABEL={}", recipe.outputs.iso_label));
+    let kargs = grub_quote(&live_args(
+        recipe,
+        &format!("CDLABEL={}", recipe.outputs.iso_label),
+    ));
+    let live = format!("${KARGS_VAR}");
+    let custom = iso_custom::AreaKind::Grub.path();
     format!(
         r#"# hvnode {nvr}: boot menu of the installer ISO (BIOS and UEFI).
 set default=0
 set timeout=10
+set {KARGS_VAR}={kargs}
+# `hvnode iso customize` writes its changes there (`hvnode iso show` lists them).
+source ($root)/{custom}
 insmod all_video
 serial --unit=0 --speed=115200
 terminal_input console serial
@@ -224,6 +243,14 @@ pub fn iso(
     copy(&boot.kickstart, &tree.join("ks/interactive-defaults.ks"))?;
     fs::create_dir_all(tree.join("boot/grub"))?;
     fs::write(tree.join("boot/grub/grub.cfg"), iso_grub_cfg(recipe))?;
+    // The customisation areas, pristine: `hvnode iso customize` rewrites
+    // their bytes in place.
+    for kind in iso_custom::AreaKind::ALL {
+        let p = tree.join(kind.path());
+        fs::create_dir_all(p.parent().unwrap_or(&tree))?;
+        fs::write(&p, iso_custom::pristine(kind))
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
     let grub_dir = tree.join("boot/grub");
     copy_grub_modules(BIOS, &grub_dir.join(BIOS))?;
     copy_grub_modules(UEFI, &grub_dir.join(UEFI))?;
@@ -381,6 +408,28 @@ mod tests {
         assert!(!cfg.contains("inst.ks="));
         assert!(cfg.contains("--id install --hotkey=i"));
         assert!(cfg.contains("--id live --hotkey=l"));
+    }
+
+    #[test]
+    fn menu_entries_boot_with_the_build_arguments_unless_customised() {
+        let cfg = iso_grub_cfg(&recipe());
+        let kargs = "root=live:CDLABEL=HVNODE rd.live.image security=selinux";
+        assert!(
+            cfg.contains(&format!("set {KARGS_VAR}='{kargs}'\n")),
+            "{cfg}"
+        );
+        // With a pristine custom.cfg, the command lines are the build's.
+        let expanded = cfg.replace(&format!("${KARGS_VAR}"), kargs);
+        assert!(expanded.contains(&format!("linux /boot/vmlinuz {kargs} hvnode.install\n")));
+        assert!(expanded.contains(&format!("linux /boot/vmlinuz {kargs}\n")));
+        assert!(expanded.contains(&format!("linux /boot/vmlinuz {kargs} rd.live.check\n")));
+        assert_eq!(cfg.matches(&format!("${KARGS_VAR}")).count(), 5);
+        // custom.cfg comes after the defaults it may change, before the menu.
+        let source = cfg.find("source ($root)/boot/grub/custom.cfg\n").unwrap();
+        for set in ["set default=0", "set timeout=10", "set hvnode_kargs="] {
+            assert!(cfg.find(set).unwrap() < source, "{set}");
+        }
+        assert!(source < cfg.find("menuentry").unwrap());
     }
 
     #[test]
