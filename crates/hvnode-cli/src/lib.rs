@@ -1,4 +1,5 @@
 //! The subcommands of `hvnode`, callable from tests.
 
 pub mod build;
+pub mod iso;
 pub mod ks;

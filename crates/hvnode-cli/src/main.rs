@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use hvnode_cli::{build, ks};
+use hvnode_cli::{build, iso, ks};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -24,6 +24,21 @@ enum Top {
     /// Build the node image from a recipe: squashfs, ISO, PXE tree, update
     /// bundle, manifest and checksums (needs root).
     Build(build::BuildArgs),
+    /// A built ISO customised in place, without a rebuild: kickstart,
+    /// kernel arguments, boot menu, trusted key, engine.
+    #[command(subcommand)]
+    Iso(IsoCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum IsoCommand {
+    /// Write a copy of the ISO with a kickstart, kernel arguments, a default
+    /// entry, a timeout, trusted keys or an engine embedded.
+    Customize(iso::CustomizeArgs),
+    /// Print what an ISO embeds.
+    Show(iso::ShowArgs),
+    /// Write a copy of the ISO as it was built (byte for byte).
+    Reset(iso::ResetArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -44,6 +59,9 @@ fn main() -> ExitCode {
         Top::Ks(KsCommand::Render(a)) => ks::render(&a),
         Top::Ks(KsCommand::Plan(a)) => ks::plan(&a),
         Top::Build(a) => build::build(&a),
+        Top::Iso(IsoCommand::Customize(a)) => iso::customize(&a),
+        Top::Iso(IsoCommand::Show(a)) => iso::show(&a),
+        Top::Iso(IsoCommand::Reset(a)) => iso::reset(&a),
     };
     match result {
         Ok(code) => code,

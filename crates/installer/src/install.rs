@@ -9,6 +9,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use command::CommandExt;
 use hostinfo::{BlockDevice, human_bytes};
+use kickstart::addon::REGISTER_ADDON;
 use kickstart::node::{self, NodePlan};
 use kickstart::sections::ScriptKind;
 use kickstart::source::FsLoader;
@@ -26,7 +27,7 @@ use crate::payload::{self, Opened, Verified};
 use crate::storage::{
     self, Backing, PlannedVolume, Role, Scheme, StoragePlan, StorePlan, partition_path,
 };
-use crate::{Log, grub_password, interactive, labels, scripts, source, target};
+use crate::{Log, grub_password, interactive, labels, medium, scripts, source, target};
 
 /// How the installer was started.
 #[derive(Debug, Clone)]
@@ -95,7 +96,13 @@ pub fn load_kickstart(path: &Path, log: &Log) -> Result<(Kickstart, NodePlan)> {
             path.display()
         );
     }
-    let (plan, diags) = node::plan(&parse.kickstart);
+    let plan = check_plan(&parse.kickstart, path, log)?;
+    Ok((parse.kickstart, plan))
+}
+
+/// The node plan of a valid kickstart; errors name file and line.
+fn check_plan(ks: &Kickstart, path: &Path, log: &Log) -> Result<NodePlan> {
+    let (plan, diags) = node::plan(ks);
     for d in diags.iter() {
         log.line(&d.to_string());
     }
@@ -105,7 +112,7 @@ pub fn load_kickstart(path: &Path, log: &Log) -> Result<(Kickstart, NodePlan)> {
             path.display()
         );
     }
-    Ok((parse.kickstart, plan))
+    Ok(plan)
 }
 
 /// Runs an install (or a dry run) from start to end.
@@ -115,6 +122,11 @@ pub fn run(opts: &Options) -> Result<()> {
     let log = Log::create(&opts.work.join("install.log"))?;
     allow_loop_mounts(&log);
     let cmdline = fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    // What `hvnode iso customize` embedded in the boot medium, if anything.
+    let custom = source::medium_customization(Path::new(source::LIVE_MEDIUM))?;
+    if custom.is_some() {
+        log.line("the boot medium is customised (hvnode iso customize)");
+    }
     // The medium's own kickstart only holds defaults the console may change.
     let mut defaults_only = false;
     let ks_path = match &opts.kickstart {
@@ -129,7 +141,7 @@ pub fn run(opts: &Options) -> Result<()> {
                 .args(["settle", "--timeout=180"])
                 .run_appending(log.path())
                 .context("waiting for udev to announce the devices (udevadm settle)")?;
-            let loc = source::locate(&cmdline)?;
+            let loc = source::locate(&cmdline, custom.as_ref())?;
             log.line(&format!("kickstart: {loc}"));
             defaults_only = loc == source::Location::Embedded;
             source::fetch(&loc, &opts.work.join("ks"))?
@@ -137,7 +149,21 @@ pub fn run(opts: &Options) -> Result<()> {
         None => bail!("give the kickstart (--kickstart FILE) or --from-boot"),
     };
     log.line(&format!("reading the kickstart {}", ks_path.display()));
-    let (ks, plan) = load_kickstart(&ks_path, &log)?;
+    let (mut ks, mut plan) = load_kickstart(&ks_path, &log)?;
+    if let Some(engine) = custom.as_ref().and_then(|c| c.engine.as_ref()) {
+        if medium::add_registration(&mut ks, engine) {
+            log.line(&format!(
+                "registration with {} from the boot medium (%addon {REGISTER_ADDON})",
+                engine.address()
+            ));
+            plan = check_plan(&ks, &ks_path, &log)?;
+        } else {
+            log.line(&format!(
+                "the kickstart's own %addon {REGISTER_ADDON} wins over the boot medium's engine {}",
+                engine.address()
+            ));
+        }
+    }
 
     scripts::run(&ks, ScriptKind::Pre, None, &log)?;
     let all = disks::list()?;
@@ -160,7 +186,11 @@ pub fn run(opts: &Options) -> Result<()> {
     } else {
         None
     };
-    let trust = payload::Trust::from_boot(&cmdline, plan.allow_unverified_image)?;
+    let mut trust = payload::Trust::from_boot(&cmdline, plan.allow_unverified_image)?;
+    let medium_keys = custom.as_ref().map_or(&[][..], |c| &c.trust_keys[..]);
+    if !medium_keys.is_empty() {
+        trust.keys = medium::trusted_keys_dir(&trust.keys, medium_keys, &opts.work)?;
+    }
     log.line("checking the image (signature, sha256) before writing anything");
     let mut progress = |done: u64, total: Option<u64>| match total {
         Some(t) if t > 0 => log.line(&format!(
@@ -202,7 +232,7 @@ pub fn run(opts: &Options) -> Result<()> {
         wrote: false,
         step: "starting",
     };
-    let result = w.install(&ks, &plan, &verified, saved_ks.as_deref());
+    let result = w.install(&ks, &plan, &verified, saved_ks.as_deref(), medium_keys);
     match result {
         Ok(()) => {
             w.unmount_all();
@@ -356,6 +386,7 @@ impl Writer<'_> {
         plan: &NodePlan,
         verified: &Verified,
         saved_ks: Option<&str>,
+        trusted_keys: &[iso_custom::TrustKey],
     ) -> Result<()> {
         let log = self.log;
         let devlog = self.work.join("commands.log");
@@ -393,6 +424,7 @@ impl Writer<'_> {
 
         self.step = "configuring the installed system";
         target::configure(&sysroot, ks, plan, log)?;
+        target::write_trusted_keys(&sysroot, trusted_keys, log)?;
         if let Some(text) = saved_ks {
             target::save_kickstart(&sysroot, text, log)?;
         }

@@ -13,6 +13,7 @@ pub mod grub_password;
 pub mod install;
 pub mod interactive;
 pub mod labels;
+pub mod medium;
 pub mod payload;
 pub mod power;
 pub mod scripts;

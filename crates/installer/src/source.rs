@@ -1,8 +1,13 @@
 //! Where the kickstart comes from, in Anaconda's order: `inst.ks=` on the
 //! kernel command line (`http://`, `https://`, `file:`, `hd:LABEL=…:/path`,
-//! `cdrom:/path`), else `ks.cfg` on a volume labelled `OEMDRV`, else the
-//! embedded `interactive-defaults.ks` on the medium the installer booted
-//! from.
+//! `cdrom:/path`), else the kickstart `hvnode iso customize` embedded in
+//! the medium the installer booted from, else `ks.cfg` on a volume labelled
+//! `OEMDRV`, else the medium's `interactive-defaults.ks`.
+//!
+//! The customised medium's kickstart comes before OEMDRV: the ISO was made
+//! for this install on purpose, while a volume labelled OEMDRV may be left
+//! over in the machine; `inst.ks=`, typed at the boot menu for this one
+//! boot, still wins over both.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -10,6 +15,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use command::CommandExt;
+use iso_custom::{Customization, EmbeddedKickstart};
 
 /// Where dracut's dmsquash-live mounts the boot medium.
 pub const LIVE_MEDIUM: &str = "/run/initramfs/live";
@@ -33,6 +39,8 @@ pub enum Location {
         device: Option<String>,
         path: String,
     },
+    /// The kickstart `hvnode iso customize` embedded in the boot medium.
+    Customized(EmbeddedKickstart),
     /// `ks.cfg` on the volume labelled OEMDRV.
     Oemdrv,
     /// The boot medium's interactive-defaults.ks.
@@ -50,6 +58,12 @@ impl std::fmt::Display for Location {
                 device: Some(d),
                 path,
             } => write!(f, "cdrom:{d}:{path}"),
+            Location::Customized(k) => write!(
+                f,
+                "{}, embedded in the medium by hvnode iso customize ({})",
+                k.name,
+                iso_custom::AreaKind::Installer.path()
+            ),
             Location::Oemdrv => write!(f, "ks.cfg on the volume labelled {OEMDRV}"),
             Location::Embedded => write!(f, "the medium's {EMBEDDED}"),
         }
@@ -202,6 +216,17 @@ pub fn fetch(location: &Location, dir: &Path) -> Result<PathBuf> {
                 Some(d) => copy_from_device(&device_path(d)?, path, &dest)?,
             }
         }
+        Location::Customized(k) => {
+            // Named as it was embedded, so that diagnostics name the
+            // administrator's file.
+            let name = Path::new(&k.name)
+                .file_name()
+                .filter(|n| !n.is_empty())
+                .map_or_else(|| "ks.cfg".into(), |n| n.to_os_string());
+            let dest = dir.join(name);
+            keep_kickstart(k.text.as_bytes(), &dest)?;
+            return Ok(dest);
+        }
         Location::Oemdrv => copy_from_device(&by_tag("LABEL", OEMDRV)?, "/ks.cfg", &dest)?,
         Location::Embedded => {
             let p = Path::new(LIVE_MEDIUM).join(EMBEDDED);
@@ -217,10 +242,29 @@ pub fn fetch(location: &Location, dir: &Path) -> Result<PathBuf> {
     Ok(dest)
 }
 
-/// Anaconda's order: the command line, then OEMDRV, then the embedded one.
-pub fn locate(cmdline: &str) -> Result<Location> {
+/// The boot medium's customisation (`hvnode iso customize`), if any; an
+/// error when it is there and does not read.
+pub fn medium_customization(medium: &Path) -> Result<Option<Customization>> {
+    iso_custom::read_medium(medium).context("reading the boot medium's customisation")
+}
+
+/// The command line, then the medium's customised kickstart, then OEMDRV,
+/// then the medium's interactive defaults (see the module documentation).
+pub fn locate(cmdline: &str, custom: Option<&Customization>) -> Result<Location> {
+    locate_with(cmdline, custom, oemdrv_present)
+}
+
+/// [`locate`] with the OEMDRV look-up given (tests).
+pub fn locate_with(
+    cmdline: &str,
+    custom: Option<&Customization>,
+    oemdrv_present: impl FnOnce() -> bool,
+) -> Result<Location> {
     if let Some(l) = from_cmdline(cmdline)? {
         return Ok(l);
+    }
+    if let Some(k) = custom.and_then(|c| c.kickstart.as_ref()) {
+        return Ok(Location::Customized(k.clone()));
     }
     if oemdrv_present() {
         return Ok(Location::Oemdrv);
@@ -310,6 +354,67 @@ mod tests {
             .unwrap();
         assert_eq!(l, Location::Http("http://h/b.ks".into()));
         assert_eq!(from_cmdline("root=live:CDLABEL=HVNODE").unwrap(), None);
+    }
+
+    #[test]
+    fn the_customised_medium_comes_after_the_command_line_and_before_oemdrv() {
+        let d = tempfile::tempdir().unwrap();
+        let medium = d.path().join("live");
+        assert_eq!(medium_customization(&medium).unwrap(), None);
+        // A medium as `hvnode iso customize` writes it.
+        let ks = EmbeddedKickstart {
+            name: "site.ks".into(),
+            text: "rootpw --lock\n".into(),
+        };
+        let c = Customization {
+            kickstart: Some(ks.clone()),
+            ..Customization::default()
+        };
+        let area = medium.join(iso_custom::AreaKind::Installer.path());
+        fs::create_dir_all(area.parent().unwrap()).unwrap();
+        let bytes = iso_custom::encode(iso_custom::AreaKind::Installer, &c.to_payload()).unwrap();
+        fs::write(&area, bytes).unwrap();
+        let found = medium_customization(&medium).unwrap().unwrap();
+        assert_eq!(found, c);
+
+        let plain = "root=live:CDLABEL=HVNODE hvnode.install";
+        let no_oemdrv = || false;
+        let oemdrv = || true;
+        let unasked = || panic!("OEMDRV looked for although the medium has a kickstart");
+        assert_eq!(
+            locate_with(
+                &format!("{plain} inst.ks=http://h/ks.cfg"),
+                Some(&found),
+                unasked
+            )
+            .unwrap(),
+            Location::Http("http://h/ks.cfg".into())
+        );
+        let loc = locate_with(plain, Some(&found), unasked).unwrap();
+        assert_eq!(loc, Location::Customized(ks));
+        assert!(loc.to_string().starts_with("site.ks, embedded"), "{loc}");
+        assert_eq!(locate_with(plain, None, oemdrv).unwrap(), Location::Oemdrv);
+        assert_eq!(
+            locate_with(plain, Some(&Customization::default()), no_oemdrv).unwrap(),
+            Location::Embedded
+        );
+        // Kept for the install as the administrator named it, root's only.
+        let kept = fetch(&loc, &d.path().join("work/ks")).unwrap();
+        assert_eq!(kept, d.path().join("work/ks/site.ks"));
+        assert_eq!(fs::read_to_string(&kept).unwrap(), "rootpw --lock\n");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            fs::metadata(&kept).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+
+        // A damaged area stops the install with what to do.
+        fs::write(&area, b"garbage").unwrap();
+        let e = format!("{:#}", medium_customization(&medium).unwrap_err());
+        assert!(
+            e.contains("ks/custom.area") && e.contains("inst.ks="),
+            "{e}"
+        );
     }
 
     #[test]

@@ -280,6 +280,22 @@ pub fn registration_conf(r: &kickstart::node::Registration) -> String {
     text
 }
 
+/// The trusted keys of a customised medium (`hvnode iso customize
+/// --trust-key`) in the node's `/etc/hvnode/trusted.d`, readable by all as
+/// the image's own key is: updates signed with them are accepted.
+pub fn write_trusted_keys(root: &Path, keys: &[iso_custom::TrustKey], log: &Log) -> Result<()> {
+    for k in keys {
+        let path = format!("{}/{}", bundle::TRUSTED_KEYS_DIR, k.file_name());
+        write(root, &path, &k.text, 0o644)
+            .with_context(|| format!("writing the trusted key {path} on the installed system"))?;
+        log.line(&format!(
+            "trusted key {} (from the medium) in {path}",
+            k.key_id
+        ));
+    }
+    Ok(())
+}
+
 /// Applies the kickstart to the installed system mounted at `root`.
 pub fn configure(root: &Path, ks: &Kickstart, plan: &NodePlan, log: &Log) -> Result<()> {
     write_host_name(root, plan)?;
@@ -548,6 +564,25 @@ fn set_services(root: &Path, plan: &NodePlan) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mediums_trusted_keys_go_into_trusted_d() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let log = Log::create(&d.path().join("install.log")).unwrap();
+        let root = d.path().join("root");
+        let key = iso_custom::TrustKey {
+            key_id: "0123456789ABCDEF".into(),
+            text: "untrusted comment: minisign public key\nRWQ\n".into(),
+        };
+        write_trusted_keys(&root, std::slice::from_ref(&key), &log).unwrap();
+        let p = root.join("etc/hvnode/trusted.d/iso-0123456789ABCDEF.pub");
+        assert_eq!(fs::read_to_string(&p).unwrap(), key.text);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+    }
 
     fn dev(bootproto: BootProto) -> NetDevice {
         NetDevice {
