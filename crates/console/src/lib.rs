@@ -58,6 +58,9 @@ pub mod tls;
 pub mod update_actions;
 pub mod update_upload;
 pub mod views;
+pub mod vm_api;
+pub mod vm_detail;
+pub mod vm_manage;
 pub mod vms;
 
 use std::future::Future;

@@ -10,6 +10,7 @@ use helper::{Change, EngineAction, EngineFacts, Failure, FailureKind};
 use crate::error::ApiError;
 use crate::services::{self, UnitAction};
 use crate::state::Shared;
+use crate::vm_manage;
 use crate::vms::{Libvirt, VirtError, VmAction};
 
 /// Makes `change` in this process: names and actions checked first.
@@ -27,6 +28,18 @@ pub fn make_here(libvirt: &Libvirt, change: &Change) -> Result<(), Failure> {
         Change::Rollback => crate::node_layers::roll_back()
             .map(|_| ())
             .map_err(Failure::from),
+        Change::VmCreate { spec } => vm_manage::create(libvirt, spec),
+        Change::VmEdit { name, edit } => vm_manage::edit(libvirt, name, edit),
+        Change::VmDelete { name, storage } => vm_manage::delete(libvirt, name, *storage),
+        Change::Snapshot {
+            vm,
+            snapshot,
+            action,
+            description,
+        } => vm_manage::snapshot(libvirt, vm, snapshot, action, description.as_deref()),
+        Change::PoolCreate { name, path } => vm_manage::create_pool(libvirt, name, path),
+        Change::Pool { name, action } => vm_manage::pool_action(libvirt, name, action),
+        Change::Network { name, action } => vm_manage::network_action(libvirt, name, action),
         Change::Unit { unit, action } => {
             let action: UnitAction = action
                 .parse()

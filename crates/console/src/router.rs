@@ -8,14 +8,14 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 
 use crate::error::ApiError;
 use crate::guard::{BODY_LIMIT, CSP, require_session};
 use crate::state::Shared;
 use crate::{
     access, api, assets, layer_actions, login, pages, register, terminal, update_actions,
-    update_upload,
+    update_upload, vm_api,
 };
 
 /// Builds the console's router.
@@ -23,6 +23,7 @@ pub fn router(state: Shared) -> Router {
     let protected = Router::new()
         .route("/", get(pages::overview))
         .route("/vms", get(pages::vms))
+        .route("/vms/{name}", get(crate::vm_detail::page))
         .route("/vms/{name}/{action}", post(pages::vm_action))
         .route("/services", get(pages::services))
         .route("/services/{unit}/{action}", post(pages::service_action))
@@ -55,9 +56,33 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/overview", get(api::overview))
         .route("/api/v1/metrics", get(api::metrics))
         .route("/api/v1/metrics/stream", get(api::metrics_stream))
-        .route("/api/v1/vms", get(api::vms))
-        .route("/api/v1/vms/{name}", get(api::vm))
+        .route("/api/v1/vms", get(api::vms).post(vm_api::create))
+        .route(
+            "/api/v1/vms/{name}",
+            get(api::vm).patch(vm_api::edit).delete(vm_api::delete),
+        )
         .route("/api/v1/vms/{name}/{action}", post(api::vm_action))
+        .route(
+            "/api/v1/vms/{name}/snapshots",
+            post(vm_api::snapshot_create),
+        )
+        .route(
+            "/api/v1/vms/{name}/snapshots/{snap}",
+            delete(vm_api::snapshot_delete),
+        )
+        .route(
+            "/api/v1/vms/{name}/snapshots/{snap}/revert",
+            post(vm_api::snapshot_revert),
+        )
+        .route(
+            "/api/v1/pools",
+            get(vm_api::resources).post(vm_api::pool_create),
+        )
+        .route("/api/v1/pools/{name}/{action}", post(vm_api::pool_action))
+        .route(
+            "/api/v1/virtual-networks/{name}/{action}",
+            post(vm_api::network_action),
+        )
         .route("/api/v1/services", get(api::services))
         .route(
             "/api/v1/services/{unit}/{action}",

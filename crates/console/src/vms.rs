@@ -290,7 +290,7 @@ impl Libvirt {
 
     /// Runs `f` on the connection, opening it first if needed; a connection-level
     /// failure drops it so that the next call reconnects.
-    fn with_conn<T>(
+    pub(crate) fn with_conn<T>(
         &self,
         f: impl FnOnce(&Client) -> Result<T, VirtError>,
     ) -> Result<T, VirtError> {
@@ -308,7 +308,7 @@ impl Libvirt {
         result
     }
 
-    fn classify(&self, e: hvnode_libvirt::Error, name: &str) -> VirtError {
+    pub(crate) fn classify(&self, e: hvnode_libvirt::Error, name: &str) -> VirtError {
         if e.is_no_domain() {
             VirtError::NoSuchVm(name.to_string())
         } else if e.is_connection_error() {
@@ -373,6 +373,24 @@ impl Libvirt {
             let err = |e| self.classify(e, name);
             let dom = conn.lookup_domain(name).map_err(err)?;
             self.describe(facts(conn, &dom).map_err(err)?)
+        })
+    }
+
+    /// One domain by name, with `more` run on the same connection with the domain
+    /// and its live XML (the VM page's further reads: disk sizes, snapshots).
+    pub fn inspect<T>(
+        &self,
+        name: &str,
+        more: impl FnOnce(&Client, &Domain, &str) -> Result<T, VirtError>,
+    ) -> Result<(Vm, T), VirtError> {
+        check_name(name)?;
+        self.with_conn(|conn| {
+            let err = |e| self.classify(e, name);
+            let dom = conn.lookup_domain(name).map_err(err)?;
+            let f = facts(conn, &dom).map_err(err)?;
+            let xml = f.xml.clone();
+            let vm = self.describe(f)?;
+            Ok((vm, more(conn, &dom, &xml)?))
         })
     }
 

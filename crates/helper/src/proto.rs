@@ -145,6 +145,63 @@ pub enum Change {
     BootNext { layer: String },
     /// Make the layer before the default the default again (`nodectl rollback`).
     Rollback,
+    /// A new VM: its disk a new volume in a storage pool, confined by sVirt as
+    /// every VM is.
+    VmCreate { spec: VmSpec },
+    /// A VM's vCPUs, memory or autostart, in its definition and, where libvirt
+    /// allows, live.
+    VmEdit { name: String, edit: VmEdit },
+    /// A VM forced off if it runs, then undefined; with `storage`, its disks'
+    /// volumes deleted too.
+    VmDelete { name: String, storage: bool },
+    /// A VM's snapshot: `create` (with `description`), `revert` or `delete`.
+    Snapshot {
+        vm: String,
+        snapshot: String,
+        action: String,
+        description: Option<String>,
+    },
+    /// A new directory storage pool at `path`, built, started and set to start
+    /// with the host.
+    PoolCreate { name: String, path: String },
+    /// A storage pool's `start` or `stop`.
+    Pool { name: String, action: String },
+    /// A virtual network's `start` or `stop`.
+    Network { name: String, action: String },
+}
+
+/// What a new VM is made of (`POST /api/v1/vms`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmSpec {
+    pub name: String,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    /// The size of its new disk, a qcow2 volume in `pool`.
+    pub disk_gib: u64,
+    pub pool: String,
+    /// A libvirt virtual network, or a bridge of the host.
+    pub network: String,
+    /// `bios`, `uefi` or `uefi-secure-boot`.
+    pub firmware: String,
+    /// An installation medium: a path on the node, or `POOL/VOLUME`.
+    #[serde(default)]
+    pub iso: Option<String>,
+    /// Start it once defined (to boot the medium).
+    #[serde(default)]
+    pub start: bool,
+}
+
+/// What [`Change::VmEdit`] changes; each field left out stays.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmEdit {
+    #[serde(default)]
+    pub vcpus: Option<u32>,
+    #[serde(default)]
+    pub memory_mib: Option<u64>,
+    #[serde(default)]
+    pub autostart: Option<bool>,
 }
 
 /// Why a change was not made.

@@ -496,6 +496,7 @@ pub fn request(
         "GET" => return get(&url, session, headers),
         "POST" => return post_form(&url, session, headers, body),
         "PUT" => client().put(&url),
+        "PATCH" => client().patch(&url),
         "DELETE" => client().delete(&url).force_send_body(),
         other => panic!("no such method in the router: {other}"),
     };
