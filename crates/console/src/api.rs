@@ -124,13 +124,14 @@ pub async fn vms(State(state): State<Shared>) -> Result<Response, ApiError> {
     ))
 }
 
-/// `GET /api/v1/vms/{name}`.
+/// `GET /api/v1/vms/{name}`: the list's facts of the VM and what its VM page shows
+/// (`crate::vm_detail`).
 pub async fn vm(
     State(state): State<Shared>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let lv = state.libvirt.clone();
-    let vm = blocking(move || lv.get(&name).map_err(ApiError::from)).await?;
+    let vm = blocking(move || crate::vm_detail::read(&lv, &name).map_err(ApiError::from)).await?;
     Ok(ok("VirtualMachine", to_value(&vm)))
 }
 
@@ -144,7 +145,7 @@ pub async fn vm_action(
     let action: VmAction = action.parse().map_err(ApiError::BadRequest)?;
     crate::privileged::vm_action(&state, &authed.token, &name, action).await?;
     let lv = state.libvirt.clone();
-    let vm = blocking(move || lv.get(&name).map_err(ApiError::from)).await?;
+    let vm = blocking(move || crate::vm_detail::read(&lv, &name).map_err(ApiError::from)).await?;
     Ok(ok("VirtualMachine", to_value(&vm)))
 }
 

@@ -83,7 +83,12 @@
   function vmRow(vm, actions) {
     const tr = document.createElement("tr");
     tr.dataset.vm = vm.name;
-    tr.append(cell(vm.name, "name"));
+    const name = cell("", "name");
+    const link = document.createElement("a");
+    link.href = "/vms/" + encodeURIComponent(vm.name);
+    link.textContent = vm.name;
+    name.append(link);
+    tr.append(name);
     const st = cell(vm.state, "state");
     st.dataset.state = vm.state;
     const cpu = vm.cpu_percent === null || vm.cpu_percent === undefined ? "" : vm.cpu_percent.toFixed(0) + " %";
@@ -145,6 +150,62 @@
         err.textContent = "The console is not reachable."; err.hidden = false;
       }
     };
+    setInterval(poll, 2000);
+  }
+
+  // The VM page: its state, actions and usage from GET /api/v1/vms/NAME every 2 s,
+  // the graphs drawn from what this page has seen since it opened.
+  function vmDetail() {
+    const root = document.getElementById("vm-graphs");
+    if (!root) return;
+    const name = root.dataset.vm;
+    const err = document.getElementById("vm-error");
+    const labels = {"start": "Start", "shutdown": "Shut down", "force-off": "Force off", "reboot": "Reboot",
+      "pause": "Pause", "resume": "Resume"};
+    const cpu = [], mem = [];
+    let max = 1;
+    const draw = (id, values, top, text) => {
+      const g = document.getElementById(id);
+      g.querySelector("polyline").setAttribute("points", points(values, top));
+      g.querySelector(".now").textContent = text;
+    };
+    const poll = async () => {
+      try {
+        const r = await fetch("/api/v1/vms/" + encodeURIComponent(name), background);
+        if (r.status === 401) { location.href = "/login"; return; }
+        const j = await r.json();
+        if (!r.ok) { err.textContent = j.error; err.hidden = false; return; }
+        err.hidden = true;
+        const vm = j.data;
+        const st = document.getElementById("vm-state");
+        st.textContent = vm.state; st.dataset.state = vm.state;
+        const acts = document.getElementById("vm-actions");
+        const have = Array.from(acts.querySelectorAll("button")).map(b => b.className.replace("action-", ""));
+        if (have.join() !== vm.actions.join()) {
+          acts.replaceChildren(...vm.actions.map(a => {
+            const f = document.createElement("form");
+            f.method = "post"; f.action = "/vms/" + encodeURIComponent(name) + "/" + a;
+            const i = document.createElement("input");
+            i.type = "hidden"; i.name = "csrf"; i.value = csrf();
+            const b = document.createElement("button");
+            b.type = "submit"; b.className = "action-" + a; b.textContent = labels[a] || a;
+            if (limited()) { b.disabled = true; b.title = "Needs administrative access"; }
+            f.append(i, b);
+            return f;
+          }));
+        }
+        cpu.push(vm.cpu_percent === null ? 0 : vm.cpu_percent);
+        mem.push(vm.memory_kib * 1024);
+        max = Math.max(max, vm.max_memory_kib * 1024);
+        while (cpu.length > WIDTH) { cpu.shift(); mem.shift(); }
+        draw("vm-graph-cpu", cpu, 100, vm.cpu_percent === null ? "–" : vm.cpu_percent.toFixed(0) + " %");
+        draw("vm-graph-memory", mem, max, units(vm.memory_kib * 1024) + " of " + units(vm.max_memory_kib * 1024));
+        root.dataset.updated = String(cpu.length);
+      } catch (e) {
+        err.textContent = "The console is not reachable."; err.hidden = false;
+      }
+    };
+    poll();
     setInterval(poll, 2000);
   }
 
@@ -232,5 +293,5 @@
     });
   }
 
-  document.addEventListener("DOMContentLoaded", () => { graphs(); vms(); follow(); busyForms(); upload(); });
+  document.addEventListener("DOMContentLoaded", () => { graphs(); vms(); vmDetail(); follow(); busyForms(); upload(); });
 })();

@@ -261,3 +261,125 @@ fn with_a_helper_the_web_process_reads_libvirt_read_only() {
     assert_ne!(r.status, 200, "{}", r.body);
     assert_eq!(state_of(&server, &s, "test"), "running");
 }
+
+/// `GET /api/v1/vms/{name}` and the VM page: the list's facts, what the domain XML
+/// says, the disks' sizes (libvirt's block info) and the snapshots.
+#[test]
+fn a_vm_in_depth() {
+    let server = Server::start(|_| {});
+    let s = server.session("root");
+    let r = get(&server.url("/api/v1/vms/test"), Some(&s), &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let j = r.json();
+    assert_eq!(j["kind"], "VirtualMachine");
+    let d = &j["data"];
+    // Everything the list says of it is still there.
+    assert_eq!(d["name"], "test");
+    assert_eq!(d["state"], "running");
+    assert_eq!(d["vcpus"], 2);
+    assert_eq!(d["memory_kib"], 2_097_152);
+    assert_eq!(
+        d["seclabels"][0]["label"],
+        "system_u:system_r:svirt_t:s0:c12,c345"
+    );
+    assert_eq!(
+        d["actions"],
+        serde_json::json!(["shutdown", "reboot", "pause", "force-off"])
+    );
+    assert_eq!(d["vcpus_max"], 4);
+    assert_eq!(d["current_memory_kib"], 2_097_152);
+    assert_eq!(d["cpu"]["mode"], "host-model");
+    assert_eq!(d["machine"], "pc-q35-7.2");
+    assert_eq!(d["firmware"]["kind"], "uefi");
+    assert_eq!(d["firmware"]["secure_boot"], true);
+    assert_eq!(d["boot_order"], serde_json::json!(["hd", "cdrom"]));
+    let disks = d["disks"].as_array().unwrap();
+    assert_eq!(disks.len(), 2, "{d}");
+    assert_eq!(disks[0]["target"], "vda");
+    assert_eq!(disks[0]["source"], "/var/lib/libvirt/images/test.qcow2");
+    assert_eq!(disks[0]["format"], "qcow2");
+    // The test driver makes up a size for every disk.
+    assert!(disks[0]["capacity"].as_u64().unwrap() > 0, "{d}");
+    assert!(disks[0]["size_error"].is_null(), "{d}");
+    assert_eq!(disks[1]["device"], "cdrom");
+    assert_eq!(disks[1]["read_only"], true);
+    assert!(disks[1]["capacity"].is_null(), "an empty drive has no size");
+    let nics = d["nics"].as_array().unwrap();
+    assert_eq!(nics[0]["mac"], "52:54:00:12:34:56");
+    assert_eq!(nics[0]["kind"], "network");
+    assert_eq!(nics[0]["source"], "default");
+    assert_eq!(nics[0]["link"], "up");
+    assert_eq!(nics[1]["source"], "br0");
+    assert_eq!(nics[1]["link"], "down");
+    assert_eq!(d["graphics"][0]["kind"], "vnc");
+    assert_eq!(d["graphics"][0]["port"], 5901);
+    assert_eq!(d["graphics"][0]["listen"], "127.0.0.1");
+    assert_eq!(d["serials"][0]["device"], "serial");
+    assert_eq!(d["serials"][1]["device"], "console");
+    let snaps = d["snapshots"].as_array().unwrap();
+    let names: Vec<_> = snaps.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["before-update", "after-update"], "oldest first");
+    assert_eq!(snaps[0]["description"], "the guest before its update");
+    assert_eq!(snaps[1]["parent"], "before-update");
+    assert_eq!(snaps[1]["creation_time"], 1_767_312_000);
+    assert!(d["snapshots_error"].is_null());
+
+    let page = get(&server.url("/vms/test"), Some(&s), &[]);
+    assert_eq!(page.status, 200, "{}", page.body);
+    for want in [
+        r#"<span id="vm-name">test</span>"#,
+        r#"data-state="running""#,
+        "action-force-off",
+        "UEFI, Secure Boot",
+        "pc-q35-7.2",
+        "system_u:system_r:svirt_t:s0:c12,c345",
+        r#"<tr data-disk="vda">"#,
+        "/var/lib/libvirt/images/test.qcow2",
+        "no medium",
+        "52:54:00:ab:cd:ef",
+        r#"class="link link-down""#,
+        r#"<tr data-snapshot="after-update">"#,
+        "2026-01-02 00:00 UTC",
+        r#"id="vm-graph-cpu""#,
+    ] {
+        assert!(page.body.contains(want), "{want} not in {}", page.body);
+    }
+    assert!(
+        !page.body.contains("action-start"),
+        "a running VM offers no start"
+    );
+    // The list links each VM to its page.
+    let list = get(&server.url("/vms"), Some(&s), &[]);
+    assert!(
+        list.body.contains(r#"<a href="/vms/test">test</a>"#),
+        "{}",
+        list.body
+    );
+
+    // A bare VM: no disks, NICs or snapshots, and the page says so.
+    let idle = get(&server.url("/api/v1/vms/idle"), Some(&s), &[]).json();
+    assert_eq!(idle["data"]["disks"], serde_json::json!([]));
+    assert_eq!(idle["data"]["firmware"]["kind"], "bios");
+    let page = get(&server.url("/vms/idle"), Some(&s), &[]);
+    assert!(page.body.contains("No disks."), "{}", page.body);
+    assert!(page.body.contains("No snapshots."), "{}", page.body);
+}
+
+#[test]
+fn the_page_of_a_vm_that_is_not_there_is_a_404() {
+    let server = Server::start(|_| {});
+    let s = server.session("root");
+    let r = get(&server.url("/vms/no-such-vm"), Some(&s), &[]);
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(
+        r.body
+            .contains("no virtual machine named &quot;no-such-vm&quot;")
+            || r.body
+                .contains("no virtual machine named &#34;no-such-vm&#34;"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains(r#"href="/vms""#), "a way back: {}", r.body);
+    let weird = format!("/vms/{}", common::enc("x\u{0}y"));
+    assert_eq!(get(&server.url(&weird), Some(&s), &[]).status, 404);
+}

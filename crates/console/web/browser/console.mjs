@@ -124,6 +124,40 @@ try {
   if (!(await page.evaluate(() => window.__sameDocument === true))) fail("the page was reloaded");
   await shot("vms");
 
+  step("VM page");
+  await page.click('tr[data-vm="test"] td.name a');
+  await page.waitForURL(HV_URL + "/vms/test");
+  await page.waitForSelector('#vm-state[data-state="running"]');
+  const facts = await page.textContent("main");
+  for (const want of ["UEFI, Secure Boot", "pc-q35-7.2", "svirt_t", "52:54:00:ab:cd:ef", "after-update", "no medium"]) {
+    if (!facts.includes(want)) fail("the VM page does not show " + want);
+  }
+  if (await page.$("#vm-actions button.action-start")) fail("a running VM offers start");
+  await until(() => Number(document.getElementById("vm-graphs").dataset.updated || 0) >= 2, null, "two VM usage points");
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await shot("vm-detail");
+
+  step("phone layout");
+  // 390×844: no page scrolls sideways; the sidebar is a menu behind a button.
+  await page.setViewportSize({ width: 390, height: 844 });
+  const phone = {};
+  for (const href of ["/", "/vms", "/vms/test", "/services", "/logs", "/storage", "/networking", "/node", "/registration", "/terminal"]) {
+    await page.goto(HV_URL + href);
+    await page.waitForSelector("main h1");
+    const [sw, iw] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+    phone[href] = sw + "/" + iw;
+    if (sw > iw) fail(`${href} scrolls sideways at 390 px: scrollWidth ${sw} > innerWidth ${iw}`);
+    if (href === "/vms/test") await shot("vm-detail-phone");
+    if (href === "/vms") await shot("vms-phone");
+  }
+  console.log("phone: scrollWidth/innerWidth " + JSON.stringify(phone));
+  if (await page.isVisible('nav a[href="/services"]')) fail("the menu is open before it is asked for");
+  await page.click("#nav-button");
+  await page.click('nav a[href="/services"]');
+  await page.waitForURL(HV_URL + "/services");
+  await shot("services-phone");
+  await page.setViewportSize({ width: 1280, height: 860 });
+
   step("other pages");
   for (const href of ["/services", "/logs", "/storage", "/networking", "/node"]) {
     await page.click(`nav a[href="${href}"]`);
