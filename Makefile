@@ -9,7 +9,7 @@ export CARGO_TARGET_DIR ?= $(HVNODE_CACHE)/target
 export HVNODE_VENV ?= $(HVNODE_CACHE)/venv
 CARGO ?= cargo
 
-.PHONY: all test deps fmt-check clippy unit image fuzz bench-boot bench-update
+.PHONY: all test deps fmt-check clippy unit image fuzz bench-boot bench-update bench-iso
 
 all: test
 
@@ -50,6 +50,12 @@ bench-boot: image
 ## root), against a plain copy of the image (builds the image first).
 bench-update: image
 	HVNODE_IMAGE_DIR=$(CURDIR)/out $(CARGO) bench -p hvnode-update --bench update
+
+## `hvnode iso customize` on the image's ISO (every option; then show, reset
+## and the reset ISO's sha256 against the build's). Uses the ISO in
+## HVNODE_IMAGE_DIR (default $(HVNODE_CACHE)/out) and does not build one.
+bench-iso:
+	HVNODE_IMAGE_DIR=$${HVNODE_IMAGE_DIR:-$(HVNODE_CACHE)/out} $(CARGO) bench -p hvnode-image-build --bench iso_customize
 
 ## The engine's link under load: Host.getStats round trips (one at a time, and 10
 ## connections at once) and hvnode-vdsm's memory, idle and with 10 engine
