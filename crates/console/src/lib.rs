@@ -59,6 +59,7 @@ pub mod update_actions;
 pub mod update_upload;
 pub mod views;
 pub mod vm_api;
+pub mod vm_console;
 pub mod vm_detail;
 pub mod vm_manage;
 pub mod vms;

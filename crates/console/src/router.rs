@@ -15,7 +15,7 @@ use crate::guard::{BODY_LIMIT, CSP, require_session};
 use crate::state::Shared;
 use crate::{
     access, api, assets, layer_actions, login, pages, register, terminal, update_actions,
-    update_upload, vm_api,
+    update_upload, vm_api, vm_console,
 };
 
 /// Builds the console's router.
@@ -25,6 +25,8 @@ pub fn router(state: Shared) -> Router {
         .route("/vms", get(pages::vms))
         .route("/vms/{name}", get(crate::vm_detail::page))
         .route("/vms/{name}/{action}", post(pages::vm_action))
+        .route("/vms/{name}/vnc", get(vm_console::vnc))
+        .route("/vms/{name}/serial", get(vm_console::serial))
         .route("/services", get(pages::services))
         .route("/services/{unit}/{action}", post(pages::service_action))
         .route("/logs", get(pages::logs))

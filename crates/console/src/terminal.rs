@@ -192,7 +192,7 @@ fn size(rows: u16, cols: u16) -> (u16, u16) {
 /// Whether a terminal may stay open: its session lives and keeps administrative
 /// access, whose rights are checked as for every change (a check that cannot be made
 /// now, sudo failing, leaves it open; the next change is refused anyway).
-async fn may_stay_open(state: &Shared, token: &str, idle: Duration) -> bool {
+pub(crate) async fn may_stay_open(state: &Shared, token: &str, idle: Duration) -> bool {
     let session = state
         .sessions
         .lock()
@@ -207,7 +207,7 @@ async fn may_stay_open(state: &Shared, token: &str, idle: Duration) -> bool {
     }
 }
 
-mod relay;
+pub(crate) mod relay;
 
 #[cfg(test)]
 mod tests {

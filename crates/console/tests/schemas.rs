@@ -211,6 +211,10 @@ fn every_api_answer_matches_its_schema() {
     schemas.check("api-v1-vms.json", &ok(&server, &s, "/api/v1/vms"));
     schemas.check("api-v1-vms.json", &ok(&server, &s, "/api/v1/vms"));
     schemas.check("api-v1-vms-name.json", &ok(&server, &s, "/api/v1/vms/test"));
+    let pools = ok(&server, &s, "/api/v1/pools");
+    schemas.check("api-v1-pools.json", &pools);
+    assert_eq!(pools["data"]["pools"][0]["name"], "images", "{pools}");
+    assert_eq!(pools["data"]["networks"][0]["bridge"], "virbr0", "{pools}");
     let csrf = [("X-CSRF-Token", s.csrf.as_str())];
     let r = post_form(
         &server.url("/api/v1/vms/idle/shutdown"),

@@ -34,6 +34,10 @@ impl Drop for Made {
             let _ = d.destroy();
             let _ = d.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA);
         }
+        if self.pool.is_empty() {
+            let _ = conn.close();
+            return;
+        }
         if let Ok(p) = StoragePool::lookup_by_name(&conn, &self.pool) {
             let _ = p.destroy();
             let _ = p.undefine();
@@ -223,4 +227,231 @@ fn a_vm_is_created_changed_snapshotted_and_deleted_with_its_storage() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(!pool.is_active().unwrap());
     drop(made);
+}
+
+type Ws = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
+
+/// The VM console WebSocket `/vms/{vm}/{kind}` of session `s`, asking for noVNC's
+/// subprotocol.
+fn console_socket(server: &Server, s: &common::Session, vm: &str, kind: &str) -> Ws {
+    use tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{}/vms/{vm}/{kind}", server.addr)
+        .into_client_request()
+        .unwrap();
+    let h = req.headers_mut();
+    h.insert("Cookie", s.cookie.parse().unwrap());
+    h.insert("Origin", format!("http://{}", server.addr).parse().unwrap());
+    h.insert("Sec-WebSocket-Protocol", "binary".parse().unwrap());
+    let (mut ws, resp) = tungstenite::connect(req).unwrap();
+    assert_eq!(
+        resp.headers()
+            .get("Sec-WebSocket-Protocol")
+            .and_then(|v| v.to_str().ok()),
+        Some("binary")
+    );
+    if let tungstenite::stream::MaybeTlsStream::Plain(t) = ws.get_mut() {
+        t.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+    }
+    ws
+}
+
+/// Bytes from the socket until `n` are there (binary frames, any split).
+struct Reader {
+    ws: Ws,
+    buf: Vec<u8>,
+}
+
+impl Reader {
+    fn take(&mut self, n: usize) -> Vec<u8> {
+        while self.buf.len() < n {
+            match self.ws.read().unwrap() {
+                tungstenite::Message::Binary(b) => self.buf.extend_from_slice(&b),
+                tungstenite::Message::Close(c) => panic!("closed: {c:?}"),
+                _ => {}
+            }
+        }
+        self.buf.drain(..n).collect()
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.ws
+            .send(tungstenite::Message::Binary(bytes.to_vec().into()))
+            .unwrap();
+    }
+}
+
+/// A boot sector that writes a line to COM1 about once a second, for ever.
+fn serial_boot_sector() -> Vec<u8> {
+    let msg = b"hvnode-serial-ok\r\n\0";
+    let mut code = vec![
+        0xFA, // cli
+        0x31, 0xC0, // xor ax, ax
+        0x8E, 0xD8, // mov ds, ax
+        0xBE, 0x1E, 0x7C, // start: mov si, 0x7c1e (msg)
+        0xFC, // cld
+        0xAC, // next: lodsb
+        0x84, 0xC0, // test al, al
+        0x74, 0x06, // jz pause
+        0xBA, 0xF8, 0x03, // mov dx, 0x3f8
+        0xEE, // out dx, al
+        0xEB, 0xF5, // jmp next
+        0xB9, 0x12, 0x00, // pause: mov cx, 18 (timer ticks)
+        0xFB, // wait: sti
+        0xF4, // hlt
+        0xE2, 0xFC, // loop wait
+        0xFA, // cli
+        0xEB, 0xE7, // jmp start
+    ];
+    assert_eq!(code.len(), 0x1E);
+    code.extend_from_slice(msg);
+    code.resize(510, 0);
+    code.extend_from_slice(&[0x55, 0xAA]);
+    code
+}
+
+/// noVNC's view of a VM made through the API, and the serial console of a guest
+/// that writes to its serial port, both relayed from the real qemu through the
+/// console; and both closed once the session logs out.
+#[test]
+fn vnc_and_serial_consoles_are_relayed_from_real_guests() {
+    common::require_root();
+    let id = std::process::id();
+    let made = Made {
+        vm: format!("hvnode-vnc-{id}"),
+        pool: format!("hvnode-vnc-{id}"),
+        net: format!("hvnode-vnc-{id}"),
+    };
+    let serial_vm = Made {
+        vm: format!("hvnode-serial-{id}"),
+        pool: String::new(),
+        net: String::new(),
+    };
+    let c = conn();
+    Network::define_xml(
+        &c,
+        &format!(
+            "<network><name>{}</name><bridge name='hvv{}' stp='off'/></network>",
+            made.net,
+            id % 100_000
+        ),
+    )
+    .unwrap()
+    .create()
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(|c| c.libvirt_uri = URI.into());
+    let s = server.admin_session("root");
+    let csrf = [("X-CSRF-Token", s.csrf.as_str())];
+    let post = |path: &str, body: &str| post_form(&server.url(path), Some(&s), &csrf, body);
+    let r = post(
+        "/api/v1/pools",
+        &serde_json::json!({ "name": made.pool, "path": dir.path().join("pool") }).to_string(),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let spec = serde_json::json!({
+        "name": made.vm, "vcpus": 1, "memory_mib": 64, "disk_gib": 1,
+        "pool": made.pool, "network": made.net, "firmware": "bios", "start": true
+    });
+    let r = post("/api/v1/vms", &spec.to_string());
+    assert_eq!(r.status, 201, "{}", r.body);
+
+    // RFB: the server's greeting, security "None", the server's init, then a
+    // framebuffer update for the whole screen.
+    let mut vnc = Reader {
+        ws: console_socket(&server, &s, &made.vm, "vnc"),
+        buf: Vec::new(),
+    };
+    let greeting = vnc.take(12);
+    assert!(greeting.starts_with(b"RFB 003.00"), "{greeting:?}");
+    vnc.send(b"RFB 003.008\n");
+    let n = vnc.take(1)[0] as usize;
+    let types = vnc.take(n);
+    assert!(types.contains(&1), "no security type None: {types:?}");
+    vnc.send(&[1]);
+    assert_eq!(vnc.take(4), [0, 0, 0, 0], "security result");
+    vnc.send(&[1]); // ClientInit: shared
+    let init = vnc.take(24);
+    let (w, h) = (
+        u16::from_be_bytes([init[0], init[1]]),
+        u16::from_be_bytes([init[2], init[3]]),
+    );
+    assert!(w > 0 && h > 0, "{init:?}");
+    let name_len = u32::from_be_bytes([init[20], init[21], init[22], init[23]]) as usize;
+    let name = String::from_utf8(vnc.take(name_len)).unwrap();
+    assert!(name.contains(&made.vm), "{name}");
+    let mut req = vec![3, 0, 0, 0, 0, 0];
+    req.extend_from_slice(&w.to_be_bytes());
+    req.extend_from_slice(&h.to_be_bytes());
+    vnc.send(&req);
+    let update = vnc.take(4);
+    assert_eq!(update[0], 0, "FramebufferUpdate: {update:?}");
+    assert!(u16::from_be_bytes([update[2], update[3]]) >= 1);
+
+    // A guest that writes to its serial port.
+    let disk = dir.path().join("serial.img");
+    std::fs::write(&disk, serial_boot_sector()).unwrap();
+    let xml = format!(
+        "<domain type='qemu'><name>{}</name><memory unit='MiB'>32</memory><vcpu>1</vcpu>\
+         <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>\
+         <devices><disk type='file' device='disk'><driver name='qemu' type='raw'/>\
+         <source file='{}'/><target dev='hda' bus='ide'/></disk>\
+         <serial type='pty'><target port='0'/></serial>\
+         <console type='pty'><target type='serial' port='0'/></console>\
+         <memballoon model='none'/></devices></domain>",
+        serial_vm.vm,
+        disk.display()
+    );
+    let guest = Domain::define_xml(&c, &xml).unwrap();
+    guest.create().unwrap();
+    let mut serial = Reader {
+        ws: console_socket(&server, &s, &serial_vm.vm, "serial"),
+        buf: Vec::new(),
+    };
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !String::from_utf8_lossy(&seen).contains("hvnode-serial-ok") {
+        assert!(std::time::Instant::now() < deadline, "{seen:?}");
+        seen.extend(serial.take(1));
+    }
+
+    // A console of a VM that does not run is refused with its reason.
+    guest.destroy().unwrap();
+    let r = get(
+        &server.url(&format!("/vms/{}/serial", serial_vm.vm)),
+        Some(&s),
+        &[("Origin", &format!("http://{}", server.addr))],
+    );
+    assert!(
+        r.status == 409 || r.status == 400,
+        "{}: {}",
+        r.status,
+        r.body
+    );
+
+    // Logging out closes the VNC relay within 5 s (and a little).
+    let r = post_form(
+        &server.url("/logout"),
+        Some(&s),
+        &[],
+        &format!("csrf={}", s.csrf),
+    );
+    assert!(r.status < 400, "{}", r.body);
+    let t = std::time::Instant::now();
+    loop {
+        match vnc.ws.read() {
+            Ok(tungstenite::Message::Close(_)) | Err(_) => break,
+            Ok(_) => {}
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(8),
+            "still open"
+        );
+    }
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(7),
+        "{:?}",
+        t.elapsed()
+    );
+    drop(serial_vm);
 }

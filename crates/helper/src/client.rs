@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::frame::{self, FrameError};
 use crate::proto::{
     Change, EngineAction, EngineFacts, Failure, FailureKind, Password, Refusal, RegisterStep,
-    Reply, Request,
+    Reply, Request, VmConsoleKind,
 };
 
 /// The helper could not answer.
@@ -166,6 +166,28 @@ impl Held {
                 request: request.name(),
                 reply,
             }),
+        }
+    }
+}
+
+impl Held {
+    /// VM `vm`'s console of `kind` for the session's user (who must be allowed to
+    /// administer the node): a socket connected to its VNC server, or its serial
+    /// console's pty. Closing it closes the console.
+    pub fn open_vm_console(&self, vm: &str, kind: VmConsoleKind) -> Result<OwnedFd, Failure> {
+        let request = Request::OpenVmConsole {
+            vm: vm.to_string(),
+            kind,
+        };
+        let unexpected = |what: String| Failure::new(FailureKind::Failed, what);
+        match self.exchange(&request) {
+            Ok((Reply::VmConsole, Some(fd))) => Ok(fd),
+            Ok((Reply::Failed { failure }, _)) => Err(failure),
+            Ok((Reply::Error { message }, _)) => Err(unexpected(message)),
+            Ok((reply, _)) => Err(unexpected(format!(
+                "the helper answered {reply:?} to open_vm_console"
+            ))),
+            Err(e) => Err(Failure::new(FailureKind::Unavailable, e.to_string())),
         }
     }
 }

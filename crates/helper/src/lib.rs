@@ -33,7 +33,7 @@ pub mod server;
 pub use client::{Client, ClientError, Held};
 pub use proto::{
     Change, EngineAction, EngineFacts, Failure, FailureKind, Refusal, RegisterStep, Reply, Request,
-    VmEdit, VmSpec,
+    VmConsoleKind, VmEdit, VmSpec,
 };
 pub use server::{Backend, Options, Server, Stopper};
 

@@ -46,6 +46,12 @@ pub enum Request {
     /// terminal's controlling side passed along (`SCM_RIGHTS`); the shell ends when
     /// the client closes it, and at the latest when the session ends.
     OpenTerminal { rows: u16, cols: u16 },
+    /// A VM's graphical display (its VNC server) or serial console, for the
+    /// console to relay to the browser, on the same terms as [`Request::Change`].
+    /// Answered [`Reply::VmConsole`] with a descriptor passed along: a socket
+    /// connected to the VM's VNC server (its unix socket, or its loopback port),
+    /// or the VM's serial console's pty; or [`Reply::Failed`].
+    OpenVmConsole { vm: String, kind: VmConsoleKind },
     /// A change made as the user of this connection's session. Only on a session's
     /// connection, and only when the helper finds that user may administer the node
     /// (an admin group and sudo rules that allow every command as root, asked again
@@ -170,6 +176,16 @@ pub enum Change {
     Network { name: String, action: String },
 }
 
+/// Which of a VM's consoles [`Request::OpenVmConsole`] opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VmConsoleKind {
+    /// The graphical display: the VNC server's socket (RFB).
+    Vnc,
+    /// The first serial console: its pty.
+    Serial,
+}
+
 /// What a new VM is made of (`POST /api/v1/vms`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -274,6 +290,7 @@ impl Request {
             Self::Authenticate { .. } => "authenticate",
             Self::MayAdminister { .. } => "may_administer",
             Self::OpenTerminal { .. } => "open_terminal",
+            Self::OpenVmConsole { .. } => "open_vm_console",
             Self::Change { .. } => "change",
             Self::RunUpdate { .. } => "run_update",
             Self::Register { .. } => "register",
@@ -301,6 +318,9 @@ pub enum Reply {
     /// The shell of [`Request::OpenTerminal`] started as process `pid`; its
     /// terminal's descriptor came with this frame.
     Terminal { pid: u32 },
+    /// The VM console of [`Request::OpenVmConsole`]; its descriptor came with this
+    /// frame.
+    VmConsole,
     /// The change of [`Request::Change`] (or the action of [`Request::Engine`]) is
     /// made.
     Changed,

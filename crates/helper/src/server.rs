@@ -21,6 +21,7 @@ use nix::unistd::{Gid, Pid, Uid, chown};
 use crate::frame::{self, FrameError};
 use crate::proto::{
     Change, EngineAction, EngineFacts, Failure, FailureKind, Refusal, RegisterStep, Reply, Request,
+    VmConsoleKind,
 };
 
 /// How long the helper trusts its answer that a session's user may administer the
@@ -53,6 +54,16 @@ pub trait Backend: Send + Sync + 'static {
     /// Makes `change` ([`Request::Change`]) for `user`, whom the helper has found
     /// may administer the node. Blocking.
     fn change(&self, user: &str, change: &Change) -> Result<(), Failure>;
+
+    /// Opens VM `vm`'s console of `kind` ([`Request::OpenVmConsole`]) for `user`,
+    /// whom the helper has found may administer the node: the descriptor passed
+    /// to the client. Blocking.
+    fn open_vm_console(
+        &self,
+        user: &str,
+        vm: &str,
+        kind: VmConsoleKind,
+    ) -> Result<OwnedFd, Failure>;
 
     /// Starts `nodectl update` for `source` ([`Request::RunUpdate`]) for `user`,
     /// whom the helper has found may administer the node: the read end of its
@@ -536,6 +547,18 @@ fn answer<B: Backend>(
 ) -> (Reply, Option<OwnedFd>) {
     let reply = match request {
         Request::OpenTerminal { rows, cols } => return open_terminal(backend, session, rows, cols),
+        Request::OpenVmConsole { vm, kind } => {
+            let what = format!("the {kind:?} console of VM {vm:?}");
+            let opened = authorized(backend, session, &what)
+                .and_then(|held| backend.open_vm_console(&held.user, &vm, kind));
+            return match opened {
+                Ok(fd) => {
+                    tracing::info!(vm, ?kind, "VM console opened");
+                    (Reply::VmConsole, Some(fd))
+                }
+                Err(failure) => (Reply::Failed { failure }, None),
+            };
+        }
         Request::Change { change } => match make_change(backend, session, &change) {
             Ok(()) => Reply::Changed,
             Err(failure) => Reply::Failed { failure },

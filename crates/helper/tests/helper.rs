@@ -96,6 +96,28 @@ impl Backend for Fake {
         Ok(())
     }
 
+    /// A socket pair standing in for a VNC server: its greeting, then silence.
+    fn open_vm_console(
+        &self,
+        user: &str,
+        vm: &str,
+        kind: helper::VmConsoleKind,
+    ) -> Result<std::os::fd::OwnedFd, Failure> {
+        assert_eq!(user, "admin");
+        if vm == "missing" {
+            return Err(Failure::new(FailureKind::NotFound, "no VM named missing"));
+        }
+        assert_eq!(kind, helper::VmConsoleKind::Vnc);
+        let (mut server, client) =
+            UnixStream::pair().map_err(|e| Failure::new(FailureKind::Failed, e.to_string()))?;
+        server.write_all(b"RFB 003.008\n").unwrap();
+        std::thread::spawn(move || {
+            let mut b = [0u8; 1];
+            let _ = server.read(&mut b);
+        });
+        Ok(client.into())
+    }
+
     /// A shell that prints a progress line and an error line, as nodectl would.
     fn run_update(
         &self,
@@ -398,6 +420,30 @@ fn changes_are_made_as_the_sessions_user_only_when_they_may_administer() {
     };
     assert_eq!(failure.kind, FailureKind::NotAllowed);
     assert_eq!(h.counts.changes.lock().unwrap().len(), 2);
+}
+
+#[test]
+fn a_vm_console_is_passed_to_an_administrators_session_only() {
+    let h = start(Options::default());
+    let client = Client::new(&h.path);
+    let ip: IpAddr = "::1".parse().unwrap();
+    let admin = client.login("admin", "good", ip).unwrap().unwrap();
+    let fd = admin
+        .open_vm_console("web1", helper::VmConsoleKind::Vnc)
+        .unwrap();
+    let mut vnc = UnixStream::from(fd);
+    let mut greeting = [0u8; 12];
+    vnc.read_exact(&mut greeting).unwrap();
+    assert_eq!(&greeting, b"RFB 003.008\n");
+    let e = admin
+        .open_vm_console("missing", helper::VmConsoleKind::Vnc)
+        .unwrap_err();
+    assert_eq!(e.kind, FailureKind::NotFound, "{e}");
+    let limited = client.login("limited", "good", ip).unwrap().unwrap();
+    let e = limited
+        .open_vm_console("web1", helper::VmConsoleKind::Vnc)
+        .unwrap_err();
+    assert_eq!(e.kind, FailureKind::NotAllowed, "{e}");
 }
 
 #[test]

@@ -153,6 +153,15 @@ impl Backend for PamBackend {
         crate::privileged::make_here(&self.libvirt, change)
     }
 
+    fn open_vm_console(
+        &self,
+        _user: &str,
+        vm: &str,
+        kind: helper::VmConsoleKind,
+    ) -> Result<std::os::fd::OwnedFd, helper::Failure> {
+        crate::vm_console::open_here(&self.libvirt, vm, kind)
+    }
+
     fn engine(&self, action: &helper::EngineAction) -> Result<(), helper::Failure> {
         crate::privileged::engine_here(&self.libvirt, action)
     }

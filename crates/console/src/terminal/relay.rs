@@ -77,7 +77,7 @@ pub(super) async fn run(
     Ok(())
 }
 
-async fn read(pty: &AsyncFd<OwnedFd>, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) async fn read(pty: &AsyncFd<OwnedFd>, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         let mut ready = pty.readable().await?;
         match ready.try_io(|fd| rustix::io::read(fd.get_ref(), &mut *buf).map_err(io::Error::from))
@@ -88,7 +88,7 @@ async fn read(pty: &AsyncFd<OwnedFd>, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
-async fn write_all(pty: &AsyncFd<OwnedFd>, mut data: &[u8]) -> io::Result<()> {
+pub(crate) async fn write_all(pty: &AsyncFd<OwnedFd>, mut data: &[u8]) -> io::Result<()> {
     while !data.is_empty() {
         let mut ready = pty.writable().await?;
         match ready.try_io(|fd| rustix::io::write(fd.get_ref(), data).map_err(io::Error::from)) {
