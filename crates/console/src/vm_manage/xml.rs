@@ -68,8 +68,8 @@ pub struct DomainSpec<'a> {
 }
 
 /// A VM's definition: q35, virtio disk and NIC, a serial console, a VNC display
-/// on the loopback address only (the console relays it; no port is open to the
-/// network), the guest agent's channel, a virtio RNG. No `<seclabel>`: libvirt
+/// on a unix socket that libvirt makes in the VM's own folder (the console
+/// relays it; no TCP port at all), the guest agent's channel, a virtio RNG. No `<seclabel>`: libvirt
 /// gives every VM a dynamic sVirt label of its own.
 pub fn domain(s: &DomainSpec<'_>) -> String {
     let mut x = String::new();
@@ -134,8 +134,7 @@ pub fn domain(s: &DomainSpec<'_>) -> String {
          <console type='pty'>\n      <target type='serial' port='0'/>\n    </console>\n    \
          <channel type='unix'>\n      <target type='virtio' name='org.qemu.guest_agent.0'/>\n    \
          </channel>\n    \
-         <graphics type='vnc' autoport='yes' listen='127.0.0.1'>\n      \
-         <listen type='address' address='127.0.0.1'/>\n    </graphics>\n    \
+         <graphics type='vnc'>\n      <listen type='socket'/>\n    </graphics>\n    \
          <video>\n      <model type='virtio'/>\n    </video>\n    \
          <rng model='virtio'>\n      <backend model='random'>/dev/urandom</backend>\n    </rng>\n    \
          <memballoon model='virtio'/>\n  </devices>\n</domain>\n",
@@ -225,12 +224,14 @@ mod tests {
                 vec!["default".to_string()],
             ]
         );
-        // VNC on the loopback address only; no CPU mode under TCG.
+        // VNC on a unix socket, no TCP port; no CPU mode under TCG.
         let vnc = doc
             .descendants()
             .find(|n| n.has_tag_name("graphics"))
             .unwrap();
-        assert_eq!(vnc.attribute("listen"), Some("127.0.0.1"));
+        assert_eq!(vnc.attribute("listen"), None);
+        let listen = vnc.children().find(|n| n.has_tag_name("listen")).unwrap();
+        assert_eq!(listen.attribute("type"), Some("socket"));
         assert!(!xml.contains("<cpu"));
         assert!(!xml.contains("seclabel"));
         assert!(!xml.contains("firmware="));
