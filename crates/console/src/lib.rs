@@ -50,6 +50,7 @@ pub mod register_run;
 pub mod router;
 pub mod server;
 pub mod services;
+pub mod selinux;
 pub mod session;
 pub mod state;
 pub mod sudo;

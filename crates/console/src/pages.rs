@@ -22,6 +22,7 @@ pub const NAV: &[(&str, &str)] = &[
     ("/vms", "Virtual machines"),
     ("/services", "Services"),
     ("/logs", "Logs"),
+    ("/selinux", "SELinux"),
     ("/storage", "Storage"),
     ("/networking", "Networking"),
     ("/node", "Node"),

@@ -30,6 +30,7 @@ pub fn router(state: Shared) -> Router {
         .route("/services", get(pages::services))
         .route("/services/{unit}/{action}", post(pages::service_action))
         .route("/logs", get(pages::logs))
+        .route("/selinux", get(crate::selinux::page))
         .route("/storage", get(pages::storage))
         .route("/networking", get(pages::networking))
         .route("/node", get(pages::node))
@@ -91,6 +92,7 @@ pub fn router(state: Shared) -> Router {
             post(api::service_action),
         )
         .route("/api/v1/logs", get(api::logs))
+        .route("/api/v1/selinux/denials", get(crate::selinux::api))
         .route("/api/v1/logs/stream", get(api::logs_stream))
         .route("/api/v1/storage", get(api::storage))
         .route("/api/v1/network", get(api::network))

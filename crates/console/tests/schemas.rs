@@ -211,6 +211,33 @@ fn every_api_answer_matches_its_schema() {
     schemas.check("api-v1-vms.json", &ok(&server, &s, "/api/v1/vms"));
     schemas.check("api-v1-vms.json", &ok(&server, &s, "/api/v1/vms"));
     schemas.check("api-v1-vms-name.json", &ok(&server, &s, "/api/v1/vms/test"));
+    // A denial in the kernel's log, as the kernel writes one (journald reads
+    // /dev/kmsg): the API finds it, folded and explained.
+    let avc = "audit: type=1400 audit(1767225600.512:231): avc:  denied  { read } for  \
+               pid=812 comm=\"hvnode-schema-test\" path=\"/srv/vm/a.img\" dev=\"vda3\" \
+               ino=131 scontext=system_u:system_r:svirt_t:s0:c1,c2 \
+               tcontext=system_u:object_r:var_t:s0 tclass=file permissive=0";
+    // A line without its newline would wait in the kernel for its continuation.
+    std::fs::write("/dev/kmsg", format!("{avc}\n"))
+        .expect("writing to /dev/kmsg (tests run as root)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let denials = loop {
+        let d = ok(&server, &s, "/api/v1/selinux/denials");
+        let found = d["data"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["process"] == "hvnode-schema-test");
+        if found {
+            break d;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the journal never showed the denial: {d}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    schemas.check("api-v1-selinux-denials.json", &denials);
     let pools = ok(&server, &s, "/api/v1/pools");
     schemas.check("api-v1-pools.json", &pools);
     assert_eq!(pools["data"]["pools"][0]["name"], "images", "{pools}");
