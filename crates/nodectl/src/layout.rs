@@ -151,7 +151,8 @@ pub fn motd() -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn host_name() -> String {
+/// The node's host name (`localhost` when it cannot be read).
+pub fn host_name() -> String {
     fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "localhost".into())

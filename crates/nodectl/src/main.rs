@@ -1,16 +1,9 @@
 //! `nodectl`: the node administrator's command line.
 
-mod layout;
-mod libvirt;
-mod output;
-mod register;
-mod rollback;
-mod trial;
-mod update;
-
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use nodectl::{diagnostics, layout, register, rollback, trial, update};
 
 /// Administer an hvnode hypervisor host.
 #[derive(Debug, Parser)]
@@ -52,6 +45,10 @@ enum Command {
     /// /etc/vdsm/vdsm.id first when the node has none (the firmware's system
     /// UUID, else a random one); run at first boot by hvnode-unique-id.service.
     UniqueId,
+    /// Write a diagnostic report for support (a .tar.gz): nodectl info and check,
+    /// the volumes, the journal since boot, the kernel's messages, libvirt's and the
+    /// installer's logs, and hvnode's settings with their secrets removed.
+    Diagnostics(diagnostics::DiagnosticsArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +62,7 @@ fn main() -> ExitCode {
         Command::Update(args) => update::run(&args),
         Command::Rollback(args) => rollback::run(&args),
         Command::Trial => trial::run(),
+        Command::Diagnostics(args) => diagnostics::run(&args),
         Command::UniqueId => registration::unique_id(&registration::Sysroot::new("/"))
             .map(|u| {
                 println!("{}", u.id);

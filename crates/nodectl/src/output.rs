@@ -31,13 +31,18 @@ pub fn ask(question: &str) -> bool {
 
 /// Prints `value` as pretty JSON on stdout.
 pub fn print_json<T: Serialize>(kind: &'static str, body: T) -> anyhow::Result<()> {
+    println!("{}", to_json(kind, body)?);
+    Ok(())
+}
+
+/// `body` as `--json` prints it: pretty JSON in its envelope.
+pub fn to_json<T: Serialize>(kind: &'static str, body: T) -> anyhow::Result<String> {
     let envelope = Envelope {
         api_version: registration::API_VERSION,
         kind,
         body,
     };
-    println!("{}", serde_json::to_string_pretty(&envelope)?);
-    Ok(())
+    Ok(serde_json::to_string_pretty(&envelope)?)
 }
 
 /// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC`.
