@@ -63,6 +63,7 @@ pub mod vm_api;
 pub mod vm_console;
 pub mod vm_detail;
 pub mod vm_manage;
+pub mod vm_pages;
 pub mod vms;
 
 use std::future::Future;

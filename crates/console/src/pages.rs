@@ -20,6 +20,7 @@ use crate::vms::{VirtError, Vm, VmAction};
 pub const NAV: &[(&str, &str)] = &[
     ("/", "Overview"),
     ("/vms", "Virtual machines"),
+    ("/pools", "Pools and networks"),
     ("/services", "Services"),
     ("/logs", "Logs"),
     ("/selinux", "SELinux"),

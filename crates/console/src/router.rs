@@ -15,7 +15,7 @@ use crate::guard::{BODY_LIMIT, CSP, require_session};
 use crate::state::Shared;
 use crate::{
     access, api, assets, layer_actions, login, pages, register, terminal, update_actions,
-    update_upload, vm_api, vm_console,
+    update_upload, vm_api, vm_console, vm_pages,
 };
 
 /// Builds the console's router.
@@ -23,8 +23,22 @@ pub fn router(state: Shared) -> Router {
     let protected = Router::new()
         .route("/", get(pages::overview))
         .route("/vms", get(pages::vms))
+        .route("/vms/new", get(vm_pages::new_vm).post(vm_pages::create))
         .route("/vms/{name}", get(crate::vm_detail::page))
         .route("/vms/{name}/{action}", post(pages::vm_action))
+        .route("/vms/{name}/edit", post(vm_pages::edit))
+        .route("/vms/{name}/delete", post(vm_pages::delete))
+        .route("/vms/{name}/snapshots", post(vm_pages::snapshot_create))
+        .route(
+            "/vms/{name}/snapshots/{snap}/{action}",
+            post(vm_pages::snapshot_action),
+        )
+        .route("/pools", get(vm_pages::pools).post(vm_pages::pool_create))
+        .route("/pools/{name}/{action}", post(vm_pages::pool_action))
+        .route(
+            "/virtual-networks/{name}/{action}",
+            post(vm_pages::network_action),
+        )
         .route("/vms/{name}/vnc", get(vm_console::vnc))
         .route("/vms/{name}/serial", get(vm_console::serial))
         .route("/services", get(pages::services))

@@ -290,7 +290,14 @@ pub fn create(libvirt: &Libvirt, spec: &VmSpec) -> Result<(), Failure> {
             Ok(dom) => {
                 if spec.start {
                     conn.start_domain(&dom).map_err(|e| {
-                        lv_failure(&format!("starting VM {:?} (it is defined)", spec.name), &e)
+                        let mut f = lv_failure("starting the new VM", &e);
+                        if f.kind != FailureKind::Unavailable {
+                            f.message = format!(
+                                "{} (the VM is defined: start it again once that is fixed)",
+                                crate::vms::start_failure(&spec.name, &e)
+                            );
+                        }
+                        f
                     })?;
                 }
                 Ok(())

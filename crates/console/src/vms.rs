@@ -424,7 +424,13 @@ impl Libvirt {
                 VmAction::Pause => conn.suspend_domain(&dom),
                 VmAction::Resume => conn.resume_domain(&dom),
             }
-            .map_err(err)?;
+            .map_err(|e| {
+                if action == VmAction::Start && !e.is_no_domain() && !e.is_connection_error() {
+                    VirtError::Failed(start_failure(&dom.name, &e))
+                } else {
+                    err(e)
+                }
+            })?;
             tracing::info!(
                 vm = dom.name,
                 action = action.as_str(),
@@ -466,6 +472,52 @@ impl Libvirt {
             Ok(models)
         })
     }
+}
+
+/// Why VM `name` did not start, in words that name what failed and what to do:
+/// libvirt refuses a start for the VM's own reasons (a disk that is not there, a
+/// network that is not running), not because it is unreachable, and its own
+/// message is kept in the text.
+pub fn start_failure(name: &str, e: &hvnode_libvirt::Error) -> String {
+    let Some(remote) = e.remote() else {
+        return format!("VM {name} could not start: {e}");
+    };
+    let words = remote.message.as_str();
+    let quoted = |after: &str| {
+        let rest = &words[words.find(after)? + after.len()..];
+        rest.split_once('\'').map(|(q, _)| q.to_string())
+    };
+    let what = if let Some(path) = quoted("Cannot access storage file '") {
+        if words.contains("No such file or directory") {
+            format!(
+                "disk {path} does not exist ({words}): restore the file or remove the disk \
+                 from the VM"
+            )
+        } else if words.contains("Permission denied") {
+            format!(
+                "disk {path} cannot be opened by qemu ({words}): give it the owner and \
+                 SELinux label libvirt expects (keep disks in a storage pool, or run \
+                 restorecon on the file), or remove the disk from the VM"
+            )
+        } else {
+            format!(
+                "disk {path} cannot be used ({words}): check the file, or remove the disk from the VM"
+            )
+        }
+    } else if let Some(net) = quoted("network '").filter(|_| words.contains("is not active")) {
+        format!(
+            "its network {net} is not running ({words}): start it on the Pools and networks \
+             page, or plug the VM into another network"
+        )
+    } else if remote.code == hvnode_libvirt::code::OPERATION_INVALID {
+        format!("{words}: look at the VM's state first")
+    } else {
+        format!(
+            "{words}: see the VM's log (/var/log/libvirt/qemu/{name}.log) and libvirtd's \
+             (journalctl -u libvirtd)"
+        )
+    };
+    format!("VM {name} could not start: {what}")
 }
 
 /// No domain can have a NUL byte in its name: such a name is a VM that does not exist.
@@ -550,6 +602,66 @@ mod tests {
         assert_eq!(cpu_percent(0, 5_000_000_000, sec, 1), Some(100.0), "capped");
         assert_eq!(cpu_percent(10, 5, sec, 1), None, "restarted guest");
         assert_eq!(cpu_percent(0, 1, std::time::Duration::ZERO, 1), None);
+    }
+
+    fn refusal(code: i32, message: &str) -> hvnode_libvirt::Error {
+        hvnode_libvirt::RemoteError {
+            procedure: "virDomainCreate",
+            code,
+            domain: 10,
+            message: message.into(),
+        }
+        .into()
+    }
+
+    #[test]
+    fn a_start_refusal_names_what_failed_and_what_to_do() {
+        let missing = "Cannot access storage file '/var/lib/libvirt/images/gone.qcow2' (as \
+                       uid:64055, gid:64055): No such file or directory";
+        let m = start_failure("web1", &refusal(38, missing));
+        assert_eq!(
+            m,
+            format!(
+                "VM web1 could not start: disk /var/lib/libvirt/images/gone.qcow2 does not \
+                 exist ({missing}): restore the file or remove the disk from the VM"
+            )
+        );
+        assert!(!m.contains("not reachable"));
+        let m = start_failure(
+            "web1",
+            &refusal(
+                38,
+                "Cannot access storage file '/srv/a.img': Permission denied",
+            ),
+        );
+        assert!(
+            m.contains("disk /srv/a.img cannot be opened by qemu"),
+            "{m}"
+        );
+        let m = start_failure(
+            "web1",
+            &refusal(
+                55,
+                "Requested operation is not valid: network 'lan' is not active",
+            ),
+        );
+        assert!(m.contains("its network lan is not running"), "{m}");
+        let m = start_failure(
+            "web1",
+            &refusal(
+                55,
+                "Requested operation is not valid: domain is already running",
+            ),
+        );
+        assert!(
+            m.ends_with("already running: look at the VM's state first"),
+            "{m}"
+        );
+        let m = start_failure(
+            "web1",
+            &refusal(1, "internal error: qemu unexpectedly closed"),
+        );
+        assert!(m.contains("/var/log/libvirt/qemu/web1.log"), "{m}");
     }
 
     #[test]

@@ -241,6 +241,29 @@
     }
   }
 
+  // Long changes (a new VM's disk, a delete with its volumes): the button says what
+  // is under way and cannot be pressed twice while the POST runs. Without script the
+  // form posts all the same.
+  function pendingForms() {
+    for (const f of document.querySelectorAll("form[data-pending]")) {
+      f.addEventListener("submit", (ev) => {
+        const b = ev.submitter || f.querySelector('button[type="submit"]');
+        if (!b) return;
+        b.dataset.label = b.textContent;
+        b.textContent = f.dataset.pending;
+        // Disabled after the form's data is taken, so that the post is not cancelled.
+        setTimeout(() => { b.disabled = true; }, 0);
+      });
+    }
+    // Back from the next page (the browser's page cache): the buttons work again.
+    window.addEventListener("pageshow", (ev) => {
+      if (!ev.persisted) return;
+      for (const b of document.querySelectorAll("form[data-pending] button[data-label]")) {
+        b.textContent = b.dataset.label; b.disabled = false;
+      }
+    });
+  }
+
   // The Node page's upload: the signature, then the bundle (with progress), to
   // PUT /api/v1/node/update/upload/NAME; then the check, as for a typed path.
   function upload() {
@@ -293,5 +316,5 @@
     });
   }
 
-  document.addEventListener("DOMContentLoaded", () => { graphs(); vms(); vmDetail(); follow(); busyForms(); upload(); });
+  document.addEventListener("DOMContentLoaded", () => { graphs(); vms(); vmDetail(); follow(); busyForms(); pendingForms(); upload(); });
 })();

@@ -19,14 +19,19 @@ struct Guest {
 
 impl Guest {
     fn define() -> Self {
+        Self::define_with("test", "")
+    }
+
+    /// A guest named `hvnode-{kind}-PID` with `devices` besides its balloon.
+    fn define_with(kind: &str, devices: &str) -> Self {
         let conn = Connect::open(Some(URI)).unwrap_or_else(|e| {
             panic!("libvirtd is not reachable at {URI} ({e}): run tests/deps.sh, which starts it")
         });
-        let name = format!("hvnode-test-{}", std::process::id());
+        let name = format!("hvnode-{kind}-{}", std::process::id());
         let xml = format!(
             "<domain type='qemu'><name>{name}</name><memory unit='MiB'>32</memory><vcpu>1</vcpu>\
              <os><type arch='x86_64' machine='pc'>hvm</type></os>\
-             <devices><memballoon model='none'/></devices></domain>"
+             <devices>{devices}<memballoon model='none'/></devices></domain>"
         );
         Domain::define_xml(&conn, &xml).unwrap();
         let mut conn = conn;
@@ -100,4 +105,53 @@ fn the_console_starts_and_stops_a_tcg_guest() {
             .any(|m| m["model"] == "dac" || m["model"] == "selinux"),
         "{models}"
     );
+}
+
+/// A guest whose disk file is gone: the start is refused for that reason, and the
+/// page and the API say which disk and what to do, not that libvirt is unreachable.
+#[test]
+fn a_guest_whose_disk_is_missing_says_so_when_it_does_not_start() {
+    common::require_root();
+    let disk = format!(
+        "/var/lib/libvirt/images/hvnode-missing-{}.qcow2",
+        std::process::id()
+    );
+    assert!(!std::path::Path::new(&disk).exists());
+    let guest = Guest::define_with(
+        "missing",
+        &format!(
+            "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>\
+             <source file='{disk}'/><target dev='vda' bus='virtio'/></disk>"
+        ),
+    );
+    let server = Server::start(|c| c.libvirt_uri = URI.into());
+    let s = server.admin_session("root");
+    let want = format!(
+        "VM {} could not start: disk {disk} does not exist (Cannot access storage file",
+        guest.name
+    );
+
+    let url = server.url(&format!("/vms/{}/start", guest.name));
+    let r = post_form(&url, Some(&s), &[], &format!("csrf={}&confirm=yes", s.csrf));
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert!(r.body.contains(&want), "{}", r.body);
+    assert!(
+        r.body
+            .contains("restore the file or remove the disk from the VM"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("not reachable"), "{}", r.body);
+
+    let api = server.url(&format!("/api/v1/vms/{}/start", guest.name));
+    let r = post_form(&api, Some(&s), &[("X-CSRF-Token", s.csrf.as_str())], "");
+    assert_eq!(r.status, 502, "{}", r.body);
+    let message = r.json()["error"].as_str().unwrap().to_string();
+    assert!(message.starts_with(&want), "{message}");
+    let r = get(
+        &server.url(&format!("/api/v1/vms/{}", guest.name)),
+        Some(&s),
+        &[],
+    );
+    assert_eq!(r.json()["data"]["state"], "shut off");
 }
