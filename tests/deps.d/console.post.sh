@@ -1,4 +1,4 @@
-# After apt: the npm packages the console bundles (xterm.js, read by
+# After apt: the npm packages the console bundles (xterm.js and noVNC, read by
 # crates/console/build.rs) and its browser tests use (playwright-core), and a running
 # libvirtd for the qemu:///system test and a journald for the logs tests (no systemd
 # here to start them).
@@ -9,6 +9,17 @@ if [ ! -e "$console_web/node_modules/.package-lock.json" ] ||
     echo "deps: npm ci in $console_web" >&2
     (cd "$console_web" && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# noVNC's RFB class as one script (esbuild, npm run bundle) for build.rs to copy:
+# made again when the packages, the entry or its command changed since the last one.
+novnc_js=$console_web/dist/novnc.js
+if [ ! -e "$novnc_js" ] ||
+    [ "$console_web/node_modules/.package-lock.json" -nt "$novnc_js" ] ||
+    [ "$console_web/package.json" -nt "$novnc_js" ] ||
+    [ "$console_web/src/novnc.mjs" -nt "$novnc_js" ]; then
+    echo "deps: bundling noVNC into $novnc_js" >&2
+    (cd "$console_web" && npm run --silent bundle)
+fi
+unset novnc_js
 unset console_web
 if [ "$(id -u)" -eq 0 ] && command -v libvirtd >/dev/null 2>&1; then
     mkdir -p /var/log/libvirt

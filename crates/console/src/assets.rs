@@ -1,5 +1,5 @@
-//! Static files compiled into the binary: our stylesheet and scripts, and xterm.js
-//! from the npm registry (copied in by `build.rs`).
+//! Static files compiled into the binary: our stylesheets and scripts, and xterm.js
+//! and noVNC from the npm registry (copied in by `build.rs`).
 
 use axum::extract::Path;
 use axum::http::{HeaderValue, header};
@@ -25,6 +25,21 @@ pub const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../static/terminal.js"),
     ),
     (
+        "vm_console.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../static/vm_console.js"),
+    ),
+    (
+        "vm_console.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../static/vm_console.css"),
+    ),
+    (
+        "novnc.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!(concat!(env!("OUT_DIR"), "/novnc.js")),
+    ),
+    (
         "xterm.js",
         "text/javascript; charset=utf-8",
         include_bytes!(concat!(env!("OUT_DIR"), "/xterm.js")),
@@ -38,6 +53,10 @@ pub const FILES: &[(&str, &str, &[u8])] = &[
 
 /// Whether the real xterm.js was bundled (false when `build.rs` found no npm install).
 pub const XTERM_BUNDLED: bool = option_env!("HVNODE_XTERM_BUNDLED").is_some();
+
+/// Whether noVNC's RFB class was bundled (false when `build.rs` found no
+/// `web/dist/novnc.js`).
+pub const NOVNC_BUNDLED: bool = option_env!("HVNODE_NOVNC_BUNDLED").is_some();
 
 /// `GET /static/{file}`.
 pub async fn serve(Path(file): Path<String>) -> Response {

@@ -5,7 +5,7 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 
@@ -22,6 +22,17 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
     img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; \
     frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// Sets [`CSP`] with inline styles allowed on `resp`, for the pages whose widgets
+/// set them (xterm.js adds `<style>` elements): the terminal and the VM page (its
+/// serial console). Scripts stay restricted to our own files.
+pub fn allow_inline_styles(resp: &mut Response) {
+    let csp = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'");
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        resp.headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+}
 
 /// The session cookie's value, if the request carries one.
 pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
@@ -184,7 +195,6 @@ pub fn form_urlencoded_field(body: &[u8], name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -13,12 +13,12 @@ use askama::Template;
 use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::admin;
-use crate::guard::CSP;
+use crate::guard::allow_inline_styles;
 use crate::pages::{PageCtx, render};
 use crate::state::{Authed, Shared};
 
@@ -35,11 +35,7 @@ pub async fn page(Extension(authed): Extension<Authed>) -> Response {
         page: PageCtx::new(&authed, "/terminal"),
     })
     .into_response();
-    let csp = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'");
-    if let Ok(v) = HeaderValue::from_str(&csp) {
-        resp.headers_mut()
-            .insert(header::CONTENT_SECURITY_POLICY, v);
-    }
+    allow_inline_styles(&mut resp);
     resp
 }
 

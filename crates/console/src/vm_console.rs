@@ -11,6 +11,11 @@
 //! As for the terminal, opening one needs administrative access, and it is closed
 //! when the socket closes, the session ends or its administrative access goes
 //! (checked every 5 s).
+//!
+//! A browser's WebSocket does not see why an upgrade was refused, so the same URL
+//! without the upgrade answers the same refusal (its status and reason as JSON),
+//! or 426 when the console could be opened: the page asks it after a failed
+//! socket.
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -18,8 +23,10 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::time::Duration;
 
 use axum::Extension;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use helper::{Failure, FailureKind, VmConsoleKind};
 use tokio::io::unix::AsyncFd;
@@ -171,7 +178,7 @@ pub async fn vnc(
     state: State<Shared>,
     authed: Extension<Authed>,
     name: Path<String>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     socket(state, authed, name, ws, VmConsoleKind::Vnc).await
 }
@@ -181,7 +188,7 @@ pub async fn serial(
     state: State<Shared>,
     authed: Extension<Authed>,
     name: Path<String>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     socket(state, authed, name, ws, VmConsoleKind::Serial).await
 }
@@ -190,7 +197,7 @@ async fn socket(
     State(state): State<Shared>,
     Extension(authed): Extension<Authed>,
     Path(name): Path<String>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     kind: VmConsoleKind,
 ) -> Response {
     // Opened before the upgrade, so that a refusal is an HTTP status with its
@@ -198,6 +205,18 @@ async fn socket(
     let fd = match open(&state, &authed, name.clone(), kind).await {
         Ok(fd) => fd,
         Err(e) => return e.into_response(),
+    };
+    let ws = match ws {
+        Ok(ws) => ws,
+        // A plain GET, asking why a socket was refused: this one would not be.
+        Err(_) => {
+            drop(fd);
+            let body = serde_json::json!({
+                "error": format!("the console of VM {name:?} can be opened: connect with a WebSocket"),
+                "status": StatusCode::UPGRADE_REQUIRED.as_u16(),
+            });
+            return (StatusCode::UPGRADE_REQUIRED, axum::Json(body)).into_response();
+        }
     };
     ws.protocols(["binary"])
         .max_message_size(1024 * 1024)

@@ -568,7 +568,12 @@ pub async fn page(
         .await
         .unwrap_or_else(|e| Err(VirtError::Failed(format!("reading the VM failed: {e}"))));
     match result {
-        Ok(d) => render(&VmPage { page, d }).into_response(),
+        Ok(d) => {
+            // The serial console's xterm.js sets inline styles.
+            let mut resp = render(&VmPage { page, d }).into_response();
+            crate::guard::allow_inline_styles(&mut resp);
+            resp
+        }
         Err(e) => error_page(page, &ApiError::from(e), "/vms"),
     }
 }

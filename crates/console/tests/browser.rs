@@ -1,5 +1,6 @@
 //! Real headless Chromium (Debian's) driven by playwright-core through a console served
-//! over TLS with a real PAM login, registering with the loopback test engine. Screenshots are kept in
+//! over TLS with a real PAM login, registering with the loopback test engine; and the
+//! VM page's consoles on a real TCG guest of `qemu:///system`. Screenshots are kept in
 //! `$CARGO_TARGET_TMPDIR/console-screenshots/`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -90,4 +91,137 @@ fn an_administrator_works_through_the_console_in_chromium() {
     ] {
         assert!(shots.join(format!("{name}.png")).exists(), "{name}.png");
     }
+}
+
+/// What the console test made in libvirt, removed when dropped (also after a
+/// failure): the VM, its pool and its isolated network.
+struct Made {
+    vm: String,
+    pool: String,
+    net: String,
+}
+
+impl Drop for Made {
+    fn drop(&mut self) {
+        use virt::{domain::Domain, network::Network, storage_pool::StoragePool};
+        let Ok(mut conn) = virt::connect::Connect::open(Some(QEMU_SYSTEM)) else {
+            return;
+        };
+        if let Ok(d) = Domain::lookup_by_name(&conn, &self.vm) {
+            let _ = d.destroy();
+            let _ = d.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA);
+        }
+        if let Ok(p) = StoragePool::lookup_by_name(&conn, &self.pool) {
+            if let Ok(vols) = p.list_all_volumes(0) {
+                for v in vols {
+                    let _ = v.delete(0);
+                }
+            }
+            let _ = p.destroy();
+            let _ = p.undefine();
+        }
+        if let Ok(n) = Network::lookup_by_name(&conn, &self.net) {
+            let _ = n.destroy();
+            let _ = n.undefine();
+        }
+        let _ = conn.close();
+    }
+}
+
+const QEMU_SYSTEM: &str = "qemu:///system";
+
+/// The VM page's consoles in Chromium against the real libvirtd and a TCG guest
+/// made through the API (SeaBIOS with an empty disk, whose text screen is
+/// enough): noVNC's canvas shows pixels that are not black, the serial tab opens
+/// its terminal, and a console refused once the VM is off says why
+/// (`web/browser/vm_console.mjs`). Screenshots `vm-console*.png`.
+#[test]
+fn the_vm_page_shows_a_real_guest_on_its_graphical_and_serial_consoles() {
+    common::require_root();
+    let web = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("web");
+    // On a workstation without them the test is skipped; under CI=true it fails.
+    if !(hvnode_testutil::require_tool("node")
+        && hvnode_testutil::require_path(&web.join("node_modules/playwright-core"))
+        && hvnode_testutil::require_path(std::path::Path::new("/usr/bin/chromium"))
+        && (console::assets::NOVNC_BUNDLED
+            || hvnode_testutil::skip(
+                "noVNC was not bundled into this build: run tests/deps.sh, then rebuild",
+            )))
+    {
+        return;
+    }
+    let id = std::process::id();
+    let made = Made {
+        vm: format!("hvnode-web-{id}"),
+        pool: format!("hvnode-web-{id}"),
+        net: format!("hvnode-web-{id}"),
+    };
+    let conn = virt::connect::Connect::open(Some(QEMU_SYSTEM)).unwrap_or_else(|e| {
+        panic!(
+            "libvirtd is not reachable at {QEMU_SYSTEM} ({e}): run tests/deps.sh, which starts it"
+        )
+    });
+    // An isolated network (a bridge with no address and no forwarding).
+    virt::network::Network::define_xml(
+        &conn,
+        &format!(
+            "<network><name>{}</name><bridge name='hvw{}' stp='off'/></network>",
+            made.net,
+            id % 100_000
+        ),
+    )
+    .unwrap()
+    .create()
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_tls(|c| c.libvirt_uri = QEMU_SYSTEM.into());
+    let s = server.admin_session("root");
+    let csrf = [("X-CSRF-Token", s.csrf.as_str())];
+    let post = |path: &str, body: serde_json::Value| {
+        common::post_form(&server.url(path), Some(&s), &csrf, &body.to_string())
+    };
+    let r = post(
+        "/api/v1/pools",
+        serde_json::json!({ "name": made.pool, "path": dir.path().join("pool") }),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = post(
+        "/api/v1/vms",
+        serde_json::json!({
+            "name": made.vm, "vcpus": 1, "memory_mib": 64, "disk_gib": 1,
+            "pool": made.pool, "network": made.net, "firmware": "bios", "start": true
+        }),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new("node")
+        .arg(web.join("browser/vm_console.mjs"))
+        .current_dir(&web)
+        .env("HV_URL", server.origin())
+        .env("HV_COOKIE", &s.cookie)
+        .env("HV_VM", &made.vm)
+        .env("HV_SHOTS", &shots)
+        .env("HV_PROFILE", profile.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success() && stdout.contains("browser: all steps passed"),
+        "{stdout}\n{stderr}\nscreenshots in {}",
+        shots.display()
+    );
+    for name in [
+        "vm-console",
+        "vm-console-phone",
+        "vm-console-serial",
+        "vm-console-refused",
+    ] {
+        assert!(shots.join(format!("{name}.png")).exists(), "{name}.png");
+    }
+    drop(made);
 }
