@@ -74,6 +74,10 @@ pub struct Config {
     /// Seconds an update upload (`PUT /api/v1/node/update/upload/…`, which may take
     /// long for a large bundle) may go without a byte before it is ended.
     pub upload_stall_timeout_secs: u64,
+    /// The `nodectl` the console runs (a diagnostic report) in this process when
+    /// no privileged helper holds the session, and the helper runs for it: the
+    /// image's `/usr/bin/nodectl`; tests give a built one.
+    pub nodectl: PathBuf,
 }
 
 impl Default for Config {
@@ -99,6 +103,7 @@ impl Default for Config {
             keep_alive_timeout_secs: 10,
             body_timeout_secs: 30,
             upload_stall_timeout_secs: 30,
+            nodectl: crate::node_update::NODECTL.into(),
         }
     }
 }

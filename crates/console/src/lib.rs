@@ -33,6 +33,7 @@ pub mod assets;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod diagnostics;
 pub mod error;
 pub mod facts;
 pub mod guard;

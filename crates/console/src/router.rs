@@ -126,6 +126,7 @@ pub fn router(state: Shared) -> Router {
             put(update_upload::api_put),
         )
         .route("/api/v1/registration", get(register::api))
+        .route("/api/v1/diagnostics", post(crate::diagnostics::download))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -93,6 +93,13 @@ impl Held {
         self.run(Request::Register { step })
     }
 
+    /// Starts `nodectl diagnostics -o -` as root for the session's user (the
+    /// helper checks that they may administer the node): the read end of its
+    /// standard output, the report (a gzip'd tar), and its process id.
+    pub fn diagnostics(&self) -> Result<(OwnedFd, u32), Failure> {
+        self.run(Request::Diagnostics)
+    }
+
     /// A request answered with a running process's output.
     fn run(&self, request: Request) -> Result<(OwnedFd, u32), Failure> {
         let unavailable = |e: ClientError| Failure::new(FailureKind::Unavailable, e.to_string());

@@ -72,6 +72,13 @@ pub enum Request {
     /// `EngineCa`, `RegistrationResult` or `RegistrationError`), or
     /// [`Reply::Failed`].
     Register { step: RegisterStep },
+    /// A diagnostic report (`nodectl diagnostics -o -`, run as root: the journal,
+    /// libvirt's logs and the volumes are root's to read), for the user of this
+    /// connection's session, on the same terms as [`Request::Change`]. Answered
+    /// [`Reply::Running`] with the read end of nodectl's standard output passed
+    /// along (the report, a gzip'd tar, ending when nodectl does), or
+    /// [`Reply::Failed`].
+    Diagnostics,
     /// The node's layer store as `nodectl info` reads it (volumes, layers, boot
     /// entries, trial history): read-only, on any connection. Reading LVM's and
     /// btrfs's views takes privileges the web process does not have. Answered
@@ -294,6 +301,7 @@ impl Request {
             Self::Change { .. } => "change",
             Self::RunUpdate { .. } => "run_update",
             Self::Register { .. } => "register",
+            Self::Diagnostics => "diagnostics",
             Self::LayerFacts => "layer_facts",
             Self::ThinPools => "thin_pools",
             Self::Engine { .. } => "engine",
@@ -328,8 +336,8 @@ pub enum Reply {
     /// the run of [`Request::RunUpdate`] or [`Request::Register`]) was not made.
     Failed { failure: Failure },
     /// The update of [`Request::RunUpdate`] (or the nodectl of
-    /// [`Request::Register`]) runs as process `pid`; its output's read end came
-    /// with this frame, and ends when it does.
+    /// [`Request::Register`] or [`Request::Diagnostics`]) runs as process `pid`;
+    /// its output's read end came with this frame, and ends when it does.
     Running { pid: u32 },
     /// The answer to [`Request::LayerFacts`].
     LayerFacts { facts: Box<layers::status::Facts> },

@@ -84,6 +84,11 @@ pub trait Backend: Send + Sync + 'static {
         step: &RegisterStep,
     ) -> Result<(OwnedFd, std::process::Child), Failure>;
 
+    /// Starts `nodectl diagnostics -o -` ([`Request::Diagnostics`]) for `user`,
+    /// whom the helper has found may administer the node: the read end of its
+    /// standard output (the report) and the process.
+    fn diagnostics(&self, user: &str) -> Result<(OwnedFd, std::process::Child), Failure>;
+
     /// The layer store's facts ([`Request::LayerFacts`]); an error says why they
     /// could not be read. Blocking.
     fn layer_facts(&self) -> Result<layers::status::Facts, String>;
@@ -573,6 +578,11 @@ fn answer<B: Backend>(
             let what = format!("nodectl register ({step:?})");
             return running(start(backend, session, &what, |user| {
                 backend.register(user, &step)
+            }));
+        }
+        Request::Diagnostics => {
+            return running(start(backend, session, "nodectl diagnostics", |user| {
+                backend.diagnostics(user)
             }));
         }
         Request::Login { .. } if session.is_some() => Reply::Error {

@@ -157,6 +157,21 @@ impl Backend for Fake {
         Ok((reader, child))
     }
 
+    /// A shell that writes a few bytes as nodectl would write the report.
+    fn diagnostics(
+        &self,
+        user: &str,
+    ) -> Result<(std::os::fd::OwnedFd, std::process::Child), Failure> {
+        let failed = |e: std::io::Error| Failure::new(FailureKind::Failed, e.to_string());
+        let (reader, writer) = rustix::pipe::pipe().map_err(|e| failed(e.into()))?;
+        let child = std::process::Command::new("sh")
+            .args(["-c", "printf 'report for %s' \"$0\"", user])
+            .stdout(writer)
+            .spawn()
+            .map_err(failed)?;
+        Ok((reader, child))
+    }
+
     /// Facts of a node with a long trial history: more than a request's frame
     /// holds, as an answer may be.
     fn layer_facts(&self) -> Result<layers::status::Facts, String> {
@@ -462,6 +477,30 @@ fn an_update_runs_for_an_administrator_and_its_output_comes_back() {
     let limited = client.login("limited", "good", ip).unwrap().unwrap();
     let e = limited.run_update("/var/tmp/b.tar", false).unwrap_err();
     assert_eq!(e.kind, FailureKind::NotAllowed, "{e}");
+}
+
+#[test]
+fn a_diagnostic_report_is_passed_to_an_administrators_session_only() {
+    let h = start(Options::default());
+    let client = Client::new(&h.path);
+    let ip: IpAddr = "::1".parse().unwrap();
+    let admin = client.login("admin", "good", ip).unwrap().unwrap();
+    let (fd, _pid) = admin.diagnostics().unwrap();
+    let mut out = String::new();
+    std::fs::File::from(fd).read_to_string(&mut out).unwrap();
+    assert_eq!(out, "report for admin");
+    let limited = client.login("limited", "good", ip).unwrap().unwrap();
+    let e = limited.diagnostics().unwrap_err();
+    assert_eq!(e.kind, FailureKind::NotAllowed, "{e}");
+    // Without a session: refused before the backend is asked.
+    let mut s = UnixStream::connect(&h.path).unwrap();
+    frame::write(&mut s, &Request::Diagnostics).unwrap();
+    let (reply, fd) = frame::read_with_fd::<Reply>(&s).unwrap();
+    assert!(fd.is_none());
+    let Reply::Failed { failure } = reply else {
+        panic!("a report without a session was not refused: {reply:?}");
+    };
+    assert_eq!(failure.kind, FailureKind::NotAllowed);
 }
 
 #[test]

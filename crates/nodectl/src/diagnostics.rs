@@ -235,6 +235,8 @@ pub fn write<W: Write>(out: W, options: &Options) -> Result<(W, Summary)> {
     };
     progress("nodectl info and check");
     node_reports(&mut a)?;
+    // The first bytes go out early: the console answers once it has them.
+    a.flush()?;
     progress("logical volumes");
     a.add_command(
         "lvs.json",

@@ -98,7 +98,7 @@ pub struct PamBackend {
     pub sudo: Sudo,
     /// The libvirt connection VM changes are made on.
     pub libvirt: std::sync::Arc<crate::vms::Libvirt>,
-    /// The `nodectl` that registrations run.
+    /// The `nodectl` that registrations and diagnostic reports run.
     pub nodectl: std::path::PathBuf,
     /// The root of the tree registrations write (`sysroot` of agent.toml).
     pub sysroot: std::path::PathBuf,
@@ -115,7 +115,7 @@ impl PamBackend {
             disallowed: config.disallowed_users.clone(),
             sudo: Sudo::default(),
             libvirt: std::sync::Arc::new(crate::vms::Libvirt::new(&config.libvirt_uri)),
-            nodectl: crate::node_update::NODECTL.into(),
+            nodectl: config.nodectl.clone(),
             sysroot: config.sysroot.clone(),
         }
     }
@@ -189,6 +189,13 @@ impl Backend for PamBackend {
         step: &helper::RegisterStep,
     ) -> Result<(std::os::fd::OwnedFd, std::process::Child), helper::Failure> {
         crate::register_run::spawn(&self.nodectl, &self.sysroot, step)
+    }
+
+    fn diagnostics(
+        &self,
+        _user: &str,
+    ) -> Result<(std::os::fd::OwnedFd, std::process::Child), helper::Failure> {
+        crate::diagnostics::spawn(&self.nodectl)
     }
 
     fn open_terminal(

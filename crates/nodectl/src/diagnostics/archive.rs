@@ -266,6 +266,12 @@ impl<W: Write> Archive<W> {
         Ok(())
     }
 
+    /// Sends what is compressed so far on (a reader of a stream sees the report
+    /// begin).
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.tar.get_mut().flush()
+    }
+
     /// Adds the README last and ends the archive: the output, flushed.
     pub fn finish(mut self, readme: &str) -> io::Result<W> {
         self.append(
