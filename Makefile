@@ -63,3 +63,12 @@ bench-iso:
 .PHONY: bench-vdsm
 bench-vdsm: deps
 	$(CARGO) bench -p hvnode-vdsm --bench engine_link
+
+## The console under load: one VM console streaming (its RSS, the relay's added
+## latency per frame against the VNC server's socket read directly), then the login
+## page while a client holds idle connections. libvirt's test driver, through the
+## libvirtd deps starts; as root.
+.PHONY: bench-console
+bench-console: deps
+	$(CARGO) bench -p hvnode-console --bench vm_console
+	$(CARGO) bench -p hvnode-console --bench idle_connections

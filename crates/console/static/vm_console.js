@@ -63,7 +63,7 @@ document.addEventListener("DOMContentLoaded", () => {
   const cad = $("vnc-cad");
   let rfb = null;
   // The box takes the guest screen's proportions once known; noVNC scales the
-  // screen down to the box (never up past its own size).
+  // screen to the box, which is as wide as the card.
   const fitBox = () => {
     const canvas = screen.querySelector("canvas");
     if (canvas && canvas.width > 0 && canvas.height > 0) {
