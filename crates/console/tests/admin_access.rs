@@ -129,7 +129,12 @@ fn registration_fetch(server: &Server, s: &Session, engine: &test_engine::TestEn
 /// Opens the terminal's WebSocket: `Ok` when the upgrade was answered, the status
 /// of the refusal otherwise.
 fn terminal(server: &Server, s: &Session) -> Result<(), u16> {
-    let mut req = format!("ws://{}/terminal/socket", server.addr)
+    web_socket(server, s, "/terminal/socket")
+}
+
+/// Opens the WebSocket at `path`, as [`terminal`] does.
+fn web_socket(server: &Server, s: &Session, path: &str) -> Result<(), u16> {
+    let mut req = format!("ws://{}{path}", server.addr)
         .into_client_request()
         .unwrap();
     req.headers_mut()
@@ -142,7 +147,7 @@ fn terminal(server: &Server, s: &Session) -> Result<(), u16> {
             Ok(())
         }
         Err(tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
-        Err(e) => panic!("the terminal's WebSocket: {e}"),
+        Err(e) => panic!("the WebSocket {path}: {e}"),
     }
 }
 
@@ -199,6 +204,9 @@ fn a_limited_session_may_look_at_everything_and_change_nothing() {
     );
     assert_limited_refusal(&page, "starting debug-shell.service from the page");
     assert_eq!(terminal(&server, &s), Err(403), "the terminal");
+    for console in ["/vms/test/vnc", "/vms/test/serial"] {
+        assert_eq!(web_socket(&server, &s, console), Err(403), "{console}");
+    }
 
     // Reading keeps working.
     for (method, path) in routes() {
@@ -206,6 +214,8 @@ fn a_limited_session_may_look_at_everything_and_change_nothing() {
             || path == "/login"
             || path.ends_with("/stream")
             || path.ends_with("/socket")
+            || path.ends_with("/vnc")
+            || path.ends_with("/serial")
         {
             continue;
         }
