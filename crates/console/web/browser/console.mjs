@@ -137,11 +137,36 @@ try {
   await page.setViewportSize({ width: 1280, height: 800 });
   await shot("vm-detail");
 
+  step("create a VM from the form");
+  await page.goto(HV_URL + "/vms/new");
+  await page.fill('input[name="name"]', "web1");
+  await page.fill('input[name="memory_mib"]', "512");
+  // The POST held back for a moment, as a large disk takes: meanwhile the button
+  // says so and cannot be pressed again (noted by the page itself, which lives on
+  // until the answer comes).
+  await page.evaluate(() => {
+    document.getElementById("vm-new").addEventListener("submit", () => setTimeout(() => {
+      const b = document.getElementById("vm-new-submit");
+      sessionStorage.setItem("pending", (b.disabled ? "disabled " : "enabled ") + b.textContent.trim());
+    }, 100));
+  });
+  const hold = async (route) => {
+    if (route.request().method() === "POST") await new Promise((r) => setTimeout(r, 1500));
+    await route.continue();
+  };
+  await page.route("**/vms/new", hold);
+  await page.click("#vm-new-submit");
+  await page.waitForURL(HV_URL + "/vms/web1");
+  const pending = await page.evaluate(() => sessionStorage.getItem("pending"));
+  if (pending !== "disabled Creating…") fail("while the POST ran the create button was: " + pending);
+  await page.unroute("**/vms/new", hold);
+  await page.waitForSelector("#vm-delete");
+
   step("phone layout");
   // 390×844: no page scrolls sideways; the sidebar is a menu behind a button.
   await page.setViewportSize({ width: 390, height: 844 });
   const phone = {};
-  for (const href of ["/", "/vms", "/vms/test", "/services", "/logs", "/storage", "/networking", "/node", "/registration", "/terminal"]) {
+  for (const href of ["/", "/vms", "/vms/test", "/vms/new", "/pools", "/services", "/logs", "/storage", "/networking", "/node", "/registration", "/terminal"]) {
     await page.goto(HV_URL + href);
     await page.waitForSelector("main h1");
     const [sw, iw] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
@@ -149,6 +174,8 @@ try {
     if (sw > iw) fail(`${href} scrolls sideways at 390 px: scrollWidth ${sw} > innerWidth ${iw}`);
     if (href === "/vms/test") await shot("vm-detail-phone");
     if (href === "/vms") await shot("vms-phone");
+    if (href === "/vms/new") await shot("vm-new-phone");
+    if (href === "/pools") await shot("pools-phone");
   }
   console.log("phone: scrollWidth/innerWidth " + JSON.stringify(phone));
   if (await page.isVisible('nav a[href="/services"]')) fail("the menu is open before it is asked for");
