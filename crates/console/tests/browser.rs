@@ -193,6 +193,17 @@ fn the_vm_page_shows_a_real_guest_on_its_graphical_and_serial_consoles() {
         }),
     );
     assert_eq!(r.status, 201, "{}", r.body);
+    // Without the upgrade, the console URLs say whether a socket would be opened
+    // (what the page asks after a refused one): here it would.
+    for kind in ["vnc", "serial"] {
+        let r = common::get(
+            &server.url(&format!("/vms/{}/{kind}", made.vm)),
+            Some(&s),
+            &[],
+        );
+        assert_eq!(r.status, 426, "{kind}: {}", r.body);
+        assert!(r.body.contains("can be opened"), "{kind}: {}", r.body);
+    }
 
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
