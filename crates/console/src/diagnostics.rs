@@ -15,7 +15,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use helper::{Failure, FailureKind};
+use helper::Failure;
 use tokio::io::AsyncReadExt;
 
 use crate::api::blocking;
@@ -49,25 +49,7 @@ pub fn command(nodectl: &Path, under_systemd: bool) -> Command {
 /// Starts `nodectl diagnostics -o -`: the read end of its standard output and
 /// the process. What the privileged helper does for an administrator's session.
 pub fn spawn(nodectl: &Path) -> Result<(OwnedFd, Child), Failure> {
-    let mut cmd = command(nodectl, crate::node_update::under_systemd());
-    let line = command::command_line(&cmd);
-    let mut child = cmd.spawn().map_err(|e| {
-        Failure::new(
-            FailureKind::Unavailable,
-            format!(
-                "starting `{line}`: {e}: is nodectl installed (the image has it at {})?",
-                crate::node_update::NODECTL
-            ),
-        )
-    })?;
-    let Some(out) = child.stdout.take() else {
-        let _ = child.kill();
-        return Err(Failure::new(
-            FailureKind::Failed,
-            format!("`{line}` started without its output"),
-        ));
-    };
-    Ok((OwnedFd::from(out), child))
+    crate::node_update::spawn_piped(command(nodectl, crate::node_update::under_systemd()))
 }
 
 /// The report's file name as the browser saves it, as nodectl names its

@@ -227,6 +227,30 @@ pub fn spawn(
     Ok((reader, child))
 }
 
+/// Starts `cmd` (a nodectl command line with its standard output piped): the read
+/// end of its standard output and the process. What the privileged helper runs
+/// for a diagnostic report or a registration step.
+pub fn spawn_piped(mut cmd: Command) -> Result<(OwnedFd, std::process::Child), helper::Failure> {
+    use helper::{Failure, FailureKind};
+    let line = command::command_line(&cmd);
+    let mut child = cmd.spawn().map_err(|e| {
+        Failure::new(
+            FailureKind::Unavailable,
+            format!(
+                "starting `{line}`: {e}: is nodectl installed (the image has it at {NODECTL})?"
+            ),
+        )
+    })?;
+    let Some(out) = child.stdout.take() else {
+        let _ = child.kill();
+        return Err(Failure::new(
+            FailureKind::Failed,
+            format!("`{line}` started without its output"),
+        ));
+    };
+    Ok((OwnedFd::from(out), child))
+}
+
 /// Feeds each line read from `output` to `on_line` until it ends.
 pub fn read_lines(output: OwnedFd, mut on_line: impl FnMut(&str)) {
     for l in BufReader::new(std::fs::File::from(output))

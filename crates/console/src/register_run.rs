@@ -193,25 +193,7 @@ pub fn spawn(
     step: &RegisterStep,
 ) -> Result<(OwnedFd, std::process::Child), Failure> {
     check(step)?;
-    let mut cmd = command(nodectl, sysroot, step);
-    let line = command::command_line(&cmd);
-    let mut child = cmd.spawn().map_err(|e| {
-        Failure::new(
-            FailureKind::Unavailable,
-            format!(
-                "starting `{line}`: {e}: is nodectl installed (the image has it at {})?",
-                crate::node_update::NODECTL
-            ),
-        )
-    })?;
-    let Some(out) = child.stdout.take() else {
-        let _ = child.kill();
-        return Err(Failure::new(
-            FailureKind::Failed,
-            format!("`{line}` started without its output"),
-        ));
-    };
-    Ok((OwnedFd::from(out), child))
+    crate::node_update::spawn_piped(command(nodectl, sysroot, step))
 }
 
 /// Reads nodectl's answer from `output` to its end: the body of its JSON document,
