@@ -85,6 +85,10 @@ pub struct Disk {
     pub allocation: Option<u64>,
     /// Why the sizes are unknown, when libvirt could not tell.
     pub size_error: Option<String>,
+    /// Bytes the running guest read from it and wrote to it since it started
+    /// (libvirt's block stats); none while it does not run.
+    pub read_bytes: Option<u64>,
+    pub write_bytes: Option<u64>,
 }
 
 /// One `<interface>`.
@@ -102,6 +106,10 @@ pub struct Nic {
     /// The host's tap device while it runs, e.g. `vnet3`.
     pub target: Option<String>,
     pub boot_order: Option<u32>,
+    /// Bytes the running guest received and sent on it since it started
+    /// (libvirt's interface stats); none while it does not run.
+    pub rx_bytes: Option<u64>,
+    pub tx_bytes: Option<u64>,
 }
 
 /// One `<graphics>`: the display a console connects to.
@@ -353,6 +361,8 @@ fn nic(n: Node) -> Nic {
         target: attr(child(n, "target"), "dev"),
         boot_order: boot_order(n),
         kind,
+        rx_bytes: None,
+        tx_bytes: None,
     }
 }
 
@@ -475,6 +485,9 @@ pub fn read(lv: &Libvirt, name: &str) -> Result<VmDetail, VirtError> {
                 })
                 .map_err(|e| e.to_string())
         });
+        if dom.id > 0 {
+            fill_counters(conn, dom, &mut facts.disks, &mut facts.nics);
+        }
         let snapshots = conn
             .list_snapshots(dom)
             .map(|list| {
@@ -500,6 +513,33 @@ pub fn read(lv: &Libvirt, name: &str) -> Result<VmDetail, VirtError> {
         snapshots,
         snapshots_error,
     })
+}
+
+/// The running guest's I/O counters of its disks (not its CD-ROMs) and NICs; a
+/// device libvirt has no counters for (one without a host device, a driver that
+/// does not count) keeps none. Negative numbers are libvirt's "not counted".
+fn fill_counters(
+    conn: &hvnode_libvirt::Client,
+    dom: &hvnode_libvirt::Domain,
+    disks: &mut [Disk],
+    nics: &mut [Nic],
+) {
+    let counted = |v: i64| u64::try_from(v).ok();
+    for d in disks.iter_mut().filter(|d| d.device == "disk") {
+        if let Ok(s) = conn.block_stats(dom, &d.target) {
+            d.read_bytes = counted(s.rd_bytes);
+            d.write_bytes = counted(s.wr_bytes);
+        }
+    }
+    for n in nics.iter_mut() {
+        let Some(dev) = n.target.as_deref().or(n.mac.as_deref()) else {
+            continue;
+        };
+        if let Ok(s) = conn.interface_stats(dom, dev) {
+            n.rx_bytes = counted(s.rx_bytes);
+            n.tx_bytes = counted(s.tx_bytes);
+        }
+    }
 }
 
 /// A size for the page.

@@ -162,8 +162,11 @@
     const err = document.getElementById("vm-error");
     const labels = {"start": "Start", "shutdown": "Shut down", "force-off": "Force off", "reboot": "Reboot",
       "pause": "Pause", "resume": "Resume"};
-    const cpu = [], mem = [];
-    let max = 1;
+    const cpu = [], mem = [], disk = [], net = [];
+    let max = 1, last = null;
+    // Bytes a second between two looks at a VM's counters (null ones count 0).
+    const sum = (items, keys) => items.reduce((t, i) => t + keys.reduce((u, k) => u + (i[k] || 0), 0), 0);
+    const rate = (now, before, dt) => (before === null || now < before || dt <= 0) ? 0 : (now - before) / dt;
     const draw = (id, values, top, text) => {
       const g = document.getElementById(id);
       g.querySelector("polyline").setAttribute("points", points(values, top));
@@ -197,9 +200,17 @@
         cpu.push(vm.cpu_percent === null ? 0 : vm.cpu_percent);
         mem.push(vm.memory_kib * 1024);
         max = Math.max(max, vm.max_memory_kib * 1024);
-        while (cpu.length > WIDTH) { cpu.shift(); mem.shift(); }
+        const now = {t: Date.now() / 1000, disk: sum(vm.disks || [], ["read_bytes", "write_bytes"]),
+          net: sum(vm.nics || [], ["rx_bytes", "tx_bytes"])};
+        const dt = last ? now.t - last.t : 0;
+        disk.push(rate(now.disk, last ? last.disk : null, dt));
+        net.push(rate(now.net, last ? last.net : null, dt));
+        last = now;
+        while (cpu.length > WIDTH) { cpu.shift(); mem.shift(); disk.shift(); net.shift(); }
         draw("vm-graph-cpu", cpu, 100, vm.cpu_percent === null ? "–" : vm.cpu_percent.toFixed(0) + " %");
         draw("vm-graph-memory", mem, max, units(vm.memory_kib * 1024) + " of " + units(vm.max_memory_kib * 1024));
+        draw("vm-graph-disk", disk, Math.max(1, ...disk), units(disk[disk.length - 1]) + "/s");
+        draw("vm-graph-network", net, Math.max(1, ...net), units(net[net.length - 1]) + "/s");
         root.dataset.updated = String(cpu.length);
       } catch (e) {
         err.textContent = "The console is not reachable."; err.hidden = false;

@@ -146,6 +146,18 @@ fn a_vm_is_created_changed_snapshotted_and_deleted_with_its_storage() {
     // VNC on a unix socket libvirt made: no TCP port at all.
     assert!(xml.contains("<listen type='socket' socket='/"), "{xml}");
     assert!(!xml.contains("<graphics type='vnc' port="), "{xml}");
+    // The running guest's disk and NIC counters (SeaBIOS has read its disk).
+    let detail = get(
+        &server.url(&format!("/api/v1/vms/{}", made.vm)),
+        Some(&s),
+        &[],
+    )
+    .json();
+    let disk = &detail["data"]["disks"][0];
+    assert!(disk["read_bytes"].as_u64().is_some(), "{disk}");
+    assert!(disk["write_bytes"].as_u64().is_some(), "{disk}");
+    let nic = &detail["data"]["nics"][0];
+    assert!(nic["rx_bytes"].as_u64().is_some(), "{nic}");
     // A second VM of the same name is a conflict.
     let r = post("/api/v1/vms", &spec(64));
     assert_eq!(r.status, 409, "{}", r.body);
