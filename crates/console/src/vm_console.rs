@@ -6,8 +6,11 @@
 //! The privileged helper opens them ([`open_here`], in this process when no helper
 //! holds the session) and passes the descriptor: a socket connected to the VNC
 //! server (the display's unix socket, or its port on the loopback address; a VNC
-//! port is never opened to the network for this), or the serial console's pty.
-//! The web process can then speak RFB or write to the console and nothing else.
+//! port is never opened to the network for this), or one end of a socket pair
+//! whose other end the helper relays to libvirt's console stream
+//! (`virDomainOpenConsole`, on a connection of its own, so that libvirt's one
+//! session per console holds). The web process can then speak RFB or write to
+//! the console and nothing else: it never holds a read-write libvirt connection.
 //! As for the terminal, opening one needs administrative access, and it is closed
 //! when the socket closes, the session ends or its administrative access goes
 //! (checked every 5 s).
@@ -19,7 +22,6 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::time::Duration;
 
 use axum::Extension;
@@ -80,28 +82,6 @@ pub fn vnc_target(xml: &str) -> Result<VncTarget, String> {
     })
 }
 
-/// The pty of a running domain's first serial console (`<console type='pty'
-/// tty=…>`, else `<serial type='pty'>`).
-pub fn serial_pty(xml: &str) -> Result<String, String> {
-    let doc = roxmltree::Document::parse(xml).map_err(|e| format!("domain XML: {e}"))?;
-    let pty = |tag: &str| {
-        doc.descendants()
-            .filter(|n| n.has_tag_name(tag) && n.attribute("type") == Some("pty"))
-            .find_map(|n| {
-                n.attribute("tty").map(str::to_string).or_else(|| {
-                    n.children()
-                        .find(|c| c.has_tag_name("source"))
-                        .and_then(|s| s.attribute("path"))
-                        .map(str::to_string)
-                })
-            })
-    };
-    pty("console").or_else(|| pty("serial")).ok_or_else(|| {
-        "the VM has no serial console on a pty (add <serial type='pty'/>), or it is not running"
-            .to_string()
-    })
-}
-
 /// Opens VM `vm`'s console of `kind` in this process (as root in the helper).
 pub fn open_here(libvirt: &Libvirt, vm: &str, kind: VmConsoleKind) -> Result<OwnedFd, Failure> {
     let (info, xml) = libvirt
@@ -137,20 +117,70 @@ pub fn open_here(libvirt: &Libvirt, vm: &str, kind: VmConsoleKind) -> Result<Own
                     ))
                 }),
         },
-        VmConsoleKind::Serial => {
-            let path = serial_pty(&xml).map_err(failed)?;
-            if !path.starts_with("/dev/pts/") {
-                return Err(failed(format!("the serial console {path} is not a pty")));
-            }
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .custom_flags(nix::libc::O_NOCTTY)
-                .open(&path)
-                .map(OwnedFd::from)
-                .map_err(|e| failed(format!("opening the serial console {path}: {e}")))
-        }
+        VmConsoleKind::Serial => serial_stream(libvirt.uri(), vm),
     }
+}
+
+/// The VM's first serial console through libvirt's console stream, relayed by two
+/// threads to a socket pair: the other end is returned. The relay ends when either
+/// side does (the browser's socket closes, or the VM stops or another session
+/// takes the console).
+fn serial_stream(uri: &str, vm: &str) -> Result<OwnedFd, Failure> {
+    use hvnode_libvirt::{CONSOLE_FORCE, Chunk, Client};
+    use std::io::{Read, Write};
+    let doing = format!("opening the serial console of VM {vm:?}");
+    let client = Client::connect(uri).map_err(|e| crate::vm_manage::lv_failure(&doing, &e))?;
+    let dom = client
+        .lookup_domain(vm)
+        .map_err(|e| crate::vm_manage::lv_failure(&doing, &e))?;
+    let mut from_vm = client
+        .open_console(&dom, None, CONSOLE_FORCE)
+        .map_err(|e| crate::vm_manage::lv_failure(&doing, &e))?;
+    let failed = |e: String| Failure::new(FailureKind::Failed, format!("{doing}: {e}"));
+    let mut to_vm = from_vm.try_clone().map_err(|e| failed(e.to_string()))?;
+    let (ours, theirs) =
+        std::os::unix::net::UnixStream::pair().map_err(|e| failed(e.to_string()))?;
+    let mut to_web = ours.try_clone().map_err(|e| failed(e.to_string()))?;
+    let mut from_web = ours;
+    let name = vm.to_string();
+    std::thread::Builder::new()
+        .name("console-out".into())
+        .spawn(move || {
+            loop {
+                match from_vm.read() {
+                    Ok(Chunk::Data(b)) => {
+                        if to_web.write_all(&b).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(Chunk::End) => break,
+                    Err(e) => {
+                        tracing::info!(vm = %name, "serial console stream ended: {e}");
+                        break;
+                    }
+                }
+            }
+            let _ = to_web.shutdown(std::net::Shutdown::Both);
+        })
+        .map_err(|e| failed(format!("a thread for the console: {e}")))?;
+    std::thread::Builder::new()
+        .name("console-in".into())
+        .spawn(move || {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                match from_web.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if to_vm.write(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            to_vm.finish();
+        })
+        .map_err(|e| failed(format!("a thread for the console: {e}")))?;
+    Ok(OwnedFd::from(theirs))
 }
 
 /// The console, through the helper holding the session or here; refused without
@@ -322,16 +352,5 @@ mod tests {
         );
         let none = "<domain><devices/></domain>";
         assert!(vnc_target(none).unwrap_err().contains("no VNC display"));
-    }
-
-    #[test]
-    fn the_serial_console_pty_from_console_or_serial() {
-        let c = "<domain><devices><serial type='pty'><source path='/dev/pts/4'/></serial>\
-                 <console type='pty' tty='/dev/pts/4'><source path='/dev/pts/4'/></console></devices></domain>";
-        assert_eq!(serial_pty(c).unwrap(), "/dev/pts/4");
-        let s = "<domain><devices><serial type='pty'><source path='/dev/pts/7'/></serial></devices></domain>";
-        assert_eq!(serial_pty(s).unwrap(), "/dev/pts/7");
-        let none = "<domain><devices><serial type='pty'/></devices></domain>";
-        assert!(serial_pty(none).unwrap_err().contains("not running"));
     }
 }

@@ -426,6 +426,29 @@ fn vnc_and_serial_consoles_are_relayed_from_real_guests() {
         seen.extend(serial.take(1));
     }
 
+    // libvirt keeps one session per console: a second one takes it over, and the
+    // first one's socket closes.
+    let mut second = Reader {
+        ws: console_socket(&server, &s, &serial_vm.vm, "serial"),
+        buf: Vec::new(),
+    };
+    let t = std::time::Instant::now();
+    loop {
+        match serial.ws.read() {
+            Ok(tungstenite::Message::Close(_)) | Err(_) => break,
+            Ok(_) => {}
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(15),
+            "the first session stayed"
+        );
+    }
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("hvnode-serial-ok") {
+        assert!(std::time::Instant::now() < deadline, "{seen:?}");
+        seen.extend(second.take(1));
+    }
+
     // A console of a VM that does not run is refused with its reason.
     guest.destroy().unwrap();
     let r = get(

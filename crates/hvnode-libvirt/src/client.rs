@@ -493,6 +493,19 @@ impl Client {
         result
     }
 
+    /// The connection's socket and the serial its next call would take, once
+    /// nothing else may use the client (a stream takes the connection over).
+    pub(crate) fn into_parts(self) -> Result<(UnixStream, u32)> {
+        let conn = self
+            .conn
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(reason) = conn.broken {
+            return Err(Error::Broken { reason });
+        }
+        Ok((conn.stream, conn.serial))
+    }
+
     fn lock_conn<'a>(&'a self, turn: Turn<'a>) -> Locked<'a> {
         let conn = self
             .conn

@@ -44,6 +44,7 @@ mod error;
 mod manage;
 mod objects;
 mod procedure;
+mod stream;
 mod target;
 mod types;
 pub mod wire;
@@ -60,6 +61,7 @@ pub use objects::{
     BlockInfo, BlockStats, InterfaceStats, Network, PoolInfo, PoolState, Snapshot, StoragePool,
     StorageVol, VolInfo,
 };
+pub use stream::{CONSOLE_FORCE, Chunk, ConsoleStream, STREAM_CHUNK};
 pub use target::Target;
 pub use types::{AuthType, Domain, DomainInfo, DomainState};
 pub use wire::{Answer, decode_reply};

@@ -101,6 +101,7 @@ procedures! {
     DomainGetBlockInfo = 194, "DOMAIN_GET_BLOCK_INFO", "virDomainGetBlockInfo", BlockInfo;
     DomainBlockStats = 64, "DOMAIN_BLOCK_STATS", "virDomainBlockStats", BlockStats;
     DomainInterfaceStats = 65, "DOMAIN_INTERFACE_STATS", "virDomainInterfaceStats", InterfaceStats;
+    DomainOpenConsole = 201, "DOMAIN_OPEN_CONSOLE", "virDomainOpenConsole", Done;
     // Snapshots.
     DomainSnapshotCreateXml = 185, "DOMAIN_SNAPSHOT_CREATE_XML", "virDomainSnapshotCreateXML", Snapshot;
     DomainSnapshotGetXmlDesc = 186, "DOMAIN_SNAPSHOT_GET_XML_DESC", "virDomainSnapshotGetXMLDesc", Text("snapshot XML");

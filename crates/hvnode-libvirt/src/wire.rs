@@ -34,9 +34,11 @@ pub const AUTH_TYPE_LIST_MAX: usize = 20;
 pub(crate) const TYPE_CALL: u32 = 0;
 pub(crate) const TYPE_REPLY: u32 = 1;
 pub(crate) const TYPE_MESSAGE: u32 = 2;
+pub(crate) const TYPE_STREAM: u32 = 3;
 /// `virNetMessageStatus`.
 pub(crate) const STATUS_OK: u32 = 0;
 pub(crate) const STATUS_ERROR: u32 = 1;
+pub(crate) const STATUS_CONTINUE: u32 = 2;
 
 /// A message header (`virNetMessageHeader`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +54,7 @@ pub struct Header {
 }
 
 impl Header {
-    fn decode(d: &mut Dec<'_>) -> Result<Self, ProtocolError> {
+    pub(crate) fn decode(d: &mut Dec<'_>) -> Result<Self, ProtocolError> {
         Ok(Self {
             program: d.u32("header program")?,
             version: d.u32("header version")?,
