@@ -22,7 +22,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use iso_custom::{AreaKind, Customization, EmbeddedKickstart, Engine, MenuEntry, TrustKey};
+/// The type of [`Changes::default_entry`], so that a caller needs no other crate.
+pub use iso_custom::MenuEntry;
+use iso_custom::{AreaKind, Customization, EmbeddedKickstart, Engine, TrustKey};
 use kickstart::addon::{REGISTER_ADDON, fingerprint_shape_ok, parse_engine};
 use kickstart::source::FsLoader;
 use kickstart::{Severity, node, parse_file};

@@ -1,7 +1,8 @@
 //! `NVR.qcow2`: an installed node as a disk image for VMs, made the way
 //! livemedia-creator makes one — the ISO boots in a qemu guest with the
-//! kickstart on an `OEMDRV` disk, `hvnode-install` installs on an empty
-//! virtual disk and powers off, and the disk is compacted into qcow2.
+//! kickstart on an `OEMDRV` disk (or embedded in the ISO by `hvnode iso
+//! customize`), `hvnode-install` installs on an empty virtual disk and
+//! powers off, and the disk is compacted into qcow2.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -100,13 +101,49 @@ pub fn make_on(
     out: &Path,
     work: &Path,
 ) -> Result<DiskImage> {
+    make_from(
+        firmware,
+        &img.iso,
+        KickstartSource::Oemdrv(kickstart),
+        out,
+        work,
+    )
+}
+
+/// Where the installer in the guest finds its kickstart.
+#[derive(Debug, Clone, Copy)]
+pub enum KickstartSource<'a> {
+    /// This text, as `ks.cfg` on an OEMDRV disk beside the medium.
+    Oemdrv(&'a str),
+    /// The medium itself: a kickstart `hvnode iso customize` embedded
+    /// (unattended, ending with `poweroff`: see [`prepare_kickstart`]).
+    /// The guest has no disk but the one it installs on.
+    Medium,
+}
+
+/// [`make_on`] from the ISO at `iso`, the kickstart from `source`.
+pub fn make_from(
+    firmware: Firmware,
+    iso: &Path,
+    source: KickstartSource<'_>,
+    out: &Path,
+    work: &Path,
+) -> Result<DiskImage> {
     std::fs::create_dir_all(work).with_context(|| format!("creating {}", work.display()))?;
-    let oemdrv = work.join("oemdrv.img");
-    oemdrv_disk(kickstart, &oemdrv)?;
+    let oemdrv = match source {
+        KickstartSource::Oemdrv(kickstart) => {
+            let disk = work.join("oemdrv.img");
+            oemdrv_disk(kickstart, &disk)?;
+            Some(disk)
+        }
+        KickstartSource::Medium => None,
+    };
     let scratch = work.join("install.qcow2");
     blank_disk(&scratch, DISK_GIB)?;
-    let mut cfg = Config::new(firmware, Boot::Cdrom(img.iso.clone()));
-    cfg.disks = vec![scratch.clone(), oemdrv.clone()];
+    let mut cfg = Config::new(firmware, Boot::Cdrom(iso.to_path_buf()));
+    cfg.disks = std::iter::once(scratch.clone())
+        .chain(oemdrv.clone())
+        .collect();
     let log = serial_log(work, "disk-image-install");
     let times = {
         let mut vm = Vm::start(&cfg, &log)?;
@@ -137,7 +174,9 @@ pub fn make_on(
     std::fs::rename(&tmp, out)
         .with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
     let _ = std::fs::remove_file(&scratch);
-    let _ = std::fs::remove_file(&oemdrv);
+    if let Some(oemdrv) = &oemdrv {
+        let _ = std::fs::remove_file(oemdrv);
+    }
     let bytes = std::fs::metadata(out)
         .with_context(|| format!("reading the size of {}", out.display()))?
         .len();

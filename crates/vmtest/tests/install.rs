@@ -6,13 +6,15 @@
 //!
 //! | test | boots from | kickstart | store | installed disk boots on |
 //! |---|---|---|---|---|
-//! | thin | CD on OVMF, default entry | OEMDRV | thin LVM | SeaBIOS and OVMF, then updated (below) |
+//! | thin | CD customised by `hvnode iso customize`, on OVMF, default entry | embedded in the ISO | thin LVM | SeaBIOS and OVMF, then updated (below) |
 //! | btrfs | USB on OVMF, default entry | OEMDRV, image over http | btrfs | SeaBIOS |
 //! | plain | PXE on SeaBIOS (TFTP, iPXE) | `inst.ks=http://` | plain XFS | OVMF |
 //! | live | CD on SeaBIOS, "Start hvnode live" | typed in the live shell | thin (explicit layout), btrfs (interactive hub) | — |
 //!
-//! - thin: the disk becomes a compressed qcow2 (`hvnode build --qcow2`),
-//!   which is what boots; then the node is updated to a v2 and a v3 built
+//! - thin: the ISO is booted alone (no OEMDRV disk, no `inst.ks=`); the
+//!   node has the ISO's trusted key and engine; the disk becomes a
+//!   compressed qcow2 (`hvnode build --qcow2`), which is what boots; then
+//!   the node is updated (signed with the ISO's key) to a v2 and a v3 built
 //!   by the test, and rolled back (`install/update.rs`): the /etc merge, a
 //!   trial boot that passes, one that fails and falls back by itself;
 //! - btrfs: the live system then has both kinds of loop-mounted image whose
@@ -433,26 +435,181 @@ fn check_plain(c: &mut vmtest::Console, name: &str, img: &Image, layer: &str) {
     );
 }
 
-/// Also the qcow2 output of `hvnode build --qcow2`: the same library call
-/// makes the disk image, and that image is what boots, on both firmwares.
+/// What the thin test's ISO is customised with (`hvnode iso customize`).
+struct Site {
+    /// The embedded kickstart's file name (the install log names it).
+    ks_name: &'static str,
+    key: vmtest::release::TestKey,
+    key_id: String,
+}
+
+/// The engine the customised ISO registers nodes with (no such host: the
+/// node's zero-touch service keeps retrying in the background).
+const SITE_ENGINE: &str = "engine.site.example.com";
+const SITE_FINGERPRINT: &str =
+    "SHA256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// The built ISO customised as a site would (`image_build::customize`, the
+/// library call of `hvnode iso customize`): `ks` embedded, the install
+/// entry the default after 1 s, a trusted key for update bundles (made
+/// here; the test's releases are signed with it) and an engine. The
+/// customisation reads back as written (`hvnode iso show`).
+fn customised_iso(img: &Image, ks: &str, dir: &Path) -> (PathBuf, Site) {
+    use image_build::customize::{self, Changes, MenuEntry};
+    let ks_name = "thinp-site.ks";
+    let ks_path = dir.join(ks_name);
+    std::fs::write(&ks_path, ks).unwrap();
+    let key = vmtest::release::TestKey::generate(&dir.join("site-key")).unwrap();
+    let key_id = bundle::read_public_key(&key.public).unwrap().key_id;
+    let iso = dir.join("site.iso");
+    let changes = Changes {
+        kickstart: Some(ks_path),
+        default_entry: Some(MenuEntry::Install),
+        timeout: Some(1),
+        trust_keys: vec![key.public.clone()],
+        engine: Some(SITE_ENGINE.into()),
+        engine_fingerprint: Some(SITE_FINGERPRINT.into()),
+        ..Changes::default()
+    };
+    let notes = customize::customize(&img.iso, &iso, &changes).unwrap();
+    eprintln!("thinp: customised ISO {}: {notes:?}", iso.display());
+    let show = customize::ShowReport::new(&iso, &customize::read(&iso).unwrap());
+    assert_eq!(show.kickstart.as_ref().map(|k| k.text.as_str()), Some(ks));
+    assert_eq!(
+        (show.default_entry, show.timeout),
+        (MenuEntry::Install, Some(1))
+    );
+    assert_eq!(show.trust_keys.len(), 1);
+    assert_eq!(show.trust_keys[0].key_id, key_id);
+    let engine = show.engine.unwrap();
+    assert_eq!(
+        (engine.address(), engine.fingerprint.as_deref()),
+        (format!("{SITE_ENGINE}:443"), Some(SITE_FINGERPRINT))
+    );
+    (
+        iso,
+        Site {
+            ks_name,
+            key,
+            key_id,
+        },
+    )
+}
+
+/// What the customised ISO left on the installed node: the installer read
+/// the embedded kickstart (the guest had no other source: no OEMDRV disk,
+/// no `inst.ks=`), the trusted key in `/etc/hvnode/trusted.d` (0644,
+/// labelled as the policy says), and the engine in `registration.conf`
+/// (0600), which the zero-touch service took up at boot.
+fn check_customised(c: &mut vmtest::Console, name: &str, site: &Site) -> String {
+    let log = c
+        .check(
+            "grep -E 'customised|kickstart|from the medium|from the boot medium|OEMDRV' /var/log/hvnode/install.log",
+            CMD,
+        )
+        .unwrap();
+    eprintln!("{name}: install.log\n{log}");
+    for want in [
+        "the boot medium is customised (hvnode iso customize)".to_string(),
+        format!(
+            "kickstart: {}, embedded in the medium by hvnode iso customize (ks/custom.area)",
+            site.ks_name
+        ),
+        format!("registration with {SITE_ENGINE}:443 from the boot medium"),
+        format!("trusted key {} (from the medium)", site.key_id),
+    ] {
+        assert!(
+            log.contains(&want),
+            "{name}: no {want:?} in install.log:\n{log}"
+        );
+    }
+    assert!(!log.contains("OEMDRV"), "{name}: install.log:\n{log}");
+    let trusted = format!("/etc/hvnode/trusted.d/iso-{}.pub", site.key_id);
+    assert_eq!(
+        c.check(&format!("stat -c '%a %U' {trusted}"), CMD)
+            .unwrap()
+            .trim(),
+        "644 root",
+        "{name}: {trusted}"
+    );
+    assert_eq!(
+        c.check(&format!("cat {trusted}"), CMD).unwrap().trim(),
+        site.key.public_text().unwrap().trim(),
+        "{name}: {trusted}"
+    );
+    let conf = "/etc/hvnode/registration.conf";
+    assert_eq!(
+        c.check(&format!("stat -c '%a %U' {conf}"), CMD)
+            .unwrap()
+            .trim(),
+        "600 root",
+        "{name}: {conf}"
+    );
+    let text = c.check(&format!("cat {conf}"), CMD).unwrap();
+    for want in [
+        format!("engine={SITE_ENGINE}:443"),
+        format!("engine_fingerprint={SITE_FINGERPRINT}"),
+    ] {
+        assert!(
+            text.lines().any(|l| l.trim() == want),
+            "{name}: no {want} in {conf}:\n{text}"
+        );
+    }
+    let relabel = c
+        .check(&format!("restorecon -nv {trusted} {conf}"), CMD)
+        .unwrap();
+    assert!(
+        relabel.trim().is_empty(),
+        "{name}: wrong SELinux labels: {relabel}"
+    );
+    let journal = c
+        .check(
+            "journalctl -b -u hvnode-register.service -o cat --no-pager | head -n 5",
+            CMD,
+        )
+        .unwrap();
+    assert!(
+        journal.contains(&format!(
+            "Zero-touch registration with engine {SITE_ENGINE}:443"
+        )),
+        "{name}: hvnode-register.service:\n{journal}"
+    );
+    trusted
+}
+
+/// The ISO customised as a site would ([`customised_iso`]) booted alone,
+/// on OVMF, by its default entry after a 1 s menu: the installer takes the
+/// embedded kickstart. Also the qcow2 output of `hvnode build --qcow2`: the
+/// same library call makes the disk image, and that image is what boots,
+/// on both firmwares; the update that follows is signed with the ISO's
+/// trusted key.
 #[test]
-fn thin_lvm_install_from_cd_on_ovmf_and_oemdrv_boots_on_bios_and_uefi() {
+fn thin_lvm_install_from_a_customised_cd_on_ovmf_boots_on_bios_and_uefi() {
     let Some(img) = image() else { return };
     let dir = work_dir("thinp");
     let ks = kickstart(&Unattended::from_medium(&img.squashfs_sha256, "thinp"));
     let ks = vmtest::disk_image::prepare_kickstart("thinp.ks", &ks, &img).unwrap();
+    let (iso, site) = customised_iso(&img, &ks, &dir);
     let target = dir.join(format!("{}.qcow2", img.nvr));
-    let made = vmtest::disk_image::make_on(Firmware::Uefi, &img, &ks, &target, &dir).unwrap();
+    let made = vmtest::disk_image::make_from(
+        Firmware::Uefi,
+        &iso,
+        vmtest::disk_image::KickstartSource::Medium,
+        &target,
+        &dir,
+    )
+    .unwrap();
     let t = made.times;
     eprintln!(
-        "thinp from CD on OVMF: installer started after {:.0} s, installed in {:.0} s, powered off after {:.0} s; qcow2 {:.0} MB",
+        "thinp from the customised CD on OVMF: installer started after {:.0} s, installed in {:.0} s, powered off after {:.0} s; qcow2 {:.0} MB",
         t.to_installer,
         t.install,
         t.total,
         made.bytes as f64 / 1e6
     );
+    std::fs::remove_file(&iso).unwrap();
     // v2 and v3 for the update are built while the disk boots.
-    let releases = update::build_releases(&dir.join("releases"), true);
+    let releases = update::build_releases(&dir.join("releases"), site.key.clone(), true);
     let check = std::process::Command::new("qemu-img")
         .args(["info", "--output=json"])
         .arg(&target)
@@ -462,7 +619,7 @@ fn thin_lvm_install_from_cd_on_ovmf_and_oemdrv_boots_on_bios_and_uefi() {
     assert!(info.contains("\"format\": \"qcow2\""), "{info}");
     // v1 on SeaBIOS; the update's boots (v2's trial, v3's failed trial,
     // the fallback, the rollback) are on OVMF.
-    let node = boot_installed(
+    let mut node = boot_installed(
         &dir,
         "thinp-bios",
         Firmware::Bios,
@@ -470,7 +627,8 @@ fn thin_lvm_install_from_cd_on_ovmf_and_oemdrv_boots_on_bios_and_uefi() {
         &img,
         Store::Thin,
     );
-    update::run(node, &dir, &target, &img, releases);
+    let trusted = check_customised(&mut node.vm.console, "thinp-bios", &site);
+    update::run(node, &dir, &target, &img, releases, &trusted);
 }
 
 /// `autopart --type=btrfs` from the ISO written to a USB disk, booted on
@@ -581,7 +739,8 @@ fn plain_install_over_pxe_on_seabios_with_inst_ks_http_boots_on_uefi() {
         t.to_installer, t.install, t.total
     );
     drop(http);
-    let releases = update::build_releases(&dir.join("releases"), false);
+    let key = vmtest::release::TestKey::generate(&dir.join("releases/key")).unwrap();
+    let releases = update::build_releases(&dir.join("releases"), key, false);
     let node = boot_installed(
         &dir,
         "plain-uefi",

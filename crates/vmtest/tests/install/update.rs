@@ -1,8 +1,10 @@
 //! An installed node's life after day one, on the thin LVM store: the admin
-//! changes `/etc` and `/var`, `nodectl update` applies a signed v2 built by
-//! the test (fetched over http), the trial boot makes it the default and
-//! the merge is checked; a v3 whose console cannot start fails its trial and
-//! the node comes back to v2 by itself; `nodectl rollback` returns to v1.
+//! changes `/etc` and `/var`, `nodectl update` applies a v2 built by the
+//! test (fetched over http) and signed with the key the customised ISO
+//! made the node trust (refused while that key is set aside), the trial
+//! boot makes it the default and the merge is checked; a v3 whose console
+//! cannot start fails its trial and the node comes back to v2 by itself;
+//! `nodectl rollback` returns to v1.
 //!
 //! Every reboot ends qemu (`-no-reboot`), as a host's power cycle would
 //! end its firmware's run; the next boot is a new qemu on the same disk.
@@ -41,13 +43,11 @@ fn workspace() -> PathBuf {
 
 /// Starts building v2 (a changed sshd drop-in, a new file in `/etc` and a
 /// new folder in `/var`) and, with `with_v3`, v3 (its agent cannot start; a
-/// trial limit of 30 s in `/etc/hvnode/update.toml`), signed with a new
-/// test key.
-pub fn build_releases(dir: &Path, with_v3: bool) -> JoinHandle<Releases> {
+/// trial limit of 30 s in `/etc/hvnode/update.toml`), signed with `key`.
+pub fn build_releases(dir: &Path, key: TestKey, with_v3: bool) -> JoinHandle<Releases> {
     let dir = dir.to_path_buf();
     std::thread::spawn(move || {
         let ws = workspace();
-        let key = TestKey::generate(&dir.join("key")).unwrap();
         let sshd = std::fs::read_to_string(ws.join("image/files").join(&SSHD_CONF[1..])).unwrap();
         let v2 = Changes {
             release_suffix: ".2".into(),
@@ -340,13 +340,16 @@ fn console_update(c: &mut vmtest::Console, name: &str, url: &str, layer: &str) {
 }
 
 /// The update scenario on the booted, logged-in v1 node `node` (its disk
-/// `disk`); powers the node off at the end.
+/// `disk`), which trusts the releases' key through `trusted` (the key file
+/// the customised ISO put in `/etc/hvnode/trusted.d`); powers the node off
+/// at the end.
 pub fn run(
     mut node: vmtest::install::Installed,
     dir: &Path,
     disk: &Path,
     img: &Image,
     releases: JoinHandle<Releases>,
+    trusted: &str,
 ) {
     let v1 = format!("{}+1", img.nvr);
     admin_changes(&mut node.vm.console);
@@ -371,7 +374,10 @@ pub fn run(
     };
     {
         let c = &mut node.vm.console;
-        // Unsigned by a trusted key: refused, nothing changed.
+        // Without the key the ISO gave: signed by no trusted key, refused,
+        // nothing changed.
+        let aside = format!("/root/{}.aside", trusted.rsplit('/').next().unwrap());
+        c.check(&format!("mv {trusted} {aside}"), CMD).unwrap();
         let (rc, out) = c
             .run(
                 &format!(
@@ -386,7 +392,7 @@ pub fn run(
             "an update signed by an unknown key was applied: {out}"
         );
         assert!(out.contains("Nothing on the node was changed"), "{out}");
-        trust(c, &r.key);
+        c.check(&format!("mv {aside} {trusted}"), CMD).unwrap();
         apply(c, "update-v2", &url(&r.v2));
         let i = info(c);
         assert_eq!(i["bootloader"]["trial"], v2.as_str(), "{i}");
