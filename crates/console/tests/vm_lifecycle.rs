@@ -409,6 +409,7 @@ fn vnc_and_serial_consoles_are_relayed_from_real_guests() {
          <source file='{}'/><target dev='hda' bus='ide'/></disk>\
          <serial type='pty'><target port='0'/></serial>\
          <console type='pty'><target type='serial' port='0'/></console>\
+         <graphics type='vnc' autoport='yes' listen='127.0.0.1'/>\
          <memballoon model='none'/></devices></domain>",
         serial_vm.vm,
         disk.display()
@@ -425,6 +426,15 @@ fn vnc_and_serial_consoles_are_relayed_from_real_guests() {
         assert!(std::time::Instant::now() < deadline, "{seen:?}");
         seen.extend(serial.take(1));
     }
+
+    // libvirt's usual display, a VNC port on the loopback address, is relayed too.
+    let mut tcp_vnc = Reader {
+        ws: console_socket(&server, &s, &serial_vm.vm, "vnc"),
+        buf: Vec::new(),
+    };
+    assert!(tcp_vnc.take(12).starts_with(b"RFB 003.00"));
+    let live = guest.get_xml_desc(0).unwrap();
+    assert!(live.contains("<graphics type='vnc' port='59"), "{live}");
 
     // libvirt keeps one session per console: a second one takes it over, and the
     // first one's socket closes.
