@@ -6,11 +6,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod real_libvirt;
 
 use std::path::PathBuf;
 use std::process::Command;
 
 use common::{PamService, Server, TestUser};
+use real_libvirt::{Made, URI};
 
 #[test]
 fn an_administrator_works_through_the_console_in_chromium() {
@@ -93,43 +95,6 @@ fn an_administrator_works_through_the_console_in_chromium() {
     }
 }
 
-/// What the console test made in libvirt, removed when dropped (also after a
-/// failure): the VM, its pool and its isolated network.
-struct Made {
-    vm: String,
-    pool: String,
-    net: String,
-}
-
-impl Drop for Made {
-    fn drop(&mut self) {
-        use virt::{domain::Domain, network::Network, storage_pool::StoragePool};
-        let Ok(mut conn) = virt::connect::Connect::open(Some(QEMU_SYSTEM)) else {
-            return;
-        };
-        if let Ok(d) = Domain::lookup_by_name(&conn, &self.vm) {
-            let _ = d.destroy();
-            let _ = d.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA);
-        }
-        if let Ok(p) = StoragePool::lookup_by_name(&conn, &self.pool) {
-            if let Ok(vols) = p.list_all_volumes(0) {
-                for v in vols {
-                    let _ = v.delete(0);
-                }
-            }
-            let _ = p.destroy();
-            let _ = p.undefine();
-        }
-        if let Ok(n) = Network::lookup_by_name(&conn, &self.net) {
-            let _ = n.destroy();
-            let _ = n.undefine();
-        }
-        let _ = conn.close();
-    }
-}
-
-const QEMU_SYSTEM: &str = "qemu:///system";
-
 /// The VM page's consoles in Chromium against the real libvirtd and a TCG guest
 /// made through the API (SeaBIOS with an empty disk, whose text screen is
 /// enough): noVNC's canvas shows pixels that are not black, the serial tab opens
@@ -150,31 +115,9 @@ fn the_vm_page_shows_a_real_guest_on_its_graphical_and_serial_consoles() {
     {
         return;
     }
-    let id = std::process::id();
-    let made = Made {
-        vm: format!("hvnode-web-{id}"),
-        pool: format!("hvnode-web-{id}"),
-        net: format!("hvnode-web-{id}"),
-    };
-    let conn = virt::connect::Connect::open(Some(QEMU_SYSTEM)).unwrap_or_else(|e| {
-        panic!(
-            "libvirtd is not reachable at {QEMU_SYSTEM} ({e}): run tests/deps.sh, which starts it"
-        )
-    });
-    // An isolated network (a bridge with no address and no forwarding).
-    virt::network::Network::define_xml(
-        &conn,
-        &format!(
-            "<network><name>{}</name><bridge name='hvw{}' stp='off'/></network>",
-            made.net,
-            id % 100_000
-        ),
-    )
-    .unwrap()
-    .create()
-    .unwrap();
+    let made = Made::with_network("hvnode-web", "hvw");
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_tls(|c| c.libvirt_uri = QEMU_SYSTEM.into());
+    let server = Server::start_tls(|c| c.libvirt_uri = URI.into());
     let s = server.admin_session("root");
     let csrf = [("X-CSRF-Token", s.csrf.as_str())];
     let post = |path: &str, body: serde_json::Value| {

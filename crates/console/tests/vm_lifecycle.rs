@@ -9,74 +9,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod real_libvirt;
 
 use common::{Server, get, post_form, request};
-use virt::connect::Connect;
 use virt::domain::Domain;
-use virt::network::Network;
 use virt::storage_pool::StoragePool;
 
-const URI: &str = "qemu:///system";
-
-/// What the test made in libvirt, removed when dropped (also after a failure).
-struct Made {
-    vm: String,
-    pool: String,
-    net: String,
-}
-
-impl Drop for Made {
-    fn drop(&mut self) {
-        let Ok(mut conn) = Connect::open(Some(URI)) else {
-            return;
-        };
-        if let Ok(d) = Domain::lookup_by_name(&conn, &self.vm) {
-            let _ = d.destroy();
-            let _ = d.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA);
-        }
-        if self.pool.is_empty() {
-            let _ = conn.close();
-            return;
-        }
-        if let Ok(p) = StoragePool::lookup_by_name(&conn, &self.pool) {
-            let _ = p.destroy();
-            let _ = p.undefine();
-        }
-        if let Ok(n) = Network::lookup_by_name(&conn, &self.net) {
-            let _ = n.destroy();
-            let _ = n.undefine();
-        }
-        let _ = conn.close();
-    }
-}
-
-fn conn() -> Connect {
-    Connect::open(Some(URI)).unwrap_or_else(|e| {
-        panic!("libvirtd is not reachable at {URI} ({e}): run tests/deps.sh, which starts it")
-    })
-}
+use real_libvirt::{Made, URI, conn};
 
 #[test]
 fn a_vm_is_created_changed_snapshotted_and_deleted_with_its_storage() {
     common::require_root();
-    let id = std::process::id();
-    let made = Made {
-        vm: format!("hvnode-life-{id}"),
-        pool: format!("hvnode-life-{id}"),
-        net: format!("hvnode-life-{id}"),
-    };
+    let made = Made::with_network("hvnode-life", "hvl");
     let c = conn();
-    let bridge = format!("hvl{}", id % 100_000);
-    let net = Network::define_xml(
-        &c,
-        &format!(
-            "<network><name>{}</name><bridge name='{bridge}' stp='off'/></network>",
-            made.net
-        ),
-    )
-    .unwrap();
-    net.create().unwrap();
-
     let dir = tempfile::tempdir().unwrap();
     let pool_dir = dir.path().join("pool");
     let server = Server::start(|c| c.libvirt_uri = URI.into());
@@ -327,29 +272,9 @@ fn serial_boot_sector() -> Vec<u8> {
 #[test]
 fn vnc_and_serial_consoles_are_relayed_from_real_guests() {
     common::require_root();
-    let id = std::process::id();
-    let made = Made {
-        vm: format!("hvnode-vnc-{id}"),
-        pool: format!("hvnode-vnc-{id}"),
-        net: format!("hvnode-vnc-{id}"),
-    };
-    let serial_vm = Made {
-        vm: format!("hvnode-serial-{id}"),
-        pool: String::new(),
-        net: String::new(),
-    };
+    let made = Made::with_network("hvnode-vnc", "hvv");
+    let serial_vm = Made::vm(format!("hvnode-serial-{}", std::process::id()));
     let c = conn();
-    Network::define_xml(
-        &c,
-        &format!(
-            "<network><name>{}</name><bridge name='hvv{}' stp='off'/></network>",
-            made.net,
-            id % 100_000
-        ),
-    )
-    .unwrap()
-    .create()
-    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(|c| c.libvirt_uri = URI.into());
     let s = server.admin_session("root");
