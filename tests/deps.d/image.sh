@@ -16,4 +16,8 @@ need_prog m4 m4
 need_prog make make
 need_prog qemu-system-x86 qemu-system-x86_64
 need_prog qemu-utils qemu-img
+# grub-pc-bin: the ISO's BIOS grub. grub-efi-amd64-bin: the unsigned grub
+# the Secure Boot test shows refused (the ISO's UEFI loaders are the
+# image's signed ones). ovmf: OVMF_CODE_4M.secboot.fd and OVMF_VARS_4M.ms.fd
+# for Secure Boot.
 need_apt grub-pc-bin grub-efi-amd64-bin arch-test ovmf

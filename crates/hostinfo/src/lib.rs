@@ -7,6 +7,7 @@
 //! thin function that reads the live host.
 
 pub mod blockdev;
+pub mod boot_chain;
 pub mod counters;
 pub mod image;
 pub mod network;

@@ -8,6 +8,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 use command::CommandExt;
+use hostinfo::boot_chain::{self, Loader};
 use hostinfo::units::UtcTime;
 
 use crate::recipe::Recipe;
@@ -20,6 +21,16 @@ pub struct BootFiles {
     pub squashfs: PathBuf,
     /// `kickstart/interactive-defaults.ks`, embedded in the ISO.
     pub kickstart: PathBuf,
+    /// The image tree the signed UEFI loaders are taken from
+    /// ([`boot_chain`]'s paths below it; the build has checked them).
+    pub loaders: PathBuf,
+}
+
+impl BootFiles {
+    /// Where `loader` is in the image tree.
+    pub fn loader(&self, loader: &Loader) -> PathBuf {
+        self.loaders.join(loader.path.trim_start_matches('/'))
+    }
 }
 
 /// Kernel arguments of a live boot from a medium labelled `label`.
@@ -101,12 +112,10 @@ fn copy(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Where Debian's grub-pc-bin and grub-efi-amd64-bin keep grub's images
-/// and modules.
+/// Where Debian's grub-pc-bin keeps grub's images and modules.
 const GRUB_LIB: &str = "/usr/lib/grub";
-/// The grub platforms on the ISO: BIOS and 64-bit UEFI.
+/// grub's BIOS platform, on the ISO beside UEFI's signed chain.
 const BIOS: &str = "i386-pc";
-const UEFI: &str = "x86_64-efi";
 
 /// The ISO's modification date as xorriso takes it (`YYYYMMDDhhmmsscc`)
 /// and the file system UUID grub derives from it
@@ -126,11 +135,25 @@ pub fn iso_date_and_uuid(epoch: i64) -> (String, String) {
     )
 }
 
-/// The configuration built into both grub images: find the ISO's own file
-/// system (on a CD, or on the disk the ISO was written to) and read
+/// The configuration built into the BIOS grub image: find the ISO's own
+/// file system (on a CD, or on the disk the ISO was written to) and read
 /// `/boot/grub/grub.cfg` and the modules from there.
 fn grub_early_cfg(uuid: &str) -> String {
     format!("search --no-floppy --fs-uuid --set=root {uuid}\nset prefix=($root)/boot/grub\n")
+}
+
+/// The first configuration Debian's signed CD grub reads
+/// ([`boot_chain::CD_GRUB_CFG`]), on whichever medium it found by
+/// [`boot_chain::DISK_INFO`]: it goes on to this ISO's own file system, by
+/// its UUID (another hvnode medium in the machine may have been found
+/// first), and its menu.
+pub fn signed_grub_cfg(uuid: &str) -> String {
+    format!(
+        "# hvnode: Debian's signed grub (UEFI, Secure Boot) reads this first.\n\
+         search --no-floppy --fs-uuid --set=root {uuid}\n\
+         set prefix=($root)/boot/grub\n\
+         source $prefix/grub.cfg\n"
+    )
 }
 
 /// Copies grub's modules for `platform` to `dest` (grub loads what
@@ -177,11 +200,25 @@ fn grub_mkimage(
         .with_context(|| format!("making grub's {format} image"))
 }
 
-/// The El Torito UEFI boot image: a FAT file system holding
-/// `EFI/BOOT/BOOTX64.EFI`, with a serial number and every time stamp fixed.
-fn efi_image(efi_binary: &Path, out: &Path, epoch: i64, log: &Path) -> Result<()> {
-    // The binary plus 1 MiB for the file system, in whole MiB.
-    let kib = (fs::metadata(efi_binary)?.len() / 1024 + 1024).div_ceil(1024) * 1024;
+/// The El Torito UEFI boot image: a FAT file system holding the signed
+/// chain in `EFI/BOOT` (shim as `BOOTX64.EFI`, grub and the MOK manager
+/// under the names shim looks for), with a serial number and every time
+/// stamp fixed.
+fn efi_image(boot: &BootFiles, scratch: &Path, out: &Path, epoch: i64, log: &Path) -> Result<()> {
+    let mut files = Vec::new();
+    for loader in boot_chain::MEDIUM {
+        // A copy with the build's time stamp (mcopy -m keeps it).
+        let copy_of = scratch.join(boot_chain::placed_name(&loader));
+        copy(&boot.loader(&loader), &copy_of)?;
+        crate::rootfs::set_times(&copy_of, epoch, false)?;
+        files.push(copy_of);
+    }
+    let mut bytes = 0;
+    for f in &files {
+        bytes += fs::metadata(f)?.len();
+    }
+    // The binaries plus 1 MiB for the file system, in whole MiB.
+    let kib = (bytes / 1024 + 1024).div_ceil(1024) * 1024;
     if out.exists() {
         fs::remove_file(out)?;
     }
@@ -193,7 +230,6 @@ fn efi_image(efi_binary: &Path, out: &Path, epoch: i64, log: &Path) -> Result<()
         .arg(kib.to_string())
         .run_logged(log)
         .context("making the UEFI boot image's FAT file system")?;
-    crate::rootfs::set_times(efi_binary, epoch, false)?;
     // mtools takes "now" from SOURCE_DATE_EPOCH; -m keeps the file's time.
     let mtools = |c: &mut Command| {
         c.arg("-i")
@@ -206,14 +242,18 @@ fn efi_image(efi_binary: &Path, out: &Path, epoch: i64, log: &Path) -> Result<()
     mmd.args(["::/EFI", "::/EFI/BOOT"])
         .run_logged(log)
         .context("making EFI/BOOT in the UEFI boot image")?;
-    let mut mcopy = Command::new("mcopy");
-    mcopy.arg("-m");
-    mtools(&mut mcopy);
-    mcopy
-        .arg(efi_binary)
-        .arg("::/EFI/BOOT/BOOTX64.EFI")
-        .run_logged(log)
-        .context("copying grub into the UEFI boot image")
+    for f in &files {
+        let mut mcopy = Command::new("mcopy");
+        mcopy.arg("-m");
+        mtools(&mut mcopy);
+        let name = f.file_name().unwrap_or_default().to_string_lossy();
+        mcopy
+            .arg(f)
+            .arg(format!("::/EFI/BOOT/{name}"))
+            .run_logged(log)
+            .with_context(|| format!("copying {name} into the UEFI boot image"))?;
+    }
+    Ok(())
 }
 
 /// Writes `out` (an `.iso`) via a temporary name: an ISO 9660 file system
@@ -243,6 +283,16 @@ pub fn iso(
     copy(&boot.kickstart, &tree.join("ks/interactive-defaults.ks"))?;
     fs::create_dir_all(tree.join("boot/grub"))?;
     fs::write(tree.join("boot/grub/grub.cfg"), iso_grub_cfg(recipe))?;
+    let (date, uuid) = iso_date_and_uuid(epoch);
+    // What Debian's signed CD grub looks for, and reads first.
+    fs::create_dir_all(tree.join(".disk"))?;
+    fs::write(
+        tree.join(boot_chain::DISK_INFO),
+        format!("{} (UEFI and BIOS)\n", recipe.nvr()),
+    )?;
+    let signed_cfg = tree.join(boot_chain::CD_GRUB_CFG);
+    fs::create_dir_all(signed_cfg.parent().unwrap_or(&tree))?;
+    fs::write(&signed_cfg, signed_grub_cfg(&uuid))?;
     // The customisation areas, pristine: `hvnode iso customize` rewrites
     // their bytes in place.
     for kind in iso_custom::AreaKind::ALL {
@@ -253,8 +303,6 @@ pub fn iso(
     }
     let grub_dir = tree.join("boot/grub");
     copy_grub_modules(BIOS, &grub_dir.join(BIOS))?;
-    copy_grub_modules(UEFI, &grub_dir.join(UEFI))?;
-    let (date, uuid) = iso_date_and_uuid(epoch);
     let early = scratch.join("early.cfg");
     fs::write(&early, grub_early_cfg(&uuid))?;
     grub_mkimage(
@@ -265,16 +313,7 @@ pub fn iso(
         &["biosdisk", "iso9660", "search"],
         log,
     )?;
-    let efi_binary = scratch.join("BOOTX64.EFI");
-    grub_mkimage(
-        UEFI,
-        "x86_64-efi",
-        &early,
-        &efi_binary,
-        &["part_gpt", "part_msdos", "fat", "iso9660", "search"],
-        log,
-    )?;
-    efi_image(&efi_binary, &grub_dir.join("efi.img"), epoch, log)?;
+    efi_image(boot, &scratch, &grub_dir.join("efi.img"), epoch, log)?;
     // Same times on every file, for reproducible ISOs.
     crate::rootfs::set_times(&tree, epoch, false)?;
     let partial = partial_name(out);
@@ -310,6 +349,31 @@ pub fn iso(
     Ok(())
 }
 
+/// Boot files for tests: one-word files in `d`, and stand-ins for the
+/// signed loaders in a tree below it (their contents are their paths).
+#[cfg(test)]
+pub(crate) fn test_boot_files(d: &Path) -> BootFiles {
+    for f in ["k", "i", "s", "ks"] {
+        fs::write(d.join(f), f).unwrap();
+    }
+    let boot = BootFiles {
+        kernel: d.join("k"),
+        initrd: d.join("i"),
+        squashfs: d.join("s"),
+        kickstart: d.join("ks"),
+        loaders: d.join("tree"),
+    };
+    for l in boot_chain::MEDIUM.iter().chain(&boot_chain::NETWORK) {
+        let p = boot.loader(l);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, l.path).unwrap();
+    }
+    boot
+}
+
+/// shim's name in the PXE tree: the DHCP boot file of a UEFI network boot.
+pub const PXE_SHIM: &str = "shimx64.efi";
+
 /// `dir/.name.partial` for `dir/name`.
 pub fn partial_name(p: &Path) -> PathBuf {
     let name = p.file_name().unwrap_or_default().to_string_lossy();
@@ -317,7 +381,8 @@ pub fn partial_name(p: &Path) -> PathBuf {
 }
 
 /// The PXE tree: kernel, initrd, squashfs and boot configurations for
-/// pxelinux (BIOS), grub (UEFI) and iPXE.
+/// pxelinux (BIOS), iPXE, and UEFI's signed chain (shim, Debian's signed
+/// network grub reading `grub/grub.cfg` from the TFTP root).
 pub fn pxe(recipe: &Recipe, boot: &BootFiles, out_dir: &Path) -> Result<()> {
     let base = recipe.outputs.pxe_base_url.trim_end_matches('/');
     let url = format!("{base}/squashfs.img");
@@ -350,16 +415,28 @@ pub fn pxe(recipe: &Recipe, boot: &BootFiles, out_dir: &Path) -> Result<()> {
     copy(&boot.kernel, &partial.join("vmlinuz"))?;
     copy(&boot.initrd, &partial.join("initrd.img"))?;
     copy(&boot.squashfs, &partial.join("squashfs.img"))?;
+    for loader in boot_chain::NETWORK {
+        // shim by its own name (the DHCP boot file), the rest as shim
+        // looks for them beside itself.
+        let name = if loader == boot_chain::SHIM {
+            PXE_SHIM
+        } else {
+            boot_chain::placed_name(&loader)
+        };
+        copy(&boot.loader(&loader), &partial.join(name))?;
+    }
     fs::write(
         partial.join("boot.ipxe"),
         format!(
             "#!ipxe\n# hvnode {nvr}: iPXE boot script. Kernel, initramfs and root image come over\n# HTTP from {base}/ (this folder served there).\nkernel {base}/vmlinuz {ipxe_args}\ninitrd {base}/initrd.img\nboot\n"
         ),
     )?;
+    let grub_cfg = partial.join(boot_chain::NET_GRUB_CFG);
+    fs::create_dir_all(grub_cfg.parent().unwrap_or(&partial))?;
     fs::write(
-        partial.join("grub.cfg"),
+        &grub_cfg,
         format!(
-            "# hvnode {nvr}: UEFI network boot with grub (grubnetx64.efi).\nset timeout=5\nmenuentry \"Start hvnode {nvr} live\" {{\n    linux vmlinuz {grub_args}\n    initrd initrd.img\n}}\n"
+            "# hvnode {nvr}: UEFI network boot: {PXE_SHIM} (shim) starts Debian's signed\n# network grub (grubx64.efi), which reads this file from the TFTP root.\nset timeout=5\nserial --unit=0 --speed=115200\nterminal_input console serial\nterminal_output console serial\nmenuentry \"Start hvnode {nvr} live\" --id live {{\n    linux /vmlinuz {grub_args}\n    initrd /initrd.img\n}}\n"
         ),
     )?;
     fs::create_dir_all(partial.join("pxelinux.cfg"))?;
@@ -372,7 +449,7 @@ pub fn pxe(recipe: &Recipe, boot: &BootFiles, out_dir: &Path) -> Result<()> {
     fs::write(
         partial.join("README.txt"),
         format!(
-            "hvnode {nvr}: PXE tree\n\nServe this folder over HTTP at {base}/ and over TFTP. iPXE (boot.ipxe)\nfetches everything over HTTP; grub (grub.cfg) and pxelinux\n(pxelinux.cfg/default) load vmlinuz and initrd.img over TFTP. The root\nimage always comes over HTTP: root=live:{url}\n\nKernel arguments:\n  root=live:URL      where the root image is (HTTP, HTTPS, FTP or TFTP)\n  rd.live.image      boot it as a live image\n  rd.neednet=1 ip=dhcp  bring the network up in the initramfs\n  hvnode.image_sha256=HEX  the root image's sha256: the installer checks\n                     the image it installs from root=live: against it\n  {}\n  inst.ks=URL        add to install with that kickstart\n  hvnode.engine=FQDN[:PORT] hvnode.engine_fingerprint=FP  zero-touch registration\n",
+            "hvnode {nvr}: PXE tree\n\nServe this folder over HTTP at {base}/ and as the root of a TFTP server.\nThe DHCP boot file: boot.ipxe for iPXE, which fetches everything over\nHTTP; pxelinux.0 (not included) for BIOS pxelinux, which reads\npxelinux.cfg/default; {PXE_SHIM} for UEFI, with or without Secure Boot:\nshim (signed by Microsoft's UEFI CA) starts grubx64.efi (Debian's signed\nnetwork grub), which reads grub/grub.cfg from the TFTP root; mmx64.efi is\nshim's MOK manager. grub and pxelinux load vmlinuz and initrd.img over\nTFTP. The root image always comes over HTTP: root=live:{url}\n\nKernel arguments:\n  root=live:URL      where the root image is (HTTP, HTTPS, FTP or TFTP)\n  rd.live.image      boot it as a live image\n  rd.neednet=1 ip=dhcp  bring the network up in the initramfs\n  hvnode.image_sha256=HEX  the root image's sha256: the installer checks\n                     the image it installs from root=live: against it\n  {}\n  inst.ks=URL        add to install with that kickstart\n  hvnode.engine=FQDN[:PORT] hvnode.engine_fingerprint=FP  zero-touch registration\n",
             recipe.kernel.args.join(" ")
         ),
     )?;
@@ -451,22 +528,13 @@ mod tests {
     #[test]
     fn isos_of_the_same_inputs_are_identical() {
         if !(hvnode_testutil::require_tools(&["xorriso", "grub-mkimage", "mkfs.vfat", "mcopy"])
-            && hvnode_testutil::require_path(&Path::new(GRUB_LIB).join(BIOS))
-            && hvnode_testutil::require_path(&Path::new(GRUB_LIB).join(UEFI)))
+            && hvnode_testutil::require_path(&Path::new(GRUB_LIB).join(BIOS)))
         {
             return;
         }
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        for f in ["k", "i", "s", "ks"] {
-            fs::write(d.join(f), f).unwrap();
-        }
-        let boot = BootFiles {
-            kernel: d.join("k"),
-            initrd: d.join("i"),
-            squashfs: d.join("s"),
-            kickstart: d.join("ks"),
-        };
+        let boot = test_boot_files(d);
         let epoch = 1_700_000_000;
         let log = d.join("log");
         let a = d.join("a.iso");
@@ -486,15 +554,7 @@ mod tests {
     fn pxe_tree_is_complete() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        for f in ["k", "i", "s", "ks"] {
-            fs::write(d.join(f), f).unwrap();
-        }
-        let boot = BootFiles {
-            kernel: d.join("k"),
-            initrd: d.join("i"),
-            squashfs: d.join("s"),
-            kickstart: d.join("ks"),
-        };
+        let boot = test_boot_files(d);
         let out = d.join("pxe");
         pxe(&recipe(), &boot, &out).unwrap();
         for f in [
@@ -502,7 +562,10 @@ mod tests {
             "initrd.img",
             "squashfs.img",
             "boot.ipxe",
-            "grub.cfg",
+            "grub/grub.cfg",
+            "shimx64.efi",
+            "grubx64.efi",
+            "mmx64.efi",
             "pxelinux.cfg/default",
             "README.txt",
         ] {
@@ -516,9 +579,22 @@ mod tests {
         let sum =
             "hvnode.image_sha256=043a718774c572bd8a25adbeb1bfcd5c0256ae11cecf9f9c3f925d0e52beaf89";
         assert!(ipxe.contains(sum), "{ipxe}");
-        let grub = fs::read_to_string(out.join("grub.cfg")).unwrap();
+        let grub = fs::read_to_string(out.join("grub/grub.cfg")).unwrap();
         assert!(grub.contains("${net_default_server}"));
         assert!(grub.contains(sum), "{grub}");
+        // From the TFTP root, where the network grub's prefix is.
+        assert!(grub.contains("    linux /vmlinuz root=live:"), "{grub}");
+        assert!(grub.contains("    initrd /initrd.img\n"), "{grub}");
+        // shim under the DHCP boot file's name, Debian's network grub
+        // where shim looks for its second stage.
+        assert_eq!(
+            fs::read(out.join("shimx64.efi")).unwrap(),
+            boot_chain::SHIM.path.as_bytes()
+        );
+        assert_eq!(
+            fs::read(out.join("grubx64.efi")).unwrap(),
+            boot_chain::GRUB_NET.path.as_bytes()
+        );
         let pxelinux = fs::read_to_string(out.join("pxelinux.cfg/default")).unwrap();
         assert!(pxelinux.contains(sum), "{pxelinux}");
         assert!(!partial_name(&out).exists());

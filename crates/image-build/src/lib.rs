@@ -31,6 +31,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use command::CommandExt;
+use hostinfo::boot_chain;
 use serde::Serialize;
 
 use crate::assemble::BootFiles;
@@ -178,7 +179,7 @@ pub fn build(opts: &Options) -> Result<Report> {
     let kernel = build.initramfs(&root, &base.key)?;
     build.label(&root)?;
     let squashfs = build.squash(&root)?;
-    let files = build.assemble(&kernel, &squashfs)?;
+    let files = build.assemble(&root, &kernel, &squashfs)?;
     let artifacts = build.checksum(&root, &kernel, &files)?;
 
     fs::remove_dir_all(&build.work)
@@ -477,14 +478,29 @@ impl<'a> Build<'a> {
 
     /// Stage 7: the outputs the recipe asks for (ISO, PXE tree, update
     /// bundle); returns every output file, the squashfs image first.
-    fn assemble(&mut self, kernel: &Kernel, squashfs: &Path) -> Result<Vec<PathBuf>> {
+    fn assemble(&mut self, root: &Root, kernel: &Kernel, squashfs: &Path) -> Result<Vec<PathBuf>> {
         let (opts, recipe, nvr, epoch) = (self.opts, self.recipe, &self.nvr, self.epoch);
         let st = self.progress.stage("assemble");
+        // Every UEFI loader a medium, the PXE tree or an install takes from
+        // the image is there and signed.
+        let all: Vec<boot_chain::Loader> = boot_chain::MEDIUM
+            .iter()
+            .chain(&boot_chain::NETWORK)
+            .chain(&boot_chain::INSTALLED)
+            .copied()
+            .collect();
+        boot_chain::check_signed(&root.path, &all).map_err(|e| {
+            anyhow::anyhow!(
+                "checking the image's UEFI Secure Boot chain: {e}; add shim-signed and \
+                 grub-efi-amd64-signed to the recipe's packages"
+            )
+        })?;
         let boot = BootFiles {
             kernel: kernel.vmlinuz.clone(),
             initrd: kernel.live_initrd.clone(),
             squashfs: squashfs.to_path_buf(),
             kickstart: opts.workspace.join("kickstart/interactive-defaults.ks"),
+            loaders: root.path.clone(),
         };
         let mut files = vec![squashfs.to_path_buf()];
         if recipe.outputs.iso {
@@ -537,6 +553,8 @@ impl<'a> Build<'a> {
         let out = &self.opts.out;
         let st = self.progress.stage("checksum");
         let artifacts = manifest::artifacts(out, files)?;
+        let packages = manifest::packages(root)?;
+        let boot_chain = manifest::boot_chain(root, &packages, &kernel.version)?;
         let m = Manifest {
             api_version: "hvnode.io/v1",
             kind: "ImageManifest",
@@ -544,7 +562,8 @@ impl<'a> Build<'a> {
             kernel: kernel.version.clone(),
             build_epoch: self.epoch,
             recipe_sha256: file_sha256(&self.opts.recipe)?,
-            packages: manifest::packages(root)?,
+            packages,
+            boot_chain,
             artifacts: artifacts.clone(),
         };
         let manifest_path = out.join("manifest.json");

@@ -37,7 +37,95 @@ pub struct Manifest {
     pub build_epoch: i64,
     pub recipe_sha256: String,
     pub packages: Vec<PackageEntry>,
+    /// The signed UEFI loaders on the ISO, the USB image, the PXE tree and
+    /// installed nodes' ESPs, with the kernel they start.
+    pub boot_chain: Vec<SignedBinary>,
     pub artifacts: Vec<Artifact>,
+}
+
+/// One signed binary of the UEFI boot chain.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedBinary {
+    /// Where it is in the image.
+    pub path: String,
+    pub package: String,
+    /// The package's Debian version.
+    pub version: String,
+    pub signed_by: String,
+    pub sha256: String,
+    /// Where the outputs and the installer put it.
+    pub placed_as: Vec<String>,
+}
+
+/// The boot chain of the image tree `root`: the loaders of
+/// [`hostinfo::boot_chain`] and the kernel `kernel_version`, each with its
+/// package's version from `packages`.
+pub fn boot_chain(
+    root: &Root,
+    packages: &[PackageEntry],
+    kernel_version: &str,
+) -> Result<Vec<SignedBinary>> {
+    use hostinfo::boot_chain as bc;
+    let version = |package: &str| -> Result<String> {
+        packages
+            .iter()
+            .find(|p| p.name == package)
+            .map(|p| p.version.clone())
+            .with_context(|| {
+                format!("the image's package list has no {package} (needed for Secure Boot)")
+            })
+    };
+    let efi_img = |name: &str| format!("ISO and USB: boot/grub/efi.img EFI/BOOT/{name}");
+    let esp = |name: &str| format!("installed ESP: EFI/BOOT/{name}");
+    let placements = [
+        (
+            bc::SHIM,
+            vec![
+                efi_img("BOOTX64.EFI"),
+                "PXE: shimx64.efi".into(),
+                esp("BOOTX64.EFI"),
+            ],
+        ),
+        (bc::GRUB_CD, vec![efi_img(bc::SECOND_STAGE)]),
+        (bc::GRUB_NET, vec![format!("PXE: {}", bc::SECOND_STAGE)]),
+        (bc::GRUB_DISK, vec![esp(bc::SECOND_STAGE)]),
+        (
+            bc::MOK_MANAGER,
+            vec![
+                efi_img(bc::MOK_MANAGER_NAME),
+                format!("PXE: {}", bc::MOK_MANAGER_NAME),
+                esp(bc::MOK_MANAGER_NAME),
+            ],
+        ),
+    ];
+    let mut out = Vec::new();
+    for (l, placed_as) in placements {
+        out.push(SignedBinary {
+            path: l.path.to_string(),
+            package: l.package.to_string(),
+            version: version(l.package)?,
+            signed_by: l.signed_by.to_string(),
+            sha256: file_sha256(&root.join(l.path))?,
+            placed_as,
+        });
+    }
+    // The kernel shim and grub start (Debian signs linux-image-*).
+    let kernel = root.join(&format!("/boot/vmlinuz-{kernel_version}"));
+    let kernel_package = format!("linux-image-{kernel_version}");
+    out.push(SignedBinary {
+        path: format!("/boot/vmlinuz-{kernel_version}"),
+        version: version(&kernel_package)?,
+        package: kernel_package,
+        signed_by: "Debian Secure Boot Signer 2022 - linux".into(),
+        sha256: file_sha256(&kernel)?,
+        placed_as: vec![
+            "ISO and USB: boot/vmlinuz".into(),
+            "PXE: vmlinuz".into(),
+            "installed /boot: LAYER/vmlinuz".into(),
+        ],
+    });
+    Ok(out)
 }
 
 /// Parses `dpkg-query -W -f '${Package}\t${Version}\t${Architecture}\n'`.

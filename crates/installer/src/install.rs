@@ -442,7 +442,7 @@ impl Writer<'_> {
             args.extend(extra.split_whitespace().map(String::from));
         }
         dedup_console(&mut args);
-        self.install_boot_loaders(&boot, &layer, args, &devlog)?;
+        self.install_boot_loaders(&boot, &opened.tree, &layer, args, &devlog)?;
         if let Some(password) = &plan.bootloader_password {
             grub_password::install(&boot.boot, password, log)?;
         }
@@ -613,10 +613,12 @@ impl Writer<'_> {
     }
 
     /// grub's configuration with one entry, `layer` booted with `args`, as
-    /// the default, and grub itself for BIOS and UEFI.
+    /// the default, and the boot loaders for BIOS and UEFI (the image
+    /// `tree`'s signed chain).
     fn install_boot_loaders(
         &self,
         boot: &BootDirs,
+        tree: &Path,
         layer: &LayerName,
         args: Vec<String>,
         devlog: &Path,
@@ -627,7 +629,14 @@ impl Writer<'_> {
         };
         boot::write_grub_cfg(&boot.boot, &boot.boot_uuid, std::slice::from_ref(&entry))?;
         boot::set_default(&boot.boot, layer)?;
-        boot::install_grub(&self.storage.disk.path, &boot.boot, &boot.efi, devlog)?;
+        boot::install_grub(
+            &self.storage.disk.path,
+            &boot.boot,
+            &boot.efi,
+            tree,
+            &boot.boot_uuid,
+            devlog,
+        )?;
         self.log.line(&format!(
             "boot entry {}: {}",
             entry.title(),

@@ -10,6 +10,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 use command::CommandExt;
+use hostinfo::boot_chain;
 use serde::Serialize;
 
 use crate::nvr::LayerName;
@@ -329,26 +330,73 @@ pub fn read_env(boot: &Path) -> Result<Vec<(String, String)>> {
         .collect())
 }
 
-/// Installs grub on `disk` for BIOS (into its BIOS boot partition) and for
-/// UEFI (the removable-media path `EFI/BOOT/BOOTX64.EFI` on the ESP mounted
-/// at `efi`, so no firmware variable is needed), both reading `boot/grub`.
-pub fn install_grub(disk: &Path, boot: &Path, efi: &Path, log: &Path) -> Result<()> {
+/// Installs the boot loaders on `disk`: grub for BIOS (into its BIOS boot
+/// partition, reading `boot/grub`), and for UEFI the signed chain of the
+/// image tree `tree` ([`install_uefi_chain`]).
+pub fn install_grub(
+    disk: &Path,
+    boot: &Path,
+    efi: &Path,
+    tree: &Path,
+    boot_uuid: &str,
+    log: &Path,
+) -> Result<()> {
     Command::new("grub-install")
         .args(["--target=i386-pc", "--modules=part_gpt ext2"])
         .arg(format!("--boot-directory={}", boot.display()))
         .arg(disk)
         .run_appending(log)
         .with_context(|| format!("installing grub for BIOS on {}", disk.display()))?;
-    // grub-install copies BOOTX64.EFI into EFI/BOOT without always making
-    // the folder first (seen on a fresh ESP).
-    fs::create_dir_all(efi.join("EFI/BOOT"))
-        .with_context(|| format!("creating EFI/BOOT on {}", efi.display()))?;
-    Command::new("grub-install")
-        .args(["--target=x86_64-efi", "--removable", "--no-nvram"])
-        .arg(format!("--efi-directory={}", efi.display()))
-        .arg(format!("--boot-directory={}", boot.display()))
-        .run_appending(log)
-        .with_context(|| format!("installing grub for UEFI on {}", efi.display()))?;
+    install_uefi_chain(efi, tree, boot_uuid)
+}
+
+/// The configuration Debian's signed disk grub reads from the ESP
+/// ([`boot_chain::DISK_GRUB_CFG`]): on to the menu in `/boot`'s file
+/// system, found by its UUID.
+pub fn esp_grub_cfg(boot_uuid: &str) -> String {
+    format!(
+        "# hvnode: Debian's signed grub reads this from the ESP, then the menu\n\
+         # in /boot (grub/grub.cfg there, with grubenv beside it).\n\
+         search --no-floppy --fs-uuid --set=root {boot_uuid}\n\
+         set prefix=($root)/grub\n\
+         configfile $prefix/grub.cfg\n"
+    )
+}
+
+/// Puts the UEFI Secure Boot chain of the image tree `tree` on the ESP
+/// mounted at `efi`: shim at the removable-media path
+/// `EFI/BOOT/BOOTX64.EFI` (so no firmware variable is needed), Debian's
+/// signed grub and shim's MOK manager beside it, and grub's configuration
+/// at `EFI/debian/grub.cfg`. Each file is checked to be signed before
+/// anything is written, and written whole under a temporary name, then
+/// renamed.
+pub fn install_uefi_chain(efi: &Path, tree: &Path, boot_uuid: &str) -> Result<()> {
+    boot_chain::check_signed(tree, &boot_chain::INSTALLED).map_err(|e| {
+        anyhow::anyhow!(
+            "installing the UEFI boot loaders on {}: {e}; the image lacks its Secure Boot \
+             chain (an image built before it?): install an image built with shim-signed",
+            efi.display()
+        )
+    })?;
+    let dir = efi.join(
+        Path::new(boot_chain::REMOVABLE_PATH)
+            .parent()
+            .unwrap_or(Path::new("EFI/BOOT")),
+    );
+    for loader in boot_chain::INSTALLED {
+        let src = tree.join(loader.path.trim_start_matches('/'));
+        let data = fs::read(&src).with_context(|| format!("reading {}", src.display()))?;
+        let dest = dir.join(boot_chain::placed_name(&loader));
+        fsutil::write_atomic(&dest, &data, fsutil::Options::default())
+            .with_context(|| format!("writing {} on the ESP", dest.display()))?;
+    }
+    let cfg = efi.join(boot_chain::DISK_GRUB_CFG);
+    fsutil::write_atomic(
+        &cfg,
+        esp_grub_cfg(boot_uuid).as_bytes(),
+        fsutil::Options::default(),
+    )
+    .with_context(|| format!("writing {}", cfg.display()))?;
     Ok(())
 }
 
@@ -560,6 +608,49 @@ mod tests {
             assert!(!msg.contains("secret") && !msg.contains("salt"), "{msg}");
         }
         assert!(!d.path().join(USER_CFG).exists());
+    }
+
+    #[test]
+    fn the_esp_gets_the_signed_chain_and_grub_reads_boot_by_its_uuid() {
+        let d = tempfile::tempdir().unwrap();
+        let (tree, efi) = (d.path().join("tree"), d.path().join("efi"));
+        // An image without its chain: refused, nothing written.
+        let e = install_uefi_chain(&efi, &tree, "1234-abcd").unwrap_err();
+        assert!(format!("{e:#}").contains("shim-signed"), "{e:#}");
+        assert!(!efi.exists());
+        // Stand-ins with a certificate table: a PE header whose data
+        // directory 4 points inside the file.
+        let mut pe = vec![0u8; 1024];
+        pe[..2].copy_from_slice(b"MZ");
+        pe[0x3c..0x40].copy_from_slice(&0x80u32.to_le_bytes());
+        pe[0x80..0x84].copy_from_slice(b"PE\0\0");
+        pe[0x98..0x9a].copy_from_slice(&0x20bu16.to_le_bytes());
+        pe[0x128..0x12c].copy_from_slice(&512u32.to_le_bytes());
+        pe[0x12c..0x130].copy_from_slice(&64u32.to_le_bytes());
+        for l in boot_chain::INSTALLED {
+            let p = tree.join(l.path.trim_start_matches('/'));
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            let mut bytes = pe.clone();
+            bytes.extend(l.path.as_bytes());
+            fs::write(&p, bytes).unwrap();
+        }
+        install_uefi_chain(&efi, &tree, "1234-abcd").unwrap();
+        let tail = |p: &str| {
+            let b = fs::read(efi.join(p)).unwrap();
+            String::from_utf8_lossy(&b[1024..]).into_owned()
+        };
+        assert_eq!(tail("EFI/BOOT/BOOTX64.EFI"), boot_chain::SHIM.path);
+        assert_eq!(tail("EFI/BOOT/grubx64.efi"), boot_chain::GRUB_DISK.path);
+        assert_eq!(tail("EFI/BOOT/mmx64.efi"), boot_chain::MOK_MANAGER.path);
+        let cfg = fs::read_to_string(efi.join("EFI/debian/grub.cfg")).unwrap();
+        assert!(cfg.contains("search --no-floppy --fs-uuid --set=root 1234-abcd\n"));
+        assert!(cfg.contains("set prefix=($root)/grub\nconfigfile $prefix/grub.cfg\n"));
+        if hvnode_testutil::require_tool("grub-script-check") {
+            Command::new("grub-script-check")
+                .arg(efi.join("EFI/debian/grub.cfg"))
+                .run()
+                .unwrap();
+        }
     }
 
     #[test]

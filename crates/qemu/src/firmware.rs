@@ -1,4 +1,5 @@
-//! OVMF, the UEFI firmware a guest boots with `Firmware::Uefi`.
+//! OVMF, the UEFI firmware a guest boots with `Firmware::Uefi` or
+//! `Firmware::UefiSecureBoot`.
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +14,23 @@ pub(crate) struct Pflash {
 }
 
 /// OVMF's code and variable templates, as Debian installs them.
-fn ovmf() -> Result<(PathBuf, PathBuf)> {
+fn ovmf(secure_boot: bool) -> Result<(PathBuf, PathBuf)> {
+    if secure_boot {
+        // The build with SMM (so a guest cannot write the variable store
+        // behind the firmware's back) and a variable store with Microsoft's
+        // keys enrolled and Secure Boot on: what a server's firmware has.
+        let (code, vars) = (
+            "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd",
+            "/usr/share/OVMF/OVMF_VARS_4M.ms.fd",
+        );
+        if Path::new(code).is_file() && Path::new(vars).is_file() {
+            return Ok((code.into(), vars.into()));
+        }
+        bail!(
+            "OVMF with Secure Boot ({code}, {vars}) is not installed (apt-get install ovmf; \
+             `make deps` does)"
+        );
+    }
     for (code, vars) in [
         (
             "/usr/share/OVMF/OVMF_CODE_4M.fd",
@@ -31,9 +48,10 @@ fn ovmf() -> Result<(PathBuf, PathBuf)> {
     bail!("OVMF is not installed (apt-get install ovmf; `make deps` does)")
 }
 
-/// Finds OVMF and gives a guest its own variable store in `dir`.
-pub(crate) fn pflash(dir: &Path) -> Result<Pflash> {
-    let (code, template) = ovmf()?;
+/// Finds OVMF, with Secure Boot enforced or without, and gives a guest its
+/// own variable store in `dir`.
+pub(crate) fn pflash(dir: &Path, secure_boot: bool) -> Result<Pflash> {
+    let (code, template) = ovmf(secure_boot)?;
     let vars = dir.join("OVMF_VARS.fd");
     std::fs::copy(&template, &vars).with_context(|| {
         format!(

@@ -18,8 +18,19 @@ use crate::firmware::{self, Pflash};
 pub enum Firmware {
     /// SeaBIOS (qemu's default).
     Bios,
-    /// OVMF.
+    /// OVMF without Secure Boot.
     Uefi,
+    /// OVMF with Secure Boot enforced and Microsoft's keys enrolled, as
+    /// servers ship: only a loader signed by Microsoft's UEFI CA starts
+    /// (the node's shim), and SMM protects the variable store.
+    UefiSecureBoot,
+}
+
+impl Firmware {
+    /// Whether the guest boots through UEFI (OVMF).
+    pub fn is_uefi(self) -> bool {
+        matches!(self, Firmware::Uefi | Firmware::UefiSecureBoot)
+    }
 }
 
 /// What the guest boots from.
@@ -116,7 +127,7 @@ fn command_line(cfg: &Config, serial: &Path, pflash: Option<&Pflash>, cpu: &str)
     let mut c = Command::new("qemu-system-x86_64");
     machine_args(&mut c, cfg, serial, cpu);
     if let Some(p) = pflash {
-        pflash_args(&mut c, p);
+        pflash_args(&mut c, p, cfg.firmware == Firmware::UefiSecureBoot);
     }
     medium_args(&mut c, &cfg.boot);
     network_args(&mut c, cfg);
@@ -133,7 +144,14 @@ pub const SYSTEM_SERIAL: &str = "HVNODE-QEMU-0001";
 /// The machine, its vCPUs and memory, its firmware's identity, no screen, the
 /// serial console.
 fn machine_args(c: &mut Command, cfg: &Config, serial: &Path, cpu: &str) {
-    c.args(["-machine", "q35", "-accel", "tcg", "-cpu", cpu])
+    // Secure Boot's OVMF needs SMM, and its variable store flash is then
+    // writable from SMM only.
+    let machine = if cfg.firmware == Firmware::UefiSecureBoot {
+        "q35,smm=on"
+    } else {
+        "q35"
+    };
+    c.args(["-machine", machine, "-accel", "tcg", "-cpu", cpu])
         .args(["-uuid", SYSTEM_UUID])
         .args(["-smbios", &format!("type=1,serial={SYSTEM_SERIAL}")])
         .args([
@@ -171,7 +189,10 @@ fn machine_args(c: &mut Command, cfg: &Config, serial: &Path, cpu: &str) {
 }
 
 /// OVMF: the shared code read-only, the guest's own variable store.
-fn pflash_args(c: &mut Command, p: &Pflash) {
+fn pflash_args(c: &mut Command, p: &Pflash, secure_boot: bool) {
+    if secure_boot {
+        c.args(["-global", "driver=cfi.pflash01,property=secure,value=on"]);
+    }
     c.arg("-drive")
         .arg(format!(
             "if=pflash,format=raw,unit=0,readonly=on,file={}",
@@ -317,7 +338,8 @@ impl Vm {
             .context("making a folder for the guest's serial socket (is TMPDIR writable?)")?;
         let sock = dir.path().join("serial.sock");
         let pflash = match cfg.firmware {
-            Firmware::Uefi => Some(firmware::pflash(dir.path())?),
+            Firmware::Uefi => Some(firmware::pflash(dir.path(), false)?),
+            Firmware::UefiSecureBoot => Some(firmware::pflash(dir.path(), true)?),
             Firmware::Bios => None,
         };
         let mut c = command_line(cfg, &sock, pflash.as_ref(), &cpu_model());

@@ -6,10 +6,19 @@
 //!
 //! | test | boots from | kickstart | store | installed disk boots on |
 //! |---|---|---|---|---|
-//! | thin | CD customised by `hvnode iso customize`, on OVMF, default entry | embedded in the ISO | thin LVM | SeaBIOS and OVMF, then updated (below) |
-//! | btrfs | USB on OVMF, default entry | OEMDRV, image over http | btrfs | SeaBIOS |
-//! | plain | PXE on SeaBIOS (TFTP, iPXE) | `inst.ks=http://` | plain XFS | OVMF |
+//! | thin | CD customised by `hvnode iso customize`, on OVMF (Secure Boot), default entry | embedded in the ISO | thin LVM | SeaBIOS and OVMF (Secure Boot), then updated (below) |
+//! | btrfs | USB on OVMF (Secure Boot), default entry | OEMDRV, image over http | btrfs | SeaBIOS |
+//! | plain | PXE on SeaBIOS (TFTP, iPXE) | `inst.ks=http://` | plain XFS | OVMF (Secure Boot) |
 //! | live | CD on SeaBIOS, "Start hvnode live" | typed in the live shell | thin (explicit layout), btrfs (interactive hub) | — |
+//! | secure boot | PXE on OVMF (Secure Boot): shim, signed network grub over TFTP | — | — | — |
+//!
+//! Every OVMF boot has Secure Boot enforced with Microsoft's keys
+//! enrolled, as servers ship (`install/secure_boot.rs`): shim, Debian's
+//! signed grub and kernel; each installed node booted so reports it
+//! (`mokutil --sb-state`, the kernel's lockdown), and the installs from
+//! the CD and the USB disk show it in the installer's kernel log. The
+//! secure boot test also boots the ISO's UEFI image with an unsigned grub
+//! in shim's place, which the same firmware refuses.
 //!
 //! - thin: the ISO is booted alone (no OEMDRV disk, no `inst.ks=`); the
 //!   node has the ISO's trusted key and engine; the disk becomes a
@@ -49,6 +58,8 @@ use std::time::{Duration, Instant};
 
 use vmtest::install::{HOSTNAME, Unattended};
 
+#[path = "install/secure_boot.rs"]
+mod secure_boot;
 #[path = "install/update.rs"]
 mod update;
 use vmtest::{Boot, Config, Firmware, Image, Vm};
@@ -227,8 +238,11 @@ fn boot_installed(
         ["active", "active"],
         "{name}"
     );
-    if firmware == Firmware::Uefi {
+    if firmware.is_uefi() {
         c.check("test -d /sys/firmware/efi", CMD).unwrap();
+    }
+    if firmware == Firmware::UefiSecureBoot {
+        secure_boot::check_secure_boot(c, name);
     }
     let (rc, report) = c.run("nodectl check", CMD).unwrap();
     eprintln!("{name}: nodectl check\n{report}");
@@ -592,7 +606,7 @@ fn thin_lvm_install_from_a_customised_cd_on_ovmf_boots_on_bios_and_uefi() {
     let (iso, site) = customised_iso(&img, &ks, &dir);
     let target = dir.join(format!("{}.qcow2", img.nvr));
     let made = vmtest::disk_image::make_from(
-        Firmware::Uefi,
+        Firmware::UefiSecureBoot,
         &iso,
         vmtest::disk_image::KickstartSource::Medium,
         &target,
@@ -628,6 +642,7 @@ fn thin_lvm_install_from_a_customised_cd_on_ovmf_boots_on_bios_and_uefi() {
         Store::Thin,
     );
     let trusted = check_customised(&mut node.vm.console, "thinp-bios", &site);
+    secure_boot::installed_under_secure_boot(&mut node.vm.console, "thinp-bios");
     update::run(node, &dir, &target, &img, releases, &trusted);
 }
 
@@ -653,7 +668,7 @@ fn btrfs_install_from_usb_on_ovmf_with_oemdrv_and_liveimg_http_boots_on_bios() {
     vmtest::oemdrv_disk(&ks, &oemdrv).unwrap();
     let target = dir.join("node.qcow2");
     vmtest::blank_disk(&target, 64).unwrap();
-    let mut cfg = Config::new(Firmware::Uefi, Boot::Usb(img.iso.clone()));
+    let mut cfg = Config::new(Firmware::UefiSecureBoot, Boot::Usb(img.iso.clone()));
     cfg.disks = vec![target.clone(), oemdrv];
     // The downloaded image is kept in memory.
     cfg.memory_mib = 4096;
@@ -675,6 +690,7 @@ fn btrfs_install_from_usb_on_ovmf_with_oemdrv_and_liveimg_http_boots_on_bios() {
         &img,
         Store::Btrfs,
     );
+    secure_boot::installed_under_secure_boot(&mut node.vm.console, "btrfs-bios");
     poweroff(&mut node.vm);
 }
 
@@ -744,7 +760,7 @@ fn plain_install_over_pxe_on_seabios_with_inst_ks_http_boots_on_uefi() {
     let node = boot_installed(
         &dir,
         "plain-uefi",
-        Firmware::Uefi,
+        Firmware::UefiSecureBoot,
         &target,
         &img,
         Store::Plain,

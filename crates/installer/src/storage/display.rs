@@ -36,7 +36,7 @@ impl fmt::Display for StoragePlan {
         if let Some(bios) = self.partition(Role::BiosBoot) {
             writeln!(
                 f,
-                "  Boot loaders: grub for BIOS in {} and for UEFI at EFI/BOOT/BOOTX64.EFI",
+                "  Boot loaders: grub for BIOS in {}; for UEFI shim (Secure Boot) at EFI/BOOT/BOOTX64.EFI",
                 partition_path(&d.path, bios.number).display()
             )?;
         }

@@ -8,9 +8,14 @@ use super::*;
 const SOCK: &str = "/run/guest/serial.sock";
 const CPU: &str = "max,erms=off,fsrm=off";
 
-fn pflash() -> Pflash {
+fn pflash(secure_boot: bool) -> Pflash {
+    let code = if secure_boot {
+        "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"
+    } else {
+        "/usr/share/OVMF/OVMF_CODE_4M.fd"
+    };
     Pflash {
-        code: "/usr/share/OVMF/OVMF_CODE_4M.fd".into(),
+        code: code.into(),
         vars: "/run/guest/OVMF_VARS.fd".into(),
     }
 }
@@ -23,8 +28,8 @@ fn config(firmware: Firmware, boot: Boot, disks: &[&str]) -> Config {
 }
 
 fn args(cfg: &Config) -> Vec<String> {
-    let p = pflash();
-    let pflash = (cfg.firmware == Firmware::Uefi).then_some(&p);
+    let p = pflash(cfg.firmware == Firmware::UefiSecureBoot);
+    let pflash = cfg.firmware.is_uefi().then_some(&p);
     let c = command_line(cfg, Path::new(SOCK), pflash, CPU);
     assert_eq!(c.get_program(), OsStr::new("qemu-system-x86_64"));
     c.get_args()
@@ -35,9 +40,13 @@ fn args(cfg: &Config) -> Vec<String> {
 /// The machine, its firmware's identity, memory, vCPUs, no screen, the serial
 /// console, the RNG.
 fn machine<'a>(memory: &'a str, cpus: &'a str) -> Vec<&'a str> {
+    machine_of("q35", memory, cpus)
+}
+
+fn machine_of<'a>(machine: &'a str, memory: &'a str, cpus: &'a str) -> Vec<&'a str> {
     vec![
         "-machine",
-        "q35",
+        machine,
         "-accel",
         "tcg",
         "-cpu",
@@ -178,4 +187,45 @@ fn the_first_disk_on_ovmf_with_memory_and_vcpus() {
         "virtio-blk-pci,drive=disk1",
     ]);
     assert_eq!(args(&cfg), want);
+}
+
+#[test]
+fn pxe_on_ovmf_with_secure_boot_has_smm_and_a_secure_flash() {
+    let cfg = config(
+        Firmware::UefiSecureBoot,
+        Boot::Pxe {
+            dir: "/w/pxe".into(),
+            bootfile: "shimx64.efi".into(),
+        },
+        &[],
+    );
+    let mut want = machine_of("q35,smm=on", "3072", "1");
+    want.extend([
+        "-global",
+        "driver=cfi.pflash01,property=secure,value=on",
+        "-drive",
+        "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd",
+        "-drive",
+        "if=pflash,format=raw,unit=1,file=/run/guest/OVMF_VARS.fd",
+        "-netdev",
+        "user,id=net0,tftp=/w/pxe,bootfile=shimx64.efi",
+        "-device",
+        "virtio-net-pci,netdev=net0,bootindex=0",
+    ]);
+    assert_eq!(args(&cfg), want);
+}
+
+#[test]
+fn secure_boot_firmware_is_debians_with_microsofts_keys() {
+    let d = tempfile::tempdir().unwrap();
+    if !hvnode_testutil::require_path(Path::new("/usr/share/OVMF/OVMF_VARS_4M.ms.fd")) {
+        return;
+    }
+    let p = firmware::pflash(d.path(), true).unwrap();
+    assert_eq!(p.code, Path::new("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"));
+    assert_eq!(
+        fs::read(&p.vars).unwrap(),
+        fs::read("/usr/share/OVMF/OVMF_VARS_4M.ms.fd").unwrap(),
+        "the guest's own copy of the variable store with the keys enrolled"
+    );
 }

@@ -100,9 +100,12 @@ pub fn build_releases(dir: &Path, key: TestKey, with_v3: bool) -> JoinHandle<Rel
 
 fn boot(dir: &Path, name: &str, disk: &Path) -> vmtest::install::Installed {
     let log = vmtest::image::serial_log(dir, name);
-    let node = vmtest::install::boot_installed(Firmware::Uefi, disk, &log, BOOT)
+    let mut node = vmtest::install::boot_installed(Firmware::UefiSecureBoot, disk, &log, BOOT)
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     eprintln!("{name}: login prompt after {:.0} s", node.login_prompt);
+    // Each layer's entry and grub's one-time entry, through shim and
+    // Debian's signed grub.
+    super::secure_boot::check_secure_boot(&mut node.vm.console, name);
     node
 }
 
@@ -416,7 +419,7 @@ pub fn run(
     // itself, no one at the console.
     {
         let log = vmtest::image::serial_log(dir, "update-v3-trial");
-        let mut cfg = vmtest::Config::new(Firmware::Uefi, vmtest::Boot::Disk);
+        let mut cfg = vmtest::Config::new(Firmware::UefiSecureBoot, vmtest::Boot::Disk);
         cfg.disks = vec![disk.to_path_buf()];
         let mut vm = vmtest::Vm::start(&cfg, &log).unwrap();
         vm.wait_exit(BOOT)
