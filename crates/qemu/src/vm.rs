@@ -230,7 +230,7 @@ fn medium_args(c: &mut Command, boot: &Boot) {
 }
 
 /// The user-mode network: TFTP for a PXE boot, the port forwards, and a
-/// virtio NIC (qemu's own iPXE ROM, BIOS and EFI drivers in one).
+/// virtio NIC (with qemu's own iPXE ROM, except for a UEFI network boot).
 fn network_args(c: &mut Command, cfg: &Config) {
     let mut netdev = "user,id=net0".to_string();
     if let Boot::Pxe { dir, bootfile } = &cfg.boot {
@@ -239,10 +239,15 @@ fn network_args(c: &mut Command, cfg: &Config) {
     for (host, guest) in &cfg.forwards {
         netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
     }
-    let net_boot = if matches!(cfg.boot, Boot::Pxe { .. }) {
-        ",bootindex=0"
-    } else {
-        ""
+    let net_boot = match (&cfg.boot, cfg.firmware.is_uefi()) {
+        // UEFI's network boot with the firmware's own PXE stack, as a
+        // server's firmware has, not the NIC's iPXE ROM: shim fetches grub
+        // through the firmware's PXE protocol, and the iPXE build qemu ships
+        // gives it the buffer's size for the file's (shim then finds the
+        // binary malformed and refuses it).
+        (Boot::Pxe { .. }, true) => ",bootindex=0,romfile=",
+        (Boot::Pxe { .. }, false) => ",bootindex=0",
+        _ => "",
     };
     c.arg("-netdev")
         .arg(netdev)

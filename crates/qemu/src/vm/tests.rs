@@ -210,7 +210,7 @@ fn pxe_on_ovmf_with_secure_boot_has_smm_and_a_secure_flash() {
         "-netdev",
         "user,id=net0,tftp=/w/pxe,bootfile=shimx64.efi",
         "-device",
-        "virtio-net-pci,netdev=net0,bootindex=0",
+        "virtio-net-pci,netdev=net0,bootindex=0,romfile=",
     ]);
     assert_eq!(args(&cfg), want);
 }
