@@ -588,6 +588,8 @@ pub(crate) struct NodePage {
     pub(crate) libvirt_uri: String,
     pub(crate) secmodels: String,
     pub(crate) registration: String,
+    /// [`hostinfo::Firmware::summary`].
+    pub(crate) firmware: String,
     pub(crate) layers: crate::node_layers::LayersView,
 }
 
@@ -618,6 +620,7 @@ pub async fn node(State(state): State<Shared>, Extension(authed): Extension<Auth
         libvirt_uri: state.libvirt.uri().to_string(),
         secmodels,
         registration: n.registration.clone(),
+        firmware: n.firmware.summary(),
         layers: n.layers,
     })
     .into_response()

@@ -267,6 +267,8 @@ pub struct Node {
     #[serde(serialize_with = "value_or_error")]
     pub security_models: Result<Vec<SecModel>, String>,
     pub registration: String,
+    /// How the node booted: UEFI or BIOS, Secure Boot, the kernel's lockdown.
+    pub firmware: hostinfo::Firmware,
     /// The layered root: layers, boot entries, store and health (`nodectl info` and
     /// `nodectl check`).
     pub layers: crate::node_layers::LayersView,
@@ -311,6 +313,7 @@ pub fn node(state: &AppState) -> Result<Node, ApiError> {
         libvirt_uri: state.libvirt.uri().to_string(),
         security_models: state.libvirt.security_models().map_err(|e| e.to_string()),
         registration,
+        firmware: hostinfo::firmware::firmware(),
         layers,
     })
 }

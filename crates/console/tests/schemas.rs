@@ -504,6 +504,9 @@ fn wrong_shapes_are_refused() {
     let mut backend = node.clone();
     backend["data"]["layers"]["store"]["backend"] = json!("zfs");
     schemas.rejects("api-v1-node.json", &backend);
+    let mut firmware = node.clone();
+    firmware["data"]["firmware"]["secure_boot"] = json!("on");
+    schemas.rejects("api-v1-node.json", &firmware);
     let mut version = node;
     version["apiVersion"] = json!("hvnode.console/v2");
     schemas.rejects("api-v1-node.json", &version);

@@ -9,6 +9,7 @@
 pub mod blockdev;
 pub mod boot_chain;
 pub mod counters;
+pub mod firmware;
 pub mod image;
 pub mod network;
 pub mod security;
@@ -23,6 +24,7 @@ use command::{CommandError, CommandExt};
 
 pub use blockdev::{BlockDevice, LsblkError, block_devices};
 pub use counters::{Counters, Rates, interface_rates, rates, read_counters};
+pub use firmware::Firmware;
 pub use image::{IMAGE_IDENTITY, IdentityError, ImageIdentity};
 pub use network::{Interface, interfaces};
 pub use security::{HostKey, Selinux, host_key_fingerprints, selinux};

@@ -335,7 +335,7 @@ fn node_reports<W: Write>(a: &mut Archive<W>) -> io::Result<()> {
             return Ok(());
         }
     };
-    let info = status::info(&facts, status::image_nvr());
+    let info = crate::layout::node_info(&facts);
     let check = crate::layout::node_health(&facts);
     for (name, what, json) in [
         (

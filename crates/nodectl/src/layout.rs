@@ -7,19 +7,43 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use health::Status;
+use hostinfo::Firmware;
 use layers::status;
+use serde::Serialize;
 
 use crate::output::print_json;
+
+/// What `nodectl info` shows (`--json`: kind `NodeInfo`): the layered
+/// root's facts, and how the node booted.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeInfo {
+    /// The image, layers and boot entries, at the top level (oVirt
+    /// nodectl's key names).
+    #[serde(flatten)]
+    pub layers: status::Info,
+    /// UEFI or BIOS, Secure Boot and Setup Mode, the kernel's lockdown.
+    pub firmware: Firmware,
+}
+
+/// The node's info from its layer facts and this host's firmware.
+pub fn node_info(facts: &status::Facts) -> NodeInfo {
+    NodeInfo {
+        layers: status::info(facts, status::image_nvr()),
+        firmware: hostinfo::firmware::firmware(),
+    }
+}
 
 /// `nodectl info`.
 pub fn info(json: bool) -> Result<ExitCode> {
     let facts = status::gather(&status::boot_dir())?;
-    let info = status::info(&facts, status::image_nvr());
+    let node = node_info(&facts);
     if json {
-        print_json("NodeInfo", &info)?;
+        print_json("NodeInfo", &node)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let info = &node.layers;
     println!("image: {}", info.image.as_deref().unwrap_or("unknown"));
+    println!("firmware: {}", node.firmware);
     println!(
         "layer store: {}",
         if info.backend.is_empty() {

@@ -37,6 +37,7 @@ const NODECTL_SCHEMAS: &[&str] = &[
     "nodectl-Rollback.json",
     "nodectl-UpdateLine.json",
     "health-Report.json",
+    "hostinfo-Firmware.json",
     "registration-State.json",
     "registration-StateFile.json",
     "vdsm-Report.json",
@@ -115,6 +116,25 @@ fn installed_node() -> layers::status::Facts {
     }
 }
 
+/// The firmware of a node booted with Secure Boot, read from a scratch `/sys`
+/// as the kernel shows it (efivarfs: 4 bytes of attributes, then the value).
+fn secure_boot() -> hostinfo::Firmware {
+    let root = tempfile::tempdir().unwrap();
+    let efivars = root.path().join("sys/firmware/efi/efivars");
+    fs::create_dir_all(&efivars).unwrap();
+    let guid = hostinfo::firmware::EFI_GLOBAL_VARIABLE;
+    fs::write(efivars.join(format!("SecureBoot-{guid}")), [6, 0, 0, 0, 1]).unwrap();
+    fs::write(efivars.join(format!("SetupMode-{guid}")), [6, 0, 0, 0, 0]).unwrap();
+    let security = root.path().join("sys/kernel/security");
+    fs::create_dir_all(&security).unwrap();
+    fs::write(
+        security.join("lockdown"),
+        "none [integrity] confidentiality\n",
+    )
+    .unwrap();
+    hostinfo::firmware::read(root.path())
+}
+
 #[test]
 fn node_info_and_check_match_their_schemas() {
     let schemas = Schemas::load();
@@ -130,11 +150,14 @@ fn node_info_and_check_match_their_schemas() {
         "the host's checks are always there: {check}"
     );
 
-    // An installed node, from recorded facts.
+    // An installed node, from recorded facts, booted with Secure Boot.
     let facts = installed_node();
     let recorded = envelope(
         "NodeInfo",
-        layers::status::info(&facts, Some("hvnode-1.1-0.20261201.0".into())),
+        nodectl::layout::NodeInfo {
+            layers: layers::status::info(&facts, Some("hvnode-1.1-0.20261201.0".into())),
+            firmware: secure_boot(),
+        },
     );
     assert_eq!(
         recorded["bootloader"]["entries"].as_object().unwrap().len(),
@@ -142,7 +165,28 @@ fn node_info_and_check_match_their_schemas() {
     );
     assert_eq!(recorded["failed_trials"].as_array().unwrap().len(), 1);
     assert!(recorded["bootloader"]["trial"].is_string(), "{recorded}");
+    assert_eq!(recorded["firmware"]["secure_boot"], true, "{recorded}");
     schemas.check("nodectl-NodeInfo.json", &recorded);
+    // The other firmware a node may boot on.
+    for firmware in [
+        hostinfo::Firmware {
+            kind: hostinfo::firmware::Kind::Bios,
+            secure_boot: None,
+            setup_mode: None,
+            lockdown: Some("none".into()),
+        },
+        hostinfo::Firmware {
+            secure_boot: Some(false),
+            setup_mode: Some(true),
+            lockdown: None,
+            ..secure_boot()
+        },
+    ] {
+        schemas.check(
+            "hostinfo-Firmware.json",
+            &serde_json::to_value(&firmware).unwrap(),
+        );
+    }
     // Its health: the layered root's groups, then this host's.
     let host = health::HostFacts::gather(
         Err("libvirt is not asked in this test".into()),
@@ -165,6 +209,7 @@ fn node_info_and_check_match_their_schemas() {
         "nodectl-NodeInfo.json",
         "nodectl-NodeCheck.json",
         "health-Report.json",
+        "hostinfo-Firmware.json",
     ]);
 
     // A wrong shape is refused: each of these is a change the schemas must see.
@@ -199,9 +244,15 @@ fn node_info_and_check_match_their_schemas() {
         .clone();
     entry["bootloader"]["entries"][&first]["kernel"] = json!(null);
     schemas.rejects("nodectl-NodeInfo.json", &entry);
-    let mut backend = recorded;
+    let mut backend = recorded.clone();
     backend["backend"] = json!("zfs");
     schemas.rejects("nodectl-NodeInfo.json", &backend);
+    let mut firmware = recorded.clone();
+    firmware["firmware"]["kind"] = json!("coreboot");
+    schemas.rejects("nodectl-NodeInfo.json", &firmware);
+    let mut lockdown = recorded;
+    lockdown["firmware"]["lockdown"] = json!("[integrity]");
+    schemas.rejects("nodectl-NodeInfo.json", &lockdown);
 }
 
 /// `nodectl update --json` that cannot start (here: a failpoint that names no step,

@@ -37,6 +37,7 @@ fn node_page(layers: LayersView) -> pages::NodePage {
         libvirt_uri: "qemu:///system".into(),
         secmodels: "selinux".into(),
         registration: "Not registered with an engine".into(),
+        firmware: "UEFI, Secure Boot on (kernel lockdown: integrity)".into(),
         layers,
     }
 }
@@ -202,6 +203,7 @@ fn the_node_page_shows_an_installed_nodes_layers() {
     let html = t.render().unwrap();
     assert!(!html.contains("layers-notice"), "an installed node");
     for want in [
+        r#"<dd id="node-firmware">UEFI, Secure Boot on (kernel lockdown: integrity)</dd>"#,
         r#"<dd class="mono" id="layers-current">hvnode-1.1-0.20261201.0+1</dd>"#,
         r#"<dd class="mono" id="layers-default">hvnode-1.1-0.20261201.0+1</dd>"#,
         r#"<dd id="layers-store">LVM thin pool hvnode/pool00</dd>"#,
