@@ -16,7 +16,7 @@
 //! enrolled, as servers ship (`install/secure_boot.rs`): shim, Debian's
 //! signed grub and kernel; each installed node booted so reports it
 //! (`mokutil --sb-state`, the kernel's lockdown), and the installs from
-//! the CD and the USB disk show it in the installer's kernel log. The
+//! the CD and the USB disk show it on the installer's serial console. The
 //! secure boot test also boots the ISO's UEFI image with an unsigned grub
 //! in shim's place, which the same firmware refuses.
 //!
@@ -642,7 +642,10 @@ fn thin_lvm_install_from_a_customised_cd_on_ovmf_boots_on_bios_and_uefi() {
         Store::Thin,
     );
     let trusted = check_customised(&mut node.vm.console, "thinp-bios", &site);
-    secure_boot::installed_under_secure_boot(&mut node.vm.console, "thinp-bios");
+    secure_boot::installed_under_secure_boot(
+        &vmtest::image::serial_log(&dir, "disk-image-install"),
+        "thinp",
+    );
     update::run(node, &dir, &target, &img, releases, &trusted);
 }
 
@@ -678,6 +681,7 @@ fn btrfs_install_from_usb_on_ovmf_with_oemdrv_and_liveimg_http_boots_on_bios() {
         vmtest::install::wait_installed(&mut vm, &log, INSTALL).unwrap()
     };
     drop(http);
+    secure_boot::installed_under_secure_boot(&log, "btrfs");
     eprintln!(
         "btrfs from USB on OVMF and OEMDRV: installer started after {:.0} s, installed in {:.0} s, powered off after {:.0} s",
         t.to_installer, t.install, t.total
@@ -690,7 +694,6 @@ fn btrfs_install_from_usb_on_ovmf_with_oemdrv_and_liveimg_http_boots_on_bios() {
         &img,
         Store::Btrfs,
     );
-    secure_boot::installed_under_secure_boot(&mut node.vm.console, "btrfs-bios");
     poweroff(&mut node.vm);
 }
 
