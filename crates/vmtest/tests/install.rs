@@ -243,6 +243,7 @@ fn boot_installed(
     }
     if firmware == Firmware::UefiSecureBoot {
         secure_boot::check_secure_boot(c, name);
+        secure_boot::node_reports_secure_boot(c, name, true);
     }
     let (rc, report) = c.run("nodectl check", CMD).unwrap();
     eprintln!("{name}: nodectl check\n{report}");

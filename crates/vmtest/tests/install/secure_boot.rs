@@ -115,6 +115,38 @@ pub fn check_secure_boot(c: &mut vmtest::Console, name: &str) {
     );
 }
 
+/// An installed node tells its admin it booted with Secure Boot: `nodectl
+/// info` (root) and the console's Node API (its unprivileged web process,
+/// which reads the firmware's variable under its own SELinux domain).
+pub fn node_reports_secure_boot(c: &mut vmtest::Console, name: &str, console: bool) {
+    let info = c.check("nodectl info --json", CMD).unwrap();
+    assert!(
+        info.contains("\"secure_boot\": true") && info.contains("\"kind\": \"uefi\""),
+        "{name}: nodectl info --json: {info}"
+    );
+    let text = c.check("nodectl info | grep '^firmware:'", CMD).unwrap();
+    assert!(
+        text.contains("UEFI, Secure Boot on (kernel lockdown: integrity)"),
+        "{name}: {text}"
+    );
+    if console {
+        vmtest::live::console_login(c).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let node = c
+            .check(
+                &format!(
+                    "curl -sk -b /tmp/jar {}/api/v1/node",
+                    vmtest::live::CONSOLE_URL
+                ),
+                CMD,
+            )
+            .unwrap();
+        assert!(
+            node.contains("\"secure_boot\":true") && node.contains("\"lockdown\":\"integrity\""),
+            "{name}: the console's node API: {node}"
+        );
+    }
+}
+
 /// The live installer ran under Secure Boot: its kernel said so on the
 /// serial console, logged in `log` (the kernel's ring buffer that %post
 /// keeps has lost its first lines by then).

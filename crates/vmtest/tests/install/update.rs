@@ -106,6 +106,7 @@ fn boot(dir: &Path, name: &str, disk: &Path) -> vmtest::install::Installed {
     // Each layer's entry and grub's one-time entry, through shim and
     // Debian's signed grub.
     super::secure_boot::check_secure_boot(&mut node.vm.console, name);
+    super::secure_boot::node_reports_secure_boot(&mut node.vm.console, name, false);
     node
 }
 
