@@ -18,7 +18,9 @@
 //!   - `c == n`: both made the same change;
 //!   - otherwise both changed it: the admin's version wins; when both have
 //!     it, the new image's goes beside it as `NAME.hvnew`; a conflict is
-//!     reported. A path the admin deleted stays deleted.
+//!     reported. A path the admin deleted stays deleted. The account
+//!     tools' backups (`shadow-` and its kind) are the node's: its copy
+//!     wins with no conflict and no `.hvnew`.
 
 use std::collections::{BTreeSet, HashSet};
 use std::ffi::{OsStr, OsString};
@@ -205,6 +207,20 @@ fn shown(path: &Path) -> PathBuf {
     }
 }
 
+/// `passwd-`, `group-`, `shadow-` and `gshadow-` at the top: the copies the
+/// account tools keep of each file as it was before their last change.
+/// They belong to the node: where both sides changed one, the node's copy
+/// stays and the image's is not put beside it. Otherwise every update
+/// built on another day would report a conflict on `shadow-` (its system
+/// accounts' "last changed" day is the build's).
+fn is_account_backup(path: &Path) -> bool {
+    path.parent() == Some(Path::new(""))
+        && path
+            .to_str()
+            .and_then(|name| name.strip_suffix('-'))
+            .is_some_and(|name| AccountFile::from_name(OsStr::new(name)).is_some())
+}
+
 fn with_suffix(path: &Path) -> PathBuf {
     let mut name = path
         .file_name()
@@ -290,6 +306,16 @@ impl Planner {
             match c {
                 Some(c) => self.emit(path, c, Side::Current, path),
                 None => self.report.removed_by_image.push(path.to_path_buf()),
+            }
+        } else if is_account_backup(path) {
+            // Both changed the tools' copy of an account file: the node's
+            // stays, silently (see `is_account_backup`).
+            match c {
+                Some(c) => {
+                    self.report.kept_admin.push(path.to_path_buf());
+                    self.emit(path, c, Side::Current, path);
+                }
+                None => self.report.deleted_kept_deleted.push(path.to_path_buf()),
             }
         } else {
             self.conflict(path, o, c, n);

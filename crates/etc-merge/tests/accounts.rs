@@ -360,3 +360,31 @@ fn on_disk_the_clashing_accounts_files_are_chowned_and_shadow_keeps_its_mode() {
         eprintln!("chown needs root: the owner of hvmon.conf is not checked");
     }
 }
+
+#[test]
+fn the_account_tools_backups_stay_the_nodes_without_a_conflict() {
+    // Each side's shadow tools rewrote `shadow-`: the node's by adding an
+    // admin, the new image's by being built on another day.
+    let tree = |name: &str, text: &str| {
+        Tree::new(Meta::new(0o755)).with_file(name, text.as_bytes(), Meta::new(0o600))
+    };
+    let old = tree("shadow-", "root:*:20792:0:99999:7:::\n");
+    let current = tree(
+        "shadow-",
+        "root:*:20792:0:99999:7:::\nadmin:$6$x:20800:0:99999:7:::\n",
+    );
+    let new = tree("shadow-", "root:*:20793:0:99999:7:::\n");
+    let p = plan(&old, &current, &new, &MergeOptions::default()).unwrap();
+    assert!(p.report.conflicts.is_empty(), "{:?}", p.report.conflicts);
+    assert_eq!(p.report.kept_admin, [std::path::PathBuf::from("shadow-")]);
+    assert_eq!(p.to_tree(), current, "the node's copy, no shadow-.hvnew");
+    // Any other file both sides changed is still a conflict.
+    let p = plan(
+        &tree("shadow.bak", "a"),
+        &tree("shadow.bak", "b"),
+        &tree("shadow.bak", "c"),
+        &MergeOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(p.report.conflicts.len(), 1);
+}
