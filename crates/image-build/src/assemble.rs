@@ -551,6 +551,84 @@ mod tests {
     }
 
     #[test]
+    fn the_iso_carries_the_signed_chain_where_shim_and_grub_look() {
+        if !(hvnode_testutil::require_tools(&["xorriso", "grub-mkimage", "mkfs.vfat", "mcopy"])
+            && hvnode_testutil::require_path(&Path::new(GRUB_LIB).join(BIOS)))
+        {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let boot = test_boot_files(d);
+        let out = d.join("x.iso");
+        iso(
+            &recipe(),
+            &boot,
+            &d.join("w"),
+            &out,
+            1_700_000_000,
+            &d.join("log"),
+        )
+        .unwrap();
+        let extract = |from: &str, to: &Path| {
+            Command::new("xorriso")
+                .args(["-osirrox", "on", "-indev"])
+                .arg(&out)
+                .args(["-extract", from])
+                .arg(to)
+                .run()
+                .unwrap();
+        };
+        // The file the CD grub searches for, and the configuration it
+        // reads first there: on to this ISO by its UUID, and its menu.
+        extract("/.disk/info", &d.join("info"));
+        assert!(
+            fs::read_to_string(d.join("info"))
+                .unwrap()
+                .starts_with("hvnode-1.0-1")
+        );
+        extract("/boot/grub/x86_64-efi/grub.cfg", &d.join("signed.cfg"));
+        let (_, uuid) = iso_date_and_uuid(1_700_000_000);
+        assert_eq!(
+            fs::read_to_string(d.join("signed.cfg")).unwrap(),
+            signed_grub_cfg(&uuid)
+        );
+        if hvnode_testutil::require_tool("grub-script-check") {
+            Command::new("grub-script-check")
+                .arg(d.join("signed.cfg"))
+                .run()
+                .unwrap();
+        }
+        // The UEFI image: shim where the firmware looks, grub and the MOK
+        // manager where shim looks.
+        extract("/boot/grub/efi.img", &d.join("efi.img"));
+        for (name, loader) in [
+            ("BOOTX64.EFI", boot_chain::SHIM),
+            ("grubx64.efi", boot_chain::GRUB_CD),
+            ("mmx64.efi", boot_chain::MOK_MANAGER),
+        ] {
+            let got = d.join(name);
+            Command::new("mcopy")
+                .arg("-i")
+                .arg(d.join("efi.img"))
+                .arg(format!("::/EFI/BOOT/{name}"))
+                .arg(&got)
+                .env("MTOOLS_SKIP_CHECK", "1")
+                .run()
+                .unwrap();
+            assert_eq!(fs::read(&got).unwrap(), loader.path.as_bytes(), "{name}");
+        }
+        // No unsigned grub for UEFI any more: the ISO has no x86_64-efi modules.
+        let listing = Command::new("xorriso")
+            .args(["-indev"])
+            .arg(&out)
+            .args(["-find", "/boot/grub/x86_64-efi", "-name", "*.mod"])
+            .run_capture()
+            .unwrap_or_default();
+        assert!(!listing.contains(".mod"), "{listing}");
+    }
+
+    #[test]
     fn pxe_tree_is_complete() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
