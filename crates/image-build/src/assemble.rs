@@ -371,6 +371,28 @@ pub(crate) fn test_boot_files(d: &Path) -> BootFiles {
     boot
 }
 
+/// The epoch of the ISOs tests build.
+#[cfg(test)]
+pub(crate) const TEST_EPOCH: i64 = 1_700_000_000;
+
+/// An ISO of `recipe` made as the build makes it, from
+/// [`test_boot_files`] in `d`, at [`TEST_EPOCH`]: `d/built.iso`.
+#[cfg(test)]
+pub(crate) fn test_iso(recipe: &Recipe, d: &Path) -> PathBuf {
+    let boot = test_boot_files(d);
+    let out = d.join("built.iso");
+    iso(
+        recipe,
+        &boot,
+        &d.join("w"),
+        &out,
+        TEST_EPOCH,
+        &d.join("log"),
+    )
+    .unwrap();
+    out
+}
+
 /// shim's name in the PXE tree: the DHCP boot file of a UEFI network boot.
 pub const PXE_SHIM: &str = "shimx64.efi";
 
@@ -559,17 +581,7 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let boot = test_boot_files(d);
-        let out = d.join("x.iso");
-        iso(
-            &recipe(),
-            &boot,
-            &d.join("w"),
-            &out,
-            1_700_000_000,
-            &d.join("log"),
-        )
-        .unwrap();
+        let out = test_iso(&recipe(), d);
         let extract = |from: &str, to: &Path| {
             Command::new("xorriso")
                 .args(["-osirrox", "on", "-indev"])
@@ -588,7 +600,7 @@ mod tests {
                 .starts_with("hvnode-1.0-1")
         );
         extract("/boot/grub/x86_64-efi/grub.cfg", &d.join("signed.cfg"));
-        let (_, uuid) = iso_date_and_uuid(1_700_000_000);
+        let (_, uuid) = iso_date_and_uuid(TEST_EPOCH);
         assert_eq!(
             fs::read_to_string(d.join("signed.cfg")).unwrap(),
             signed_grub_cfg(&uuid)
