@@ -90,14 +90,39 @@ fn attach(img: &Path) -> PathBuf {
     panic!("losetup --find --show {}: {last}", img.display());
 }
 
+/// Whether `path` is a mount point (listed in this process's mountinfo).
+fn is_mounted(path: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = path.to_string_lossy();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|m| m == want)
+}
+
+/// Unmounts `path` and what is below it. A busy file system (a program a
+/// test started still closing its files) is tried again for a few
+/// seconds, then detached lazily: a test never leaves a mount behind.
+fn unmount(path: &Path) {
+    for attempt in 0..10u64 {
+        if !is_mounted(path) {
+            return;
+        }
+        let _ = Command::new("umount").arg("-R").arg(path).output();
+        if !is_mounted(path) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100 * (attempt + 1)));
+    }
+    let _ = Command::new("umount").args(["-R", "-l"]).arg(path).output();
+}
+
 impl Drop for LoopFs {
     fn drop(&mut self) {
         // A layer a test mounted at `layer`, then the file system.
         for m in ["layer", "top"] {
-            let _ = Command::new("umount")
-                .arg("-R")
-                .arg(self.dir.path().join(m))
-                .output();
+            unmount(&self.dir.path().join(m));
         }
         let _ = Command::new("losetup")
             .arg("-d")
