@@ -22,7 +22,7 @@ use layers::plain::PlainStore;
 use layers::{LayerName, Nvr, RootArgs, Store, under};
 
 use crate::disks;
-use crate::labels::{label_path, relabel};
+use crate::labels::{label_paths, relabel};
 use crate::payload::{self, Opened, Verified};
 use crate::storage::{
     self, Backing, PlannedVolume, Role, Scheme, StoragePlan, StorePlan, partition_path,
@@ -442,7 +442,14 @@ impl Writer<'_> {
             args.extend(extra.split_whitespace().map(String::from));
         }
         dedup_console(&mut args);
-        self.install_boot_loaders(&boot, &opened.tree, &layer, args, &devlog)?;
+        self.install_boot_loaders(
+            &boot,
+            &opened.tree,
+            &layer,
+            args,
+            plan.bootloader_timeout,
+            &devlog,
+        )?;
         if let Some(password) = &plan.bootloader_password {
             grub_password::install(&boot.boot, password, log)?;
         }
@@ -551,6 +558,7 @@ impl Writer<'_> {
         fstab_entries: &mut Vec<Entry>,
         devlog: &Path,
     ) -> Result<()> {
+        make_mount_points(sysroot, &self.storage.volumes, devlog)?;
         for v in &self.storage.volumes {
             self.log.line(&format!(
                 "volume {} ({})",
@@ -621,13 +629,19 @@ impl Writer<'_> {
         tree: &Path,
         layer: &LayerName,
         args: Vec<String>,
+        timeout_s: Option<u32>,
         devlog: &Path,
     ) -> Result<()> {
         let entry = BootEntry {
             layer: layer.clone(),
             args,
         };
-        boot::write_grub_cfg(&boot.boot, &boot.boot_uuid, std::slice::from_ref(&entry))?;
+        boot::write_grub_cfg(
+            &boot.boot,
+            &boot.boot_uuid,
+            std::slice::from_ref(&entry),
+            timeout_s,
+        )?;
         boot::set_default(&boot.boot, layer)?;
         boot::install_grub(
             &self.storage.disk.path,
@@ -716,12 +730,11 @@ impl Writer<'_> {
         let target = under(sysroot, &v.mountpoint);
         storage::mkfs(
             &v.fstype,
-            &storage::execute::mkfs_args(&v.fstype, &v.label, &v.mkfs_options),
+            &storage::execute::mkfs_args(&v.fstype, &v.label, &volume_mkfs_options(v)),
             &dev,
             devlog,
         )?;
         self.mount(&["-t", &v.fstype], &dev, &staging)?;
-        let image_has_it = target.exists();
         migrate(&target, &staging)?;
         if matches!(v.mountpoint.as_str(), "/tmp" | "/var/tmp") {
             // systemd-tmpfiles cleans these and may not read a
@@ -729,12 +742,6 @@ impl Writer<'_> {
             let _ = fs::remove_dir(staging.join("lost+found"));
         }
         self.unmount_last()?;
-        // A mount point the image has keeps the label the image gave it; one made
-        // here is labelled (setfiles costs a second or more under emulation, for
-        // each of up to eight volumes).
-        if !image_has_it {
-            label_path(sysroot, &target, devlog)?;
-        }
         let mount_opts: &[&str] = if v.backing == Backing::Thin {
             &["-o", "discard"]
         } else {
@@ -781,14 +788,10 @@ impl Writer<'_> {
                 format!("subvol={subvol},discard=async"),
             )
         };
-        let image_has_it = under(sysroot, mp).exists();
         if !v.is_swap() {
             migrate(&under(sysroot, mp), &top.join(&subvol))?;
         }
         fs::create_dir_all(under(sysroot, mp))?;
-        if !image_has_it {
-            label_path(sysroot, &under(sysroot, mp), devlog)?;
-        }
         self.mount(&["-t", "btrfs", "-o", &opts], &dev, &under(sysroot, mp))?;
         fstab_entries.push(Entry {
             source: format!("UUID={uuid}"),
@@ -807,8 +810,8 @@ impl Writer<'_> {
             // The subvolume's root and the file are new: the final relabel
             // does not reach /swap, and swapon (fsadm_t) may only write a
             // file labelled swapfile_t (the image's policy names it).
-            label_path(sysroot, &under(sysroot, "/swap"), devlog)?;
-            label_path(sysroot, &under(sysroot, "/swap/swapfile"), devlog)?;
+            // setfiles goes down into the file.
+            label_paths(sysroot, &[under(sysroot, "/swap")], devlog)?;
             fstab_entries.push(Entry {
                 source: "/swap/swapfile".into(),
                 target: "none".into(),
@@ -849,6 +852,34 @@ impl Writer<'_> {
     }
 }
 
+/// Makes the mount points of `volumes` that the layer lacks (the image has
+/// no `/var/crash` nor `/var/log/audit`) and labels them, all in one run of
+/// setfiles, before any volume is mounted: a volume's root is then copied
+/// from a labelled folder, and the folder under it keeps a label too. The
+/// mount points the image has keep the image's labels. A swap file's
+/// `/swap` is made with its subvolume.
+fn make_mount_points(sysroot: &Path, volumes: &[PlannedVolume], devlog: &Path) -> Result<()> {
+    let mut made: Vec<PathBuf> = Vec::new();
+    for v in volumes.iter().filter(|v| !v.is_swap()) {
+        let target = under(sysroot, &v.mountpoint);
+        // The outermost folder made here: setfiles goes down from it.
+        let Some(first_new) = target
+            .ancestors()
+            .take_while(|a| !a.exists())
+            .last()
+            .map(Path::to_path_buf)
+        else {
+            continue;
+        };
+        fs::create_dir_all(&target)
+            .with_context(|| format!("making the mount point {}", target.display()))?;
+        if !made.iter().any(|m| first_new.starts_with(m)) {
+            made.push(first_new);
+        }
+    }
+    label_paths(sysroot, &made, devlog)
+}
+
 /// Copies what the layer has under a mount point onto the new volume
 /// (owners, modes, times and SELinux labels kept, the top folder's too).
 fn migrate(from: &Path, to: &Path) -> Result<()> {
@@ -863,6 +894,19 @@ fn migrate(from: &Path, to: &Path) -> Result<()> {
         .run()
         .with_context(|| format!("copying {} to its new volume", from.display()))?;
     Ok(())
+}
+
+/// The mkfs options of a separate volume: the kickstart's, and for an ext
+/// file system on a new thin volume `lazy_journal_init`: the volume reads
+/// as zeros until written, so mke2fs need not write its journal out (half
+/// of mkfs's time under emulation). A kickstart's own `-E` is left alone.
+fn volume_mkfs_options(v: &PlannedVolume) -> Vec<String> {
+    let mut opts = v.mkfs_options.clone();
+    let own_extended = opts.iter().any(|o| o.starts_with("-E"));
+    if v.backing == Backing::Thin && v.fstype.starts_with("ext") && !own_extended {
+        opts.extend(["-E".to_string(), "lazy_journal_init=1".to_string()]);
+    }
+    opts
 }
 
 /// Keeps one of each `console=` value (the image's and the kickstart's
@@ -883,6 +927,33 @@ mod tests {
             Some("HVNODE".into())
         );
         assert_eq!(boot_medium_label("root=/dev/hvnode/x ro"), None);
+    }
+
+    #[test]
+    fn new_thin_ext_volumes_skip_writing_the_journal() {
+        let vol = |backing, fstype: &str, opts: &[&str]| PlannedVolume {
+            name: "var".into(),
+            mountpoint: "/var".into(),
+            bytes: 1 << 30,
+            fstype: fstype.into(),
+            backing,
+            options: "defaults".into(),
+            label: "var".into(),
+            mkfs_options: opts.iter().map(|o| o.to_string()).collect(),
+        };
+        assert_eq!(
+            volume_mkfs_options(&vol(Backing::Thin, "ext4", &["-m", "1"])),
+            ["-m", "1", "-E", "lazy_journal_init=1"]
+        );
+        // A partition or a thick volume may hold old data; xfs has no such
+        // option; a kickstart's -E is the kickstart's.
+        assert!(volume_mkfs_options(&vol(Backing::Thick, "ext4", &[])).is_empty());
+        assert!(volume_mkfs_options(&vol(Backing::Partition(5), "ext4", &[])).is_empty());
+        assert!(volume_mkfs_options(&vol(Backing::Thin, "xfs", &[])).is_empty());
+        assert_eq!(
+            volume_mkfs_options(&vol(Backing::Thin, "ext4", &["-E", "stride=4"])),
+            ["-E", "stride=4"]
+        );
     }
 
     #[test]

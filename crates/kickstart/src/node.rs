@@ -157,6 +157,8 @@ pub struct NodePlan {
     pub disks: Disks,
     pub layout: Layout,
     pub bootloader_append: Option<String>,
+    /// `bootloader --timeout`: seconds grub shows its menu (else 5).
+    pub bootloader_timeout: Option<u32>,
     /// `bootloader --password` / `--md5pass`: grub's superuser password
     /// (shown only as `plain` or `pbkdf2`, never its value).
     pub bootloader_password: Option<BootPassword>,
@@ -248,6 +250,7 @@ impl NodePlan {
             disks: Disks::default(),
             layout: Layout::Interactive,
             bootloader_append: None,
+            bootloader_timeout: None,
             bootloader_password: None,
             hostname: None,
             network: Vec::new(),
@@ -431,6 +434,7 @@ fn system_command(p: &mut NodePlan, loc: &Loc, c: &Command, d: &mut Diagnostics)
     match c {
         Command::Bootloader(b) => {
             p.bootloader_append = b.append.clone();
+            p.bootloader_timeout = b.timeout.and_then(|t| u32::try_from(t).ok());
             p.bootloader_password = b.grub_password();
         }
         Command::Network(n) => {

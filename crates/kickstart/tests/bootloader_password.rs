@@ -115,3 +115,26 @@ fn a_bad_crypted_password_is_refused_on_its_file_and_line() {
         "{d:?}"
     );
 }
+
+#[test]
+fn the_menu_timeout_is_kept_and_checked() {
+    assert_eq!(
+        plan_of("bootloader --timeout=1\n").bootloader_timeout,
+        Some(1)
+    );
+    assert_eq!(
+        plan_of("bootloader --timeout=0\n").bootloader_timeout,
+        Some(0)
+    );
+    assert_eq!(
+        plan_of("bootloader --append=quiet\n").bootloader_timeout,
+        None
+    );
+    let p = parse_str("ks.cfg", "bootloader --timeout=-1\n", &MemLoader::default());
+    assert!(!p.is_valid());
+    let shown = format!("{:?}", p.diagnostics);
+    assert!(
+        shown.contains("--timeout") && shown.contains("0 to 600"),
+        "{shown}"
+    );
+}

@@ -171,11 +171,37 @@ pub fn grub_cfg(boot_uuid: &str, entries: &[BootEntry], timeout_s: u32) -> Strin
     s
 }
 
-/// Writes `boot/grub/grub.cfg`.
-pub fn write_grub_cfg(boot: &Path, boot_uuid: &str, entries: &[BootEntry]) -> Result<()> {
+/// How long grub shows its menu when the kickstart does not say
+/// (`bootloader --timeout`): five seconds, as Anaconda and Debian's grub.
+pub const DEFAULT_TIMEOUT_S: u32 = 5;
+
+/// The menu's timeout in a grub.cfg [`grub_cfg`] wrote (`set timeout=N`).
+pub fn grub_cfg_timeout(cfg: &str) -> Option<u32> {
+    cfg.lines()
+        .find_map(|l| l.trim().strip_prefix("set timeout="))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Writes `boot/grub/grub.cfg`. `timeout_s` is the menu's timeout; `None`
+/// keeps the one the file has (an update or a clean-up rewrites the
+/// entries, not the node's choice of timeout), else [`DEFAULT_TIMEOUT_S`].
+pub fn write_grub_cfg(
+    boot: &Path,
+    boot_uuid: &str,
+    entries: &[BootEntry],
+    timeout_s: Option<u32>,
+) -> Result<()> {
+    let path = boot.join("grub/grub.cfg");
+    let timeout_s = timeout_s
+        .or_else(|| {
+            fs::read_to_string(&path)
+                .ok()
+                .and_then(|c| grub_cfg_timeout(&c))
+        })
+        .unwrap_or(DEFAULT_TIMEOUT_S);
     fsutil::write_atomic(
-        &boot.join("grub/grub.cfg"),
-        grub_cfg(boot_uuid, entries, 5).as_bytes(),
+        &path,
+        grub_cfg(boot_uuid, entries, timeout_s).as_bytes(),
         fsutil::Options::default(),
     )
     .map_err(Into::into)
@@ -559,7 +585,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let d = tempfile::tempdir().unwrap();
         let boot = d.path();
-        write_grub_cfg(boot, "1234-abcd", &two_entries()[..1]).unwrap();
+        write_grub_cfg(boot, "1234-abcd", &two_entries()[..1], Some(2)).unwrap();
         write_user_cfg(boot, HASH).unwrap();
         let path = boot.join(USER_CFG);
         assert_eq!(
@@ -578,9 +604,14 @@ mod tests {
             })
             .collect();
         entries.push(two_entries()[1].clone());
-        write_grub_cfg(boot, "1234-abcd", &entries).unwrap();
+        write_grub_cfg(boot, "1234-abcd", &entries, None).unwrap();
         let cfg = fs::read_to_string(boot.join("grub/grub.cfg")).unwrap();
         assert_eq!(cfg.matches("--unrestricted").count(), 2, "{cfg}");
+        assert_eq!(
+            grub_cfg_timeout(&cfg),
+            Some(2),
+            "the node's timeout is kept"
+        );
         assert!(cfg.contains("password_pbkdf2 root ${GRUB2_PASSWORD}"));
         assert_eq!(
             fs::read_to_string(&path).unwrap(),

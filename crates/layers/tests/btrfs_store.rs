@@ -108,7 +108,7 @@ fn bases_layers_and_boot_entries_on_btrfs() {
             args: store.root_args(l).unwrap().args,
         })
         .collect();
-    boot::write_grub_cfg(&bootdir, &uuid, &entries).unwrap();
+    boot::write_grub_cfg(&bootdir, &uuid, &entries, None).unwrap();
     boot::set_default(&bootdir, &l1).unwrap();
     boot::set_next(&bootdir, &l2).unwrap();
     let cfg = std::fs::read_to_string(bootdir.join("grub/grub.cfg")).unwrap();

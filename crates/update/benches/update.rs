@@ -162,7 +162,7 @@ fn make_boot(
         layer: layer.clone(),
         args: store.root_args(layer)?.args,
     };
-    boot::write_grub_cfg(boot, "1234-abcd", &[entry])?;
+    boot::write_grub_cfg(boot, "1234-abcd", &[entry], None)?;
     boot::set_default(boot, layer)?;
     Ok(())
 }

@@ -445,7 +445,7 @@ fn apply(
             Step::BootEntry,
             Undo::save_file(&node.boot.join("grub/grub.cfg"))?,
         );
-        boot::write_grub_cfg(&node.boot, &plan.boot_uuid, &plan.entries)
+        boot::write_grub_cfg(&node.boot, &plan.boot_uuid, &plan.entries, None)
     })?;
     txn.begin(Step::Trial);
     run_step(Step::Trial, fp, progress, |_| {

@@ -128,7 +128,7 @@ pub fn apply_gc(
             })
         })
         .collect();
-    boot::write_grub_cfg(boot_dir, &uuid, &entries)?;
+    boot::write_grub_cfg(boot_dir, &uuid, &entries, None)?;
     for d in &plan.remove {
         for l in &d.layers {
             let dir = boot::layer_dir(boot_dir, l);

@@ -431,6 +431,8 @@ ks_command! {
         /// PBKDF2 hash with `--iscrypted`.
         password: Option<String> = ["--password"],
         driveorder: Vec<String> = ["--driveorder"],
+        /// Seconds grub shows its menu before it boots the default
+        /// layer (0 to 600; else 5).
         timeout: Option<i64> = ["--timeout"],
         default: Option<String> = ["--default"],
         iscrypted: bool = ["--iscrypted"],
@@ -479,6 +481,11 @@ impl Check for Bootloader {
                  make one with grub-mkpasswd-pbkdf2, or give the plain password with --password \
                  and without --iscrypted for the installer to hash it"
             )));
+        }
+        if self.timeout.is_some_and(|t| !(0..=600).contains(&t)) {
+            f.push(Finding::error(
+                "bootloader: --timeout is the seconds grub shows its menu, from 0 to 600",
+            ));
         }
         if self.boot_drive.as_deref().is_some_and(|d| d.contains(',')) {
             f.push(Finding::error("bootloader: --boot-drive takes one drive"));

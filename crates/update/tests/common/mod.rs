@@ -289,6 +289,7 @@ fn boot_dir(boot: &Path, store: &dyn Store, layer: &LayerName) {
             layer: layer.clone(),
             args,
         }],
+        None,
     )
     .unwrap();
     sh(Command::new("grub-editenv")
