@@ -97,6 +97,11 @@ pub struct Services {
     pub enable: Vec<String>,
     #[serde(default)]
     pub disable: Vec<String>,
+    /// Units masked in the image (`systemctl mask`: a link to /dev/null in
+    /// /etc/systemd/system, which an admin can remove with `systemctl
+    /// unmask`): for a unit that others pull in, which `disable` cannot stop.
+    #[serde(default)]
+    pub mask: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
