@@ -897,14 +897,21 @@ fn migrate(from: &Path, to: &Path) -> Result<()> {
 }
 
 /// The mkfs options of a separate volume: the kickstart's, and for an ext
-/// file system on a new thin volume `lazy_journal_init`: the volume reads
-/// as zeros until written, so mke2fs need not write its journal out (half
-/// of mkfs's time under emulation). A kickstart's own `-E` is left alone.
+/// file system on a new thin volume `assume_storage_prezeroed` (e2fsprogs
+/// 1.47): the volume reads as zeros wherever it has not written (its pool
+/// zeroes the chunks it provisions, `PoolSpec::lvcreate_args`; a thick
+/// volume or a partition may hold anything), so mke2fs writes neither
+/// its journal (half of mkfs's time under emulation) nor its inode tables,
+/// and marks them zeroed. Without it the kernel zeroes the inode tables
+/// after the first mount (ext4lazyinit): 16 MiB a GiB of volume, 640 MiB
+/// for the default layout, written into the thin pool during the first boot
+/// (its mounts of /var/log and /var/tmp then took 17-18 s under emulation).
+/// A kickstart's own `-E` is left alone.
 fn volume_mkfs_options(v: &PlannedVolume) -> Vec<String> {
     let mut opts = v.mkfs_options.clone();
     let own_extended = opts.iter().any(|o| o.starts_with("-E"));
     if v.backing == Backing::Thin && v.fstype.starts_with("ext") && !own_extended {
-        opts.extend(["-E".to_string(), "lazy_journal_init=1".to_string()]);
+        opts.extend(["-E".to_string(), "assume_storage_prezeroed=1".to_string()]);
     }
     opts
 }
@@ -930,7 +937,7 @@ mod tests {
     }
 
     #[test]
-    fn new_thin_ext_volumes_skip_writing_the_journal() {
+    fn new_thin_ext_volumes_are_known_to_read_as_zeros() {
         let vol = |backing, fstype: &str, opts: &[&str]| PlannedVolume {
             name: "var".into(),
             mountpoint: "/var".into(),
@@ -943,7 +950,7 @@ mod tests {
         };
         assert_eq!(
             volume_mkfs_options(&vol(Backing::Thin, "ext4", &["-m", "1"])),
-            ["-m", "1", "-E", "lazy_journal_init=1"]
+            ["-m", "1", "-E", "assume_storage_prezeroed=1"]
         );
         // A partition or a thick volume may hold old data; xfs has no such
         // option; a kickstart's -E is the kickstart's.

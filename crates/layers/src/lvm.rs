@@ -89,9 +89,14 @@ pub struct PoolSpec {
 }
 
 impl PoolSpec {
-    /// The arguments of the `lvcreate` that makes the pool.
+    /// The arguments of the `lvcreate` that makes the pool. The pool zeroes
+    /// what it newly provisions (`--zero y`, lvm's own default): a block a
+    /// thin volume has not written reads as zeros even when a short write
+    /// next to it was given the pool's chunk, never as what the disk held
+    /// before (an earlier install, another volume). The installer's mkfs of
+    /// a new thin volume relies on it (`assume_storage_prezeroed`).
     pub fn lvcreate_args(&self) -> Vec<String> {
-        let mut a: Vec<String> = ["-y", "--type", "thin-pool", "--zero", "n"]
+        let mut a: Vec<String> = ["-y", "--type", "thin-pool", "--zero", "y"]
             .map(String::from)
             .to_vec();
         match self.size {
@@ -429,14 +434,14 @@ mod tests {
         };
         assert_eq!(
             spec.lvcreate_args().join(" "),
-            "-y --type thin-pool --zero n -l80%VG --addtag hvnode:pool -n pool00 hvnode"
+            "-y --type thin-pool --zero y -l80%VG --addtag hvnode:pool -n pool00 hvnode"
         );
         spec.size = PoolSize::Bytes((40 << 30) + 100);
         spec.metadata_bytes = Some(1 << 30);
         spec.chunk_bytes = Some(64 << 20);
         assert_eq!(
             spec.lvcreate_args().join(" "),
-            "-y --type thin-pool --zero n -L42949672960b --poolmetadatasize=1048576k --chunksize=65536k --addtag hvnode:pool -n pool00 hvnode"
+            "-y --type thin-pool --zero y -L42949672960b --poolmetadatasize=1048576k --chunksize=65536k --addtag hvnode:pool -n pool00 hvnode"
         );
     }
 

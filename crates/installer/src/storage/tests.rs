@@ -444,7 +444,7 @@ fn the_sgdisk_arguments_are_autoparts_for_autopart() {
     let vg = p.vg().unwrap();
     assert_eq!(
         vg.spec.lvcreate_args().join(" "),
-        "-y --type thin-pool --zero n -l80%VG --addtag hvnode:pool -n pool00 hvnode"
+        "-y --type thin-pool --zero y -l80%VG --addtag hvnode:pool -n pool00 hvnode"
     );
     let names: Vec<(&str, &str, u64)> = p
         .volumes
