@@ -904,8 +904,8 @@ fn migrate(from: &Path, to: &Path) -> Result<()> {
 /// its journal (half of mkfs's time under emulation) nor its inode tables,
 /// and marks them zeroed. Without it the kernel zeroes the inode tables
 /// after the first mount (ext4lazyinit): 16 MiB a GiB of volume, 640 MiB
-/// for the default layout, written into the thin pool during the first boot
-/// (its mounts of /var/log and /var/tmp then took 17-18 s under emulation).
+/// for the default layout, written into the thin pool during the first
+/// boot.
 /// A kickstart's own `-E` is left alone.
 fn volume_mkfs_options(v: &PlannedVolume) -> Vec<String> {
     let mut opts = v.mkfs_options.clone();

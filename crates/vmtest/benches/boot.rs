@@ -132,7 +132,11 @@ fn installed_disk(img: &Image, dir: &Path) -> Result<PathBuf> {
         println!("installing a thin node into {} first", disk.display());
         let ks = Unattended::from_medium(&img.squashfs_sha256, "thinp").kickstart();
         let ks = vmtest::disk_image::prepare_kickstart("bench.ks", &ks, img)?;
-        vmtest::disk_image::make(img, &ks, &disk, &dir.join("install"))?;
+        let made = vmtest::disk_image::make(img, &ks, &disk, &dir.join("install"))?;
+        println!(
+            "  installed: {:.0} s on the installer's clock ({:.0} s from power-on to the installer)",
+            made.times.install, made.times.to_installer
+        );
     }
     Ok(disk)
 }
