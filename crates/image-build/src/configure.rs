@@ -301,16 +301,6 @@ pub fn configure(root: &Root, recipe: &Recipe, units: &[String], epoch: i64) -> 
         0o644,
     )?;
     // Services.
-    if let Some(u) = recipe
-        .services
-        .mask
-        .iter()
-        .find(|u| recipe.services.enable.contains(u))
-    {
-        bail!(
-            "the recipe's [services] both enables and masks {u}: remove it from `enable` or from `mask`"
-        );
-    }
     let mut enable: Vec<String> = recipe.services.enable.clone();
     for u in units {
         let text = root.read_to_string(&format!("/usr/lib/systemd/system/{u}"))?;

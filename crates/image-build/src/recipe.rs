@@ -330,6 +330,15 @@ impl Recipe {
                 ),
             ));
         }
+        let services = &recipe.services;
+        if let Some(u) = services.mask.iter().find(|u| services.enable.contains(u)) {
+            return Err(invalid(
+                line_of("mask"),
+                format!(
+                    "services: {u} is both enabled and masked: remove it from enable or from mask"
+                ),
+            ));
+        }
         let level = recipe.outputs.squashfs_level;
         if !(1..=22).contains(&level) {
             return Err(invalid(
@@ -364,6 +373,20 @@ include = ["systemd-sysv", "linux-image-amd64"]
         Recipe::parse(Path::new("r.toml"), text)
             .unwrap_err()
             .to_string()
+    }
+
+    #[test]
+    fn a_unit_is_enabled_or_masked_not_both() {
+        let e = err(&format!(
+            "{GOOD}[services]\nenable = [\"ssh.service\"]\nmask = [\"systemd-fsckd.socket\", \"ssh.service\"]\n"
+        ));
+        assert!(
+            e.contains("r.toml:") && e.contains("ssh.service is both enabled and masked"),
+            "{e}"
+        );
+        let ok = format!("{GOOD}[services]\nmask = [\"systemd-fsckd.socket\"]\n");
+        let r = Recipe::parse(Path::new("r.toml"), &ok).unwrap();
+        assert_eq!(r.services.mask, ["systemd-fsckd.socket"]);
     }
 
     #[test]

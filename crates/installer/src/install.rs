@@ -27,6 +27,7 @@ use crate::payload::{self, Opened, Verified};
 use crate::storage::{
     self, Backing, PlannedVolume, Role, Scheme, StoragePlan, StorePlan, partition_path,
 };
+use crate::volumes::{make_mount_points, migrate, volume_mkfs_options};
 use crate::{Log, grub_password, interactive, labels, medium, scripts, source, target};
 
 /// How the installer was started.
@@ -852,70 +853,6 @@ impl Writer<'_> {
     }
 }
 
-/// Makes the mount points of `volumes` that the layer lacks (the image has
-/// no `/var/crash` nor `/var/log/audit`) and labels them, all in one run of
-/// setfiles, before any volume is mounted: a volume's root is then copied
-/// from a labelled folder, and the folder under it keeps a label too. The
-/// mount points the image has keep the image's labels. A swap file's
-/// `/swap` is made with its subvolume.
-fn make_mount_points(sysroot: &Path, volumes: &[PlannedVolume], devlog: &Path) -> Result<()> {
-    let mut made: Vec<PathBuf> = Vec::new();
-    for v in volumes.iter().filter(|v| !v.is_swap()) {
-        let target = under(sysroot, &v.mountpoint);
-        // The outermost folder made here: setfiles goes down from it.
-        let Some(first_new) = target
-            .ancestors()
-            .take_while(|a| !a.exists())
-            .last()
-            .map(Path::to_path_buf)
-        else {
-            continue;
-        };
-        fs::create_dir_all(&target)
-            .with_context(|| format!("making the mount point {}", target.display()))?;
-        if !made.iter().any(|m| first_new.starts_with(m)) {
-            made.push(first_new);
-        }
-    }
-    label_paths(sysroot, &made, devlog)
-}
-
-/// Copies what the layer has under a mount point onto the new volume
-/// (owners, modes, times and SELinux labels kept, the top folder's too).
-fn migrate(from: &Path, to: &Path) -> Result<()> {
-    if !from.exists() {
-        fs::create_dir_all(from)?;
-        return Ok(());
-    }
-    Command::new("cp")
-        .args(["-a", "--preserve=all", "--no-target-directory"])
-        .arg(from)
-        .arg(to)
-        .run()
-        .with_context(|| format!("copying {} to its new volume", from.display()))?;
-    Ok(())
-}
-
-/// The mkfs options of a separate volume: the kickstart's, and for an ext
-/// file system on a new thin volume `assume_storage_prezeroed` (e2fsprogs
-/// 1.47): the volume reads as zeros wherever it has not written (its pool
-/// zeroes the chunks it provisions, `PoolSpec::lvcreate_args`; a thick
-/// volume or a partition may hold anything), so mke2fs writes neither
-/// its journal (half of mkfs's time under emulation) nor its inode tables,
-/// and marks them zeroed. Without it the kernel zeroes the inode tables
-/// after the first mount (ext4lazyinit): 16 MiB a GiB of volume, 640 MiB
-/// for the default layout, written into the thin pool during the first
-/// boot.
-/// A kickstart's own `-E` is left alone.
-fn volume_mkfs_options(v: &PlannedVolume) -> Vec<String> {
-    let mut opts = v.mkfs_options.clone();
-    let own_extended = opts.iter().any(|o| o.starts_with("-E"));
-    if v.backing == Backing::Thin && v.fstype.starts_with("ext") && !own_extended {
-        opts.extend(["-E".to_string(), "assume_storage_prezeroed=1".to_string()]);
-    }
-    opts
-}
-
 /// Keeps one of each `console=` value (the image's and the kickstart's
 /// bootloader --append often both name the serial console).
 fn dedup_console(args: &mut Vec<String>) {
@@ -934,33 +871,6 @@ mod tests {
             Some("HVNODE".into())
         );
         assert_eq!(boot_medium_label("root=/dev/hvnode/x ro"), None);
-    }
-
-    #[test]
-    fn new_thin_ext_volumes_are_known_to_read_as_zeros() {
-        let vol = |backing, fstype: &str, opts: &[&str]| PlannedVolume {
-            name: "var".into(),
-            mountpoint: "/var".into(),
-            bytes: 1 << 30,
-            fstype: fstype.into(),
-            backing,
-            options: "defaults".into(),
-            label: "var".into(),
-            mkfs_options: opts.iter().map(|o| o.to_string()).collect(),
-        };
-        assert_eq!(
-            volume_mkfs_options(&vol(Backing::Thin, "ext4", &["-m", "1"])),
-            ["-m", "1", "-E", "assume_storage_prezeroed=1"]
-        );
-        // A partition or a thick volume may hold old data; xfs has no such
-        // option; a kickstart's -E is the kickstart's.
-        assert!(volume_mkfs_options(&vol(Backing::Thick, "ext4", &[])).is_empty());
-        assert!(volume_mkfs_options(&vol(Backing::Partition(5), "ext4", &[])).is_empty());
-        assert!(volume_mkfs_options(&vol(Backing::Thin, "xfs", &[])).is_empty());
-        assert_eq!(
-            volume_mkfs_options(&vol(Backing::Thin, "ext4", &["-E", "stride=4"])),
-            ["-E", "stride=4"]
-        );
     }
 
     #[test]

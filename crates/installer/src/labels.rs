@@ -46,7 +46,7 @@ pub fn label_paths(root: &Path, paths: &[PathBuf], log: &Path) -> Result<()> {
 /// lacks is labelled before the volume is mounted on it. (`/var` holds two
 /// thirds of the files; its setfiles took 7-8 s of the install under
 /// emulation.)
-pub const RELABELLED: [&str; 5] = ["etc", "root", "home", "tmp", "boot"];
+const RELABELLED: [&str; 5] = ["etc", "root", "home", "tmp", "boot"];
 
 /// Labels what the installer wrote with the installed system's own policy.
 pub fn relabel(root: &Path, log: &Path) -> Result<()> {

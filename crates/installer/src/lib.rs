@@ -20,6 +20,7 @@ pub mod scripts;
 pub mod source;
 pub mod storage;
 pub mod target;
+pub mod volumes;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
