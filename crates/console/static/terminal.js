@@ -26,6 +26,9 @@ document.addEventListener("DOMContentLoaded", () => {
     term.resize(cols, rows);
     if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ resize: [rows, cols] }));
   };
+  // Sized to the box at once, not only when the socket opens: on a slow start the
+  // default 80 columns would otherwise widen a phone's page until then.
+  fit();
   ws.addEventListener("open", () => { fit(); term.focus(); el.dataset.connected = "1"; });
   ws.addEventListener("message", (ev) => term.write(new Uint8Array(ev.data)));
   ws.addEventListener("close", () => { show("The shell has ended."); el.dataset.connected = "0"; });
