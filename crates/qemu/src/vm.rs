@@ -79,8 +79,11 @@ pub fn default_cpus() -> u32 {
 /// the guest's kernel clears every page and glibc fills large buffers with
 /// `rep stosb`, which TCG runs one byte per loop turn: a page fault costs
 /// 4,096 of them, and a boot spends minutes in `clear_page_erms` (soft
-/// lockups of 20 s and more in its log). Without them the kernel takes its
-/// unrolled loops, which TCG translates once and runs at speed.
+/// lockups of 20 s and more in its log). Without them the kernel clears
+/// pages with `rep stosq` (8 bytes a turn; `rep_good` stays on for this
+/// model) and glibc takes its vector loops. A page that held code TCG
+/// translated still costs a slow path per store (docs/image.md, "Boot time
+/// under TCG").
 pub fn cpu_model() -> String {
     std::env::var("HVNODE_VM_CPU_MODEL")
         .ok()
