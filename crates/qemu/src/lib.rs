@@ -23,6 +23,6 @@ pub use console::Console;
 pub use disk::{blank_disk, oemdrv_disk, overlay_disk};
 pub use image::Image;
 pub use vm::{
-    Boot, Config, Firmware, SYSTEM_SERIAL, SYSTEM_UUID, Vm, cpu_model, default_cpus, free_port,
-    serial_log,
+    Boot, Config, Firmware, SYSTEM_SERIAL, SYSTEM_UUID, Vm, accel, cpu_model, default_cpus,
+    free_port, serial_log,
 };

@@ -91,6 +91,23 @@ pub fn cpu_model() -> String {
         .unwrap_or_else(|| "max,erms=off,fsrm=off".into())
 }
 
+/// qemu's accelerator unless `HVNODE_VM_ACCEL` says otherwise: TCG with a
+/// translation cache of 256 MiB. With qemu's default (1 GiB) no boot ever
+/// fills the cache, so the code TCG translated from pages the guest has since
+/// freed (the initramfs's programs, init code) stays, and the guest's kernel
+/// pays a slow path for every store while it zeroes such a page for reuse: an
+/// installed node's first boot took 54–58 s (`systemd-analyze`) and 71–74 s
+/// to its login prompt. With 256 MiB the cache is flushed a few times during
+/// the boot and those pages are plain memory again: 43.4–43.6 s and 60–61 s
+/// (one boot each of 64, 128, 256, 512 MiB and the default; 64 MiB
+/// retranslates too often, 56 s). docs/image.md, "Boot time under TCG".
+pub fn accel() -> String {
+    std::env::var("HVNODE_VM_ACCEL")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "tcg,tb-size=256".into())
+}
+
 impl Config {
     pub fn new(firmware: Firmware, boot: Boot) -> Self {
         Config {
@@ -125,10 +142,16 @@ fn qemu_log(log: &Path) -> PathBuf {
 
 /// The qemu command line that runs `cfg` with its serial console on the
 /// unix socket `serial`, OVMF's `pflash` (UEFI only) and the vCPU model
-/// `cpu`.
-fn command_line(cfg: &Config, serial: &Path, pflash: Option<&Pflash>, cpu: &str) -> Command {
+/// `cpu` on the accelerator `accel`.
+fn command_line(
+    cfg: &Config,
+    serial: &Path,
+    pflash: Option<&Pflash>,
+    accel: &str,
+    cpu: &str,
+) -> Command {
     let mut c = Command::new("qemu-system-x86_64");
-    machine_args(&mut c, cfg, serial, cpu);
+    machine_args(&mut c, cfg, serial, accel, cpu);
     if let Some(p) = pflash {
         pflash_args(&mut c, p, cfg.firmware == Firmware::UefiSecureBoot);
     }
@@ -146,7 +169,7 @@ pub const SYSTEM_SERIAL: &str = "HVNODE-QEMU-0001";
 
 /// The machine, its vCPUs and memory, its firmware's identity, no screen, the
 /// serial console.
-fn machine_args(c: &mut Command, cfg: &Config, serial: &Path, cpu: &str) {
+fn machine_args(c: &mut Command, cfg: &Config, serial: &Path, accel: &str, cpu: &str) {
     // Secure Boot's OVMF needs SMM, and its variable store flash is then
     // writable from SMM only.
     let machine = if cfg.firmware == Firmware::UefiSecureBoot {
@@ -154,7 +177,7 @@ fn machine_args(c: &mut Command, cfg: &Config, serial: &Path, cpu: &str) {
     } else {
         "q35"
     };
-    c.args(["-machine", machine, "-accel", "tcg", "-cpu", cpu])
+    c.args(["-machine", machine, "-accel", accel, "-cpu", cpu])
         .args(["-uuid", SYSTEM_UUID])
         .args(["-smbios", &format!("type=1,serial={SYSTEM_SERIAL}")])
         .args([
@@ -350,7 +373,7 @@ impl Vm {
             Firmware::UefiSecureBoot => Some(firmware::pflash(dir.path(), true)?),
             Firmware::Bios => None,
         };
-        let mut c = command_line(cfg, &sock, pflash.as_ref(), &cpu_model());
+        let mut c = command_line(cfg, &sock, pflash.as_ref(), &accel(), &cpu_model());
         let mut child = spawn(&mut c, log)?;
         let stream = connect_serial(&mut child, &sock, log)?;
         Ok(Vm {

@@ -65,8 +65,10 @@ fn main() -> Result<()> {
         PathBuf::new()
     };
     println!(
-        "image {}, TCG, {cpus} vCPU(s) a guest, {parallel} guest(s) at a time, {rounds} rounds",
-        img.nvr
+        "image {}, -accel {} -cpu {}, {cpus} vCPU(s) a guest, {parallel} guest(s) at a time, {rounds} rounds",
+        img.nvr,
+        vmtest::accel(),
+        vmtest::cpu_model()
     );
     for kind in which.split(',').map(str::trim) {
         let mut all = Vec::new();

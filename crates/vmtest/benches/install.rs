@@ -46,9 +46,11 @@ fn main() -> Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let size = std::fs::metadata(img.dir.join(format!("{}.squashfs.img", img.nvr)))?.len();
     println!(
-        "image {} (squashfs {:.0} MB), TCG, {} vCPUs",
+        "image {} (squashfs {:.0} MB), -accel {} -cpu {}, {} vCPUs",
         img.nvr,
         size as f64 / 1e6,
+        vmtest::accel(),
+        vmtest::cpu_model(),
         Config::new(Firmware::Bios, Boot::Disk).cpus
     );
     let layouts = std::env::var("HVNODE_BENCH_LAYOUTS").unwrap_or_else(|_| "thinp".into());

@@ -18,6 +18,6 @@ pub mod profile;
 pub mod release;
 
 pub use qemu::{
-    Boot, Config, Console, Firmware, Image, Vm, blank_disk, console, cpu_model, default_cpus,
-    disk_image, free_port, oemdrv_disk, overlay_disk,
+    Boot, Config, Console, Firmware, Image, Vm, accel, blank_disk, console, cpu_model,
+    default_cpus, disk_image, free_port, oemdrv_disk, overlay_disk,
 };

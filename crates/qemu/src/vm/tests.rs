@@ -6,6 +6,7 @@ use std::ffi::OsStr;
 use super::*;
 
 const SOCK: &str = "/run/guest/serial.sock";
+const ACCEL: &str = "tcg,tb-size=256";
 const CPU: &str = "max,erms=off,fsrm=off";
 
 fn pflash(secure_boot: bool) -> Pflash {
@@ -30,7 +31,7 @@ fn config(firmware: Firmware, boot: Boot, disks: &[&str]) -> Config {
 fn args(cfg: &Config) -> Vec<String> {
     let p = pflash(cfg.firmware == Firmware::UefiSecureBoot);
     let pflash = cfg.firmware.is_uefi().then_some(&p);
-    let c = command_line(cfg, Path::new(SOCK), pflash, CPU);
+    let c = command_line(cfg, Path::new(SOCK), pflash, ACCEL, CPU);
     assert_eq!(c.get_program(), OsStr::new("qemu-system-x86_64"));
     c.get_args()
         .map(|a| a.to_string_lossy().into_owned())
@@ -48,7 +49,7 @@ fn machine_of<'a>(machine: &'a str, memory: &'a str, cpus: &'a str) -> Vec<&'a s
         "-machine",
         machine,
         "-accel",
-        "tcg",
+        ACCEL,
         "-cpu",
         CPU,
         "-uuid",
