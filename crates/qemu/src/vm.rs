@@ -98,9 +98,10 @@ pub fn cpu_model() -> String {
 /// pays a slow path for every store while it zeroes such a page for reuse: an
 /// installed node's first boot took 54–58 s (`systemd-analyze`) and 71–74 s
 /// to its login prompt. With 256 MiB the cache is flushed four times during
-/// that boot (`info jit` on the monitor) and those pages are plain memory again: 43.4–43.6 s and 60–61 s
-/// (one boot each of 64, 128, 256, 512 MiB and the default; 64 MiB
-/// retranslates too often, 56 s). docs/image.md, "Boot time under TCG".
+/// that boot (`info jit` on the monitor) and those pages are plain memory
+/// again: 43.4–43.6 s and 60–61 s (one boot each of 64, 128, 256, 512 MiB
+/// and the default; 64 MiB retranslates too often, 56 s). docs/image.md,
+/// "Boot time under TCG".
 pub fn accel() -> String {
     std::env::var("HVNODE_VM_ACCEL")
         .ok()
