@@ -85,11 +85,11 @@ pub fn default_cpus() -> u32 {
 /// translated still costs a slow path per store (docs/image.md, "Boot time
 /// under TCG").
 pub fn cpu_model() -> String {
-    std::env::var("HVNODE_VM_CPU_MODEL")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "max,erms=off,fsrm=off".into())
+    setting(std::env::var("HVNODE_VM_CPU_MODEL").ok(), CPU_MODEL)
 }
+
+/// The vCPU model of [`cpu_model`] when the environment names none.
+pub const CPU_MODEL: &str = "max,erms=off,fsrm=off";
 
 /// qemu's accelerator unless `HVNODE_VM_ACCEL` says otherwise: TCG with a
 /// translation cache of 256 MiB. With qemu's default (1 GiB) no boot ever
@@ -99,14 +99,21 @@ pub fn cpu_model() -> String {
 /// installed node's first boot took 54–58 s (`systemd-analyze`) and 71–74 s
 /// to its login prompt. With 256 MiB the cache is flushed four times during
 /// that boot (`info jit` on the monitor) and those pages are plain memory
-/// again: 43.4–43.6 s and 60–61 s (one boot each of 64, 128, 256, 512 MiB
-/// and the default; 64 MiB retranslates too often, 56 s). docs/image.md,
-/// "Boot time under TCG".
+/// again: 43.4–43.6 s and 60–61 s (one or two boots each of 64, 128, 256,
+/// 512 MiB and the default; 64 MiB retranslates too often, 56 s).
+/// docs/image.md, "Boot time under TCG".
 pub fn accel() -> String {
-    std::env::var("HVNODE_VM_ACCEL")
-        .ok()
+    setting(std::env::var("HVNODE_VM_ACCEL").ok(), ACCEL)
+}
+
+/// The accelerator of [`accel`] when the environment names none.
+pub const ACCEL: &str = "tcg,tb-size=256";
+
+/// A setting from the environment, or `default` when it is unset or empty.
+fn setting(from_env: Option<String>, default: &str) -> String {
+    from_env
         .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "tcg,tb-size=256".into())
+        .unwrap_or_else(|| default.into())
 }
 
 impl Config {

@@ -9,6 +9,15 @@ const SOCK: &str = "/run/guest/serial.sock";
 const ACCEL: &str = "tcg,tb-size=256";
 const CPU: &str = "max,erms=off,fsrm=off";
 
+#[test]
+fn guests_run_tcg_with_a_256_mib_translation_cache_unless_the_environment_says_otherwise() {
+    assert_eq!(super::ACCEL, ACCEL);
+    assert_eq!(CPU_MODEL, CPU);
+    assert_eq!(setting(None, super::ACCEL), ACCEL);
+    assert_eq!(setting(Some(String::new()), super::ACCEL), ACCEL);
+    assert_eq!(setting(Some("tcg".into()), super::ACCEL), "tcg");
+}
+
 fn pflash(secure_boot: bool) -> Pflash {
     let code = if secure_boot {
         "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"
